@@ -1,0 +1,61 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""One worker of the two-process test: trains a tiny model data-parallel.
+
+Started by test_multiworker.py with RANK_SIZE, RANK_ID and WORKER_HOSTS set;
+writes its final weights to the .npy file named by its first argument.
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from common import npu_utils  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("weights_out")
+    npu_utils.add_device_flags(parser)
+    args = parser.parse_args()
+    ctx = npu_utils.setup_device(args)
+
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    with ctx.strategy.scope():
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)])
+        optimizer = ctx.wrap_optimizer(keras.optimizers.SGD(0.1))
+
+    def loss_fn(features, labels):
+        return tf.reduce_mean(tf.square(model(features, training=True) - labels))
+
+    step = npu_utils.make_train_step(ctx, model, optimizer, loss_fn)
+    # The global batch is 4 rows; each rank takes its own 2.
+    rng = np.random.default_rng(1)
+    for i in range(5):
+        features = rng.normal(size=(4, 4)).astype("float32")
+        labels = features.sum(axis=1, keepdims=True)
+        shard = slice(2 * ctx.ranks.rank_id, 2 * ctx.ranks.rank_id + 2) if ctx.multi_worker else slice(None)
+        loss = step(tf.constant(features[shard]), tf.constant(labels[shard]))
+        print(npu_utils.format_step_line(i + 1, float(loss), 4.0, 0.1), flush=True)
+    np.save(args.weights_out, np.concatenate([w.numpy().ravel() for w in model.weights]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# One command from a fresh clone to trained models: sets up .venv, then for
+# every model directory that has test/quickstart_1p.sh, writes its small
+# synthetic dataset and trains it briefly through its own
+# test/train_full_1p.sh, and prints each model's result lines.
+#
+# Adding a model: give its directory an executable test/quickstart_1p.sh that
+# takes a data folder, writes the synthetic data there and runs
+# test/train_full_1p.sh on it. Nothing here changes.
+set -uo pipefail
+cd "$(dirname "$0")"
+repo_root="$(pwd)"
+source common/ensure_venv.sh || exit 1
+
+data_root="${QUICKSTART_DATA:-${repo_root}/data/quickstart}"
+mkdir -p "${data_root}"
+results="$(mktemp)"
+trap 'rm -f "${results}"' EXIT
+ran=0
+status=0
+for hook in *_for_TensorFlow/test/quickstart_1p.sh; do
+  [ -f "${hook}" ] || continue
+  model="${hook%%/*}"
+  ran=$((ran + 1))
+  echo "=== ${model}"
+  log="${data_root}/${model}.quickstart.log"
+  (cd "${model}" && bash test/quickstart_1p.sh "${data_root}/${model}") 2>&1 | tee "${log}"
+  rc=${PIPESTATUS[0]}
+  if [ "${rc}" -ne 0 ]; then
+    echo "[quickstart] ${model} failed (exit ${rc}); full output in ${log}"
+    echo "${model}: FAILED (exit ${rc})" >> "${results}"
+    status=1
+  else
+    { echo "${model}:"; grep -E '^(Final |E2E |METRIC )' "${log}" | sed 's/^/  /'; } >> "${results}"
+  fi
+done
+if [ "${ran}" -eq 0 ]; then
+  echo "[quickstart] no model directory provides test/quickstart_1p.sh yet; the set-up is done."
+  exit 0
+fi
+echo
+echo "================== quickstart results =================="
+cat "${results}"
+exit "${status}"
