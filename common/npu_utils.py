@@ -425,8 +425,9 @@ def setup_device(args, env=None):
     """
     env = os.environ if env is None else env
     ranks = read_ranks(env)
-    tf_config = worker_tf_config(ranks, env)
     npu = _import_npu_device()
+    # On Ascend the rank table (RANK_TABLE_FILE) wires the devices together.
+    tf_config = None if npu is not None else worker_tf_config(ranks, env)
 
     import keras
     import tensorflow as tf
@@ -452,7 +453,7 @@ def setup_device(args, env=None):
         print("[device] warning: --use_xla has no effect on NPU: the adapter compiles the graph itself", flush=True)
         use_xla = False
 
-    if tf_config is not None and device != "npu":
+    if tf_config is not None:
         os.environ["TF_CONFIG"] = json.dumps(tf_config)
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     else:

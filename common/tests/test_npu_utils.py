@@ -1,0 +1,471 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Tests of common/npu_utils.py: every branch, with no accelerator.
+
+The Ascend branch runs against a stand-in ``npu_device`` module (written to a
+temporary folder on sys.path) that records the options it receives; it has not
+run on Ascend hardware here.
+"""
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import types
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, REPO_ROOT)
+from common import npu_utils  # noqa: E402
+from common.npu_utils import UserError  # noqa: E402
+
+NPU_UTILS = os.path.join(REPO_ROOT, "common", "npu_utils.py")
+
+
+def parse(argv=()):
+    return npu_utils.add_device_flags(argparse.ArgumentParser()).parse_args(list(argv))
+
+
+# ---------------------------------------------------------------- flags
+
+def test_bool_flags_take_modelzoo_spellings():
+    assert parse([]).use_amp is False
+    assert parse(["--use_amp"]).use_amp is True
+    assert parse(["--use_amp=True"]).use_amp is True
+    assert parse(["--over_dump=False"]).over_dump is False
+    assert parse(["--profiling=1"]).profiling is True
+
+
+def test_bad_bool_and_bad_precision_mode_are_flag_errors(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse(["--use_amp=maybe"])
+    assert exit_info.value.code == 2
+    with pytest.raises(SystemExit):
+        parse(["--precision_mode=fp8"])
+    assert "--precision_mode" in capsys.readouterr().err
+
+
+def test_exit_on_user_error_prints_one_line_and_exits_2(capsys):
+    @npu_utils.exit_on_user_error
+    def main():
+        raise UserError("--data_dir=/nowhere does not exist")
+
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "error: --data_dir=/nowhere does not exist\n"
+
+
+# ---------------------------------------------------------------- precision
+
+@pytest.mark.parametrize("device, mode, amp, bf16, policy, npu_mode, scaling", [
+    ("npu", None, False, False, "float32", "allow_fp32_to_fp16", False),
+    ("npu", "force_fp16", False, False, "float32", "force_fp16", False),
+    ("npu", "must_keep_origin_dtype", False, False, "float32", "must_keep_origin_dtype", False),
+    ("npu", None, True, False, "float32", "allow_mix_precision", False),
+    ("gpu", None, False, False, "float32", None, False),
+    ("gpu", "allow_fp32_to_fp16", False, False, "float32", None, False),
+    ("gpu", "must_keep_origin_dtype", False, False, "float32", None, False),
+    ("gpu", "allow_mix_precision", False, False, "mixed_float16", None, True),
+    ("gpu", "force_fp16", False, False, "mixed_float16", None, True),
+    ("gpu", None, True, False, "mixed_float16", None, True),
+    ("cpu", None, False, True, "float32", None, False),
+    ("cpu", "allow_fp32_to_fp16", False, True, "float32", None, False),
+    ("cpu", "allow_mix_precision", False, True, "mixed_bfloat16", None, False),
+    ("cpu", None, True, True, "mixed_bfloat16", None, False),
+    ("cpu", "force_fp16", False, False, "float32", None, False),
+    ("cpu", None, True, False, "float32", None, False),
+])
+def test_precision_mapping(device, mode, amp, bf16, policy, npu_mode, scaling):
+    precision = npu_utils.choose_precision(device, mode, amp, bf16_capable=bf16)
+    assert (precision.policy, precision.npu_precision_mode, precision.loss_scaling) == (policy, npu_mode, scaling)
+
+
+def test_precision_notes_say_why_the_run_differs_from_the_request():
+    assert "no bfloat16" in npu_utils.choose_precision("cpu", None, True, bf16_capable=False).note
+    assert "mixed_float16" in npu_utils.choose_precision("gpu", "force_fp16").note
+    assert npu_utils.choose_precision("cpu").note == ""
+
+
+def test_bad_precision_requests():
+    with pytest.raises(UserError, match="precision_mode='fp8'"):
+        npu_utils.choose_precision("cpu", "fp8")
+    with pytest.raises(UserError, match="--use_amp"):
+        npu_utils.choose_precision("gpu", "must_keep_origin_dtype", use_amp=True)
+    with pytest.raises(ValueError, match="tpu"):
+        npu_utils.choose_precision("tpu")
+
+
+def test_cpu_bf16_detection_reads_the_flags():
+    assert npu_utils.cpu_has_bf16("flags : fpu avx2 avx512_bf16 sse")
+    assert npu_utils.cpu_has_bf16("flags : fpu amx_bf16")
+    assert not npu_utils.cpu_has_bf16("flags : fpu avx2 fma")
+
+
+# ---------------------------------------------------------------- ranks
+
+def test_ranks_default_to_one_process_on_device_0():
+    assert npu_utils.read_ranks({}) == npu_utils.Ranks(1, 0, 0)
+
+
+def test_ranks_read_every_variable():
+    ranks = npu_utils.read_ranks({"RANK_SIZE": "8", "RANK_ID": "3", "ASCEND_DEVICE_ID": "5", "DEVICE_ID": "1"})
+    assert ranks == npu_utils.Ranks(8, 3, 5) and not ranks.is_chief
+    assert npu_utils.read_ranks({"DEVICE_ID": "2"}).device_id == 2
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"RANK_SIZE": "two"}, "RANK_SIZE='two' is not an integer"),
+    ({"RANK_SIZE": "0"}, "RANK_SIZE=0 must be at least 1"),
+    ({"RANK_SIZE": "2", "RANK_ID": "2"}, "RANK_ID=2 must be smaller than RANK_SIZE=2"),
+    ({"RANK_ID": "-1"}, "RANK_ID=-1 must be at least 0"),
+    ({"ASCEND_DEVICE_ID": "x"}, "ASCEND_DEVICE_ID='x' is not an integer"),
+])
+def test_bad_rank_variables(env, message):
+    with pytest.raises(UserError, match=message):
+        npu_utils.read_ranks(env)
+
+
+def test_tf_config_from_worker_hosts_and_from_tf_config():
+    ranks = npu_utils.Ranks(2, 1, 1)
+    assert npu_utils.worker_tf_config(npu_utils.Ranks(), {}) is None
+    config = npu_utils.worker_tf_config(ranks, {"WORKER_HOSTS": "10.0.0.1:2222, 10.0.0.2:2222"})
+    assert config == {"cluster": {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]},
+                      "task": {"type": "worker", "index": 1}}
+    given = {"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}}
+    assert npu_utils.worker_tf_config(ranks, {"TF_CONFIG": json.dumps(given)}) == given
+
+
+@pytest.mark.parametrize("env, message", [
+    ({}, "needs TF_CONFIG or WORKER_HOSTS"),
+    ({"WORKER_HOSTS": "a:1"}, "lists 1 hosts but RANK_SIZE=2"),
+    ({"WORKER_HOSTS": "a:1,b"}, "'b' is not host:port"),
+    ({"TF_CONFIG": "{not json"}, "TF_CONFIG is not JSON"),
+    ({"TF_CONFIG": json.dumps({"cluster": {"worker": ["a:1"]}})}, "TF_CONFIG lists 1 workers"),
+])
+def test_bad_worker_configuration(env, message):
+    with pytest.raises(UserError, match=message):
+        npu_utils.worker_tf_config(npu_utils.Ranks(2, 0, 0), env)
+
+
+# ---------------------------------------------------------------- device set-up
+
+def test_cpu_setup_prints_one_line_and_warns_for_each_ascend_flag(capsys):
+    import keras
+    import tensorflow as tf
+    args = parse(["--over_dump", "--data_dump_flag", "--profiling", "--autotune",
+                  "--mixlist_file=ops.json", "--fusion_switch_file=fusion.cfg"])
+    try:
+        ctx = npu_utils.setup_device(args, env={})
+        lines = capsys.readouterr().out.splitlines()
+        assert ctx.device == "cpu" and ctx.npu is None and ctx.is_chief and not ctx.multi_worker
+        assert ctx.strategy is tf.distribute.get_strategy()
+        assert keras.mixed_precision.global_policy().name == "float32"
+        warnings = [line for line in lines if "has no effect on CPU" in line]
+        assert [w.split()[2] for w in warnings] == ["--over_dump", "--data_dump_flag", "--profiling",
+                                                     "--autotune", "--mixlist_file", "--fusion_switch_file"]
+        device_lines = [line for line in lines if line.startswith("[device] CPU")]
+        assert device_lines == ["[device] CPU 0, precision float32, rank 0 of 1"]
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_cpu_setup_with_amp_follows_the_cpu_flags(capsys):
+    import keras
+    try:
+        ctx = npu_utils.setup_device(parse(["--use_amp", "--use_xla"]), env={})
+        line = capsys.readouterr().out.strip().splitlines()[-1]
+        expected = "mixed_bfloat16" if npu_utils.cpu_has_bf16() else "float32"
+        assert ctx.precision.policy == expected
+        assert keras.mixed_precision.global_policy().name == expected
+        assert line.startswith(f"[device] CPU 0, precision {expected} (") and line.endswith(", XLA, rank 0 of 1")
+        assert ctx.use_xla
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+class _Options(types.SimpleNamespace):
+    pass
+
+
+@pytest.fixture
+def fake_npu(tmp_path, monkeypatch):
+    """A stand-in npu_device that records what the code asks of it."""
+    (tmp_path / "npu_device.py").write_text(textwrap.dedent("""
+        import types
+        calls = []
+        _options = types.SimpleNamespace(dump_config=types.SimpleNamespace(),
+                                         profiling_config=types.SimpleNamespace())
+        def global_options():
+            return _options
+        class _Device:
+            def as_default(self):
+                calls.append("as_default")
+        def open():
+            calls.append("open")
+            return _Device()
+        class distribute:
+            @staticmethod
+            def all_reduce(values, reduction):
+                calls.append(("all_reduce", reduction))
+                return [v * 10 for v in values]
+            @staticmethod
+            def broadcast(variables, root_rank):
+                calls.append(("broadcast", root_rank, len(variables)))
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("npu_device", None)
+    yield
+    sys.modules.pop("npu_device", None)
+
+
+def test_npu_setup_sets_adapter_options(fake_npu, tmp_path, capsys):
+    import keras
+    args = parse(["--precision_mode=allow_mix_precision", "--over_dump",
+                  f"--over_dump_path={tmp_path}/over", "--data_dump_flag", "--data_dump_step=0|5",
+                  f"--data_dump_path={tmp_path}/data", "--profiling",
+                  f"--profiling_dump_path={tmp_path}/prof", "--autotune", "--use_xla",
+                  "--mixlist_file=mix.json", "--fusion_switch_file=fusion.cfg"])
+    ctx = npu_utils.setup_device(args, env={})
+    npu = sys.modules["npu_device"]
+    options = npu.global_options()
+    assert ctx.device == "npu" and not ctx.use_xla
+    assert options.precision_mode == "allow_mix_precision"
+    assert options.dump_config.enable_dump_debug and options.dump_config.dump_debug_mode == "all"
+    assert options.dump_config.dump_path == f"{tmp_path}/data"  # the data dump is set after the overflow one
+    assert options.dump_config.enable_dump and options.dump_config.dump_step == "0|5"
+    assert options.profiling_config.enable_profiling
+    assert json.loads(options.profiling_config.profiling_options)["output"] == f"{tmp_path}/prof"
+    assert options.modify_mixlist.endswith("mix.json") and options.fusion_switch_file.endswith("fusion.cfg")
+    assert options.auto_tune_mode == "RL,GA"
+    assert npu.calls == ["open", "as_default"]
+    assert all(os.path.isdir(tmp_path / d) for d in ("over", "data", "prof"))
+    out = capsys.readouterr().out
+    assert "--use_xla has no effect on NPU" in out
+    assert "[device] NPU 0, precision allow_mix_precision, rank 0 of 1" in out
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_npu_multi_device_uses_adapter_all_reduce_and_broadcast(fake_npu):
+    import keras
+    import tensorflow as tf
+    ctx = npu_utils.setup_device(parse([]), env={"RANK_SIZE": "2", "RANK_ID": "1", "ASCEND_DEVICE_ID": "1"})
+    npu = sys.modules["npu_device"]
+    assert ctx.strategy is tf.distribute.get_strategy()  # no tf.distribute strategy on Ascend
+    assert npu.global_options().precision_mode == "allow_fp32_to_fp16"
+    assert ctx.average_gradients([tf.constant(1.0)])[0].numpy() == 10.0
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    npu_utils.make_train_step(ctx, model, keras.optimizers.SGD(0.1), lambda x, y: tf.reduce_mean(model(x)))
+    assert ("all_reduce", "mean") in npu.calls and ("broadcast", 0, 2) in npu.calls
+
+
+def test_shard_gives_each_rank_its_own_items():
+    ctx = npu_utils.RunContext("cpu", npu_utils.Precision("float32"), False, npu_utils.Ranks(3, 1, 1), None)
+    assert ctx.shard(range(8)) == [1, 4, 7]
+
+
+def test_single_process_train_step_learns():
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    keras.utils.set_random_seed(0)
+    ctx = npu_utils.RunContext("cpu", npu_utils.Precision("float32"), True, npu_utils.Ranks(),
+                               tf.distribute.get_strategy())
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    optimizer = ctx.wrap_optimizer(keras.optimizers.SGD(0.1))
+    step = npu_utils.make_train_step(ctx, model, optimizer,
+                                     lambda x, y: tf.reduce_mean(tf.square(model(x, training=True) - y)))
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
+    y = x @ np.array([[1.0], [-2.0], [0.5]], "float32")
+    losses = [float(step(x, y)) for _ in range(50)]
+    assert losses[-1] < 0.01 * losses[0]
+
+
+def test_loss_scaling_wraps_the_optimizer_only_for_float16():
+    import keras
+    fp16 = npu_utils.RunContext("gpu", npu_utils.Precision("mixed_float16", loss_scaling=True), False,
+                                npu_utils.Ranks(), None)
+    fp32 = npu_utils.RunContext("gpu", npu_utils.Precision("float32"), False, npu_utils.Ranks(), None)
+    assert isinstance(fp16.wrap_optimizer(keras.optimizers.Adam()), keras.optimizers.LossScaleOptimizer)
+    assert not isinstance(fp32.wrap_optimizer(keras.optimizers.Adam()), keras.optimizers.LossScaleOptimizer)
+
+
+# ---------------------------------------------------------------- log format
+
+def test_step_line_round_trip():
+    line = npu_utils.format_step_line(12, 0.4123456, 3.214, 40.1234)
+    assert line == "TRAIN step=12 loss=0.412346 images_per_sec=3.21 elapsed_sec=40.12"
+    assert npu_utils.parse_step_line("I1122 12:00:00 " + line) == (12, 0.412346, 3.21, 40.12)
+    step, loss, _, _ = npu_utils.parse_step_line(npu_utils.format_step_line(3, float("nan"), 1, 1))
+    assert step == 3 and loss != loss
+    assert npu_utils.parse_step_line("step 12 loss 0.4") is None
+
+
+def test_metric_line_round_trip():
+    text = "\n".join([npu_utils.format_metric_line("dice", 0.5), "noise",
+                      npu_utils.format_metric_line("iou", 0.25), npu_utils.format_metric_line("dice", 0.875)])
+    assert npu_utils.parse_metric_lines(text) == {"dice": 0.875, "iou": 0.25}
+    with pytest.raises(ValueError):
+        npu_utils.format_metric_line("val dice", 1)
+
+
+def test_throughput_leaves_out_warmup_steps():
+    steps = [(1, 1.0, 2.0, 0), (2, 1.0, 10.0, 0), (3, 1.0, 20.0, 0)]
+    assert npu_utils.throughput(steps, warmup_steps=1) == 15.0
+    assert npu_utils.throughput(steps, warmup_steps=5) == 15.0  # all warm-up: only the first left out
+    assert npu_utils.throughput(steps[:1], warmup_steps=5) == 2.0
+
+
+LOG = "\n".join([npu_utils.format_step_line(s, 1.0 / s, 10.0 * s, s) for s in (1, 2, 3, 4)]
+                + [npu_utils.format_metric_line("dice", 0.8125), npu_utils.format_metric_line("tc", 0.5)])
+
+
+def test_summary_has_exactly_the_modelzoo_keys(tmp_path):
+    summary = npu_utils.summarize(LOG, network="Net", batch_size=2, rank_size=1, case_name="Net_bs2_1p_acc",
+                                  e2e_sec=12.7, warmup_steps=2, accuracy_key="dice", extra_keys=["tc"])
+    npu_utils.write_summary(summary, str(tmp_path))
+    lines = (tmp_path / "Net_bs2_1p_acc.log").read_text().splitlines()
+    keys = [line.split(" = ")[0] for line in lines]
+    assert keys == ["Network", "RankSize", "BatchSize", "DeviceType", "CaseName", "ActualFPS",
+                    "TrainingTime", "TrainAccuracy", "ActualLoss", "E2ETrainingTime", "tc"]
+    values = dict(line.split(" = ") for line in lines)
+    assert values["ActualFPS"] == "35.00" and values["TrainingTime"] == "57.14"
+    assert values["TrainAccuracy"] == "0.8125" and values["ActualLoss"] == "0.250000"
+    assert values["E2ETrainingTime"] == "12" and values["tc"] == "0.5000"
+    assert (tmp_path / "train_Net_bs2_1p_acc_loss.txt").read_text().split() == [
+        "1.000000", "0.500000", "0.333333", "0.250000"]
+    assert summary.result_lines() == ["------------------ Final result ------------------",
+                                      "Final Performance images/sec : 35.00",
+                                      "Final Train Accuracy : 0.8125", "E2E Training Duration sec : 12"]
+
+
+def test_summary_refuses_logs_without_steps_or_metric():
+    with pytest.raises(UserError, match="no 'TRAIN step"):
+        npu_utils.summarize("nothing", network="N", batch_size=1, rank_size=1, case_name="c", e2e_sec=1)
+    with pytest.raises(UserError, match="no METRIC line for iou"):
+        npu_utils.summarize(LOG, network="N", batch_size=1, rank_size=1, case_name="c", e2e_sec=1,
+                            accuracy_key="iou")
+
+
+# ---------------------------------------------------------------- launcher
+
+def _launch(tmp_path, script, *options, env_extra=None):
+    (tmp_path / "train.py").write_text(textwrap.dedent(script))
+    env = dict(os.environ, **(env_extra or {}))
+    for name in ("RANK_SIZE", "RANK_ID", "TF_CONFIG", "WORKER_HOSTS"):
+        if not env_extra or name not in env_extra:
+            env.pop(name, None)
+    return subprocess.run([sys.executable, NPU_UTILS, "launch", "--network=Net", "--batch_size=2",
+                           f"--output_root={tmp_path}/output", *options, "--",
+                           sys.executable, str(tmp_path / "train.py"), "--out={output_dir}"],
+                          capture_output=True, text=True, env=env, timeout=60)
+
+
+TRAIN_SCRIPT = f"""
+    import os, sys
+    sys.path.insert(0, {REPO_ROOT!r})
+    from common import npu_utils
+    print(" ".join(sys.argv[1:]))
+    print("env", os.environ["RANK_ID"], os.environ["RANK_SIZE"], os.environ["ASCEND_DEVICE_ID"],
+          os.environ.get("WORKER_HOSTS", ""))
+    for step in (1, 2, 3):
+        print(npu_utils.format_step_line(step, 1.0 / step, 4.0 * step, step))
+    print(npu_utils.format_metric_line("dice", 0.75))
+"""
+
+
+def test_launch_writes_summary_and_passes_the_rank_folder(tmp_path):
+    result = _launch(tmp_path, TRAIN_SCRIPT, "--case_kind=acc", "--accuracy_key=dice", "--warmup_steps=1",
+                     "--over_dump=True", "--precision_mode=force_fp16")
+    assert result.returncode == 0, result.stderr
+    assert "Final Performance images/sec : 10.00" in result.stdout
+    assert "Final Train Accuracy : 0.7500" in result.stdout
+    rank_dir = tmp_path / "output" / "0"
+    log = (rank_dir / "train_0.log").read_text()
+    assert f"--out={rank_dir} --precision_mode=force_fp16 --over_dump=True " \
+           f"--over_dump_path={tmp_path}/output/overflow_dump" in log
+    assert (rank_dir / "ckpt").is_dir() and (tmp_path / "output" / "overflow_dump").is_dir()
+    values = dict(line.split(" = ") for line in (rank_dir / "Net_bs2_1p_acc.log").read_text().splitlines())
+    assert values["CaseName"] == "Net_bs2_1p_acc" and values["TrainAccuracy"] == "0.7500"
+    assert values["ActualLoss"] == "0.333333" and values["RankSize"] == "1"
+
+
+def test_launch_failure_prints_no_summary(tmp_path):
+    result = _launch(tmp_path, TRAIN_SCRIPT + "    sys.exit(3)\n", "--case_kind=acc", "--accuracy_key=dice")
+    assert result.returncode == 3
+    assert "Final" not in result.stdout
+    assert "training failed with exit status 3" in result.stderr
+    assert not (tmp_path / "output" / "0" / "Net_bs2_1p_acc.log").exists()
+
+
+def test_launch_missing_accuracy_fails(tmp_path):
+    result = _launch(tmp_path, TRAIN_SCRIPT, "--case_kind=acc", "--accuracy_key=iou")
+    assert result.returncode == 1 and "no METRIC line for iou" in result.stderr
+    assert "Final" not in result.stdout
+
+
+def test_launch_nonfinite_last_loss_fails(tmp_path):
+    script = TRAIN_SCRIPT + "    print(npu_utils.format_step_line(4, float('nan'), 1, 1))\n"
+    result = _launch(tmp_path, script, "--case_kind=perf")
+    assert result.returncode == 1 and "last logged loss is nan" in result.stderr
+
+
+def test_launch_runs_one_process_per_rank(tmp_path):
+    result = _launch(tmp_path, TRAIN_SCRIPT, "--case_kind=perf", env_extra={"RANK_SIZE": "2"})
+    assert result.returncode == 0, result.stderr
+    for rank in (0, 1):
+        log = (tmp_path / "output" / str(rank) / f"train_{rank}.log").read_text()
+        env_line = next(line for line in log.splitlines() if line.startswith("env "))
+        rank_id, rank_size, device_id, hosts = env_line.split()[1:]
+        assert (rank_id, rank_size, device_id) == (str(rank), "2", str(rank))
+        assert len(hosts.split(",")) == 2 and hosts.startswith("127.0.0.1:")
+    assert (tmp_path / "output" / "0" / "Net_bs2_2p_perf.log").exists()
+
+
+# ---------------------------------------------------------------- two real workers
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_workers_train_to_identical_weights_equal_to_one_process(tmp_path):
+    """MultiWorkerMirroredStrategy over 127.0.0.1: each worker takes half of a
+    global batch of 4; both must end with the weights one process gets on the
+    whole batch (so the gradients are averaged once, not summed)."""
+    import numpy as np
+    worker = os.path.join(os.path.dirname(__file__), "multiworker_worker.py")
+    hosts = f"127.0.0.1:{_free_port()},127.0.0.1:{_free_port()}"
+    base_env = {k: v for k, v in os.environ.items() if k not in ("TF_CONFIG", "RANK_ID", "RANK_SIZE")}
+    processes = [subprocess.Popen([sys.executable, worker, str(tmp_path / f"w{rank}.npy")],
+                                  env=dict(base_env, RANK_SIZE="2", RANK_ID=str(rank), WORKER_HOSTS=hosts),
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for rank in (0, 1)]
+    try:
+        outputs = [p.communicate(timeout=180)[0] for p in processes]
+    finally:
+        for p in processes:
+            p.kill()
+    assert [p.returncode for p in processes] == [0, 0], outputs
+    single = subprocess.run([sys.executable, worker, str(tmp_path / "single.npy")], env=base_env,
+                            capture_output=True, text=True, timeout=120)
+    assert single.returncode == 0, single.stdout + single.stderr
+    w0, w1, ws = (np.load(tmp_path / f"{n}.npy") for n in ("w0", "w1", "single"))
+    assert np.array_equal(w0, w1)
+    np.testing.assert_allclose(w0, ws, rtol=1e-5, atol=1e-6)
