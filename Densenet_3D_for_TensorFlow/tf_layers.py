@@ -1,0 +1,100 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Building blocks of the hierarchical dense 3D CNN (Chen et al., SPIE MI 2018).
+
+Every block is a Keras functional helper on NDHWC tensors (batch, depth,
+height, width, channels). All 3^3 convolutions use 'same' padding and no
+striding or pooling, so the network stays fully convolutional: a voxel's
+output depends only on the input within its receptive field, which is what
+block inference relies on.
+"""
+
+import keras
+
+# Keras' default BatchNormalization momentum, as in the reference (0.99).
+BN_MOMENTUM = 0.99
+
+
+def conv_bn_relu(x, filters, kernel_size, name):
+    """Conv3D (no bias, the BN shift replaces it) -> BN -> ReLU.
+
+    Args:
+      x: NDHWC tensor.
+      filters: output channels.
+      kernel_size: 1 or 3 (cubic kernels).
+      name: prefix of the layer names.
+    Returns:
+      NDHWC tensor with ``filters`` channels and the same spatial size.
+    """
+    x = keras.layers.Conv3D(filters, kernel_size, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
+
+
+def bn_relu(x, name):
+    """BN -> ReLU (the pre-activation of a dense unit or a transition)."""
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
+
+
+def dense_unit(x, growth_rate, name):
+    """One dense unit: BN -> ReLU -> Conv3D 3^3 (growth_rate, no bias), concatenated to x.
+
+    Args:
+      x: NDHWC tensor with C channels.
+      growth_rate: channels the unit adds.
+      name: prefix of the layer names.
+    Returns:
+      NDHWC tensor with C + growth_rate channels.
+    """
+    y = bn_relu(x, name)
+    y = keras.layers.Conv3D(growth_rate, 3, padding="same", use_bias=False, name=f"{name}_conv")(y)
+    return keras.layers.Concatenate(name=f"{name}_concat")([x, y])
+
+
+def dense_block(x, growth_rate, num_units, name):
+    """``num_units`` dense units: C -> C + num_units * growth_rate channels.
+
+    Each unit adds one 3^3 convolution, so the receptive field grows by 2 voxels per unit.
+    """
+    for unit in range(num_units):
+        x = dense_unit(x, growth_rate, f"{name}_unit{unit + 1}")
+    return x
+
+
+def transition(x, filters, name):
+    """BN -> ReLU -> 1^3 conv (no bias) -> BN -> ReLU: a scale's feature output."""
+    return conv_bn_relu(bn_relu(x, f"{name}_pre"), filters, 1, name)
+
+
+@keras.saving.register_keras_serializable(package="densenet3d")
+class ChannelSlice(keras.layers.Layer):
+    """Channels ``start:stop`` of an NDHWC tensor (a pathway's modality pair).
+
+    A named layer rather than a Lambda so the model's config round-trips.
+    """
+
+    def __init__(self, start, stop, **kwargs):
+        super().__init__(**kwargs)
+        self.start = start
+        self.stop = stop
+
+    def call(self, inputs):
+        return inputs[..., self.start:self.stop]
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.stop - self.start,)
+
+    def get_config(self):
+        return {**super().get_config(), "start": self.start, "stop": self.stop}

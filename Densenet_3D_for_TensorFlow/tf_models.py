@@ -1,0 +1,149 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The four networks of the paper: dense24, dense48, no-dense, dense24_nocorrection.
+
+Chen, Wu, Cheng, Li, Tang, Zhou, "Hierarchical MRI tumor segmentation with
+densely connected 3D CNN", SPIE Medical Imaging 2018 (arXiv 1802.02427).
+
+Two pathways see two modality pairs: pathway A flair+t2 (input channels 0, 1),
+pathway B t1+t1ce (channels 2, 3). Each pathway gives features at two scales,
+receptive fields 15 and 27. Head A (2 classes: background, whole tumour)
+reads A's features; head B (5 classes: labels 0..4) reads B's features
+concatenated with A's at the same scale. Each head adds the 1^3-conv logits of
+its two scales over the centre crop that lies at least 13 voxels (the radius
+of the 27-voxel receptive field) inside the input, so a 38^3 input gives
+12^3 outputs and, in general, an input of size s gives s - 26 outputs.
+"""
+
+import dataclasses
+
+import keras
+
+import tf_layers
+
+# Voxels cut from each side of the input: the radius of the largest receptive field (27).
+CROP_MARGIN = 13
+NUM_INPUT_CHANNELS = 4  # flair, t2, t1, t1ce
+NUM_WT_CLASSES = 2  # background, whole tumour
+NUM_LABEL_CLASSES = 5  # BraTS labels 0..4 (3 unused in BraTS 2017)
+
+
+@dataclasses.dataclass(frozen=True)
+class DenseSpec:
+    """A densely connected pathway: 3^3 conv, dense block, transition, dense block, transition."""
+
+    initial_filters: int
+    growth_rates: tuple  # (block 1, block 2)
+    units_per_block: int
+    scale_filters: tuple  # 1^3 transition widths of the 15- and 27-voxel outputs
+
+
+@dataclasses.dataclass(frozen=True)
+class PlainSpec:
+    """A plain pathway: conv+BN+ReLU layers, two of which are the scale outputs."""
+
+    widths: tuple
+    scale_layers: tuple  # 1-based indices of the 15- and 27-voxel outputs
+
+
+# The paper's Section 2 and the reference code's layer list. Parameter counts
+# (including BN moving statistics): dense24 793,406; dense48 1,957,742;
+# no-dense 7,076,366 -- tests/test_models.py pins them.
+MODEL_SPECS = {
+    "dense24": DenseSpec(initial_filters=24, growth_rates=(12, 12), units_per_block=6,
+                         scale_filters=(96, 168)),
+    "dense48": DenseSpec(initial_filters=48, growth_rates=(12, 24), units_per_block=6,
+                         scale_filters=(192, 336)),
+    "no_dense": PlainSpec(widths=tuple(24 + 12 * i for i in range(13)), scale_layers=(7, 13)),
+    # The dense24 graph; the name selects uncorrected data and its own checkpoint.
+    "dense24_nocorrection": DenseSpec(initial_filters=24, growth_rates=(12, 12), units_per_block=6,
+                                      scale_filters=(96, 168)),
+}
+MODEL_NAMES = ("dense24", "dense48", "no-dense", "dense24_nocorrection")
+
+
+def canonical_model_name(name):
+    """``no-dense`` and ``no_dense`` are the same model; raise ValueError for unknown names."""
+    canonical = name.replace("-", "_")
+    if canonical not in MODEL_SPECS:
+        raise ValueError(f"model name must be one of {', '.join(MODEL_NAMES)}, got {name!r}")
+    return canonical
+
+
+def _scaled(width, width_multiplier):
+    return max(1, int(round(width * width_multiplier)))
+
+
+def _dense_pathway(x, spec, width_multiplier, name):
+    x = keras.layers.Conv3D(_scaled(spec.initial_filters, width_multiplier), 3, padding="same",
+                            name=f"{name}_initial_conv")(x)
+    block1 = tf_layers.dense_block(x, _scaled(spec.growth_rates[0], width_multiplier),
+                                   spec.units_per_block, f"{name}_block1")
+    out_15 = tf_layers.transition(block1, _scaled(spec.scale_filters[0], width_multiplier), f"{name}_out15")
+    block2 = tf_layers.dense_block(block1, _scaled(spec.growth_rates[1], width_multiplier),
+                                   spec.units_per_block, f"{name}_block2")
+    out_27 = tf_layers.transition(block2, _scaled(spec.scale_filters[1], width_multiplier), f"{name}_out27")
+    return out_15, out_27
+
+
+def _plain_pathway(x, spec, width_multiplier, name):
+    outputs = []
+    for index, width in enumerate(spec.widths, start=1):
+        x = tf_layers.conv_bn_relu(x, _scaled(width, width_multiplier), 3, f"{name}_layer{index}")
+        outputs.append(x)
+    return outputs[spec.scale_layers[0] - 1], outputs[spec.scale_layers[1] - 1]
+
+
+def _head(scale_15, scale_27, num_classes, name):
+    """1^3-conv logits of each scale, centre-cropped by CROP_MARGIN and added (float32)."""
+    logits = []
+    for features, scale in ((scale_15, 15), (scale_27, 27)):
+        y = keras.layers.Conv3D(num_classes, 1, name=f"{name}_logits{scale}")(features)
+        logits.append(keras.layers.Cropping3D(CROP_MARGIN, name=f"{name}_crop{scale}")(y))
+    summed = keras.layers.Add(name=f"{name}_sum")(logits)
+    # Logits stay float32 under a mixed precision policy so the softmax is stable.
+    return keras.layers.Activation("linear", dtype="float32", name=name)(summed)
+
+
+def build_model(name="dense24", width_multiplier=1.0, input_size=None):
+    """Build one of the paper's networks.
+
+    Args:
+      name: dense24, dense48, no-dense (or no_dense) or dense24_nocorrection.
+      width_multiplier: scales every width (1.0 = the paper; small values for quick tests).
+      input_size: (D, H, W) of the input, or None for any size >= 27 (block inference).
+    Returns:
+      A Keras model: input NDHWC (batch, D, H, W, 4) float32, channels flair, t2,
+      t1, t1ce; outputs a dict of logits ``{"wt": (batch, D-26, H-26, W-26, 2),
+      "labels": (batch, D-26, H-26, W-26, 5)}``.
+    Raises:
+      ValueError: unknown name, non-positive width_multiplier, or input_size under 27.
+    """
+    spec = MODEL_SPECS[canonical_model_name(name)]
+    if not width_multiplier > 0:
+        raise ValueError(f"width_multiplier must be positive, got {width_multiplier}")
+    if input_size is not None and min(input_size) < 2 * CROP_MARGIN + 1:
+        raise ValueError(f"input_size must be at least {2 * CROP_MARGIN + 1} per axis, got {input_size}")
+    shape = tuple(input_size or (None, None, None)) + (NUM_INPUT_CHANNELS,)
+    inputs = keras.Input(shape, name="image")
+    flair_t2 = tf_layers.ChannelSlice(0, 2, name="flair_t2")(inputs)
+    t1_t1ce = tf_layers.ChannelSlice(2, 4, name="t1_t1ce")(inputs)
+    pathway = _dense_pathway if isinstance(spec, DenseSpec) else _plain_pathway
+    a_15, a_27 = pathway(flair_t2, spec, width_multiplier, "a")
+    b_15, b_27 = pathway(t1_t1ce, spec, width_multiplier, "b")
+    wt_logits = _head(a_15, a_27, NUM_WT_CLASSES, "wt")
+    b_15 = keras.layers.Concatenate(name="b_a_15")([b_15, a_15])
+    b_27 = keras.layers.Concatenate(name="b_a_27")([b_27, a_27])
+    label_logits = _head(b_15, b_27, NUM_LABEL_CLASSES, "labels")
+    return keras.Model(inputs, {"wt": wt_logits, "labels": label_logits}, name=canonical_model_name(name))
