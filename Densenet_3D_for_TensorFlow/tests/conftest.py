@@ -24,3 +24,20 @@ REPO_ROOT = os.path.dirname(MODEL_DIR)
 for path in (MODEL_DIR, REPO_ROOT):
     if path not in sys.path:
         sys.path.insert(0, path)
+
+# Small enough for fast tests, big enough for a 30^3 training patch and a brain with a tumour.
+SYNTHETIC_SHAPE = (40, 40, 36)
+SYNTHETIC_CASES = 5
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory):
+    """Five synthetic BraTS-format cases (int16 modalities, uint8 labels), written once per session.
+
+    Tests copy cases they modify; they never change these files.
+    """
+    import synthetic_brats
+
+    root = tmp_path_factory.mktemp("brats")
+    synthetic_brats.write_dataset(str(root), SYNTHETIC_CASES, SYNTHETIC_SHAPE, seed=7)
+    return str(root)

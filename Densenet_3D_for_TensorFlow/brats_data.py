@@ -1,0 +1,345 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""BraTS cases: discovery, the train/test split, checks, loading and patch sampling.
+
+A data folder holds one sub-folder per case, ``<case>/<name>_<kind>.nii.gz``
+(or ``.nii``) with kind flair, t1, t1ce, t2 and seg. Files are found by their
+modality suffix, so BraTS 2017 (``Brats17_TCIA_...``), later releases
+(``BraTS20_Training_001_flair.nii.gz``) and other four-modality collections in
+the same layout work unchanged.
+
+Arrays keep the NIfTI voxel order (X, Y, Z); images are float32 (X, Y, Z, 4)
+with channels flair, t2, t1, t1ce (the order the two pathways expect) and
+labels uint8 (X, Y, Z) in {0, 1, 2, 4}.
+"""
+
+import concurrent.futures
+import dataclasses
+import os
+
+import nibabel as nib
+import numpy as np
+
+from common.npu_utils import UserError
+
+IMAGE_KINDS = ("flair", "t1", "t1ce", "t2")
+FILE_KINDS = IMAGE_KINDS + ("seg",)
+CHANNELS = ("flair", "t2", "t1", "t1ce")  # pathway A: flair, t2; pathway B: t1, t1ce
+VALID_LABELS = (0, 1, 2, 4)
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One case folder: ``files`` maps a kind (flair, t1, t1ce, t2, seg) to the paths found for it."""
+
+    case_id: str
+    folder: str
+    files: dict
+
+    def path(self, kind):
+        """The single file of ``kind`` (call after :func:`check_case` found no problem)."""
+        return self.files[kind][0]
+
+
+def _kind_of(filename):
+    for kind in FILE_KINDS:
+        for suffix in NIFTI_SUFFIXES:
+            if filename.endswith(f"_{kind}{suffix}"):
+                return kind
+    return None
+
+
+def scan_case(folder):
+    """A :class:`Case` for ``folder`` (files found by modality suffix), or None if it has no NIfTI of any kind."""
+    files = {}
+    for filename in sorted(os.listdir(folder)):
+        kind = _kind_of(filename)
+        if kind is not None:
+            files.setdefault(kind, []).append(os.path.join(folder, filename))
+    if not files:
+        return None
+    return Case(case_id=os.path.basename(os.path.normpath(folder)), folder=folder, files=files)
+
+
+def discover_cases(data_root):
+    """All case folders directly under ``data_root``, sorted by id.
+
+    Raises:
+      UserError: ``data_root`` is not a folder or holds no case folder.
+    """
+    if not os.path.isdir(data_root):
+        raise UserError(f"-r/--data_path {data_root!r} is not a folder")
+    cases = []
+    for name in sorted(os.listdir(data_root)):
+        folder = os.path.join(data_root, name)
+        if os.path.isdir(folder):
+            case = scan_case(folder)
+            if case is not None:
+                cases.append(case)
+    if not cases:
+        raise UserError(f"-r/--data_path {data_root!r} holds no case folders with "
+                        "<case>/<case>_{flair,t1,t1ce,t2,seg}.nii.gz files")
+    return cases
+
+
+def read_case_list(path):
+    """Case ids in a list file, one a line; blank lines, '#' comments and a missing final newline are fine."""
+    with open(path, encoding="utf-8") as handle:
+        lines = [line.strip() for line in handle.read().splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def write_case_list(path, case_ids):
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.writelines(f"{case_id}\n" for case_id in case_ids)
+
+
+def split_cases(case_ids, data_root, model_dir, seed, train_fraction=0.8):
+    """Choose the training and test cases.
+
+    In order of precedence: ``train.txt`` / ``test.txt`` in ``data_root`` (either
+    alone means the other is the remaining cases); the lists an earlier run wrote
+    to ``model_dir``; else a seeded ``train_fraction`` split, written to
+    ``model_dir/train.txt`` and ``model_dir/test.txt``.
+
+    Returns:
+      (train_ids, test_ids, where) with ``where`` saying which source was used.
+    Raises:
+      UserError: a list names a case that is not in ``data_root``.
+    """
+    known = set(case_ids)
+    for folder in (data_root, model_dir):
+        lists = {name: os.path.join(folder, f"{name}.txt") for name in ("train", "test")}
+        present = {name: path for name, path in lists.items() if os.path.isfile(path)}
+        if not present:
+            continue
+        chosen = {}
+        for name, path in present.items():
+            ids = read_case_list(path)
+            unknown = [case_id for case_id in ids if case_id not in known]
+            if unknown:
+                raise UserError(f"{path}: case(s) not found in {data_root}: {', '.join(unknown[:5])}"
+                                + (" ..." if len(unknown) > 5 else ""))
+            chosen[name] = ids
+        if "train" not in chosen:
+            chosen["train"] = [c for c in case_ids if c not in set(chosen["test"])]
+        if "test" not in chosen:
+            chosen["test"] = [c for c in case_ids if c not in set(chosen["train"])]
+        return chosen["train"], chosen["test"], " and ".join(present.values())
+    order = np.random.default_rng(seed).permutation(len(case_ids))
+    num_train = len(case_ids) if len(case_ids) < 2 else min(len(case_ids) - 1,
+                                                            max(1, round(train_fraction * len(case_ids))))
+    train_ids = sorted(case_ids[i] for i in order[:num_train])
+    test_ids = sorted(case_ids[i] for i in order[num_train:])
+    os.makedirs(model_dir, exist_ok=True)
+    write_case_list(os.path.join(model_dir, "train.txt"), train_ids)
+    write_case_list(os.path.join(model_dir, "test.txt"), test_ids)
+    return train_ids, test_ids, f"a seeded {train_fraction:.0%} split written to {model_dir}/train.txt, test.txt"
+
+
+def check_case(case, need_label=True):
+    """Everything wrong with one case, as ``"<file>: <problem>"`` strings (empty when it is fine).
+
+    Checks: each file present once, readable, 3-D, the same shape across
+    modalities and label, finite values, labels within {0, 1, 2, 4}.
+    """
+    kinds = FILE_KINDS if need_label else IMAGE_KINDS
+    problems = []
+    for kind in kinds:
+        paths = case.files.get(kind, [])
+        if not paths:
+            problems.append(f"{os.path.join(case.folder, case.case_id + '_' + kind + '.nii.gz')}: missing")
+        elif len(paths) > 1:
+            problems.append(f"{paths[0]}: more than one {kind} file ({', '.join(map(os.path.basename, paths))})")
+    if problems:
+        return problems
+    reference_shape = None
+    for kind in kinds:
+        path = case.path(kind)
+        try:
+            data = np.asanyarray(nib.load(path).dataobj)
+        except Exception as error:  # nibabel raises many types for a damaged file
+            problems.append(f"{path}: cannot be read as NIfTI ({error.__class__.__name__}: {error})")
+            continue
+        if data.ndim != 3:
+            problems.append(f"{path}: is {data.ndim}-D with shape {data.shape}, expected a 3-D volume")
+            continue
+        if reference_shape is None:
+            reference_shape = (kind, data.shape)
+        elif data.shape != reference_shape[1]:
+            problems.append(f"{path}: shape {data.shape} differs from the {reference_shape[0]} "
+                            f"volume's {reference_shape[1]}")
+        if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all():
+            problems.append(f"{path}: has {int((~np.isfinite(data)).sum())} NaN or infinite voxels")
+        if kind == "seg":
+            values = np.unique(data)
+            bad = [v for v in values.tolist() if v not in VALID_LABELS]
+            if bad:
+                problems.append(f"{path}: label values {bad[:6]} outside {{0, 1, 2, 4}}")
+    return problems
+
+
+def check_cases(cases, skip_bad_cases, need_label=True, workers=2, log=print):
+    """Check every case before a run; one line per bad case.
+
+    Returns:
+      the good cases, in order.
+    Raises:
+      UserError: some case is bad and ``skip_bad_cases`` is False.
+    """
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = list(pool.map(lambda case: check_case(case, need_label), cases))
+    bad = [(case, problems) for case, problems in zip(cases, results) if problems]
+    for case, problems in bad:
+        log(f"bad case {case.case_id}: {'; '.join(problems)}")
+    if bad and not skip_bad_cases:
+        raise UserError(f"{len(bad)} of {len(cases)} cases are bad (listed above); fix or remove them, "
+                        "or pass --skip_bad_cases to train without them")
+    if bad:
+        log(f"skipped {len(bad)} bad case(s): {', '.join(case.case_id for case, _ in bad)}")
+    return [case for case, problems in zip(cases, results) if not problems]
+
+
+def normalise(volume):
+    """Z-score of the non-zero (brain) voxels with their own mean and std; background stays 0."""
+    volume = volume.astype(np.float32)
+    brain = volume != 0
+    if not brain.any():
+        return volume
+    values = volume[brain]
+    std = float(values.std())
+    out = np.zeros_like(volume)
+    out[brain] = (values - float(values.mean())) / (std if std > 0 else 1.0)
+    return out
+
+
+@dataclasses.dataclass
+class LoadedCase:
+    """A case in memory: ``image`` float32 (X, Y, Z, 4) normalised, ``label`` uint8 (X, Y, Z) or None."""
+
+    case_id: str
+    image: np.ndarray
+    label: np.ndarray
+    affine: np.ndarray
+    header: object
+    spacing: tuple
+
+
+def load_case(case, image_paths=None, with_label=True):
+    """Load and normalise one case.
+
+    Args:
+      case: a checked :class:`Case`.
+      image_paths: modality -> file to read instead of the case's own (the
+        N4-corrected files); None reads the originals.
+      with_label: also read the seg file.
+    Returns:
+      :class:`LoadedCase`; affine, header and spacing come from the flair file.
+    """
+    image_paths = image_paths or {kind: case.path(kind) for kind in IMAGE_KINDS}
+    flair = nib.load(case.path("flair"))
+    channels = [normalise(np.asanyarray(nib.load(image_paths[kind]).dataobj)) for kind in CHANNELS]
+    label = None
+    if with_label:
+        label = np.asanyarray(nib.load(case.path("seg")).dataobj).astype(np.uint8)
+    return LoadedCase(case_id=case.case_id, image=np.stack(channels, axis=-1), label=label,
+                      affine=flair.affine, header=flair.header,
+                      spacing=tuple(float(s) for s in flair.header.get_zooms()[:3]))
+
+
+def sample_patch_corners(label, brain, num_tumour, num_background, patch_size, rng):
+    """Corners of training patches around tumour and brain-background centres.
+
+    Args:
+      label: (X, Y, Z) labels; tumour is label > 0.
+      brain: (X, Y, Z) bool, the background candidates are brain & label == 0.
+      num_tumour, num_background: centres of each kind; when a case has no voxel
+        of a kind, the other kind (or any voxel) fills in, so every case gives
+        the same number of patches.
+      patch_size: (px, py, pz) input patch size.
+      rng: numpy Generator.
+    Returns:
+      int32 (num_tumour + num_background, 3) patch corners, shuffled, clamped so
+      the patch lies inside the volume; the patch's centre crop holds the chosen voxel.
+    """
+    tumour = np.argwhere(label > 0)
+    background = np.argwhere(brain & (label == 0))
+    fallback = background if len(background) else np.argwhere(np.ones_like(label, bool))
+    pools = [(tumour if len(tumour) else fallback, num_tumour),
+             (background if len(background) else (tumour if len(tumour) else fallback), num_background)]
+    centres = np.concatenate([pool[rng.integers(0, len(pool), count)] for pool, count in pools if count > 0])
+    size = np.array(patch_size)
+    corners = np.clip(centres - size // 2, 0, np.array(label.shape) - size)
+    return rng.permutation(corners).astype(np.int32)
+
+
+def pad_to_at_least(image, label, patch_size):
+    """Zero-pad (X, Y, Z, C) image and (X, Y, Z) label at the far end to at least ``patch_size``."""
+    extra = [max(0, p - s) for p, s in zip(patch_size, label.shape)]
+    if not any(extra):
+        return image, label
+    widths = [(0, e) for e in extra]
+    return np.pad(image, widths + [(0, 0)]), np.pad(label, widths)
+
+
+
+def patch_dataset(load_fn, num_cases, *, num_tumour, num_background, patch_size, label_size,
+                  batch_size, seed, epoch, cycle_length=2, shuffle_buffer=64):
+    """One epoch of training patches as a ``tf.data.Dataset``.
+
+    Cases are visited in a seeded order; ``cycle_length`` cases are loaded in
+    parallel (each once per epoch) and their patches interleaved, so one batch
+    mixes patients; patches are cut from the loaded volume by a parallel map.
+
+    Args:
+      load_fn: ``load_fn(index) -> (image (X, Y, Z, 4) float32, label (X, Y, Z) uint8)``.
+      num_cases: how many indices ``load_fn`` takes.
+      num_tumour, num_background: centres per case and epoch.
+      patch_size: (px, py, pz) input size (38^3); label_size: centre crop (12^3).
+      batch_size: patches per batch (incomplete last batch dropped).
+      seed, epoch: the order and centres are a function of both.
+    Returns:
+      dataset of (image (B, px, py, pz, 4) float32, label (B, lx, ly, lz) int32).
+    """
+    import tensorflow as tf
+
+    offset = [(p - s) // 2 for p, s in zip(patch_size, label_size)]
+    order = np.random.default_rng([seed, epoch]).permutation(num_cases).astype(np.int64)
+
+    def load_and_sample(index):
+        index = int(index)
+        image, label = load_fn(index)
+        image, label = pad_to_at_least(image, label, patch_size)
+        rng = np.random.default_rng([seed, epoch, index])
+        corners = sample_patch_corners(label, image[..., 0] != 0, num_tumour, num_background, patch_size, rng)
+        return image.astype(np.float32), label.astype(np.int32), corners
+
+    def case_patches(index):
+        image, label, corners = tf.numpy_function(load_and_sample, [index], [tf.float32, tf.int32, tf.int32])
+        image = tf.ensure_shape(image, [None, None, None, 4])
+        label = tf.ensure_shape(label, [None, None, None])
+
+        def cut(corner):
+            patch = tf.slice(image, tf.concat([corner, [0]], 0), list(patch_size) + [4])
+            centre = tf.slice(label, corner + offset, list(label_size))
+            return tf.ensure_shape(patch, list(patch_size) + [4]), tf.ensure_shape(centre, list(label_size))
+
+        return tf.data.Dataset.from_tensor_slices(corners).map(cut, num_parallel_calls=tf.data.AUTOTUNE)
+
+    dataset = tf.data.Dataset.from_tensor_slices(order)
+    dataset = dataset.interleave(case_patches, cycle_length=cycle_length, block_length=1,
+                                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.shuffle(shuffle_buffer, seed=seed * 1000 + epoch)
+    return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

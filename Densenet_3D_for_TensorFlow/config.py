@@ -1,0 +1,147 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Every flag of main.py, with its default and help, and the checks between flags.
+
+The reference ``train.py`` flags keep their short names (-gpu, -bs, -mn, -nc,
+-e, -r, -sp, -lp, -c, -ws/-hs/-cs, -ps); -nc and -c are real booleans here
+(``-nc False`` is off; the reference's ``type=bool`` read "False" as True).
+"""
+
+import argparse
+import json
+import os
+
+from common import npu_utils
+from common.npu_utils import UserError
+from tf_models import CROP_MARGIN, MODEL_NAMES, canonical_model_name
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        description="Hierarchical densely connected 3D CNN for BraTS (Chen et al. 2018): "
+                    "train, test or predict.")
+    parser.add_argument("--mode", choices=("train", "test", "train_test", "predict"), default="train",
+                        help="train; test (Dice etc. on the held-out cases); train_test (both); "
+                             "predict (label every case of -r, no ground truth needed) (default %(default)s)")
+    parser.add_argument("-r", "--data_path", required=True,
+                        help="folder of case folders <case>/<case>_{flair,t1,t1ce,t2,seg}.nii.gz, "
+                             "e.g. BraTS 2017's HGG/; train.txt/test.txt in it choose the split")
+    parser.add_argument("-mn", "--model_name", default="dense24", choices=MODEL_NAMES + ("no_dense",),
+                        help="network (default %(default)s); dense24_nocorrection is dense24 on uncorrected data")
+    parser.add_argument("-nc", "--n4_correction", type=npu_utils.str2bool, nargs="?", const=True, default=None,
+                        metavar="True|False", help="N4 bias-field correction, cached beside the data "
+                        "(default True, False for dense24_nocorrection)")
+    parser.add_argument("-e", "--epochs", type=int, default=5, help="training epochs (default %(default)s)")
+    parser.add_argument("-bs", "--batch_size", type=int, default=2, help="patches per device and step "
+                        "(default %(default)s)")
+    parser.add_argument("-lr", "--learning_rate", type=float, default=5e-4,
+                        help="Adam learning rate, constant (default %(default)s)")
+    parser.add_argument("--model_dir", default=None,
+                        help="checkpoints, the split lists, config and logs (default results/<model_name>)")
+    parser.add_argument("-sp", "--save_path", default=None,
+                        help="folder for predicted NIfTI, PNG and metrics.csv (default <model_dir>/predictions)")
+    parser.add_argument("-lp", "--load_path", default=None,
+                        help="initial weights from an earlier run: its model_dir, checkpoints folder or "
+                             "checkpoint prefix (fine-tuning; optimizer state is not taken)")
+    parser.add_argument("-c", "--continue_training", type=npu_utils.str2bool, nargs="?", const=True,
+                        default=False, metavar="True|False",
+                        help="continue from the last checkpoint in --model_dir with optimizer state (default False)")
+    parser.add_argument("-ws", "--patch_width", type=int, default=38, help="training patch X (default %(default)s)")
+    parser.add_argument("-hs", "--patch_height", type=int, default=38, help="training patch Y (default %(default)s)")
+    parser.add_argument("-cs", "--patch_depth", type=int, default=38, help="training patch Z (default %(default)s)")
+    parser.add_argument("-ps", "--label_size", type=int, default=12,
+                        help="labelled centre of a patch; must be patch size - 26 (default %(default)s)")
+    parser.add_argument("--tumour_centres", type=int, default=200,
+                        help="patch centres in the tumour per case and epoch (default %(default)s)")
+    parser.add_argument("--background_centres", type=int, default=200,
+                        help="patch centres in brain background per case and epoch (default %(default)s)")
+    parser.add_argument("--max_steps", type=int, default=0,
+                        help="stop training after this many steps in total (0: run every epoch; default %(default)s)")
+    npu_utils.add_bool_flag(parser, "--benchmark", "time training only: no checkpoints or test; "
+                            "20 steps unless --max_steps; prints patches/s and voxels/s")
+    npu_utils.add_bool_flag(parser, "--skip_bad_cases", "leave out bad cases (listed) instead of stopping")
+    parser.add_argument("--save_every_steps", type=int, default=1000,
+                        help="checkpoint every N steps, besides every epoch (default %(default)s)")
+    parser.add_argument("--log_every_steps", type=int, default=20,
+                        help="print a TRAIN line every N steps (default %(default)s)")
+    parser.add_argument("--inference", choices=("block", "window"), default="block",
+                        help="block: fully convolutional blocks, every voxel; window: the reference's "
+                             "38^3 windows at stride 12 (border voxels stay 0) (default %(default)s)")
+    parser.add_argument("--block_size", type=int, default=96,
+                        help="largest kept block edge of block inference, voxels (default %(default)s)")
+    parser.add_argument("--window_batch", type=int, default=8,
+                        help="windows per network call of window inference (default %(default)s)")
+    npu_utils.add_bool_flag(parser, "--save_png", "write a PNG per case (slices of FLAIR, prediction, truth)",
+                            default=True)
+    parser.add_argument("--n4_cache_dir", default=None,
+                        help="corrected volumes of read-only case folders (default <model_dir>/n4_cache)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="parallel N4 processes and case-check threads (default: CPU count, %(default)s)")
+    parser.add_argument("--width_multiplier", type=float, default=1.0,
+                        help="scale every network width; 1.0 is the paper (smaller for smoke tests) "
+                             "(default %(default)s)")
+    parser.add_argument("--seed", type=int, default=1234,
+                        help="one seed for the split, the patch sampling, NumPy and TensorFlow (default %(default)s)")
+    parser.add_argument("-gpu", "--gpu", default=None,
+                        help="GPU id(s) for CUDA_VISIBLE_DEVICES, as in the reference (GPU only; "
+                             "multi-device runs use RANK_SIZE)")
+    npu_utils.add_device_flags(parser)
+    return parser
+
+
+def parse_args(argv=None):
+    """Parse and check the flags; fill in the defaults that depend on other flags.
+
+    Raises:
+      UserError: flags that contradict each other or are out of range.
+    """
+    args = build_parser().parse_args(argv)
+    args.model_name = canonical_model_name(args.model_name)
+    if args.n4_correction is None:
+        args.n4_correction = args.model_name != "dense24_nocorrection"
+    elif args.n4_correction and args.model_name == "dense24_nocorrection":
+        raise UserError("-nc True contradicts -mn dense24_nocorrection (the model trained on uncorrected data)")
+    for flag, value in (("-e", args.epochs), ("-bs", args.batch_size), ("--save_every_steps", args.save_every_steps),
+                        ("--log_every_steps", args.log_every_steps), ("--block_size", args.block_size),
+                        ("--window_batch", args.window_batch), ("--workers", args.workers)):
+        if value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
+    for flag, value in (("--max_steps", args.max_steps), ("--tumour_centres", args.tumour_centres),
+                        ("--background_centres", args.background_centres)):
+        if value < 0:
+            raise UserError(f"{flag} must not be negative, got {value}")
+    if args.tumour_centres + args.background_centres < args.batch_size:
+        raise UserError("--tumour_centres + --background_centres must give at least one batch (-bs) per case")
+    if not args.learning_rate > 0:
+        raise UserError(f"-lr must be positive, got {args.learning_rate}")
+    for flag, size in (("-ws", args.patch_width), ("-hs", args.patch_height), ("-cs", args.patch_depth)):
+        if size - 2 * CROP_MARGIN != args.label_size:
+            raise UserError(f"{flag}={size} and -ps={args.label_size} do not fit the network: it labels the "
+                            f"centre {size - 2 * CROP_MARGIN} voxels of a {size}-voxel patch "
+                            f"(patch size = -ps + {2 * CROP_MARGIN})")
+    if args.benchmark and args.max_steps == 0:
+        args.max_steps = 20
+    args.model_dir = args.model_dir or os.path.join("results", args.model_name)
+    args.save_path = args.save_path or os.path.join(args.model_dir, "predictions")
+    args.n4_cache_dir = args.n4_cache_dir or os.path.join(args.model_dir, "n4_cache")
+    return args
+
+
+def write_config(args, ctx):
+    """Save the run's flags (and the device in use) as ``<model_dir>/config_<mode>.json``."""
+    os.makedirs(args.model_dir, exist_ok=True)
+    config = dict(vars(args), device=ctx.device, precision=ctx.precision.policy,
+                  rank_size=ctx.ranks.rank_size)
+    with open(os.path.join(args.model_dir, f"config_{args.mode}.json"), "w", encoding="utf-8") as handle:
+        json.dump(config, handle, indent=2, sort_keys=True)

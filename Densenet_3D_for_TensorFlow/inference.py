@@ -1,0 +1,176 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Whole-volume prediction: the fast block method and the reference's 38^3 windows.
+
+The network has no pooling or striding: an output voxel depends on the input
+within 13 voxels of it (the 27-voxel receptive field). One pass over a large
+block therefore gives, for every voxel at least 13 voxels inside the block,
+the same logits that a 38^3 window centred there would give, while computing
+far fewer voxels than 3,564 windows that each keep only 12^3 of 38^3.
+
+Arrays are (X, Y, Z, 4) images and (X, Y, Z, 5) logits; labels are uint8 in
+the BraTS values {0, 1, 2, 4}.
+"""
+
+import itertools
+import math
+
+import nibabel as nib
+import numpy as np
+from PIL import Image
+
+from tf_models import CROP_MARGIN
+
+# Class index -> BraTS label. Class 3 is unused in BraTS 2017, so it never wins the argmax.
+BRATS_CLASSES = (0, 1, 2, 4)
+
+
+def make_predict_fn(model):
+    """A compiled ``predict(image (B, X, Y, Z, 4)) -> label logits (B, X-26, Y-26, Z-26, 5)``."""
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def predict(image):
+        return model(image, training=False)["labels"]
+
+    return lambda image: predict(tf.convert_to_tensor(image, tf.float32)).numpy()
+
+
+def logits_to_labels(logits):
+    """(..., 5) logits -> uint8 BraTS labels in {0, 1, 2, 4} (argmax over classes 0, 1, 2, 4)."""
+    best = np.argmax(logits[..., list(BRATS_CLASSES)], axis=-1)
+    return np.asarray(BRATS_CLASSES, np.uint8)[best]
+
+
+def block_layout(size, max_block):
+    """Split an axis of ``size`` voxels into n equal blocks of at most ``max_block``: returns (n, block)."""
+    count = max(1, math.ceil(size / max_block))
+    return count, math.ceil(size / count)
+
+
+def predict_blocks(predict_fn, image, max_block=96):
+    """Logits for every voxel of ``image`` by fully convolutional blocks.
+
+    The volume is zero-padded by 13 voxels (the value of background after
+    normalisation) plus enough to tile it with equal blocks; each block is run
+    with its 13-voxel margin and only its centre kept, so every voxel, the
+    border included, gets exactly one prediction.
+
+    Args:
+      predict_fn: see :func:`make_predict_fn`.
+      image: (X, Y, Z, 4) float32.
+      max_block: largest kept block edge in voxels (memory grows with its cube).
+    Returns:
+      (X, Y, Z, 5) float32 logits.
+    """
+    shape = image.shape[:3]
+    layout = [block_layout(size, max_block) for size in shape]
+    pad = [(CROP_MARGIN, CROP_MARGIN + n * b - size) for (n, b), size in zip(layout, shape)]
+    padded = np.pad(image, pad + [(0, 0)])
+    logits = np.zeros([n * b for n, b in layout] + [5], np.float32)
+    blocks = [b for _, b in layout]
+    for index in itertools.product(*[range(n) for n, _ in layout]):
+        start = [i * b for i, b in zip(index, blocks)]
+        window = tuple(slice(s, s + b + 2 * CROP_MARGIN) for s, b in zip(start, blocks))
+        kept = tuple(slice(s, s + b) for s, b in zip(start, blocks))
+        logits[kept] = predict_fn(padded[window][None])[0]
+    return logits[: shape[0], : shape[1], : shape[2]]
+
+
+def window_corners(shape, window=38, stride=12):
+    """The reference's window corners: every ``stride`` voxels while the window fits in the volume."""
+    axes = [range(0, size - window + 1, stride) for size in shape]
+    return np.array(list(itertools.product(*axes)), np.int64).reshape(-1, 3)
+
+
+def predict_windows(predict_fn, image, window=38, batch_size=8, corners=None):
+    """The reference method: 38^3 windows at stride 12, each giving its 12^3 centre.
+
+    Unlike the public code, no window is skipped; like it, voxels closer than 13
+    to the border (or past the last full stride) get no window and stay 0.
+
+    Args:
+      predict_fn: see :func:`make_predict_fn`.
+      image: (X, Y, Z, 4) float32.
+      window: input window edge (the centre is window - 26 = the stride).
+      batch_size: windows per network call.
+      corners: optional subset of :func:`window_corners` (for timing).
+    Returns:
+      ((X, Y, Z, 5) logits, (X, Y, Z) bool mask of the voxels a window covered).
+    """
+    centre = window - 2 * CROP_MARGIN
+    corners = window_corners(image.shape[:3], window, centre) if corners is None else corners
+    logits = np.zeros(image.shape[:3] + (5,), np.float32)
+    covered = np.zeros(image.shape[:3], bool)
+    for first in range(0, len(corners), batch_size):
+        chunk = corners[first:first + batch_size]
+        batch = np.stack([image[x:x + window, y:y + window, z:z + window] for x, y, z in chunk])
+        outputs = predict_fn(batch)
+        for (x, y, z), output in zip(chunk, outputs):
+            kept = (slice(x + CROP_MARGIN, x + CROP_MARGIN + centre), slice(y + CROP_MARGIN, y + CROP_MARGIN + centre),
+                    slice(z + CROP_MARGIN, z + CROP_MARGIN + centre))
+            logits[kept] += output
+            covered[kept] = True
+    return logits, covered
+
+
+def save_prediction(path, labels, affine, header):
+    """Write uint8 BraTS labels as NIfTI with the case's own affine and header (no intensity scaling)."""
+    header = header.copy()
+    header.set_data_dtype(np.uint8)
+    header.set_slope_inter(1.0, 0.0)
+    nib.save(nib.Nifti1Image(labels.astype(np.uint8), affine, header), path)
+
+
+# Overlay colours of the BraTS labels: necrosis red, oedema green, enhancing yellow.
+LABEL_COLOURS = {1: (230, 40, 40), 2: (40, 200, 60), 4: (250, 220, 30)}
+
+
+def _to_grey(flair):
+    brain = flair[flair != 0]
+    low, high = (np.percentile(brain, [1, 99]) if brain.size else (0.0, 1.0))
+    scaled = np.clip((flair - low) / max(high - low, 1e-6), 0, 1) * 255
+    return np.repeat(scaled[..., None], 3, axis=-1).astype(np.float32)
+
+
+def _overlay(grey, label, alpha=0.45):
+    out = grey.copy()
+    for value, colour in LABEL_COLOURS.items():
+        mask = label == value
+        out[mask] = (1 - alpha) * out[mask] + alpha * np.array(colour, np.float32)
+    return out
+
+
+def save_png(path, flair, prediction, truth=None):
+    """A PNG with rows axial, coronal, sagittal; columns FLAIR, prediction overlay, truth overlay.
+
+    Slices pass through the centre of the true tumour (else the predicted one, else the volume).
+    """
+    tumour = np.argwhere((truth if truth is not None and truth.any() else prediction) > 0)
+    centre = tumour.mean(axis=0).astype(int) if len(tumour) else np.array(flair.shape) // 2
+    grey = _to_grey(flair)
+    rows = []
+    for axis in (2, 1, 0):  # axial (fixed z), coronal (fixed y), sagittal (fixed x)
+        take = lambda volume: np.rot90(np.take(volume, centre[axis], axis=axis))  # noqa: E731
+        panels = [take(grey), _overlay(take(grey), take(prediction))]
+        if truth is not None:
+            panels.append(_overlay(take(grey), take(truth)))
+        rows.append(panels)
+    height = max(p.shape[0] for row in rows for p in row)
+    width = max(p.shape[1] for row in rows for p in row)
+    canvas = np.zeros((height * len(rows), width * len(rows[0]), 3), np.float32)
+    for r, row in enumerate(rows):
+        for c, panel in enumerate(row):
+            canvas[r * height:r * height + panel.shape[0], c * width:c * width + panel.shape[1]] = panel
+    Image.fromarray(canvas.astype(np.uint8)).save(path)

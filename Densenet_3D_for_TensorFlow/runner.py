@@ -1,0 +1,301 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The run modes: data preparation, training with checkpoints, test and predict.
+
+``main.py`` calls, in order: :func:`prepare_data`, :func:`build_network`,
+then :func:`train`, :func:`test` and/or :func:`predict`.
+"""
+
+import dataclasses
+import math
+import os
+import time
+
+import numpy as np
+
+import brats_data
+import inference
+import metrics
+import n4_correction
+import tf_models
+from common import npu_utils
+from common.npu_utils import UserError
+
+
+class NonFiniteLoss(Exception):
+    """Training produced a NaN or infinite loss or weights; nothing was saved after it."""
+
+
+@dataclasses.dataclass
+class RunData:
+    """The checked cases of a run and the files to read for each (N4-corrected or original)."""
+
+    train_cases: list
+    test_cases: list
+    image_paths: dict  # case_id -> {modality: path} or None for the original files
+
+
+def prepare_data(args, ctx, log=print):
+    """Discover and check the cases, choose the split, and run N4 when ``-nc`` is on.
+
+    In predict mode every case of ``--data_path`` is a test case and needs no label.
+    """
+    cases = brats_data.discover_cases(args.data_path)
+    if args.mode == "predict":
+        train_cases, test_cases = [], brats_data.check_cases(cases, args.skip_bad_cases, need_label=False,
+                                                             workers=args.workers, log=log)
+    else:
+        by_id = {case.case_id: case for case in cases}
+        train_ids, test_ids, where = brats_data.split_cases(list(by_id), args.data_path, args.model_dir, args.seed)
+        log(f"[data] {len(train_ids)} training and {len(test_ids)} test cases from {where}")
+        wanted = (train_ids if args.mode in ("train", "train_test") else []) + \
+                 (test_ids if args.mode in ("test", "train_test") and not args.benchmark else [])
+        good = {c.case_id for c in brats_data.check_cases([by_id[i] for i in wanted], args.skip_bad_cases,
+                                                          workers=args.workers, log=log)}
+        train_cases = [by_id[i] for i in train_ids if i in good and args.mode in ("train", "train_test")]
+        test_cases = [by_id[i] for i in test_ids if i in good and args.mode in ("test", "train_test")]
+        if args.mode in ("train", "train_test") and not train_cases:
+            raise UserError(f"no training cases in {args.data_path} ({where})")
+        if args.mode in ("test", "train_test") and not test_cases and not args.benchmark:
+            raise UserError(f"no test cases in {args.data_path} ({where})")
+    image_paths = {case.case_id: None for case in train_cases + test_cases}
+    if args.n4_correction:
+        # Each rank corrects the cases it reads: its training share, and the chief the test cases.
+        mine = ctx.shard(train_cases) + (test_cases if ctx.is_chief else [])
+        image_paths.update(n4_correction.correct_cases(mine, args.n4_cache_dir, args.workers, log=log))
+    else:
+        log("[data] N4 bias-field correction off: reading the original volumes")
+    return RunData(train_cases=train_cases, test_cases=test_cases, image_paths=image_paths)
+
+
+def build_network(args, ctx):
+    """The model and its Adam optimizer (variables built, so checkpoints restore them at once)."""
+    import keras
+
+    with ctx.strategy.scope():
+        model = tf_models.build_model(args.model_name, width_multiplier=args.width_multiplier)
+        optimizer = ctx.wrap_optimizer(keras.optimizers.Adam(args.learning_rate))
+        optimizer.build(model.trainable_variables)
+    return model, optimizer
+
+
+def _resolve_checkpoint(path):
+    """A checkpoint prefix from a run folder, its checkpoints/ folder, or a prefix."""
+    import tensorflow as tf
+
+    for folder in (os.path.join(path, "checkpoints"), path):
+        if os.path.isdir(folder):
+            latest = tf.train.latest_checkpoint(folder)
+            if latest:
+                return latest
+    if os.path.exists(path + ".index"):
+        return path
+    return None
+
+
+def load_weights(model, path, flag="-lp"):
+    """Restore only the model's weights from a checkpoint (fine-tuning or test)."""
+    import tensorflow as tf
+
+    prefix = _resolve_checkpoint(path)
+    if prefix is None:
+        raise UserError(f"{flag} {path}: no checkpoint there (expected a run's model_dir, its checkpoints/ "
+                        "folder or a checkpoint prefix such as .../ckpt-100)")
+    try:
+        tf.train.Checkpoint(model=model).restore(prefix).expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as error:
+        raise UserError(f"{flag} {prefix}: does not fit -mn {model.name} "
+                        f"(--width_multiplier too?): {str(error).splitlines()[0]}") from None
+    return prefix
+
+
+def _all_finite(variables):
+    return all(np.isfinite(v.numpy()).all() for v in variables)
+
+
+def train(args, ctx, model, optimizer, data, log=print):
+    """Train on ``data.train_cases`` (this rank's share), saving checkpoints on the chief.
+
+    Every epoch samples --tumour_centres + --background_centres patches per case;
+    checkpoints go to ``<model_dir>/checkpoints`` every --save_every_steps and at
+    each epoch's end (not in --benchmark runs). Prints TRAIN lines and the
+    METRIC lines patches_per_sec and voxels_per_sec.
+
+    Raises:
+      UserError: checkpoints exist without -c, or fewer training cases than ranks.
+      NonFiniteLoss: a non-finite loss or weights; the last good checkpoint stays the latest.
+    """
+    import keras
+    import tensorflow as tf
+
+    patch_size = (args.patch_width, args.patch_height, args.patch_depth)
+    label_size = (args.label_size,) * 3
+    cases_per_rank = len(data.train_cases) // ctx.ranks.rank_size
+    if cases_per_rank == 0:
+        raise UserError(f"{len(data.train_cases)} training case(s) cannot feed RANK_SIZE={ctx.ranks.rank_size} ranks")
+    local_cases = ctx.shard(data.train_cases)
+    steps_per_epoch = cases_per_rank * (args.tumour_centres + args.background_centres) // args.batch_size
+    total_steps = args.epochs * steps_per_epoch
+    if args.max_steps:
+        total_steps = min(total_steps, args.max_steps)
+
+    step_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step_counter)
+    manager = tf.train.CheckpointManager(checkpoint, os.path.join(args.model_dir, "checkpoints"), max_to_keep=3,
+                                         checkpoint_name="ckpt")
+    saving = ctx.is_chief and not args.benchmark
+    if manager.latest_checkpoint and args.continue_training:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        log(f"[train] continuing from {manager.latest_checkpoint} (step {int(step_counter)})")
+    elif manager.latest_checkpoint and saving:
+        raise UserError(f"--model_dir {args.model_dir} already has checkpoints ({manager.latest_checkpoint}): "
+                        "pass -c True to continue that run, or choose another --model_dir")
+    else:
+        if args.continue_training:
+            log(f"[train] -c: no checkpoint in {args.model_dir}/checkpoints yet, starting from scratch")
+        if args.load_path:
+            log(f"[train] initial weights from {load_weights(model, args.load_path)}")
+    step = int(step_counter)
+
+    wt_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    label_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def loss_fn(images, labels):
+        outputs = model(images, training=True)
+        return wt_loss(tf.cast(labels > 0, tf.int32), outputs["wt"]) + label_loss(labels, outputs["labels"])
+
+    train_step = npu_utils.make_train_step(ctx, model, optimizer, loss_fn)
+
+    def load_fn(index):
+        case = local_cases[index]
+        loaded = brats_data.load_case(case, data.image_paths[case.case_id])
+        return loaded.image, loaded.label
+
+    def save():
+        if not _all_finite(model.trainable_variables):
+            raise NonFiniteLoss(f"the weights became non-finite by step {step}; nothing saved, the last good "
+                                f"checkpoint is {manager.latest_checkpoint}")
+        manager.save(checkpoint_number=step)
+
+    log(f"[train] {args.model_name}: {len(local_cases)} cases on this rank, {steps_per_epoch} steps per epoch, "
+        f"steps {step} -> {total_steps}, batch {args.batch_size} x {ctx.ranks.rank_size} rank(s)")
+    global_batch = args.batch_size * ctx.ranks.rank_size
+    start = time.time()
+    first_step_end = interval_start = None
+    interval_steps = 0
+    steps_run = 0
+    while step < total_steps:
+        epoch = step // steps_per_epoch
+        dataset = brats_data.patch_dataset(
+            load_fn, len(local_cases), num_tumour=args.tumour_centres, num_background=args.background_centres,
+            patch_size=patch_size, label_size=label_size, batch_size=args.batch_size, seed=args.seed,
+            epoch=epoch).take(steps_per_epoch).skip(step % steps_per_epoch)
+        for images, labels in dataset:
+            loss = float(train_step(images, labels))
+            if not math.isfinite(loss):
+                raise NonFiniteLoss(f"non-finite loss {loss} at step {step + 1}; stopped without saving, the last "
+                                    f"good checkpoint is {manager.latest_checkpoint}")
+            step += 1
+            steps_run += 1
+            step_counter.assign(step)
+            now = time.time()
+            interval_steps += 1
+            if first_step_end is None:
+                first_step_end = interval_start = now
+                print(npu_utils.format_step_line(step, loss, global_batch / (now - start), now - start), flush=True)
+                interval_steps = 0
+            elif step % args.log_every_steps == 0 or step == total_steps:
+                rate = global_batch * interval_steps / max(now - interval_start, 1e-9)
+                print(npu_utils.format_step_line(step, loss, rate, now - start), flush=True)
+                interval_start, interval_steps = now, 0
+            if saving and step % args.save_every_steps == 0:
+                save()
+            if step >= total_steps:
+                break
+        if saving and (step % steps_per_epoch == 0 or step >= total_steps) and manager.latest_checkpoint != \
+                os.path.join(manager.directory, f"ckpt-{step}"):
+            save()
+    if steps_run > 1:
+        patches_per_sec = global_batch * (steps_run - 1) / max(time.time() - first_step_end, 1e-9)
+        print(npu_utils.format_metric_line("patches_per_sec", patches_per_sec))
+        print(npu_utils.format_metric_line("voxels_per_sec", patches_per_sec * int(np.prod(label_size))))
+    log(f"[train] done at step {step} in {time.time() - start:.1f} s")
+
+
+def _restore_for_inference(args, model, trained_here):
+    if trained_here:
+        return
+    if args.load_path:
+        log_path = load_weights(model, args.load_path)
+    else:
+        log_path = load_weights(model, args.model_dir, flag="--model_dir")
+    print(f"[test] weights from {log_path}")
+
+
+def _predict_case(args, predict_fn, loaded):
+    if args.inference == "block":
+        logits = inference.predict_blocks(predict_fn, loaded.image, args.block_size)
+    else:
+        logits, _ = inference.predict_windows(predict_fn, loaded.image, batch_size=args.window_batch)
+    labels = inference.logits_to_labels(logits)
+    # Outside the head every modality is 0: training never centres a patch
+    # there, so that region is background by definition (the reference meant to
+    # skip such all-zero windows).
+    labels[~(loaded.image != 0).any(axis=-1)] = 0
+    return labels
+
+
+def _run_inference(args, model, cases, data, with_truth, log):
+    os.makedirs(args.save_path, exist_ok=True)
+    predict_fn = inference.make_predict_fn(model)
+    rows = []
+    for case in cases:
+        loaded = brats_data.load_case(case, data.image_paths[case.case_id], with_label=with_truth)
+        started = time.time()
+        labels = _predict_case(args, predict_fn, loaded)
+        seconds = time.time() - started
+        inference.save_prediction(os.path.join(args.save_path, f"{case.case_id}.nii.gz"), labels,
+                                  loaded.affine, loaded.header)
+        if args.save_png:
+            inference.save_png(os.path.join(args.save_path, f"{case.case_id}.png"), loaded.image[..., 0], labels,
+                               loaded.label)
+        message = f"[{args.mode}] {case.case_id}: {args.inference} inference {seconds:.1f} s"
+        if with_truth:
+            row = dict(metrics.case_metrics(labels, loaded.label, loaded.spacing), case=case.case_id)
+            rows.append(row)
+            message += f", Dice WT {row['wt_dice']:.4f} TC {row['tc_dice']:.4f} ET {row['et_dice']:.4f}"
+        log(message)
+    return rows
+
+
+def test(args, model, data, trained_here=False, log=print):
+    """Predict the test cases, save NIfTI/PNG, print the per-case table and METRIC lines, write metrics.csv."""
+    _restore_for_inference(args, model, trained_here)
+    rows = _run_inference(args, model, data.test_cases, data, with_truth=True, log=log)
+    log(metrics.format_table(rows))
+    csv_path = os.path.join(args.save_path, "metrics.csv")
+    metrics.write_csv(csv_path, rows)
+    log(f"[test] per-case metrics in {csv_path}")
+    means = metrics.mean_metrics(rows)
+    for name in metrics.metric_columns():
+        print(npu_utils.format_metric_line(name, means[name]))
+    print(npu_utils.format_metric_line("test_cases", len(rows)), flush=True)
+    return rows
+
+
+def predict(args, model, data, log=print):
+    """Label every case of --data_path and save NIfTI (and PNG) into -sp."""
+    _restore_for_inference(args, model, trained_here=False)
+    _run_inference(args, model, data.test_cases, data, with_truth=False, log=log)
+    log(f"[predict] {len(data.test_cases)} predictions in {args.save_path}")

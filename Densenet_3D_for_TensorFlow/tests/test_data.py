@@ -1,0 +1,222 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Case discovery, split, checks, loading, patch sampling, N4 and the synthetic generator."""
+
+import os
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+import brats_data
+import n4_correction
+import synthetic_brats
+from common.npu_utils import UserError
+
+
+def _copy_case(root, case_id, dest_root, new_id=None, suffix=".nii.gz"):
+    """Copy one case, optionally renaming it (BraTS 2020 style) or writing uncompressed .nii."""
+    new_id = new_id or case_id
+    folder = os.path.join(dest_root, new_id)
+    os.makedirs(folder)
+    for kind in brats_data.FILE_KINDS:
+        image = nib.load(os.path.join(root, case_id, f"{case_id}_{kind}.nii.gz"))
+        nib.save(image, os.path.join(folder, f"{new_id}_{kind}{suffix}"))
+    return folder
+
+
+def test_discovery_by_suffix_for_later_releases_and_plain_nii(synthetic_root, tmp_path):
+    _copy_case(synthetic_root, "Synth_001", tmp_path, "BraTS20_Training_001")
+    _copy_case(synthetic_root, "Synth_002", tmp_path, "Other_case", suffix=".nii")
+    (tmp_path / "notes").mkdir()
+    cases = brats_data.discover_cases(str(tmp_path))
+    assert [c.case_id for c in cases] == ["BraTS20_Training_001", "Other_case"]
+    assert cases[1].path("t1").endswith("Other_case_t1.nii")
+    assert cases[0].path("t1ce").endswith("_t1ce.nii.gz") and cases[0].path("t1").endswith("_t1.nii.gz")
+    with pytest.raises(UserError, match="no case folders"):
+        brats_data.discover_cases(str(tmp_path / "notes"))
+
+
+def test_case_lists_tolerate_blank_lines_and_missing_final_newline(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_text("case_a\n\n  case_b  \n# comment\ncase_c")
+    assert brats_data.read_case_list(str(path)) == ["case_a", "case_b", "case_c"]
+
+
+def test_split_from_lists_seeded_and_written(tmp_path):
+    ids = [f"c{i:02d}" for i in range(10)]
+    data_root, model_dir = tmp_path / "data", tmp_path / "model"
+    data_root.mkdir()
+    train, test, where = brats_data.split_cases(ids, str(data_root), str(model_dir), seed=3)
+    assert len(train) == 8 and len(test) == 2 and not set(train) & set(test)
+    assert brats_data.read_case_list(str(model_dir / "test.txt")) == test
+    again = brats_data.split_cases(ids, str(data_root), str(tmp_path / "other"), seed=3)
+    assert again[:2] == (train, test)
+    # A later run in the same model_dir reuses its lists; lists in the data folder win over both.
+    assert brats_data.split_cases(ids, str(data_root), str(model_dir), seed=99)[:2] == (train, test)
+    (data_root / "test.txt").write_text("c01\nc02")
+    train, test, where = brats_data.split_cases(ids, str(data_root), str(model_dir), seed=3)
+    assert test == ["c01", "c02"] and len(train) == 8 and "test.txt" in where
+    (data_root / "test.txt").write_text("c01\nnot_a_case\n")
+    with pytest.raises(UserError, match="test.txt.*not_a_case"):
+        brats_data.split_cases(ids, str(data_root), str(model_dir), seed=3)
+
+
+def _save_like(path, data, reference):
+    nib.save(nib.Nifti1Image(data, nib.load(reference).affine), path)
+
+
+def test_every_kind_of_bad_case_is_named_with_its_file(synthetic_root, tmp_path):
+    make = {name: _copy_case(synthetic_root, "Synth_001", tmp_path / name, "Synth_001")
+            for name in ("missing", "shape", "dims", "nan", "labels", "good")}
+    os.remove(os.path.join(make["missing"], "Synth_001_t1ce.nii.gz"))
+    t2 = os.path.join(make["shape"], "Synth_001_t2.nii.gz")
+    _save_like(t2, np.zeros((40, 40, 30), np.int16), t2)
+    flair = os.path.join(make["dims"], "Synth_001_flair.nii.gz")
+    _save_like(flair, np.zeros((40, 40, 36, 2), np.int16), flair)
+    t1 = os.path.join(make["nan"], "Synth_001_t1.nii.gz")
+    values = np.asanyarray(nib.load(t1).dataobj).astype(np.float32)
+    values[3, 3, 3] = np.nan
+    _save_like(t1, values, t1)
+    seg = os.path.join(make["labels"], "Synth_001_seg.nii.gz")
+    label = np.asanyarray(nib.load(seg).dataobj).copy()
+    label[label == 4] = 3
+    _save_like(seg, label, seg)
+    expected = {"missing": ("Synth_001_t1ce.nii.gz", "missing"), "shape": ("Synth_001_t2.nii.gz", "differs"),
+                "dims": ("Synth_001_flair.nii.gz", "4-D"), "nan": ("Synth_001_t1.nii.gz", "NaN"),
+                "labels": ("Synth_001_seg.nii.gz", "[3]")}
+    for name, (filename, problem) in expected.items():
+        problems = brats_data.check_case(brats_data.scan_case(make[name]))
+        assert len(problems) == 1 and filename in problems[0] and problem in problems[0], (name, problems)
+    cases = [brats_data.scan_case(make[name]) for name in ("good", "labels")]
+    lines = []
+    with pytest.raises(UserError, match="--skip_bad_cases"):
+        brats_data.check_cases(cases, skip_bad_cases=False, log=lines.append)
+    assert len(lines) == 1 and "Synth_001_seg.nii.gz" in lines[0]
+    kept = brats_data.check_cases(cases, skip_bad_cases=True, log=lines.append)
+    assert kept == cases[:1] and "skipped 1" in lines[-1]
+
+
+def test_normalise_non_zero_voxels_only():
+    volume = np.zeros((6, 6, 6), np.float32)
+    volume[1:5, 1:5, 1:5] = np.arange(64).reshape(4, 4, 4) + 10
+    out = brats_data.normalise(volume)
+    brain = volume != 0
+    assert abs(out[brain].mean()) < 1e-5 and abs(out[brain].std() - 1) < 1e-4
+    assert (out[~brain] == 0).all()
+
+
+def test_load_case_channel_order_and_geometry(synthetic_root, tmp_path):
+    folder = _copy_case(synthetic_root, "Synth_002", tmp_path)
+    reference = os.path.join(folder, "Synth_002_flair.nii.gz")
+    # Give each modality a different constant inside a cube; after z-scoring
+    # they would all look alike, so mark the channels by where the cube is.
+    for offset, kind in enumerate(brats_data.IMAGE_KINDS):
+        volume = np.zeros((40, 40, 36), np.float32)
+        volume[offset:offset + 10, :10, :10] = np.linspace(1, 2, 1000).reshape(10, 10, 10)
+        _save_like(os.path.join(folder, f"Synth_002_{kind}.nii.gz"), volume, reference)
+    loaded = brats_data.load_case(brats_data.scan_case(folder))
+    assert loaded.image.shape == (40, 40, 36, 4) and loaded.image.dtype == np.float32
+    firsts = [int(np.argwhere(loaded.image[..., c] != 0)[:, 0].min()) for c in range(4)]
+    order = [brats_data.IMAGE_KINDS[i] for i in firsts]
+    assert order == ["flair", "t2", "t1", "t1ce"]
+    np.testing.assert_array_equal(loaded.affine, synthetic_brats.case_affine())
+    assert loaded.spacing == (1.0, 1.0, 1.0) and set(np.unique(loaded.label)) <= {0, 1, 2, 4}
+
+
+def test_patch_corners_stay_inside_and_hit_tumour():
+    rng = np.random.default_rng(0)
+    label = np.zeros((50, 50, 40), np.uint8)
+    label[20:25, 22:26, 18:22] = 2
+    brain = np.zeros_like(label, bool)
+    brain[5:45, 2:48, 3:38] = True
+    corners = brats_data.sample_patch_corners(label, brain, 20, 30, (38, 38, 38), rng)
+    assert corners.shape == (50, 3)
+    assert (corners >= 0).all() and (corners + 38 <= np.array(label.shape)).all()
+    centre_hits = [label[x + 13:x + 25, y + 13:y + 25, z + 13:z + 25].any() for x, y, z in corners]
+    assert sum(centre_hits) >= 20  # each tumour centre lies in its patch's labelled centre
+
+
+def test_patch_dataset_shapes_determinism_and_one_load_per_case_and_epoch(synthetic_root):
+    cases = brats_data.discover_cases(synthetic_root)[:3]
+    loads = []
+
+    def load_fn(index):
+        loads.append(index)
+        loaded = brats_data.load_case(cases[index])
+        return loaded.image, loaded.label
+
+    def epoch_batches(epoch):
+        dataset = brats_data.patch_dataset(load_fn, len(cases), num_tumour=3, num_background=3,
+                                           patch_size=(38, 38, 38), label_size=(12, 12, 12), batch_size=4,
+                                           seed=5, epoch=epoch)
+        return [(x.numpy(), y.numpy()) for x, y in dataset]
+
+    first = epoch_batches(0)
+    assert len(first) == 18 // 4 and sorted(loads) == [0, 1, 2]
+    images, labels = first[0]
+    assert images.shape == (4, 38, 38, 38, 4) and labels.shape == (4, 12, 12, 12)
+    assert set(np.unique(np.concatenate([y for _, y in first]))) <= {0, 1, 2, 4}
+    again = epoch_batches(0)
+    for (x1, y1), (x2, y2) in zip(first, again):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+    other = epoch_batches(1)
+    assert not np.array_equal(first[0][0], other[0][0])
+
+
+def test_synthetic_case_format(synthetic_root):
+    case = brats_data.scan_case(os.path.join(synthetic_root, "Synth_003"))
+    assert brats_data.check_case(case) == []
+    assert nib.load(case.path("t1")).get_data_dtype() == np.int16
+    assert nib.load(case.path("seg")).get_data_dtype() == np.uint8
+    label = np.asanyarray(nib.load(case.path("seg")).dataobj)
+    assert set(np.unique(label)) == {0, 1, 2, 4}
+
+
+def test_n4_reduces_a_known_bias_field():
+    volumes, _, _ = synthetic_brats.make_case((48, 48, 40), np.random.default_rng(0), with_bias=False)
+    clean = volumes["t1"]
+    biased = clean * synthetic_brats.bias_field(clean.shape, np.random.default_rng(6))
+    corrected = n4_correction.correct_array(biased)
+    brain = clean > 0
+    spread_before = np.log(biased[brain] / clean[brain]).std()
+    spread_after = np.log(corrected[brain] / clean[brain]).std()
+    assert spread_after < 0.6 * spread_before, (spread_before, spread_after)
+    assert (corrected[~brain] == 0).all()
+
+
+def test_n4_cache_beside_the_data_and_reused(synthetic_root, tmp_path):
+    _copy_case(synthetic_root, "Synth_004", tmp_path)
+    case = brats_data.scan_case(str(tmp_path / "Synth_004"))
+    lines = []
+    paths = n4_correction.correct_cases([case], str(tmp_path / "cache"), workers=1, log=lines.append)
+    target = os.path.join(case.folder, "Synth_004_flair_corrected.nii.gz")
+    assert paths["Synth_004"]["flair"] == target and os.path.exists(target)
+    # The corrected files are not mistaken for modalities.
+    assert brats_data.scan_case(case.folder).files["flair"] == [case.path("flair")]
+    mtime = os.path.getmtime(target)
+    lines.clear()
+    n4_correction.correct_cases([case], str(tmp_path / "cache"), workers=1, log=lines.append)
+    assert lines == [] and os.path.getmtime(target) == mtime
+
+
+def test_n4_cache_folder_when_data_is_read_only(synthetic_root, tmp_path, monkeypatch):
+    _copy_case(synthetic_root, "Synth_005", tmp_path)
+    case = brats_data.scan_case(str(tmp_path / "Synth_005"))
+    # Tests run as root, for whom every folder is writable: pretend this one is not.
+    monkeypatch.setattr(n4_correction.os, "access", lambda path, mode: path != case.folder)
+    path = n4_correction.corrected_path(case, "t2", str(tmp_path / "cache"))
+    assert path == str(tmp_path / "cache" / "Synth_005" / "Synth_005_t2_corrected.nii.gz")
