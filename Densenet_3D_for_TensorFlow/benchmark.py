@@ -1,0 +1,154 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Speed on this machine: training patches/s, the data pipeline's own patches/s,
+and whole-volume inference seconds with the block and the window method.
+
+    python3 benchmark.py [--model_name dense24] [--shape 240 240 155] [--windows 48]
+
+The window method's time is measured on ``--windows`` windows and extrapolated
+to all of them (3,564 for 240x240x155); on those windows the block method's
+labels are compared with the window method's. Prints one line per figure.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+# Run from the model directory: the repository root holds `common`.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from common import npu_utils  # noqa: E402
+
+import brats_data  # noqa: E402
+import inference  # noqa: E402
+import synthetic_brats  # noqa: E402
+import tf_models  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model_name", default="dense24", choices=tf_models.MODEL_NAMES)
+    parser.add_argument("--shape", type=int, nargs=3, default=(240, 240, 155), help="volume for inference timing")
+    parser.add_argument("--block_size", type=int, default=96, help="block inference: largest kept block edge")
+    parser.add_argument("--windows", type=int, default=48, help="windows timed for the extrapolation")
+    parser.add_argument("--window_batch", type=int, default=8, help="windows per network call")
+    parser.add_argument("--train_steps", type=int, default=10, help="timed training steps (after 2 warm-up)")
+    parser.add_argument("--batch_size", type=int, default=2, help="training patches per step")
+    parser.add_argument("--pipeline_cases", type=int, default=2, help="synthetic full-size cases for the pipeline")
+    parser.add_argument("--pipeline_batches", type=int, default=200, help="batches read from the pipeline")
+    parser.add_argument("--data_dir", default=None, help="case folders for the pipeline (default: synthetic, "
+                        "written to a temporary folder)")
+    npu_utils.add_device_flags(parser)
+    return parser.parse_args(argv)
+
+
+def time_training(ctx, model_name, batch_size, steps):
+    """Patches/s of the real training step (loss of both heads, Adam) on random 38^3 patches."""
+    import keras
+    import tensorflow as tf
+
+    with ctx.strategy.scope():
+        model = tf_models.build_model(model_name)
+        optimizer = ctx.wrap_optimizer(keras.optimizers.Adam(5e-4))
+    ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def loss_fn(images, labels):
+        out = model(images, training=True)
+        return ce(tf.cast(labels > 0, tf.int32), out["wt"]) + ce(labels, out["labels"])
+
+    step = npu_utils.make_train_step(ctx, model, optimizer, loss_fn)
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.normal(size=(batch_size, 38, 38, 38, 4)).astype(np.float32))
+    labels = tf.constant(rng.choice([0, 1, 2, 4], size=(batch_size, 12, 12, 12)).astype(np.int32))
+    for _ in range(2):
+        float(step(images, labels))
+    start = time.time()
+    for _ in range(steps):
+        float(step(images, labels))
+    return batch_size * steps / (time.time() - start)
+
+
+def time_pipeline(data_dir, batches, batch_size):
+    """Patches/s of brats_data.patch_dataset alone (loading, normalising, sampling, cutting)."""
+    cases = brats_data.discover_cases(data_dir)
+
+    def load_fn(index):
+        loaded = brats_data.load_case(cases[index])
+        return loaded.image, loaded.label
+
+    dataset = brats_data.patch_dataset(load_fn, len(cases), num_tumour=200, num_background=200,
+                                       patch_size=(38, 38, 38), label_size=(12, 12, 12), batch_size=batch_size,
+                                       seed=0, epoch=0).take(batches)
+    start = time.time()
+    count = sum(int(images.shape[0]) for images, _ in dataset)
+    return count / (time.time() - start), len(cases)
+
+
+def time_inference(model_name, image, block_size, num_windows, window_batch):
+    """(block seconds, window seconds measured, windows timed, all windows, labels equal on them)."""
+    model = tf_models.build_model(model_name)
+    predict_fn = inference.make_predict_fn(model)
+    # Trace both input shapes before timing.
+    predict_fn(np.zeros((1,) + tuple(inference.block_layout(s, block_size)[1] + 26 for s in image.shape[:3]) + (4,),
+                        np.float32))
+    predict_fn(np.zeros((window_batch, 38, 38, 38, 4), np.float32))
+    start = time.time()
+    block_logits = inference.predict_blocks(predict_fn, image, block_size)
+    block_seconds = time.time() - start
+    corners = inference.window_corners(image.shape[:3])
+    chosen = corners[np.random.default_rng(0).choice(len(corners), size=min(num_windows, len(corners)),
+                                                     replace=False)]
+    start = time.time()
+    window_logits, covered = inference.predict_windows(predict_fn, image, batch_size=window_batch, corners=chosen)
+    window_seconds = time.time() - start
+    same = np.array_equal(inference.logits_to_labels(block_logits[covered]),
+                          inference.logits_to_labels(window_logits[covered]))
+    return block_seconds, window_seconds, len(chosen), len(corners), same
+
+
+@npu_utils.exit_on_user_error
+def main(argv=None):
+    args = parse_args(argv)
+    ctx = npu_utils.setup_device(args)
+    import keras
+    keras.utils.set_random_seed(0)
+
+    rate = time_training(ctx, args.model_name, args.batch_size, args.train_steps)
+    print(f"training: {rate:.2f} patches/s ({args.model_name}, batch {args.batch_size}, 38^3, "
+          f"{rate * 12 ** 3:.0f} labelled voxels/s)", flush=True)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        data_dir = args.data_dir or scratch
+        if args.data_dir is None:
+            synthetic_brats.write_dataset(scratch, args.pipeline_cases, args.shape, seed=0)
+        rate, cases = time_pipeline(data_dir, args.pipeline_batches, args.batch_size)
+        print(f"pipeline: {rate:.1f} patches/s ({cases} cases, no training)", flush=True)
+        case = brats_data.load_case(brats_data.discover_cases(data_dir)[0], with_label=False)
+
+    block_s, window_s, timed, total, same = time_inference(args.model_name, case.image, args.block_size,
+                                                           args.windows, args.window_batch)
+    window_total = window_s / timed * total
+    print(f"inference {case.image.shape[:3]}: block method {block_s:.1f} s (blocks of at most "
+          f"{args.block_size}^3); window method {window_s:.1f} s for {timed} of {total} windows "
+          f"-> {window_total:.0f} s extrapolated; block is {window_total / block_s:.1f}x faster; "
+          f"labels on the timed windows {'equal' if same else 'DIFFER'}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The model flags shared by test/train_*.sh: defaults, parsing, help, and the
+# main.py arguments they become. Sourced after common/train_script.sh.
+
+Network="Densenet_3D_for_TensorFlow"
+batch_size=2          # patches per device and step (-bs)
+train_epochs=5        # epochs (-e); one epoch = 400 patches per case
+max_steps=0           # stop after this many steps (0: all epochs)
+learning_rate=5e-4    # Adam, constant (-lr)
+model_name=dense24    # dense24 | dense48 | no-dense | dense24_nocorrection (-mn)
+n4=""                 # -nc; empty: main.py's default (True, False for dense24_nocorrection)
+patch_size=38         # training patch edge (-ws/-hs/-cs); labelled centre = patch_size - 26 (-ps)
+centres=200           # tumour and background patch centres per case and epoch, each
+width_multiplier=1.0  # 1.0 is the paper's network; smaller only for smoke tests
+block_size=96         # block inference: largest kept block edge
+seed=1234
+
+# Consumes one model flag; returns 1 when $1 is not one of them.
+model_flag() {
+  case "$1" in
+    --batch_size=*) batch_size="${1#*=}" ;;
+    --train_epochs=*) train_epochs="${1#*=}" ;;
+    --max_steps=*|--max_step=*) max_steps="${1#*=}" ;;
+    --learning_rate=*) learning_rate="${1#*=}" ;;
+    --model_name=*) model_name="${1#*=}" ;;
+    --n4=*) n4="${1#*=}" ;;
+    --patch_size=*) patch_size="${1#*=}" ;;
+    --centres=*) centres="${1#*=}" ;;
+    --width_multiplier=*) width_multiplier="${1#*=}" ;;
+    --block_size=*) block_size="${1#*=}" ;;
+    --seed=*) seed="${1#*=}" ;;
+    *) return 1 ;;
+  esac
+}
+
+model_help() {
+  cat <<HELP
+    --batch_size=N           patches per device and step (default ${batch_size})
+    --train_epochs=N         epochs (default ${train_epochs})
+    --max_steps=N            stop after N steps, 0 = all epochs (default ${max_steps})
+    --learning_rate=LR       Adam learning rate (default ${learning_rate})
+    --model_name=NAME        dense24 | dense48 | no-dense | dense24_nocorrection (default ${model_name})
+    --n4=True|False          N4 bias-field correction (default: True, False for dense24_nocorrection)
+    --patch_size=N           training patch edge; the labelled centre is N-26 (default ${patch_size})
+    --centres=N              tumour and background patch centres per case and epoch, each (default ${centres})
+    --width_multiplier=F     network width scale, 1.0 = paper (default ${width_multiplier})
+    --block_size=N           block inference: largest kept block edge (default ${block_size})
+    --seed=N                 split, sampling and initialisation seed (default ${seed})
+HELP
+}
+
+# parse_flags "$@": every flag is a shared debug flag or a model flag; anything else is an error.
+parse_flags() {
+  for para in "$@"; do
+    if [ "${para}" = "-h" ] || [ "${para}" = "--help" ]; then
+      echo "usage: bash test/$(basename "$0") --data_path=DIR [flags]"
+      mz_debug_help
+      model_help
+      exit 0
+    fi
+    mz_debug_flag "${para}" || model_flag "${para}" || mz_unknown_flag "${para}"
+  done
+  mz_require_data_path
+}
+
+# The main.py arguments of the model flags (after parse_flags).
+model_args() {
+  args=(-r "${data_path}" -mn "${model_name}" -bs "${batch_size}" -e "${train_epochs}"
+        --max_steps="${max_steps}" -lr "${learning_rate}"
+        -ws "${patch_size}" -hs "${patch_size}" -cs "${patch_size}" -ps "$((patch_size - 26))"
+        --tumour_centres="${centres}" --background_centres="${centres}"
+        --width_multiplier="${width_multiplier}" --block_size="${block_size}" --seed="${seed}")
+  if [ -n "${n4}" ]; then
+    args+=(-nc "${n4}")
+  fi
+}

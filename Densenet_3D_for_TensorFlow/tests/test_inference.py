@@ -1,0 +1,93 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Block inference equals the reference window inference; NIfTI output and PNG."""
+
+import os
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+import inference
+import tf_models
+
+
+@pytest.fixture(scope="module")
+def predict_fn():
+    import keras
+
+    keras.utils.set_random_seed(3)
+    model = tf_models.build_model("dense24", width_multiplier=0.15)
+    return inference.make_predict_fn(model)
+
+
+@pytest.fixture(scope="module")
+def volume():
+    return np.random.default_rng(0).normal(size=(52, 46, 40, 4)).astype(np.float32)
+
+
+def test_block_inference_equals_window_inference_where_windows_reach(predict_fn, volume):
+    block_logits = inference.predict_blocks(predict_fn, volume, max_block=20)
+    window_logits, covered = inference.predict_windows(predict_fn, volume, batch_size=4)
+    # 38^3 windows at stride 12 cover voxels 13 .. 13 + 12k on each axis.
+    assert covered.sum() == 24 * 12 * 12 and covered[13:37, 13:25, 13:25].all()
+    np.testing.assert_allclose(block_logits[covered], window_logits[covered], atol=2e-4)
+    np.testing.assert_array_equal(inference.logits_to_labels(block_logits[covered]),
+                                  inference.logits_to_labels(window_logits[covered]))
+
+
+def test_block_size_does_not_change_the_result_and_every_voxel_is_predicted(predict_fn, volume):
+    small = inference.predict_blocks(predict_fn, volume, max_block=16)
+    large = inference.predict_blocks(predict_fn, volume, max_block=64)
+    assert small.shape == volume.shape[:3] + (5,)
+    np.testing.assert_allclose(small, large, atol=2e-4)
+    assert (np.abs(small).sum(axis=-1) > 0).all()  # the border has logits too
+
+
+def test_block_layout():
+    assert inference.block_layout(240, 96) == (3, 80)
+    assert inference.block_layout(155, 96) == (2, 78)
+    assert inference.block_layout(40, 96) == (1, 40)
+
+
+def test_labels_are_brats_values_never_3():
+    logits = np.zeros((4, 5), np.float32)
+    logits[np.arange(4), [0, 2, 3, 4]] = 1.0
+    logits[2, 1] = 0.5  # class 3 wins the raw argmax; the best real class is 1
+    np.testing.assert_array_equal(inference.logits_to_labels(logits), [0, 2, 1, 4])
+
+
+def test_nifti_output_keeps_affine_header_and_values(tmp_path):
+    affine = np.array([[-1.2, 0, 0, 10], [0, -1.0, 0, 200], [0, 0, 2.5, -30], [0, 0, 0, 1]])
+    source = nib.Nifti1Image(np.zeros((8, 9, 10), np.float32), affine)
+    source.header.set_slope_inter(2.0, 1.0)
+    labels = np.random.default_rng(1).choice([0, 1, 2, 4], size=(8, 9, 10)).astype(np.uint8)
+    path = str(tmp_path / "case.nii.gz")
+    inference.save_prediction(path, labels, affine, source.header)
+    written = nib.load(path)
+    np.testing.assert_allclose(written.affine, affine)
+    assert written.header.get_zooms() == pytest.approx((1.2, 1.0, 2.5))
+    np.testing.assert_array_equal(np.asanyarray(written.dataobj), labels)
+    assert written.get_data_dtype() == np.uint8
+
+
+def test_png_written(tmp_path):
+    flair = np.random.default_rng(2).normal(size=(30, 32, 20)).astype(np.float32)
+    label = np.zeros((30, 32, 20), np.uint8)
+    label[10:15, 10:15, 8:12] = 4
+    path = str(tmp_path / "case.png")
+    inference.save_png(path, flair, label, label)
+    from PIL import Image
+    image = Image.open(path)
+    assert image.size == (3 * 32, 3 * 32) and os.path.getsize(path) > 1000

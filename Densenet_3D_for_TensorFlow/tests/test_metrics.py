@@ -1,0 +1,83 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Dice, sensitivity, specificity and HD95 on masks with known answers."""
+
+import csv
+import math
+
+import numpy as np
+
+import metrics
+
+
+def _mask(shape, *boxes):
+    mask = np.zeros(shape, bool)
+    for box in boxes:
+        mask[box] = True
+    return mask
+
+
+def test_dice_known_and_both_empty():
+    truth = _mask((10, 10, 10), np.s_[0:4, 0:5, 0:5])  # 100 voxels
+    prediction = _mask((10, 10, 10), np.s_[2:6, 0:5, 0:5])  # 100 voxels, 50 shared
+    assert metrics.dice(prediction, truth) == 0.5
+    assert metrics.dice(truth, truth) == 1.0
+    empty = np.zeros((10, 10, 10), bool)
+    assert metrics.dice(empty, empty) == 1.0
+    assert metrics.dice(prediction, empty) == 0.0
+
+
+def test_sensitivity_and_specificity_known():
+    truth = _mask((10, 10, 10), np.s_[0:4, 0:5, 0:5])  # 100 positives, 900 negatives
+    prediction = _mask((10, 10, 10), np.s_[2:6, 0:5, 0:5])  # 50 TP, 50 FP
+    assert metrics.sensitivity(prediction, truth) == 0.5
+    assert metrics.specificity(prediction, truth) == 850 / 900
+    empty = np.zeros_like(truth)
+    assert metrics.sensitivity(empty, empty) == 1.0
+
+
+def test_hd95_in_millimetres():
+    a = _mask((20, 20, 20), np.s_[5, 5, 5])
+    b = _mask((20, 20, 20), np.s_[5, 5, 9])
+    assert metrics.hd95(a, b) == 4.0
+    assert metrics.hd95(a, b, spacing=(1.0, 1.0, 2.5)) == 10.0
+    cube = _mask((20, 20, 20), np.s_[4:12, 4:12, 4:12])
+    assert metrics.hd95(cube, cube, spacing=(0.5, 2.0, 3.0)) == 0.0
+    # A cube against the same cube moved 3 voxels along x (2 mm voxels): every
+    # distance is 0 (shared side faces) up to 3 voxels; the top 5% is 6 mm.
+    moved = np.roll(cube, 3, axis=0)
+    assert math.isclose(metrics.hd95(cube, moved, spacing=(2.0, 1.0, 1.0)), 6.0)
+    empty = np.zeros_like(cube)
+    assert metrics.hd95(empty, empty) == 0.0
+    assert math.isnan(metrics.hd95(cube, empty))
+
+
+def test_case_metrics_regions_and_csv(tmp_path):
+    truth = np.zeros((12, 12, 12), np.uint8)
+    truth[2:10, 2:10, 2:10] = 2
+    truth[4:8, 4:8, 4:8] = 1
+    truth[5:7, 5:7, 5:7] = 4
+    prediction = truth.copy()
+    prediction[prediction == 4] = 1  # ET missed entirely, WT and TC still exact
+    row = metrics.case_metrics(prediction, truth)
+    assert row["wt_dice"] == 1.0 and row["tc_dice"] == 1.0 and row["et_dice"] == 0.0
+    assert math.isnan(row["et_hd95"]) and row["et_sensitivity"] == 0.0
+    rows = [dict(row, case="a"), dict(metrics.case_metrics(truth, truth), case="b")]
+    means = metrics.mean_metrics(rows)
+    assert means["et_dice"] == 0.5 and means["et_hd95"] == 0.0  # the NaN is left out of the mean
+    path = tmp_path / "metrics.csv"
+    metrics.write_csv(str(path), rows)
+    written = list(csv.DictReader(path.open()))
+    assert [r["case"] for r in written] == ["a", "b", "mean"] and float(written[2]["et_dice"]) == 0.5
+    assert "mean" in metrics.format_table(rows).splitlines()[-1]
