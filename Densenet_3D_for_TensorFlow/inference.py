@@ -141,6 +141,7 @@ def _to_grey(flair):
     brain = flair[flair != 0]
     low, high = (np.percentile(brain, [1, 99]) if brain.size else (0.0, 1.0))
     scaled = np.clip((flair - low) / max(high - low, 1e-6), 0, 1) * 255
+    scaled[flair == 0] = 0  # outside the head stays black
     return np.repeat(scaled[..., None], 3, axis=-1).astype(np.float32)
 
 

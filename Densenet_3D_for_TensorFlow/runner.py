@@ -240,7 +240,7 @@ def _restore_for_inference(args, model, trained_here):
         log_path = load_weights(model, args.load_path)
     else:
         log_path = load_weights(model, args.model_dir, flag="--model_dir")
-    print(f"[test] weights from {log_path}")
+    print(f"[{args.mode}] weights from {log_path}")
 
 
 def _predict_case(args, predict_fn, loaded):
