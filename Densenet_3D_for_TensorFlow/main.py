@@ -56,6 +56,8 @@ def main(argv=None):
     except runner.NonFiniteLoss as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 1
+    if data.skipped_case_ids:
+        print(f"[data] bad cases left out of this run (--skip_bad_cases): {', '.join(data.skipped_case_ids)}")
     return 0
 
 

@@ -44,6 +44,7 @@ class RunData:
     train_cases: list
     test_cases: list
     image_paths: dict  # case_id -> {modality: path} or None for the original files
+    skipped_case_ids: list = dataclasses.field(default_factory=list)  # bad cases left out (--skip_bad_cases)
 
 
 def prepare_data(args, ctx, log=print):
@@ -55,6 +56,7 @@ def prepare_data(args, ctx, log=print):
     if args.mode == "predict":
         train_cases, test_cases = [], brats_data.check_cases(cases, args.skip_bad_cases, need_label=False,
                                                              workers=args.workers, log=log)
+        skipped = [case.case_id for case in cases if case not in test_cases]
     else:
         by_id = {case.case_id: case for case in cases}
         train_ids, test_ids, where = brats_data.split_cases(list(by_id), args.data_path, args.model_dir, args.seed)
@@ -63,6 +65,7 @@ def prepare_data(args, ctx, log=print):
                  (test_ids if args.mode in ("test", "train_test") and not args.benchmark else [])
         good = {c.case_id for c in brats_data.check_cases([by_id[i] for i in wanted], args.skip_bad_cases,
                                                           workers=args.workers, log=log)}
+        skipped = [i for i in wanted if i not in good]
         train_cases = [by_id[i] for i in train_ids if i in good and args.mode in ("train", "train_test")]
         test_cases = [by_id[i] for i in test_ids if i in good and args.mode in ("test", "train_test")]
         if args.mode in ("train", "train_test") and not train_cases:
@@ -76,7 +79,8 @@ def prepare_data(args, ctx, log=print):
         image_paths.update(n4_correction.correct_cases(mine, args.n4_cache_dir, args.workers, log=log))
     else:
         log("[data] N4 bias-field correction off: reading the original volumes")
-    return RunData(train_cases=train_cases, test_cases=test_cases, image_paths=image_paths)
+    return RunData(train_cases=train_cases, test_cases=test_cases, image_paths=image_paths,
+                   skipped_case_ids=skipped)
 
 
 def build_network(args, ctx):
@@ -158,6 +162,8 @@ def train(args, ctx, model, optimizer, data, log=print):
     if manager.latest_checkpoint and args.continue_training:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         log(f"[train] continuing from {manager.latest_checkpoint} (step {int(step_counter)})")
+        if args.load_path:
+            log(f"[train] -lp {args.load_path} not used: -c continues this run's own checkpoint")
     elif manager.latest_checkpoint and saving:
         raise UserError(f"--model_dir {args.model_dir} already has checkpoints ({manager.latest_checkpoint}): "
                         "pass -c True to continue that run, or choose another --model_dir")
