@@ -61,6 +61,9 @@ def prepare_data(args, ctx, log=print):
         by_id = {case.case_id: case for case in cases}
         train_ids, test_ids, where = brats_data.split_cases(list(by_id), args.data_path, args.model_dir, args.seed)
         log(f"[data] {len(train_ids)} training and {len(test_ids)} test cases from {where}")
+        if args.mode == "test" and where.startswith("a seeded"):
+            log("[data] warning: no train.txt/test.txt in --data_path or --model_dir, so the split is new; "
+                "weights trained elsewhere may have seen some of these test cases")
         wanted = (train_ids if args.mode in ("train", "train_test") else []) + \
                  (test_ids if args.mode in ("test", "train_test") and not args.benchmark else [])
         good = {c.case_id for c in brats_data.check_cases([by_id[i] for i in wanted], args.skip_bad_cases,
