@@ -14,7 +14,6 @@
 """Case discovery, split, checks, loading, patch sampling, N4 and the synthetic generator."""
 
 import os
-import shutil
 
 import nibabel as nib
 import numpy as np
