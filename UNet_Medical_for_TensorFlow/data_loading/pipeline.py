@@ -1,0 +1,74 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""tf.data pipelines: random overlap tiles for training, augmented on the fly."""
+
+import itertools
+
+import numpy as np
+import tensorflow as tf
+
+from data_loading import augment as augment_lib
+from data_loading import tiles
+
+# Stateless seeds are (seed, stream); each rank gets its own block of streams.
+_RANK_STREAM_STRIDE = 2 ** 40
+
+
+def train_dataset(images, labels, tile, out, n_classes, batch_size, seed, augment=False, rank_id=0):
+    """An endless dataset of training tiles.
+
+    Each example is a random ``out`` x ``out`` window of a random slice (the
+    labelled target) with the ``tile`` x ``tile`` input around it, mirrored
+    at the slice borders. The decoded slices are mirror-padded once and kept
+    in memory (the whole ISBI stack is under 60 MB padded); only the crops and
+    the augmentation run per example, in a parallel map.
+
+    Args:
+      images: list of (H, W) uint8 slices (this rank's shard).
+      labels: list of (H, W) int class maps.
+      tile, out: the network's input and output sizes.
+      n_classes: number of classes (one-hot depth).
+      batch_size: examples per batch (per device).
+      seed: with ``rank_id``, fixes the order of tiles and every augmentation.
+      augment: apply :func:`data_loading.augment.augment`.
+    Returns:
+      ``tf.data.Dataset`` of ``(images (B, tile, tile, 1) float32,
+      onehot labels (B, out, out, n_classes) float32)``.
+    """
+    margin = (tile - out) // 2
+    padded = [(tiles.mirror_pad(image, margin), tiles.mirror_pad(label.astype(np.uint8), margin))
+              for image, label in zip(images, labels)]
+
+    def generate():
+        rng = np.random.default_rng([seed, rank_id])
+        for index in itertools.count():
+            image, label = padded[rng.integers(len(padded))]
+            y = rng.integers(image.shape[0] - tile + 1)
+            x = rng.integers(image.shape[1] - tile + 1)
+            stream = rank_id * _RANK_STREAM_STRIDE + index
+            yield image[y:y + tile, x:x + tile], label[y:y + tile, x:x + tile], (seed, stream)
+
+    signature = (tf.TensorSpec((tile, tile), tf.uint8), tf.TensorSpec((tile, tile), tf.uint8),
+                 tf.TensorSpec((2,), tf.int64))
+
+    def prepare(image, label, example_seed):
+        image = tiles.normalize(tf.cast(image, tf.float32))[..., None]
+        onehot = tf.one_hot(tf.cast(label, tf.int32), n_classes, dtype=tf.float32)
+        if augment:
+            image, onehot = augment_lib.augment(image, onehot, example_seed)
+        return image, onehot[margin:margin + out, margin:margin + out]
+
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

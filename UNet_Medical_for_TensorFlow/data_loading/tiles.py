@@ -1,0 +1,82 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The overlap-tile strategy (Ronneberger et al. 2015, Fig. 2) at native resolution.
+
+A network with valid convolutions maps a ``tile`` x ``tile`` input to the
+``out`` x ``out`` centre. Images are mirror-padded by ``(tile - out) / 2``
+so that every pixel, borders included, lies in the centre of some tile.
+"""
+
+import math
+
+import numpy as np
+
+
+def normalize(image):
+    """Grey values 0..255 (a float32 array or tensor) to [-1, 1] (NVIDIA: ``x / 127.5 - 1``)."""
+    return image / 127.5 - 1.0
+
+
+def mirror_pad(array, margin):
+    """Mirror ``array`` (H, W[, C]) by ``margin`` pixels on each side of H and W.
+
+    'reflect' does not repeat the edge pixel; NumPy keeps reflecting when
+    ``margin`` exceeds the image, so small images work too.
+    """
+    pad = [(margin, margin), (margin, margin)] + [(0, 0)] * (array.ndim - 2)
+    return np.pad(array, pad, mode="reflect")
+
+
+def window_starts(length, out):
+    """Starts of the ``out``-long windows that cover ``range(length)``, evenly overlapping.
+
+    The first window starts at 0 and the last ends at ``length``.
+    """
+    if length < out:
+        raise ValueError(f"an image side of {length} is smaller than the output window {out}")
+    count = math.ceil(length / out)
+    if count == 1:
+        return [0]
+    return [round(i * (length - out) / (count - 1)) for i in range(count)]
+
+
+def predict_tiled(predict_fn, image, tile, out, batch_size=1):
+    """Class probabilities of a whole image, tile by tile, stitched.
+
+    Args:
+      predict_fn: maps a float32 batch (N, tile, tile, C_in) to probabilities
+        (N, out, out, n_classes) as a NumPy array or tensor.
+      image: (H, W) or (H, W, C_in) float32, already normalized; H, W >= out.
+      tile, out: the network's input and output sizes.
+      batch_size: tiles per ``predict_fn`` call.
+    Returns:
+      (H, W, n_classes) float32; where windows overlap their probabilities
+      are averaged.
+    """
+    image = image[..., None] if image.ndim == 2 else image
+    height, width = image.shape[:2]
+    padded = mirror_pad(image, (tile - out) // 2)
+    origins = [(y, x) for y in window_starts(height, out) for x in window_starts(width, out)]
+    total = count = None
+    for first in range(0, len(origins), batch_size):
+        chunk = origins[first:first + batch_size]
+        tiles = np.stack([padded[y:y + tile, x:x + tile] for y, x in chunk])
+        probabilities = np.asarray(predict_fn(tiles), np.float32)
+        if total is None:
+            total = np.zeros((height, width, probabilities.shape[-1]), np.float32)
+            count = np.zeros((height, width, 1), np.float32)
+        for (y, x), window in zip(chunk, probabilities):
+            total[y:y + out, x:x + out] += window
+            count[y:y + out, x:x + out] += 1
+    return total / count

@@ -1,0 +1,197 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Data: reader checks, fold partition, overlap tiles, augmentation, pipeline, synthetic stacks."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from common.npu_utils import UserError
+from data_loading import augment, folds, pipeline, readers, synthetic, tiff, tiles
+from model import unet
+
+
+def test_synthetic_stacks_are_valid_isbi(isbi_dir):
+    data = readers.read_isbi(isbi_dir)
+    assert len(data.images) == len(data.test_images) == 10
+    assert data.images[0].shape == (64, 64) and data.images[0].dtype == np.uint8
+    cell = np.mean(data.labels)
+    assert 0.5 < cell < 0.95  # both classes, mostly cell like ISBI
+    # Learnable: membranes are darker than cells.
+    images, labels = np.stack(data.images), np.stack(data.labels)
+    assert images[labels == 0].mean() + 40 < images[labels == 1].mean()
+
+
+def test_synthetic_cli(tmp_path):
+    assert synthetic.main(["--data_dir", str(tmp_path), "--slices", "2", "--size", "32"]) == 0
+    assert readers.read_stack(str(tmp_path / "test-volume.tif"), "test").shape == (2, 32, 32)
+
+
+def _copy_isbi(src, dst):
+    os.makedirs(dst, exist_ok=True)
+    for name in readers.ISBI_FILES.values():
+        with open(os.path.join(src, name), "rb") as f_in, open(os.path.join(dst, name), "wb") as f_out:
+            f_out.write(f_in.read())
+    return dst
+
+
+def _break(directory, name, how):
+    path = os.path.join(directory, name)
+    if how == "missing":
+        os.remove(path)
+    elif how == "garbage":
+        with open(path, "wb") as handle:
+            handle.write(b"not an image at all")
+    elif how == "rgb":
+        pages = [Image.fromarray(np.zeros((64, 64, 3), np.uint8))] * 2
+        pages[0].save(path, save_all=True, append_images=pages[1:])
+    elif how == "fewer_slices":
+        tiff.write_stack(path, readers.read_stack(path, "x")[:3])
+    elif how == "grey_labels":
+        tiff.write_stack(path, np.full((10, 64, 64), 100, np.uint8))
+    elif how == "one_class":
+        tiff.write_stack(path, np.full((10, 64, 64), 255, np.uint8))
+    elif how == "png":
+        Image.fromarray(np.zeros((64, 64), np.uint8)).save(path, format="PNG")
+    return path
+
+
+@pytest.mark.parametrize("name,how,expected", [
+    ("train-volume.tif", "missing", "file not found"),
+    ("train-labels.tif", "missing", "file not found"),
+    ("test-volume.tif", "missing", "file not found"),
+    ("train-volume.tif", "garbage", "cannot be decoded"),
+    ("train-labels.tif", "rgb", "expected 8-bit grey"),
+    ("train-labels.tif", "fewer_slices", "expected the same"),
+    ("train-labels.tif", "grey_labels", "neither 0 nor 255"),
+    ("train-labels.tif", "one_class", "expected both classes"),
+    ("test-volume.tif", "png", "expected a multi-page TIFF"),
+])
+def test_reader_errors_name_the_file(isbi_dir, tmp_path, name, how, expected):
+    directory = _copy_isbi(isbi_dir, str(tmp_path / "data"))
+    path = _break(directory, name, how)
+    with pytest.raises(UserError) as error:
+        readers.read_dataset(directory)
+    message = str(error.value)
+    assert path in message and expected in message and "\n" not in message
+
+
+def test_read_dataset_rejects_missing_folder(tmp_path):
+    with pytest.raises(UserError, match="folder not found"):
+        readers.read_dataset(str(tmp_path / "nowhere"))
+
+
+def test_folder_dataset(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    for index in range(3):
+        Image.fromarray(np.full((40, 48), 10 * index, np.uint8)).save(tmp_path / "images" / f"s{index}.png")
+        Image.fromarray((np.arange(48)[None].repeat(40, 0) % 3).astype(np.uint8)).save(
+            tmp_path / "masks" / f"s{index}.png")
+    data = readers.read_dataset(str(tmp_path), n_classes=3)
+    assert data.source == "folder" and len(data.images) == 3 and data.labels[0].max() == 2
+    with pytest.raises(UserError, match="--n_classes=2"):
+        readers.read_dataset(str(tmp_path), n_classes=2)
+    os.remove(tmp_path / "masks" / "s1.png")
+    with pytest.raises(UserError, match="s1.png: file not found"):
+        readers.read_dataset(str(tmp_path), n_classes=3)
+
+
+def test_folds_partition_the_30_slices():
+    validations = []
+    for fold in range(folds.NUM_FOLDS):
+        train, validation = folds.fold_split(30, fold, seed=0)
+        assert len(validation) == 6 and len(train) == 24
+        assert not set(train) & set(validation)
+        validations.extend(validation)
+    assert sorted(validations) == list(range(30))
+    assert folds.fold_split(30, None, seed=0) == (list(range(30)), [])
+    assert folds.fold_split(30, 2, seed=1) != folds.fold_split(30, 2, seed=0)
+    with pytest.raises(ValueError, match="crossvalidation_idx"):
+        folds.fold_split(30, 5, seed=0)
+
+
+def test_window_starts_cover_and_overlap_evenly():
+    assert tiles.window_starts(512, 388) == [0, 124]
+    assert tiles.window_starts(388, 388) == [0]
+    starts = tiles.window_starts(1000, 300)
+    assert starts[0] == 0 and starts[-1] == 700 and len(starts) == 4
+
+
+def test_tiled_prediction_with_known_answer():
+    """A 'network' that returns its tile's centre reproduces the image exactly after stitching."""
+    tile, out = 20, 8
+    margin = (tile - out) // 2
+    image = np.random.default_rng(0).normal(size=(29, 37)).astype(np.float32)
+
+    def centre(batch):
+        return batch[:, margin:margin + out, margin:margin + out, :]
+
+    np.testing.assert_allclose(tiles.predict_tiled(centre, image, tile, out, batch_size=3)[..., 0], image,
+                               rtol=1e-6)
+
+
+def test_tiled_prediction_equals_one_pass_when_the_image_fits_one_tile():
+    model = unet.build_unet(base_filters=2, tile_size=220)
+    out = unet.output_size(220)
+    image = tiles.normalize(np.random.default_rng(1).integers(0, 256, (out, out)).astype(np.float32))
+
+    def probabilities(batch):
+        return tf.nn.softmax(model(batch, training=False)).numpy()
+
+    stitched = tiles.predict_tiled(probabilities, image, 220, out)
+    padded = tiles.mirror_pad(image, (220 - out) // 2)[None, ..., None]
+    np.testing.assert_allclose(stitched, probabilities(padded)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_augmentation_moves_image_and_label_together():
+    rng = np.random.default_rng(0)
+    labels = (rng.random((8, 8)) > 0.5).astype(np.int32).repeat(8, 0).repeat(8, 1)
+    onehot = tf.one_hot(labels, 2)
+    image = tf.cast(onehot[..., 1:] * 2 - 1, tf.float32)  # the image is the label
+    changed = 0
+    for stream in range(8):
+        new_image, new_onehot = augment.augment(image, onehot, tf.constant([0, stream], tf.int64))
+        agree = np.mean((new_image[..., 0].numpy() > 0) == (new_onehot[..., 1].numpy() > 0.5))
+        assert agree > 0.97
+        changed += not np.array_equal(new_onehot.numpy(), onehot.numpy())
+    assert changed >= 6
+
+
+def test_train_dataset_shapes_determinism_and_alignment(isbi_dir):
+    data = readers.read_isbi(isbi_dir)
+    tile, out = 220, 36
+
+    def first_batch(seed, rank_id=0, use_augment=True):
+        dataset = pipeline.train_dataset(data.images, data.labels, tile, out, 2, batch_size=2, seed=seed,
+                                         augment=use_augment, rank_id=rank_id)
+        return [t.numpy() for t in next(iter(dataset))]
+
+    images, labels = first_batch(0)
+    assert images.shape == (2, tile, tile, 1) and labels.shape == (2, out, out, 2)
+    assert images.min() >= -1 and images.max() <= 1
+    np.testing.assert_array_equal(labels.sum(-1), 1)
+    again = first_batch(0)
+    np.testing.assert_array_equal(images, again[0])
+    assert not np.array_equal(images, first_batch(1)[0])
+    assert not np.array_equal(images, first_batch(0, rank_id=1)[0])
+    # Without augmentation the label window is exactly the centre of a slice's tile:
+    # the dark membrane pixels of the image are the class-0 pixels of the label.
+    images, labels = first_batch(3, use_augment=False)
+    margin = (tile - out) // 2
+    centre = images[:, margin:margin + out, margin:margin + out, 0]
+    assert centre[labels[..., 0] == 1].mean() < centre[labels[..., 1] == 1].mean() - 0.3
