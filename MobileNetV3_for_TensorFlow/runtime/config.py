@@ -1,0 +1,174 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The one place that defines the flags, and their merge with config/config.json.
+
+``config/config.json`` holds the seed's keys and defaults (model, height,
+width, class_number, learning_rate, batch, epochs, train_dir, eval_dir,
+save_dir, weights); a flag given on the command line overrides its key.
+"""
+
+import argparse
+import json
+import os
+
+from common import npu_utils
+from common.npu_utils import UserError
+
+MODEL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_CONFIG = os.path.join(MODEL_DIR, "config", "config.json")
+CONFIG_KEYS = ("model", "height", "width", "class_number", "learning_rate", "batch", "epochs",
+               "train_dir", "eval_dir", "save_dir", "weights")
+MODES = ("train", "evaluate", "train_and_evaluate", "predict", "export")
+
+
+def build_parser():
+    """The argparse parser of main.py; config keys default to None (= from the config file)."""
+    parser = argparse.ArgumentParser(
+        description="MobileNetV3 Small/Large classification and LR-ASPP segmentation (TF2/Keras 3).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help="JSON file of the config keys")
+    parser.add_argument("--mode", choices=MODES, default="train",
+                        help="train; evaluate (validation split); train_and_evaluate; "
+                             "predict (--input); export (SavedModel + .keras)")
+    parser.add_argument("--task", choices=("classification", "segmentation"), default="classification",
+                        help="class folders, or image/mask pairs with the LR-ASPP head")
+
+    config = parser.add_argument_group("config keys (default: the value in --config)")
+    config.add_argument("--model", choices=("small", "large"), default=None, help="MobileNetV3 size")
+    config.add_argument("--height", type=int, default=None, help="input height in pixels")
+    config.add_argument("--width", type=int, default=None, help="input width in pixels")
+    config.add_argument("--class_number", type=int, default=None,
+                        help="classes; classification: must equal the class folders, 0 = take it "
+                             "from the folders; segmentation: mask classes incl. background")
+    config.add_argument("--learning_rate", type=float, default=None,
+                        help="peak learning rate (after warm-up), for the global batch")
+    config.add_argument("--batch", "--batch_size", dest="batch", type=int, default=None,
+                        help="images per device and step")
+    config.add_argument("--epochs", "--train_epochs", dest="epochs", type=int, default=None,
+                        help="training epochs")
+    config.add_argument("--train_dir", default=None, help="training folder (overridden by --data_path)")
+    config.add_argument("--eval_dir", default=None, help="validation folder (overridden by --data_path)")
+    config.add_argument("--save_dir", "--modeldir", "--model_dir", dest="save_dir", default=None,
+                        help="run folder: checkpoints, best model, logs, exports")
+    config.add_argument("--weights", default=None,
+                        help="start from an earlier run: its folder, a .keras model or a checkpoint "
+                             "(backbone only when the class count differs)")
+
+    data = parser.add_argument_group("data")
+    data.add_argument("--data_path", default=None,
+                      help="folder holding train/ and validation/ (or eval/); sets train_dir and eval_dir")
+    npu_utils.add_bool_flag(data, "--skip_bad_images", "skip unreadable images and list them instead of failing")
+    data.add_argument("--input", default=None, help="predict: an image file or a folder of images")
+    data.add_argument("--output", default=None,
+                      help="predict: CSV file (classification) or folder of PNG masks (segmentation); "
+                           "default <save_dir>/predictions.csv or <save_dir>/predictions/")
+
+    net = parser.add_argument_group("network")
+    net.add_argument("--alpha", type=float, default=1.0, help="width multiplier")
+    net.add_argument("--bn_momentum", type=float, default=0.99,
+                     help="BatchNormalization moving-average momentum (paper 0.99; use ~0.9 for "
+                          "runs of a few hundred steps, whose moving statistics lag otherwise)")
+    net.add_argument("--dropout", type=float, default=0.2, help="dropout before the classifier (paper: 0.2)")
+
+    train = parser.add_argument_group("training")
+    train.add_argument("--optimizer", choices=("adam", "rmsprop"), default="adam",
+                       help="adam (the seed's); rmsprop with the paper's momentum 0.9")
+    train.add_argument("--lr_schedule", choices=("cosine", "step", "constant"), default="cosine",
+                       help="decay after warm-up")
+    train.add_argument("--warmup_epochs", type=float, default=0.0, help="linear warm-up from 0, in epochs")
+    train.add_argument("--lr_decay_epochs", type=float, default=3.0, help="step schedule: epochs between decays")
+    # The paper: "decay rate of 0.01 every 3 epochs", read as x0.99 per 3 epochs.
+    train.add_argument("--lr_decay_rate", type=float, default=0.99,
+                       help="step schedule: learning-rate factor per decay")
+    train.add_argument("--label_smoothing", type=float, default=0.0, help="classification label smoothing")
+    train.add_argument("--max_step", type=int, default=0, help="stop after this many steps in total (0 = no cap)")
+    train.add_argument("--save_interval", type=int, default=100, help="checkpoint every N steps (and every epoch)")
+    train.add_argument("--log_every", type=int, default=1, help="print a TRAIN line every N steps")
+    train.add_argument("--freeze_backbone_epochs", type=int, default=0,
+                       help="train only the classifier (or LR-ASPP head) for the first N epochs")
+    train.add_argument("--loss_scale", type=float, default=None,
+                       help="initial dynamic loss scale under float16 mixed precision (GPU only; "
+                            "default 32768)")
+    train.add_argument("--seed", type=int, default=0, help="one seed for order, augmentation and initialisation")
+    npu_utils.add_device_flags(parser)
+    return parser
+
+
+def load_config(path):
+    """The config file's keys as a dict.
+
+    Raises:
+      UserError: unreadable, not a JSON object, unknown or missing keys.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise UserError(f"--config={path} is not a readable JSON file ({error})") from None
+    if not isinstance(config, dict):
+        raise UserError(f"--config={path} must hold a JSON object")
+    unknown = sorted(set(config) - set(CONFIG_KEYS))
+    missing = sorted(set(CONFIG_KEYS) - set(config))
+    if unknown or missing:
+        raise UserError(f"--config={path}: unknown keys {unknown}, missing keys {missing}; "
+                        f"expected exactly {list(CONFIG_KEYS)}")
+    return config
+
+
+def parse_args(argv=None):
+    """Parse flags, fill the config keys from the config file and check the values.
+
+    Returns:
+      argparse.Namespace with every flag and config key set.
+    Raises:
+      UserError: a bad config file or a value out of range.
+    """
+    args = build_parser().parse_args(argv)
+    config = load_config(args.config)
+    for key in CONFIG_KEYS:
+        if getattr(args, key) is None:
+            setattr(args, key, config[key])
+    if args.data_path:
+        from data_loading.folders import split_folders
+        args.train_dir, args.eval_dir = split_folders(args.data_path)
+    positive = {"height": args.height, "width": args.width, "batch": args.batch, "epochs": args.epochs,
+                "save_interval": args.save_interval, "log_every": args.log_every}
+    for name, value in positive.items():
+        if not isinstance(value, int) or value < 1:
+            raise UserError(f"--{name}={value} must be a positive integer")
+    if args.height < 32 or args.width < 32:
+        raise UserError(f"--height={args.height} --width={args.width}: the network needs at least 32x32")
+    if args.task == "segmentation" and (args.height % 32 or args.width % 32):
+        raise UserError(f"--height={args.height} --width={args.width}: segmentation needs multiples of 32")
+    if not args.learning_rate > 0:
+        raise UserError(f"--learning_rate={args.learning_rate} must be positive")
+    if not args.alpha > 0:
+        raise UserError(f"--alpha={args.alpha} must be positive")
+    if not 0 <= args.bn_momentum < 1:
+        raise UserError(f"--bn_momentum={args.bn_momentum} must be in [0, 1)")
+    if not 0 <= args.label_smoothing < 1:
+        raise UserError(f"--label_smoothing={args.label_smoothing} must be in [0, 1)")
+    if args.class_number is None or args.class_number < 0:
+        raise UserError(f"class_number={args.class_number} must be 0 (from the folders) or a class count")
+    if not args.save_dir:
+        raise UserError("save_dir is empty: set it in the config file or pass --modeldir")
+    if args.mode == "predict" and not args.input:
+        raise UserError("--mode=predict needs --input (an image file or a folder of images)")
+    return args
+
+
+def write_run_config(args, path):
+    """Save the resolved flags and config keys of this run as JSON."""
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(vars(args), handle, indent=2, sort_keys=True)

@@ -1,0 +1,125 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Evaluation, prediction and export of a trained network."""
+
+import csv
+import functools
+import os
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from common import npu_utils
+from data_loading import pipeline
+from runtime import metrics
+from runtime.network import save_model
+
+
+@functools.cache
+def _forward(model):
+    """One compiled inference function per model (the last batch may be smaller)."""
+    return tf.function(lambda images: model(images, training=False), reduce_retracing=True)
+
+
+def evaluate(model, data, task, num_classes):
+    """Run ``model`` over ``data`` (batches of images, labels) and compute the metrics.
+
+    Returns:
+      :func:`metrics.classification_metrics` or :func:`metrics.segmentation_metrics`.
+    """
+    forward = _forward(model)
+    if task == "segmentation":
+        confusion = np.zeros((num_classes, num_classes), np.int64)
+        for images, masks in data:
+            predicted = np.argmax(forward(images).numpy(), axis=-1)
+            confusion += metrics.confusion_matrix(masks.numpy(), predicted, num_classes)
+        return metrics.segmentation_metrics(confusion)
+    probabilities, labels = [], []
+    for images, batch_labels in data:
+        probabilities.append(forward(images).numpy())
+        labels.append(batch_labels.numpy())
+    return metrics.classification_metrics(np.concatenate(probabilities), np.concatenate(labels))
+
+
+def scalar_metrics(result):
+    """The scalar entries of a metrics dict, in the order they are printed."""
+    return {name: value for name, value in result.items() if np.isscalar(value)}
+
+
+def print_metric_lines(result):
+    for name, value in scalar_metrics(result).items():
+        print(npu_utils.format_metric_line(name, value), flush=True)
+
+
+def report(result, class_names, task, folder):
+    """Print METRIC lines, per-class figures and the confusion matrix; write them into ``folder``.
+
+    Writes ``metrics.txt``, ``confusion_matrix.txt`` and ``confusion_matrix.png``.
+    """
+    os.makedirs(folder, exist_ok=True)
+    print_metric_lines(result)
+    per_class_name = "IoU" if task == "segmentation" else "accuracy"
+    lines = [f"{name}={value:.6f}" for name, value in scalar_metrics(result).items()]
+    lines += [f"class {i} {name}: {per_class_name} {value:.4f}"
+              for i, (name, value) in enumerate(zip(class_names, result["per_class"]))]
+    text = metrics.confusion_text(result["confusion"], class_names)
+    print("\n".join(lines[len(scalar_metrics(result)):]))
+    print(text)
+    with open(os.path.join(folder, "metrics.txt"), "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    with open(os.path.join(folder, "confusion_matrix.txt"), "w", encoding="utf-8") as handle:
+        handle.write(text + "\n")
+    metrics.confusion_png(result["confusion"], class_names, os.path.join(folder, "confusion_matrix.png"))
+    print(f"[evaluate] confusion matrix and metrics in {folder}", flush=True)
+
+
+def predict(model, class_names, paths, task, height, width, batch, output):
+    """Predict every image of ``paths``.
+
+    Classification writes ``output`` as a CSV of file, class, probability;
+    segmentation writes one PNG mask of class indices per image, at the
+    image's own size, into the folder ``output``.
+    """
+    data = pipeline.predict_dataset(paths, height, width, task, batch)
+    forward = _forward(model)
+    outputs = iter(paths)
+    if task == "segmentation":
+        os.makedirs(output, exist_ok=True)
+        for images, sizes in data:
+            labels = tf.argmax(forward(images), axis=-1, output_type=tf.int32)[..., None]
+            for mask, size in zip(labels, sizes.numpy()):
+                mask = tf.image.resize(mask, size, method="nearest").numpy()[..., 0].astype(np.uint8)
+                stem = os.path.splitext(os.path.basename(next(outputs)))[0]
+                Image.fromarray(mask).save(os.path.join(output, stem + ".png"))
+        print(f"[predict] {len(paths)} masks in {output}", flush=True)
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with open(output, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "class", "probability"])
+        for images, _ in data:
+            probabilities = forward(images).numpy()
+            for row in probabilities:
+                best = int(np.argmax(row))
+                writer.writerow([next(outputs), class_names[best], f"{row[best]:.6f}"])
+    print(f"[predict] {len(paths)} predictions in {output}", flush=True)
+
+
+def export(model, class_names, folder):
+    """Write a TF SavedModel (``saved_model/``), ``model.keras`` and ``class_names.json``."""
+    save_model(model, class_names, folder)
+    model.export(os.path.join(folder, "saved_model"), format="tf_saved_model", verbose=False)
+    print(f"[export] SavedModel in {os.path.join(folder, 'saved_model')}, Keras model and class names in {folder}",
+          flush=True)

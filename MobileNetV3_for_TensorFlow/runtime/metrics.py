@@ -1,0 +1,103 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Evaluation metrics and their reports (NumPy; no TensorFlow).
+
+The names below are the ones printed as ``METRIC <name>=<value>`` lines and
+the ones the best checkpoint is chosen by, so the two cannot drift apart.
+"""
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from data_loading.folders import IGNORE_LABEL
+
+# Metric that picks the best checkpoint, per task (higher is better).
+BEST_METRIC = {"classification": "top1", "segmentation": "miou"}
+
+
+def confusion_matrix(labels, predictions, num_classes):
+    """(num_classes, num_classes) counts, rows = true class, columns = predicted.
+
+    Entries of ``labels`` equal to 255 (ignore) are left out.
+    """
+    labels, predictions = np.ravel(labels), np.ravel(predictions)
+    keep = labels != IGNORE_LABEL
+    index = labels[keep].astype(np.int64) * num_classes + predictions[keep].astype(np.int64)
+    return np.bincount(index, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def classification_metrics(probabilities, labels):
+    """Top-1, top-5 (when more than 5 classes), per-class accuracy, confusion matrix.
+
+    Args:
+      probabilities: (N, C) class probabilities.
+      labels: (N,) class indices.
+    Returns:
+      dict with "top1", optionally "top5", "per_class" ((C,) accuracy, NaN for
+      a class without images) and "confusion" ((C, C) counts).
+    """
+    num_classes = probabilities.shape[1]
+    predicted = np.argmax(probabilities, axis=1)
+    confusion = confusion_matrix(labels, predicted, num_classes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_class = np.diag(confusion) / confusion.sum(axis=1)
+    result = {"top1": float(np.mean(predicted == labels)), "per_class": per_class, "confusion": confusion}
+    if num_classes > 5:
+        top5 = np.argsort(-probabilities, axis=1)[:, :5]
+        result["top5"] = float(np.mean(np.any(top5 == labels[:, None], axis=1)))
+    return result
+
+
+def segmentation_metrics(confusion):
+    """mIoU, pixel accuracy and per-class IoU of a pixel confusion matrix.
+
+    Classes absent from both the masks and the predictions are left out of the mean.
+    """
+    intersection = np.diag(confusion).astype(np.float64)
+    union = confusion.sum(axis=0) + confusion.sum(axis=1) - intersection
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = intersection / union
+    return {"miou": float(np.nanmean(iou)), "pixel_accuracy": float(intersection.sum() / max(confusion.sum(), 1)),
+            "per_class": iou, "confusion": confusion}
+
+
+def confusion_text(confusion, class_names):
+    """The confusion matrix as aligned text, rows = true class."""
+    width = max(4, len(str(confusion.max())) + 2)
+    rows = [f"{index}:{name}" for index, name in enumerate(class_names)]
+    first = max(len("true \\ predicted"), *(len(r) for r in rows)) + 2
+    lines = ["true \\ predicted".ljust(first) + "".join(str(i).rjust(width) for i in range(len(class_names)))]
+    for label, row in zip(rows, confusion):
+        lines.append(label.ljust(first) + "".join(str(v).rjust(width) for v in row))
+    return "\n".join(lines)
+
+
+def confusion_png(confusion, class_names, path, cell=28):
+    """Write the confusion matrix as a heat map (row-normalised) with counts."""
+    count = len(class_names)
+    margin = cell * 2
+    image = Image.new("RGB", (margin + cell * count, margin + cell * count), "white")
+    draw = ImageDraw.Draw(image)
+    totals = np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    for row in range(count):
+        draw.text((4, margin + row * cell + cell // 3), str(row), fill="black")
+        draw.text((margin + row * cell + cell // 3, 4), str(row), fill="black")
+        for col in range(count):
+            shade = int(255 * (1 - confusion[row, col] / totals[row, 0]))
+            box = (margin + col * cell, margin + row * cell, margin + (col + 1) * cell - 1, margin + (row + 1) * cell - 1)
+            draw.rectangle(box, fill=(shade, shade, 255))
+            draw.text((box[0] + 3, box[1] + cell // 3), str(confusion[row, col]),
+                      fill="white" if shade < 128 else "black")
+    draw.text((margin, cell + 4), "predicted ->  (rows: true class)", fill="black")
+    image.save(path)
