@@ -73,6 +73,9 @@ def parse_args(argv=None):
             raise UserError(f"--{name}={getattr(args, name)} must be at least 1")
     if args.warmup_steps < 0 or args.learning_rate <= 0 or args.weight_decay < 0:
         raise UserError("--warmup_steps and --weight_decay must be >= 0 and --learning_rate > 0")
+    if args.benchmark and args.exec_mode.startswith("train") and args.max_steps <= args.warmup_steps:
+        raise UserError(f"--benchmark: --max_steps={args.max_steps} leaves no step after "
+                        f"--warmup_steps={args.warmup_steps}")
     if args.n_classes < 2:
         raise UserError(f"--n_classes={args.n_classes} must be at least 2")
     if args.crossvalidation_idx is not None and not 0 <= args.crossvalidation_idx < folds.NUM_FOLDS:

@@ -1,0 +1,87 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Loss and metric values on hand-computed tensors; benchmark statistics; flag checks."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from common.npu_utils import UserError
+from runtime import benchmark, flags, losses
+
+
+def test_loss_on_known_values():
+    # One pixel, logits (0, 0), label class 1: softmax (0.5, 0.5).
+    logits = tf.zeros((1, 1, 1, 2))
+    onehot = tf.constant([[[[0.0, 1.0]]]])
+    cross_entropy, dice_loss = losses.partial_losses(logits, onehot)
+    assert float(cross_entropy) == pytest.approx(math.log(2), rel=1e-6)
+    # Dice: class 0 (1e-6) / (0.25 + 1e-6) ~ 4e-6; class 1 (2 * 0.5) / (0.25 + 1) = 0.8.
+    expected_dice = (1e-6 / (0.25 + 1e-6) + (1.0 + 1e-6) / (1.25 + 1e-6)) / 2
+    assert float(dice_loss) == pytest.approx(1 - expected_dice, rel=1e-6)
+    variables = [tf.Variable([1.0, 2.0])]
+    assert float(losses.weight_decay_loss(variables, 0.1)) == pytest.approx(0.25)  # 0.1 * (1 + 4) / 2
+    total = losses.total_loss(logits, onehot, variables, 0.1)
+    assert float(total) == pytest.approx(math.log(2) + 1 - expected_dice + 0.25, rel=1e-6)
+
+
+def test_confident_correct_logits_give_small_loss():
+    onehot = tf.one_hot([[[0, 1], [1, 1]]], 2)
+    cross_entropy, dice_loss = losses.partial_losses((onehot * 2 - 1) * 20.0, onehot)
+    assert float(cross_entropy) < 1e-6 and float(dice_loss) < 1e-6
+
+
+def test_metrics_on_known_masks():
+    labels = np.array([[[0, 1], [1, 1]]])
+    predicted = np.array([[[0, 1], [0, 1]]])
+    probabilities = np.eye(2)[predicted]
+    metrics = losses.segmentation_metrics(probabilities, labels, 2)
+    # Class 0: intersection 1, |p| 2, |t| 1 -> Dice 2/3, IoU 1/2; class 1: 2, 2, 3 -> 4/5, 2/3.
+    assert metrics["dice"] == pytest.approx((2 / 3 + 4 / 5) / 2, rel=1e-5)
+    assert metrics["dice_soft"] == pytest.approx(metrics["dice"], rel=1e-9)  # hard probabilities
+    assert metrics["iou"] == pytest.approx((1 / 2 + 2 / 3) / 2, rel=1e-5)
+    assert metrics["pixel_error"] == pytest.approx(0.25)
+    soft = losses.segmentation_metrics(np.full((1, 2, 2, 2), 0.5), labels, 2)
+    # p = 0.5 everywhere: class 0 2*0.5/(1+1) = 0.5, class 1 2*1.5/(1+3) = 0.75.
+    assert soft["dice_soft"] == pytest.approx(0.625, rel=1e-5)
+
+
+def test_benchmark_statistics():
+    stats = benchmark.benchmark_statistics([9.0, 0.5, 0.25, 0.5, 0.25], images_per_step=2, warmup_steps=1)
+    assert stats["throughput"] == pytest.approx((4 + 8 + 4 + 8) / 4)
+    assert stats["latency_ms_mean"] == pytest.approx(375.0)
+    assert stats["latency_ms_p99"] == pytest.approx(np.percentile([500, 250, 500, 250], 99))
+    with pytest.raises(ValueError, match="warm-up"):
+        benchmark.benchmark_statistics([1.0], 1, warmup_steps=1)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--tile_size=570"], "nearest valid sizes are 556 and 572"),
+    (["--crossvalidation_idx=5"], "0..4"),
+    (["--exec_mode=train_and_evaluate"], "needs --crossvalidation_idx"),
+    (["--batch_size=0"], "--batch_size=0"),
+    (["--n_classes=1"], "--n_classes=1"),
+    (["--benchmark", "--max_steps=10", "--warmup_steps=10"], "leaves no step"),
+])
+def test_bad_flags(argv, message):
+    with pytest.raises(UserError, match=message):
+        flags.parse_args(argv)
+
+
+def test_defaults_are_the_seed_readme_ones():
+    args = flags.parse_args([])
+    assert (args.exec_mode, args.batch_size, args.max_steps, args.learning_rate, args.weight_decay,
+            args.warmup_steps, args.log_every, args.seed) == ("train", 1, 1000, 1e-4, 5e-4, 200, 100, 0)

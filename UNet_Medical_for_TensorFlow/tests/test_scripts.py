@@ -1,0 +1,75 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The ModelZoo scripts end to end on the tiny synthetic stack."""
+
+import os
+import subprocess
+
+import pytest
+
+from conftest import MODEL_DIR
+
+SMALL = ["--base_filters=4", "--tile_size=220", "--batch_size=2", "--learning_rate=0.001"]
+
+
+def run_script(name, *argv, cwd=MODEL_DIR):
+    return subprocess.run(["bash", os.path.join(MODEL_DIR, "test", name), *argv], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+def summary(name):
+    path = os.path.join(MODEL_DIR, "test", "output", "0", name)
+    with open(path, encoding="utf-8") as handle:
+        return dict(line.strip().split(" = ", 1) for line in handle if " = " in line)
+
+
+def test_train_full_1p(isbi_dir):
+    result = run_script("train_full_1p.sh", f"--data_path={isbi_dir}", "--max_step=20", "--log_every=5", *SMALL,
+                        cwd=os.path.join(MODEL_DIR, "test"))
+    assert result.returncode == 0, result.stdout[-1000:] + result.stderr[-2000:]
+    assert "Final Train Accuracy : " in result.stdout
+    values = summary("UNet_Medical_for_TensorFlow_bs2_1p_acc.log")
+    for key in ("Network", "RankSize", "BatchSize", "DeviceType", "CaseName", "ActualFPS", "TrainingTime",
+                "TrainAccuracy", "ActualLoss", "E2ETrainingTime", "dice_soft", "iou", "pixel_error"):
+        assert key in values, key
+    assert values["CaseName"] == "UNet_Medical_for_TensorFlow_bs2_1p_acc"
+    assert values["RankSize"] == "1" and values["BatchSize"] == "2"
+    assert 0 <= float(values["TrainAccuracy"]) <= 1 and float(values["ActualFPS"]) > 0
+
+
+def test_train_performance_1p(isbi_dir):
+    result = run_script("train_performance_1p.sh", f"--data_path={isbi_dir}", "--max_step=14", *SMALL)
+    assert result.returncode == 0, result.stdout[-1000:] + result.stderr[-2000:]
+    values = summary("UNet_Medical_for_TensorFlow_bs2_1p_perf.log")
+    for key in ("Network", "RankSize", "BatchSize", "DeviceType", "CaseName", "ActualFPS", "TrainingTime",
+                "ActualLoss", "E2ETrainingTime", "throughput", "latency_ms_p99"):
+        assert key in values, key
+    assert "TrainAccuracy" not in values
+
+
+@pytest.mark.parametrize("argv,expected", [
+    ([], 'para "data_path" must be config'),
+    (["--data_path=/tmp", "--max_steps=3"], "unknown flag '--max_steps=3'"),
+])
+def test_script_argument_errors(argv, expected):
+    result = run_script("train_full_1p.sh", *argv)
+    assert result.returncode == 1 and expected in result.stderr
+
+
+def test_failing_training_fails_the_script(tmp_path):
+    (tmp_path / "images").mkdir()  # own-data layout without masks/: the training exits 2
+    result = run_script("train_full_1p.sh", f"--data_path={tmp_path}", "--max_step=2", *SMALL)
+    assert result.returncode != 0
+    assert "Final Performance" not in result.stdout
+    assert "masks: folder not found" in result.stderr
