@@ -26,6 +26,18 @@ for path in (MODEL_DIR, REPO_ROOT):
 
 
 @pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory):
+    """One synthetic dataset for the whole session: cls/ (4 classes) and seg/ (3 classes)."""
+    from data_loading import synthetic
+    root = tmp_path_factory.mktemp("synthetic")
+    synthetic.write_classification(str(root / "cls"), classes=4, train_per_class=40,
+                                   validation_per_class=10, size=64, seed=0)
+    synthetic.write_segmentation(str(root / "seg"), classes=3, train_count=24, validation_count=8,
+                                 size=64, seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
 def python_env():
     """Environment for subprocesses: quiet TensorFlow logs."""
     return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")

@@ -1,0 +1,152 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Every bad input of the data module and the flags gives one clear error."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from common.npu_utils import UserError
+from data_loading import folders, pipeline, synthetic
+
+MODEL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture()
+def class_data(tmp_path, synthetic_root):
+    root = tmp_path / "cls"
+    shutil.copytree(synthetic_root / "cls", root)
+    return root
+
+
+def test_synthetic_folders_load_with_every_format(synthetic_root):
+    dataset = folders.load_classification(str(synthetic_root / "cls" / "train"),
+                                          str(synthetic_root / "cls" / "validation"))
+    assert dataset.class_names == ["class_0", "class_1", "class_2", "class_3"]
+    extensions = {os.path.splitext(p)[1] for p in dataset.train.paths}
+    assert {".jpg", ".JPG", ".png", ".jpeg"} <= extensions
+    modes = {Image.open(p).mode for p in dataset.train.paths}
+    assert {"RGB", "RGBA", "L"} <= modes
+    batch = next(iter(pipeline.eval_dataset(dataset.train.paths[:8], dataset.train.labels[:8],
+                                            "classification", 48, 40, 8)))
+    assert batch[0].shape == (8, 48, 40, 3)
+
+
+def test_eval_folder_name_is_accepted(class_data):
+    os.rename(class_data / "validation", class_data / "eval")
+    assert folders.split_folders(str(class_data))[1].endswith("eval")
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda root: shutil.rmtree(root / "train"), "missing folder"),
+    (lambda root: shutil.rmtree(root / "validation"), r"missing folder .*validation"),
+])
+def test_missing_folders(class_data, damage, message):
+    damage(class_data)
+    with pytest.raises(UserError, match=message):
+        folders.split_folders(str(class_data))
+
+
+def test_no_classes_empty_class_and_different_classes(class_data, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UserError, match="no class folders"):
+        folders.scan_class_folder(str(empty))
+    (class_data / "train" / "class_9").mkdir()
+    with pytest.raises(UserError, match="class_9 has no images"):
+        folders.load_classification(str(class_data / "train"), str(class_data / "validation"))
+    (class_data / "train" / "class_9" / "a.png").write_bytes(
+        (class_data / "train" / "class_0" / "train_0003.png").read_bytes())
+    with pytest.raises(UserError, match=r"different classes: only in train \['class_9'\]"):
+        folders.load_classification(str(class_data / "train"), str(class_data / "validation"))
+
+
+def test_unreadable_image_fails_or_is_skipped(class_data):
+    bad = class_data / "train" / "class_1" / "broken.jpg"
+    bad.write_bytes(b"not an image at all")
+    with pytest.raises(UserError, match=r"broken.jpg cannot be decoded.*--skip_bad_images"):
+        folders.load_classification(str(class_data / "train"), str(class_data / "validation"))
+    dataset = folders.load_classification(str(class_data / "train"), str(class_data / "validation"),
+                                          skip_bad_images=True)
+    assert [p for p, _ in dataset.skipped] == [str(bad)]
+    assert str(bad) not in dataset.train.paths
+
+
+def test_segmentation_errors(tmp_path, synthetic_root):
+    root = tmp_path / "seg"
+    shutil.copytree(synthetic_root / "seg", root)
+    train, val = str(root / "train"), str(root / "validation")
+    assert len(folders.load_segmentation(train, val, 3).train.paths) == 24
+    with pytest.raises(UserError, match="values .* outside 0..1"):
+        folders.load_segmentation(train, val, 2)
+    Image.new("L", (10, 10)).save(root / "train" / "masks" / "0000.png")
+    with pytest.raises(UserError, match="is 10x10 but its image"):
+        folders.load_segmentation(train, val, 3)
+    Image.new("RGB", (64, 64)).save(root / "train" / "masks" / "0000.png")
+    with pytest.raises(UserError, match="single-channel PNG"):
+        folders.load_segmentation(train, val, 3)
+    os.remove(root / "train" / "masks" / "0000.png")
+    with pytest.raises(UserError, match=r"images without a mask \['0000'\]"):
+        folders.load_segmentation(train, val, 3)
+    shutil.rmtree(root / "validation" / "masks")
+    with pytest.raises(UserError, match="missing folder .*masks"):
+        folders.load_segmentation(None, val, 3)
+
+
+def test_segmentation_augmentation_keeps_image_and_mask_aligned(synthetic_root):
+    dataset = folders.load_segmentation(str(synthetic_root / "seg" / "train"),
+                                        str(synthetic_root / "seg" / "validation"), 3)
+    data = pipeline.TrainData(dataset.train.paths[:4], dataset.train.labels[:4], "segmentation",
+                              64, 64, 4, seed=3, steps_per_epoch=1)
+    images, masks = next(iter(data.epoch(0)))
+    assert images.shape == (4, 64, 64, 3) and masks.shape == (4, 64, 64)
+    masks = masks.numpy()
+    assert set(np.unique(masks)) <= {0, 1, 2, 255}
+    # Shapes are saturated colours on grey: coloured pixels must be labelled as shapes.
+    saturation = images.numpy().max(-1) - images.numpy().min(-1)
+    labelled = masks[saturation > 120]
+    assert np.mean((labelled > 0)) > 0.9
+    again, _ = next(iter(data.epoch(0)))
+    np.testing.assert_array_equal(images.numpy(), again.numpy())
+
+
+def _main(args, env):
+    return subprocess.run([sys.executable, "main.py", *args], cwd=MODEL_DIR, env=env,
+                          capture_output=True, text=True)
+
+
+def test_cli_user_errors_are_one_line(tmp_path, synthetic_root, python_env):
+    result = _main([f"--data_path={synthetic_root / 'cls'}", "--class_number=7", "--mode=train",
+                    f"--modeldir={tmp_path}"], python_env)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: class_number=7 but ")
+    assert "Traceback" not in result.stderr
+    config = tmp_path / "bad.json"
+    config.write_text('{"model": "small", "colour": 1}')
+    result = _main([f"--config={config}"], python_env)
+    assert result.returncode == 2 and "unknown keys ['colour']" in result.stderr
+
+
+def test_synthetic_cli(tmp_path, python_env):
+    subprocess.run([sys.executable, "-m", "data_loading.synthetic", f"--output={tmp_path}",
+                    "--task=segmentation", "--classes=3", "--train_per_class=1", "--validation_per_class=1"],
+                   cwd=MODEL_DIR, env=python_env, check=True, capture_output=True)
+    assert len(os.listdir(tmp_path / "train" / "masks")) == 3
+    assert synthetic.write_classification(str(tmp_path / "c"), classes=2, train_per_class=2,
+                                          validation_per_class=1) == ["class_0", "class_1"]

@@ -1,0 +1,144 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Short real trainings: classification learns (through test/train_full_1p.sh),
+segmentation beats chance, a SIGKILLed run resumes, a non-finite loss stops,
+the performance script, predict and export."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+import main
+from runtime import inference, network
+
+MODEL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL_RUN = ["--class_number=0", "--height=64", "--width=64", "--alpha=0.5", "--bn_momentum=0.9"]
+CASE_KEYS = ["Network", "RankSize", "BatchSize", "DeviceType", "CaseName", "ActualFPS", "TrainingTime",
+             "ActualLoss", "E2ETrainingTime"]
+
+
+def _case_log(output_dir, case_name):
+    with open(os.path.join(output_dir, f"{case_name}.log"), encoding="utf-8") as handle:
+        return dict(line.strip().split(" = ", 1) for line in handle if " = " in line)
+
+
+def _script(name, args, env, tmp_path):
+    # A copy of test/ would change output paths; the scripts write into test/output/.
+    return subprocess.run(["bash", f"test/{name}", *args], cwd=MODEL_DIR, env=env,
+                          capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_root, python_env, tmp_path_factory):
+    """Train Small (alpha 0.5, 64x64) on the synthetic class folders via train_full_1p.sh."""
+    result = _script("train_full_1p.sh", [f"--data_path={synthetic_root / 'cls'}", *SMALL_RUN,
+                                          "--batch_size=16", "--train_epochs=8", "--learning_rate=0.002",
+                                          "--log_every=5"], python_env, tmp_path_factory)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result, os.path.join(MODEL_DIR, "test", "output", "0")
+
+
+def test_full_script_learns_and_writes_every_key(trained):
+    result, output_dir = trained
+    assert "Final Train Accuracy" in result.stdout
+    case = _case_log(output_dir, "MobileNetV3_for_TensorFlow_bs16_1p_acc")
+    assert set(CASE_KEYS + ["TrainAccuracy"]) <= set(case)
+    assert case["CaseName"] == "MobileNetV3_for_TensorFlow_bs16_1p_acc" and case["BatchSize"] == "16"
+    # Four classes: chance is 0.25.
+    assert float(case["TrainAccuracy"]) >= 0.6
+    assert float(case["ActualFPS"]) > 0
+    run_dir = os.path.join(output_dir, "ckpt")
+    for name in ("best/model.keras", "class_names.json", "history.csv", "eval/confusion_matrix.png",
+                 "eval/confusion_matrix.txt", "checkpoints/checkpoint"):
+        assert os.path.exists(os.path.join(run_dir, name)), name
+    with open(os.path.join(run_dir, "history.csv"), encoding="utf-8") as handle:
+        assert len(list(csv.DictReader(handle))) == 8
+
+
+def test_predict_and_export(trained, synthetic_root, tmp_path):
+    _, output_dir = trained
+    model, names = network.load_saved(os.path.join(output_dir, "ckpt"))
+    folder = synthetic_root / "cls" / "validation" / "class_2"
+    inference.predict(model, names, sorted(str(p) for p in folder.iterdir()), "classification", 64, 64, 8,
+                      str(tmp_path / "p.csv"))
+    with open(tmp_path / "p.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 10 and sum(r["class"] == "class_2" for r in rows) >= 5
+    inference.export(model, names, str(tmp_path / "export"))
+    assert os.path.isfile(tmp_path / "export" / "saved_model" / "saved_model.pb")
+    assert keras.models.load_model(tmp_path / "export" / "model.keras").output_shape == (None, 4)
+
+
+def test_performance_script_and_unknown_flag(synthetic_root, python_env, tmp_path):
+    result = _script("train_performance_1p.sh", [f"--data_path={synthetic_root / 'cls'}", *SMALL_RUN,
+                                                 "--batch_size=8", "--max_step=8"], python_env, tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    case = _case_log(os.path.join(MODEL_DIR, "test", "output", "0"), "MobileNetV3_for_TensorFlow_bs8_1p_perf")
+    assert set(CASE_KEYS) <= set(case) and "TrainAccuracy" not in case
+    result = _script("train_performance_1p.sh", ["--data_path=/tmp", "--colour=red"], python_env, tmp_path)
+    assert result.returncode == 1 and "unknown flag '--colour=red'" in result.stderr
+    result = _script("train_full_1p.sh", [], python_env, tmp_path)
+    assert result.returncode == 1 and 'para "data_path" must be config' in result.stderr
+
+
+def test_segmentation_training_beats_chance(synthetic_root, tmp_path, capsys):
+    main.main([f"--data_path={synthetic_root / 'seg'}", "--task=segmentation", "--class_number=3",
+               "--height=64", "--width=64", "--alpha=0.5", "--bn_momentum=0.9", "--batch=8", "--epochs=6",
+               "--learning_rate=0.003", "--mode=train_and_evaluate", f"--modeldir={tmp_path}"])
+    out = capsys.readouterr().out
+    losses = [float(line.split("loss=")[1].split()[0]) for line in out.splitlines() if line.startswith("TRAIN")]
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+    miou = float([line for line in out.splitlines() if line.startswith("METRIC miou=")][-1].split("=")[1])
+    # Predicting one class everywhere gives at most about 1/3 mean IoU over 3 classes.
+    assert miou > 0.4
+    assert os.path.isfile(tmp_path / "eval" / "confusion_matrix.png")
+
+
+def test_resume_after_sigkill(synthetic_root, python_env, tmp_path, capsys):
+    args = [f"--data_path={synthetic_root / 'cls'}", *SMALL_RUN, "--batch=16", "--epochs=2",
+            "--save_interval=3", "--mode=train", f"--modeldir={tmp_path}"]
+    process = subprocess.Popen([sys.executable, "main.py", *args], cwd=MODEL_DIR, env=python_env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    index = tmp_path / "checkpoints" / "ckpt-6.index"
+    deadline = time.time() + 120
+    while not index.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert index.exists()
+    main.main(args)
+    out = capsys.readouterr().out
+    assert "resumed from" in out
+    steps = [int(line.split("step=")[1].split()[0]) for line in out.splitlines() if line.startswith("TRAIN")]
+    assert steps[-1] == 20 and steps[0] > 6
+
+
+def test_non_finite_loss_stops_with_one_line(synthetic_root, python_env, tmp_path):
+    result = subprocess.run([sys.executable, "main.py", f"--data_path={synthetic_root / 'cls'}", *SMALL_RUN,
+                             "--batch=16", "--epochs=1", "--save_interval=1", "--learning_rate=1e30",
+                             f"--modeldir={tmp_path}"], cwd=MODEL_DIR, env=python_env,
+                            capture_output=True, text=True)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: non-finite loss") and "last good checkpoint" in last
+    bad_step = int(last.split("at step ")[1].split(":")[0])
+    saved = sorted(int(name[5:-6]) for name in os.listdir(tmp_path / "checkpoints") if name.endswith(".index"))
+    assert saved and max(saved) == bad_step - 1
