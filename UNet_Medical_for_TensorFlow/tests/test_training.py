@@ -117,3 +117,34 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: {tmp_path}/train-volume.tif: file not found (the training slices)")
     assert "Traceback" not in result.stderr
+
+
+def test_transfer_learning_from_a_two_class_run_to_three_classes(isbi_dir, tmp_path):
+    from PIL import Image
+
+    from data_loading import synthetic
+
+    source = str(tmp_path / "source")
+    first = run_main("--data_dir", isbi_dir, "--model_dir", source, "--max_steps=2", "--log_every=1", *SMALL)
+    assert first.returncode == 0, first.stderr[-2000:]
+    own = tmp_path / "own"
+    (own / "images").mkdir(parents=True)
+    (own / "masks").mkdir()
+    images, labels = synthetic.synthetic_stack(4, 48, seed=5)
+    for index, (image, label) in enumerate(zip(images, labels)):
+        Image.fromarray(image).save(own / "images" / f"{index}.png")
+        three_classes = np.where(label > 0, 1 + (np.arange(48)[None] >= 24), 0).astype(np.uint8)
+        Image.fromarray(three_classes).save(own / "masks" / f"{index}.png")
+    target = str(tmp_path / "target")
+    result = run_main("--data_dir", str(own), "--n_classes=3", "--model_dir", target, "--max_steps=2",
+                      "--log_every=1", "--pretrained_checkpoint", source, *SMALL)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "all layers but logits (different class count)" in result.stdout
+
+    import keras
+    before = keras.models.load_model(os.path.join(source, "unet.keras"))
+    after = keras.models.load_model(os.path.join(target, "unet.keras"))
+    assert after.output_shape[-1] == 3
+    # Two Adam steps at 1e-3 move each weight by about 2e-3 at most.
+    np.testing.assert_allclose(after.get_layer("down0_conv1").get_weights()[0],
+                               before.get_layer("down0_conv1").get_weights()[0], atol=5e-3)

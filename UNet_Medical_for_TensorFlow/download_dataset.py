@@ -1,0 +1,94 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Download the ISBI 2012 stacks from a base URL and check them like the loader does.
+
+The challenge's files need a registration, so there is no default URL:
+
+    python3 download_dataset.py --data_dir ./data --base_url https://HOST/PATH
+
+fetches BASE_URL/train-volume.tif, train-labels.tif and test-volume.tif into a
+temporary folder inside DATA_DIR, checks them with data_loading.readers, and
+only then moves them into DATA_DIR. Any failure leaves no partial file behind
+and prints one line.
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+
+# The repository root holds common/; this makes the script run from anywhere.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import npu_utils  # noqa: E402
+from common.npu_utils import UserError  # noqa: E402
+from data_loading import readers  # noqa: E402
+
+CHUNK_BYTES = 1 << 20
+
+
+def fetch(url, path, timeout):
+    """Copy ``url`` to ``path``.
+
+    Raises:
+      UserError: the server cannot be reached or answers with an error.
+    """
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(path, "wb") as out:
+            shutil.copyfileobj(response, out, CHUNK_BYTES)
+    except urllib.error.HTTPError as error:
+        raise UserError(f"cannot download {url}: HTTP {error.code} {error.reason}") from None
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        reason = getattr(error, "reason", None) or error
+        raise UserError(f"cannot download {url}: {reason}") from None
+
+
+def download(data_dir, base_url, timeout=60):
+    """Fetch and check the three stacks; returns their final paths."""
+    os.makedirs(data_dir, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".download-", dir=data_dir)
+    try:
+        for name in readers.ISBI_FILES.values():
+            url = f"{base_url.rstrip('/')}/{name}"
+            print(f"downloading {url}", flush=True)
+            fetch(url, os.path.join(staging, name), timeout)
+        readers.read_isbi(staging)
+        paths = []
+        for name in readers.ISBI_FILES.values():
+            paths.append(os.path.join(data_dir, name))
+            os.replace(os.path.join(staging, name), paths[-1])
+        return paths
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@npu_utils.exit_on_user_error
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data_dir", required=True, help="where the three stacks go")
+    parser.add_argument("--base_url", required=True,
+                        help="URL of the folder holding train-volume.tif, train-labels.tif, test-volume.tif")
+    parser.add_argument("--timeout", type=float, default=60, help="seconds per request (default %(default)s)")
+    args = parser.parse_args(argv)
+    for path in download(args.data_dir, args.base_url, args.timeout):
+        print(f"ok {path}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

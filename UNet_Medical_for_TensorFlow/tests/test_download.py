@@ -1,0 +1,87 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""download_dataset.py against a local HTTP server on 127.0.0.1."""
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+
+import pytest
+
+import download_dataset
+from data_loading import readers
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def serve(tmp_path):
+    """Start a server of a folder; yields a function folder -> base URL."""
+    servers = []
+
+    def start(folder):
+        handler = functools.partial(QuietHandler, directory=folder)
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_download_and_check(isbi_dir, tmp_path, serve):
+    target = tmp_path / "data"
+    assert download_dataset.main(["--data_dir", str(target), "--base_url", serve(isbi_dir)]) == 0
+    assert sorted(os.listdir(target)) == sorted(readers.ISBI_FILES.values())
+    assert len(readers.read_isbi(str(target)).images) == 10
+
+
+def _assert_fails_clean(argv, target, capsys, expected):
+    with pytest.raises(SystemExit) as exit_info:
+        download_dataset.main(argv)
+    assert exit_info.value.code == 2
+    assert expected in capsys.readouterr().err
+    assert not os.path.exists(target) or os.listdir(target) == []
+
+
+def test_missing_file_on_server_leaves_nothing(isbi_dir, tmp_path, serve, capsys):
+    partial = tmp_path / "served"
+    shutil.copytree(isbi_dir, partial)
+    os.remove(partial / "test-volume.tif")
+    target = tmp_path / "data"
+    _assert_fails_clean(["--data_dir", str(target), "--base_url", serve(str(partial))], target, capsys,
+                        "test-volume.tif: HTTP 404")
+
+
+def test_bad_file_on_server_fails_the_check(isbi_dir, tmp_path, serve, capsys):
+    broken = tmp_path / "served"
+    shutil.copytree(isbi_dir, broken)
+    (broken / "train-labels.tif").write_bytes(b"garbage")
+    target = tmp_path / "data"
+    _assert_fails_clean(["--data_dir", str(target), "--base_url", serve(str(broken))], target, capsys,
+                        "train-labels.tif: cannot be decoded")
+
+
+def test_unreachable_server(tmp_path, capsys):
+    target = tmp_path / "data"
+    _assert_fails_clean(["--data_dir", str(target), "--base_url", "http://127.0.0.1:9/", "--timeout=5"], target,
+                        capsys, "cannot download http://127.0.0.1:9/train-volume.tif")
