@@ -32,11 +32,20 @@ CONFIG_KEYS = ("model", "height", "width", "class_number", "learning_rate", "bat
 MODES = ("train", "evaluate", "train_and_evaluate", "predict", "export")
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds "(default: ...)" to help texts that do not state their default already."""
+
+    def _get_help_string(self, action):
+        if "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser():
     """The argparse parser of main.py; config keys default to None (= from the config file)."""
     parser = argparse.ArgumentParser(
         description="MobileNetV3 Small/Large classification and LR-ASPP segmentation (TF2/Keras 3).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
+        formatter_class=_HelpFormatter, allow_abbrev=False)
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="JSON file of the config keys")
     parser.add_argument("--mode", choices=MODES, default="train",
                         help="train; evaluate (validation split); train_and_evaluate; "
@@ -44,7 +53,7 @@ def build_parser():
     parser.add_argument("--task", choices=("classification", "segmentation"), default="classification",
                         help="class folders, or image/mask pairs with the LR-ASPP head")
 
-    config = parser.add_argument_group("config keys (default: the value in --config)")
+    config = parser.add_argument_group("config keys (None = take the value from --config)")
     config.add_argument("--model", choices=("small", "large"), default=None, help="MobileNetV3 size")
     config.add_argument("--height", type=int, default=None, help="input height in pixels")
     config.add_argument("--width", type=int, default=None, help="input width in pixels")

@@ -142,3 +142,22 @@ def test_non_finite_loss_stops_with_one_line(synthetic_root, python_env, tmp_pat
     bad_step = int(last.split("at step ")[1].split(":")[0])
     saved = sorted(int(name[5:-6]) for name in os.listdir(tmp_path / "checkpoints") if name.endswith(".index"))
     assert saved and max(saved) == bad_step - 1
+
+
+def test_weights_load_backbone_and_new_classifier(tmp_path):
+    from model.mobilenet_v3 import build_classifier
+    from model.lraspp import build_lraspp
+    source = build_classifier("small", 0.5, 4, input_shape=(64, 64, 3))
+    network.save_model(source, ["a", "b", "c", "d"], str(tmp_path))
+    target = build_classifier("small", 0.5, 7, input_shape=(64, 64, 3))
+    message = network.load_initial_weights(target, str(tmp_path))
+    assert message.endswith("new (shape differs): logits")
+    np.testing.assert_array_equal(target.get_layer("block5_expand").get_weights()[0],
+                                  source.get_layer("block5_expand").get_weights()[0])
+    segmenter = build_lraspp("small", 0.5, 3)
+    assert "loaded" in network.load_initial_weights(segmenter, str(tmp_path / "model.keras"))
+    with pytest.raises(network.UserError, match="neither"):
+        network.load_initial_weights(target, str(tmp_path / "nothing"))
+    network.set_backbone_trainable(target, False)
+    trainable = {v.path.split("/")[0] for v in target.trainable_variables}
+    assert trainable == {"head_conv", "logits"}
