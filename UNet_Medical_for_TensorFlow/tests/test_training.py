@@ -148,3 +148,12 @@ def test_transfer_learning_from_a_two_class_run_to_three_classes(isbi_dir, tmp_p
     # Two Adam steps at 1e-3 move each weight by about 2e-3 at most.
     np.testing.assert_allclose(after.get_layer("down0_conv1").get_weights()[0],
                                before.get_layer("down0_conv1").get_weights()[0], atol=5e-3)
+
+
+def test_inference_benchmark_prints_statistics(isbi_dir, tmp_path):
+    result = run_main("--data_dir", isbi_dir, "--model_dir", str(tmp_path / "run"), "--exec_mode=predict",
+                      "--benchmark", "--max_steps=4", "--warmup_steps=1", *SMALL)
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = metrics_of(result.stdout)
+    assert set(figures) == {"throughput", "latency_ms_mean", "latency_ms_p90", "latency_ms_p95", "latency_ms_p99"}
+    assert figures["throughput"] > 0 and figures["latency_ms_p99"] >= figures["latency_ms_p90"] > 0
