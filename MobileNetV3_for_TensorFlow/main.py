@@ -65,7 +65,8 @@ def main(argv=None):
     if args.mode in ("train", "train_and_evaluate"):
         dataset, num_classes = load_data(args, need_train=True)
         training.train(args, ctx, dataset, num_classes)
-        if args.mode == "train_and_evaluate":
+        # The final report is the chief's: only it saves the best model.
+        if args.mode == "train_and_evaluate" and ctx.is_chief:
             model, names = network.load_saved(args.save_dir)
             result = inference.evaluate(model, _eval_batches(args, dataset), args.task, len(names))
             inference.report(result, names, args.task, os.path.join(args.save_dir, "eval"))

@@ -108,10 +108,13 @@ def make_loss(model, task, num_classes, label_smoothing):
             weight = tf.cast(valid, pixel_loss.dtype)
             return tf.reduce_sum(pixel_loss * weight) / tf.maximum(tf.reduce_sum(weight), 1.0)
         return loss_fn
-    cross_entropy = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
-
+    # The loss function, not the Loss class: under a tf.distribute strategy the
+    # class divides by the replica count, and make_train_step averages already.
     def loss_fn(images, labels):
-        return cross_entropy(tf.one_hot(labels, num_classes), model(images, training=True))
+        per_image = keras.losses.categorical_crossentropy(tf.one_hot(labels, num_classes),
+                                                          model(images, training=True),
+                                                          label_smoothing=label_smoothing)
+        return tf.reduce_mean(per_image)
     return loss_fn
 
 
@@ -198,7 +201,7 @@ def train(args, ctx, dataset, num_classes):
     manager = tf.train.CheckpointManager(checkpoint, _checkpoint_dir(args.save_dir, ctx), CHECKPOINTS_KEPT)
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        print(f"[train] resumed from {manager.latest_checkpoint} at step {int(global_step)}", flush=True)
+        print(f"[train] resumed from {manager.latest_checkpoint} at step {int(global_step.numpy())}", flush=True)
     elif args.weights:
         print(f"[train] {load_initial_weights(model, args.weights)}", flush=True)
 
@@ -224,7 +227,7 @@ def train(args, ctx, dataset, num_classes):
     best_value = _read_best(best_dir, best_metric)
     history = History(args.save_dir, ctx.is_chief)
     global_batch = args.batch * ctx.ranks.rank_size
-    step = int(global_step)
+    step = int(global_step.numpy())
     start_time = time.time()
     progress = sys.stdout.isatty() and ctx.is_chief
 
