@@ -25,6 +25,7 @@ import time
 import keras
 import numpy as np
 import pytest
+from PIL import Image
 
 import main
 from runtime import inference, network
@@ -110,6 +111,11 @@ def test_segmentation_training_beats_chance(synthetic_root, tmp_path, capsys):
     # Predicting one class everywhere gives at most about 1/3 mean IoU over 3 classes.
     assert miou > 0.4
     assert os.path.isfile(tmp_path / "eval" / "confusion_matrix.png")
+    model, names = network.load_saved(str(tmp_path))
+    images = sorted(str(p) for p in (synthetic_root / "seg" / "validation" / "images").iterdir())[:3]
+    inference.predict(model, names, images, "segmentation", 64, 64, 2, str(tmp_path / "masks"))
+    mask = np.asarray(Image.open(tmp_path / "masks" / "0000.png"))
+    assert mask.shape == (64, 64) and mask.max() < 3
 
 
 def test_resume_after_sigkill(synthetic_root, python_env, tmp_path, capsys):
