@@ -150,3 +150,18 @@ def test_synthetic_cli(tmp_path, python_env):
     assert len(os.listdir(tmp_path / "train" / "masks")) == 3
     assert synthetic.write_classification(str(tmp_path / "c"), classes=2, train_per_class=2,
                                           validation_per_class=1) == ["class_0", "class_1"]
+
+
+def test_resumed_epoch_sees_the_same_batches(synthetic_root):
+    dataset = folders.load_classification(str(synthetic_root / "cls" / "train"),
+                                          str(synthetic_root / "cls" / "validation"))
+    data = pipeline.TrainData(dataset.train.paths, dataset.train.labels, "classification", 48, 48, 8,
+                              seed=1, steps_per_epoch=4)
+    full = [(x.numpy(), y.numpy()) for x, y in data.epoch(2)]
+    resumed = [(x.numpy(), y.numpy()) for x, y in data.epoch(2, skip_batches=2)]
+    assert len(full) == 4 and len(resumed) == 2
+    for (x, y), (rx, ry) in zip(full[2:], resumed):
+        np.testing.assert_array_equal(x, rx)
+        np.testing.assert_array_equal(y, ry)
+    other = next(iter(data.epoch(3)))[1].numpy()
+    assert not np.array_equal(other, full[0][1])
