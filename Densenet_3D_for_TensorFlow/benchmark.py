@@ -36,6 +36,7 @@ from common import npu_utils  # noqa: E402
 
 import brats_data  # noqa: E402
 import inference  # noqa: E402
+import runner  # noqa: E402
 import synthetic_brats  # noqa: E402
 import tf_models  # noqa: E402
 
@@ -65,13 +66,7 @@ def time_training(ctx, model_name, batch_size, steps):
     with ctx.strategy.scope():
         model = tf_models.build_model(model_name)
         optimizer = ctx.wrap_optimizer(keras.optimizers.Adam(5e-4))
-    ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    def loss_fn(images, labels):
-        out = model(images, training=True)
-        return ce(tf.cast(labels > 0, tf.int32), out["wt"]) + ce(labels, out["labels"])
-
-    step = npu_utils.make_train_step(ctx, model, optimizer, loss_fn)
+    step = npu_utils.make_train_step(ctx, model, optimizer, runner.make_loss_fn(model))
     rng = np.random.default_rng(0)
     images = tf.constant(rng.normal(size=(batch_size, 38, 38, 38, 4)).astype(np.float32))
     labels = tf.constant(rng.choice([0, 1, 2, 4], size=(batch_size, 12, 12, 12)).astype(np.int32))

@@ -131,6 +131,27 @@ def _all_finite(variables):
     return all(np.isfinite(v.numpy()).all() for v in variables)
 
 
+def make_loss_fn(model):
+    """``loss_fn(images, labels) -> scalar``: CE of the 2-class head + CE of the 5-class head.
+
+    images (N, X, Y, Z, 4) float32; labels (N, x, y, z) int32 in 0..4 over the
+    labelled centre. Each CE is the mean over the local batch's voxels.
+    """
+    import keras
+    import tensorflow as tf
+
+    def cross_entropy(labels, logits):
+        # The loss function, not the Loss class: under a tf.distribute strategy
+        # the class divides by the replica count, and make_train_step averages already.
+        return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
+
+    def loss_fn(images, labels):
+        outputs = model(images, training=True)
+        return cross_entropy(tf.cast(labels > 0, tf.int32), outputs["wt"]) + cross_entropy(labels, outputs["labels"])
+
+    return loss_fn
+
+
 def train(args, ctx, model, optimizer, data, log=print):
     """Train on ``data.train_cases`` (this rank's share), saving checkpoints on the chief.
 
@@ -143,7 +164,6 @@ def train(args, ctx, model, optimizer, data, log=print):
       UserError: checkpoints exist without -c, or fewer training cases than ranks.
       NonFiniteLoss: a non-finite loss or weights; the last good checkpoint stays the latest.
     """
-    import keras
     import tensorflow as tf
 
     patch_size = (args.patch_width, args.patch_height, args.patch_depth)
@@ -175,16 +195,11 @@ def train(args, ctx, model, optimizer, data, log=print):
             log(f"[train] -c: no checkpoint in {args.model_dir}/checkpoints yet, starting from scratch")
         if args.load_path:
             log(f"[train] initial weights from {load_weights(model, args.load_path)}")
+    # Only rank 0 has checkpoints: every rank continues from its weights and step.
+    ctx.broadcast_variables(model.weights + optimizer.variables + [step_counter])
     step = int(step_counter)
 
-    wt_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    label_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    def loss_fn(images, labels):
-        outputs = model(images, training=True)
-        return wt_loss(tf.cast(labels > 0, tf.int32), outputs["wt"]) + label_loss(labels, outputs["labels"])
-
-    train_step = npu_utils.make_train_step(ctx, model, optimizer, loss_fn)
+    train_step = npu_utils.make_train_step(ctx, model, optimizer, make_loss_fn(model))
 
     def load_fn(index):
         case = local_cases[index]

@@ -396,9 +396,35 @@ class RunContext:
         return [None if g is None else g / replicas for g in grads]
 
     def broadcast_variables(self, variables):
-        """Give every worker rank 0's initial values (Ascend; MWMS does it itself)."""
-        if self.multi_worker and self.npu is not None:
+        """Give every worker rank 0's values of ``variables``.
+
+        Call it after restoring a checkpoint (which only rank 0 may have) so
+        that every worker continues from the same weights, optimizer state
+        and step. ``MultiWorkerMirroredStrategy`` syncs initial values itself,
+        but not values restored later.
+        """
+        if not self.multi_worker:
+            return
+        if self.npu is not None:
             self.npu.distribute.broadcast(variables, root_rank=0)
+            return
+        import tensorflow as tf
+        chief = self.is_chief
+
+        variables = list(variables)
+
+        @tf.function
+        def chief_values():
+            def replica_fn():
+                # A SUM to which only rank 0 contributes is rank 0's value; one
+                # all-reduce per variable, as a batched one needs a single dtype.
+                context = tf.distribute.get_replica_context()
+                return [context.all_reduce(tf.distribute.ReduceOp.SUM, tf.identity(v) if chief else tf.zeros_like(v))
+                        for v in variables]
+            return self.strategy.experimental_local_results(self.strategy.run(replica_fn))[0]
+
+        for variable, value in zip(variables, chief_values()):
+            variable.assign(value)
 
     def shard(self, items):
         """This rank's share of a list: every ``rank_size``-th item from ``rank_id``."""
@@ -477,6 +503,11 @@ def make_train_step(ctx, model, optimizer, loss_fn):
       optimizer: from ``ctx.wrap_optimizer`` (loss scaling when needed).
       loss_fn: ``loss_fn(features, labels) -> scalar float32 loss`` that calls
         ``model(features, training=True)``; the mean over the local batch.
+        Reduce with ``tf.reduce_mean`` of a loss *function* such as
+        ``keras.losses.sparse_categorical_crossentropy``: a Keras ``Loss``
+        *class* divides by the replica count under a strategy, and the
+        gradients here are averaged over workers already (the gradients would
+        be divided twice).
     Returns:
       ``step(features, labels) -> loss``, the loss averaged over all workers.
       The forward and backward pass are XLA-compiled with ``ctx.use_xla``;

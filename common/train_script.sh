@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Shared by every model's test/train_*.sh: the ModelZoo debug parameters,
-# the data_path check and the launch through common/npu_utils.py, which runs
-# one process per rank and writes the summary. Source it from a script in a
-# model's test/ folder; it sets cur_path (that test/ folder, wherever the
-# script was started from), model_dir and repo_root, and sources test/env.sh.
+# Shared by every model's test/*.sh: the ModelZoo debug parameters, the flag
+# loop, the data_path check and the launch through common/npu_utils.py, which
+# runs one process per rank and writes the summary. Source it from a script in
+# a model's test/ folder; it sets cur_path (that test/ folder, wherever the
+# script was started from), model_dir, repo_root and mz_python, and sources
+# test/env.sh. A script defines model_flag (consume one model flag or return 1)
+# and model_help, then calls mz_parse_flags "$@" and mz_launch.
 
 cur_path="$(cd "$(dirname "${BASH_SOURCE[1]}")" && pwd)"
 model_dir="$(cd "${cur_path}/.." && pwd)"
@@ -59,6 +61,24 @@ mz_debug_help() {
     --autotune=True|False    operator auto-tuning (Ascend only; default False)
     -h, --help               this help
 HELP
+}
+
+# mz_parse_flags "$@": every flag must be a shared one (mz_debug_flag) or one
+# the script's own model_flag function consumes; -h/--help prints the usage,
+# the shared flags and the script's model_help, and exits 0. Then checks
+# --data_path.
+mz_parse_flags() {
+  local para
+  for para in "$@"; do
+    if [ "${para}" = "-h" ] || [ "${para}" = "--help" ]; then
+      echo "usage: bash test/$(basename "$0") --data_path=DIR [flags]"
+      mz_debug_help
+      model_help
+      exit 0
+    fi
+    mz_debug_flag "${para}" || model_flag "${para}" || mz_unknown_flag "${para}"
+  done
+  mz_require_data_path
 }
 
 mz_unknown_flag() {

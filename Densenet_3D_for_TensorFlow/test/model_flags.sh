@@ -49,21 +49,7 @@ model_help() {
 HELP
 }
 
-# parse_flags "$@": every flag is a shared debug flag or a model flag; anything else is an error.
-parse_flags() {
-  for para in "$@"; do
-    if [ "${para}" = "-h" ] || [ "${para}" = "--help" ]; then
-      echo "usage: bash test/$(basename "$0") --data_path=DIR [flags]"
-      mz_debug_help
-      model_help
-      exit 0
-    fi
-    mz_debug_flag "${para}" || model_flag "${para}" || mz_unknown_flag "${para}"
-  done
-  mz_require_data_path
-}
-
-# The main.py arguments of the model flags (after parse_flags).
+# The main.py arguments of the model flags (after mz_parse_flags).
 model_args() {
   args=(-r "${data_path}" -mn "${model_name}" -bs "${batch_size}" -e "${train_epochs}"
         --max_steps="${max_steps}" -lr "${learning_rate}"

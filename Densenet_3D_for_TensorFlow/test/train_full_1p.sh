@@ -5,7 +5,7 @@
 #   bash test/train_full_1p.sh --data_path=BraTS2017/HGG [--max_steps=N ...]
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../common/train_script.sh"
 source "${cur_path}/model_flags.sh"
-parse_flags "$@"
+mz_parse_flags "$@"
 model_args
 mz_launch --network="${Network}" --batch_size="${batch_size}" --case_kind=acc --warmup_steps=1 \
   --accuracy_key=wt_dice --extra_keys=tc_dice,et_dice,patches_per_sec \

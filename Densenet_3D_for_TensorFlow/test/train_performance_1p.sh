@@ -6,7 +6,7 @@
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../common/train_script.sh"
 source "${cur_path}/model_flags.sh"
 max_steps=100
-parse_flags "$@"
+mz_parse_flags "$@"
 model_args
 mz_launch --network="${Network}" --batch_size="${batch_size}" --case_kind=perf --warmup_steps=5 \
   --extra_keys=patches_per_sec,voxels_per_sec \

@@ -29,7 +29,6 @@ import time
 
 import keras
 import tensorflow as tf
-from tensorflow.core.framework import summary_pb2
 
 from common import npu_utils
 from common.npu_utils import UserError
@@ -118,12 +117,6 @@ def make_loss(model, task, num_classes, label_smoothing):
     return loss_fn
 
 
-# TensorBoard's scalar format written with TensorFlow's own summary op:
-# tf.summary.scalar needs the tensorboard package, which tensorflow-cpu lacks.
-_SCALAR_METADATA = summary_pb2.SummaryMetadata(
-    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
-
-
 class History:
     """Per-epoch CSV history and TensorBoard summaries (chief only); appends on resume."""
 
@@ -136,7 +129,7 @@ class History:
         if self.enabled:
             with self.writer.as_default(step=step):
                 for name, value in values.items():
-                    tf.summary.write(name, tf.constant(value, tf.float32), metadata=_SCALAR_METADATA)
+                    tf.summary.scalar(name, value)
 
     def epoch(self, row):
         if not self.enabled:
@@ -204,6 +197,8 @@ def train(args, ctx, dataset, num_classes):
         print(f"[train] resumed from {manager.latest_checkpoint} at step {int(global_step.numpy())}", flush=True)
     elif args.weights:
         print(f"[train] {load_initial_weights(model, args.weights)}", flush=True)
+    # Every rank continues from rank 0's weights, optimizer state and step.
+    ctx.broadcast_variables(model.weights + optimizer.variables + [global_step])
 
     train_data = pipeline.TrainData(ctx.shard(dataset.train.paths), ctx.shard(dataset.train.labels), task,
                                     args.height, args.width, args.batch, args.seed, steps_per_epoch)

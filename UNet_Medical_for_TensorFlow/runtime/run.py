@@ -38,8 +38,6 @@ from runtime import benchmark, losses
 CONFIG_FILE = "config.json"
 EXPORT_FILE = "unet.keras"
 OVERLAY_SLICES = 3  # PNG overlays written next to the predicted masks
-_SCALAR_METADATA = tf.compat.v1.SummaryMetadata(
-    plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars")).SerializeToString()
 
 
 class TrainingDiverged(Exception):
@@ -67,10 +65,7 @@ class RunLog:
         if self.writer:
             with self.writer.as_default():
                 for name, value in values.items():
-                    # tf.summary.scalar lives in the tensorboard package, which
-                    # tensorflow-cpu does not install; this is what it writes.
-                    tf.summary.write(name, tf.constant(value, tf.float32), step=int(step),
-                                     metadata=_SCALAR_METADATA)
+                    tf.summary.scalar(name, value, step=int(step))
             self.writer.flush()
 
 
@@ -284,6 +279,8 @@ def run(args, ctx, data):
         raise UserError(f"--model_dir={args.model_dir}: no checkpoint to {args.exec_mode} with")
     elif trains and args.pretrained_checkpoint:
         load_pretrained(model, args.pretrained_checkpoint)
+    # Only rank 0 has checkpoints: every rank continues from its weights and step.
+    ctx.broadcast_variables(model.weights + optimizer.variables + [checkpoint.step])
 
     step = int(checkpoint.step.numpy())
     if trains:

@@ -22,7 +22,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
 
 from conftest import MODEL_DIR
 

@@ -41,6 +41,17 @@ def main():
     with ctx.strategy.scope():
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)])
         optimizer = ctx.wrap_optimizer(keras.optimizers.SGD(0.1))
+        optimizer.build(model.trainable_variables)
+        step_counter = tf.Variable(0, dtype=tf.int64)
+    if not ctx.is_chief:
+        # As after restoring a checkpoint only rank 0 has: rank 1's values differ
+        # until broadcast_variables gives it rank 0's.
+        for variable in model.weights:
+            variable.assign(variable + 1.0)
+        step_counter.assign(7)
+    ctx.broadcast_variables(model.weights + optimizer.variables + [step_counter])
+    if int(step_counter.numpy()) != 0:
+        raise SystemExit(f"rank {ctx.ranks.rank_id}: step {int(step_counter.numpy())} after broadcast")
 
     def loss_fn(features, labels):
         return tf.reduce_mean(tf.square(model(features, training=True) - labels))
