@@ -123,6 +123,10 @@ def parse_args(argv=None):
             raise UserError(f"{flag} must not be negative, got {value}")
     if args.tumour_centres + args.background_centres < args.batch_size:
         raise UserError("--tumour_centres + --background_centres must give at least one batch (-bs) per case")
+    if not args.width_multiplier > 0:
+        raise UserError(f"--width_multiplier must be positive, got {args.width_multiplier}")
+    if args.label_size < 1:
+        raise UserError(f"-ps must be at least 1, got {args.label_size}")
     if not args.learning_rate > 0:
         raise UserError(f"-lr must be positive, got {args.learning_rate}")
     for flag, size in (("-ws", args.patch_width), ("-hs", args.patch_height), ("-cs", args.patch_depth)):

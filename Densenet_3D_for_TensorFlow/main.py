@@ -35,7 +35,7 @@ import runner  # noqa: E402
 def main(argv=None):
     args = config.parse_args(argv)
     if args.gpu is not None:
-        os.environ.setdefault("CUDA_VISIBLE_DEVICES", args.gpu)
+        os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu  # as the reference's -gpu
     ctx = npu_utils.setup_device(args)
     if args.gpu is not None and ctx.device != "gpu":
         print(f"[device] -gpu {args.gpu} has no effect on {ctx.device.upper()}", flush=True)

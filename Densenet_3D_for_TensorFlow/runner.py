@@ -183,7 +183,11 @@ def train(args, ctx, model, optimizer, data, log=print):
                                          checkpoint_name="ckpt")
     saving = ctx.is_chief and not args.benchmark
     if manager.latest_checkpoint and args.continue_training:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        try:
+            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        except (AssertionError, ValueError) as error:
+            raise UserError(f"-c: {manager.latest_checkpoint} does not fit -mn {args.model_name} "
+                            f"(--width_multiplier too?): {str(error).splitlines()[0][:200]}") from None
         log(f"[train] continuing from {manager.latest_checkpoint} (step {int(step_counter)})")
         if args.load_path:
             log(f"[train] -lp {args.load_path} not used: -c continues this run's own checkpoint")
@@ -250,8 +254,10 @@ def train(args, ctx, model, optimizer, data, log=print):
         if saving and (step % steps_per_epoch == 0 or step >= total_steps) and manager.latest_checkpoint != \
                 os.path.join(manager.directory, f"ckpt-{step}"):
             save()
-    if steps_run > 1:
-        patches_per_sec = global_batch * (steps_run - 1) / max(time.time() - first_step_end, 1e-9)
+    if steps_run:
+        # After the first step (graph tracing) when there are others.
+        timed_steps, timed_since = (steps_run - 1, first_step_end) if steps_run > 1 else (1, start)
+        patches_per_sec = global_batch * timed_steps / max(time.time() - timed_since, 1e-9)
         print(npu_utils.format_metric_line("patches_per_sec", patches_per_sec))
         print(npu_utils.format_metric_line("voxels_per_sec", patches_per_sec * int(np.prod(label_size))))
     log(f"[train] done at step {step} in {time.time() - start:.1f} s")

@@ -71,8 +71,11 @@ def main(argv=None):
             result = inference.evaluate(model, _eval_batches(args, dataset), args.task, len(names))
             inference.report(result, names, args.task, os.path.join(args.save_dir, "eval"))
     elif args.mode == "evaluate":
-        dataset, _ = load_data(args, need_train=False)
         model, names = network.load_saved(args.weights or args.save_dir)
+        _fit_args_to_model(args, model)
+        if args.task == "segmentation":
+            args.class_number = len(names)  # the masks' classes are the model's
+        dataset, _ = load_data(args, need_train=False)
         if names != dataset.class_names:
             raise npu_utils.UserError(f"the model's classes {names} differ from the folders of {args.eval_dir} "
                                       f"{dataset.class_names}")
@@ -81,13 +84,34 @@ def main(argv=None):
     elif args.mode == "predict":
         from data_loading.folders import list_images
         model, names = network.load_saved(args.weights or args.save_dir)
+        _fit_args_to_model(args, model)
+        paths, skipped = list_images(args.input, args.skip_bad_images)
+        for path, reason in skipped:
+            print(f"[data] skipped {path}: {reason}", flush=True)
         default = "predictions" if args.task == "segmentation" else "predictions.csv"
-        inference.predict(model, names, list_images(args.input), args.task, args.height, args.width,
+        inference.predict(model, names, paths, args.task, args.height, args.width,
                           args.batch, args.output or os.path.join(args.save_dir, default))
     else:
         model, names = network.load_saved(args.weights or args.save_dir)
         inference.export(model, names, os.path.join(args.save_dir, "export"))
     return 0
+
+
+def _fit_args_to_model(args, model):
+    """Take the task and the input size from a saved model rather than from the flags.
+
+    A classifier is saved with a fixed (height, width); an LR-ASPP model takes
+    any size and outputs a map (N, H, W, classes).
+    """
+    task = "segmentation" if len(model.output_shape) == 4 else "classification"
+    if task != args.task:
+        print(f"[model] the saved model does {task}: using --task={task}", flush=True)
+        args.task = task
+    height, width = model.input_shape[1:3]
+    if height and (height, width) != (args.height, args.width):
+        print(f"[model] the saved model takes {height}x{width} images: using --height={height} "
+              f"--width={width}", flush=True)
+        args.height, args.width = height, width
 
 
 def _eval_batches(args, dataset):

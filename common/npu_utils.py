@@ -304,6 +304,9 @@ def _set_npu_options(npu, args, precision):
         options.dump_config.dump_path = os.path.abspath(args.over_dump_path)
         options.dump_config.dump_debug_mode = "all"
     if args.data_dump_flag:
+        if args.over_dump:
+            # The adapter has one dump_path for both kinds of dump.
+            print(f"[device] --over_dump and --data_dump_flag both write to {args.data_dump_path}", flush=True)
         os.makedirs(args.data_dump_path, exist_ok=True)
         options.dump_config.enable_dump = True
         options.dump_config.dump_path = os.path.abspath(args.data_dump_path)
@@ -738,7 +741,7 @@ def launch(argv):
         raise UserError("launch needs the training command after '--'")
     ranks = read_ranks()
     job_id = os.environ.get("JOB_ID", "10087")
-    rank_id_start = int(os.environ.get("RANK_ID_START", "0"))
+    rank_id_start = _env_int(os.environ, "RANK_ID_START", 0, minimum=0)
     case_name = f"{args.network}_bs{args.batch_size}_{ranks.rank_size}p_{args.case_kind}"
     os.makedirs(args.output_root, exist_ok=True)
     device_flags = _device_flags_for(args, args.output_root)

@@ -120,13 +120,19 @@ def test_sigkill_then_continue_resumes_from_the_last_checkpoint(synthetic_root, 
                "--save_every_steps", "2", "--log_every_steps", "1"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     process = subprocess.Popen(command, cwd=MODEL_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    checkpoint = tmp_path / "run" / "checkpoints" / "ckpt-4.index"
+    # The manager's state file names a checkpoint only after all its files are
+    # written, so wait for that file, not for ckpt-4's own files.
+    state = tmp_path / "run" / "checkpoints" / "checkpoint"
+
+    def saved_step_4():
+        return state.exists() and '"ckpt-4"' in state.read_text()
+
     deadline = time.time() + 180
-    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
+    while not saved_step_4() and process.poll() is None and time.time() < deadline:
         time.sleep(0.2)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert checkpoint.exists()
+    assert saved_step_4()
     result = _run(command + ["--max_steps", "12", "-c", "True"], cwd=MODEL_DIR)
     assert result.returncode == 0, result.stdout + result.stderr
     resumed = [line for line in result.stdout.splitlines() if "continuing from" in line]

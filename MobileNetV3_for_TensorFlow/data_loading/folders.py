@@ -240,17 +240,20 @@ def load_segmentation(train_dir, validation_dir, num_classes, skip_bad_images=Fa
     return Dataset(train, validation, [str(i) for i in range(num_classes)], bad_train + bad_val)
 
 
-def list_images(path):
-    """The image files to predict: ``path`` itself, or the images inside the folder ``path``.
+def list_images(path, skip_bad_images=False):
+    """The image files to predict: ``path`` itself, or the readable images inside the folder ``path``.
 
+    Returns:
+      ``(paths, skipped)`` with ``skipped`` a list of ``(path, reason)``.
     Raises:
-      UserError: ``path`` does not exist or the folder has no images.
+      UserError: ``path`` does not exist, the folder has no images, or an
+        image cannot be decoded (unless ``skip_bad_images``).
     """
     if os.path.isfile(path):
-        return [path]
+        return _filter_readable([path], skip_bad_images=False)
     if not os.path.isdir(path):
         raise UserError(f"--input={path} is neither an image file nor a folder")
     files = _image_files(path)
     if not files:
         raise UserError(f"--input={path} holds no images ({', '.join(IMAGE_EXTENSIONS)} in any case)")
-    return files
+    return _filter_readable(files, skip_bad_images)

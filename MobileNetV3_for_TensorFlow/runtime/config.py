@@ -168,6 +168,10 @@ def parse_args(argv=None):
         raise UserError(f"--bn_momentum={args.bn_momentum} must be in [0, 1)")
     if not 0 <= args.label_smoothing < 1:
         raise UserError(f"--label_smoothing={args.label_smoothing} must be in [0, 1)")
+    if not 0 <= args.dropout < 1:
+        raise UserError(f"--dropout={args.dropout} must be in [0, 1)")
+    if args.max_step < 0:
+        raise UserError(f"--max_step={args.max_step} must be 0 (no cap) or a step count")
     if args.class_number is None or args.class_number < 0:
         raise UserError(f"class_number={args.class_number} must be 0 (from the folders) or a class count")
     if not args.save_dir:

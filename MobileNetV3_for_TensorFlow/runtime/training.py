@@ -193,7 +193,13 @@ def train(args, ctx, dataset, num_classes):
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=global_step)
     manager = tf.train.CheckpointManager(checkpoint, _checkpoint_dir(args.save_dir, ctx), CHECKPOINTS_KEPT)
     if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        try:
+            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        except (AssertionError, ValueError) as error:
+            raise UserError(f"{manager.latest_checkpoint} in --modeldir={args.save_dir} comes from another "
+                            f"network (--model, --alpha, --class_number, --task); continue it with that "
+                            f"run's settings or choose another --modeldir: {str(error).splitlines()[0][:150]}"
+                            ) from None
         print(f"[train] resumed from {manager.latest_checkpoint} at step {int(global_step.numpy())}", flush=True)
     elif args.weights:
         print(f"[train] {load_initial_weights(model, args.weights)}", flush=True)

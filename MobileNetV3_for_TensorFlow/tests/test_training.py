@@ -123,13 +123,18 @@ def test_resume_after_sigkill(synthetic_root, python_env, tmp_path, capsys):
             "--save_interval=3", "--mode=train", f"--modeldir={tmp_path}"]
     process = subprocess.Popen([sys.executable, "main.py", *args], cwd=MODEL_DIR, env=python_env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    index = tmp_path / "checkpoints" / "ckpt-6.index"
+    # The manager's state file names a checkpoint only once all its files are written.
+    state = tmp_path / "checkpoints" / "checkpoint"
+
+    def saved_step_6():
+        return state.exists() and '"ckpt-6"' in state.read_text()
+
     deadline = time.time() + 120
-    while not index.exists() and time.time() < deadline and process.poll() is None:
+    while not saved_step_6() and time.time() < deadline and process.poll() is None:
         time.sleep(0.2)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert index.exists()
+    assert saved_step_6()
     main.main(args)
     out = capsys.readouterr().out
     assert "resumed from" in out

@@ -269,11 +269,17 @@ def run(args, ctx, data):
         if trains and manager.latest_checkpoint and not args.resume_training and not args.benchmark:
             raise UserError(f"--model_dir={args.model_dir} already holds {manager.latest_checkpoint}; pass "
                             "--resume_training to continue it or choose another --model_dir")
-        write_config(args)
+        if trains:  # evaluate and predict keep the training run's config.json
+            write_config(args)
     run_log = RunLog(args, ctx.is_chief)
     resume = args.resume_training or not trains
     if resume and manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        try:
+            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        except (AssertionError, ValueError) as error:
+            raise UserError(f"{manager.latest_checkpoint} does not fit this network (--base_filters, "
+                            f"--tile_size and the class count must match its training run): "
+                            f"{str(error).splitlines()[0][:200]}") from None
         print(f"[run] restored {manager.latest_checkpoint} (step {int(checkpoint.step.numpy())})", flush=True)
     elif not trains and not args.benchmark:
         raise UserError(f"--model_dir={args.model_dir}: no checkpoint to {args.exec_mode} with")

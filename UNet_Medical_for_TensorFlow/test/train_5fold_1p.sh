@@ -8,6 +8,7 @@ cur_path="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 for para in "$@"; do
   case "${para}" in
     --crossvalidation_idx=*) echo "[Error] train_5fold_1p.sh runs every fold itself" >&2; exit 1 ;;
+    -h|--help) exec bash "${cur_path}/train_full_1p.sh" --help ;;
   esac
 done
 dices=()
@@ -17,6 +18,7 @@ for fold in 0 1 2 3 4; do
   rc=$?
   echo "${out}"
   [ "${rc}" -eq 0 ] || { echo "[Error] fold ${fold} failed (exit ${rc})" >&2; exit "${rc}"; }
+  rm -rf "${cur_path}/output/folds/${fold}"
   mkdir -p "${cur_path}/output/folds" && cp -r "${cur_path}/output/${ASCEND_DEVICE_ID:-0}" "${cur_path}/output/folds/${fold}"
   dices+=("$(echo "${out}" | sed -n 's/^Final Train Accuracy : //p')")
 done

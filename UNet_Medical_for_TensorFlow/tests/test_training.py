@@ -80,12 +80,19 @@ def test_resume_after_sigkill(isbi_dir, tmp_path):
     common = ["--data_dir", isbi_dir, "--model_dir", model_dir, "--checkpoint_every=5", "--log_every=5", *SMALL]
     process = subprocess.Popen([sys.executable, MAIN, *common, "--max_steps=100000"], cwd=MODEL_DIR,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = os.path.join(model_dir, "checkpoint")  # names a checkpoint only once all its files are written
+
+    def latest_saved():
+        text = open(state).read() if os.path.exists(state) else ""
+        found = re.search(r'^model_checkpoint_path: "ckpt-(\d+)"', text, re.M)
+        return int(found.group(1)) if found else 0
+
     deadline = time.time() + 120
-    while time.time() < deadline and not glob.glob(os.path.join(model_dir, "ckpt-10.index")):
+    while time.time() < deadline and latest_saved() < 10:
         time.sleep(0.2)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    saved = max(int(re.search(r"ckpt-(\d+)", p).group(1)) for p in glob.glob(os.path.join(model_dir, "ckpt-*.index")))
+    saved = latest_saved()
     assert saved >= 10
 
     refused = run_main(*common, f"--max_steps={saved + 10}")
