@@ -18,6 +18,8 @@ import os
 
 import keras
 import tensorflow as tf
+from google.protobuf.message import DecodeError
+from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from common.npu_utils import UserError
 from model.lraspp import SEGMENTATION_HEAD_PREFIX, build_lraspp
@@ -25,6 +27,8 @@ from model.mobilenet_v3 import CLASSIFIER_LAYERS, build_classifier
 
 MODEL_FILE = "model.keras"
 CLASS_NAMES_FILE = "class_names.json"
+# Where tf.train.Checkpoint stores its object graph (a TrackableObjectGraph proto).
+OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 
 
 def build_network(args, num_classes):
@@ -94,44 +98,110 @@ def _checkpoint_prefix(path):
     return path if os.path.isfile(path + ".index") else None
 
 
+def _keras_layers(model_file):
+    """The weights of a saved model by layer: ``{layer name: {weight name: array}}``."""
+    source = keras.models.load_model(model_file, compile=False)
+    return {layer.name: {weight.name: weight.numpy() for weight in layer.weights} for layer in source.layers}
+
+
+def _checkpoint_layers(prefix):
+    """The model weights in a training checkpoint by layer: ``{layer name: {weight name: array}}``.
+
+    runtime/training.py saves ``tf.train.Checkpoint(model=..., optimizer=...,
+    step=...)``. A trainable variable is stored under the optimizer's key
+    (``optimizer/_trainable_variables/N/...``), so the keys do not say which
+    layer a value belongs to; the checkpoint's object graph does: the model's
+    variables are those reachable from its ``model`` object, each with its
+    full name, the Keras path ``layer/weight``. The optimizer's slots
+    (moments, iterations) are not reachable from the model and are left out.
+    """
+    reader = tf.train.load_checkpoint(prefix)
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(reader.get_tensor(OBJECT_GRAPH_KEY))
+    pending = [child.node_id for child in graph.nodes[0].children if child.local_name == "model"]
+    seen, layers = set(pending), {}
+    while pending:
+        node = graph.nodes[pending.pop()]
+        for attribute in node.attributes:
+            if attribute.name == "VARIABLE_VALUE" and "/" in attribute.full_name:
+                layer, weight = attribute.full_name.rsplit("/", 1)
+                layers.setdefault(layer, {})[weight] = reader.get_tensor(attribute.checkpoint_key)
+        for child in node.children:
+            if child.node_id not in seen:
+                seen.add(child.node_id)
+                pending.append(child.node_id)
+    return layers
+
+
+def _copy_matching_layers(model, source_layers, source):
+    """Set every layer of ``model`` whose name, weight names and weight shapes match.
+
+    Head layers (classifier, LR-ASPP head) that differ in shape or are
+    missing from the source stay as built; every backbone layer must match.
+
+    Args:
+      model: the network to initialise.
+      source_layers: ``{layer name: {weight name: array}}`` of the earlier run.
+      source: the file or checkpoint prefix they come from, for the messages.
+    Returns:
+      A one-line description: the number of layers loaded and the new ones.
+    Raises:
+      UserError: no layer matches, or a backbone layer differs or is missing
+        (the source is another --model, --alpha or a foreign network);
+        ``model`` is then unchanged.
+    """
+    matched, differ, missing = [], [], []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        weights = source_layers.get(layer.name)
+        if weights is None:
+            missing.append(layer)
+        elif {w.name: tuple(w.shape) for w in layer.weights} == {n: tuple(v.shape) for n, v in weights.items()}:
+            matched.append(layer)
+        else:
+            differ.append(layer)
+    if not matched:
+        raise UserError(f"--weights={source}: no layer of it matches this network")
+    backbone = [layer.name for layer in differ + missing if not is_head_layer(layer)]
+    if backbone:
+        raise UserError(f"--weights={source}: {len(backbone)} backbone layers of this network differ in shape "
+                        f"or are missing there ({', '.join(backbone[:3])}, ...): it comes from another --model "
+                        "or --alpha")
+    for layer in matched:
+        weights = source_layers[layer.name]
+        layer.set_weights([weights[w.name] for w in layer.weights])
+    message = f"loaded {len(matched)} layers from {source}"
+    if differ:
+        message += f"; new (shape differs): {', '.join(layer.name for layer in differ)}"
+    if missing:
+        message += f"; new (not in the source): {', '.join(layer.name for layer in missing)}"
+    return message
+
+
 def load_initial_weights(model, path):
     """Initialise ``model`` from an earlier run (transfer learning).
 
-    A ``.keras`` model (or a run folder's) gives every layer whose name and
-    weight shapes match, so the backbone always loads and a classifier of a
-    different class count stays newly initialised. A checkpoint (prefix or
-    folder) must come from the same network and class count.
+    ``path`` is a ``.keras`` model, a run folder (its best or final model,
+    else its latest checkpoint) or a training checkpoint (prefix, or a folder
+    holding one). Either way every layer whose name and weight shapes match
+    loads, and optimizer state is not used: the backbone loads whole (it must
+    come from the same --model and --alpha), while a classifier of another
+    class count, or the head of the other task, stays newly initialised.
 
     Returns:
-      A one-line description of what was loaded.
+      A one-line description: what was loaded and which layers are new.
     Raises:
-      UserError: nothing usable at ``path``, or nothing matched.
+      UserError: nothing loadable at ``path``, or its backbone does not fit.
     """
     model_file = _model_file(path)
     if model_file is not None:
-        source = keras.models.load_model(model_file, compile=False)
-        source_layers = {layer.name: layer for layer in source.layers}
-        loaded, skipped = 0, []
-        for layer in model.layers:
-            match = source_layers.get(layer.name)
-            if match is None or not layer.weights:
-                continue
-            shapes = [tuple(w.shape) for w in layer.weights]
-            if shapes == [tuple(w.shape) for w in match.weights]:
-                layer.set_weights(match.get_weights())
-                loaded += 1
-            else:
-                skipped.append(layer.name)
-        if not loaded:
-            raise UserError(f"--weights={path}: no layer of {model_file} matches this network")
-        new = f"; new (shape differs): {', '.join(skipped)}" if skipped else ""
-        return f"loaded {loaded} layers from {model_file}{new}"
+        return _copy_matching_layers(model, _keras_layers(model_file), model_file)
     prefix = _checkpoint_prefix(path)
     if prefix is None:
         raise UserError(f"--weights={path} is neither a .keras model, a run folder nor a checkpoint")
     try:
-        tf.train.Checkpoint(model=model).read(prefix).expect_partial().assert_existing_objects_matched()
-    except (ValueError, AssertionError, tf.errors.OpError) as error:
-        raise UserError(f"--weights={prefix}: the checkpoint does not fit this network ({str(error)[:200]}); "
-                        f"to change the class count pass the run's {MODEL_FILE} instead") from None
-    return f"loaded checkpoint {prefix}"
+        source_layers = _checkpoint_layers(prefix)
+    except (tf.errors.OpError, DecodeError) as error:
+        raise UserError(f"--weights={prefix}: not a readable TF2 checkpoint ({str(error)[:200]})") from None
+    return _copy_matching_layers(model, source_layers, prefix)

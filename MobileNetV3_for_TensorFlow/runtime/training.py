@@ -143,14 +143,6 @@ class History:
         self.writer.flush()
 
 
-def _checkpoint_dir(save_dir, ctx):
-    # Every worker must take part in a save under MultiWorkerMirroredStrategy;
-    # only the chief's copy is kept.
-    if ctx.is_chief:
-        return os.path.join(save_dir, "checkpoints")
-    return tempfile.mkdtemp(prefix=f"mnv3_worker{ctx.ranks.rank_id}_")
-
-
 def _read_best(best_dir, metric):
     path = os.path.join(best_dir, "best.json")
     if not os.path.isfile(path):
@@ -173,6 +165,17 @@ def train(args, ctx, dataset, num_classes):
       UserError: too few images for one batch, or unusable --weights.
       NonFiniteLossError: the loss became NaN/inf (no checkpoint written after it).
     """
+    if ctx.is_chief:
+        return _train(args, ctx, dataset, num_classes, os.path.join(args.save_dir, "checkpoints"))
+    # Every worker must take part in a save under MultiWorkerMirroredStrategy;
+    # only the chief's copy is kept, the others' are deleted when training ends.
+    with tempfile.TemporaryDirectory(prefix=f"mnv3_worker{ctx.ranks.rank_id}_",
+                                     ignore_cleanup_errors=True) as checkpoint_dir:
+        return _train(args, ctx, dataset, num_classes, checkpoint_dir)
+
+
+def _train(args, ctx, dataset, num_classes, checkpoint_dir):
+    """The body of :func:`train`, saving checkpoints into ``checkpoint_dir``."""
     task = args.task
     steps_per_epoch = len(dataset.train.paths) // ctx.ranks.rank_size // args.batch
     if steps_per_epoch < 1:
@@ -191,7 +194,7 @@ def train(args, ctx, dataset, num_classes):
         optimizer.build(model.trainable_variables)
         global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=global_step)
-    manager = tf.train.CheckpointManager(checkpoint, _checkpoint_dir(args.save_dir, ctx), CHECKPOINTS_KEPT)
+    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, CHECKPOINTS_KEPT)
     if manager.latest_checkpoint:
         try:
             checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()

@@ -16,15 +16,18 @@ segmentation beats chance, a SIGKILLed run resumes, a non-finite loss stops,
 the performance script, predict and export."""
 
 import csv
+import dataclasses
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
 import main
@@ -32,6 +35,9 @@ from runtime import inference, network
 
 MODEL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL_RUN = ["--class_number=0", "--height=64", "--width=64", "--alpha=0.5", "--bn_momentum=0.9"]
+# One step on 32x32 images: enough to write a checkpoint through the real training loop.
+TINY_RUN = ["--class_number=0", "--height=32", "--width=32", "--alpha=0.5", "--batch=2", "--epochs=1",
+            "--max_step=1", "--mode=train"]
 CASE_KEYS = ["Network", "RankSize", "BatchSize", "DeviceType", "CaseName", "ActualFPS", "TrainingTime",
              "ActualLoss", "E2ETrainingTime"]
 
@@ -172,3 +178,82 @@ def test_weights_load_backbone_and_new_classifier(tmp_path):
     network.set_backbone_trainable(target, False)
     trainable = {v.path.split("/")[0] for v in target.trainable_variables}
     assert trainable == {"head_conv", "logits"}
+
+
+def _tiny_classes(folder, classes):
+    """Class folders of 2 training and 1 validation 32x32 images per class."""
+    from data_loading import synthetic
+    synthetic.write_classification(str(folder), classes=classes, train_per_class=2, validation_per_class=1,
+                                   size=32)
+    return folder
+
+
+def _restored(prefix, classes):
+    """A Small 0.5 classifier restored from ``prefix`` by tf.train.Checkpoint (the reference)."""
+    from model.mobilenet_v3 import build_classifier
+    model = build_classifier("small", 0.5, classes, input_shape=(32, 32, 3))
+    tf.train.Checkpoint(model=model).read(prefix).expect_partial().assert_existing_objects_matched()
+    return model
+
+
+@pytest.fixture(scope="module")
+def three_class_checkpoints(tmp_path_factory):
+    """The checkpoints/ folder of a one-step training run on 3 classes."""
+    root = tmp_path_factory.mktemp("three_classes")
+    assert main.main([f"--data_path={_tiny_classes(root / 'data', 3)}", *TINY_RUN,
+                      f"--modeldir={root / 'run'}"]) == 0
+    return root / "run" / "checkpoints"
+
+
+def test_weights_from_checkpoint_of_other_class_count(three_class_checkpoints, tmp_path, capsys):
+    from model.mobilenet_v3 import build_classifier
+    prefix = tf.train.latest_checkpoint(str(three_class_checkpoints))
+    capsys.readouterr()
+    assert main.main([f"--data_path={_tiny_classes(tmp_path / 'data', 4)}", *TINY_RUN,
+                      f"--weights={three_class_checkpoints}", f"--modeldir={tmp_path / 'run'}"]) == 0
+    assert f"[train] loaded 87 layers from {prefix}; new (shape differs): logits" in capsys.readouterr().out
+    source = _restored(prefix, 3)
+    target = build_classifier("small", 0.5, 4, input_shape=(32, 32, 3))
+    network.load_initial_weights(target, prefix)
+    # A trainable weight (stored under the optimizer's key) and BN moving statistics (under the model's).
+    for name in ("block5_expand", "block5_expand_bn"):
+        for loaded, saved in zip(target.get_layer(name).get_weights(), source.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(loaded, saved)
+    assert target.get_layer("logits").kernel.shape[-1] == 4 and target.get_layer("logits").bias.shape == (4,)
+
+
+def test_weights_from_checkpoint_of_same_class_count_loads_everything(three_class_checkpoints):
+    from model.lraspp import build_lraspp
+    from model.mobilenet_v3 import build_classifier
+    prefix = tf.train.latest_checkpoint(str(three_class_checkpoints))
+    source = _restored(prefix, 3)
+    target = build_classifier("small", 0.5, 3, input_shape=(32, 32, 3))
+    assert network.load_initial_weights(target, str(three_class_checkpoints)) == f"loaded 88 layers from {prefix}"
+    for loaded, saved in zip(target.weights, source.weights):
+        np.testing.assert_array_equal(loaded.numpy(), saved.numpy())
+    # The other task's head is new, as with a .keras model.
+    message = network.load_initial_weights(build_lraspp("small", 0.5, 3), prefix)
+    assert message.startswith("loaded 86 layers") and message.endswith("lraspp_high_classifier, lraspp_low_classifier")
+    for other in (build_classifier("large", 0.5, 3, input_shape=(32, 32, 3)),
+                  build_classifier("small", 0.75, 3, input_shape=(32, 32, 3))):
+        with pytest.raises(network.UserError, match=f"--weights={prefix}: .* another --model or --alpha"):
+            network.load_initial_weights(other, prefix)
+
+
+def test_non_chief_rank_deletes_its_checkpoint_folder(tmp_path, monkeypatch):
+    from common.npu_utils import Ranks, setup_device
+    from runtime import config, training
+    data = _tiny_classes(tmp_path / "data", 3)
+    # --weights that cannot load stops training once the folder and its CheckpointManager exist.
+    args = config.parse_args([f"--data_path={data}", *TINY_RUN, f"--weights={data}",
+                              f"--modeldir={tmp_path / 'run'}"])
+    # Rank 1 of a one-process run: not the chief, and no other worker to wait for.
+    ctx = dataclasses.replace(setup_device(args), ranks=Ranks(rank_size=1, rank_id=1))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    dataset, num_classes = main.load_data(args, need_train=True)
+    with pytest.raises(network.UserError, match="neither a .keras model"):
+        training.train(args, ctx, dataset, num_classes)
+    assert not list(scratch.glob("mnv3_worker*"))
+    assert not os.path.exists(tmp_path / "run" / "checkpoints")
