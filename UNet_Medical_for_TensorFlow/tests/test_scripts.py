@@ -18,14 +18,15 @@ import subprocess
 
 import pytest
 
+from common.npu_utils import parse_step_line
 from conftest import MODEL_DIR
 
 SMALL = ["--base_filters=4", "--tile_size=220", "--batch_size=2", "--learning_rate=0.001"]
 
 
-def run_script(name, *argv, cwd=MODEL_DIR):
+def run_script(name, *argv, cwd=MODEL_DIR, env=None):
     return subprocess.run(["bash", os.path.join(MODEL_DIR, "test", name), *argv], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
+                          text=True, cwd=cwd, timeout=300, env=env)
 
 
 def summary(name):
@@ -34,18 +35,44 @@ def summary(name):
         return dict(line.strip().split(" = ", 1) for line in handle if " = " in line)
 
 
+def accuracy_summary(case_name):
+    """The summary of an accuracy run (train_full_*.sh), after checking that it holds every key."""
+    values = summary(f"{case_name}.log")
+    for key in ("Network", "RankSize", "BatchSize", "DeviceType", "CaseName", "ActualFPS", "TrainingTime",
+                "TrainAccuracy", "ActualLoss", "E2ETrainingTime", "dice_soft", "iou", "pixel_error"):
+        assert key in values, key
+    assert values["CaseName"] == case_name
+    assert 0 <= float(values["TrainAccuracy"]) <= 1 and float(values["ActualFPS"]) > 0
+    return values
+
+
 def test_train_full_1p(isbi_dir):
     result = run_script("train_full_1p.sh", f"--data_path={isbi_dir}", "--max_step=20", "--log_every=5", *SMALL,
                         cwd=os.path.join(MODEL_DIR, "test"))
     assert result.returncode == 0, result.stdout[-1000:] + result.stderr[-2000:]
     assert "Final Train Accuracy : " in result.stdout
-    values = summary("UNet_Medical_for_TensorFlow_bs2_1p_acc.log")
-    for key in ("Network", "RankSize", "BatchSize", "DeviceType", "CaseName", "ActualFPS", "TrainingTime",
-                "TrainAccuracy", "ActualLoss", "E2ETrainingTime", "dice_soft", "iou", "pixel_error"):
-        assert key in values, key
-    assert values["CaseName"] == "UNet_Medical_for_TensorFlow_bs2_1p_acc"
+    values = accuracy_summary("UNet_Medical_for_TensorFlow_bs2_1p_acc")
     assert values["RankSize"] == "1" and values["BatchSize"] == "2"
-    assert 0 <= float(values["TrainAccuracy"]) <= 1 and float(values["ActualFPS"]) > 0
+
+
+def test_train_full_8p_on_two_ranks(isbi_dir):
+    result = run_script("train_full_8p.sh", f"--data_path={isbi_dir}", "--max_step=20", "--log_every=5", *SMALL,
+                        env=dict(os.environ, RANK_SIZE="2"))
+    assert result.returncode == 0, result.stdout[-1000:] + result.stderr[-2000:]
+    losses = []
+    for rank in ("0", "1"):
+        with open(os.path.join(MODEL_DIR, "test", "output", rank, f"train_{rank}.log"), encoding="utf-8") as log:
+            steps = [parse_step_line(line) for line in log]
+        losses.append({step[0]: step[1] for step in steps if step})
+        assert sorted(losses[-1]) == [5, 10, 15, 20], rank
+    # Each rank trains on its own shard, but the logged loss is the mean over
+    # the ranks (common/npu_utils.make_train_step all-reduces it), so equal
+    # losses show that both ranks ran every step together through the
+    # all-reduce. They do not show equal weights on their own: only rank 0
+    # saves, so rank 1's weights are not visible to this test.
+    assert losses[0] == losses[1]
+    values = accuracy_summary("UNet_Medical_for_TensorFlow_bs2_2p_acc")
+    assert values["RankSize"] == "2" and values["BatchSize"] == "2"
 
 
 def test_train_performance_1p(isbi_dir):
