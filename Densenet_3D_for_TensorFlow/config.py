@@ -78,8 +78,9 @@ def build_parser():
     parser.add_argument("--inference", choices=("block", "window"), default="block",
                         help="block: fully convolutional blocks, every voxel; window: the reference's "
                              "38^3 windows at stride 12 (border voxels stay 0) (default %(default)s)")
-    parser.add_argument("--block_size", type=int, default=96,
-                        help="largest kept block edge of block inference, voxels (default %(default)s)")
+    parser.add_argument("--block_size", type=int, default=122,
+                        help="largest kept block edge of block inference, voxels; memory grows with its cube "
+                             "(dense24 float32: about 7 GB at 122) (default %(default)s)")
     parser.add_argument("--window_batch", type=int, default=8,
                         help="windows per network call of window inference (default %(default)s)")
     npu_utils.add_bool_flag(parser, "--save_png", "write a PNG per case (slices of FLAIR, prediction, truth)",

@@ -17,7 +17,12 @@ The network has no pooling or striding: an output voxel depends on the input
 within 13 voxels of it (the 27-voxel receptive field). One pass over a large
 block therefore gives, for every voxel at least 13 voxels inside the block,
 the same logits that a 38^3 window centred there would give, while computing
-far fewer voxels than 3,564 windows that each keep only 12^3 of 38^3.
+far fewer voxels than 3,564 windows that each keep only 12^3 of 38^3. The
+block method runs the 'valid'-padding twin of the network
+(:func:`tf_models.inference_twin`), which skips the margin voxels that the
+final crop would throw away, and only over the head's bounding box: outside
+the skull-stripped head every modality is 0 and the label is background by
+definition (:func:`predict_labels`).
 
 Arrays are (X, Y, Z, 4) images and (X, Y, Z, 5) logits; labels are uint8 in
 the BraTS values {0, 1, 2, 4}.
@@ -53,13 +58,49 @@ def logits_to_labels(logits):
     return np.asarray(BRATS_CLASSES, np.uint8)[best]
 
 
+def head_mask(image):
+    """(X, Y, Z, 4) image -> (X, Y, Z) bool: the voxels where any modality is non-zero."""
+    return (image != 0).any(axis=-1)
+
+
+def predict_labels(predict_fn, image, method="block", max_block=122, window_batch=8):
+    """BraTS labels of a whole case; outside the head (all modalities 0) they are 0.
+
+    Training never centres a patch outside the head, so that region is
+    background by definition (the reference meant to skip its all-zero windows).
+
+    Args:
+      predict_fn: see :func:`make_predict_fn`; for 'block' preferably of the
+        :func:`tf_models.inference_twin` (same logits, less work).
+      image: (X, Y, Z, 4) float32, normalised (background 0).
+      method: 'block' (every head voxel, run over the head's bounding box only)
+        or 'window' (the reference's 38^3 windows; border voxels stay 0).
+      max_block, window_batch: see :func:`predict_blocks` and :func:`predict_windows`.
+    Returns:
+      (X, Y, Z) uint8 labels in {0, 1, 2, 4}.
+    """
+    inside = head_mask(image)
+    labels = np.zeros(inside.shape, np.uint8)
+    if not inside.any():
+        return labels
+    if method == "block":
+        # Beyond the box the image is 0, as is the zero padding predict_blocks adds: the same input.
+        box = tuple(slice(indices.min(), indices.max() + 1) for indices in np.nonzero(inside))
+        labels[box] = logits_to_labels(predict_blocks(predict_fn, image[box], max_block))
+    else:
+        logits, _ = predict_windows(predict_fn, image, batch_size=window_batch)
+        labels = logits_to_labels(logits)
+    labels[~inside] = 0
+    return labels
+
+
 def block_layout(size, max_block):
     """Split an axis of ``size`` voxels into n equal blocks of at most ``max_block``: returns (n, block)."""
     count = max(1, math.ceil(size / max_block))
     return count, math.ceil(size / count)
 
 
-def predict_blocks(predict_fn, image, max_block=96):
+def predict_blocks(predict_fn, image, max_block=122):
     """Logits for every voxel of ``image`` by fully convolutional blocks.
 
     The volume is zero-padded by 13 voxels (the value of background after
@@ -94,23 +135,33 @@ def window_corners(shape, window=38, stride=12):
     return np.array(list(itertools.product(*axes)), np.int64).reshape(-1, 3)
 
 
+def nonzero_window_corners(image, window=38, stride=12):
+    """The corners of the windows with a non-zero input voxel: the ones the reference meant to run."""
+    corners = window_corners(image.shape[:3], window, stride)
+    inside = head_mask(image)
+    keep = [inside[x:x + window, y:y + window, z:z + window].any() for x, y, z in corners]
+    return corners[np.array(keep, bool)] if len(corners) else corners
+
+
 def predict_windows(predict_fn, image, window=38, batch_size=8, corners=None):
     """The reference method: 38^3 windows at stride 12, each giving its 12^3 centre.
 
-    Unlike the public code, no window is skipped; like it, voxels closer than 13
-    to the border (or past the last full stride) get no window and stay 0.
+    As the reference meant to (its test inverted), windows whose input is all 0
+    are skipped: their centre lies outside the head. Like the reference, voxels
+    closer than 13 to the border (or past the last full stride) get no window
+    and stay 0.
 
     Args:
       predict_fn: see :func:`make_predict_fn`.
       image: (X, Y, Z, 4) float32.
       window: input window edge (the centre is window - 26 = the stride).
       batch_size: windows per network call.
-      corners: optional subset of :func:`window_corners` (for timing).
+      corners: optional subset of :func:`nonzero_window_corners` (for timing).
     Returns:
       ((X, Y, Z, 5) logits, (X, Y, Z) bool mask of the voxels a window covered).
     """
     centre = window - 2 * CROP_MARGIN
-    corners = window_corners(image.shape[:3], window, centre) if corners is None else corners
+    corners = nonzero_window_corners(image, window, centre) if corners is None else corners
     logits = np.zeros(image.shape[:3] + (5,), np.float32)
     covered = np.zeros(image.shape[:3], bool)
     for first in range(0, len(corners), batch_size):

@@ -273,27 +273,17 @@ def _restore_for_inference(args, model, trained_here):
     print(f"[{args.mode}] weights from {log_path}")
 
 
-def _predict_case(args, predict_fn, loaded):
-    if args.inference == "block":
-        logits = inference.predict_blocks(predict_fn, loaded.image, args.block_size)
-    else:
-        logits, _ = inference.predict_windows(predict_fn, loaded.image, batch_size=args.window_batch)
-    labels = inference.logits_to_labels(logits)
-    # Outside the head every modality is 0: training never centres a patch
-    # there, so that region is background by definition (the reference meant to
-    # skip such all-zero windows).
-    labels[~(loaded.image != 0).any(axis=-1)] = 0
-    return labels
-
-
 def _run_inference(args, model, cases, data, with_truth, log):
     os.makedirs(args.save_path, exist_ok=True)
+    if args.inference == "block":
+        model = tf_models.inference_twin(model, args.model_name, args.width_multiplier)
     predict_fn = inference.make_predict_fn(model)
     rows = []
     for case in cases:
         loaded = brats_data.load_case(case, data.image_paths[case.case_id], with_label=with_truth)
         started = time.time()
-        labels = _predict_case(args, predict_fn, loaded)
+        labels = inference.predict_labels(predict_fn, loaded.image, args.inference, args.block_size,
+                                          args.window_batch)
         seconds = time.time() - started
         inference.save_prediction(os.path.join(args.save_path, f"{case.case_id}.nii.gz"), labels,
                                   loaded.affine, loaded.header)

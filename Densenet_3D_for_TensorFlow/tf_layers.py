@@ -14,10 +14,13 @@
 """Building blocks of the hierarchical dense 3D CNN (Chen et al., SPIE MI 2018).
 
 Every block is a Keras functional helper on NDHWC tensors (batch, depth,
-height, width, channels). All 3^3 convolutions use 'same' padding and no
-striding or pooling, so the network stays fully convolutional: a voxel's
-output depends only on the input within its receptive field, which is what
-block inference relies on.
+height, width, channels). The 3^3 convolutions use 'same' padding (the
+reference) and no striding or pooling, so the network stays fully
+convolutional: a voxel's output depends only on the input within its
+receptive field, which is what block inference relies on. With 'valid'
+padding the same weights compute only the voxels whose receptive field lies
+inside the input (each 3^3 convolution trims one voxel per side), which is
+all that block inference keeps.
 """
 
 import keras
@@ -26,7 +29,7 @@ import keras
 BN_MOMENTUM = 0.99
 
 
-def conv_bn_relu(x, filters, kernel_size, name):
+def conv_bn_relu(x, filters, kernel_size, name, padding="same"):
     """Conv3D (no bias, the BN shift replaces it) -> BN -> ReLU.
 
     Args:
@@ -34,10 +37,11 @@ def conv_bn_relu(x, filters, kernel_size, name):
       filters: output channels.
       kernel_size: 1 or 3 (cubic kernels).
       name: prefix of the layer names.
+      padding: 'same' keeps the spatial size; 'valid' trims (kernel_size - 1) / 2 per side.
     Returns:
-      NDHWC tensor with ``filters`` channels and the same spatial size.
+      NDHWC tensor with ``filters`` channels.
     """
-    x = keras.layers.Conv3D(filters, kernel_size, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = keras.layers.Conv3D(filters, kernel_size, padding=padding, use_bias=False, name=f"{name}_conv")(x)
     x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
@@ -48,28 +52,31 @@ def bn_relu(x, name):
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
-def dense_unit(x, growth_rate, name):
+def dense_unit(x, growth_rate, name, padding="same"):
     """One dense unit: BN -> ReLU -> Conv3D 3^3 (growth_rate, no bias), concatenated to x.
 
     Args:
       x: NDHWC tensor with C channels.
       growth_rate: channels the unit adds.
       name: prefix of the layer names.
+      padding: 'same', or 'valid' (x is centre-cropped by 1 to meet the trimmed conv output).
     Returns:
-      NDHWC tensor with C + growth_rate channels.
+      NDHWC tensor with C + growth_rate channels (spatial size less 2 if 'valid').
     """
     y = bn_relu(x, name)
-    y = keras.layers.Conv3D(growth_rate, 3, padding="same", use_bias=False, name=f"{name}_conv")(y)
+    y = keras.layers.Conv3D(growth_rate, 3, padding=padding, use_bias=False, name=f"{name}_conv")(y)
+    if padding == "valid":
+        x = keras.layers.Cropping3D(1, name=f"{name}_crop")(x)
     return keras.layers.Concatenate(name=f"{name}_concat")([x, y])
 
 
-def dense_block(x, growth_rate, num_units, name):
+def dense_block(x, growth_rate, num_units, name, padding="same"):
     """``num_units`` dense units: C -> C + num_units * growth_rate channels.
 
     Each unit adds one 3^3 convolution, so the receptive field grows by 2 voxels per unit.
     """
     for unit in range(num_units):
-        x = dense_unit(x, growth_rate, f"{name}_unit{unit + 1}")
+        x = dense_unit(x, growth_rate, f"{name}_unit{unit + 1}", padding)
     return x
 
 

@@ -85,52 +85,61 @@ def _scaled(width, width_multiplier):
     return max(1, int(round(width * width_multiplier)))
 
 
-def _dense_pathway(x, spec, width_multiplier, name):
-    x = keras.layers.Conv3D(_scaled(spec.initial_filters, width_multiplier), 3, padding="same",
+def _dense_pathway(x, spec, width_multiplier, name, padding):
+    x = keras.layers.Conv3D(_scaled(spec.initial_filters, width_multiplier), 3, padding=padding,
                             name=f"{name}_initial_conv")(x)
     block1 = tf_layers.dense_block(x, _scaled(spec.growth_rates[0], width_multiplier),
-                                   spec.units_per_block, f"{name}_block1")
+                                   spec.units_per_block, f"{name}_block1", padding)
     out_15 = tf_layers.transition(block1, _scaled(spec.scale_filters[0], width_multiplier), f"{name}_out15")
     block2 = tf_layers.dense_block(block1, _scaled(spec.growth_rates[1], width_multiplier),
-                                   spec.units_per_block, f"{name}_block2")
+                                   spec.units_per_block, f"{name}_block2", padding)
     out_27 = tf_layers.transition(block2, _scaled(spec.scale_filters[1], width_multiplier), f"{name}_out27")
     return out_15, out_27
 
 
-def _plain_pathway(x, spec, width_multiplier, name):
+def _plain_pathway(x, spec, width_multiplier, name, padding):
     outputs = []
     for index, width in enumerate(spec.widths, start=1):
-        x = tf_layers.conv_bn_relu(x, _scaled(width, width_multiplier), 3, f"{name}_layer{index}")
+        x = tf_layers.conv_bn_relu(x, _scaled(width, width_multiplier), 3, f"{name}_layer{index}", padding)
         outputs.append(x)
     return outputs[spec.scale_layers[0] - 1], outputs[spec.scale_layers[1] - 1]
 
 
-def _head(scale_15, scale_27, num_classes, name):
-    """1^3-conv logits of each scale, centre-cropped by CROP_MARGIN and added (float32)."""
+def _head(scale_15, scale_27, num_classes, name, padding):
+    """1^3-conv logits of each scale, centre-cropped to the input less CROP_MARGIN and added (float32)."""
     logits = []
     for features, scale in ((scale_15, 15), (scale_27, 27)):
         y = keras.layers.Conv3D(num_classes, 1, name=f"{name}_logits{scale}")(features)
-        logits.append(keras.layers.Cropping3D(CROP_MARGIN, name=f"{name}_crop{scale}")(y))
+        # 'valid' convolutions have already trimmed the scale's receptive-field radius.
+        crop = CROP_MARGIN - (scale // 2 if padding == "valid" else 0)
+        if crop:
+            y = keras.layers.Cropping3D(crop, name=f"{name}_crop{scale}")(y)
+        logits.append(y)
     summed = keras.layers.Add(name=f"{name}_sum")(logits)
     # Logits stay float32 under a mixed precision policy so the softmax is stable.
     return keras.layers.Activation("linear", dtype="float32", name=name)(summed)
 
 
-def build_model(name="dense24", width_multiplier=1.0, input_size=None):
+def build_model(name="dense24", width_multiplier=1.0, input_size=None, padding="same"):
     """Build one of the paper's networks.
 
     Args:
       name: dense24, dense48, no-dense (or no_dense) or dense24_nocorrection.
       width_multiplier: scales every width (1.0 = the paper; small values for quick tests).
       input_size: (D, H, W) of the input, or None for any size >= 27 (block inference).
+      padding: 'same' (the reference; training) or 'valid': the same weights and
+        outputs, computing each layer only where the kept outputs need it
+        (block inference; see :func:`inference_twin`).
     Returns:
       A Keras model: input NDHWC (batch, D, H, W, 4) float32, channels flair, t2,
       t1, t1ce; outputs a dict of logits ``{"wt": (batch, D-26, H-26, W-26, 2),
       "labels": (batch, D-26, H-26, W-26, 5)}``.
     Raises:
-      ValueError: unknown name, non-positive width_multiplier, or input_size under 27.
+      ValueError: unknown name, non-positive width_multiplier, input_size under 27, or bad padding.
     """
     spec = MODEL_SPECS[canonical_model_name(name)]
+    if padding not in ("same", "valid"):
+        raise ValueError(f"padding must be 'same' or 'valid', got {padding!r}")
     if not width_multiplier > 0:
         raise ValueError(f"width_multiplier must be positive, got {width_multiplier}")
     if input_size is not None and min(input_size) < 2 * CROP_MARGIN + 1:
@@ -140,10 +149,26 @@ def build_model(name="dense24", width_multiplier=1.0, input_size=None):
     flair_t2 = tf_layers.ChannelSlice(0, 2, name="flair_t2")(inputs)
     t1_t1ce = tf_layers.ChannelSlice(2, 4, name="t1_t1ce")(inputs)
     pathway = _dense_pathway if isinstance(spec, DenseSpec) else _plain_pathway
-    a_15, a_27 = pathway(flair_t2, spec, width_multiplier, "a")
-    b_15, b_27 = pathway(t1_t1ce, spec, width_multiplier, "b")
-    wt_logits = _head(a_15, a_27, NUM_WT_CLASSES, "wt")
+    a_15, a_27 = pathway(flair_t2, spec, width_multiplier, "a", padding)
+    b_15, b_27 = pathway(t1_t1ce, spec, width_multiplier, "b", padding)
+    wt_logits = _head(a_15, a_27, NUM_WT_CLASSES, "wt", padding)
     b_15 = keras.layers.Concatenate(name="b_a_15")([b_15, a_15])
     b_27 = keras.layers.Concatenate(name="b_a_27")([b_27, a_27])
-    label_logits = _head(b_15, b_27, NUM_LABEL_CLASSES, "labels")
+    label_logits = _head(b_15, b_27, NUM_LABEL_CLASSES, "labels", padding)
     return keras.Model(inputs, {"wt": wt_logits, "labels": label_logits}, name=canonical_model_name(name))
+
+
+def inference_twin(model, name, width_multiplier=1.0):
+    """The 'valid'-padding copy of a trained ``model`` (built by :func:`build_model`).
+
+    Both give the same (B, X-26, Y-26, Z-26, C) logits for a (B, X, Y, Z, 4)
+    input: an output voxel only sees the input within 13 voxels, and 'valid'
+    convolutions skip the voxels nearer the edge that 'same' padding computes
+    and the final crop throws away -- about a third of the work for a 122^3 block.
+    """
+    twin = build_model(name, width_multiplier, padding="valid")
+    # The same layer names; the twin only adds weightless crops (which reorder model.weights).
+    for layer in twin.layers:
+        if layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return twin

@@ -24,12 +24,22 @@ import tf_models
 
 
 @pytest.fixture(scope="module")
-def predict_fn():
+def model():
     import keras
 
     keras.utils.set_random_seed(3)
-    model = tf_models.build_model("dense24", width_multiplier=0.15)
+    return tf_models.build_model("dense24", width_multiplier=0.15)
+
+
+@pytest.fixture(scope="module")
+def predict_fn(model):
     return inference.make_predict_fn(model)
+
+
+@pytest.fixture(scope="module")
+def twin_fn(model):
+    """The 'valid'-padding twin the block method runs."""
+    return inference.make_predict_fn(tf_models.inference_twin(model, "dense24", 0.15))
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +47,8 @@ def volume():
     return np.random.default_rng(0).normal(size=(52, 46, 40, 4)).astype(np.float32)
 
 
-def test_block_inference_equals_window_inference_where_windows_reach(predict_fn, volume):
-    block_logits = inference.predict_blocks(predict_fn, volume, max_block=20)
+def test_block_inference_equals_window_inference_where_windows_reach(predict_fn, twin_fn, volume):
+    block_logits = inference.predict_blocks(twin_fn, volume, max_block=20)
     window_logits, covered = inference.predict_windows(predict_fn, volume, batch_size=4)
     # 38^3 windows at stride 12 cover voxels 13 .. 13 + 12k on each axis.
     assert covered.sum() == 24 * 12 * 12 and covered[13:37, 13:25, 13:25].all()
@@ -53,6 +63,30 @@ def test_block_size_does_not_change_the_result_and_every_voxel_is_predicted(pred
     assert small.shape == volume.shape[:3] + (5,)
     np.testing.assert_allclose(small, large, atol=2e-4)
     assert (np.abs(small).sum(axis=-1) > 0).all()  # the border has logits too
+
+
+def test_whole_case_labels_agree_and_are_background_outside_the_head(predict_fn, twin_fn, volume):
+    image = volume.copy()
+    image[:, :, 26:] = 0  # the head ends at z = 26
+    image[:6] = 0
+    block = inference.predict_labels(twin_fn, image, "block", max_block=20)
+    window = inference.predict_labels(predict_fn, image, "window", window_batch=4)
+    _, covered = inference.predict_windows(predict_fn, image, batch_size=4)
+    inside = inference.head_mask(image)
+    assert covered.any()
+    np.testing.assert_array_equal(block[covered], window[covered])
+    assert not block[~inside].any() and not window[~inside].any()
+    assert set(np.unique(block)) <= {0, 1, 2, 4} and block[inside].any()
+
+
+def test_window_inference_skips_windows_with_an_all_zero_input(predict_fn, volume):
+    image = volume.copy()
+    image[12:] = 0  # of the windows at x = 0 and x = 12, the second sees only zeros
+    corners = inference.window_corners(image.shape[:3])
+    kept = inference.nonzero_window_corners(image)
+    assert len(corners) == 2 and kept.tolist() == [[0, 0, 0]]
+    _, covered = inference.predict_windows(predict_fn, image, batch_size=4)
+    assert covered.sum() == len(kept) * 12 ** 3
 
 
 def test_block_layout():

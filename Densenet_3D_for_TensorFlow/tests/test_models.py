@@ -45,6 +45,8 @@ def test_unknown_name_and_bad_arguments_raise():
         tf_models.build_model("dense24", width_multiplier=0)
     with pytest.raises(ValueError, match="input_size"):
         tf_models.build_model("dense24", input_size=(20, 38, 38))
+    with pytest.raises(ValueError, match="padding"):
+        tf_models.build_model("dense24", padding="causal")
 
 
 def test_receptive_fields_and_layer_widths():
@@ -94,3 +96,19 @@ def test_config_round_trip():
     clone.set_weights(model.get_weights())
     x = np.random.default_rng(1).normal(size=(1, 38, 38, 38, 4)).astype(np.float32)
     np.testing.assert_allclose(model(x)["labels"], clone(x)["labels"], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["dense24", "no-dense"])
+def test_inference_twin_gives_the_same_logits_with_valid_padding(name):
+    model = tf_models.build_model(name, width_multiplier=0.1)
+    rng = np.random.default_rng(0)
+    for weight in model.weights:  # BN statistics away from their identity initial values
+        if "moving" in weight.path or "gamma" in weight.path or "beta" in weight.path:
+            weight.assign(rng.uniform(0.5, 1.5, weight.shape).astype(np.float32))
+    twin = tf_models.inference_twin(model, name, width_multiplier=0.1)
+    image = rng.normal(size=(1, 41, 30, 35, 4)).astype(np.float32)
+    expected, got = model(image, training=False), twin(image, training=False)
+    for key in ("wt", "labels"):
+        assert got[key].shape == expected[key].shape == (1, 15, 4, 9, expected[key].shape[-1])
+        np.testing.assert_allclose(got[key], expected[key], atol=1e-5)
+    assert twin.count_params() == model.count_params()

@@ -47,9 +47,11 @@ def script_repo(tmp_path_factory):
     return root / os.path.basename(MODEL_DIR)
 
 
-def _run(command, cwd, timeout=600):
+def _run(command, cwd, timeout=600, rank_size=None):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     env.pop("RANK_SIZE", None)
+    if rank_size:
+        env["RANK_SIZE"] = rank_size
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -91,6 +93,22 @@ def test_train_performance_1p_end_to_end_with_n4(script_repo, synthetic_root, tm
     corrected = sorted(f for _, _, files in os.walk(data) for f in files if f.endswith("_corrected.nii.gz"))
     assert len(corrected) == 4 * 4  # the 4 training cases' 4 modalities
     assert not (output / "ckpt" / "checkpoints").exists()  # --benchmark saves nothing
+
+
+def test_train_full_8p_on_two_ranks(script_repo, synthetic_root):
+    result = _run(["bash", "test/train_full_8p.sh", f"--data_path={synthetic_root}", "--max_steps=4",
+                   "--n4=False", *TINY_SCRIPT_FLAGS], cwd=script_repo, rank_size="2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    output = script_repo / "test" / "output"
+    summary = _summary(output / "0" / "Densenet_3D_for_TensorFlow_bs2_2p_acc.log")
+    assert set(LOG_KEYS + ["TrainAccuracy", "tc_dice", "et_dice"]) <= set(summary)
+    assert summary["RankSize"] == "2"
+    logs = [(output / str(rank) / f"train_{rank}.log").read_text() for rank in (0, 1)]
+    for log in logs:  # the 4 training cases are shared out, a global batch of 2 x 2 patches
+        assert "2 cases on this rank" in log and "batch 2 x 2 rank(s)" in log and "TRAIN step=4 " in log
+    # Only rank 0 keeps checkpoints and tests.
+    assert (output / "0" / "ckpt" / "predictions" / "metrics.csv").exists()
+    assert not (output / "1" / "ckpt" / "predictions").exists()
 
 
 def test_scripts_reject_missing_data_path_and_unknown_flags(script_repo):
