@@ -95,8 +95,9 @@ def discover_cases(data_root):
 
 
 def read_case_list(path):
-    """Case ids in a list file, one a line; blank lines, '#' comments and a missing final newline are fine."""
-    with open(path, encoding="utf-8") as handle:
+    """Case ids in a list file, one a line; blank lines, '#' comments, a byte-order mark and a missing final
+    newline are fine."""
+    with open(path, encoding="utf-8-sig") as handle:
         lines = [line.strip() for line in handle.read().splitlines()]
     return [line for line in lines if line and not line.startswith("#")]
 
@@ -117,7 +118,9 @@ def split_cases(case_ids, data_root, model_dir, seed, train_fraction=0.8):
     Returns:
       (train_ids, test_ids, where) with ``where`` saying which source was used.
     Raises:
-      UserError: a list names a case that is not in ``data_root``.
+      UserError: a list names a case that is not in ``data_root`` or names a
+        case twice, or the two lists share a case (it would be tested on
+        after being trained on).
     """
     known = set(case_ids)
     for folder in (data_root, model_dir):
@@ -132,7 +135,14 @@ def split_cases(case_ids, data_root, model_dir, seed, train_fraction=0.8):
             if unknown:
                 raise UserError(f"{path}: case(s) not found in {data_root}: {', '.join(unknown[:5])}"
                                 + (" ..." if len(unknown) > 5 else ""))
+            twice = sorted({case_id for case_id in ids if ids.count(case_id) > 1})
+            if twice:
+                raise UserError(f"{path}: case(s) listed twice: {', '.join(twice[:5])}")
             chosen[name] = ids
+        both = sorted(set(chosen.get("train", ())) & set(chosen.get("test", ())))
+        if both:
+            raise UserError(f"{present['train']} and {present['test']} share case(s): {', '.join(both[:5])}"
+                            + (" ..." if len(both) > 5 else ""))
         if "train" not in chosen:
             chosen["train"] = [c for c in case_ids if c not in set(chosen["test"])]
         if "test" not in chosen:

@@ -119,11 +119,9 @@ def load_weights(model, path, flag="-lp"):
     if prefix is None:
         raise UserError(f"{flag} {path}: no checkpoint there (expected a run's model_dir, its checkpoints/ "
                         "folder or a checkpoint prefix such as .../ckpt-100)")
-    try:
-        tf.train.Checkpoint(model=model).restore(prefix).expect_partial().assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as error:
-        raise UserError(f"{flag} {prefix}: does not fit -mn {model.name} "
-                        f"(--width_multiplier too?): {str(error).splitlines()[0]}") from None
+    error = npu_utils.restore_checkpoint(tf.train.Checkpoint(model=model), prefix, partial=True)
+    if error:
+        raise UserError(f"{flag} {prefix}: does not fit -mn {model.name} (--width_multiplier too?): {error}")
     return prefix
 
 
@@ -183,11 +181,10 @@ def train(args, ctx, model, optimizer, data, log=print):
                                          checkpoint_name="ckpt")
     saving = ctx.is_chief and not args.benchmark
     if manager.latest_checkpoint and args.continue_training:
-        try:
-            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        except (AssertionError, ValueError) as error:
+        error = npu_utils.restore_checkpoint(checkpoint, manager.latest_checkpoint)
+        if error:
             raise UserError(f"-c: {manager.latest_checkpoint} does not fit -mn {args.model_name} "
-                            f"(--width_multiplier too?): {str(error).splitlines()[0][:200]}") from None
+                            f"(--width_multiplier too?): {error}")
         log(f"[train] continuing from {manager.latest_checkpoint} (step {int(step_counter)})")
         if args.load_path:
             log(f"[train] -lp {args.load_path} not used: -c continues this run's own checkpoint")

@@ -545,6 +545,36 @@ def make_train_step(ctx, model, optimizer, loss_fn):
     return step
 
 
+def restore_checkpoint(checkpoint, prefix, partial=False):
+    """Restore ``checkpoint`` from ``prefix``; the first line of the error if it does not fit, else None.
+
+    Callers stop with their own one-line error when it does not fit. A failed
+    restore (another width or class count) leaves TensorFlow's restore
+    bookkeeping on the checkpoint and model objects, and when they are freed it
+    logs a warning for every value not restored: hundreds of lines that would
+    bury that error. So after a failure TensorFlow's logger stays at ERROR.
+
+    Args:
+      checkpoint: a ``tf.train.Checkpoint``.
+      prefix: a checkpoint prefix such as ``.../ckpt-100``.
+      partial: True when the checkpoint may hold more than ``checkpoint``
+        tracks (weights only out of a training checkpoint with optimizer state).
+    Returns:
+      None on success, else the error's first line (at most 200 characters).
+    """
+    import tensorflow as tf
+
+    try:
+        status = checkpoint.restore(prefix)
+        if partial:
+            status.expect_partial()
+        status.assert_existing_objects_matched()
+        return None
+    except (AssertionError, ValueError, tf.errors.OpError) as error:
+        tf.get_logger().setLevel("ERROR")
+        return str(error).splitlines()[0][:200]
+
+
 # --------------------------------------------------------------------------
 # The shared log format
 # --------------------------------------------------------------------------

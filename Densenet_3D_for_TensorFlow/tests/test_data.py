@@ -52,6 +52,8 @@ def test_case_lists_tolerate_blank_lines_and_missing_final_newline(tmp_path):
     path = tmp_path / "train.txt"
     path.write_text("case_a\n\n  case_b  \n# comment\ncase_c")
     assert brats_data.read_case_list(str(path)) == ["case_a", "case_b", "case_c"]
+    path.write_bytes(b"\xef\xbb\xbfcase_a\r\ncase_b\r\n")  # saved by a Windows editor
+    assert brats_data.read_case_list(str(path)) == ["case_a", "case_b"]
 
 
 def test_split_from_lists_seeded_and_written(tmp_path):
@@ -70,6 +72,13 @@ def test_split_from_lists_seeded_and_written(tmp_path):
     assert test == ["c01", "c02"] and len(train) == 8 and "test.txt" in where
     (data_root / "test.txt").write_text("c01\nnot_a_case\n")
     with pytest.raises(UserError, match="test.txt.*not_a_case"):
+        brats_data.split_cases(ids, str(data_root), str(model_dir), seed=3)
+    (data_root / "test.txt").write_text("c01\nc02\nc01\n")
+    with pytest.raises(UserError, match="test.txt: case.s. listed twice: c01"):
+        brats_data.split_cases(ids, str(data_root), str(model_dir), seed=3)
+    (data_root / "test.txt").write_text("c01\nc02\n")
+    (data_root / "train.txt").write_text("c02\nc03\nc04\n")
+    with pytest.raises(UserError, match="train.txt and .*test.txt share case.s.: c02"):
         brats_data.split_cases(ids, str(data_root), str(model_dir), seed=3)
 
 

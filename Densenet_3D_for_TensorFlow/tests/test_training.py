@@ -106,3 +106,15 @@ def test_flag_checks():
     with pytest.raises(UserError, match="-ws=40 and -ps=12"):
         config.parse_args(base + ["-ws", "40"])
     assert config.parse_args(base + ["--benchmark"]).max_steps == 20
+
+
+def test_weights_of_another_width_stop_with_one_line(tmp_path):
+    import tensorflow as tf
+
+    import tf_models
+
+    prefix = tf.train.Checkpoint(model=tf_models.build_model("dense24", 0.1)).save(str(tmp_path / "ckpt"))
+    narrow = tf_models.build_model("dense24", 0.1)
+    assert runner.load_weights(narrow, str(tmp_path)) == prefix
+    with pytest.raises(UserError, match=r"-lp .*ckpt-1: does not fit -mn dense24 \(--width_multiplier too\?\)"):
+        runner.load_weights(tf_models.build_model("dense24", 0.2), prefix)

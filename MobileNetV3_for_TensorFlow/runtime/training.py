@@ -196,13 +196,11 @@ def _train(args, ctx, dataset, num_classes, checkpoint_dir):
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=global_step)
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, CHECKPOINTS_KEPT)
     if manager.latest_checkpoint:
-        try:
-            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        except (AssertionError, ValueError) as error:
+        error = npu_utils.restore_checkpoint(checkpoint, manager.latest_checkpoint)
+        if error:
             raise UserError(f"{manager.latest_checkpoint} in --modeldir={args.save_dir} comes from another "
                             f"network (--model, --alpha, --class_number, --task); continue it with that "
-                            f"run's settings or choose another --modeldir: {str(error).splitlines()[0][:150]}"
-                            ) from None
+                            f"run's settings or choose another --modeldir: {error}")
         print(f"[train] resumed from {manager.latest_checkpoint} at step {int(global_step.numpy())}", flush=True)
     elif args.weights:
         print(f"[train] {load_initial_weights(model, args.weights)}", flush=True)

@@ -274,12 +274,10 @@ def run(args, ctx, data):
     run_log = RunLog(args, ctx.is_chief)
     resume = args.resume_training or not trains
     if resume and manager.latest_checkpoint:
-        try:
-            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        except (AssertionError, ValueError) as error:
+        error = npu_utils.restore_checkpoint(checkpoint, manager.latest_checkpoint)
+        if error:
             raise UserError(f"{manager.latest_checkpoint} does not fit this network (--base_filters, "
-                            f"--tile_size and the class count must match its training run): "
-                            f"{str(error).splitlines()[0][:200]}") from None
+                            f"--tile_size and the class count must match its training run): {error}")
         print(f"[run] restored {manager.latest_checkpoint} (step {int(checkpoint.step.numpy())})", flush=True)
     elif not trains and not args.benchmark:
         raise UserError(f"--model_dir={args.model_dir}: no checkpoint to {args.exec_mode} with")

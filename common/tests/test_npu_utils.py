@@ -307,6 +307,33 @@ def test_loss_scaling_wraps_the_optimizer_only_for_float16():
 
 # ---------------------------------------------------------------- log format
 
+def test_restore_checkpoint_restores_or_returns_one_quiet_error(tmp_path):
+    # A subprocess: the warnings this guards against come when objects are freed, at the latest at exit.
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {REPO_ROOT!r})
+        import keras, numpy as np, tensorflow as tf
+        from common import npu_utils
+
+        def model(width):
+            return keras.Sequential([keras.Input((3,)), keras.layers.Dense(width), keras.layers.BatchNormalization()])
+
+        saved = model(4)
+        optimizer = keras.optimizers.Adam()
+        optimizer.build(saved.trainable_variables)
+        prefix = tf.train.Checkpoint(model=saved, optimizer=optimizer).save({str(tmp_path / "ckpt")!r})
+        same = model(4)
+        assert npu_utils.restore_checkpoint(tf.train.Checkpoint(model=same), prefix, partial=True) is None
+        np.testing.assert_array_equal(same.get_weights()[0], saved.get_weights()[0])
+        print("ERROR", npu_utils.restore_checkpoint(tf.train.Checkpoint(model=model(5)), prefix, partial=True))
+        """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert result.returncode == 0, result.stderr
+    assert "ERROR Received incompatible tensor with shape (4,)" in result.stdout
+    assert "WARNING:tensorflow" not in result.stderr
+
+
 def test_step_line_round_trip():
     line = npu_utils.format_step_line(12, 0.4123456, 3.214, 40.1234)
     assert line == "TRAIN step=12 loss=0.412346 images_per_sec=3.21 elapsed_sec=40.12"
