@@ -21,14 +21,18 @@ skull-stripped with zeros outside the head, so the fit uses the non-zero
 voxels and the zeros stay zero.
 
 Corrected volumes go beside the originals as ``<case>_<mod>_corrected.nii.gz``,
-or, when the case folder is read-only, into ``<cache_dir>/<case>/``. A cache
-file newer than its source is reused; cases are corrected in parallel processes.
+or, when the case folder is read-only, into ``<cache_dir>/<case>/``. Each
+corrected file records its source's size and modification time in the NIfTI
+header's description; it is reused while they still match (so another data
+folder with the same case ids never reuses a stale cache). Cases are corrected
+in parallel processes.
 """
 
 import concurrent.futures
 import multiprocessing
 import os
 
+import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
@@ -68,8 +72,20 @@ def corrected_path(case, kind, cache_dir):
     return os.path.join(cache_dir, case.case_id, name)
 
 
+def _source_note(source):
+    """The NIfTI description (at most 80 characters) that ties a corrected file to its source."""
+    stat = os.stat(source)
+    return f"N4 of {stat.st_size} bytes, mtime {stat.st_mtime_ns}"
+
+
 def _up_to_date(target, source):
-    return os.path.exists(target) and os.path.getmtime(target) >= os.path.getmtime(source)
+    if not os.path.exists(target):
+        return False
+    try:
+        note = nib.load(target).header["descrip"].item().decode("ascii", "replace")
+    except (OSError, EOFError, ValueError, nib.filebasedimages.ImageFileError):
+        return False  # an unreadable cache file is simply written again
+    return note == _source_note(source)
 
 
 def _correct_case(case, cache_dir, threads):
@@ -82,7 +98,9 @@ def _correct_case(case, cache_dir, threads):
         os.makedirs(os.path.dirname(target), exist_ok=True)
         # Write under a temporary name and rename: a killed run never leaves a half file.
         partial = target.replace("_corrected.nii.gz", f"_corrected.partial{os.getpid()}.nii.gz")
-        sitk.WriteImage(correct_image(sitk.ReadImage(source)), partial)
+        corrected = correct_image(sitk.ReadImage(source))
+        corrected.SetMetaData("ITK_FileNotes", _source_note(source))  # written as the NIfTI description
+        sitk.WriteImage(corrected, partial)
         os.replace(partial, target)
         written += 1
     return written

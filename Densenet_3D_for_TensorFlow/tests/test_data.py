@@ -219,6 +219,10 @@ def test_n4_cache_beside_the_data_and_reused(synthetic_root, tmp_path):
     lines.clear()
     n4_correction.correct_cases([case], str(tmp_path / "cache"), workers=1, log=lines.append)
     assert lines == [] and os.path.getmtime(target) == mtime
+    # Another source under the same name (new data, same case ids) is corrected again, that modality only.
+    os.utime(case.path("flair"), ns=(1, 1))
+    n4_correction.correct_cases([case], str(tmp_path / "cache"), workers=1, log=lines.append)
+    assert lines[-1] == "[n4] wrote 1 corrected volumes"
 
 
 def test_n4_cache_folder_when_data_is_read_only(synthetic_root, tmp_path, monkeypatch):
