@@ -31,7 +31,11 @@ from runtime import config  # noqa: E402
 
 
 def load_data(args, need_train):
-    """The checked dataset of the run and its class count (see data_loading.folders)."""
+    """The checked dataset of the run and its class count (see data_loading.folders).
+
+    Training checks --class_number against the class folders; evaluation
+    compares the folders with the saved model's class names instead.
+    """
     from data_loading import folders
     if not args.eval_dir or (need_train and not args.train_dir):
         raise npu_utils.UserError("no data: pass --data_path (holding train/ and validation/) "
@@ -46,7 +50,7 @@ def load_data(args, need_train):
         dataset = folders.Dataset(folders.Split([], []), split, names, skipped)
     for path, reason in dataset.skipped:
         print(f"[data] skipped {path}: {reason}", flush=True)
-    if args.task == "classification" and args.class_number not in (0, len(dataset.class_names)):
+    if need_train and args.task == "classification" and args.class_number not in (0, len(dataset.class_names)):
         raise npu_utils.UserError(
             f"class_number={args.class_number} but {args.eval_dir} has {len(dataset.class_names)} class "
             f"folders; pass --class_number={len(dataset.class_names)} (or 0 to take it from the folders)")
@@ -57,34 +61,49 @@ def load_data(args, need_train):
 def main(argv=None):
     args = config.parse_args(argv)
     ctx = npu_utils.setup_device(args)
-    from runtime import inference, network, training
-
-    os.makedirs(args.save_dir, exist_ok=True)
-    if ctx.is_chief:
-        config.write_run_config(args, os.path.join(args.save_dir, f"run_config_{args.mode}.json"))
     if args.mode in ("train", "train_and_evaluate"):
-        dataset, num_classes = load_data(args, need_train=True)
-        training.train(args, ctx, dataset, num_classes)
-        # The final report is the chief's: only it saves the best model.
-        if args.mode == "train_and_evaluate" and ctx.is_chief:
-            model, names = network.load_saved(args.save_dir)
-            result = inference.evaluate(model, _eval_batches(args, dataset), args.task, len(names))
-            inference.report(result, names, args.task, os.path.join(args.save_dir, "eval"))
-    elif args.mode == "evaluate":
-        model, names = network.load_saved(args.weights or args.save_dir)
-        _fit_args_to_model(args, model)
-        if args.task == "segmentation":
-            args.class_number = len(names)  # the masks' classes are the model's
+        run_training(args, ctx)
+    else:
+        run_inference(args, ctx)
+    return 0
+
+
+def run_training(args, ctx):
+    """train / train_and_evaluate: train into --modeldir, then evaluate its best model."""
+    from runtime import inference, network, training
+    os.makedirs(args.save_dir, exist_ok=True)
+    _write_run_config(args, ctx)
+    dataset, num_classes = load_data(args, need_train=True)
+    training.train(args, ctx, dataset, num_classes)
+    # The final report is the chief's: only it saves the best model.
+    if args.mode == "train_and_evaluate" and ctx.is_chief:
+        model, names = network.load_saved(args.save_dir)
+        result = inference.evaluate(model, _eval_batches(args, dataset), args.task, len(names))
+        inference.report(result, names, args.task, os.path.join(args.save_dir, "eval"))
+
+
+def run_inference(args, ctx):
+    """evaluate / predict / export the model of the run folder --modeldir.
+
+    The task, input size, class count and class names come from the saved
+    model; --weights is only where training starts and is not used here.
+    """
+    from runtime import inference, network
+    if args.weights:
+        print(f"[model] weights={args.weights} is only where training starts; --mode={args.mode} uses "
+              f"the model of --modeldir={args.save_dir}", flush=True)
+    model, names = network.load_saved(args.save_dir)
+    _fit_args_to_model(args, model, names)
+    _write_run_config(args, ctx)
+    if args.mode == "evaluate":
         dataset, _ = load_data(args, need_train=False)
         if names != dataset.class_names:
-            raise npu_utils.UserError(f"the model's classes {names} differ from the folders of {args.eval_dir} "
-                                      f"{dataset.class_names}")
+            raise npu_utils.UserError(f"the model in {args.save_dir} was trained on the classes {names}, but "
+                                      f"{args.eval_dir} holds {dataset.class_names}")
         result = inference.evaluate(model, _eval_batches(args, dataset), args.task, len(names))
         inference.report(result, names, args.task, os.path.join(args.save_dir, "eval"))
     elif args.mode == "predict":
         from data_loading.folders import list_images
-        model, names = network.load_saved(args.weights or args.save_dir)
-        _fit_args_to_model(args, model)
         paths, skipped = list_images(args.input, args.skip_bad_images)
         for path, reason in skipped:
             print(f"[data] skipped {path}: {reason}", flush=True)
@@ -92,16 +111,20 @@ def main(argv=None):
         inference.predict(model, names, paths, args.task, args.height, args.width,
                           args.batch, args.output or os.path.join(args.save_dir, default))
     else:
-        model, names = network.load_saved(args.weights or args.save_dir)
         inference.export(model, names, os.path.join(args.save_dir, "export"))
-    return 0
 
 
-def _fit_args_to_model(args, model):
-    """Take the task and the input size from a saved model rather than from the flags.
+def _write_run_config(args, ctx):
+    if ctx.is_chief:
+        config.write_run_config(args, os.path.join(args.save_dir, f"run_config_{args.mode}.json"))
+
+
+def _fit_args_to_model(args, model, names):
+    """Take the task, the input size and the class count from a saved model rather than from the flags.
 
     A classifier is saved with a fixed (height, width); an LR-ASPP model takes
-    any size and outputs a map (N, H, W, classes).
+    any size and outputs a map (N, H, W, classes). ``names`` are the model's
+    class names (its class_names.json).
     """
     task = "segmentation" if len(model.output_shape) == 4 else "classification"
     if task != args.task:
@@ -112,6 +135,9 @@ def _fit_args_to_model(args, model):
         print(f"[model] the saved model takes {height}x{width} images: using --height={height} "
               f"--width={width}", flush=True)
         args.height, args.width = height, width
+    if args.class_number != len(names):
+        print(f"[model] the saved model has {len(names)} classes: using --class_number={len(names)}", flush=True)
+        args.class_number = len(names)
 
 
 def _eval_batches(args, dataset):

@@ -17,7 +17,7 @@ Classification: ``<data_path>/train/<class>/`` and ``<data_path>/validation/<cla
 (``eval/`` is accepted for the second), JPEG or PNG files with any case of
 the extension. Segmentation: ``<data_path>/{train,validation}/images/`` and
 ``.../masks/``, an image and its mask sharing the file name stem; masks are
-single-channel PNGs of class indices, 255 = ignore.
+single-channel PNGs of class indices (grey values or palette indices), 255 = ignore.
 
 Every problem raises :class:`UserError` naming the folder or file.
 """
@@ -203,6 +203,18 @@ def _pair_folder(split_dir, num_classes, skip_bad_images):
     return Split(paths, labels), bad
 
 
+def read_mask(path):
+    """The class indices of a mask PNG as uint8 (h, w).
+
+    A palette ("P") PNG gives its palette indices, as VOC-style datasets
+    mean them; a grey ("L") PNG gives its values. The training pipeline reads
+    masks with this function too, so it sees the values :func:`check_mask`
+    checked (``tf.io.decode_png`` would turn a palette into grey levels).
+    """
+    with Image.open(path) as mask:
+        return np.asarray(mask, dtype=np.uint8)
+
+
 def check_mask(mask_path, image_path, num_classes):
     """Why a mask does not fit its image (a sentence naming the files), or None."""
     try:
@@ -212,7 +224,7 @@ def check_mask(mask_path, image_path, num_classes):
             if mask.size != image.size:
                 return (f"mask {mask_path} is {mask.size[0]}x{mask.size[1]} but its image {image_path} "
                         f"is {image.size[0]}x{image.size[1]}")
-            values = np.unique(np.asarray(mask))
+        values = np.unique(read_mask(mask_path))
     except OSError as error:
         return f"mask {mask_path} cannot be read ({error})"
     wrong = [int(v) for v in values if v >= num_classes and v != IGNORE_LABEL]

@@ -22,10 +22,11 @@ same batches as an uninterrupted one.
 """
 
 import math
+import os
 
 import tensorflow as tf
 
-from data_loading.folders import IGNORE_LABEL
+from data_loading.folders import IGNORE_LABEL, read_mask
 
 AUTOTUNE = tf.data.AUTOTUNE
 # Evaluation resizes so that the centre crop keeps 87.5% of the image (the
@@ -59,8 +60,13 @@ def decode_image(path):
 
 
 def decode_mask(path):
-    """Read a single-channel PNG mask as uint8 (h, w, 1)."""
-    mask = tf.io.decode_png(tf.io.read_file(path), channels=1)
+    """Read a mask PNG's class indices as uint8 (h, w, 1): palette indices or grey values.
+
+    Through PIL (:func:`folders.read_mask`), because ``tf.io.decode_png``
+    converts a palette PNG to grey levels ({0, 1, 2} became {0, 76, 149}).
+    """
+    mask = tf.numpy_function(lambda name: read_mask(os.fsdecode(name))[..., None], [path], tf.uint8,
+                             stateful=False)
     mask.set_shape([None, None, 1])
     return mask
 

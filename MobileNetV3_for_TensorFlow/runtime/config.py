@@ -71,8 +71,9 @@ def build_parser():
     config.add_argument("--save_dir", "--modeldir", "--model_dir", dest="save_dir", default=None,
                         help="run folder: checkpoints, best model, logs, exports")
     config.add_argument("--weights", default=None,
-                        help="start from an earlier run: its folder, a .keras model or a checkpoint "
-                             "(backbone only when the class count differs)")
+                        help="training: start from an earlier run: its folder, a .keras model or a "
+                             "checkpoint (backbone only when the class count differs); evaluate, predict "
+                             "and export ignore it and use the model of --modeldir")
 
     data = parser.add_argument_group("data")
     data.add_argument("--data_path", default=None,

@@ -83,7 +83,9 @@ def load_saved(path):
     model_file = _model_file(path)
     if model_file is None:
         raise UserError(f"no saved model at {path}: expected a .keras file or a run folder holding "
-                        f"best/{MODEL_FILE} or {MODEL_FILE} (train first, or pass --weights)")
+                        f"best/{MODEL_FILE} or {MODEL_FILE} (train first, or pass the --modeldir of a "
+                        "finished run)")
+    print(f"[model] using {model_file}", flush=True)
     model = keras.models.load_model(model_file, compile=False)
     names_file = os.path.join(os.path.dirname(model_file), CLASS_NAMES_FILE)
     if not os.path.isfile(names_file):

@@ -152,6 +152,18 @@ def _read_best(best_dir, metric):
     return best["value"] if best.get("metric") == metric else -math.inf
 
 
+def _save_trainable(model, class_names, folder):
+    """Save ``model`` with every layer trainable, also during --freeze_backbone_epochs.
+
+    Keras stores ``trainable`` in the saved file, so a model saved during the
+    frozen epochs would load with a frozen backbone. The head-only step was
+    traced frozen at its first call, before any save, and every epoch sets
+    the backbone's state again at its start.
+    """
+    set_backbone_trainable(model, True)
+    save_model(model, class_names, folder)
+
+
 def train(args, ctx, dataset, num_classes):
     """Train the network of ``args`` on ``dataset``; returns the final model.
 
@@ -270,7 +282,7 @@ def _train(args, ctx, dataset, num_classes, checkpoint_dir):
         value = result[best_metric]
         if ctx.is_chief and value > best_value:
             best_value = value
-            save_model(model, dataset.class_names, best_dir)
+            _save_trainable(model, dataset.class_names, best_dir)
             with open(os.path.join(best_dir, "best.json"), "w", encoding="utf-8") as handle:
                 json.dump({"metric": best_metric, "value": value, "step": step, "epoch": epoch + 1}, handle)
             print(f"[train] best {best_metric}={value:.4f} at epoch {epoch + 1}: saved {best_dir}", flush=True)
@@ -282,7 +294,7 @@ def _train(args, ctx, dataset, num_classes, checkpoint_dir):
                        **{f"val_{name}": f"{v:.6f}" for name, v in scalars.items()},
                        "elapsed_sec": round(time.time() - start_time, 2)})
     if ctx.is_chief:
-        save_model(model, dataset.class_names, args.save_dir)
+        _save_trainable(model, dataset.class_names, args.save_dir)
         print(f"[train] final model in {args.save_dir}; best {best_metric}={best_value:.4f} in {best_dir}",
               flush=True)
     return model

@@ -22,8 +22,9 @@ model_flag() {
     --max_step=*) max_step="${1#*=}" ;;
     --task=*) task="${1#*=}" ;;
     --alpha=*|--height=*|--width=*|--class_number=*|--save_interval=*|--bn_momentum=*|\
-    --seed=*|--optimizer=*|--lr_schedule=*|--warmup_epochs=*|--label_smoothing=*|--weights=*|\
-    --freeze_backbone_epochs=*|--use_xla=*|--skip_bad_images=*|--log_every=*)
+    --seed=*|--optimizer=*|--lr_schedule=*|--warmup_epochs=*|--lr_decay_epochs=*|--lr_decay_rate=*|\
+    --label_smoothing=*|--dropout=*|--weights=*|--freeze_backbone_epochs=*|--loss_scale=*|--use_xla=*|\
+    --skip_bad_images=*|--log_every=*)
       extra+=("$1") ;;
     *) return 1 ;;
   esac
@@ -39,9 +40,11 @@ model_help() {
     --task=classification|segmentation  (default ${task}); segmentation reports mIoU
     --alpha=X, --height=N, --width=N, --class_number=N, --save_interval=N,
     --bn_momentum=X, --seed=N, --optimizer=adam|rmsprop, --lr_schedule=cosine|step|constant,
-    --warmup_epochs=X, --label_smoothing=X, --weights=PATH, --freeze_backbone_epochs=N,
-    --use_xla=True|False, --skip_bad_images=True|False,
+    --warmup_epochs=X, --lr_decay_epochs=X, --lr_decay_rate=X, --label_smoothing=X, --dropout=X,
+    --weights=PATH, --freeze_backbone_epochs=N, --loss_scale=X, --use_xla=True|False,
+    --skip_bad_images=True|False,
     --log_every=N            passed to main.py (see python3 main.py --help)
+    Mixed precision: --precision_mode=allow_mix_precision (main.py's --use_amp is the same switch).
 HELP
 }
 

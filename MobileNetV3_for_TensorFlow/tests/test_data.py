@@ -20,6 +20,7 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
 from common.npu_utils import UserError
@@ -124,6 +125,42 @@ def test_segmentation_augmentation_keeps_image_and_mask_aligned(synthetic_root):
     assert np.mean((labelled > 0)) > 0.9
     again, _ = next(iter(data.epoch(0)))
     np.testing.assert_array_equal(images.numpy(), again.numpy())
+
+
+def _palette_pairs(root, count=2, size=32):
+    """``root/{train,validation}/{images,masks}`` with palette ("P") masks of indices 0, 1, 2 and 255."""
+    indices = np.zeros((size, size), np.uint8)
+    indices[:, size // 3:] = 1
+    indices[:, 2 * size // 3:] = 2
+    indices[0] = 255
+    # VOC-like colours: a grey decoder would read index 1 as 76 and 2 as 149.
+    palette = [0, 0, 0, 255, 0, 0, 0, 255, 0] + [0, 0, 0] * 252 + [255, 255, 255]
+    for split in ("train", "validation"):
+        for kind in ("images", "masks"):
+            (root / split / kind).mkdir(parents=True)
+        for index in range(count):
+            Image.new("RGB", (size, size), (90, 120, 150)).save(root / split / "images" / f"{index}.png")
+            mask = Image.new("P", (size, size))
+            mask.putpalette(palette)
+            mask.putdata(indices.ravel().tolist())
+            mask.save(root / split / "masks" / f"{index}.png")
+    return root
+
+
+def test_palette_masks_give_their_indices(tmp_path):
+    root = _palette_pairs(tmp_path)
+    mask_file = root / "validation" / "masks" / "0.png"
+    assert Image.open(mask_file).mode == "P"
+    assert set(np.unique(tf.io.decode_png(mask_file.read_bytes(), channels=1))) == {0, 76, 149, 255}
+    dataset = folders.load_segmentation(str(root / "train"), str(root / "validation"), 3)
+    _, masks = next(iter(pipeline.eval_dataset(dataset.validation.paths, dataset.validation.labels,
+                                               "segmentation", 32, 32, 2)))
+    assert masks.shape == (2, 32, 32) and set(np.unique(masks)) == {0, 1, 2, 255}
+    data = pipeline.TrainData(dataset.train.paths, dataset.train.labels, "segmentation", 32, 32, 2,
+                              seed=0, steps_per_epoch=1)
+    _, masks = next(iter(data.epoch(0)))
+    assert masks.shape == (2, 32, 32) and set(np.unique(masks)) <= {0, 1, 2, 255}
+    assert {1, 2} <= set(np.unique(masks))
 
 
 def _main(args, env):

@@ -19,6 +19,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from model.lraspp import build_lraspp
 from model.mobilenet_v3 import build_backbone, build_classifier, make_divisible
@@ -62,6 +63,25 @@ def test_pinned_counts_and_half_width_builds():
     for network in ("small", "large"):
         model = build_classifier(network, 0.5, 10, input_shape=(64, 64, 3))
         assert model.output_shape == (None, 10)
+
+
+@pytest.mark.parametrize("network", ["small", "large"])
+def test_half_width_trains(network):
+    # Two Adam steps on a tiny batch: finite losses and every trainable weight updated.
+    keras.utils.set_random_seed(0)
+    model = build_classifier(network, 0.5, 3, input_shape=(32, 32, 3))
+    images = tf.random.uniform((4, 32, 32, 3), 0, 255, seed=1)
+    labels = tf.one_hot([0, 1, 2, 1], 3)
+    optimizer = keras.optimizers.Adam(1e-3)
+    before = [weight.numpy() for weight in model.trainable_weights]
+    for _ in range(2):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(keras.losses.categorical_crossentropy(labels, model(images, training=True)))
+        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_weights), model.trainable_weights))
+        assert np.isfinite(loss.numpy())
+    unchanged = [weight.path for weight, old in zip(model.trainable_weights, before)
+                 if np.array_equal(weight.numpy(), old)]
+    assert unchanged == []
 
 
 def test_backbone_endpoints_by_stage():

@@ -17,12 +17,14 @@ the performance script, predict and export."""
 
 import csv
 import dataclasses
+import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -240,6 +242,32 @@ def test_weights_from_checkpoint_of_same_class_count_loads_everything(three_clas
             network.load_initial_weights(other, prefix)
 
 
+def test_evaluate_takes_classes_from_the_run_folder_not_from_weights(three_class_checkpoints, tmp_path, capsys):
+    from model.mobilenet_v3 import build_classifier
+    run = three_class_checkpoints.parent
+    data = run.parent / "data"
+    # weights in the config file, as for fine-tuning: evaluate must still use the run folder's model.
+    network.save_model(build_classifier("small", 0.5, 4, input_shape=(32, 32, 3)), list("abcd"),
+                       str(tmp_path / "source"))
+    config = json.loads((Path(MODEL_DIR) / "config" / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "weights": str(tmp_path / "source")}))
+    capsys.readouterr()
+    # The config's class_number (2) differs from the model's 3 classes; no --class_number is needed.
+    assert main.main(["--mode=evaluate", f"--config={tmp_path / 'config.json'}", f"--data_path={data}",
+                      f"--modeldir={run}"]) == 0
+    out = capsys.readouterr().out
+    assert f"[model] using {run / 'best' / 'model.keras'}" in out
+    assert f"weights={tmp_path / 'source'} is only where training starts" in out
+    assert "[model] the saved model has 3 classes: using --class_number=3" in out
+    assert "METRIC top1=" in out
+    with pytest.raises(SystemExit) as stop:
+        main.main(["--mode=evaluate", f"--data_path={_tiny_classes(tmp_path / 'two', 2)}", f"--modeldir={run}"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: the model in {run} was trained on the classes ['class_0', 'class_1', 'class_2'], but "
+        f"{tmp_path / 'two' / 'validation'} holds ['class_0', 'class_1']")
+
+
 def test_non_chief_rank_deletes_its_checkpoint_folder(tmp_path, monkeypatch):
     from common.npu_utils import Ranks, setup_device
     from runtime import config, training
@@ -257,3 +285,17 @@ def test_non_chief_rank_deletes_its_checkpoint_folder(tmp_path, monkeypatch):
         training.train(args, ctx, dataset, num_classes)
     assert not list(scratch.glob("mnv3_worker*"))
     assert not os.path.exists(tmp_path / "run" / "checkpoints")
+
+
+
+def test_model_saved_while_frozen_is_trainable(tmp_path, capsys):
+    from model.mobilenet_v3 import build_classifier
+    # Training ends during --freeze_backbone_epochs: both saved models must still be normal trainable models.
+    assert main.main([f"--data_path={_tiny_classes(tmp_path / 'data', 2)}", *TINY_RUN,
+                      "--freeze_backbone_epochs=2", f"--modeldir={tmp_path / 'run'}"]) == 0
+    assert "[train] best top1=" in capsys.readouterr().out
+    fresh = build_classifier("small", 0.5, 2, input_shape=(32, 32, 3))
+    for path in (tmp_path / "run" / "model.keras", tmp_path / "run" / "best" / "model.keras"):
+        model = keras.models.load_model(path, compile=False)
+        assert [layer.name for layer in model.layers if not layer.trainable] == []
+        assert len(model.trainable_weights) == len(fresh.trainable_weights)
