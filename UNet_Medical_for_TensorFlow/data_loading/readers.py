@@ -57,8 +57,12 @@ class SegmentationData:
     source: str
 
 
-def _decode(path, what):
-    """Pages of ``path`` as 8-bit grey arrays, or a UserError naming the file."""
+def _decode(path, what, modes=("L",)):
+    """Pages of ``path`` as 2-D uint8 arrays, or a UserError naming the file.
+
+    ``modes`` are the Pillow modes accepted: "L" (8-bit grey) and, for masks,
+    "P" (palette), whose array holds the palette indices, not the colours.
+    """
     if not os.path.isfile(path):
         raise UserError(f"{path}: file not found ({what})")
     try:
@@ -66,8 +70,9 @@ def _decode(path, what):
     except (OSError, UnidentifiedImageError, ValueError) as error:
         raise UserError(f"{path}: cannot be decoded as an image ({error})") from None
     for index, (mode, _) in enumerate(pages):
-        if mode != "L":
-            raise UserError(f"{path}: page {index} has Pillow mode {mode!r}; expected 8-bit grey ('L')")
+        if mode not in modes:
+            expected = " or ".join({"L": "8-bit grey ('L')", "P": "palette indices ('P')"}[m] for m in modes)
+            raise UserError(f"{path}: page {index} has Pillow mode {mode!r}; expected {expected}")
     return file_format, [array for _, array in pages]
 
 
@@ -136,7 +141,9 @@ def read_folder(data_dir, n_classes):
     """Read ``images/`` and ``masks/`` (same file names; PNG or TIFF; masks hold class indices).
 
     Images are converted to nothing: they must already be 8-bit grey, like
-    the ISBI slices the network was built for. An optional ``test/`` folder
+    the ISBI slices the network was built for. Masks are 8-bit grey or
+    palette images (mode "P", as many annotation tools write them); a
+    palette mask's class is its palette index. An optional ``test/`` folder
     holds images to predict.
 
     Returns:
@@ -160,7 +167,7 @@ def read_folder(data_dir, n_classes):
     for name in names:
         image = _decode(os.path.join(image_dir, name), "an image")[1][0]
         mask_path = os.path.join(mask_dir, name)
-        mask = _decode(mask_path, "a mask")[1][0]
+        mask = _decode(mask_path, "a mask", modes=("L", "P"))[1][0]
         if mask.shape != image.shape:
             raise UserError(f"{mask_path}: {mask.shape[1]}x{mask.shape[0]} but the image is "
                             f"{image.shape[1]}x{image.shape[0]}; expected the same size")

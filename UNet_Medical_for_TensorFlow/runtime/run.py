@@ -33,9 +33,8 @@ from common import npu_utils
 from common.npu_utils import UserError
 from data_loading import folds, pipeline, tiff, tiles
 from model import unet
-from runtime import benchmark, losses
+from runtime import benchmark, flags, losses
 
-CONFIG_FILE = "config.json"
 EXPORT_FILE = "unet.keras"
 OVERLAY_SLICES = 3  # PNG overlays written next to the predicted masks
 
@@ -83,26 +82,17 @@ def build(args, ctx, n_classes):
     return model, optimizer, checkpoint, manager
 
 
-def write_config(args):
-    """Save the run's flags as ``config.json`` in ``--model_dir`` (never deletes anything there)."""
-    os.makedirs(args.model_dir, exist_ok=True)
-    with open(os.path.join(args.model_dir, CONFIG_FILE), "w", encoding="utf-8") as handle:
-        json.dump(vars(args), handle, indent=2, sort_keys=True)
-
-
 def load_pretrained(model, source_dir):
     """Copy an earlier run's weights into ``model``, all layers but ``logits`` when the classes differ.
 
     Raises:
       UserError: no config.json / checkpoint there, or a different architecture.
     """
-    config_path = os.path.join(source_dir, CONFIG_FILE)
+    config = flags.read_config(source_dir)
     latest = tf.train.latest_checkpoint(source_dir)
-    if not os.path.isfile(config_path) or latest is None:
+    if config is None or latest is None:
         raise UserError(f"--pretrained_checkpoint={source_dir}: expected the --model_dir of an earlier "
-                        f"run, with {CONFIG_FILE} and a checkpoint")
-    with open(config_path, encoding="utf-8") as handle:
-        config = json.load(handle)
+                        f"run, with {flags.CONFIG_FILE} and a checkpoint")
     source = unet.build_unet(base_filters=config["base_filters"], tile_size=model.input_shape[1],
                              n_classes=config["n_classes"])
     tf.train.Checkpoint(model=source).restore(latest).expect_partial()
@@ -138,10 +128,32 @@ def predict_images(probability_fn, images, args):
 
 
 def train(args, ctx, data, train_indices, model, optimizer, checkpoint, manager, run_log):
-    """Train to ``--max_steps``; returns the last step trained.
+    """Train from the checkpoint's step to ``--max_steps`` and export; returns the last step.
+
+    A run whose checkpoint already reaches ``--max_steps`` (killed after its
+    last checkpoint but before the export) trains nothing and exports.
 
     Raises:
       TrainingDiverged: a non-finite loss (the last good checkpoint stays as it is).
+    """
+    start_step = int(checkpoint.step.numpy())
+    if start_step >= args.max_steps:
+        print(f"[train] checkpoint step {start_step} already reaches --max_steps={args.max_steps}", flush=True)
+    else:
+        train_steps(args, ctx, data, train_indices, model, optimizer, checkpoint, manager, run_log, start_step)
+    if ctx.is_chief and not args.benchmark:
+        path = os.path.join(args.model_dir, EXPORT_FILE)
+        model.save(path)
+        print(f"[train] exported {path} at step {int(checkpoint.step.numpy())} (keras.models.load_model "
+              "needs no code of this repository)", flush=True)
+    return max(start_step, args.max_steps)
+
+
+def train_steps(args, ctx, data, train_indices, model, optimizer, checkpoint, manager, run_log, start_step):
+    """Steps ``start_step + 1 .. --max_steps``, with logs, checkpoints and the benchmark figures.
+
+    The tile stream starts at batch ``start_step``, so a resumed run sees the
+    batches an uninterrupted run would have seen (same --batch_size and ranks).
     """
     out = unet.output_size(args.tile_size)
     shard = ctx.shard(train_indices)
@@ -149,17 +161,13 @@ def train(args, ctx, data, train_indices, model, optimizer, checkpoint, manager,
         raise UserError(f"RANK_SIZE={ctx.ranks.rank_size} is more than the {len(train_indices)} training slices")
     dataset = pipeline.train_dataset([data.images[i] for i in shard], [data.labels[i] for i in shard],
                                      args.tile_size, out, data.n_classes, args.batch_size, args.seed,
-                                     augment=args.augment, rank_id=ctx.ranks.rank_id)
+                                     augment=args.augment, rank_id=ctx.ranks.rank_id, start_batch=start_step)
 
     def loss_fn(images, onehot):
         logits = model(images, training=True)
         return losses.total_loss(logits, onehot, model.trainable_variables, args.weight_decay)
 
     train_step = npu_utils.make_train_step(ctx, model, optimizer, loss_fn)
-    start_step = int(checkpoint.step.numpy())
-    if start_step >= args.max_steps:
-        print(f"[train] checkpoint step {start_step} already reaches --max_steps={args.max_steps}", flush=True)
-        return start_step
     global_batch = args.batch_size * ctx.ranks.rank_size
     save = ctx.is_chief and not args.benchmark
     step_seconds, start, interval_start, interval_steps = [], time.perf_counter(), time.perf_counter(), 0
@@ -187,12 +195,6 @@ def train(args, ctx, data, train_indices, model, optimizer, checkpoint, manager,
     if args.benchmark:
         report_benchmark(benchmark.benchmark_statistics(step_seconds, global_batch, args.warmup_steps),
                          args.max_steps, run_log)
-    elif ctx.is_chief:
-        path = os.path.join(args.model_dir, EXPORT_FILE)
-        model.save(path)
-        print(f"[train] exported {path} (keras.models.load_model needs no code of this repository)",
-              flush=True)
-    return args.max_steps
 
 
 def report_benchmark(stats, step, run_log):
@@ -262,6 +264,10 @@ def run(args, ctx, data):
       UserError: a flag that does not fit the data or the checkpoints.
       TrainingDiverged: a non-finite loss.
     """
+    if args.crossvalidation_idx is not None and len(data.images) < folds.NUM_FOLDS:
+        raise UserError(f"--crossvalidation_idx={args.crossvalidation_idx} needs at least {folds.NUM_FOLDS} "
+                        f"training slices/images ({folds.NUM_FOLDS} folds) but --data_dir={args.data_dir} "
+                        f"holds {len(data.images)}; leave --crossvalidation_idx out to train on all of them")
     train_indices, validation_indices = folds.fold_split(len(data.images), args.crossvalidation_idx, args.seed)
     model, optimizer, checkpoint, manager = build(args, ctx, data.n_classes)
     trains = args.exec_mode.startswith("train")
@@ -270,14 +276,15 @@ def run(args, ctx, data):
             raise UserError(f"--model_dir={args.model_dir} already holds {manager.latest_checkpoint}; pass "
                             "--resume_training to continue it or choose another --model_dir")
         if trains:  # evaluate and predict keep the training run's config.json
-            write_config(args)
+            flags.write_config(args)
     run_log = RunLog(args, ctx.is_chief)
     resume = args.resume_training or not trains
     if resume and manager.latest_checkpoint:
         error = npu_utils.restore_checkpoint(checkpoint, manager.latest_checkpoint)
         if error:
-            raise UserError(f"{manager.latest_checkpoint} does not fit this network (--base_filters, "
-                            f"--tile_size and the class count must match its training run): {error}")
+            raise UserError(f"{manager.latest_checkpoint} does not fit this network (--base_filters and the "
+                            f"class count must be those of its training run, in {flags.CONFIG_FILE} there; "
+                            f"--tile_size may differ): {error}")
         print(f"[run] restored {manager.latest_checkpoint} (step {int(checkpoint.step.numpy())})", flush=True)
     elif not trains and not args.benchmark:
         raise UserError(f"--model_dir={args.model_dir}: no checkpoint to {args.exec_mode} with")

@@ -14,7 +14,6 @@ augment=True
 use_xla=False
 seed=0
 log_every=100           # steps between TRAIN lines
-warmup_steps=0          # steps left out of the FPS average
 
 # Consumes one model flag; returns 1 when $1 is not one of them.
 model_flag() {

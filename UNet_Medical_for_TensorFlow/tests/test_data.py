@@ -195,3 +195,39 @@ def test_train_dataset_shapes_determinism_and_alignment(isbi_dir):
     margin = (tile - out) // 2
     centre = images[:, margin:margin + out, margin:margin + out, 0]
     assert centre[labels[..., 0] == 1].mean() < centre[labels[..., 1] == 1].mean() - 0.3
+
+
+def test_train_dataset_resumed_at_step_s_continues_the_stream(isbi_dir):
+    """Batches of a stream started at batch S are batches S, S+1, ... of the stream started at 0."""
+    data = readers.read_isbi(isbi_dir)
+    start, count = 3, 2
+
+    def batches(start_batch, take):
+        dataset = pipeline.train_dataset(data.images, data.labels, 188, 4, 2, batch_size=2, seed=5, augment=True,
+                                         start_batch=start_batch)
+        return [[t.numpy() for t in batch] for batch in dataset.take(take)]
+
+    fresh, resumed = batches(0, start + count), batches(start, count)
+    for expected, actual in zip(fresh[start:], resumed):
+        np.testing.assert_array_equal(expected[0], actual[0])
+        np.testing.assert_array_equal(expected[1], actual[1])
+    assert not np.array_equal(fresh[0][0], resumed[0][0])
+
+
+def test_palette_masks_are_read_as_class_indices(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    indices = (np.arange(48)[None].repeat(40, 0) // 16).astype(np.uint8)  # classes 0, 1, 2
+    Image.fromarray(np.full((40, 48), 128, np.uint8)).save(tmp_path / "images" / "a.png")
+    mask = Image.fromarray(indices, mode="P")
+    mask.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0])  # black, red, green: colours unlike the indices
+    mask.save(tmp_path / "masks" / "a.png")
+    assert Image.open(tmp_path / "masks" / "a.png").mode == "P"
+    data = readers.read_dataset(str(tmp_path), n_classes=3)
+    np.testing.assert_array_equal(data.labels[0], indices)
+    with pytest.raises(UserError, match="holds class 2 but --n_classes=2"):
+        readers.read_dataset(str(tmp_path), n_classes=2)
+    # Images stay 8-bit grey only.
+    mask.save(tmp_path / "images" / "a.png")
+    with pytest.raises(UserError, match=r"images/a.png: page 0 has Pillow mode 'P'; expected 8-bit grey \('L'\)$"):
+        readers.read_dataset(str(tmp_path), n_classes=3)

@@ -59,8 +59,11 @@ def _assert_fails_clean(argv, target, capsys, expected):
     with pytest.raises(SystemExit) as exit_info:
         download_dataset.main(argv)
     assert exit_info.value.code == 2
-    assert expected in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert expected in error
+    assert ".download-" not in error  # the staging folder, deleted by then, is never named
     assert not os.path.exists(target) or os.listdir(target) == []
+    return error
 
 
 def test_missing_file_on_server_leaves_nothing(isbi_dir, tmp_path, serve, capsys):
@@ -77,8 +80,10 @@ def test_bad_file_on_server_fails_the_check(isbi_dir, tmp_path, serve, capsys):
     shutil.copytree(isbi_dir, broken)
     (broken / "train-labels.tif").write_bytes(b"garbage")
     target = tmp_path / "data"
-    _assert_fails_clean(["--data_dir", str(target), "--base_url", serve(str(broken))], target, capsys,
-                        "train-labels.tif: cannot be decoded")
+    base_url = serve(str(broken))
+    error = _assert_fails_clean(["--data_dir", str(target), "--base_url", base_url], target, capsys,
+                                f"error: {base_url}train-labels.tif: cannot be decoded")
+    assert error.rstrip().endswith(f"; not saved as {target}/train-labels.tif")
 
 
 def test_unreachable_server(tmp_path, capsys):

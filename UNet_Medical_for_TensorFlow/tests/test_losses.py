@@ -11,7 +11,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Loss and metric values on hand-computed tensors; benchmark statistics; flag checks."""
+"""Loss and metric values on hand-computed tensors; benchmark statistics."""
 
 import math
 
@@ -19,8 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common.npu_utils import UserError
-from runtime import benchmark, flags, losses
+from runtime import benchmark, losses
 
 
 def test_loss_on_known_values():
@@ -66,22 +65,3 @@ def test_benchmark_statistics():
     assert stats["latency_ms_p99"] == pytest.approx(np.percentile([500, 250, 500, 250], 99))
     with pytest.raises(ValueError, match="warm-up"):
         benchmark.benchmark_statistics([1.0], 1, warmup_steps=1)
-
-
-@pytest.mark.parametrize("argv,message", [
-    (["--tile_size=570"], "nearest valid sizes are 556 and 572"),
-    (["--crossvalidation_idx=5"], "0..4"),
-    (["--exec_mode=train_and_evaluate"], "needs --crossvalidation_idx"),
-    (["--batch_size=0"], "--batch_size=0"),
-    (["--n_classes=1"], "--n_classes=1"),
-    (["--benchmark", "--max_steps=10", "--warmup_steps=10"], "leaves no step"),
-])
-def test_bad_flags(argv, message):
-    with pytest.raises(UserError, match=message):
-        flags.parse_args(argv)
-
-
-def test_defaults_are_the_seed_readme_ones():
-    args = flags.parse_args([])
-    assert (args.exec_mode, args.batch_size, args.max_steps, args.learning_rate, args.weight_decay,
-            args.warmup_steps, args.log_every, args.seed) == ("train", 1, 1000, 1e-4, 5e-4, 200, 100, 0)

@@ -35,14 +35,23 @@ def summary(name):
         return dict(line.strip().split(" = ", 1) for line in handle if " = " in line)
 
 
-def accuracy_summary(case_name):
-    """The summary of an accuracy run (train_full_*.sh), after checking that it holds every key."""
+def accuracy_summary(case_name, log_every):
+    """The summary of an accuracy run (train_full_*.sh), after checking that it holds every key.
+
+    ActualFPS must be the mean images/sec of the TRAIN lines after the first
+    one (the first interval holds the graph tracing and compilation).
+    """
     values = summary(f"{case_name}.log")
     for key in ("Network", "RankSize", "BatchSize", "DeviceType", "CaseName", "ActualFPS", "TrainingTime",
                 "TrainAccuracy", "ActualLoss", "E2ETrainingTime", "dice_soft", "iou", "pixel_error"):
         assert key in values, key
     assert values["CaseName"] == case_name
     assert 0 <= float(values["TrainAccuracy"]) <= 1 and float(values["ActualFPS"]) > 0
+    with open(os.path.join(MODEL_DIR, "test", "output", "0", "train_0.log"), encoding="utf-8") as log:
+        steps = [step for step in map(parse_step_line, log) if step]
+    assert steps[0][0] == log_every and len(steps) > 1
+    after_first = [images_per_sec for step, _, images_per_sec, _ in steps[1:]]
+    assert float(values["ActualFPS"]) == pytest.approx(sum(after_first) / len(after_first), abs=0.006)
     return values
 
 
@@ -51,7 +60,7 @@ def test_train_full_1p(isbi_dir):
                         cwd=os.path.join(MODEL_DIR, "test"))
     assert result.returncode == 0, result.stdout[-1000:] + result.stderr[-2000:]
     assert "Final Train Accuracy : " in result.stdout
-    values = accuracy_summary("UNet_Medical_for_TensorFlow_bs2_1p_acc")
+    values = accuracy_summary("UNet_Medical_for_TensorFlow_bs2_1p_acc", log_every=5)
     assert values["RankSize"] == "1" and values["BatchSize"] == "2"
 
 
@@ -71,7 +80,7 @@ def test_train_full_8p_on_two_ranks(isbi_dir):
     # all-reduce. They do not show equal weights on their own: only rank 0
     # saves, so rank 1's weights are not visible to this test.
     assert losses[0] == losses[1]
-    values = accuracy_summary("UNet_Medical_for_TensorFlow_bs2_2p_acc")
+    values = accuracy_summary("UNet_Medical_for_TensorFlow_bs2_2p_acc", log_every=5)
     assert values["RankSize"] == "2" and values["BatchSize"] == "2"
 
 
@@ -80,9 +89,13 @@ def test_train_performance_1p(isbi_dir):
     assert result.returncode == 0, result.stdout[-1000:] + result.stderr[-2000:]
     values = summary("UNet_Medical_for_TensorFlow_bs2_1p_perf.log")
     for key in ("Network", "RankSize", "BatchSize", "DeviceType", "CaseName", "ActualFPS", "TrainingTime",
-                "ActualLoss", "E2ETrainingTime", "throughput", "latency_ms_p99"):
+                "ActualLoss", "E2ETrainingTime", "throughput", "latency_ms_mean", "latency_ms_p90",
+                "latency_ms_p95", "latency_ms_p99"):
         assert key in values, key
     assert "TrainAccuracy" not in values
+    latencies = [float(values[f"latency_ms_{name}"]) for name in ("p90", "p95", "p99")]
+    assert float(values["throughput"]) > 0 and float(values["latency_ms_mean"]) > 0
+    assert latencies == sorted(latencies) and latencies[0] > 0
 
 
 @pytest.mark.parametrize("argv,expected", [

@@ -163,3 +163,57 @@ def test_inference_benchmark_prints_statistics(isbi_dir, tmp_path):
     figures = metrics_of(result.stdout)
     assert set(figures) == {"throughput", "latency_ms_mean", "latency_ms_p90", "latency_ms_p95", "latency_ms_p99"}
     assert figures["throughput"] > 0 and figures["latency_ms_p99"] >= figures["latency_ms_p90"] > 0
+
+
+def test_evaluate_takes_the_network_and_fold_from_the_training_run(isbi_dir, tmp_path):
+    model_dir = str(tmp_path / "run")
+    trained = run_main("--data_dir", isbi_dir, "--model_dir", model_dir, "--crossvalidation_idx=1",
+                       "--max_steps=2", "--log_every=1", *SMALL)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+
+    # No --base_filters, --tile_size, --seed or --crossvalidation_idx: all from its config.json.
+    evaluated = run_main("--data_dir", isbi_dir, "--model_dir", model_dir, "--exec_mode=evaluate")
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert (f"[flags] from {model_dir}/config.json: --base_filters=4 --n_classes=2 --seed=0 "
+            "--crossvalidation_idx=1 --tile_size=220") in evaluated.stdout
+    assert f"restored {model_dir}/ckpt-2" in evaluated.stdout and "dice" in metrics_of(evaluated.stdout)
+
+    refused = run_main("--data_dir", isbi_dir, "--model_dir", model_dir, "--exec_mode=evaluate",
+                       "--crossvalidation_idx=0")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1].startswith(
+        "error: --crossvalidation_idx=0 contradicts the training run in")
+
+
+def test_fewer_slices_than_folds_is_one_line_and_exit_2(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    for index in range(3):
+        Image.fromarray(np.full((32, 32), 50 * index, np.uint8)).save(tmp_path / "images" / f"{index}.png")
+        Image.fromarray(np.eye(32, dtype=np.uint8)).save(tmp_path / "masks" / f"{index}.png")
+    result = run_main("--data_dir", str(tmp_path), "--model_dir", str(tmp_path / "run"),
+                      "--exec_mode=train_and_evaluate", "--crossvalidation_idx=0", "--base_filters=4",
+                      "--tile_size=188")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: --crossvalidation_idx=0 needs at least 5 training slices/images (5 folds) but "
+        f"--data_dir={tmp_path} holds 3; leave --crossvalidation_idx out to train on all of them")
+    assert not os.path.exists(tmp_path / "run" / "config.json")  # stopped before any work
+
+
+def test_resuming_a_run_that_reached_max_steps_exports_it(isbi_dir, tmp_path):
+    """Killed after its last checkpoint but before the export: resuming writes unet.keras."""
+    model_dir = str(tmp_path / "run")
+    common = ["--data_dir", isbi_dir, "--model_dir", model_dir, "--max_steps=2", "--log_every=1",
+              "--base_filters=4", "--tile_size=188", "--batch_size=2"]
+    first = run_main(*common)
+    assert first.returncode == 0, first.stderr[-2000:]
+    os.remove(os.path.join(model_dir, "unet.keras"))
+    resumed = run_main(*common, "--resume_training")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "checkpoint step 2 already reaches --max_steps=2" in resumed.stdout
+    assert "TRAIN step=" not in resumed.stdout
+    assert f"exported {model_dir}/unet.keras at step 2" in resumed.stdout
+    assert os.path.isfile(os.path.join(model_dir, "unet.keras"))

@@ -1,0 +1,104 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Flag checks, the training run's config.json in evaluate and predict, the README's flag table."""
+
+import os
+import re
+
+import pytest
+
+from common.npu_utils import UserError
+from conftest import MODEL_DIR
+from runtime import flags
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--tile_size=570"], "nearest valid sizes are 556 and 572"),
+    (["--crossvalidation_idx=5"], "0..4"),
+    (["--exec_mode=train_and_evaluate"], "needs --crossvalidation_idx"),
+    # The training benchmark is followed by the evaluation, which needs the fold too.
+    (["--exec_mode=train_and_evaluate", "--benchmark", "--max_steps=300"], "needs --crossvalidation_idx"),
+    (["--exec_mode=evaluate"], "needs --crossvalidation_idx"),
+    (["--batch_size=0"], "--batch_size=0"),
+    (["--n_classes=1"], "--n_classes=1"),
+    (["--benchmark", "--max_steps=10", "--warmup_steps=10"], "leaves no step"),
+])
+def test_bad_flags(argv, message, tmp_path):
+    with pytest.raises(UserError, match=message):
+        flags.parse_args([f"--model_dir={tmp_path}", *argv])
+
+
+def test_defaults_are_the_seed_readme_ones():
+    args = flags.parse_args([])
+    assert (args.exec_mode, args.batch_size, args.max_steps, args.learning_rate, args.weight_decay,
+            args.warmup_steps, args.log_every, args.seed) == ("train", 1, 1000, 1e-4, 5e-4, 200, 100, 0)
+
+
+def test_evaluate_benchmark_needs_no_fold(tmp_path):
+    args = flags.parse_args([f"--model_dir={tmp_path}", "--exec_mode=evaluate", "--benchmark"])
+    assert args.crossvalidation_idx is None
+
+
+def _training_run(model_dir, *argv):
+    """Write the config.json of a training run with these flags into ``model_dir``."""
+    flags.write_config(flags.parse_args([f"--model_dir={model_dir}", *argv]))
+
+
+def test_evaluate_and_predict_take_the_network_and_fold_from_the_training_run(tmp_path, capsys):
+    _training_run(tmp_path, "--base_filters=4", "--tile_size=220", "--n_classes=3", "--seed=7",
+                  "--crossvalidation_idx=2")
+    args = flags.parse_args([f"--model_dir={tmp_path}", "--exec_mode=evaluate"])
+    assert (args.base_filters, args.n_classes, args.tile_size, args.seed, args.crossvalidation_idx) == (4, 3, 220, 7, 2)
+    assert (f"[flags] from {tmp_path}/config.json: --base_filters=4 --n_classes=3 --seed=7 "
+            "--crossvalidation_idx=2 --tile_size=220") in capsys.readouterr().out
+    # Repeating the training run's values is fine; the tile size may differ (fully convolutional).
+    args = flags.parse_args([f"--model_dir={tmp_path}", "--exec_mode=evaluate", "--base_filters=4", "--seed=7",
+                             "--tile_size=252"])
+    assert (args.base_filters, args.tile_size) == (4, 252)
+    # predict does not use the fold: another --seed is no contradiction.
+    args = flags.parse_args([f"--model_dir={tmp_path}", "--exec_mode=predict", "--seed=1"])
+    assert (args.base_filters, args.n_classes, args.seed, args.crossvalidation_idx) == (4, 3, 1, None)
+    # Training modes take nothing from an earlier run.
+    assert flags.parse_args([f"--model_dir={tmp_path}", "--resume_training"]).base_filters == 64
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--exec_mode=evaluate", "--crossvalidation_idx=0"],
+     "--crossvalidation_idx=0 contradicts the training run in {dir}/config.json, which used "
+     "--crossvalidation_idx=2 (the validation slices would include slices it trained on)"),
+    (["--exec_mode=evaluate", "--seed=1"], "--seed=1 contradicts the training run"),
+    (["--exec_mode=predict", "--base_filters=64"],
+     "--base_filters=64 contradicts the training run in {dir}/config.json, which used --base_filters=4 "
+     "(its checkpoint fits only that network); leave --base_filters out"),
+])
+def test_a_flag_that_contradicts_the_training_run_is_refused(tmp_path, argv, message):
+    _training_run(tmp_path, "--base_filters=4", "--crossvalidation_idx=2")
+    with pytest.raises(UserError) as error:
+        flags.parse_args([f"--model_dir={tmp_path}", *argv])
+    assert message.format(dir=tmp_path) in str(error.value)
+
+
+def test_evaluate_refuses_a_run_that_trained_on_every_slice(tmp_path):
+    _training_run(tmp_path, "--base_filters=4")
+    for fold in ([], ["--crossvalidation_idx=0"]):
+        with pytest.raises(UserError, match="no --crossvalidation_idx"):
+            flags.parse_args([f"--model_dir={tmp_path}", "--exec_mode=evaluate", *fold])
+
+
+def test_readme_names_every_flag():
+    with open(os.path.join(MODEL_DIR, "README.md"), encoding="utf-8") as handle:
+        readme = handle.read()
+    options = set(re.findall(r"(--\w+)", flags.build_parser().format_help())) - {"--help"}
+    assert len(options) > 30
+    assert sorted(option for option in options if f"`{option}`" not in readme) == []
