@@ -729,7 +729,8 @@ def _launch_parser():
     parser.add_argument("--accuracy_key", default=None, help="METRIC reported as TrainAccuracy")
     parser.add_argument("--extra_keys", default="", help="comma-separated METRICs added to the .log")
     parser.add_argument("--warmup_steps", type=int, default=0,
-                        help="steps left out of the FPS average")
+                        help="TRAIN lines up to this step number are left out of the FPS average "
+                             "(pass the logging period to drop the first, tracing, interval)")
     parser.add_argument("--precision_mode", default="", help="passed on when set")
     for flag in ("over_dump", "data_dump_flag", "profiling", "autotune"):
         parser.add_argument(f"--{flag}", type=str2bool, default=False)

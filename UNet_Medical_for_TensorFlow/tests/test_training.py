@@ -47,6 +47,8 @@ def test_short_training_learns(isbi_dir, tmp_path):
     args = flags.parse_args(["--data_dir", isbi_dir, "--crossvalidation_idx=1", *SMALL])
     data = readers.read_isbi(isbi_dir, need_test=False)
     _, validation = folds.fold_split(len(data.images), 1, seed=0)
+    import keras
+    keras.utils.set_random_seed(0)  # the untrained figure must not depend on the tests run before
     untrained = unet.build_unet(base_filters=4, tile_size=220)
     probabilities = run.predict_images(run.make_probability_fn(untrained, False),
                                        [data.images[i] for i in validation], args)
@@ -58,12 +60,12 @@ def test_short_training_learns(isbi_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     after = metrics_of(result.stdout)
     print(f"validation Dice untrained {before:.3f}, trained {after['dice']:.3f}")
-    assert before < 0.6
+    # A random network already scores some Dice on the majority class (0.64 seen): the gain is what counts.
     assert after["dice"] > 0.85 and after["dice"] > before + 0.3
     assert after["pixel_error"] < 0.1
     assert os.path.isfile(tmp_path / "run" / "unet.keras")
 
-    import keras  # the export loads without this repository's code
+    # The export loads without this repository's code.
     exported = keras.models.load_model(str(tmp_path / "run" / "unet.keras"))
     assert exported.output_shape == (None, 36, 36, 2)
 
