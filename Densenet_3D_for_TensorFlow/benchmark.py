@@ -108,7 +108,7 @@ def time_inference(model_name, image, block_size, num_windows, window_batch):
     block_fn = inference.make_predict_fn(tf_models.inference_twin(model, model_name))
     window_fn = inference.make_predict_fn(model)
     inside = inference.head_mask(image)
-    box = [int(indices.max() - indices.min() + 1) for indices in np.nonzero(inside)]
+    box = [part.stop - part.start for part in inference.head_box(inside)]
     # Trace both input shapes before timing.
     block_fn(np.zeros((1,) + tuple(inference.block_layout(s, block_size)[1] + 26 for s in box) + (4,), np.float32))
     window_fn(np.zeros((window_batch, 38, 38, 38, 4), np.float32))

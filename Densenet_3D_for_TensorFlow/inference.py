@@ -63,6 +63,11 @@ def head_mask(image):
     return (image != 0).any(axis=-1)
 
 
+def head_box(inside):
+    """The smallest box (a tuple of 3 slices) holding every True voxel of the (X, Y, Z) mask ``inside``."""
+    return tuple(slice(int(indices.min()), int(indices.max()) + 1) for indices in np.nonzero(inside))
+
+
 def predict_labels(predict_fn, image, method="block", max_block=122, window_batch=8):
     """BraTS labels of a whole case; outside the head (all modalities 0) they are 0.
 
@@ -85,7 +90,7 @@ def predict_labels(predict_fn, image, method="block", max_block=122, window_batc
         return labels
     if method == "block":
         # Beyond the box the image is 0, as is the zero padding predict_blocks adds: the same input.
-        box = tuple(slice(indices.min(), indices.max() + 1) for indices in np.nonzero(inside))
+        box = head_box(inside)
         labels[box] = logits_to_labels(predict_blocks(predict_fn, image[box], max_block))
     else:
         logits, _ = predict_windows(predict_fn, image, batch_size=window_batch)
