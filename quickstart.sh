@@ -13,6 +13,8 @@ repo_root="$(pwd)"
 source common/ensure_venv.sh || exit 1
 
 data_root="${QUICKSTART_DATA:-${repo_root}/data/quickstart}"
+# The scripts show the training lines as they come (they still write their logs).
+export MZ_SHOW_PROGRESS=1
 mkdir -p "${data_root}"
 results="$(mktemp)"
 trap 'rm -f "${results}"' EXIT
@@ -31,7 +33,7 @@ for hook in *_for_TensorFlow/test/quickstart_1p.sh; do
     echo "${model}: FAILED (exit ${rc})" >> "${results}"
     status=1
   else
-    { echo "${model}:"; grep -E '^(Final |E2E |METRIC )' "${log}" | sed 's/^/  /'; } >> "${results}"
+    { echo "${model}:"; grep -E '^(Final |E2E |METRIC )' "${log}" | awk '!seen[$0]++' | sed 's/^/  /'; } >> "${results}"
   fi
 done
 if [ "${ran}" -eq 0 ]; then

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Shared by every model's test/*.sh: the ModelZoo debug parameters, the flag
-# loop, the data_path check and the launch through common/npu_utils.py, which
+# loop, the data_path check and the launch through common/launcher.py, which
 # runs one process per rank and writes the summary. Source it from a script in
 # a model's test/ folder; it sets cur_path (that test/ folder, wherever the
 # script was started from), model_dir, repo_root and mz_python, and sources
 # test/env.sh. A script defines model_flag (consume one model flag or return 1)
-# and model_help, then calls mz_parse_flags "$@" and mz_launch.
+# and model_help, sets the defaults of the common model flags below, then
+# calls mz_parse_flags "$@", mz_run_folder and mz_launch.
 
 cur_path="$(cd "$(dirname "${BASH_SOURCE[1]}")" && pwd)"
 model_dir="$(cd "${cur_path}/.." && pwd)"
@@ -31,8 +32,17 @@ data_dump_step=10
 profiling=False
 autotune=False
 
-# Consumes one of the shared flags; returns 1 when $1 is not one of them.
-mz_debug_flag() {
+# The common model flags: every model's scripts take these names (the model's
+# test/model_flags.sh sets their defaults and turns them into main.py flags).
+batch_size=""       # per device
+train_epochs=""
+train_steps=""      # step cap; --max_step and --max_steps are aliases
+learning_rate=""
+ckpt_path=""        # a run folder that survives reruns (default: output/<device>/ckpt, made anew each run)
+resume=True         # with --ckpt_path: continue from its last checkpoint when it has one
+
+# Consumes one of the shared flags (debug or common model flag); returns 1 when $1 is not one of them.
+mz_common_flag() {
   case "$1" in
     --data_path=*) data_path="${1#*=}" ;;
     --precision_mode=*) precision_mode="${1#*=}" ;;
@@ -45,11 +55,18 @@ mz_debug_flag() {
     --profiling) profiling=True ;;
     --autotune=*) autotune="${1#*=}" ;;
     --autotune) autotune=True ;;
+    --batch_size=*) batch_size="${1#*=}" ;;
+    --train_epochs=*) train_epochs="${1#*=}" ;;
+    --train_steps=*|--max_step=*|--max_steps=*) train_steps="${1#*=}" ;;
+    --learning_rate=*) learning_rate="${1#*=}" ;;
+    --ckpt_path=*) ckpt_path="${1#*=}" ;;
+    --resume=*) resume="${1#*=}" ;;
+    --resume) resume=True ;;
     *) return 1 ;;
   esac
 }
 
-mz_debug_help() {
+mz_common_help() {
   cat <<HELP
     --data_path=DIR          the dataset (required)
     --precision_mode=MODE    allow_fp32_to_fp16 | force_fp16 | must_keep_origin_dtype | allow_mix_precision
@@ -60,10 +77,19 @@ mz_debug_help() {
     --profiling=True|False   profiling into output/profiling (Ascend only; default False)
     --autotune=True|False    operator auto-tuning (Ascend only; default False)
     -h, --help               this help
+  common model flags (the same names in every model):
+    --batch_size=N           per device (default ${batch_size})
+    --train_epochs=N         epochs (default ${train_epochs})
+    --train_steps=N          step cap, 0 = none; --max_step and --max_steps are aliases (default ${train_steps})
+    --learning_rate=X        (default ${learning_rate})
+    --ckpt_path=DIR          run folder kept across reruns: checkpoints, config.json (default: output/<device>/ckpt,
+                             recreated by every run)
+    --resume=True|False      with --ckpt_path, continue from its last checkpoint when it holds one (default ${resume})
+  ${Network} flags:
 HELP
 }
 
-# mz_parse_flags "$@": every flag must be a shared one (mz_debug_flag) or one
+# mz_parse_flags "$@": every flag must be a shared one (mz_common_flag) or one
 # the script's own model_flag function consumes; -h/--help prints the usage,
 # the shared flags and the script's model_help, and exits 0. Then checks
 # --data_path.
@@ -72,13 +98,37 @@ mz_parse_flags() {
   for para in "$@"; do
     if [ "${para}" = "-h" ] || [ "${para}" = "--help" ]; then
       echo "usage: bash test/$(basename "$0") --data_path=DIR [flags]"
-      mz_debug_help
+      mz_common_help
       model_help
       exit 0
     fi
-    mz_debug_flag "${para}" || model_flag "${para}" || mz_unknown_flag "${para}"
+    mz_common_flag "${para}" || model_flag "${para}" || mz_unknown_flag "${para}"
   done
   mz_require_data_path
+}
+
+# mz_run_folder: after mz_parse_flags, sets run_folder (the main.py --model_dir:
+# the absolute --ckpt_path, created if missing, else the launcher's per-rank
+# {output_dir}/ckpt) and run_resume (--resume with --ckpt_path; False in the
+# fresh per-rank folder). Checks --resume.
+mz_run_folder() {
+  case "${resume}" in
+    True|true|1|yes) resume=True ;;
+    False|false|0|no) resume=False ;;
+    *) echo "[Error] --resume=${resume}: expected True or False" >&2; exit 1 ;;
+  esac
+  if [ -n "${ckpt_path}" ]; then
+    if [ -e "${ckpt_path}" ] && [ ! -d "${ckpt_path}" ]; then
+      echo "[Error] --ckpt_path=${ckpt_path} is a file, not a folder" >&2
+      exit 1
+    fi
+    mkdir -p "${ckpt_path}" || { echo "[Error] --ckpt_path=${ckpt_path} cannot be created" >&2; exit 1; }
+    run_folder="$(cd "${ckpt_path}" && pwd)"
+    run_resume="${resume}"
+  else
+    run_folder="{output_dir}/ckpt"
+    run_resume=False
+  fi
 }
 
 mz_unknown_flag() {
@@ -104,7 +154,7 @@ mz_require_data_path() {
 # output/<device>/${CaseName}.log. Exits with the training's status.
 mz_launch() {
   cd "${model_dir}" || exit 1
-  "${mz_python}" "${repo_root}/common/npu_utils.py" launch \
+  "${mz_python}" "${repo_root}/common/launcher.py" launch \
     --output_root="${cur_path}/output" \
     --precision_mode="${precision_mode}" --over_dump="${over_dump}" \
     --data_dump_flag="${data_dump_flag}" --data_dump_step="${data_dump_step}" \

@@ -31,10 +31,10 @@ import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO_ROOT)
-from common import npu_utils  # noqa: E402
+from common import launcher, npu_utils  # noqa: E402
 from common.npu_utils import UserError  # noqa: E402
 
-NPU_UTILS = os.path.join(REPO_ROOT, "common", "npu_utils.py")
+LAUNCHER = os.path.join(REPO_ROOT, "common", "launcher.py")
 
 
 def parse(argv=()):
@@ -337,25 +337,25 @@ def test_restore_checkpoint_restores_or_returns_one_quiet_error(tmp_path):
 def test_step_line_round_trip():
     line = npu_utils.format_step_line(12, 0.4123456, 3.214, 40.1234)
     assert line == "TRAIN step=12 loss=0.412346 images_per_sec=3.21 elapsed_sec=40.12"
-    assert npu_utils.parse_step_line("I1122 12:00:00 " + line) == (12, 0.412346, 3.21, 40.12)
-    step, loss, _, _ = npu_utils.parse_step_line(npu_utils.format_step_line(3, float("nan"), 1, 1))
+    assert launcher.parse_step_line("I1122 12:00:00 " + line) == (12, 0.412346, 3.21, 40.12)
+    step, loss, _, _ = launcher.parse_step_line(npu_utils.format_step_line(3, float("nan"), 1, 1))
     assert step == 3 and loss != loss
-    assert npu_utils.parse_step_line("step 12 loss 0.4") is None
+    assert launcher.parse_step_line("step 12 loss 0.4") is None
 
 
 def test_metric_line_round_trip():
     text = "\n".join([npu_utils.format_metric_line("dice", 0.5), "noise",
                       npu_utils.format_metric_line("iou", 0.25), npu_utils.format_metric_line("dice", 0.875)])
-    assert npu_utils.parse_metric_lines(text) == {"dice": 0.875, "iou": 0.25}
+    assert launcher.parse_metric_lines(text) == {"dice": 0.875, "iou": 0.25}
     with pytest.raises(ValueError):
         npu_utils.format_metric_line("val dice", 1)
 
 
 def test_throughput_leaves_out_warmup_steps():
     steps = [(1, 1.0, 2.0, 0), (2, 1.0, 10.0, 0), (3, 1.0, 20.0, 0)]
-    assert npu_utils.throughput(steps, warmup_steps=1) == 15.0
-    assert npu_utils.throughput(steps, warmup_steps=5) == 15.0  # all warm-up: only the first left out
-    assert npu_utils.throughput(steps[:1], warmup_steps=5) == 2.0
+    assert launcher.throughput(steps, warmup_steps=1) == 15.0
+    assert launcher.throughput(steps, warmup_steps=5) == 15.0  # all warm-up: only the first left out
+    assert launcher.throughput(steps[:1], warmup_steps=5) == 2.0
 
 
 LOG = "\n".join([npu_utils.format_step_line(s, 1.0 / s, 10.0 * s, s) for s in (1, 2, 3, 4)]
@@ -363,9 +363,9 @@ LOG = "\n".join([npu_utils.format_step_line(s, 1.0 / s, 10.0 * s, s) for s in (1
 
 
 def test_summary_has_exactly_the_modelzoo_keys(tmp_path):
-    summary = npu_utils.summarize(LOG, network="Net", batch_size=2, rank_size=1, case_name="Net_bs2_1p_acc",
+    summary = launcher.summarize(LOG, network="Net", batch_size=2, rank_size=1, case_name="Net_bs2_1p_acc",
                                   e2e_sec=12.7, warmup_steps=2, accuracy_key="dice", extra_keys=["tc"])
-    npu_utils.write_summary(summary, str(tmp_path))
+    launcher.write_summary(summary, str(tmp_path))
     lines = (tmp_path / "Net_bs2_1p_acc.log").read_text().splitlines()
     keys = [line.split(" = ")[0] for line in lines]
     assert keys == ["Network", "RankSize", "BatchSize", "DeviceType", "CaseName", "ActualFPS",
@@ -383,9 +383,9 @@ def test_summary_has_exactly_the_modelzoo_keys(tmp_path):
 
 def test_summary_refuses_logs_without_steps_or_metric():
     with pytest.raises(UserError, match="no 'TRAIN step"):
-        npu_utils.summarize("nothing", network="N", batch_size=1, rank_size=1, case_name="c", e2e_sec=1)
+        launcher.summarize("nothing", network="N", batch_size=1, rank_size=1, case_name="c", e2e_sec=1)
     with pytest.raises(UserError, match="no METRIC line for iou"):
-        npu_utils.summarize(LOG, network="N", batch_size=1, rank_size=1, case_name="c", e2e_sec=1,
+        launcher.summarize(LOG, network="N", batch_size=1, rank_size=1, case_name="c", e2e_sec=1,
                             accuracy_key="iou")
 
 
@@ -397,7 +397,7 @@ def _launch(tmp_path, script, *options, env_extra=None):
     for name in ("RANK_SIZE", "RANK_ID", "TF_CONFIG", "WORKER_HOSTS"):
         if not env_extra or name not in env_extra:
             env.pop(name, None)
-    return subprocess.run([sys.executable, NPU_UTILS, "launch", "--network=Net", "--batch_size=2",
+    return subprocess.run([sys.executable, LAUNCHER, "launch", "--network=Net", "--batch_size=2",
                            f"--output_root={tmp_path}/output", *options, "--",
                            sys.executable, str(tmp_path / "train.py"), "--out={output_dir}"],
                           capture_output=True, text=True, env=env, timeout=60)
@@ -430,6 +430,18 @@ def test_launch_writes_summary_and_passes_the_rank_folder(tmp_path):
     values = dict(line.split(" = ") for line in (rank_dir / "Net_bs2_1p_acc.log").read_text().splitlines())
     assert values["CaseName"] == "Net_bs2_1p_acc" and values["TrainAccuracy"] == "0.7500"
     assert values["ActualLoss"] == "0.333333" and values["RankSize"] == "1"
+
+
+def test_launch_shows_rank_0_lines_as_they_come_only_when_asked(tmp_path):
+    quiet = _launch(tmp_path, TRAIN_SCRIPT, "--case_kind=perf")
+    assert quiet.returncode == 0 and "TRAIN step=" not in quiet.stdout
+    shown = _launch(tmp_path, TRAIN_SCRIPT, "--case_kind=perf", env_extra={"MZ_SHOW_PROGRESS": "1"})
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines.index("TRAIN step=3 loss=0.333333 images_per_sec=12.00 elapsed_sec=3.00") < lines.index(
+        "------------------ Final result ------------------")
+    # the log file still holds every line
+    assert "TRAIN step=3" in (tmp_path / "output" / "0" / "train_0.log").read_text()
 
 
 def test_launch_failure_prints_no_summary(tmp_path):

@@ -1,0 +1,313 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The launcher behind every model's ``test/*.sh`` and the ModelZoo summary it writes.
+
+    python3 common/launcher.py launch --network=NAME --batch_size=N --case_kind=acc|perf \
+        --output_root=test/output [--accuracy_key=dice] -- python3 main.py ... --model_dir={output_dir}/ckpt
+
+starts one process per rank (``RANK_SIZE``) with its output in
+``output/<device>/train_<device>.log``, shows rank 0's lines as they come when
+stdout is a terminal or ``MZ_SHOW_PROGRESS=1``, waits, and writes the summary
+(``Final Performance images/sec``, ``${CaseName}.log``, the loss file) from the
+``TRAIN``/``METRIC`` lines of ``common/npu_utils.py``. It needs no TensorFlow.
+"""
+
+import argparse
+import dataclasses
+import math
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from common.cluster import env_int, read_ranks  # noqa: E402
+from common.errors import UserError  # noqa: E402
+from common.npu_utils import METRIC_LINE_RE, STEP_LINE_RE, str2bool  # noqa: E402
+
+
+def parse_step_line(line):
+    """The ``(step, loss, images_per_sec, elapsed_sec)`` of a step line, or None."""
+    match = STEP_LINE_RE.search(line)
+    if not match:
+        return None
+    step, loss, ips, elapsed = match.groups()
+    try:
+        return int(step), float(loss), float(ips), float(elapsed)
+    except ValueError:
+        return None
+
+
+def parse_metric_lines(text):
+    """All ``METRIC`` results in a log as ``{name: value}``; the last one wins."""
+    metrics = {}
+    for name, value in METRIC_LINE_RE.findall(text):
+        try:
+            metrics[name] = float(value)
+        except ValueError:
+            continue
+    return metrics
+
+
+def throughput(steps, warmup_steps):
+    """Mean images/sec over step lines after ``warmup_steps``.
+
+    When every logged step is a warm-up step (a very short run), the first
+    line (graph tracing and compilation) is still left out if there are others.
+    """
+    kept = [s for s in steps if s[0] > warmup_steps]
+    if not kept:
+        kept = steps[1:] or steps
+    return sum(s[2] for s in kept) / len(kept)
+
+
+@dataclasses.dataclass
+class Summary:
+    """The ModelZoo summary of one run: the lines the dashboards parse."""
+
+    network: str
+    rank_size: int
+    batch_size: int
+    case_name: str
+    fps: float
+    e2e_sec: int
+    losses: list
+    accuracy: float = None
+    extra: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def training_time_ms(self):
+        return self.batch_size * self.rank_size * 1000 / self.fps if self.fps > 0 else float("inf")
+
+    def result_lines(self):
+        lines = ["------------------ Final result ------------------",
+                 f"Final Performance images/sec : {self.fps:.2f}"]
+        if self.accuracy is not None:
+            lines.append(f"Final Train Accuracy : {self.accuracy:.4f}")
+        lines.append(f"E2E Training Duration sec : {self.e2e_sec}")
+        return lines
+
+    def log_lines(self):
+        """The ``${CaseName}.log`` lines, one ``key = value`` each."""
+        pairs = [("Network", self.network), ("RankSize", self.rank_size),
+                 ("BatchSize", self.batch_size), ("DeviceType", platform.machine()),
+                 ("CaseName", self.case_name), ("ActualFPS", f"{self.fps:.2f}"),
+                 ("TrainingTime", f"{self.training_time_ms:.2f}")]
+        if self.accuracy is not None:
+            pairs.append(("TrainAccuracy", f"{self.accuracy:.4f}"))
+        pairs.append(("ActualLoss", f"{self.losses[-1]:.6f}"))
+        pairs.append(("E2ETrainingTime", self.e2e_sec))
+        pairs.extend((key, f"{value:.4f}") for key, value in self.extra.items())
+        return [f"{key} = {value}" for key, value in pairs]
+
+
+def summarize(log_text, *, network, batch_size, rank_size, case_name, e2e_sec,
+              warmup_steps=0, accuracy_key=None, extra_keys=()):
+    """Build the :class:`Summary` of a training log.
+
+    Raises:
+      UserError: no step lines, or a requested metric is missing.
+    """
+    steps = [s for s in map(parse_step_line, log_text.splitlines()) if s is not None]
+    if not steps:
+        raise UserError("the training log has no 'TRAIN step=...' lines")
+    metrics = parse_metric_lines(log_text)
+    missing = [k for k in ([accuracy_key] if accuracy_key else []) + list(extra_keys) if k not in metrics]
+    if missing:
+        raise UserError(f"the training log has no METRIC line for {', '.join(missing)}")
+    return Summary(network=network, rank_size=rank_size, batch_size=batch_size,
+                   case_name=case_name, fps=throughput(steps, warmup_steps), e2e_sec=int(e2e_sec),
+                   losses=[s[1] for s in steps],
+                   accuracy=metrics[accuracy_key] if accuracy_key else None,
+                   extra={k: metrics[k] for k in extra_keys})
+
+
+def write_summary(summary, output_dir):
+    """Write ``train_${CaseName}_loss.txt`` and ``${CaseName}.log`` into ``output_dir``."""
+    with open(os.path.join(output_dir, f"train_{summary.case_name}_loss.txt"), "w", encoding="utf-8") as f:
+        f.writelines(f"{loss:.6f}\n" for loss in summary.losses)
+    with open(os.path.join(output_dir, f"{summary.case_name}.log"), "w", encoding="utf-8") as f:
+        f.writelines(line + "\n" for line in summary.log_lines())
+
+
+# --------------------------------------------------------------------------
+# The launcher behind every test/*.sh script
+# --------------------------------------------------------------------------
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def _launch_parser():
+    parser = argparse.ArgumentParser(
+        prog="launcher.py launch",
+        description="Run one training process per rank and write the ModelZoo summary. "
+                    "In the command after '--', {output_dir} stands for the rank's output folder.")
+    parser.add_argument("--network", required=True)
+    parser.add_argument("--batch_size", type=int, required=True, help="per device")
+    parser.add_argument("--case_kind", choices=("acc", "perf"), required=True)
+    parser.add_argument("--output_root", required=True, help="the script's output/ folder")
+    parser.add_argument("--accuracy_key", default=None, help="METRIC reported as TrainAccuracy")
+    parser.add_argument("--extra_keys", default="", help="comma-separated METRICs added to the .log")
+    parser.add_argument("--warmup_steps", type=int, default=0,
+                        help="TRAIN lines up to this step number are left out of the FPS average "
+                             "(pass the logging period to drop the first, tracing, interval)")
+    parser.add_argument("--precision_mode", default="", help="passed on when set")
+    for flag in ("over_dump", "data_dump_flag", "profiling", "autotune"):
+        parser.add_argument(f"--{flag}", type=str2bool, default=False)
+    parser.add_argument("--data_dump_step", default="10")
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _device_flags_for(args, output_root):
+    """The main.py flags for the script's debug parameters, creating the dump folders."""
+    flags = [f"--precision_mode={args.precision_mode}"] if args.precision_mode else []
+    for flag, folder, path_flag in (("over_dump", "overflow_dump", "over_dump_path"),
+                                    ("data_dump_flag", "data_dump", "data_dump_path"),
+                                    ("profiling", "profiling", "profiling_dump_path")):
+        if getattr(args, flag):
+            path = os.path.join(output_root, folder)
+            os.makedirs(path, exist_ok=True)
+            flags += [f"--{flag}=True", f"--{path_flag}={path}"]
+    if args.data_dump_flag:
+        flags.append(f"--data_dump_step={args.data_dump_step}")
+    if args.autotune:
+        flags.append("--autotune=True")
+    return flags
+
+
+def _tail(path, lines=20):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return "".join(handle.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _show_progress():
+    """Rank 0's lines go to stdout too on a terminal, or when the caller (the quickstart) asks."""
+    return os.environ.get("MZ_SHOW_PROGRESS", "") == "1" or sys.stdout.isatty()
+
+
+def _copy_lines(source, log, echo):
+    """Write each line of ``source`` to ``log`` and, with ``echo``, to stdout, as it comes."""
+    for line in source:
+        log.write(line)
+        log.flush()
+        if echo:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+    source.close()
+    log.close()
+
+
+def _start_rank(rank_id, device_id, command, env, output_root, echo):
+    """Start one rank in a fresh ``output_root/<device_id>`` (with ``ckpt/``); returns (process, folder, log, copier)."""
+    rank_dir = os.path.join(output_root, str(device_id))
+    shutil.rmtree(rank_dir, ignore_errors=True)
+    os.makedirs(os.path.join(rank_dir, "ckpt"))
+    log_path = os.path.join(rank_dir, f"train_{device_id}.log")
+    rank_command = [part.replace("{output_dir}", rank_dir) for part in command]
+    rank_env = dict(env, RANK_ID=str(rank_id), ASCEND_DEVICE_ID=str(device_id), DEVICE_ID=str(device_id))
+    log = open(log_path, "w", encoding="utf-8")
+    log.write("command: " + " ".join(rank_command) + "\n")
+    log.flush()
+    process = subprocess.Popen(rank_command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=rank_env,
+                               text=True, errors="replace")
+    copier = threading.Thread(target=_copy_lines, args=(process.stdout, log, echo), daemon=True)
+    copier.start()
+    return process, rank_dir, log_path, copier
+
+
+def launch(argv):
+    """Entry point of ``launcher.py launch``; returns the exit status."""
+    args = _launch_parser().parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise UserError("launch needs the training command after '--'")
+    ranks = read_ranks()
+    rank_id_start = env_int(os.environ, "RANK_ID_START", 0, minimum=0)
+    case_name = f"{args.network}_bs{args.batch_size}_{ranks.rank_size}p_{args.case_kind}"
+    os.makedirs(args.output_root, exist_ok=True)
+    command = command + _device_flags_for(args, args.output_root)
+    # Unbuffered, so that the log files and the progress on screen follow the training.
+    env = dict(os.environ, RANK_SIZE=str(ranks.rank_size), JOB_ID=os.environ.get("JOB_ID", "10087"),
+               PYTHONUNBUFFERED="1")
+    if ranks.rank_size > 1 and not env.get("TF_CONFIG") and not env.get("WORKER_HOSTS"):
+        env["WORKER_HOSTS"] = ",".join(f"127.0.0.1:{p}" for p in _free_ports(ranks.rank_size))
+
+    start = time.time()
+    ranks_started = [_start_rank(rank, ranks.device_id if ranks.rank_size == 1 else rank_id_start + rank,
+                                 command, env, args.output_root, echo=rank == 0 and _show_progress())
+                     for rank in range(ranks.rank_size)]
+    statuses = [process.wait() for process, _, _, _ in ranks_started]
+    for *_, copier in ranks_started:
+        copier.join()
+    e2e_sec = time.time() - start
+    for status, (_, _, log_path, _) in zip(statuses, ranks_started):
+        if status != 0:
+            print(_tail(log_path), end="", file=sys.stderr)
+            print(f"[Error] training failed with exit status {status}; log: {log_path}", file=sys.stderr)
+            return status if status > 0 else 1
+    _, chief_dir, chief_log, _ = ranks_started[0]
+    return _report(args, ranks.rank_size, case_name, e2e_sec, chief_dir, chief_log)
+
+
+def _report(args, rank_size, case_name, e2e_sec, chief_dir, chief_log):
+    """Print the Final result lines and write the summary files from rank 0's log; the exit status."""
+    with open(chief_log, encoding="utf-8", errors="replace") as handle:
+        log_text = handle.read()
+    try:
+        summary = summarize(log_text, network=args.network, batch_size=args.batch_size,
+                            rank_size=rank_size, case_name=case_name, e2e_sec=e2e_sec,
+                            warmup_steps=args.warmup_steps, accuracy_key=args.accuracy_key,
+                            extra_keys=[k for k in args.extra_keys.split(",") if k])
+    except UserError as error:
+        print(f"[Error] {error}; log: {chief_log}", file=sys.stderr)
+        return 1
+    write_summary(summary, chief_dir)
+    print("\n".join(summary.result_lines()))
+    print(f"Summary: {os.path.join(chief_dir, case_name + '.log')}")
+    if not math.isfinite(summary.losses[-1]):
+        print(f"[Error] the last logged loss is {summary.losses[-1]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] != "launch":
+        print("usage: launcher.py launch --network NAME --batch_size N --case_kind acc|perf "
+              "--output_root DIR [options] -- COMMAND...", file=sys.stderr)
+        return 2
+    try:
+        return launch(argv[1:])
+    except UserError as error:
+        print(f"[Error] {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
