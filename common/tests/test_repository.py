@@ -89,3 +89,25 @@ def test_model_code_imports_only_npu_utils_from_common_and_no_other_model(model)
             if (name.startswith("common") and name != "common.npu_utils") or any(o in name for o in others):
                 wrong.append(f"{os.path.relpath(path, REPO_ROOT)}: {name}")
     assert not wrong
+
+
+def _long_functions(path, limit):
+    tree = ast.parse(open(path, encoding="utf-8").read(), path)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            length = node.end_lineno - node.lineno + 1
+            # Flag tables (argparse parsers) are data laid out one flag a line.
+            if length > limit and not re.search(r"parser|flags", node.name):
+                yield f"{os.path.relpath(path, REPO_ROOT)}:{node.lineno} {node.name} ({length} lines)"
+
+
+def test_no_function_over_60_lines_outside_flag_tables():
+    paths = [os.path.join(REPO_ROOT, f) for f in tracked_files()
+             if f.endswith(".py") and "/tests/" not in f and not f.startswith("tests/")]
+    assert not [hit for path in paths for hit in _long_functions(path, 60)]
+
+
+def test_main_py_files_are_tables_of_contents():
+    lengths = {m: len(open(os.path.join(REPO_ROOT, m, "main.py"), encoding="utf-8").read().splitlines())
+               for m in MODELS}
+    assert all(length <= 65 for length in lengths.values()), lengths
