@@ -30,6 +30,10 @@ DEFAULT_CONFIG = os.path.join(MODEL_DIR, "config", "config.json")
 CONFIG_KEYS = ("model", "height", "width", "class_number", "learning_rate", "batch", "epochs",
                "train_dir", "eval_dir", "save_dir", "weights")
 MODES = ("train", "evaluate", "train_and_evaluate", "predict", "export")
+TRAINING_MODES = ("train", "train_and_evaluate")
+# What evaluate, predict, export and a resumed training take from the training
+# run's config.json: the network and its input. A flag that contradicts them is an error.
+RUN_KEYS = ("task", "model", "alpha", "height", "width", "class_number")
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -62,14 +66,14 @@ def build_parser():
                              "from the folders; segmentation: mask classes incl. background")
     config.add_argument("--learning_rate", type=float, default=None,
                         help="peak learning rate (after warm-up), for the global batch")
-    config.add_argument("--batch", "--batch_size", dest="batch", type=int, default=None,
+    config.add_argument("--batch_size", "--batch", dest="batch", type=int, default=None, metavar="N",
                         help="images per device and step")
     config.add_argument("--epochs", "--train_epochs", dest="epochs", type=int, default=None,
                         help="training epochs")
     config.add_argument("--train_dir", default=None, help="training folder (overridden by --data_path)")
     config.add_argument("--eval_dir", default=None, help="validation folder (overridden by --data_path)")
-    config.add_argument("--save_dir", "--modeldir", "--model_dir", dest="save_dir", default=None,
-                        help="run folder: checkpoints, best model, logs, exports")
+    config.add_argument("--model_dir", "--save_dir", "--modeldir", dest="save_dir", default=None, metavar="DIR",
+                        help="run folder: checkpoints, best model, config.json, logs, exports")
     config.add_argument("--weights", default=None,
                         help="training: start from an earlier run: its folder, a .keras model or a "
                              "checkpoint (backbone only when the class count differs); evaluate, predict "
@@ -102,14 +106,19 @@ def build_parser():
     train.add_argument("--lr_decay_rate", type=float, default=0.99,
                        help="step schedule: learning-rate factor per decay")
     train.add_argument("--label_smoothing", type=float, default=0.0, help="classification label smoothing")
-    train.add_argument("--max_step", type=int, default=0, help="stop after this many steps in total (0 = no cap)")
-    train.add_argument("--save_interval", type=int, default=100, help="checkpoint every N steps (and every epoch)")
+    train.add_argument("--max_steps", "--max_step", dest="max_step", type=int, default=0, metavar="N",
+                       help="stop after this many steps in total (0 = no cap)")
+    train.add_argument("--checkpoint_every", "--save_interval", dest="save_interval", type=int, default=100,
+                       metavar="N",
+                       help="checkpoint every N steps (and every epoch)")
+    npu_utils.add_bool_flag(train, "--resume", "continue from the latest checkpoint in --model_dir when there "
+                            "is one; False starts over and replaces that folder's checkpoints", default=True)
     train.add_argument("--log_every", type=int, default=1, help="print a TRAIN line every N steps")
     train.add_argument("--freeze_backbone_epochs", type=int, default=0,
                        help="train only the classifier (or LR-ASPP head) for the first N epochs")
     train.add_argument("--loss_scale", type=float, default=None,
                        help="initial dynamic loss scale under float16 mixed precision (GPU only; "
-                            "default 32768)")
+                            "default 32768; 0 = no loss scaling)")
     train.add_argument("--seed", type=int, default=0, help="one seed for order, augmentation and initialisation")
     npu_utils.add_device_flags(parser)
     return parser
@@ -140,11 +149,14 @@ def parse_args(argv=None):
     """Parse flags, fill the config keys from the config file and check the values.
 
     Returns:
-      argparse.Namespace with every flag and config key set.
+      ``(args, given)``: the argparse.Namespace with every flag and config key
+      set, and the set of ``dest`` names given on the command line (under any alias).
     Raises:
       UserError: a bad config file or a value out of range.
     """
-    args = build_parser().parse_args(argv)
+    args, given = npu_utils.parse_args_given(build_parser(), argv)
+    if args.class_number == 0:
+        given.discard("class_number")  # 0 means "from the folders", not a value to compare
     config = load_config(args.config)
     for key in CONFIG_KEYS:
         if getattr(args, key) is None:
@@ -153,7 +165,7 @@ def parse_args(argv=None):
         from data_loading.folders import split_folders
         args.train_dir, args.eval_dir = split_folders(args.data_path)
     positive = {"height": args.height, "width": args.width, "batch": args.batch, "epochs": args.epochs,
-                "save_interval": args.save_interval, "log_every": args.log_every}
+                "checkpoint_every": args.save_interval, "log_every": args.log_every}
     for name, value in positive.items():
         if not isinstance(value, int) or value < 1:
             raise UserError(f"--{name}={value} must be a positive integer")
@@ -172,17 +184,18 @@ def parse_args(argv=None):
     if not 0 <= args.dropout < 1:
         raise UserError(f"--dropout={args.dropout} must be in [0, 1)")
     if args.max_step < 0:
-        raise UserError(f"--max_step={args.max_step} must be 0 (no cap) or a step count")
+        raise UserError(f"--max_steps={args.max_step} must be 0 (no cap) or a step count")
     if args.class_number is None or args.class_number < 0:
         raise UserError(f"class_number={args.class_number} must be 0 (from the folders) or a class count")
     if not args.save_dir:
-        raise UserError("save_dir is empty: set it in the config file or pass --modeldir")
+        raise UserError("save_dir is empty: set it in the config file or pass --model_dir")
+    if args.loss_scale is not None and args.loss_scale < 0:
+        raise UserError(f"--loss_scale={args.loss_scale} must be a positive initial scale, or 0 for none")
     if args.mode == "predict" and not args.input:
         raise UserError("--mode=predict needs --input (an image file or a folder of images)")
-    return args
+    return args, given
 
 
-def write_run_config(args, path):
-    """Save the resolved flags and config keys of this run as JSON."""
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(vars(args), handle, indent=2, sort_keys=True)
+def run_config_values(args):
+    """What training saves as the run's config.json: every resolved flag and config key."""
+    return dict(sorted(vars(args).items()))

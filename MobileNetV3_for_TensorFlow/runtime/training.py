@@ -17,15 +17,21 @@ Keras ``fit`` is not used because it fails under MultiWorkerMirroredStrategy
 with Keras 3 (see the repository's tensorflow_notes). Checkpoints hold the
 model, the optimizer state and the step; a run killed at any moment resumes
 from the last one, skipping the batches already seen in that epoch.
+
+The shape: :func:`train` -> :func:`_restore_or_start` (network, optimizer,
+checkpoint) -> per epoch :func:`_train_epoch` (the steps) and
+:func:`_end_epoch` (checkpoint, validation, best model, history), all
+sharing one :class:`TrainState`.
 """
 
 import csv
+import dataclasses
+import glob
 import json
 import math
 import os
 import sys
 import tempfile
-import time
 
 import keras
 import tensorflow as tf
@@ -33,88 +39,14 @@ import tensorflow as tf
 from common import npu_utils
 from common.npu_utils import UserError
 from data_loading import pipeline
-from data_loading.folders import IGNORE_LABEL
-from runtime import inference
+from runtime import config, inference
 from runtime.metrics import BEST_METRIC
 from runtime.network import build_network, load_initial_weights, save_model, set_backbone_trainable
+from runtime.recipe import WarmupDecay, make_loss, make_optimizer
 
 CHECKPOINTS_KEPT = 3
-# The paper's RMSProp: momentum 0.9; rho and epsilon as in TF-slim's MobileNet recipes.
-RMSPROP = {"rho": 0.9, "momentum": 0.9, "epsilon": 1e-3}
-
-
-class NonFiniteLossError(UserError):
-    """The loss became NaN or infinite; nothing was saved after the last good step."""
-
-
-class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up to ``peak``, then cosine decay to 0, step decay, or constant.
-
-    Args:
-      peak: learning rate at the end of the warm-up.
-      total_steps, warmup_steps, decay_steps: in optimizer steps.
-      kind: "cosine", "step" or "constant".
-      decay_rate: step schedule factor every ``decay_steps``.
-    """
-
-    def __init__(self, peak, total_steps, warmup_steps=0, kind="cosine", decay_steps=1, decay_rate=1.0):
-        self.peak, self.total_steps, self.warmup_steps = float(peak), int(total_steps), int(warmup_steps)
-        self.kind, self.decay_steps, self.decay_rate = kind, max(int(decay_steps), 1), float(decay_rate)
-
-    def __call__(self, step):
-        step = tf.cast(step, tf.float32)
-        warmup = float(self.warmup_steps)
-        after = step - warmup
-        if self.kind == "cosine":
-            progress = tf.minimum(after / max(self.total_steps - warmup, 1.0), 1.0)
-            decayed = 0.5 * self.peak * (1.0 + tf.cos(math.pi * progress))
-        elif self.kind == "step":
-            decayed = self.peak * self.decay_rate ** tf.floor(after / self.decay_steps)
-        else:
-            decayed = tf.constant(self.peak)
-        return tf.where(step < warmup, self.peak * (step + 1.0) / max(warmup, 1.0), decayed)
-
-    def get_config(self):
-        return {"peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps,
-                "kind": self.kind, "decay_steps": self.decay_steps, "decay_rate": self.decay_rate}
-
-
-def make_optimizer(ctx, args, schedule):
-    """Adam (default) or RMSProp, with dynamic loss scaling under float16."""
-    if args.optimizer == "rmsprop":
-        optimizer = keras.optimizers.RMSprop(schedule, **RMSPROP)
-    else:
-        optimizer = keras.optimizers.Adam(schedule)
-    if ctx.precision.loss_scaling:
-        return keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=args.loss_scale or 2.0 ** 15)
-    if args.loss_scale is not None:
-        print(f"[train] warning: --loss_scale has no effect with precision {ctx.precision.policy} "
-              "(loss scaling is for float16 on GPU; the Ascend adapter scales itself)", flush=True)
-    return optimizer
-
-
-def make_loss(model, task, num_classes, label_smoothing):
-    """``loss_fn(images, labels) -> scalar``: the mean over the local batch.
-
-    Classification: categorical cross-entropy with label smoothing.
-    Segmentation: pixel cross-entropy over pixels whose label is not 255.
-    """
-    if task == "segmentation":
-        def loss_fn(images, masks):
-            probabilities = model(images, training=True)
-            valid = tf.not_equal(masks, IGNORE_LABEL)
-            pixel_loss = keras.losses.sparse_categorical_crossentropy(tf.where(valid, masks, 0), probabilities)
-            weight = tf.cast(valid, pixel_loss.dtype)
-            return tf.reduce_sum(pixel_loss * weight) / tf.maximum(tf.reduce_sum(weight), 1.0)
-        return loss_fn
-    # The loss function, not the Loss class: under a tf.distribute strategy the
-    # class divides by the replica count, and make_train_step averages already.
-    def loss_fn(images, labels):
-        per_image = keras.losses.categorical_crossentropy(tf.one_hot(labels, num_classes),
-                                                          model(images, training=True),
-                                                          label_smoothing=label_smoothing)
-        return tf.reduce_mean(per_image)
-    return loss_fn
+CHECKPOINT_SUBDIR = "checkpoints"
+HISTORY_FILE = "history.csv"
 
 
 class History:
@@ -122,7 +54,7 @@ class History:
 
     def __init__(self, save_dir, enabled):
         self.enabled = enabled
-        self.csv_path = os.path.join(save_dir, "history.csv")
+        self.csv_path = os.path.join(save_dir, HISTORY_FILE)
         self.writer = tf.summary.create_file_writer(os.path.join(save_dir, "tensorboard")) if enabled else None
 
     def scalars(self, step, values):
@@ -164,137 +96,221 @@ def _save_trainable(model, class_names, folder):
     save_model(model, class_names, folder)
 
 
-def train(args, ctx, dataset, num_classes):
+@dataclasses.dataclass
+class TrainState:
+    """What the training loop carries from step to step and epoch to epoch."""
+
+    args: object  # the parsed flags
+    ctx: npu_utils.RunContext
+    model: keras.Model
+    optimizer: keras.optimizers.Optimizer
+    schedule: WarmupDecay
+    checkpoint: tf.train.Checkpoint
+    manager: tf.train.CheckpointManager
+    global_step: tf.Variable
+    steps_per_epoch: int
+    total_steps: int
+    step: int = 0  # steps done, also on resume
+    best_value: float = -math.inf  # best validation metric of this run
+    train_data: object = None  # pipeline.TrainData of this rank's shard
+    val_data: object = None
+    steps: dict = None  # {"full": step function, "head": step function or None}
+    history: object = None
+    timer: object = None  # npu_utils.StepTimer, from the first step of this process
+
+
+def take_resumed_settings(args, given):
+    """A run that resumes keeps its network and input size: take them from its config.json.
+
+    Called before the data is read, since --task decides how the folders are read.
+    A flag that contradicts the saved run is refused (common/npu_utils).
+    """
+    if args.resume and tf.train.latest_checkpoint(os.path.join(args.save_dir, CHECKPOINT_SUBDIR)):
+        keys = [key for key in config.RUN_KEYS if key != "class_number"]
+        npu_utils.take_from_run_config(args, given, keys, args.save_dir,
+                                       why="its checkpoint continues only that network; --resume=False "
+                                           "starts over")
+
+
+def train(args, ctx, dataset):
     """Train the network of ``args`` on ``dataset``; returns the final model.
 
-    Writes into ``args.save_dir``: ``checkpoints/`` (every --save_interval
-    steps and every epoch), ``best/`` (model.keras, class_names.json,
-    best.json: the epoch with the highest validation top1 or miou),
-    ``model.keras`` + ``class_names.json`` (final), ``history.csv`` and
-    ``tensorboard/``.
+    Writes into ``args.save_dir``: ``config.json`` (the run's flags, once the
+    checks and the restore succeeded), ``checkpoints/`` (every
+    --checkpoint_every steps and every epoch), ``best/`` (model.keras,
+    class_names.json, best.json: the epoch with the highest validation top1
+    or miou), ``model.keras`` + ``class_names.json`` (final),
+    ``history.csv`` and ``tensorboard/``.
 
     Raises:
       UserError: too few images for one batch, or unusable --weights.
-      NonFiniteLossError: the loss became NaN/inf (no checkpoint written after it).
+      npu_utils.TrainingDiverged: the loss became NaN/inf (no checkpoint written after it).
     """
     if ctx.is_chief:
-        return _train(args, ctx, dataset, num_classes, os.path.join(args.save_dir, "checkpoints"))
+        return _train(args, ctx, dataset, os.path.join(args.save_dir, CHECKPOINT_SUBDIR))
     # Every worker must take part in a save under MultiWorkerMirroredStrategy;
     # only the chief's copy is kept, the others' are deleted when training ends.
     with tempfile.TemporaryDirectory(prefix=f"mnv3_worker{ctx.ranks.rank_id}_",
                                      ignore_cleanup_errors=True) as checkpoint_dir:
-        return _train(args, ctx, dataset, num_classes, checkpoint_dir)
+        return _train(args, ctx, dataset, checkpoint_dir)
 
 
-def _train(args, ctx, dataset, num_classes, checkpoint_dir):
+def _train(args, ctx, dataset, checkpoint_dir):
     """The body of :func:`train`, saving checkpoints into ``checkpoint_dir``."""
-    task = args.task
-    steps_per_epoch = len(dataset.train.paths) // ctx.ranks.rank_size // args.batch
-    if steps_per_epoch < 1:
-        raise UserError(f"--batch={args.batch} x {ctx.ranks.rank_size} workers is more than the "
-                        f"{len(dataset.train.paths)} training images")
-    total_steps = args.epochs * steps_per_epoch
-    if args.max_step:
-        total_steps = min(total_steps, args.max_step)
+    state = _restore_or_start(args, ctx, dataset, checkpoint_dir)
+    if ctx.is_chief:
+        npu_utils.write_run_config(args.save_dir, config.run_config_values(args))
+    _prepare_loop(state, dataset)
+    state.timer = npu_utils.StepTimer(args.batch * ctx.ranks.rank_size, first_step=state.step)
+    for epoch in range(state.step // state.steps_per_epoch, args.epochs):
+        if state.step >= state.total_steps:
+            break
+        losses = _train_epoch(state, epoch)
+        with state.timer.paused():
+            _end_epoch(state, epoch, losses, dataset.class_names)
+    best_metric = BEST_METRIC[args.task]
+    if ctx.is_chief:
+        _save_trainable(state.model, dataset.class_names, args.save_dir)
+        print(f"[train] final model in {args.save_dir}; best {best_metric}={state.best_value:.4f} in "
+              f"{os.path.join(args.save_dir, 'best')}", flush=True)
+    return state.model
 
+
+def _plan_steps(args, ctx, image_count):
+    """``(steps_per_epoch, total_steps)``: every rank runs the same number of full batches."""
+    steps_per_epoch = image_count // ctx.ranks.rank_size // args.batch
+    if steps_per_epoch < 1:
+        raise UserError(f"--batch_size={args.batch} x {ctx.ranks.rank_size} workers is more than the "
+                        f"{image_count} training images")
+    total_steps = args.epochs * steps_per_epoch
+    return steps_per_epoch, min(total_steps, args.max_step) if args.max_step else total_steps
+
+
+def _restore_or_start(args, ctx, dataset, checkpoint_dir):
+    """Build the network and optimizer, then resume from ``checkpoint_dir`` or start (from --weights).
+
+    --resume=False deletes the folder's old checkpoints and history first.
+    Every rank ends with rank 0's weights, optimizer state and step.
+    """
+    steps_per_epoch, total_steps = _plan_steps(args, ctx, len(dataset.train.paths))
     keras.utils.set_random_seed(args.seed)
     schedule = WarmupDecay(args.learning_rate, total_steps, round(args.warmup_epochs * steps_per_epoch),
                            args.lr_schedule, round(args.lr_decay_epochs * steps_per_epoch), args.lr_decay_rate)
     with ctx.strategy.scope():
-        model = build_network(args, num_classes)
+        model = build_network(args, args.class_number)
         optimizer = make_optimizer(ctx, args, schedule)
         optimizer.build(model.trainable_variables)
         global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=global_step)
+    if not args.resume and ctx.is_chief:
+        _start_over(args.save_dir, checkpoint_dir)
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, CHECKPOINTS_KEPT)
+    state = TrainState(args, ctx, model, optimizer, schedule, checkpoint, manager, global_step,
+                       steps_per_epoch, total_steps)
     if manager.latest_checkpoint:
         error = npu_utils.restore_checkpoint(checkpoint, manager.latest_checkpoint)
         if error:
-            raise UserError(f"{manager.latest_checkpoint} in --modeldir={args.save_dir} comes from another "
+            raise UserError(f"{manager.latest_checkpoint} in --model_dir={args.save_dir} comes from another "
                             f"network (--model, --alpha, --class_number, --task); continue it with that "
-                            f"run's settings or choose another --modeldir: {error}")
-        print(f"[train] resumed from {manager.latest_checkpoint} at step {int(global_step.numpy())}", flush=True)
+                            f"run's settings, start over with --resume=False, or choose another "
+                            f"--model_dir: {error}")
+        state.step = int(global_step.numpy())
+        state.best_value = _read_best(os.path.join(args.save_dir, "best"), BEST_METRIC[args.task])
+        print(f"[train] resumed from {manager.latest_checkpoint} at step {state.step}", flush=True)
     elif args.weights:
         print(f"[train] {load_initial_weights(model, args.weights)}", flush=True)
-    # Every rank continues from rank 0's weights, optimizer state and step.
     ctx.broadcast_variables(model.weights + optimizer.variables + [global_step])
+    return state
 
-    train_data = pipeline.TrainData(ctx.shard(dataset.train.paths), ctx.shard(dataset.train.labels), task,
-                                    args.height, args.width, args.batch, args.seed, steps_per_epoch)
-    val_data = pipeline.eval_dataset(dataset.validation.paths, dataset.validation.labels, task,
-                                     args.height, args.width, args.batch)
-    print(f"[train] {task} {args.model} alpha {args.alpha:g}, {num_classes} classes, "
+
+def _start_over(save_dir, checkpoint_dir):
+    """--resume=False: the old checkpoints and history of ``save_dir`` go; the new run's replace them."""
+    old = glob.glob(os.path.join(checkpoint_dir, "ckpt-*")) + glob.glob(os.path.join(checkpoint_dir, "checkpoint"))
+    old += glob.glob(os.path.join(save_dir, HISTORY_FILE))
+    for path in old:
+        os.remove(path)
+    if old:
+        print(f"[train] --resume=False: starting over in {save_dir} (removed {len(old)} old checkpoint "
+              "and history files)", flush=True)
+
+
+def _prepare_loop(state, dataset):
+    """The input pipelines, the compiled steps and the history of ``state``."""
+    args, ctx = state.args, state.ctx
+    state.train_data = pipeline.TrainData(ctx.shard(dataset.train.paths), ctx.shard(dataset.train.labels),
+                                          args.task, args.height, args.width, args.batch, args.seed,
+                                          state.steps_per_epoch)
+    state.val_data = pipeline.eval_dataset(dataset.validation.paths, dataset.validation.labels, args.task,
+                                           args.height, args.width, args.batch)
+    print(f"[train] {args.task} {args.model} alpha {args.alpha:g}, {args.class_number} classes, "
           f"{len(dataset.train.paths)} train / {len(dataset.validation.paths)} validation images, "
-          f"{steps_per_epoch} steps per epoch, {total_steps} steps, training images "
-          f"{'cached' if train_data.cached else 'decoded every epoch (too many to cache)'}", flush=True)
-
-    loss_fn = make_loss(model, task, num_classes, args.label_smoothing)
-    full_step = npu_utils.make_train_step(ctx, model, optimizer, loss_fn)
-    head_step = None
+          f"{state.steps_per_epoch} steps per epoch, {state.total_steps} steps, training images "
+          f"{'cached' if state.train_data.cached else 'decoded every epoch (too many to cache)'}", flush=True)
+    loss_fn = make_loss(state.model, args.task, args.class_number, args.label_smoothing)
+    state.steps = {"full": npu_utils.make_train_step(ctx, state.model, state.optimizer, loss_fn), "head": None}
     if args.freeze_backbone_epochs > 0:
-        set_backbone_trainable(model, False)
-        head_step = npu_utils.make_train_step(ctx, model, optimizer, loss_fn)
-        set_backbone_trainable(model, True)
+        set_backbone_trainable(state.model, False)
+        state.steps["head"] = npu_utils.make_train_step(ctx, state.model, state.optimizer, loss_fn)
+        set_backbone_trainable(state.model, True)
+    state.history = History(args.save_dir, ctx.is_chief)
 
-    best_metric = BEST_METRIC[task]
-    best_dir = os.path.join(args.save_dir, "best")
-    best_value = _read_best(best_dir, best_metric)
-    history = History(args.save_dir, ctx.is_chief)
-    global_batch = args.batch * ctx.ranks.rank_size
-    step = int(global_step.numpy())
-    start_time = time.time()
-    progress = sys.stdout.isatty() and ctx.is_chief
 
-    for epoch in range(step // steps_per_epoch, args.epochs):
-        if step >= total_steps:
+def _train_epoch(state, epoch):
+    """The steps of ``epoch`` (0-based) from ``state.step`` on; returns their losses.
+
+    Raises:
+      npu_utils.TrainingDiverged: a non-finite loss (nothing is saved after it).
+    """
+    args, spe = state.args, state.steps_per_epoch
+    frozen = epoch < args.freeze_backbone_epochs
+    set_backbone_trainable(state.model, not frozen)
+    train_step = state.steps["head"] if frozen else state.steps["full"]
+    bar = None
+    if sys.stdout.isatty() and state.ctx.is_chief:
+        bar = keras.utils.Progbar(min(spe, state.total_steps - epoch * spe))
+    losses = []
+    for images, labels in state.train_data.epoch(epoch, skip_batches=state.step - epoch * spe):
+        loss = float(train_step(images, labels))
+        state.step += 1
+        if not math.isfinite(loss):
+            print(npu_utils.format_step_line(state.step, loss, 0.0, state.timer.elapsed()), flush=True)
+            raise npu_utils.TrainingDiverged(
+                f"non-finite loss ({loss}) at step {state.step}: training stopped and nothing was saved after "
+                f"it; the last good checkpoint stays: {state.manager.latest_checkpoint or 'none'}")
+        state.global_step.assign(state.step)
+        losses.append(loss)
+        if state.step % args.log_every == 0:
+            print(state.timer.line(state.step, loss), flush=True)
+        state.history.scalars(state.step, {"loss": loss, "learning_rate": float(state.schedule(state.step - 1))})
+        if bar is not None:
+            bar.update(state.step - epoch * spe, [("loss", loss)])
+        if state.step % args.save_interval == 0:
+            state.manager.save(checkpoint_number=state.step)
+        if state.step >= state.total_steps:
             break
-        frozen = epoch < args.freeze_backbone_epochs
-        set_backbone_trainable(model, not frozen)
-        train_step = head_step if frozen else full_step
-        bar = keras.utils.Progbar(min(steps_per_epoch, total_steps - epoch * steps_per_epoch)) if progress else None
-        epoch_losses = []
-        for images, labels in train_data.epoch(epoch, skip_batches=step - epoch * steps_per_epoch):
-            tick = time.time()
-            loss = float(train_step(images, labels))
-            step += 1
-            if not math.isfinite(loss):
-                print(npu_utils.format_step_line(step, loss, 0.0, time.time() - start_time), flush=True)
-                raise NonFiniteLossError(f"non-finite loss ({loss}) at step {step}: training stopped and "
-                                         "nothing was saved after it; last good checkpoint: "
-                                         f"{manager.latest_checkpoint or 'none'}")
-            global_step.assign(step)
-            epoch_losses.append(loss)
-            if step % args.log_every == 0:
-                print(npu_utils.format_step_line(step, loss, global_batch / (time.time() - tick),
-                                                 time.time() - start_time), flush=True)
-            history.scalars(step, {"loss": loss, "learning_rate": float(schedule(step - 1))})
-            if bar is not None:
-                bar.update(step - epoch * steps_per_epoch, [("loss", loss)])
-            if step % args.save_interval == 0:
-                manager.save(checkpoint_number=step)
-            if step >= total_steps:
-                break
-        if manager.latest_checkpoint is None or not manager.latest_checkpoint.endswith(f"-{step}"):
-            manager.save(checkpoint_number=step)
+    return losses
 
-        result = inference.evaluate(model, val_data, task, num_classes)
-        inference.print_metric_lines(result)
-        value = result[best_metric]
-        if ctx.is_chief and value > best_value:
-            best_value = value
-            _save_trainable(model, dataset.class_names, best_dir)
-            with open(os.path.join(best_dir, "best.json"), "w", encoding="utf-8") as handle:
-                json.dump({"metric": best_metric, "value": value, "step": step, "epoch": epoch + 1}, handle)
-            print(f"[train] best {best_metric}={value:.4f} at epoch {epoch + 1}: saved {best_dir}", flush=True)
-        scalars = inference.scalar_metrics(result)
-        history.scalars(step, {f"val_{name}": v for name, v in scalars.items()})
-        history.epoch({"epoch": epoch + 1, "step": step,
-                       "loss": sum(epoch_losses) / max(len(epoch_losses), 1),
-                       "learning_rate": float(schedule(step - 1)),
-                       **{f"val_{name}": f"{v:.6f}" for name, v in scalars.items()},
-                       "elapsed_sec": round(time.time() - start_time, 2)})
-    if ctx.is_chief:
-        _save_trainable(model, dataset.class_names, args.save_dir)
-        print(f"[train] final model in {args.save_dir}; best {best_metric}={best_value:.4f} in {best_dir}",
-              flush=True)
-    return model
+
+def _end_epoch(state, epoch, losses, class_names):
+    """Checkpoint, validate, keep the best model and write the history row of ``epoch``."""
+    args, step = state.args, state.step
+    latest = state.manager.latest_checkpoint
+    if latest is None or not latest.endswith(f"-{step}"):
+        state.manager.save(checkpoint_number=step)
+    result = inference.evaluate(state.model, state.val_data, args.task, args.class_number)
+    inference.print_metric_lines(result)
+    best_metric = BEST_METRIC[args.task]
+    value = result[best_metric]
+    if state.ctx.is_chief and value > state.best_value:
+        state.best_value = value
+        best_dir = os.path.join(args.save_dir, "best")
+        _save_trainable(state.model, class_names, best_dir)
+        with open(os.path.join(best_dir, "best.json"), "w", encoding="utf-8") as handle:
+            json.dump({"metric": best_metric, "value": value, "step": step, "epoch": epoch + 1}, handle)
+        print(f"[train] best {best_metric}={value:.4f} at epoch {epoch + 1}: saved {best_dir}", flush=True)
+    scalars = inference.scalar_metrics(result)
+    state.history.scalars(step, {f"val_{name}": v for name, v in scalars.items()})
+    state.history.epoch({"epoch": epoch + 1, "step": step, "loss": sum(losses) / max(len(losses), 1),
+                         "learning_rate": float(state.schedule(step - 1)),
+                         **{f"val_{name}": f"{v:.6f}" for name, v in scalars.items()},
+                         "elapsed_sec": round(state.timer.elapsed(), 2)})

@@ -11,27 +11,33 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""The flags: what the test/*.sh scripts pass on reaches main.py, and the README names every flag."""
+"""The flags: what the test/*.sh scripts pass on reaches main.py (common names and the seed's
+spellings), main.py's aliases, and the README names every flag."""
 
 import os
 import subprocess
+
+import pytest
 
 from runtime import config
 
 MODEL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Every main.py flag test/model_flags.sh passes through as given, with a value main.py accepts.
 PASSED_THROUGH = ["--alpha=0.5", "--height=32", "--width=32", "--class_number=0", "--save_interval=5",
-                  "--bn_momentum=0.9", "--seed=1", "--optimizer=rmsprop", "--lr_schedule=step",
-                  "--warmup_epochs=1", "--lr_decay_epochs=2", "--lr_decay_rate=0.9", "--label_smoothing=0.1",
-                  "--dropout=0.3", "--weights=/runs/earlier", "--freeze_backbone_epochs=1", "--loss_scale=128",
-                  "--use_xla=False", "--skip_bad_images=True", "--log_every=2"]
-# Sources the scripts' flag module, feeds it the flags and prints the main.py arguments (exit 3: rejected).
-MAIN_ARGS = ('source test/model_flags.sh; for flag in "$@"; do model_flag "$flag" || exit 3; done; '
-             'data_path=/data; model_args; printf "%s\\n" "${args[@]}"')
+                  "--checkpoint_every=5", "--bn_momentum=0.9", "--seed=1", "--optimizer=rmsprop",
+                  "--lr_schedule=step", "--warmup_epochs=1", "--lr_decay_epochs=2", "--lr_decay_rate=0.9",
+                  "--label_smoothing=0.1", "--dropout=0.3", "--weights=/runs/earlier", "--freeze_backbone_epochs=1",
+                  "--loss_scale=128", "--use_xla=False", "--skip_bad_images=True", "--log_every=2"]
+# What a test/*.sh script does before mz_launch: the shared flag loop, the run folder, the
+# main.py arguments (printed one a line). Run from test/, as a script sourced there would.
+MAIN_ARGS = ('source ../../common/train_script.sh; source model_flags.sh; mz_parse_flags "$@"; mz_run_folder; '
+             'model_args; printf "%s\\n" "${args[@]}"')
 
 
 def _script_args(flags):
-    return subprocess.run(["bash", "-c", MAIN_ARGS, "bash", *flags], cwd=MODEL_DIR, capture_output=True, text=True)
+    result = subprocess.run(["bash", "-c", MAIN_ARGS, "bash", "--data_path=/tmp", *flags],
+                            cwd=os.path.join(MODEL_DIR, "test"), capture_output=True, text=True)
+    return result, config.build_parser().parse_args(result.stdout.splitlines()) if result.returncode == 0 else None
 
 
 def _readme():
@@ -40,15 +46,52 @@ def _readme():
 
 
 def test_script_flags_reach_main_py():
-    result = _script_args(["--batch_size=4", "--max_step=3", *PASSED_THROUGH])
+    result, args = _script_args(["--batch_size=4", "--max_step=3", "--train_epochs=2", *PASSED_THROUGH])
     assert result.returncode == 0, result.stderr
-    argv = result.stdout.splitlines()
-    assert set(PASSED_THROUGH) <= set(argv)
-    args = config.build_parser().parse_args(argv)
+    assert set(PASSED_THROUGH) <= set(result.stdout.splitlines())
     assert (args.loss_scale, args.dropout, args.lr_decay_epochs, args.lr_decay_rate) == (128, 0.3, 2, 0.9)
-    assert (args.batch, args.max_step, args.data_path) == (4, 3, "/data")
+    assert (args.batch, args.max_step, args.epochs, args.data_path) == (4, 3, 2, "/tmp")
+    # Without --ckpt_path the run folder is the launcher's fresh per-rank folder: nothing to resume.
+    assert (args.save_dir, args.resume) == ("{output_dir}/ckpt", False)
     # As in the other models' scripts, mixed precision is the shared --precision_mode, not --use_amp.
-    assert _script_args(["--use_amp=True"]).returncode == 3
+    result, _ = _script_args(["--use_amp=True"])
+    assert result.returncode == 1 and "unknown flag '--use_amp=True'" in result.stderr
+
+
+def test_seed_spellings_and_run_folder(tmp_path):
+    result, args = _script_args(["--batch=4", "--epochs=2", "--train_steps=5", f"--modeldir={tmp_path / 'run'}",
+                                 "--loss_scale=False"])
+    assert result.returncode == 0, result.stderr
+    assert (args.batch, args.epochs, args.max_step, args.loss_scale) == (4, 2, 5, 0)
+    assert (args.save_dir, args.resume) == (str(tmp_path / "run"), True) and (tmp_path / "run").is_dir()
+    _, args = _script_args([f"--ckpt_path={tmp_path / 'run'}", "--resume=False", "--loss_scale=True",
+                            "--max_steps=7"])
+    assert (args.resume, args.loss_scale, args.max_step) == (False, None, 7)
+
+
+def test_help_lists_the_common_names():
+    result = subprocess.run(["bash", "test/train_performance_8p.sh", "--help"], cwd=MODEL_DIR,
+                            capture_output=True, text=True)
+    assert result.returncode == 0
+    for name in ("--batch_size", "--train_epochs", "--train_steps", "--learning_rate", "--ckpt_path",
+                 "--resume", "--batch=N", "--modeldir=DIR", "--loss_scale=True|False"):
+        assert name in result.stdout, name
+
+
+@pytest.mark.parametrize("flags", [
+    ["--mode=evaluate", "--model_dir=R", "--batch_size=3", "--max_steps=4", "--log_every=5",
+     "--checkpoint_every=6", "--resume=False"],
+    ["--mode=evaluate", "--modeldir=R", "--batch=3", "--max_step=4", "--log_every=5", "--save_interval=6",
+     "--resume=False"],
+    ["--mode=evaluate", "--save_dir=R", "--batch=3", "--max_step=4", "--log_every=5", "--save_interval=6",
+     "--resume", "False"],
+])
+def test_main_py_common_names_and_aliases(flags):
+    args, given = config.parse_args(flags)
+    assert (args.mode, args.save_dir, args.batch, args.max_step, args.log_every) == ("evaluate", "R", 3, 4, 5)
+    assert (args.save_interval, args.resume) == (6, False)
+    assert {"save_dir", "batch", "max_step", "save_interval", "resume"} <= given
+    assert config.parse_args([])[0].resume is True  # today's automatic resume stays the default
 
 
 def test_readme_names_every_flag():
@@ -58,4 +101,5 @@ def test_readme_names_every_flag():
     assert [option for option in options if f"`{option}" not in readme] == []
     script_section = readme[readme.index("### 脚本参数"):readme.index("main.py flags (")]
     names = [flag.split("=")[0] for flag in PASSED_THROUGH]
+    names += ["--train_steps", "--ckpt_path", "--resume", "--batch", "--epochs", "--modeldir", "--loss_scale"]
     assert [name for name in names if name not in script_section] == []

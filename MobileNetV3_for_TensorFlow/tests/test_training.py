@@ -19,6 +19,7 @@ import csv
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,7 +34,7 @@ import tensorflow as tf
 from PIL import Image
 
 import main
-from runtime import inference, network
+from runtime import inference, modes, network
 
 MODEL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL_RUN = ["--class_number=0", "--height=64", "--width=64", "--alpha=0.5", "--bn_momentum=0.9"]
@@ -96,12 +97,8 @@ def test_predict_and_export(trained, synthetic_root, tmp_path):
     assert keras.models.load_model(tmp_path / "export" / "model.keras").output_shape == (None, 4)
 
 
-def test_performance_script_and_unknown_flag(synthetic_root, python_env, tmp_path):
-    result = _script("train_performance_1p.sh", [f"--data_path={synthetic_root / 'cls'}", *SMALL_RUN,
-                                                 "--batch_size=8", "--max_step=8"], python_env, tmp_path)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    case = _case_log(os.path.join(MODEL_DIR, "test", "output", "0"), "MobileNetV3_for_TensorFlow_bs8_1p_perf")
-    assert set(CASE_KEYS) <= set(case) and "TrainAccuracy" not in case
+def test_performance_script_unknown_flag_and_no_data(python_env, tmp_path):
+    # The performance run itself is tested through train_performance_8p.sh, which runs this script.
     result = _script("train_performance_1p.sh", ["--data_path=/tmp", "--colour=red"], python_env, tmp_path)
     assert result.returncode == 1 and "unknown flag '--colour=red'" in result.stderr
     result = _script("train_full_1p.sh", [], python_env, tmp_path)
@@ -155,9 +152,9 @@ def test_non_finite_loss_stops_with_one_line(synthetic_root, python_env, tmp_pat
                              "--batch=16", "--epochs=1", "--save_interval=1", "--learning_rate=1e30",
                              f"--modeldir={tmp_path}"], cwd=MODEL_DIR, env=python_env,
                             capture_output=True, text=True)
-    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert result.returncode == 3, result.stdout[-2000:] + result.stderr[-2000:]
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: non-finite loss") and "last good checkpoint" in last
+    assert last.startswith("error: non-finite loss") and "the last good checkpoint stays" in last
     bad_step = int(last.split("at step ")[1].split(":")[0])
     saved = sorted(int(name[5:-6]) for name in os.listdir(tmp_path / "checkpoints") if name.endswith(".index"))
     assert saved and max(saved) == bad_step - 1
@@ -258,8 +255,16 @@ def test_evaluate_takes_classes_from_the_run_folder_not_from_weights(three_class
     out = capsys.readouterr().out
     assert f"[model] using {run / 'best' / 'model.keras'}" in out
     assert f"weights={tmp_path / 'source'} is only where training starts" in out
-    assert "[model] the saved model has 3 classes: using --class_number=3" in out
+    assert (f"[flags] from {run / 'config.json'}: --task=classification --model=small --alpha=0.5 --height=32 "
+            "--width=32 --class_number=3") in out
     assert "METRIC top1=" in out
+    # A flag that contradicts the training run is refused, naming its config.json.
+    with pytest.raises(SystemExit) as stop:
+        main.main(["--mode=predict", f"--input={data}", "--height=64", f"--model_dir={run}"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: --height=64 contradicts the training run in {run / 'config.json'}, which used --height=32 "
+        "(its model was trained so); leave --height out")
     with pytest.raises(SystemExit) as stop:
         main.main(["--mode=evaluate", f"--data_path={_tiny_classes(tmp_path / 'two', 2)}", f"--modeldir={run}"])
     assert stop.value.code == 2
@@ -273,16 +278,16 @@ def test_non_chief_rank_deletes_its_checkpoint_folder(tmp_path, monkeypatch):
     from runtime import config, training
     data = _tiny_classes(tmp_path / "data", 3)
     # --weights that cannot load stops training once the folder and its CheckpointManager exist.
-    args = config.parse_args([f"--data_path={data}", *TINY_RUN, f"--weights={data}",
-                              f"--modeldir={tmp_path / 'run'}"])
+    args, _ = config.parse_args([f"--data_path={data}", *TINY_RUN, f"--weights={data}",
+                                 f"--modeldir={tmp_path / 'run'}"])
     # Rank 1 of a one-process run: not the chief, and no other worker to wait for.
     ctx = dataclasses.replace(setup_device(args), ranks=Ranks(rank_size=1, rank_id=1))
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    dataset, num_classes = main.load_data(args, need_train=True)
+    dataset = modes.load_data(args, need_train=True)
     with pytest.raises(network.UserError, match="neither a .keras model"):
-        training.train(args, ctx, dataset, num_classes)
+        training.train(args, ctx, dataset)
     assert not list(scratch.glob("mnv3_worker*"))
     assert not os.path.exists(tmp_path / "run" / "checkpoints")
 
@@ -299,3 +304,35 @@ def test_model_saved_while_frozen_is_trainable(tmp_path, capsys):
         model = keras.models.load_model(path, compile=False)
         assert [layer.name for layer in model.layers if not layer.trainable] == []
         assert len(model.trainable_weights) == len(fresh.trainable_weights)
+
+
+def test_restore_failure_keeps_config_and_resume_false_starts_over(three_class_checkpoints, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(three_class_checkpoints.parent, run)
+    saved = (run / "config.json").read_text()
+    four = _tiny_classes(tmp_path / "four", 4)
+    # The run's checkpoint has 3 classes: resuming it on 4 fails, and config.json stays the old run's.
+    with pytest.raises(SystemExit) as stop:
+        main.main([f"--data_path={four}", *TINY_RUN, f"--model_dir={run}"])
+    assert stop.value.code == 2 and "start over with --resume=False" in capsys.readouterr().err
+    assert (run / "config.json").read_text() == saved
+    # --resume=False does not load it: the new run's checkpoints replace the old ones.
+    assert main.main([f"--data_path={four}", *TINY_RUN, "--resume=False", f"--model_dir={run}"]) == 0
+    assert "--resume=False: starting over" in capsys.readouterr().out
+    assert json.loads((run / "config.json").read_text())["class_number"] == 4
+    assert tf.train.get_checkpoint_state(str(run / "checkpoints")).all_model_checkpoint_paths == [
+        str(run / "checkpoints" / "ckpt-1")]
+
+
+def test_performance_8p_script_on_two_ranks(python_env, tmp_path):
+    data = _tiny_classes(tmp_path / "data", 2)
+    for index in range(4):  # 12 training images: 2 ranks x batch 2 x 3 steps
+        shutil.copy(data / "train" / "class_0" / os.listdir(data / "train" / "class_0")[0],
+                    data / "train" / "class_0" / f"extra_{index}.png")
+    result = subprocess.run(["bash", "test/train_performance_8p.sh", f"--data_path={data}", "--class_number=0",
+                             "--height=32", "--width=32", "--alpha=0.5", "--batch=2", "--train_steps=3"],
+                            cwd=MODEL_DIR, env=dict(python_env, RANK_SIZE="2"), capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    case = _case_log(os.path.join(MODEL_DIR, "test", "output", "0"), "MobileNetV3_for_TensorFlow_bs2_2p_perf")
+    assert set(CASE_KEYS) <= set(case) and case["RankSize"] == "2" and "TrainAccuracy" not in case
+    assert os.path.isfile(os.path.join(MODEL_DIR, "test", "output", "0", "ckpt", "config.json"))
