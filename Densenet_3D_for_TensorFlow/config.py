@@ -11,20 +11,26 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Every flag of main.py, with its default and help, and the checks between flags.
+"""Every flag of main.py, with its default and help, the checks between flags, and the run config.
 
 The reference ``train.py`` flags keep their short names (-gpu, -bs, -mn, -nc,
 -e, -r, -sp, -lp, -c, -ws/-hs/-cs, -ps); -nc and -c are real booleans here
 (``-nc False`` is off; the reference's ``type=bool`` read "False" as True).
+The repository's common names are aliases of the same flags: --mode,
+--data_path (-r), --model_dir, --batch_size (-bs), --max_steps, --log_every
+(--log_every_steps), --checkpoint_every (--save_every_steps), --resume (-c).
 """
 
 import argparse
-import json
 import os
 
 from common import npu_utils
 from common.npu_utils import UserError
 from tf_models import CROP_MARGIN, MODEL_NAMES, canonical_model_name
+
+# What test, predict and a resumed training take from the training run's
+# config.json: the network its checkpoint holds and the data it was trained on.
+RUN_CONFIG_NAMES = ("model_name", "width_multiplier", "n4_correction")
 
 
 def build_parser():
@@ -54,9 +60,11 @@ def build_parser():
     parser.add_argument("-lp", "--load_path", default=None,
                         help="initial weights from an earlier run: its model_dir, checkpoints folder or "
                              "checkpoint prefix (fine-tuning; optimizer state is not taken)")
-    parser.add_argument("-c", "--continue_training", type=npu_utils.str2bool, nargs="?", const=True,
-                        default=False, metavar="True|False",
-                        help="continue from the last checkpoint in --model_dir with optimizer state (default False)")
+    parser.add_argument("-c", "--continue_training", "--resume", dest="resume", type=npu_utils.str2bool,
+                        nargs="?", const=True, default=None, metavar="True|False",
+                        help="True: continue from the last checkpoint in --model_dir with optimizer state "
+                             "(from scratch when there is none); False: start over, replacing its checkpoints; "
+                             "not given: stop if --model_dir has checkpoints")
     parser.add_argument("-ws", "--patch_width", type=int, default=38, help="training patch X (default %(default)s)")
     parser.add_argument("-hs", "--patch_height", type=int, default=38, help="training patch Y (default %(default)s)")
     parser.add_argument("-cs", "--patch_depth", type=int, default=38, help="training patch Z (default %(default)s)")
@@ -68,12 +76,12 @@ def build_parser():
                         help="patch centres in brain background per case and epoch (default %(default)s)")
     parser.add_argument("--max_steps", type=int, default=0,
                         help="stop training after this many steps in total (0: run every epoch; default %(default)s)")
-    npu_utils.add_bool_flag(parser, "--benchmark", "time training only: no checkpoints or test; "
+    npu_utils.add_bool_flag(parser, "--benchmark", help_text="time training only: no checkpoints or test; "
                             "20 steps unless --max_steps; prints patches/s and voxels/s")
-    npu_utils.add_bool_flag(parser, "--skip_bad_cases", "leave out bad cases (listed) instead of stopping")
-    parser.add_argument("--save_every_steps", type=int, default=1000,
+    npu_utils.add_bool_flag(parser, "--skip_bad_cases", help_text="leave out bad cases (listed) instead of stopping")
+    parser.add_argument("--save_every_steps", "--checkpoint_every", dest="save_every_steps", type=int, default=1000,
                         help="checkpoint every N steps, besides every epoch (default %(default)s)")
-    parser.add_argument("--log_every_steps", type=int, default=20,
+    parser.add_argument("--log_every_steps", "--log_every", dest="log_every_steps", type=int, default=20,
                         help="print a TRAIN line every N steps (default %(default)s)")
     parser.add_argument("--inference", choices=("block", "window"), default="block",
                         help="block: fully convolutional blocks, every voxel; window: the reference's "
@@ -83,8 +91,8 @@ def build_parser():
                              "(dense24 float32: about 7 GB at 122) (default %(default)s)")
     parser.add_argument("--window_batch", type=int, default=8,
                         help="windows per network call of window inference (default %(default)s)")
-    npu_utils.add_bool_flag(parser, "--save_png", "write a PNG per case (slices of FLAIR, prediction, truth)",
-                            default=True)
+    npu_utils.add_bool_flag(parser, "--save_png", help_text="write a PNG per case (slices of FLAIR, prediction, "
+                            "truth)", default=True)
     parser.add_argument("--n4_cache_dir", default=None,
                         help="corrected volumes of read-only case folders (default <model_dir>/n4_cache)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
@@ -104,15 +112,32 @@ def build_parser():
 def parse_args(argv=None):
     """Parse and check the flags; fill in the defaults that depend on other flags.
 
+    test, predict and a resumed training take -mn, --width_multiplier and -nc
+    from the training run's config.json (see :func:`weights_run_folder`) and
+    refuse a flag that contradicts it.
+
     Raises:
-      UserError: flags that contradict each other or are out of range.
+      UserError: flags that contradict each other, the run config, or are out of range.
     """
-    args = build_parser().parse_args(argv)
+    args, given = npu_utils.parse_args_given(build_parser(), argv)
     args.model_name = canonical_model_name(args.model_name)
+    args.model_dir = args.model_dir or os.path.join("results", args.model_name)
+    if args.mode in ("test", "predict") or (args.resume and not args.benchmark):
+        npu_utils.take_from_run_config(args, given, RUN_CONFIG_NAMES, weights_run_folder(args))
     if args.n4_correction is None:
         args.n4_correction = args.model_name != "dense24_nocorrection"
     elif args.n4_correction and args.model_name == "dense24_nocorrection":
         raise UserError("-nc True contradicts -mn dense24_nocorrection (the model trained on uncorrected data)")
+    _check_ranges(args)
+    _check_patch_size(args)
+    if args.benchmark and args.max_steps == 0:
+        args.max_steps = 20
+    args.save_path = args.save_path or os.path.join(args.model_dir, "predictions")
+    args.n4_cache_dir = args.n4_cache_dir or os.path.join(args.model_dir, "n4_cache")
+    return args
+
+
+def _check_ranges(args):
     for flag, value in (("-e", args.epochs), ("-bs", args.batch_size), ("--save_every_steps", args.save_every_steps),
                         ("--log_every_steps", args.log_every_steps), ("--block_size", args.block_size),
                         ("--window_batch", args.window_batch), ("--workers", args.workers)):
@@ -126,27 +151,39 @@ def parse_args(argv=None):
         raise UserError("--tumour_centres + --background_centres must give at least one batch (-bs) per case")
     if not args.width_multiplier > 0:
         raise UserError(f"--width_multiplier must be positive, got {args.width_multiplier}")
-    if args.label_size < 1:
-        raise UserError(f"-ps must be at least 1, got {args.label_size}")
     if not args.learning_rate > 0:
         raise UserError(f"-lr must be positive, got {args.learning_rate}")
+
+
+def _check_patch_size(args):
+    if args.label_size < 1:
+        raise UserError(f"-ps must be at least 1, got {args.label_size}")
     for flag, size in (("-ws", args.patch_width), ("-hs", args.patch_height), ("-cs", args.patch_depth)):
         if size - 2 * CROP_MARGIN != args.label_size:
             raise UserError(f"{flag}={size} and -ps={args.label_size} do not fit the network: it labels the "
                             f"centre {size - 2 * CROP_MARGIN} voxels of a {size}-voxel patch "
                             f"(patch size = -ps + {2 * CROP_MARGIN})")
-    if args.benchmark and args.max_steps == 0:
-        args.max_steps = 20
-    args.model_dir = args.model_dir or os.path.join("results", args.model_name)
-    args.save_path = args.save_path or os.path.join(args.model_dir, "predictions")
-    args.n4_cache_dir = args.n4_cache_dir or os.path.join(args.model_dir, "n4_cache")
-    return args
 
 
-def write_config(args, ctx):
-    """Save the run's flags (and the device in use) as ``<model_dir>/config_<mode>.json``."""
-    os.makedirs(args.model_dir, exist_ok=True)
-    config = dict(vars(args), device=ctx.device, precision=ctx.precision.policy,
-                  rank_size=ctx.ranks.rank_size)
-    with open(os.path.join(args.model_dir, f"config_{args.mode}.json"), "w", encoding="utf-8") as handle:
-        json.dump(config, handle, indent=2, sort_keys=True)
+def weights_run_folder(args):
+    """The training run whose config.json describes the weights this run uses.
+
+    test and predict with -lp: the run folder of -lp (a run folder, its
+    checkpoints/ folder, or a checkpoint prefix inside it); otherwise --model_dir.
+    """
+    if args.mode not in ("test", "predict") or not args.load_path:
+        return args.model_dir
+    folder = os.path.normpath(args.load_path)
+    if not os.path.isdir(folder):
+        folder = os.path.dirname(folder)  # a prefix such as .../checkpoints/ckpt-100
+    return os.path.dirname(folder) if os.path.basename(folder) == "checkpoints" else folder
+
+
+def save_run_config(args, ctx):
+    """Write the run's flags, device and precision as ``<model_dir>/config.json``.
+
+    Training calls it once every check passed and the checkpoint restore
+    succeeded (chief only), so test and predict read what trained the weights.
+    """
+    values = dict(vars(args), device=ctx.device, precision=ctx.precision.policy, rank_size=ctx.ranks.rank_size)
+    npu_utils.write_run_config(args.model_dir, values)

@@ -15,7 +15,9 @@
 
     python3 main.py -r DATA --mode train_test -mn dense24 -nc True -e 5
 
-Every flag is defined in config.py (``python3 main.py --help``).
+Every flag is defined in config.py (``python3 main.py --help``). A user's
+mistake ends with one ``error:`` line and exit status 2, a diverged training
+with exit status 3 (common/npu_utils.exit_on_user_error).
 """
 
 import os
@@ -33,29 +35,17 @@ import runner  # noqa: E402
 
 @npu_utils.exit_on_user_error
 def main(argv=None):
-    args = config.parse_args(argv)
-    if args.gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu  # as the reference's -gpu
-    ctx = npu_utils.setup_device(args)
-    if args.gpu is not None and ctx.device != "gpu":
-        print(f"[device] -gpu {args.gpu} has no effect on {ctx.device.upper()}", flush=True)
-    import keras
-    keras.utils.set_random_seed(args.seed)
-    if ctx.is_chief:
-        config.write_config(args, ctx)
+    args = config.parse_args(argv)                       # flags: config.py
+    ctx = runner.setup(args)                             # device, precision, ranks, seed
+    data = runner.prepare_data(args, ctx)                # cases, split, checks, N4
+    model, optimizer = runner.build_network(args, ctx)   # tf_models + Adam
 
-    data = runner.prepare_data(args, ctx)
-    model, optimizer = runner.build_network(args, ctx)
-    try:
-        if args.mode in ("train", "train_test"):
-            runner.train(args, ctx, model, optimizer, data)
-        if args.mode in ("test", "train_test") and ctx.is_chief and not args.benchmark:
-            runner.test(args, model, data, trained_here=args.mode == "train_test")
-        if args.mode == "predict" and ctx.is_chief:
-            runner.predict(args, model, data)
-    except runner.NonFiniteLoss as error:
-        print(f"error: {error}", file=sys.stderr, flush=True)
-        return 1
+    if args.mode in ("train", "train_test"):
+        runner.train(args, ctx, model, optimizer, data)  # writes config.json after its checks
+    if args.mode in ("test", "train_test") and ctx.is_chief and not args.benchmark:
+        runner.test(args, model, data, trained_here=args.mode == "train_test")
+    if args.mode == "predict" and ctx.is_chief:
+        runner.predict(args, model, data)
     if data.skipped_case_ids:
         print(f"[data] bad cases left out of this run (--skip_bad_cases): {', '.join(data.skipped_case_ids)}")
     return 0

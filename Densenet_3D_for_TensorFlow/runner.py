@@ -11,30 +11,44 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""The run modes: data preparation, training with checkpoints, test and predict.
+"""The run modes: set-up, data preparation, training with checkpoints, test and predict.
 
-``main.py`` calls, in order: :func:`prepare_data`, :func:`build_network`,
-then :func:`train`, :func:`test` and/or :func:`predict`.
+``main.py`` calls, in order: :func:`setup`, :func:`prepare_data`,
+:func:`build_network`, then :func:`train`, :func:`test` and/or :func:`predict`.
+Training is three parts: :func:`restore_or_start` (resume, start over or
+fine-tune), the loop in :func:`train`, and :func:`train_epoch` (one epoch's
+patches from the step it left off).
 """
 
 import dataclasses
 import math
 import os
+import shutil
 import time
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 import brats_data
+import config
 import inference
 import metrics
 import n4_correction
 import tf_models
 from common import npu_utils
-from common.npu_utils import UserError
+from common.npu_utils import TrainingDiverged, UserError
 
 
-class NonFiniteLoss(Exception):
-    """Training produced a NaN or infinite loss or weights; nothing was saved after it."""
+def setup(args):
+    """The device, precision and ranks (common/npu_utils), and one seed for NumPy, Python and TensorFlow."""
+    if args.gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = args.gpu  # as the reference's -gpu
+    ctx = npu_utils.setup_device(args)
+    if args.gpu is not None and ctx.device != "gpu":
+        print(f"[device] -gpu {args.gpu} has no effect on {ctx.device.upper()}", flush=True)
+    keras.utils.set_random_seed(args.seed)
+    return ctx
 
 
 @dataclasses.dataclass
@@ -88,8 +102,6 @@ def prepare_data(args, ctx, log=print):
 
 def build_network(args, ctx):
     """The model and its Adam optimizer (variables built, so checkpoints restore them at once)."""
-    import keras
-
     with ctx.strategy.scope():
         model = tf_models.build_model(args.model_name, width_multiplier=args.width_multiplier)
         optimizer = ctx.wrap_optimizer(keras.optimizers.Adam(args.learning_rate))
@@ -99,8 +111,6 @@ def build_network(args, ctx):
 
 def _resolve_checkpoint(path):
     """A checkpoint prefix from a run folder, its checkpoints/ folder, or a prefix."""
-    import tensorflow as tf
-
     for folder in (os.path.join(path, "checkpoints"), path):
         if os.path.isdir(folder):
             latest = tf.train.latest_checkpoint(folder)
@@ -113,8 +123,6 @@ def _resolve_checkpoint(path):
 
 def load_weights(model, path, flag="-lp"):
     """Restore only the model's weights from a checkpoint (fine-tuning or test)."""
-    import tensorflow as tf
-
     prefix = _resolve_checkpoint(path)
     if prefix is None:
         raise UserError(f"{flag} {path}: no checkpoint there (expected a run's model_dir, its checkpoints/ "
@@ -125,19 +133,12 @@ def load_weights(model, path, flag="-lp"):
     return prefix
 
 
-def _all_finite(variables):
-    return all(np.isfinite(v.numpy()).all() for v in variables)
-
-
 def make_loss_fn(model):
     """``loss_fn(images, labels) -> scalar``: CE of the 2-class head + CE of the 5-class head.
 
     images (N, X, Y, Z, 4) float32; labels (N, x, y, z) int32 in 0..4 over the
     labelled centre. Each CE is the mean over the local batch's voxels.
     """
-    import keras
-    import tensorflow as tf
-
     def cross_entropy(labels, logits):
         # The loss function, not the Loss class: under a tf.distribute strategy
         # the class divides by the replica count, and make_train_step averages already.
@@ -150,114 +151,156 @@ def make_loss_fn(model):
     return loss_fn
 
 
+@dataclasses.dataclass
+class TrainState:
+    """What the parts of training share: the checkpoint, the plan in steps and where the run stands."""
+
+    args: object
+    ctx: object
+    model: object
+    checkpoint: object  # tf.train.Checkpoint of model, optimizer and step
+    manager: object  # its tf.train.CheckpointManager in <model_dir>/checkpoints
+    cases: list  # this rank's training cases
+    image_paths: dict  # case_id -> {modality: path} or None (RunData.image_paths)
+    steps_per_epoch: int
+    total_steps: int
+    saving: bool  # the chief saves checkpoints, except in --benchmark runs
+    step: int = 0  # steps done, counting those of the run this one continues
+    first_step_sec: float = None  # the timer's elapsed() after this run's first step (graph tracing)
+
+
+def restore_or_start(args, ctx, model, optimizer, data, log=print):
+    """The :class:`TrainState` of a run: continued from its checkpoint, started over, or fresh.
+
+    -c/--resume True restores weights, optimizer state and step from the last
+    checkpoint in ``<model_dir>/checkpoints`` (a fresh start when there is
+    none); False deletes those checkpoints and starts over; not given, a
+    folder with checkpoints is refused. A fresh start takes -lp's weights.
+
+    Raises:
+      UserError: checkpoints exist and -c is not given, a checkpoint does not
+        fit, or fewer training cases than ranks.
+    """
+    cases_per_rank = len(data.train_cases) // ctx.ranks.rank_size
+    if cases_per_rank == 0:
+        raise UserError(f"{len(data.train_cases)} training case(s) cannot feed RANK_SIZE={ctx.ranks.rank_size} ranks")
+    steps_per_epoch = cases_per_rank * (args.tumour_centres + args.background_centres) // args.batch_size
+    total_steps = args.epochs * steps_per_epoch
+    if args.max_steps:
+        total_steps = min(total_steps, args.max_steps)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
+                                     step=tf.Variable(0, dtype=tf.int64, trainable=False, name="step"))
+    folder = os.path.join(args.model_dir, "checkpoints")
+    saving = ctx.is_chief and not args.benchmark
+    if saving and args.resume is False and os.path.isdir(folder):
+        shutil.rmtree(folder)
+        log(f"[train] --resume=False: deleted the checkpoints in {folder}, starting over")
+    manager = tf.train.CheckpointManager(checkpoint, folder, max_to_keep=3, checkpoint_name="ckpt")
+    latest = manager.latest_checkpoint
+    if latest and args.resume:
+        error = npu_utils.restore_checkpoint(checkpoint, latest)
+        if error:
+            raise UserError(f"-c: {latest} does not fit -mn {args.model_name} (--width_multiplier too?): {error}")
+        log(f"[train] continuing from {latest} (step {int(checkpoint.step)})")
+        if args.load_path:
+            log(f"[train] -lp {args.load_path} not used: -c continues this run's own checkpoint")
+    elif latest and saving and args.resume is None:
+        raise UserError(f"--model_dir {args.model_dir} already has checkpoints ({latest}): pass -c True "
+                        "(--resume=True) to continue that run, --resume=False to start over, or choose another "
+                        "--model_dir")
+    else:
+        if args.resume:
+            log(f"[train] -c: no checkpoint in {folder} yet, starting from scratch")
+        if args.load_path:
+            log(f"[train] initial weights from {load_weights(model, args.load_path)}")
+    # Only rank 0 may have restored: every rank continues from its weights and step.
+    ctx.broadcast_variables(model.weights + optimizer.variables + [checkpoint.step])
+    return TrainState(args=args, ctx=ctx, model=model, checkpoint=checkpoint, manager=manager,
+                      cases=ctx.shard(data.train_cases), image_paths=data.image_paths,
+                      steps_per_epoch=steps_per_epoch, total_steps=total_steps, saving=saving,
+                      step=int(checkpoint.step))
+
+
+def save_checkpoint(state):
+    """Save ``ckpt-<step>`` unless the weights are non-finite (then raise TrainingDiverged)."""
+    if not all(np.isfinite(v.numpy()).all() for v in state.model.trainable_variables):
+        raise TrainingDiverged(f"the weights became non-finite by step {state.step}; nothing saved, the last "
+                               f"good checkpoint is {state.manager.latest_checkpoint}")
+    state.manager.save(checkpoint_number=state.step)
+
+
+def train_epoch(state, train_step, timer):
+    """Train on the rest of the current epoch (from ``state.step``), logging and saving as the flags say.
+
+    The epoch's case order and patch centres are a function of --seed and the
+    epoch alone, so a continued run sees the patches the interrupted one would have.
+    """
+    args = state.args
+    epoch = state.step // state.steps_per_epoch
+
+    def load_fn(index):
+        case = state.cases[index]
+        loaded = brats_data.load_case(case, state.image_paths[case.case_id])
+        return loaded.image, loaded.label
+
+    dataset = brats_data.patch_dataset(
+        load_fn, len(state.cases), num_tumour=args.tumour_centres, num_background=args.background_centres,
+        patch_size=(args.patch_width, args.patch_height, args.patch_depth), label_size=(args.label_size,) * 3,
+        batch_size=args.batch_size, seed=args.seed, epoch=epoch,
+    ).take(state.steps_per_epoch).skip(state.step % state.steps_per_epoch)
+    for images, labels in dataset:
+        loss = float(train_step(images, labels))
+        if not math.isfinite(loss):
+            raise TrainingDiverged(f"non-finite loss {loss} at step {state.step + 1}; stopped without saving, the "
+                                   f"last good checkpoint is {state.manager.latest_checkpoint}")
+        state.step += 1
+        state.checkpoint.step.assign(state.step)
+        if state.first_step_sec is None or state.step % args.log_every_steps == 0 or \
+                state.step == state.total_steps:
+            print(timer.line(state.step, loss), flush=True)
+            state.first_step_sec = state.first_step_sec or timer.elapsed()
+        if state.saving and state.step % args.save_every_steps == 0:
+            save_checkpoint(state)
+        if state.step >= state.total_steps:
+            break
+    latest = os.path.join(state.manager.directory, f"ckpt-{state.step}")
+    if state.saving and state.manager.latest_checkpoint != latest:
+        save_checkpoint(state)  # each epoch's end (or the run's) is a checkpoint
+
+
 def train(args, ctx, model, optimizer, data, log=print):
     """Train on ``data.train_cases`` (this rank's share), saving checkpoints on the chief.
 
     Every epoch samples --tumour_centres + --background_centres patches per case;
     checkpoints go to ``<model_dir>/checkpoints`` every --save_every_steps and at
-    each epoch's end (not in --benchmark runs). Prints TRAIN lines and the
-    METRIC lines patches_per_sec and voxels_per_sec.
+    each epoch's end (not in --benchmark runs). Once the run is set to go (checks
+    and restore done) the chief writes ``<model_dir>/config.json``. Prints
+    TRAIN lines (wall-clock speed, input pipeline included: npu_utils.StepTimer)
+    and the METRIC lines patches_per_sec and voxels_per_sec.
 
     Raises:
-      UserError: checkpoints exist without -c, or fewer training cases than ranks.
-      NonFiniteLoss: a non-finite loss or weights; the last good checkpoint stays the latest.
+      UserError: see :func:`restore_or_start`.
+      TrainingDiverged: a non-finite loss or weights; the last good checkpoint stays the latest.
     """
-    import tensorflow as tf
-
-    patch_size = (args.patch_width, args.patch_height, args.patch_depth)
-    label_size = (args.label_size,) * 3
-    cases_per_rank = len(data.train_cases) // ctx.ranks.rank_size
-    if cases_per_rank == 0:
-        raise UserError(f"{len(data.train_cases)} training case(s) cannot feed RANK_SIZE={ctx.ranks.rank_size} ranks")
-    local_cases = ctx.shard(data.train_cases)
-    steps_per_epoch = cases_per_rank * (args.tumour_centres + args.background_centres) // args.batch_size
-    total_steps = args.epochs * steps_per_epoch
-    if args.max_steps:
-        total_steps = min(total_steps, args.max_steps)
-
-    step_counter = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step_counter)
-    manager = tf.train.CheckpointManager(checkpoint, os.path.join(args.model_dir, "checkpoints"), max_to_keep=3,
-                                         checkpoint_name="ckpt")
-    saving = ctx.is_chief and not args.benchmark
-    if manager.latest_checkpoint and args.continue_training:
-        error = npu_utils.restore_checkpoint(checkpoint, manager.latest_checkpoint)
-        if error:
-            raise UserError(f"-c: {manager.latest_checkpoint} does not fit -mn {args.model_name} "
-                            f"(--width_multiplier too?): {error}")
-        log(f"[train] continuing from {manager.latest_checkpoint} (step {int(step_counter)})")
-        if args.load_path:
-            log(f"[train] -lp {args.load_path} not used: -c continues this run's own checkpoint")
-    elif manager.latest_checkpoint and saving:
-        raise UserError(f"--model_dir {args.model_dir} already has checkpoints ({manager.latest_checkpoint}): "
-                        "pass -c True to continue that run, or choose another --model_dir")
-    else:
-        if args.continue_training:
-            log(f"[train] -c: no checkpoint in {args.model_dir}/checkpoints yet, starting from scratch")
-        if args.load_path:
-            log(f"[train] initial weights from {load_weights(model, args.load_path)}")
-    # Only rank 0 has checkpoints: every rank continues from its weights and step.
-    ctx.broadcast_variables(model.weights + optimizer.variables + [step_counter])
-    step = int(step_counter)
-
-    train_step = npu_utils.make_train_step(ctx, model, optimizer, make_loss_fn(model))
-
-    def load_fn(index):
-        case = local_cases[index]
-        loaded = brats_data.load_case(case, data.image_paths[case.case_id])
-        return loaded.image, loaded.label
-
-    def save():
-        if not _all_finite(model.trainable_variables):
-            raise NonFiniteLoss(f"the weights became non-finite by step {step}; nothing saved, the last good "
-                                f"checkpoint is {manager.latest_checkpoint}")
-        manager.save(checkpoint_number=step)
-
-    log(f"[train] {args.model_name}: {len(local_cases)} cases on this rank, {steps_per_epoch} steps per epoch, "
-        f"steps {step} -> {total_steps}, batch {args.batch_size} x {ctx.ranks.rank_size} rank(s)")
+    state = restore_or_start(args, ctx, model, optimizer, data, log)
+    if state.saving:
+        config.save_run_config(args, ctx)
     global_batch = args.batch_size * ctx.ranks.rank_size
-    start = time.time()
-    first_step_end = interval_start = None
-    interval_steps = 0
-    steps_run = 0
-    while step < total_steps:
-        epoch = step // steps_per_epoch
-        dataset = brats_data.patch_dataset(
-            load_fn, len(local_cases), num_tumour=args.tumour_centres, num_background=args.background_centres,
-            patch_size=patch_size, label_size=label_size, batch_size=args.batch_size, seed=args.seed,
-            epoch=epoch).take(steps_per_epoch).skip(step % steps_per_epoch)
-        for images, labels in dataset:
-            loss = float(train_step(images, labels))
-            if not math.isfinite(loss):
-                raise NonFiniteLoss(f"non-finite loss {loss} at step {step + 1}; stopped without saving, the last "
-                                    f"good checkpoint is {manager.latest_checkpoint}")
-            step += 1
-            steps_run += 1
-            step_counter.assign(step)
-            now = time.time()
-            interval_steps += 1
-            if first_step_end is None:
-                first_step_end = interval_start = now
-                print(npu_utils.format_step_line(step, loss, global_batch / (now - start), now - start), flush=True)
-                interval_steps = 0
-            elif step % args.log_every_steps == 0 or step == total_steps:
-                rate = global_batch * interval_steps / max(now - interval_start, 1e-9)
-                print(npu_utils.format_step_line(step, loss, rate, now - start), flush=True)
-                interval_start, interval_steps = now, 0
-            if saving and step % args.save_every_steps == 0:
-                save()
-            if step >= total_steps:
-                break
-        if saving and (step % steps_per_epoch == 0 or step >= total_steps) and manager.latest_checkpoint != \
-                os.path.join(manager.directory, f"ckpt-{step}"):
-            save()
+    log(f"[train] {args.model_name}: {len(state.cases)} cases on this rank, {state.steps_per_epoch} steps per "
+        f"epoch, steps {state.step} -> {state.total_steps}, batch {args.batch_size} x {ctx.ranks.rank_size} rank(s)")
+    train_step = npu_utils.make_train_step(ctx, model, optimizer, make_loss_fn(model))
+    first_step, timer = state.step, npu_utils.StepTimer(global_batch, first_step=state.step)
+    while state.step < state.total_steps:
+        train_epoch(state, train_step, timer)
+    steps_run = state.step - first_step
     if steps_run:
         # After the first step (graph tracing) when there are others.
-        timed_steps, timed_since = (steps_run - 1, first_step_end) if steps_run > 1 else (1, start)
-        patches_per_sec = global_batch * timed_steps / max(time.time() - timed_since, 1e-9)
+        timed_steps, timed_sec = ((steps_run - 1, timer.elapsed() - state.first_step_sec) if steps_run > 1
+                                  else (1, timer.elapsed()))
+        patches_per_sec = global_batch * timed_steps / max(timed_sec, 1e-9)
         print(npu_utils.format_metric_line("patches_per_sec", patches_per_sec))
-        print(npu_utils.format_metric_line("voxels_per_sec", patches_per_sec * int(np.prod(label_size))))
-    log(f"[train] done at step {step} in {time.time() - start:.1f} s")
+        print(npu_utils.format_metric_line("voxels_per_sec", patches_per_sec * args.label_size ** 3))
+    log(f"[train] done at step {state.step} in {timer.elapsed():.1f} s")
 
 
 def _restore_for_inference(args, model, trained_here):

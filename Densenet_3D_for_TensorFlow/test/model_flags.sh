@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The model flags shared by test/train_*.sh: defaults, parsing, help, and the
-# main.py arguments they become. Sourced after common/train_script.sh.
+# main.py arguments they become. Sourced after common/train_script.sh, whose
+# flag loop owns the common names (--data_path, --batch_size, --train_epochs,
+# --train_steps with its aliases --max_steps/--max_step, --learning_rate,
+# --ckpt_path, --resume); this file only sets their defaults.
 
 Network="Densenet_3D_for_TensorFlow"
 batch_size=2          # patches per device and step (-bs)
 train_epochs=5        # epochs (-e); one epoch = 400 patches per case
-max_steps=0           # stop after this many steps (0: all epochs)
+train_steps=0         # stop after this many steps (--max_steps; 0: all epochs)
 learning_rate=5e-4    # Adam, constant (-lr)
 model_name=dense24    # dense24 | dense48 | no-dense | dense24_nocorrection (-mn)
 n4=""                 # -nc; empty: main.py's default (True, False for dense24_nocorrection)
@@ -18,10 +21,6 @@ seed=1234
 # Consumes one model flag; returns 1 when $1 is not one of them.
 model_flag() {
   case "$1" in
-    --batch_size=*) batch_size="${1#*=}" ;;
-    --train_epochs=*) train_epochs="${1#*=}" ;;
-    --max_steps=*|--max_step=*) max_steps="${1#*=}" ;;
-    --learning_rate=*) learning_rate="${1#*=}" ;;
     --model_name=*) model_name="${1#*=}" ;;
     --n4=*) n4="${1#*=}" ;;
     --patch_size=*) patch_size="${1#*=}" ;;
@@ -35,10 +34,6 @@ model_flag() {
 
 model_help() {
   cat <<HELP
-    --batch_size=N           patches per device and step (default ${batch_size})
-    --train_epochs=N         epochs (default ${train_epochs})
-    --max_steps=N            stop after N steps, 0 = all epochs (default ${max_steps})
-    --learning_rate=LR       Adam learning rate (default ${learning_rate})
     --model_name=NAME        dense24 | dense48 | no-dense | dense24_nocorrection (default ${model_name})
     --n4=True|False          N4 bias-field correction (default: True, False for dense24_nocorrection)
     --patch_size=N           training patch edge; the labelled centre is N-26 (default ${patch_size})
@@ -49,13 +44,15 @@ model_help() {
 HELP
 }
 
-# The main.py arguments of the model flags (after mz_parse_flags).
+# The main.py arguments of the common and model flags (after mz_parse_flags
+# and mz_run_folder).
 model_args() {
   args=(-r "${data_path}" -mn "${model_name}" -bs "${batch_size}" -e "${train_epochs}"
-        --max_steps="${max_steps}" -lr "${learning_rate}"
+        --max_steps="${train_steps}" -lr "${learning_rate}"
         -ws "${patch_size}" -hs "${patch_size}" -cs "${patch_size}" -ps "$((patch_size - 26))"
         --tumour_centres="${centres}" --background_centres="${centres}"
-        --width_multiplier="${width_multiplier}" --block_size="${block_size}" --seed="${seed}")
+        --width_multiplier="${width_multiplier}" --block_size="${block_size}" --seed="${seed}"
+        --model_dir="${run_folder}" --resume="${run_resume}")
   if [ -n "${n4}" ]; then
     args+=(-nc "${n4}")
   fi

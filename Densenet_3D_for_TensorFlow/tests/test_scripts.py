@@ -116,8 +116,12 @@ def test_scripts_reject_missing_data_path_and_unknown_flags(script_repo):
     assert result.returncode == 1 and 'para "data_path" must be config' in result.stderr
     result = _run(["bash", "test/train_full_1p.sh", "--data_path=.", "--epochs=3"], cwd=script_repo)
     assert result.returncode == 1 and "unknown flag '--epochs=3'" in result.stderr
-    result = _run(["bash", "test/train_performance_1p.sh", "--help"], cwd=script_repo)
-    assert result.returncode == 0 and "--width_multiplier" in result.stdout and "--precision_mode" in result.stdout
+    for script in ("train_full_1p.sh", "train_performance_1p.sh", "train_performance_8p.sh"):
+        result = _run(["bash", f"test/{script}", "--help"], cwd=script_repo)
+        assert result.returncode == 0 and "--width_multiplier" in result.stdout and "--precision_mode" in result.stdout
+        for common_name in ("--data_path", "--batch_size", "--train_epochs", "--train_steps", "--max_steps",
+                            "--learning_rate", "--ckpt_path", "--resume"):
+            assert common_name in result.stdout, (script, common_name)
 
 
 def test_bad_case_stops_main_with_its_file_named(synthetic_root, tmp_path):

@@ -12,8 +12,10 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 """Training in-process on tiny synthetic cases: it learns, resumes with optimizer
-state, refuses to overwrite a run, and stops cleanly on a non-finite loss."""
+state, refuses to overwrite a run, starts over on request, writes config.json
+only once it is set to go, and stops cleanly on a non-finite loss (exit 3)."""
 
+import json
 import os
 import shutil
 
@@ -21,6 +23,7 @@ import numpy as np
 import pytest
 
 import config
+import main
 import runner
 from common import npu_utils
 from common.npu_utils import UserError
@@ -76,17 +79,48 @@ def test_short_training_learns_and_resumes_with_optimizer_state(synthetic_root, 
     assert int(optimizer3.iterations.numpy()) == 100
     for trained_weight, restored in zip(model.weights, model3.weights):
         np.testing.assert_array_equal(trained_weight.numpy(), restored.numpy())
+    _check_run_config(data_root, tmp_path / "run")
 
 
-def test_non_finite_loss_stops_without_saving(synthetic_root, tmp_path):
-    # An absurd learning rate overflows the weights within a few steps.
-    args, ctx, data, model, optimizer = _setup(synthetic_root, tmp_path, "-lr", "1e30", "--save_every_steps", "1",
-                                               "--max_steps", "20")
-    with pytest.raises(runner.NonFiniteLoss, match="non-finite") as raised:
+def _check_run_config(data_root, run):
+    """config.json of a trained run: written after the checks, read by test/predict/resume, kept on failure."""
+    saved = json.loads((run / "config.json").read_text())
+    assert (saved["model_name"], saved["width_multiplier"], saved["n4_correction"]) == ("dense24", 0.1, True)
+    assert not list(run.glob("config_*.json"))
+    taken = config.parse_args(["-r", data_root, "--mode", "test", "--model_dir", str(run)])
+    assert (taken.width_multiplier, taken.n4_correction) == (0.1, True)
+    with pytest.raises(UserError, match=r"--width_multiplier=0.2 contradicts the training run in .*config.json, "
+                                        r"which used --width_multiplier=0.1"):
+        config.parse_args(["-r", data_root, "--mode", "predict", "-lp", str(run / "checkpoints"),
+                           "--width_multiplier", "0.2"])
+    with pytest.raises(UserError, match="--model_name=dense48 contradicts"):
+        config.parse_args(["-r", data_root, "--model_dir", str(run), "-c", "True", "-mn", "dense48"])
+    # A restore that fails leaves config.json as it was (THE RULE: written once the run is set to go).
+    (run / "config.json").unlink()
+    args, ctx, data, model, optimizer = _setup(data_root, run, "-nc", "True", "-c", "True",
+                                               "--width_multiplier", "0.2")
+    with pytest.raises(UserError, match="does not fit"):
         runner.train(args, ctx, model, optimizer, data, log=lambda line: None)
+    assert not (run / "config.json").exists()
+    # --resume=False starts over: the old checkpoints go before the new run saves its own.
+    args, ctx, data, model, optimizer = _setup(data_root, run, "-nc", "True", "--resume=False")
+    lines = []
+    state = runner.restore_or_start(args, ctx, model, optimizer, data, log=lines.append)
+    assert state.step == 0 and state.manager.latest_checkpoint is None
+    assert any("starting over" in line for line in lines) and not list((run / "checkpoints").glob("ckpt-*"))
+
+
+def test_non_finite_loss_exits_3_without_saving(synthetic_root, tmp_path, capsys):
+    # An absurd learning rate overflows the weights within a few steps.
+    with pytest.raises(SystemExit) as exited:
+        main.main(["-r", synthetic_root, "--model_dir", str(tmp_path), *TINY, "-lr", "1e30",
+                   "--checkpoint_every", "1", "--max_steps", "20"])
+    assert exited.value.code == npu_utils.DIVERGED_EXIT == 3
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error: ") and "non-finite" in error
     import tensorflow as tf
-    latest = tf.train.latest_checkpoint(os.path.join(args.model_dir, "checkpoints"))
-    assert latest is not None and latest in str(raised.value)
+    latest = tf.train.latest_checkpoint(os.path.join(str(tmp_path), "checkpoints"))
+    assert latest is not None and latest in error
     reader = tf.train.load_checkpoint(latest)
     for name in reader.get_variable_to_shape_map():
         if name.startswith("model/"):
@@ -100,7 +134,8 @@ def test_flag_checks():
     assert config.parse_args(base).n4_correction is True
     assert config.parse_args(base + ["-mn", "dense24_nocorrection"]).n4_correction is False
     assert config.parse_args(base + ["-mn", "no-dense"]).model_name == "no_dense"
-    assert config.parse_args(base + ["-c", "False"]).continue_training is False
+    assert config.parse_args(base + ["-c", "False"]).resume is False
+    assert config.parse_args(base).resume is None  # not given: a folder with checkpoints is refused
     with pytest.raises(UserError, match="dense24_nocorrection"):
         config.parse_args(base + ["-mn", "dense24_nocorrection", "-nc", "True"])
     with pytest.raises(UserError, match="-ws=40 and -ps=12"):
@@ -118,3 +153,15 @@ def test_weights_of_another_width_stop_with_one_line(tmp_path):
     assert runner.load_weights(narrow, str(tmp_path)) == prefix
     with pytest.raises(UserError, match=r"-lp .*ckpt-1: does not fit -mn dense24 \(--width_multiplier too\?\)"):
         runner.load_weights(tf_models.build_model("dense24", 0.2), prefix)
+
+
+def test_common_names_are_aliases_of_the_reference_flags():
+    common = config.parse_args(["--data_path", "d", "--mode", "train", "--model_dir", "m", "--batch_size", "3",
+                                "--max_steps", "7", "--log_every", "5", "--checkpoint_every", "9",
+                                "--resume=True"])
+    reference = config.parse_args(["-r", "d", "--model_dir", "m", "-bs", "3", "--max_steps", "7",
+                                   "--log_every_steps", "5", "--save_every_steps", "9", "-c", "True"])
+    assert vars(common) == vars(reference)
+    assert common.resume is True and common.log_every_steps == 5 and common.save_every_steps == 9
+    assert config.parse_args(["-r", "d", "--resume"]).resume is True
+    assert config.parse_args(["-r", "d", "--resume=False"]).resume is False
