@@ -14,11 +14,13 @@
 """BraTS evaluation: Dice, sensitivity, specificity and HD95 for WT, TC and ET.
 
 Regions of the BraTS label values {0, 1, 2, 4}: whole tumour WT = label > 0,
-tumour core TC = label in {1, 4}, enhancing tumour ET = label == 4.
+tumour core TC = label in {1, 4}, enhancing tumour ET = label == 4. A region
+that is empty in exactly one of prediction and truth is scored as the BraTS
+challenge scores it (Dice 0, HD95 373.13 mm) and counted per region; both
+empty: Dice 1, HD95 0.
 """
 
 import csv
-import math
 
 import numpy as np
 from scipy import ndimage
@@ -29,6 +31,9 @@ REGIONS = {
     "et": lambda label: label == 4,
 }
 METRIC_NAMES = ("dice", "sensitivity", "specificity", "hd95")
+# The BraTS challenge's HD95 of a region found in only one of prediction and
+# truth: the diagonal of the 240x240x155 volume at 1 mm, sqrt(240^2+240^2+155^2).
+HD95_ONE_EMPTY = 373.13
 
 
 def dice(prediction, truth):
@@ -56,20 +61,30 @@ def specificity(prediction, truth):
 
 
 def _surface(mask):
-    return mask & ~ndimage.binary_erosion(mask, structure=np.ones((3, 3, 3), bool), border_value=0)
+    """The voxels of ``mask`` that its erosion by the 6-connected (face) cross removes; outside counts as empty."""
+    return mask & ~ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(3, 1), border_value=0)
+
+
+def one_empty(prediction, truth):
+    """True when exactly one of the two masks is empty (the region was missed, or found where there is none)."""
+    return bool(prediction.any()) != bool(truth.any())
 
 
 def hd95(prediction, truth, spacing=(1.0, 1.0, 1.0)):
     """95th percentile of the symmetric surface distances, in mm (the voxel ``spacing``).
 
-    The distances from every surface voxel of one mask to the nearest surface
-    voxel of the other, both ways, pooled. 0.0 when both masks are empty; NaN
-    when exactly one is (the distance is undefined; means skip it).
+    The definitions of medpy's ``medpy.metric.binary.hd95`` (connectivity 1):
+    a mask's surface is the mask minus its erosion by the 6-connected cross;
+    the distances from every surface voxel of each mask to the nearest surface
+    voxel of the other (Euclidean, scaled by ``spacing``) are pooled, and the
+    95th percentile is NumPy's default (linear interpolation). BraTS
+    conventions for empty masks: both empty 0.0; exactly one empty
+    :data:`HD95_ONE_EMPTY` (373.13 mm).
     """
     if not prediction.any() and not truth.any():
         return 0.0
-    if not prediction.any() or not truth.any():
-        return math.nan
+    if one_empty(prediction, truth):
+        return HD95_ONE_EMPTY
     surface_p, surface_t = _surface(prediction), _surface(truth)
     to_t = ndimage.distance_transform_edt(~surface_t, sampling=spacing)
     to_p = ndimage.distance_transform_edt(~surface_p, sampling=spacing)
@@ -78,7 +93,11 @@ def hd95(prediction, truth, spacing=(1.0, 1.0, 1.0)):
 
 
 def case_metrics(prediction, truth, spacing=(1.0, 1.0, 1.0)):
-    """All metrics of one case: ``{"wt_dice": ..., "tc_hd95": ..., ...}`` from BraTS-valued label volumes."""
+    """All metrics of one case from BraTS-valued label volumes.
+
+    Returns ``{"wt_dice": ..., "tc_hd95": ..., "et_one_empty": 0 or 1, ...}``:
+    every :func:`metric_columns` entry and, per region, ``<region>_one_empty``.
+    """
     results = {}
     for region, select in REGIONS.items():
         p, t = select(prediction), select(truth)
@@ -86,6 +105,7 @@ def case_metrics(prediction, truth, spacing=(1.0, 1.0, 1.0)):
         results[f"{region}_sensitivity"] = sensitivity(p, t)
         results[f"{region}_specificity"] = specificity(p, t)
         results[f"{region}_hd95"] = hd95(p, t, spacing)
+        results[f"{region}_one_empty"] = int(one_empty(p, t))
     return results
 
 
@@ -93,30 +113,40 @@ def metric_columns():
     return [f"{region}_{name}" for region in REGIONS for name in METRIC_NAMES]
 
 
+def count_columns():
+    """The per-region counts of cases with exactly one empty mask (HD95 373.13)."""
+    return [f"{region}_one_empty" for region in REGIONS]
+
+
 def mean_metrics(rows):
-    """Mean of each metric over cases, skipping NaN (an HD95 with one empty mask)."""
-    means = {}
-    for column in metric_columns():
-        values = [row[column] for row in rows if not math.isnan(row[column])]
-        means[column] = sum(values) / len(values) if values else math.nan
+    """Mean of each metric over cases, and for each :func:`count_columns` entry the number of such cases."""
+    means = {column: sum(row[column] for row in rows) / len(rows) if rows else float("nan")
+             for column in metric_columns()}
+    means.update({column: sum(row[column] for row in rows) for column in count_columns()})
     return means
 
 
 def format_table(rows):
-    """A per-case text table (Dice and HD95 of each region) with the mean as its last line."""
+    """A per-case text table (Dice and HD95 of each region), the mean, and the one-empty counts per region."""
     columns = [f"{r}_{m}" for r in REGIONS for m in ("dice", "hd95")]
     header = f"{'case':<32}" + "".join(f"{c:>11}" for c in columns)
     lines = [header]
-    for row in rows + [dict(mean_metrics(rows), case="mean")]:
+    means = mean_metrics(rows)
+    for row in rows + [dict(means, case="mean")]:
         lines.append(f"{row['case'][:32]:<32}" + "".join(f"{row[c]:>11.4f}" for c in columns))
+    counts = ", ".join(f"{region.upper()} {means[f'{region}_one_empty']}" for region in REGIONS)
+    lines.append(f"cases with exactly one empty mask (HD95 {HD95_ONE_EMPTY} mm): {counts} of {len(rows)}")
     return "\n".join(lines)
 
 
 def write_csv(path, rows):
-    """Per-case rows (case + every metric) and a final ``mean`` row."""
-    columns = ["case"] + metric_columns()
+    """Per-case rows (case, every metric, the 0/1 one-empty flags) and a final ``mean`` row.
+
+    In the ``mean`` row the ``<region>_one_empty`` columns hold the number of such cases.
+    """
+    columns = ["case"] + metric_columns() + count_columns()
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         for row in rows + [dict(mean_metrics(rows), case="mean")]:
-            writer.writerow({c: (row[c] if c == "case" else f"{row[c]:.6f}") for c in columns})
+            writer.writerow({c: (row[c] if c in ["case"] + count_columns() else f"{row[c]:.6f}") for c in columns})

@@ -348,7 +348,7 @@ def test(args, model, data, trained_here=False, log=print):
     metrics.write_csv(csv_path, rows)
     log(f"[test] per-case metrics in {csv_path}")
     means = metrics.mean_metrics(rows)
-    for name in metrics.metric_columns():
+    for name in metrics.metric_columns() + metrics.count_columns():
         print(npu_utils.format_metric_line(name, means[name]))
     print(npu_utils.format_metric_line("test_cases", len(rows)), flush=True)
     return rows

@@ -60,7 +60,28 @@ def test_hd95_in_millimetres():
     assert math.isclose(metrics.hd95(cube, moved, spacing=(2.0, 1.0, 1.0)), 6.0)
     empty = np.zeros_like(cube)
     assert metrics.hd95(empty, empty) == 0.0
-    assert math.isnan(metrics.hd95(cube, empty))
+    # BraTS: a region in exactly one of the masks scores the volume's diagonal, 373.13 mm.
+    assert metrics.hd95(cube, empty) == metrics.hd95(empty, cube) == 373.13
+
+
+def test_hd95_follows_medpy_on_anisotropic_voxels_worked_by_hand():
+    # Two voxels 2 apart along z (2.5 mm voxels) against the first: the pooled
+    # surface distances are [0, 5] one way and [0] the other; NumPy's linear
+    # 95th percentile of [0, 0, 5] is at index 1.9: 0 + 0.9 * 5 = 4.5 mm.
+    pair = _mask((12, 12, 12), np.s_[5, 5, 5], np.s_[5, 5, 7])
+    single = _mask((12, 12, 12), np.s_[5, 5, 5])
+    assert math.isclose(metrics.hd95(pair, single, spacing=(1.0, 1.0, 2.5)), 4.5)
+    # A 7-voxel 3-D plus around (5, 5, 5) against one voxel at (5, 5, 8), voxels
+    # 1 x 1 x 2 mm. The plus's surface is its 6 arms (its centre has all 6 face
+    # neighbours, so the 6-connected erosion of medpy removes it; a 26-connected
+    # one would keep it and give 7.3290). Arm distances to the voxel: 4 x
+    # sqrt(1 + 6^2), 4 (arm z+1), 8 (arm z-1); back from the voxel: 4. Sorted
+    # [4, 4, s, s, s, s, 8] with s = sqrt(37): index 5.7 -> s + 0.7 (8 - s).
+    plus = _mask((12, 12, 12), np.s_[4:7, 5, 5], np.s_[5, 4:7, 5], np.s_[5, 5, 4:7])
+    far = _mask((12, 12, 12), np.s_[5, 5, 8])
+    expected = math.sqrt(37) + 0.7 * (8 - math.sqrt(37))
+    assert math.isclose(metrics.hd95(plus, far, spacing=(1.0, 1.0, 2.0)), expected)
+    assert math.isclose(metrics.hd95(far, plus, spacing=(1.0, 1.0, 2.0)), expected)
 
 
 def test_case_metrics_regions_and_csv(tmp_path):
@@ -72,12 +93,17 @@ def test_case_metrics_regions_and_csv(tmp_path):
     prediction[prediction == 4] = 1  # ET missed entirely, WT and TC still exact
     row = metrics.case_metrics(prediction, truth)
     assert row["wt_dice"] == 1.0 and row["tc_dice"] == 1.0 and row["et_dice"] == 0.0
-    assert math.isnan(row["et_hd95"]) and row["et_sensitivity"] == 0.0
+    assert row["et_hd95"] == 373.13 and row["et_sensitivity"] == 0.0 and row["et_one_empty"] == 1
+    assert row["wt_one_empty"] == row["tc_one_empty"] == 0
     rows = [dict(row, case="a"), dict(metrics.case_metrics(truth, truth), case="b")]
     means = metrics.mean_metrics(rows)
-    assert means["et_dice"] == 0.5 and means["et_hd95"] == 0.0  # the NaN is left out of the mean
+    # The missed ET counts as 373.13 mm: it can only make the mean worse (it was left out as NaN).
+    assert means["et_dice"] == 0.5 and means["et_hd95"] == 373.13 / 2 and means["et_one_empty"] == 1
     path = tmp_path / "metrics.csv"
     metrics.write_csv(str(path), rows)
     written = list(csv.DictReader(path.open()))
     assert [r["case"] for r in written] == ["a", "b", "mean"] and float(written[2]["et_dice"]) == 0.5
-    assert "mean" in metrics.format_table(rows).splitlines()[-1]
+    assert [r["et_one_empty"] for r in written] == ["1", "0", "1"] and written[2]["wt_one_empty"] == "0"
+    table = metrics.format_table(rows).splitlines()
+    assert table[-2].startswith("mean")
+    assert table[-1] == "cases with exactly one empty mask (HD95 373.13 mm): WT 0, TC 0, ET 1 of 2"
