@@ -103,8 +103,11 @@ def read_case_list(path):
 
 
 def write_case_list(path, case_ids):
-    with open(path, "w", encoding="utf-8") as handle:
+    """Write one case id a line, atomically: ranks sharing a --ckpt_path folder never read half a list."""
+    partial = f"{path}.partial{os.getpid()}"
+    with open(partial, "w", encoding="utf-8") as handle:
         handle.writelines(f"{case_id}\n" for case_id in case_ids)
+    os.replace(partial, path)
 
 
 def split_cases(case_ids, data_root, model_dir, seed, train_fraction=0.8):
@@ -216,7 +219,7 @@ def check_cases(cases, skip_bad_cases, need_label=True, workers=2, log=print):
         log(f"bad case {case.case_id}: {'; '.join(problems)}")
     if bad and not skip_bad_cases:
         raise UserError(f"{len(bad)} of {len(cases)} cases are bad (listed above); fix or remove them, "
-                        "or pass --skip_bad_cases to train without them")
+                        "or pass --skip_bad_cases (test/*.sh: --skip_bad_cases=True) to run without them")
     if bad:
         log(f"skipped {len(bad)} bad case(s): {', '.join(case.case_id for case, _ in bad)}")
     return [case for case, problems in zip(cases, results) if not problems]

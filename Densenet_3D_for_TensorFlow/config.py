@@ -22,6 +22,7 @@ The repository's common names are aliases of the same flags: --mode,
 """
 
 import argparse
+import hashlib
 import os
 
 from common import npu_utils
@@ -94,7 +95,8 @@ def build_parser():
     npu_utils.add_bool_flag(parser, "--save_png", help_text="write a PNG per case (slices of FLAIR, prediction, "
                             "truth)", default=True)
     parser.add_argument("--n4_cache_dir", default=None,
-                        help="corrected volumes of read-only case folders (default <model_dir>/n4_cache)")
+                        help="corrected volumes of read-only case folders (default: a folder per data folder in "
+                             "the user's cache, $XDG_CACHE_HOME or ~/.cache, densenet3d_n4/)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="parallel N4 processes and case-check threads (default: CPU count, %(default)s)")
     parser.add_argument("--width_multiplier", type=float, default=1.0,
@@ -133,8 +135,21 @@ def parse_args(argv=None):
     if args.benchmark and args.max_steps == 0:
         args.max_steps = 20
     args.save_path = args.save_path or os.path.join(args.model_dir, "predictions")
-    args.n4_cache_dir = args.n4_cache_dir or os.path.join(args.model_dir, "n4_cache")
+    args.n4_cache_dir = args.n4_cache_dir or default_n4_cache_dir(args.data_path)
     return args
+
+
+def default_n4_cache_dir(data_path, env=None):
+    """Where N4 corrections of a read-only ``data_path`` go: a per-user folder that every run finds again.
+
+    ``$XDG_CACHE_HOME/densenet3d_n4/<name>-<hash of the absolute path>`` (``~/.cache`` when
+    XDG_CACHE_HOME is unset): outside every run folder, so a rerun reuses it.
+    """
+    env = os.environ if env is None else env
+    root = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    data_path = os.path.abspath(data_path)
+    digest = hashlib.sha1(data_path.encode("utf-8")).hexdigest()[:12]
+    return os.path.join(root, "densenet3d_n4", f"{os.path.basename(data_path) or 'data'}-{digest}")
 
 
 def _check_ranges(args):

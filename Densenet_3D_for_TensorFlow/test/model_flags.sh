@@ -17,6 +17,10 @@ centres=200           # tumour and background patch centres per case and epoch, 
 width_multiplier=1.0  # 1.0 is the paper's network; smaller only for smoke tests
 block_size=96         # block inference: largest kept block edge
 seed=1234
+load_path=""          # -lp: initial weights (fine-tuning) from a run folder, checkpoints/ or a prefix
+inference=block       # block | window (the reference's 38^3 windows)
+skip_bad_cases=False  # leave out bad cases (listed) instead of stopping
+n4_cache_dir=""       # corrected volumes of read-only data; empty: main.py's per-user cache folder
 
 # Consumes one model flag; returns 1 when $1 is not one of them.
 model_flag() {
@@ -28,6 +32,11 @@ model_flag() {
     --width_multiplier=*) width_multiplier="${1#*=}" ;;
     --block_size=*) block_size="${1#*=}" ;;
     --seed=*) seed="${1#*=}" ;;
+    --load_path=*) load_path="${1#*=}" ;;
+    --inference=*) inference="${1#*=}" ;;
+    --skip_bad_cases=*) skip_bad_cases="${1#*=}" ;;
+    --skip_bad_cases) skip_bad_cases=True ;;
+    --n4_cache_dir=*) n4_cache_dir="${1#*=}" ;;
     *) return 1 ;;
   esac
 }
@@ -41,6 +50,11 @@ model_help() {
     --width_multiplier=F     network width scale, 1.0 = paper (default ${width_multiplier})
     --block_size=N           block inference: largest kept block edge (default ${block_size})
     --seed=N                 split, sampling and initialisation seed (default ${seed})
+    --load_path=PATH         -lp: initial weights from a run folder, its checkpoints/ or a prefix (default none)
+    --inference=METHOD       block | window (the reference's 38^3 windows) (default ${inference})
+    --skip_bad_cases=True|False  leave out bad cases instead of stopping (default ${skip_bad_cases})
+    --n4_cache_dir=DIR       corrected volumes of read-only data, kept across runs; never inside
+                             test/output/, which every run recreates (default: a per-user cache folder)
 HELP
 }
 
@@ -52,8 +66,22 @@ model_args() {
         -ws "${patch_size}" -hs "${patch_size}" -cs "${patch_size}" -ps "$((patch_size - 26))"
         --tumour_centres="${centres}" --background_centres="${centres}"
         --width_multiplier="${width_multiplier}" --block_size="${block_size}" --seed="${seed}"
-        --model_dir="${run_folder}" --resume="${run_resume}")
+        --model_dir="${run_folder}" --resume="${run_resume}"
+        --inference="${inference}" --skip_bad_cases="${skip_bad_cases}")
   if [ -n "${n4}" ]; then
     args+=(-nc "${n4}")
+  fi
+  if [ -n "${load_path}" ]; then
+    args+=(-lp "$(realpath -m "${load_path}")")  # main.py runs from the model directory
+  fi
+  if [ -n "${n4_cache_dir}" ]; then
+    mkdir -p "${n4_cache_dir}" || exit 1
+    n4_cache_dir="$(cd "${n4_cache_dir}" && pwd)"
+    case "${n4_cache_dir}/" in
+      "${cur_path}/output/"*)
+        echo "[Error] --n4_cache_dir=${n4_cache_dir} is inside ${cur_path}/output, which every run recreates" >&2
+        exit 1 ;;
+    esac
+    args+=(--n4_cache_dir="${n4_cache_dir}")
   fi
 }

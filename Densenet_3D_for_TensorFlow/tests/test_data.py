@@ -183,6 +183,12 @@ def test_patch_dataset_shapes_determinism_and_one_load_per_case_and_epoch(synthe
         np.testing.assert_array_equal(y1, y2)
     other = epoch_batches(1)
     assert not np.array_equal(first[0][0], other[0][0])
+    # A run continued at step 2 of the epoch (after a kill) gets the batches the first run would have.
+    dataset = brats_data.patch_dataset(load_fn, len(cases), num_tumour=3, num_background=3, patch_size=(38, 38, 38),
+                                       label_size=(12, 12, 12), batch_size=4, seed=5, epoch=0).skip(2)
+    for (x1, y1), (x2, y2) in zip(first[2:], dataset):
+        np.testing.assert_array_equal(x1, x2.numpy())
+        np.testing.assert_array_equal(y1, y2.numpy())
 
 
 def test_synthetic_case_format(synthetic_root):
@@ -223,6 +229,17 @@ def test_n4_cache_beside_the_data_and_reused(synthetic_root, tmp_path):
     os.utime(case.path("flair"), ns=(1, 1))
     n4_correction.correct_cases([case], str(tmp_path / "cache"), workers=1, log=lines.append)
     assert lines[-1] == "[n4] wrote 1 corrected volumes"
+
+
+def test_n4_cache_default_is_a_per_user_folder_outside_every_run(tmp_path):
+    import config
+
+    first = config.default_n4_cache_dir(str(tmp_path / "HGG"), env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert first.startswith(str(tmp_path / "cache" / "densenet3d_n4" / "HGG-"))
+    assert config.default_n4_cache_dir(str(tmp_path / "HGG"), env={"XDG_CACHE_HOME": str(tmp_path / "cache")}) == first
+    assert config.default_n4_cache_dir(str(tmp_path / "other" / "HGG"), env={}) != first
+    args = config.parse_args(["-r", str(tmp_path / "HGG"), "--model_dir", str(tmp_path / "run")])
+    assert not args.n4_cache_dir.startswith(str(tmp_path / "run"))
 
 
 def test_n4_cache_folder_when_data_is_read_only(synthetic_root, tmp_path, monkeypatch):

@@ -135,31 +135,47 @@ def test_bad_case_stops_main_with_its_file_named(synthetic_root, tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("error: 1 of ")
 
 
-def test_sigkill_then_continue_resumes_from_the_last_checkpoint(synthetic_root, tmp_path):
-    command = [sys.executable, "main.py", "-r", synthetic_root, "--model_dir", str(tmp_path / "run"), "-nc", "False",
-               "--width_multiplier", "0.1", "-ws", "30", "-hs", "30", "-cs", "30", "-ps", "4",
-               "--tumour_centres", "4", "--background_centres", "4", "--max_steps", "40",
-               "--save_every_steps", "2", "--log_every_steps", "1"]
+def test_sigkilled_script_with_ckpt_path_rerun_finishes_from_its_last_checkpoint(script_repo, synthetic_root,
+                                                                                  tmp_path):
+    # 4 training cases x 2 centres / batch 2: 4 steps per epoch, a checkpoint at each epoch's end.
+    run = tmp_path / "run"
+    command = ["bash", "test/train_full_1p.sh", f"--data_path={synthetic_root}", f"--ckpt_path={run}",
+               "--train_steps=12", "--n4=False", "--centres=1", "--inference=window", "--skip_bad_cases=True",
+               *[flag for flag in TINY_SCRIPT_FLAGS if not flag.startswith("--centres")]]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    process = subprocess.Popen(command, cwd=MODEL_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    # The manager's state file names a checkpoint only after all its files are
-    # written, so wait for that file, not for ckpt-4's own files.
-    state = tmp_path / "run" / "checkpoints" / "checkpoint"
+    env.pop("RANK_SIZE", None)
+    # Its own process group, so SIGKILL reaches the script, the launcher and main.py, as a crash would.
+    process = subprocess.Popen(command, cwd=script_repo, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    # The manager's state file names a checkpoint only after all its files are written.
+    state = run / "checkpoints" / "checkpoint"
 
     def saved_step_4():
         return state.exists() and '"ckpt-4"' in state.read_text()
 
-    deadline = time.time() + 180
+    deadline = time.time() + 300
     while not saved_step_4() and process.poll() is None and time.time() < deadline:
         time.sleep(0.2)
-    process.send_signal(signal.SIGKILL)
+    os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert saved_step_4()
-    result = _run(command + ["--max_steps", "12", "-c", "True"], cwd=MODEL_DIR)
+    result = _run(command, cwd=script_repo)
     assert result.returncode == 0, result.stdout + result.stderr
-    resumed = [line for line in result.stdout.splitlines() if "continuing from" in line]
-    assert resumed, result.stdout
+    log = (script_repo / "test" / "output" / "0" / "train_0.log").read_text()
+    assert "--inference=window --skip_bad_cases=True" in log.splitlines()[0]
+    assert f"from {run}/train.txt and {run}/test.txt" in log  # the first run's split, reused
+    assert f"[flags] from {run}/config.json: --model_name=dense24 --width_multiplier=0.1" in log
+    resumed = [line for line in log.splitlines() if "continuing from" in line]
+    assert resumed, log
     step = int(resumed[0].rsplit("step ", 1)[1].rstrip(")"))
-    assert step >= 4
-    steps = [int(line.split("step=")[1].split()[0]) for line in result.stdout.splitlines() if "TRAIN step=" in line]
+    assert step in (4, 8)
+    steps = [int(line.split("step=")[1].split()[0]) for line in log.splitlines() if "TRAIN step=" in line]
     assert steps[0] == step + 1 and steps[-1] == 12
+    assert "window inference" in log and "Final Train Accuracy" in result.stdout
+    assert (run / "predictions" / "metrics.csv").exists()
+
+
+def test_n4_cache_dir_inside_output_is_refused(script_repo, synthetic_root):
+    result = _run(["bash", "test/train_full_1p.sh", f"--data_path={synthetic_root}",
+                   "--n4_cache_dir=test/output/n4"], cwd=script_repo)
+    assert result.returncode == 1 and "every run recreates" in result.stderr
