@@ -110,56 +110,89 @@ def write_case_list(path, case_ids):
     os.replace(partial, path)
 
 
+# The reference's case lists (168 train, 42 test HGG cases of BraTS 2017), shipped with the model.
+REFERENCE_SPLIT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference_split")
+
+
+def _read_lists(folder, case_ids, data_root):
+    """(train_ids, test_ids, where) from ``folder``'s train.txt/test.txt, or None when it has neither.
+
+    Either list alone means the other is the remaining cases.
+    """
+    known = set(case_ids)
+    lists = {name: os.path.join(folder, f"{name}.txt") for name in ("train", "test")}
+    present = {name: path for name, path in lists.items() if os.path.isfile(path)}
+    if not present:
+        return None
+    chosen = {}
+    for name, path in present.items():
+        ids = read_case_list(path)
+        unknown = [case_id for case_id in ids if case_id not in known]
+        if unknown:
+            raise UserError(f"{path}: case(s) not found in {data_root}: {', '.join(unknown[:5])}"
+                            + (" ..." if len(unknown) > 5 else ""))
+        twice = sorted({case_id for case_id in ids if ids.count(case_id) > 1})
+        if twice:
+            raise UserError(f"{path}: case(s) listed twice: {', '.join(twice[:5])}")
+        chosen[name] = ids
+    both = sorted(set(chosen.get("train", ())) & set(chosen.get("test", ())))
+    if both:
+        raise UserError(f"{present['train']} and {present['test']} share case(s): {', '.join(both[:5])}"
+                        + (" ..." if len(both) > 5 else ""))
+    if "train" not in chosen:
+        chosen["train"] = [c for c in case_ids if c not in set(chosen["test"])]
+    if "test" not in chosen:
+        chosen["test"] = [c for c in case_ids if c not in set(chosen["train"])]
+    return chosen["train"], chosen["test"], " and ".join(present.values())
+
+
+def reference_split():
+    """The reference's (train_ids, test_ids): 168 and 42 BraTS 2017 HGG cases."""
+    return tuple(read_case_list(os.path.join(REFERENCE_SPLIT_DIR, f"{name}.txt")) for name in ("train", "test"))
+
+
+def _is_reference(train_ids, test_ids):
+    reference_train, reference_test = reference_split()
+    return set(train_ids) == set(reference_train) and set(test_ids) == set(reference_test)
+
+
 def split_cases(case_ids, data_root, model_dir, seed, train_fraction=0.8):
     """Choose the training and test cases.
 
-    In order of precedence: ``train.txt`` / ``test.txt`` in ``data_root`` (either
-    alone means the other is the remaining cases); the lists an earlier run wrote
-    to ``model_dir``; else a seeded ``train_fraction`` split, written to
+    In order of precedence: ``train.txt`` / ``test.txt`` in ``data_root``; the
+    lists an earlier run wrote to ``model_dir``; the reference split
+    (``reference_split/``) when ``data_root`` holds all 210 of its cases; else
+    a seeded ``train_fraction`` split. The last two are written to
     ``model_dir/train.txt`` and ``model_dir/test.txt``.
 
     Returns:
-      (train_ids, test_ids, where) with ``where`` saying which source was used.
+      (train_ids, test_ids, where) with ``where`` saying which source was
+      used, and "(the reference split)" when the lists are the reference's.
     Raises:
       UserError: a list names a case that is not in ``data_root`` or names a
         case twice, or the two lists share a case (it would be tested on
         after being trained on).
     """
-    known = set(case_ids)
     for folder in (data_root, model_dir):
-        lists = {name: os.path.join(folder, f"{name}.txt") for name in ("train", "test")}
-        present = {name: path for name, path in lists.items() if os.path.isfile(path)}
-        if not present:
-            continue
-        chosen = {}
-        for name, path in present.items():
-            ids = read_case_list(path)
-            unknown = [case_id for case_id in ids if case_id not in known]
-            if unknown:
-                raise UserError(f"{path}: case(s) not found in {data_root}: {', '.join(unknown[:5])}"
-                                + (" ..." if len(unknown) > 5 else ""))
-            twice = sorted({case_id for case_id in ids if ids.count(case_id) > 1})
-            if twice:
-                raise UserError(f"{path}: case(s) listed twice: {', '.join(twice[:5])}")
-            chosen[name] = ids
-        both = sorted(set(chosen.get("train", ())) & set(chosen.get("test", ())))
-        if both:
-            raise UserError(f"{present['train']} and {present['test']} share case(s): {', '.join(both[:5])}"
-                            + (" ..." if len(both) > 5 else ""))
-        if "train" not in chosen:
-            chosen["train"] = [c for c in case_ids if c not in set(chosen["test"])]
-        if "test" not in chosen:
-            chosen["test"] = [c for c in case_ids if c not in set(chosen["train"])]
-        return chosen["train"], chosen["test"], " and ".join(present.values())
-    order = np.random.default_rng(seed).permutation(len(case_ids))
-    num_train = len(case_ids) if len(case_ids) < 2 else min(len(case_ids) - 1,
-                                                            max(1, round(train_fraction * len(case_ids))))
-    train_ids = sorted(case_ids[i] for i in order[:num_train])
-    test_ids = sorted(case_ids[i] for i in order[num_train:])
+        chosen = _read_lists(folder, case_ids, data_root)
+        if chosen:
+            train_ids, test_ids, where = chosen
+            return train_ids, test_ids, where + (" (the reference split)" if _is_reference(train_ids, test_ids) else "")
+    train_ids, test_ids = reference_split()
+    unused = len(set(case_ids) - set(train_ids) - set(test_ids))
+    where = (f"the reference split ({REFERENCE_SPLIT_DIR}/train.txt, test.txt"
+             + (f"; {unused} other case(s) of {data_root} unused)" if unused else ")"))
+    if not set(train_ids + test_ids) <= set(case_ids):
+        order = np.random.default_rng(seed).permutation(len(case_ids))
+        num_train = len(case_ids) if len(case_ids) < 2 else min(len(case_ids) - 1,
+                                                                max(1, round(train_fraction * len(case_ids))))
+        train_ids = sorted(case_ids[i] for i in order[:num_train])
+        test_ids = sorted(case_ids[i] for i in order[num_train:])
+        where = f"a seeded {train_fraction:.0%} split (--seed) written to {model_dir}/train.txt, test.txt"
     os.makedirs(model_dir, exist_ok=True)
     write_case_list(os.path.join(model_dir, "train.txt"), train_ids)
     write_case_list(os.path.join(model_dir, "test.txt"), test_ids)
-    return train_ids, test_ids, f"a seeded {train_fraction:.0%} split written to {model_dir}/train.txt, test.txt"
+    return train_ids, test_ids, where
 
 
 def check_case(case, need_label=True):

@@ -21,7 +21,7 @@ by sub-region as they do in MRI. Noise and a smooth multiplicative bias field
 (a low-order polynomial, different per modality) are added, so N4 has
 something to remove.
 
-CLI:  python synthetic_brats.py --out DIR --cases 4 --shape 48 48 40 [--seed 0] [--dtype int16]
+CLI:  python synthetic_brats.py --out DIR --cases 4 --shape 48 48 40 [--seed 0] [--dtype int16] [--names LIST]
 """
 
 import argparse
@@ -104,18 +104,18 @@ def case_affine():
     return np.array([[-1.0, 0, 0, 0], [0, -1.0, 0, 239.0], [0, 0, 1.0, 0], [0, 0, 0, 1]])
 
 
-def write_dataset(out_dir, num_cases, shape, seed=0, dtype="int16", prefix="Synth"):
+def write_dataset(out_dir, num_cases, shape, seed=0, dtype="int16", prefix="Synth", case_ids=None):
     """Write ``num_cases`` case folders into ``out_dir``; returns the case ids.
 
+    ``case_ids`` names the cases (e.g. the reference split's BraTS 2017 ids;
+    ``num_cases`` is then ignored), else they are ``<prefix>_001``, ...
     Cases already present (all five files) are left as they are, so reruns are cheap.
     """
     rng = np.random.default_rng(seed)
     affine = case_affine()
-    case_ids = []
-    for index in range(num_cases):
+    case_ids = list(case_ids) if case_ids else [f"{prefix}_{index + 1:03d}" for index in range(num_cases)]
+    for case_id in case_ids:
         case_rng = np.random.default_rng(rng.integers(2**63))
-        case_id = f"{prefix}_{index + 1:03d}"
-        case_ids.append(case_id)
         folder = os.path.join(out_dir, case_id)
         paths = {m: os.path.join(folder, f"{case_id}_{m}.nii.gz") for m in MODALITIES + ("seg",)}
         if all(os.path.exists(p) for p in paths.values()):
@@ -138,10 +138,17 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
     parser.add_argument("--dtype", choices=("int16", "float32"), default="int16",
                         help="modality voxel type (default %(default)s)")
+    parser.add_argument("--names", default=None,
+                        help="a case list (one id a line) naming the cases instead of --cases, e.g. "
+                             "reference_split/train.txt and test.txt concatenated")
     args = parser.parse_args(argv)
     if args.cases < 1 or min(args.shape) < 24:
         parser.error("--cases must be at least 1 and every --shape value at least 24")
-    ids = write_dataset(args.out, args.cases, args.shape, args.seed, args.dtype)
+    names = None
+    if args.names:
+        with open(args.names, encoding="utf-8-sig") as handle:
+            names = [line.strip() for line in handle if line.strip()]
+    ids = write_dataset(args.out, args.cases, args.shape, args.seed, args.dtype, case_ids=names)
     print(f"{len(ids)} synthetic cases of shape {tuple(args.shape)} in {args.out}")
     return 0
 

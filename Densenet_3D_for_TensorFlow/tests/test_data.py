@@ -82,6 +82,28 @@ def test_split_from_lists_seeded_and_written(tmp_path):
         brats_data.split_cases(ids, str(data_root), str(model_dir), seed=3)
 
 
+def test_reference_split_used_by_itself_on_a_folder_of_its_210_cases(tmp_path):
+    import config
+    import runner
+
+    train_ids, test_ids = brats_data.reference_split()
+    assert len(train_ids) == 168 and len(test_ids) == 42 and len(set(train_ids + test_ids)) == 210
+    root, run = tmp_path / "HGG", tmp_path / "run"
+    synthetic_brats.write_dataset(str(root), 0, (24, 24, 24), case_ids=train_ids + test_ids)
+    args = config.parse_args(["-r", str(root), "--mode", "test", "--model_dir", str(run), "-nc", "False"])
+    lines = []
+    data = runner.prepare_data(args, ctx=None, log=lines.append)
+    assert [case.case_id for case in data.test_cases] == test_ids
+    assert lines[0].startswith("[data] 168 training and 42 test cases from the reference split ("), lines
+    # The run folder records it; later runs there say it is still the reference split.
+    assert brats_data.read_case_list(str(run / "test.txt")) == test_ids
+    assert brats_data.split_cases(train_ids + test_ids, str(root), str(run), seed=0)[2].endswith(
+        "(the reference split)")
+    # Without one of its cases the folder gets the seeded split, and says so.
+    where = brats_data.split_cases(train_ids[1:] + test_ids, str(root), str(tmp_path / "run2"), seed=0)[2]
+    assert where.startswith("a seeded 80% split")
+
+
 def _save_like(path, data, reference):
     nib.save(nib.Nifti1Image(data, nib.load(reference).affine), path)
 
