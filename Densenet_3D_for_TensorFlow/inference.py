@@ -79,7 +79,8 @@ def predict_labels(predict_fn, image, method="block", max_block=122, window_batc
         :func:`tf_models.inference_twin` (same logits, less work).
       image: (X, Y, Z, 4) float32, normalised (background 0).
       method: 'block' (every head voxel, run over the head's bounding box only)
-        or 'window' (the reference's 38^3 windows; border voxels stay 0).
+        or 'window' (the reference's 38^3 windows on its 3,564-window grid:
+        every voxel at least 13 from the border; the border stays 0).
       max_block, window_batch: see :func:`predict_blocks` and :func:`predict_windows`.
     Returns:
       (X, Y, Z) uint8 labels in {0, 1, 2, 4}.
@@ -134,14 +135,25 @@ def predict_blocks(predict_fn, image, max_block=122):
     return logits[: shape[0], : shape[1], : shape[2]]
 
 
+def axis_corners(size, window=38, stride=12):
+    """The reference's window corners on one axis: ``min(stride * i, size - window)`` for
+    i = 0 .. ceil((size - window) / stride); the last is clamped, so its window overlaps the one before.
+
+    240 voxels: 0, 12, ..., 192, 202 (18 corners); 155: 0, 12, ..., 108, 117 (11). None when size < window.
+    """
+    if size < window:
+        return []
+    return [min(stride * i, size - window) for i in range(math.ceil((size - window) / stride) + 1)]
+
+
 def window_corners(shape, window=38, stride=12):
-    """The reference's window corners: every ``stride`` voxels while the window fits in the volume."""
-    axes = [range(0, size - window + 1, stride) for size in shape]
+    """All corners of the reference's grid: 18 x 18 x 11 = 3,564 on 240x240x155, as (N, 3) int64."""
+    axes = [axis_corners(size, window, stride) for size in shape]
     return np.array(list(itertools.product(*axes)), np.int64).reshape(-1, 3)
 
 
 def nonzero_window_corners(image, window=38, stride=12):
-    """The corners of the windows with a non-zero input voxel: the ones the reference meant to run."""
+    """The corners of the grid's windows with a non-zero input voxel: the ones the reference meant to run."""
     corners = window_corners(image.shape[:3], window, stride)
     inside = head_mask(image)
     keep = [inside[x:x + window, y:y + window, z:z + window].any() for x, y, z in corners]
@@ -149,12 +161,18 @@ def nonzero_window_corners(image, window=38, stride=12):
 
 
 def predict_windows(predict_fn, image, window=38, batch_size=8, corners=None):
-    """The reference method: 38^3 windows at stride 12, each giving its 12^3 centre.
+    """The reference method: 38^3 windows on the reference's grid, each adding its logits over its 12^3 centre.
 
-    As the reference meant to (its test inverted), windows whose input is all 0
-    are skipped: their centre lies outside the head. Like the reference, voxels
-    closer than 13 to the border (or past the last full stride) get no window
-    and stay 0.
+    The grid (:func:`window_corners`) is the reference's, clamped last window
+    included, so the windows' centres cover every voxel at least 13 from the
+    border; where the last two windows of an axis overlap their logits add,
+    as in the reference. Voxels within 13 of the border get no window.
+    Window skipping differs from the reference in one way: the reference
+    meant to skip windows whose input is all 0 but, by an operator-precedence
+    slip, skips the windows with no zero voxel; this skips the all-zero
+    windows (their centre is outside the head, background by definition)
+    and runs every other one, so its logits equal the reference's wherever
+    the reference runs a window.
 
     Args:
       predict_fn: see :func:`make_predict_fn`.
@@ -163,12 +181,12 @@ def predict_windows(predict_fn, image, window=38, batch_size=8, corners=None):
       batch_size: windows per network call.
       corners: optional subset of :func:`nonzero_window_corners` (for timing).
     Returns:
-      ((X, Y, Z, 5) logits, (X, Y, Z) bool mask of the voxels a window covered).
+      ((X, Y, Z, 5) summed logits, (X, Y, Z) uint8 count of the windows that covered each voxel).
     """
     centre = window - 2 * CROP_MARGIN
     corners = nonzero_window_corners(image, window, centre) if corners is None else corners
     logits = np.zeros(image.shape[:3] + (5,), np.float32)
-    covered = np.zeros(image.shape[:3], bool)
+    counts = np.zeros(image.shape[:3], np.uint8)
     for first in range(0, len(corners), batch_size):
         chunk = corners[first:first + batch_size]
         batch = np.stack([image[x:x + window, y:y + window, z:z + window] for x, y, z in chunk])
@@ -177,8 +195,8 @@ def predict_windows(predict_fn, image, window=38, batch_size=8, corners=None):
             kept = (slice(x + CROP_MARGIN, x + CROP_MARGIN + centre), slice(y + CROP_MARGIN, y + CROP_MARGIN + centre),
                     slice(z + CROP_MARGIN, z + CROP_MARGIN + centre))
             logits[kept] += output
-            covered[kept] = True
-    return logits, covered
+            counts[kept] += 1
+    return logits, counts
 
 
 def save_prediction(path, labels, affine, header):

@@ -49,10 +49,13 @@ def volume():
 
 def test_block_inference_equals_window_inference_where_windows_reach(predict_fn, twin_fn, volume):
     block_logits = inference.predict_blocks(twin_fn, volume, max_block=20)
-    window_logits, covered = inference.predict_windows(predict_fn, volume, batch_size=4)
-    # 38^3 windows at stride 12 cover voxels 13 .. 13 + 12k on each axis.
-    assert covered.sum() == 24 * 12 * 12 and covered[13:37, 13:25, 13:25].all()
-    np.testing.assert_allclose(block_logits[covered], window_logits[covered], atol=2e-4)
+    window_logits, counts = inference.predict_windows(predict_fn, volume, batch_size=4)
+    # The reference grid's clamped last windows (x 0, 12, 14; y 0, 8; z 0, 2) cover
+    # every voxel at least 13 from the border; where two overlap, their logits add.
+    covered = counts > 0
+    assert covered.sum() == 26 * 20 * 14 and covered[13:39, 13:33, 13:27].all()
+    assert counts.max() == 8 and counts[30, 22, 16] == 8 and counts[13, 13, 13] == 1
+    np.testing.assert_allclose(block_logits[covered] * counts[covered][:, None], window_logits[covered], atol=4e-4)
     np.testing.assert_array_equal(inference.logits_to_labels(block_logits[covered]),
                                   inference.logits_to_labels(window_logits[covered]))
 
@@ -71,7 +74,8 @@ def test_whole_case_labels_agree_and_are_background_outside_the_head(predict_fn,
     image[:6] = 0
     block = inference.predict_labels(twin_fn, image, "block", max_block=20)
     window = inference.predict_labels(predict_fn, image, "window", window_batch=4)
-    _, covered = inference.predict_windows(predict_fn, image, batch_size=4)
+    _, counts = inference.predict_windows(predict_fn, image, batch_size=4)
+    covered = counts > 0
     inside = inference.head_mask(image)
     assert covered.any()
     np.testing.assert_array_equal(block[covered], window[covered])
@@ -81,12 +85,19 @@ def test_whole_case_labels_agree_and_are_background_outside_the_head(predict_fn,
 
 def test_window_inference_skips_windows_with_an_all_zero_input(predict_fn, volume):
     image = volume.copy()
-    image[12:] = 0  # of the windows at x = 0 and x = 12, the second sees only zeros
+    image[12:] = 0  # of the windows at x = 0, 12 and 14, the last two see only zeros
     corners = inference.window_corners(image.shape[:3])
     kept = inference.nonzero_window_corners(image)
-    assert len(corners) == 2 and kept.tolist() == [[0, 0, 0]]
-    _, covered = inference.predict_windows(predict_fn, image, batch_size=4)
-    assert covered.sum() == len(kept) * 12 ** 3
+    assert len(corners) == 3 * 2 * 2 and kept.tolist() == [[0, 0, 0], [0, 0, 2], [0, 8, 0], [0, 8, 2]]
+    _, counts = inference.predict_windows(predict_fn, image, batch_size=4)
+    assert (counts > 0).sum() == 12 * 20 * 14
+
+
+def test_window_grid_is_the_references():
+    assert inference.axis_corners(240) == list(range(0, 193, 12)) + [202]
+    assert inference.axis_corners(155) == list(range(0, 109, 12)) + [117]
+    assert inference.axis_corners(50) == [0, 12] and inference.axis_corners(37) == []
+    assert len(inference.window_corners((240, 240, 155))) == 3564
 
 
 def test_block_layout():
