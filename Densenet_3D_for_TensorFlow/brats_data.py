@@ -195,11 +195,67 @@ def split_cases(case_ids, data_root, model_dir, seed, train_fraction=0.8):
     return train_ids, test_ids, where
 
 
+# How far a case's files may disagree on their grid: BraTS volumes share one
+# grid, but headers written by different tools differ in float rounding.
+GEOMETRY_TOLERANCES = {"spacing": 1e-3, "origin": 1e-2, "direction": 1e-3}  # mm, mm, unit-vector components
+
+
+def voxels(image):
+    """The voxel array of a nibabel image; a 4-D volume with a last axis of 1 is squeezed to (X, Y, Z)."""
+    data = np.asanyarray(image.dataobj)
+    return data[..., 0] if data.ndim == 4 and data.shape[-1] == 1 else data
+
+
+def geometry(affine):
+    """``{"spacing", "origin", "direction"}`` of a 4x4 voxel-to-world affine: column norms (mm), the
+    translation (mm) and the unit axis vectors."""
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    return {"spacing": spacing, "origin": affine[:3, 3], "direction": affine[:3, :3] / spacing}
+
+
+def _rounded(values):
+    return tuple(round(float(v), 4) for v in np.ravel(values))
+
+
+def _file_problems(path, kind, reference):
+    """Problems of one file; ``reference`` holds the case's first readable file (filled in by the first call)."""
+    try:
+        image = nib.load(path)
+        data = voxels(image)
+    except Exception as error:  # nibabel raises many types for a damaged file
+        return [f"{path}: cannot be read as NIfTI ({error.__class__.__name__}: {error})"]
+    if data.ndim != 3:
+        return [f"{path}: is {data.ndim}-D with shape {data.shape}, expected a 3-D volume"]
+    problems = []
+    grid = dict(geometry(image.affine), shape=data.shape)
+    if not reference:
+        reference.update(grid, kind=kind)
+    if data.shape != reference["shape"]:
+        problems.append(f"{path}: shape {data.shape} differs from the {reference['kind']} volume's "
+                        f"{reference['shape']}")
+    for name, tolerance in GEOMETRY_TOLERANCES.items():
+        if not np.allclose(grid[name], reference[name], rtol=0, atol=tolerance):
+            problems.append(f"{path}: {name} {_rounded(grid[name])} differs from the {reference['kind']} "
+                            f"volume's {_rounded(reference[name])}")
+    if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all():
+        problems.append(f"{path}: has {int((~np.isfinite(data)).sum())} NaN or infinite voxels")
+    elif kind in IMAGE_KINDS and data.min() == data.max():
+        problems.append(f"{path}: every voxel is {data.min()}: an empty or constant {kind} volume")
+    if kind == "seg":
+        bad = [v for v in np.unique(data).tolist() if v not in VALID_LABELS]
+        if bad:
+            problems.append(f"{path}: label values {bad[:6]} outside {{0, 1, 2, 4}}")
+    return problems
+
+
 def check_case(case, need_label=True):
     """Everything wrong with one case, as ``"<file>: <problem>"`` strings (empty when it is fine).
 
-    Checks: each file present once, readable, 3-D, the same shape across
-    modalities and label, finite values, labels within {0, 1, 2, 4}.
+    Checks: each file present once, readable, 3-D (a 4-D volume with a last
+    axis of 1 counts as 3-D), the same shape, spacing, origin and direction as
+    the case's first file (within :data:`GEOMETRY_TOLERANCES`), finite values,
+    no all-zero or constant modality, labels within {0, 1, 2, 4}. Each message
+    names the file and, for a mismatch, both values.
     """
     kinds = FILE_KINDS if need_label else IMAGE_KINDS
     problems = []
@@ -211,29 +267,9 @@ def check_case(case, need_label=True):
             problems.append(f"{paths[0]}: more than one {kind} file ({', '.join(map(os.path.basename, paths))})")
     if problems:
         return problems
-    reference_shape = None
+    reference = {}
     for kind in kinds:
-        path = case.path(kind)
-        try:
-            data = np.asanyarray(nib.load(path).dataobj)
-        except Exception as error:  # nibabel raises many types for a damaged file
-            problems.append(f"{path}: cannot be read as NIfTI ({error.__class__.__name__}: {error})")
-            continue
-        if data.ndim != 3:
-            problems.append(f"{path}: is {data.ndim}-D with shape {data.shape}, expected a 3-D volume")
-            continue
-        if reference_shape is None:
-            reference_shape = (kind, data.shape)
-        elif data.shape != reference_shape[1]:
-            problems.append(f"{path}: shape {data.shape} differs from the {reference_shape[0]} "
-                            f"volume's {reference_shape[1]}")
-        if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all():
-            problems.append(f"{path}: has {int((~np.isfinite(data)).sum())} NaN or infinite voxels")
-        if kind == "seg":
-            values = np.unique(data)
-            bad = [v for v in values.tolist() if v not in VALID_LABELS]
-            if bad:
-                problems.append(f"{path}: label values {bad[:6]} outside {{0, 1, 2, 4}}")
+        problems += _file_problems(case.path(kind), kind, reference)
     return problems
 
 
@@ -296,10 +332,10 @@ def load_case(case, image_paths=None, with_label=True):
     """
     image_paths = image_paths or {kind: case.path(kind) for kind in IMAGE_KINDS}
     flair = nib.load(case.path("flair"))
-    channels = [normalise(np.asanyarray(nib.load(image_paths[kind]).dataobj)) for kind in CHANNELS]
+    channels = [normalise(voxels(nib.load(image_paths[kind]))) for kind in CHANNELS]
     label = None
     if with_label:
-        label = np.asanyarray(nib.load(case.path("seg")).dataobj).astype(np.uint8)
+        label = voxels(nib.load(case.path("seg"))).astype(np.uint8)
     return LoadedCase(case_id=case.case_id, image=np.stack(channels, axis=-1), label=label,
                       affine=flair.affine, header=flair.header,
                       spacing=tuple(float(s) for s in flair.header.get_zooms()[:3]))

@@ -110,10 +110,10 @@ def _save_like(path, data, reference):
 
 def test_every_kind_of_bad_case_is_named_with_its_file(synthetic_root, tmp_path):
     make = {name: _copy_case(synthetic_root, "Synth_001", tmp_path / name, "Synth_001")
-            for name in ("missing", "shape", "dims", "nan", "labels", "good")}
+            for name in ("missing", "shape", "dims", "nan", "labels", "spacing", "origin", "constant", "good")}
     os.remove(os.path.join(make["missing"], "Synth_001_t1ce.nii.gz"))
     t2 = os.path.join(make["shape"], "Synth_001_t2.nii.gz")
-    _save_like(t2, np.zeros((40, 40, 30), np.int16), t2)
+    _save_like(t2, np.arange(40 * 40 * 30, dtype=np.int16).reshape(40, 40, 30), t2)
     flair = os.path.join(make["dims"], "Synth_001_flair.nii.gz")
     _save_like(flair, np.zeros((40, 40, 36, 2), np.int16), flair)
     t1 = os.path.join(make["nan"], "Synth_001_t1.nii.gz")
@@ -124,7 +124,22 @@ def test_every_kind_of_bad_case_is_named_with_its_file(synthetic_root, tmp_path)
     label = np.asanyarray(nib.load(seg).dataobj).copy()
     label[label == 4] = 3
     _save_like(seg, label, seg)
+    seg = os.path.join(make["spacing"], "Synth_001_seg.nii.gz")
+    image = nib.load(seg)
+    nib.save(nib.Nifti1Image(np.asanyarray(image.dataobj), image.affine @ np.diag([1.0, 1.0, 2.0, 1.0])), seg)
+    t1 = os.path.join(make["origin"], "Synth_001_t1.nii.gz")
+    image = nib.load(t1)
+    moved = image.affine.copy()
+    moved[:3, 3] += (0.0, 0.5, 0.0)
+    nib.save(nib.Nifti1Image(np.asanyarray(image.dataobj), moved), t1)
+    t1ce = os.path.join(make["constant"], "Synth_001_t1ce.nii.gz")
+    _save_like(t1ce, np.zeros((40, 40, 36), np.int16), t1ce)
     expected = {"missing": ("Synth_001_t1ce.nii.gz", "missing"), "shape": ("Synth_001_t2.nii.gz", "differs"),
+                "spacing": ("Synth_001_seg.nii.gz",
+                            "spacing (1.0, 1.0, 2.0) differs from the flair volume's (1.0, 1.0, 1.0)"),
+                "origin": ("Synth_001_t1.nii.gz",
+                           "origin (0.0, 239.5, 0.0) differs from the flair volume's (0.0, 239.0, 0.0)"),
+                "constant": ("Synth_001_t1ce.nii.gz", "every voxel is 0: an empty or constant t1ce volume"),
                 "dims": ("Synth_001_flair.nii.gz", "4-D"), "nan": ("Synth_001_t1.nii.gz", "NaN"),
                 "labels": ("Synth_001_seg.nii.gz", "[3]")}
     for name, (filename, problem) in expected.items():
@@ -137,6 +152,18 @@ def test_every_kind_of_bad_case_is_named_with_its_file(synthetic_root, tmp_path)
     assert len(lines) == 1 and "Synth_001_seg.nii.gz" in lines[0]
     kept = brats_data.check_cases(cases, skip_bad_cases=True, log=lines.append)
     assert kept == cases[:1] and "skipped 1" in lines[-1]
+
+
+def test_a_4d_volume_with_a_last_axis_of_1_is_read_as_3d(synthetic_root, tmp_path):
+    folder = _copy_case(synthetic_root, "Synth_003", tmp_path)
+    for kind in ("flair", "seg"):
+        path = os.path.join(folder, f"Synth_003_{kind}.nii.gz")
+        image = nib.load(path)
+        nib.save(nib.Nifti1Image(np.asanyarray(image.dataobj)[..., None], image.affine), path)
+    case = brats_data.scan_case(folder)
+    assert brats_data.check_case(case) == []
+    loaded = brats_data.load_case(case)
+    assert loaded.image.shape == (40, 40, 36, 4) and loaded.label.shape == (40, 40, 36)
 
 
 def test_normalise_non_zero_voxels_only():
