@@ -19,10 +19,12 @@ the extension. Segmentation: ``<data_path>/{train,validation}/images/`` and
 ``.../masks/``, an image and its mask sharing the file name stem; masks are
 single-channel PNGs of class indices (grey values or palette indices), 255 = ignore.
 
-Every problem raises :class:`UserError` naming the folder or file.
+Every problem raises :class:`UserError` naming the folder or file. Image
+files are not opened here: they are checked when the input pipeline decodes
+them (data_loading/pipeline.DecodeChecker), so a run does not read every
+image before its first step.
 """
 
-import concurrent.futures
 import dataclasses
 import os
 
@@ -34,8 +36,6 @@ from common.npu_utils import UserError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 VALIDATION_FOLDERS = ("validation", "eval")
 IGNORE_LABEL = 255
-# A JPEG is checked by decoding it at reduced scale: every byte is still read.
-_CHECK_SIZE = (64, 64)
 
 
 @dataclasses.dataclass
@@ -52,48 +52,17 @@ class Split:
 
 @dataclasses.dataclass
 class Dataset:
-    """The checked dataset: both splits, the class names and skipped files."""
+    """The checked file lists: both splits and the class names."""
 
     train: Split
     validation: Split
     class_names: list
-    skipped: list = dataclasses.field(default_factory=list)
 
 
 def _image_files(folder):
     return sorted(os.path.join(folder, name) for name in os.listdir(folder)
                   if name.lower().endswith(IMAGE_EXTENSIONS)
                   and os.path.isfile(os.path.join(folder, name)))
-
-
-def check_image(path):
-    """Why ``path`` cannot be used as an image (a sentence), or None when it decodes."""
-    try:
-        with Image.open(path) as image:
-            if image.format not in ("JPEG", "PNG"):
-                return f"is {image.format}, not JPEG or PNG"
-            image.draft("RGB", _CHECK_SIZE)
-            image.load()
-    except Exception as error:  # PIL raises many types for broken files.
-        return f"cannot be decoded ({type(error).__name__}: {error})"
-    return None
-
-
-def _filter_readable(paths, skip_bad_images, workers=8):
-    """The readable ``paths`` and the list of ``(path, reason)`` skipped.
-
-    Raises:
-      UserError: an unreadable image and ``skip_bad_images`` is False.
-    """
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        reasons = list(pool.map(check_image, paths))
-    bad = [(path, reason) for path, reason in zip(paths, reasons) if reason]
-    if bad and not skip_bad_images:
-        path, reason = bad[0]
-        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
-        raise UserError(f"image {path} {reason}{more}; fix or remove it, or pass "
-                        "--skip_bad_images to skip unreadable images and list them")
-    return [path for path, reason in zip(paths, reasons) if not reason], bad
 
 
 def split_folders(data_path):
@@ -133,34 +102,29 @@ def scan_class_folder(root):
     return class_names, files
 
 
-def load_class_split(root, skip_bad_images=False):
-    """One split of class folders: ``(Split, class_names, skipped)``.
+def load_class_split(root):
+    """One split of class folders: ``(Split, class_names)``.
 
     Raises:
-      UserError: see :func:`scan_class_folder`, or an unreadable image.
+      UserError: see :func:`scan_class_folder`.
     """
     class_names, files = scan_class_folder(root)
-    paths, labels, skipped = [], [], []
+    paths, labels = [], []
     for index, name in enumerate(class_names):
-        good, bad = _filter_readable(files[name], skip_bad_images)
-        skipped += bad
-        if not good:
-            raise UserError(f"class folder {os.path.join(root, name)} has no readable images")
-        paths += good
-        labels += [index] * len(good)
-    return Split(paths, labels), class_names, skipped
+        paths += files[name]
+        labels += [index] * len(files[name])
+    return Split(paths, labels), class_names
 
 
-def load_classification(train_dir, validation_dir, skip_bad_images=False):
-    """Find, check and label the images of both splits.
+def load_classification(train_dir, validation_dir):
+    """Find and label the images of both splits.
 
     Args:
       train_dir, validation_dir: folders of class sub-folders.
-      skip_bad_images: skip unreadable images (listed in ``skipped``) instead of failing.
     Returns:
       :class:`Dataset`; labels index the sorted class names.
     Raises:
-      UserError: see :func:`scan_class_folder`, different class sets, an unreadable image.
+      UserError: see :func:`scan_class_folder`, or different class sets.
     """
     class_names, _ = scan_class_folder(train_dir)
     val_names, _ = scan_class_folder(validation_dir)
@@ -169,12 +133,12 @@ def load_classification(train_dir, validation_dir, skip_bad_images=False):
         only_val = sorted(set(val_names) - set(class_names))
         raise UserError(f"{train_dir} and {validation_dir} have different classes: "
                         f"only in train {only_train}, only in validation {only_val}")
-    train, _, skipped_train = load_class_split(train_dir, skip_bad_images)
-    validation, _, skipped_val = load_class_split(validation_dir, skip_bad_images)
-    return Dataset(train, validation, class_names, skipped_train + skipped_val)
+    train, _ = load_class_split(train_dir)
+    validation, _ = load_class_split(validation_dir)
+    return Dataset(train, validation, class_names)
 
 
-def _pair_folder(split_dir, num_classes, skip_bad_images):
+def _pair_folder(split_dir, num_classes):
     image_dir, mask_dir = os.path.join(split_dir, "images"), os.path.join(split_dir, "masks")
     for folder in (image_dir, mask_dir):
         if not os.path.isdir(folder):
@@ -188,19 +152,14 @@ def _pair_folder(split_dir, num_classes, skip_bad_images):
         no_image = sorted(masks.keys() - images.keys())[:5]
         raise UserError(f"{image_dir} and {mask_dir} must hold the same file names: "
                         f"images without a mask {no_mask}, masks without an image {no_image}")
-    stems = sorted(images)
-    good_images, bad = _filter_readable([images[s] for s in stems], skip_bad_images)
-    good = set(good_images)
     paths, labels = [], []
-    for stem in stems:
-        if images[stem] not in good:
-            continue
+    for stem in sorted(images):
         problem = check_mask(masks[stem], images[stem], num_classes)
         if problem:
             raise UserError(problem)
         paths.append(images[stem])
         labels.append(masks[stem])
-    return Split(paths, labels), bad
+    return Split(paths, labels)
 
 
 def read_mask(path):
@@ -215,18 +174,33 @@ def read_mask(path):
         return np.asarray(mask, dtype=np.uint8)
 
 
-def check_mask(mask_path, image_path, num_classes):
-    """Why a mask does not fit its image (a sentence naming the files), or None."""
+def _image_size(path):
+    """(width, height) from the image's header, or None when it has none (decoding will name the file)."""
     try:
-        with Image.open(mask_path) as mask, Image.open(image_path) as image:
+        with Image.open(path) as image:
+            return image.size
+    except OSError:
+        return None
+
+
+def check_mask(mask_path, image_path, num_classes):
+    """Why a mask does not fit its image (a sentence naming the files), or None.
+
+    The mask is decoded (its values are checked); the image only has its
+    header read, for its size.
+    """
+    try:
+        with Image.open(mask_path) as mask:
             if mask.format != "PNG" or mask.mode not in ("L", "P"):
                 return f"mask {mask_path} must be a single-channel PNG of class indices (got {mask.format} {mask.mode})"
-            if mask.size != image.size:
-                return (f"mask {mask_path} is {mask.size[0]}x{mask.size[1]} but its image {image_path} "
-                        f"is {image.size[0]}x{image.size[1]}")
+            mask_size = mask.size
         values = np.unique(read_mask(mask_path))
     except OSError as error:
         return f"mask {mask_path} cannot be read ({error})"
+    image_size = _image_size(image_path)
+    if image_size is not None and mask_size != image_size:
+        return (f"mask {mask_path} is {mask_size[0]}x{mask_size[1]} but its image {image_path} "
+                f"is {image_size[0]}x{image_size[1]}")
     wrong = [int(v) for v in values if v >= num_classes and v != IGNORE_LABEL]
     if wrong:
         return (f"mask {mask_path} has values {wrong[:5]} outside 0..{num_classes - 1} "
@@ -234,7 +208,7 @@ def check_mask(mask_path, image_path, num_classes):
     return None
 
 
-def load_segmentation(train_dir, validation_dir, num_classes, skip_bad_images=False):
+def load_segmentation(train_dir, validation_dir, num_classes):
     """Find and check image/mask pairs of both splits (``train_dir`` None: validation only).
 
     Returns:
@@ -242,30 +216,26 @@ def load_segmentation(train_dir, validation_dir, num_classes, skip_bad_images=Fa
     Raises:
       UserError: a missing folder, unmatched names, a size mismatch, a mask
         that is not a single-channel PNG or holds values >= ``num_classes``
-        other than 255, an unreadable image.
+        other than 255.
     """
     if num_classes < 2:
         raise UserError(f"--class_number={num_classes}: segmentation needs at least 2 classes (background included)")
-    train, bad_train = (Split([], []), []) if train_dir is None else _pair_folder(train_dir, num_classes,
-                                                                                  skip_bad_images)
-    validation, bad_val = _pair_folder(validation_dir, num_classes, skip_bad_images)
-    return Dataset(train, validation, [str(i) for i in range(num_classes)], bad_train + bad_val)
+    train = Split([], []) if train_dir is None else _pair_folder(train_dir, num_classes)
+    validation = _pair_folder(validation_dir, num_classes)
+    return Dataset(train, validation, [str(i) for i in range(num_classes)])
 
 
-def list_images(path, skip_bad_images=False):
-    """The image files to predict: ``path`` itself, or the readable images inside the folder ``path``.
+def list_images(path):
+    """The image files to predict: ``path`` itself, or the images inside the folder ``path``.
 
-    Returns:
-      ``(paths, skipped)`` with ``skipped`` a list of ``(path, reason)``.
     Raises:
-      UserError: ``path`` does not exist, the folder has no images, or an
-        image cannot be decoded (unless ``skip_bad_images``).
+      UserError: ``path`` does not exist, or the folder has no images.
     """
     if os.path.isfile(path):
-        return _filter_readable([path], skip_bad_images=False)
+        return [path]
     if not os.path.isdir(path):
         raise UserError(f"--input={path} is neither an image file nor a folder")
     files = _image_files(path)
     if not files:
         raise UserError(f"--input={path} holds no images ({', '.join(IMAGE_EXTENSIONS)} in any case)")
-    return _filter_readable(files, skip_bad_images)
+    return files

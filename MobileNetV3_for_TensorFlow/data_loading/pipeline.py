@@ -11,29 +11,46 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""tf.data pipelines: decode, cache, augment, batch, prefetch.
+"""tf.data pipelines: a shuffled file list, decode + resize + augment in a parallel map, batch, prefetch.
 
 Images come out NHWC float32 RGB in [0, 255] (the model rescales them);
 classification labels are int32 class indices, segmentation labels int32
-(batch, height, width) masks with 255 = ignore. Training order and every
-augmentation are a function of (seed, epoch): stateless random ops take
-per-element seeds from ``tf.data.Dataset.random``, so a resumed run sees the
-same batches as an uninterrupted one.
+(batch, height, width) masks with 255 = ignore.
+
+Only the file list (paths and labels) is held per image: every epoch
+shuffles the list of indices (a full shuffle, cheap), and the map reads,
+decodes, resizes and augments each file. A split whose decoded images fit
+``cache_bytes`` is decoded once and kept in memory instead (never by
+accident: the budget is the --cache_budget_mb flag). Both give the same
+batches. Training order and every augmentation are a function of (seed,
+epoch): stateless random ops take per-element seeds from
+``tf.data.Dataset.random``, so a resumed run sees the same batches as an
+uninterrupted one.
+
+Files are checked when they are decoded, by the decoder that trains on them
+(TensorFlow's: it rejects a PNG with a bad CRC that Pillow reads): a
+:class:`DecodeChecker` records each file that fails, and the training loop
+stops with one line naming it, or with --skip_bad_images lists the skipped
+files at the end of the epoch.
 """
 
 import math
 import os
+import re
+import threading
 
+import numpy as np
 import tensorflow as tf
 
+from common.npu_utils import UserError
 from data_loading.folders import IGNORE_LABEL, read_mask
 
 AUTOTUNE = tf.data.AUTOTUNE
 # Evaluation resizes so that the centre crop keeps 87.5% of the image (the
-# usual ImageNet protocol); training caches images at the same size.
+# usual ImageNet protocol); training decodes images to the same size first.
 CENTRE_FRACTION = 0.875
-# Cache decoded images in memory up to this many bytes per process.
-CACHE_LIMIT_BYTES = 2 * 1024 ** 3
+# Default memory budget for decoded images kept in memory, per process.
+DEFAULT_CACHE_BYTES = 300 * 1024 ** 2
 # Augmentation strengths (chosen for small datasets; see README).
 CROP_AREA = (0.25, 1.0)
 CROP_ASPECT = (3 / 4, 4 / 3)
@@ -42,21 +59,75 @@ BRIGHTNESS, CONTRAST, SATURATION, HUE = 0.2, 0.2, 0.2, 0.02
 
 
 def cache_size(height, width):
-    """(height, width) at which training images are cached before cropping."""
+    """(height, width) to which training images are decoded before cropping."""
     return math.ceil(height / CENTRE_FRACTION), math.ceil(width / CENTRE_FRACTION)
 
 
-def fits_in_cache(count, height, width, channels=3):
-    """True when ``count`` uint8 images of this size fit :data:`CACHE_LIMIT_BYTES`."""
+def cache_bytes_needed(count, height, width, channels=3):
+    """Bytes of ``count`` decoded uint8 training images (and masks) at :func:`cache_size`."""
     cached_h, cached_w = cache_size(height, width)
-    return count * cached_h * cached_w * channels <= CACHE_LIMIT_BYTES
+    return count * cached_h * cached_w * channels
 
 
-def decode_image(path):
-    """Read a JPEG or PNG (grey, RGB or RGBA) as uint8 RGB (h, w, 3)."""
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-    image.set_shape([None, None, 3])
-    return image
+class DecodeChecker:
+    """Decodes image files in the input pipeline and remembers the ones that fail.
+
+    Args:
+      skip_bad_images: False: :meth:`raise_if_bad` raises for the first bad
+        file; True: bad files are dropped from the batches and
+        :meth:`take_skipped` lists them.
+    """
+
+    def __init__(self, skip_bad_images=False):
+        self.skip_bad_images = skip_bad_images
+        self._bad = {}  # path -> reason, in the order they were found
+        self._lock = threading.Lock()
+
+    def _read(self, path):
+        """Eager: (uint8 (h, w, 3), True), or (an empty image, False) for a file that does not decode."""
+        try:
+            return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False), True
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.DataLossError) as error:
+            name = os.fsdecode(path.numpy())
+            # "{{function_node ...}} Invalid PNG data, size 3172 [Op:DecodeImage]" -> the middle.
+            reason = re.sub(r"\{\{.*?\}\}|\[Op:.*?\]", "", str(error).strip().splitlines()[0]).strip()
+            with self._lock:
+                self._bad.setdefault(name, reason)
+            return tf.zeros([0, 0, 3], tf.uint8), False
+
+    def decode(self, path):
+        """Graph op: ``(image, ok)`` with image uint8 (h, w, 3); ``ok`` is False for a bad file."""
+        image, ok = tf.py_function(self._read, [path], (tf.uint8, tf.bool))
+        image.set_shape([None, None, 3])
+        ok.set_shape([])
+        return image, ok
+
+    def raise_if_bad(self):
+        """Raises UserError naming the first bad file, unless bad files are skipped."""
+        if self._bad and not self.skip_bad_images:
+            path, reason = next(iter(self._bad.items()))
+            more = f" (and {len(self._bad) - 1} more)" if len(self._bad) > 1 else ""
+            raise UserError(f"image {path} cannot be decoded ({reason}){more}; fix or remove it, or pass "
+                            "--skip_bad_images to skip unreadable images and list them")
+
+    def take_skipped(self):
+        """``[(path, reason)]`` skipped since the last call (and forgets them)."""
+        with self._lock:
+            skipped, self._bad = list(self._bad.items()), {}
+        return skipped
+
+    def end_pass(self, what):
+        """After a pass over the data (``what``: "epoch 3", "evaluation"): stop, or list the skipped files.
+
+        Raises:
+          UserError: a file did not decode and bad images are not skipped.
+        """
+        self.raise_if_bad()
+        skipped = self.take_skipped()
+        if skipped:
+            print(f"[data] {what}: skipped {len(skipped)} images that do not decode:", flush=True)
+            for path, reason in skipped:
+                print(f"[data]   {path}: {reason}", flush=True)
 
 
 def decode_mask(path):
@@ -138,21 +209,27 @@ def augment(image, seed, height, width, mask=None):
     return image, tf.cast(mask[..., 0], tf.int32)
 
 
-def _load_cached(task, height, width):
-    """Decode and resize one training element to the cache size (uint8)."""
-    cached = cache_size(height, width)
+def _decoder(checker, task, size):
+    """``load(path, label) -> (image, label, ok)``: decode and resize to ``size``, the mask too (uint8)."""
 
     def load(path, label):
-        image = tf.cast(tf.image.resize(decode_image(path), cached, antialias=True) + 0.5, tf.uint8)
+        image, ok = checker.decode(path)
+        image = tf.cond(ok, lambda: tf.cast(tf.image.resize(image, size, antialias=True) + 0.5, tf.uint8),
+                        lambda: tf.zeros(size + (3,), tf.uint8))
         if task == "segmentation":
-            label = tf.cast(tf.image.resize(decode_mask(label), cached, method="nearest"), tf.uint8)
-        return image, label
+            label = tf.cond(ok, lambda: tf.image.resize(decode_mask(label), size, method="nearest"),
+                            lambda: tf.zeros(size + (1,), tf.uint8))
+        return image, label, ok
 
     return load
 
 
+def _good(image, label, ok):
+    return ok
+
+
 class TrainData:
-    """The training split: decoded once (cached when it fits), re-augmented every epoch.
+    """The training split as a stream: the file list is shuffled every epoch, images are decoded as needed.
 
     Args:
       paths, labels: this process's share of the training split (labels are
@@ -162,69 +239,118 @@ class TrainData:
       batch: per-process batch size.
       seed: drives the order and the augmentations.
       steps_per_epoch: batches per epoch (the same on every worker).
+      cache_bytes: keep the decoded split in memory when it needs at most
+        this many bytes (0: never).
+      checker: the :class:`DecodeChecker` of the run (default: stop at a bad file).
     """
 
-    def __init__(self, paths, labels, task, height, width, batch, seed, steps_per_epoch):
+    def __init__(self, paths, labels, task, height, width, batch, seed, steps_per_epoch,
+                 cache_bytes=DEFAULT_CACHE_BYTES, checker=None):
         self.task, self.height, self.width = task, height, width
         self.batch, self.seed, self.steps_per_epoch = batch, seed, steps_per_epoch
+        self.checker = checker or DecodeChecker()
         self.count = len(paths)
         label_dtype = tf.string if task == "segmentation" else tf.int32
-        base = tf.data.Dataset.from_tensor_slices((tf.constant(paths), tf.constant(labels, label_dtype)))
-        base = base.map(_load_cached(task, height, width), num_parallel_calls=AUTOTUNE)
-        self.cached = fits_in_cache(self.count, height, width)
-        self.base = base.cache() if self.cached else base
+        self.paths = tf.constant(paths, tf.string)
+        self.labels = tf.constant(labels, label_dtype)
+        self.bytes_needed = cache_bytes_needed(self.count, height, width, 4 if task == "segmentation" else 3)
+        self.cached = 0 < self.bytes_needed <= cache_bytes
+        self.decode = _decoder(self.checker, task, cache_size(height, width))
+        if self.cached:
+            self._images, self._labels = self._decode_all()
+
+    def _decode_all(self):
+        """Every image of the split decoded at the cache size: (N, h, w, 3) uint8 and the labels."""
+        data = tf.data.Dataset.from_tensor_slices((self.paths, self.labels))
+        data = data.map(self.decode, num_parallel_calls=AUTOTUNE).filter(_good).batch(256)
+        images, labels = [], []
+        for image, label, _ in data:
+            images.append(image.numpy())
+            labels.append(label.numpy())
+        self.checker.raise_if_bad()
+        if not images:
+            raise UserError("no training image could be decoded")
+        return tf.constant(np.concatenate(images)), tf.constant(np.concatenate(labels))
+
+    def _element(self, index):
+        """``(image, label, ok)`` of list index ``index``: from memory, or read and decoded."""
+        if self.cached:
+            return tf.gather(self._images, index), tf.gather(self._labels, index), tf.constant(True)
+        return self.decode(tf.gather(self.paths, index), tf.gather(self.labels, index))
 
     def epoch(self, epoch, skip_batches=0):
-        """The batches of ``epoch`` (0-based) after the first ``skip_batches``."""
-        order = self.base.shuffle(self.count, seed=self.seed * 1009 + epoch).repeat()
+        """The batches of ``epoch`` (0-based) after the first ``skip_batches``.
+
+        The shuffled list repeats, so an epoch whose bad files were skipped
+        still has ``steps_per_epoch`` full batches.
+        """
+        count = int(self._images.shape[0]) if self.cached else self.count
+        order = tf.data.Dataset.range(count).shuffle(count, seed=self.seed * 1009 + epoch).repeat()
         seeds = tf.data.Dataset.random(seed=self.seed * 7919 + epoch).batch(2)
-        elements = tf.data.Dataset.zip(order, seeds).take(self.steps_per_epoch * self.batch)
-        elements = elements.skip(skip_batches * self.batch)
+        elements = tf.data.Dataset.zip(order, seeds).skip(skip_batches * self.batch)
         height, width, task = self.height, self.width, self.task
 
-        def transform(element, seed):
-            image, label = element
+        def load_and_augment(index, seed):
+            image, label, ok = self._element(index)
             if task == "segmentation":
-                return augment(image, seed, height, width, mask=label)
-            return augment(image, seed, height, width), label
+                image, label = augment(image, seed, height, width, mask=label)
+            else:
+                image = augment(image, seed, height, width)
+            return image, label, ok
 
         options = tf.data.Options()
         options.deterministic = True
-        return (elements.map(transform, num_parallel_calls=AUTOTUNE)
-                .batch(self.batch, drop_remainder=True).prefetch(AUTOTUNE).with_options(options))
+        data = elements.map(load_and_augment, num_parallel_calls=AUTOTUNE).filter(_good)
+        data = data.map(lambda image, label, ok: (image, label))
+        data = data.take((self.steps_per_epoch - skip_batches) * self.batch)
+        return data.batch(self.batch, drop_remainder=True).prefetch(AUTOTUNE).with_options(options)
 
 
-def eval_dataset(paths, labels, task, height, width, batch):
-    """Evaluation batches: resize + centre crop (classification) or resize (segmentation), cached.
+def eval_dataset(paths, labels, task, height, width, batch, cache_bytes=DEFAULT_CACHE_BYTES, checker=None):
+    """Evaluation batches: resize + centre crop (classification) or resize (segmentation).
 
     Segmentation images and masks are resized to (height, width), masks
-    nearest-neighbour; the last batch may be smaller.
+    nearest-neighbour; the last batch may be smaller. Kept in memory after
+    the first pass when the float32 images fit ``cache_bytes``; bad files are
+    left out and recorded by ``checker``.
     """
+    checker = checker or DecodeChecker()
     label_dtype = tf.string if task == "segmentation" else tf.int32
 
     def load(path, label):
+        image, ok = checker.decode(path)
         if task == "segmentation":
-            image = tf.image.resize(decode_image(path), (height, width), antialias=True)
-            mask = tf.image.resize(decode_mask(label), (height, width), method="nearest")
-            return image, tf.cast(mask[..., 0], tf.int32)
-        return resize_centre_crop(decode_image(path), height, width), label
+            image = tf.cond(ok, lambda: tf.image.resize(image, (height, width), antialias=True),
+                            lambda: tf.zeros((height, width, 3)))
+            mask = tf.cond(ok, lambda: tf.image.resize(decode_mask(label), (height, width), method="nearest"),
+                           lambda: tf.zeros((height, width, 1), tf.uint8))
+            return image, tf.cast(mask[..., 0], tf.int32), ok
+        image = tf.cond(ok, lambda: resize_centre_crop(image, height, width), lambda: tf.zeros((height, width, 3)))
+        return image, label, ok
 
     data = tf.data.Dataset.from_tensor_slices((tf.constant(paths), tf.constant(labels, label_dtype)))
-    data = data.map(load, num_parallel_calls=AUTOTUNE)
-    if fits_in_cache(len(paths), height, width, channels=4 * 3):
+    data = data.map(load, num_parallel_calls=AUTOTUNE).filter(_good).map(lambda image, label, ok: (image, label))
+    if len(paths) * height * width * 4 * (4 if task == "segmentation" else 3) <= cache_bytes:
         data = data.cache()
     return data.batch(batch).prefetch(AUTOTUNE)
 
 
-def predict_dataset(paths, height, width, task, batch):
-    """Images to predict, resized like evaluation, with their original (h, w)."""
+def predict_dataset(paths, height, width, task, batch, checker):
+    """Images to predict, resized like evaluation: ``(images, original (h, w), paths)`` batches.
+
+    Files that do not decode are left out and recorded by ``checker``.
+    """
 
     def load(path):
-        image = decode_image(path)
+        image, ok = checker.decode(path)
         size = tf.shape(image)[:2]
         if task == "segmentation":
-            return tf.image.resize(image, (height, width), antialias=True), size
-        return resize_centre_crop(image, height, width), size
+            resized = tf.cond(ok, lambda: tf.image.resize(image, (height, width), antialias=True),
+                              lambda: tf.zeros((height, width, 3)))
+        else:
+            resized = tf.cond(ok, lambda: resize_centre_crop(image, height, width), lambda: tf.zeros((height, width, 3)))
+        return resized, size, path, ok
 
     data = tf.data.Dataset.from_tensor_slices(tf.constant(paths))
-    return data.map(load, num_parallel_calls=AUTOTUNE).batch(batch).prefetch(AUTOTUNE)
+    data = data.map(load, num_parallel_calls=AUTOTUNE).filter(lambda image, size, path, ok: ok)
+    return data.map(lambda image, size, path, ok: (image, size, path)).batch(batch).prefetch(AUTOTUNE)

@@ -82,7 +82,11 @@ def build_parser():
     data = parser.add_argument_group("data")
     data.add_argument("--data_path", default=None,
                       help="folder holding train/ and validation/ (or eval/); sets train_dir and eval_dir")
-    npu_utils.add_bool_flag(data, "--skip_bad_images", "skip unreadable images and list them instead of failing")
+    npu_utils.add_bool_flag(data, "--skip_bad_images", "skip images that fail to decode (found when they are "
+                            "read) and list them at the end of the epoch, instead of stopping")
+    data.add_argument("--cache_budget_mb", type=float, default=300,
+                      help="keep a split's decoded images in memory when they need at most this many MB "
+                           "per process, else stream them from the files every epoch; 0 = always stream")
     data.add_argument("--input", default=None, help="predict: an image file or a folder of images")
     data.add_argument("--output", default=None,
                       help="predict: CSV file (classification) or folder of PNG masks (segmentation); "
@@ -173,6 +177,8 @@ def parse_args(argv=None):
         raise UserError(f"--height={args.height} --width={args.width}: the network needs at least 32x32")
     if args.task == "segmentation" and (args.height % 32 or args.width % 32):
         raise UserError(f"--height={args.height} --width={args.width}: segmentation needs multiples of 32")
+    if not args.cache_budget_mb >= 0:
+        raise UserError(f"--cache_budget_mb={args.cache_budget_mb} must be 0 (always stream) or a size in MB")
     if not args.learning_rate > 0:
         raise UserError(f"--learning_rate={args.learning_rate} must be positive")
     if not args.alpha > 0:
@@ -199,3 +205,8 @@ def parse_args(argv=None):
 def run_config_values(args):
     """What training saves as the run's config.json: every resolved flag and config key."""
     return dict(sorted(vars(args).items()))
+
+
+def cache_bytes(args):
+    """--cache_budget_mb in bytes: the decoded images a split may keep in memory."""
+    return int(args.cache_budget_mb * 1024 ** 2)

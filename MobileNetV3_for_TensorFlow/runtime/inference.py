@@ -85,36 +85,42 @@ def report(result, class_names, task, folder):
     print(f"[evaluate] confusion matrix and metrics in {folder}", flush=True)
 
 
-def predict(model, class_names, paths, task, height, width, batch, output):
+def predict(model, class_names, paths, task, height, width, batch, output, checker=None):
     """Predict every image of ``paths``.
 
     Classification writes ``output`` as a CSV of file, class, probability;
     segmentation writes one PNG mask of class indices per image, at the
-    image's own size, into the folder ``output``.
+    image's own size, into the folder ``output``. A file that does not
+    decode stops the run (UserError naming it) or, when ``checker`` skips
+    bad images, gets no row.
     """
-    data = pipeline.predict_dataset(paths, height, width, task, batch)
+    checker = checker or pipeline.DecodeChecker()
+    data = pipeline.predict_dataset(paths, height, width, task, batch, checker)
     forward = _forward(model)
-    outputs = iter(paths)
+    written = 0
     if task == "segmentation":
         os.makedirs(output, exist_ok=True)
-        for images, sizes in data:
+        for images, sizes, names in data:
+            checker.raise_if_bad()
             labels = tf.argmax(forward(images), axis=-1, output_type=tf.int32)[..., None]
-            for mask, size in zip(labels, sizes.numpy()):
+            for mask, size, name in zip(labels, sizes.numpy(), names.numpy()):
                 mask = tf.image.resize(mask, size, method="nearest").numpy()[..., 0].astype(np.uint8)
-                stem = os.path.splitext(os.path.basename(next(outputs)))[0]
+                stem = os.path.splitext(os.path.basename(os.fsdecode(name)))[0]
                 Image.fromarray(mask).save(os.path.join(output, stem + ".png"))
-        print(f"[predict] {len(paths)} masks in {output}", flush=True)
+                written += 1
+        print(f"[predict] {written} masks in {output}", flush=True)
         return
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["file", "class", "probability"])
-        for images, _ in data:
-            probabilities = forward(images).numpy()
-            for row in probabilities:
+        for images, _, names in data:
+            checker.raise_if_bad()
+            for row, name in zip(forward(images).numpy(), names.numpy()):
                 best = int(np.argmax(row))
-                writer.writerow([next(outputs), class_names[best], f"{row[best]:.6f}"])
-    print(f"[predict] {len(paths)} predictions in {output}", flush=True)
+                writer.writerow([os.fsdecode(name), class_names[best], f"{row[best]:.6f}"])
+                written += 1
+    print(f"[predict] {written} predictions in {output}", flush=True)
 
 
 def export(model, class_names, folder):

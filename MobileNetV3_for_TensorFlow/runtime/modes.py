@@ -36,14 +36,12 @@ def load_data(args, need_train):
                         "or set train_dir and eval_dir")
     train_dir = args.train_dir if need_train else None
     if args.task == "segmentation":
-        dataset = folders.load_segmentation(train_dir, args.eval_dir, args.class_number, args.skip_bad_images)
+        dataset = folders.load_segmentation(train_dir, args.eval_dir, args.class_number)
     elif need_train:
-        dataset = folders.load_classification(train_dir, args.eval_dir, args.skip_bad_images)
+        dataset = folders.load_classification(train_dir, args.eval_dir)
     else:
-        split, names, skipped = folders.load_class_split(args.eval_dir, args.skip_bad_images)
-        dataset = folders.Dataset(folders.Split([], []), split, names, skipped)
-    for path, reason in dataset.skipped:
-        print(f"[data] skipped {path}: {reason}", flush=True)
+        split, names = folders.load_class_split(args.eval_dir)
+        dataset = folders.Dataset(folders.Split([], []), split, names)
     if need_train and args.task == "classification":
         if args.class_number not in (0, len(dataset.class_names)):
             raise UserError(
@@ -105,17 +103,19 @@ def evaluate(args, model, names, dataset):
     if names != dataset.class_names:
         raise UserError(f"the model in {args.save_dir} was trained on the classes {names}, but "
                         f"{args.eval_dir} holds {dataset.class_names}")
+    checker = pipeline.DecodeChecker(args.skip_bad_images)
     data = pipeline.eval_dataset(dataset.validation.paths, dataset.validation.labels, args.task,
-                                 args.height, args.width, args.batch)
+                                 args.height, args.width, args.batch, config.cache_bytes(args), checker)
     result = inference.evaluate(model, data, args.task, len(names))
+    checker.end_pass("evaluation")
     inference.report(result, names, args.task, os.path.join(args.save_dir, "eval"))
 
 
 def predict(args, model, names):
     """Predict every image of --input into --output (CSV, or a folder of PNG masks)."""
-    paths, skipped = folders.list_images(args.input, args.skip_bad_images)
-    for path, reason in skipped:
-        print(f"[data] skipped {path}: {reason}", flush=True)
+    checker = pipeline.DecodeChecker(args.skip_bad_images)
     default = "predictions" if args.task == "segmentation" else "predictions.csv"
-    inference.predict(model, names, paths, args.task, args.height, args.width,
-                      args.batch, args.output or os.path.join(args.save_dir, default))
+    inference.predict(model, names, folders.list_images(args.input), args.task, args.height, args.width,
+                      args.batch, args.output or os.path.join(args.save_dir, default), checker)
+    checker.end_pass("prediction")
+

@@ -117,6 +117,7 @@ class TrainState:
     steps: dict = None  # {"full": step function, "head": step function or None}
     history: object = None
     timer: object = None  # npu_utils.StepTimer, from the first step of this process
+    checker: object = None  # pipeline.DecodeChecker: files that failed to decode
 
 
 def take_resumed_settings(args, given):
@@ -237,15 +238,19 @@ def _start_over(save_dir, checkpoint_dir):
 def _prepare_loop(state, dataset):
     """The input pipelines, the compiled steps and the history of ``state``."""
     args, ctx = state.args, state.ctx
+    state.checker = pipeline.DecodeChecker(args.skip_bad_images)
     state.train_data = pipeline.TrainData(ctx.shard(dataset.train.paths), ctx.shard(dataset.train.labels),
                                           args.task, args.height, args.width, args.batch, args.seed,
-                                          state.steps_per_epoch)
+                                          state.steps_per_epoch, config.cache_bytes(args), state.checker)
     state.val_data = pipeline.eval_dataset(dataset.validation.paths, dataset.validation.labels, args.task,
-                                           args.height, args.width, args.batch)
+                                           args.height, args.width, args.batch, config.cache_bytes(args),
+                                           state.checker)
+    decoded_mb = state.train_data.bytes_needed / 1024 ** 2
+    kept = "kept in memory" if state.train_data.cached else "streamed from the files every epoch"
     print(f"[train] {args.task} {args.model} alpha {args.alpha:g}, {args.class_number} classes, "
           f"{len(dataset.train.paths)} train / {len(dataset.validation.paths)} validation images, "
-          f"{state.steps_per_epoch} steps per epoch, {state.total_steps} steps, training images "
-          f"{'cached' if state.train_data.cached else 'decoded every epoch (too many to cache)'}", flush=True)
+          f"{state.steps_per_epoch} steps per epoch, {state.total_steps} steps; training images {kept} "
+          f"({decoded_mb:.0f} MB decoded per process, --cache_budget_mb={args.cache_budget_mb:g})", flush=True)
     loss_fn = make_loss(state.model, args.task, args.class_number, args.label_smoothing)
     state.steps = {"full": npu_utils.make_train_step(ctx, state.model, state.optimizer, loss_fn), "head": None}
     if args.freeze_backbone_epochs > 0:
@@ -272,6 +277,7 @@ def _train_epoch(state, epoch):
     for images, labels in state.train_data.epoch(epoch, skip_batches=state.step - epoch * spe):
         loss = float(train_step(images, labels))
         state.step += 1
+        state.checker.raise_if_bad()
         if not math.isfinite(loss):
             print(npu_utils.format_step_line(state.step, loss, 0.0, state.timer.elapsed()), flush=True)
             raise npu_utils.TrainingDiverged(
@@ -298,6 +304,7 @@ def _end_epoch(state, epoch, losses, class_names):
     if latest is None or not latest.endswith(f"-{step}"):
         state.manager.save(checkpoint_number=step)
     result = inference.evaluate(state.model, state.val_data, args.task, args.class_number)
+    state.checker.end_pass(f"epoch {epoch + 1}")
     inference.print_metric_lines(result)
     best_metric = BEST_METRIC[args.task]
     value = result[best_metric]

@@ -29,7 +29,7 @@ model_flag() {
     --alpha=*|--height=*|--width=*|--class_number=*|--save_interval=*|--checkpoint_every=*|--bn_momentum=*|\
     --seed=*|--optimizer=*|--lr_schedule=*|--warmup_epochs=*|--lr_decay_epochs=*|--lr_decay_rate=*|\
     --label_smoothing=*|--dropout=*|--weights=*|--freeze_backbone_epochs=*|--loss_scale=*|--use_xla=*|\
-    --skip_bad_images=*|--log_every=*)
+    --skip_bad_images=*|--cache_budget_mb=*|--log_every=*)
       extra+=("$1") ;;
     *) return 1 ;;
   esac
@@ -46,7 +46,7 @@ model_help() {
     --bn_momentum=X, --seed=N, --optimizer=adam|rmsprop, --lr_schedule=cosine|step|constant,
     --warmup_epochs=X, --lr_decay_epochs=X, --lr_decay_rate=X, --label_smoothing=X, --dropout=X,
     --weights=PATH, --freeze_backbone_epochs=N, --use_xla=True|False,
-    --skip_bad_images=True|False,
+    --skip_bad_images=True|False, --cache_budget_mb=MB,
     --log_every=N            passed to main.py (see python3 main.py --help)
     Mixed precision: --precision_mode=allow_mix_precision (main.py's --use_amp is the same switch).
 HELP

@@ -78,15 +78,82 @@ def test_no_classes_empty_class_and_different_classes(class_data, tmp_path):
         folders.load_classification(str(class_data / "train"), str(class_data / "validation"))
 
 
-def test_unreadable_image_fails_or_is_skipped(class_data):
-    bad = class_data / "train" / "class_1" / "broken.jpg"
-    bad.write_bytes(b"not an image at all")
-    with pytest.raises(UserError, match=r"broken.jpg cannot be decoded.*--skip_bad_images"):
-        folders.load_classification(str(class_data / "train"), str(class_data / "validation"))
-    dataset = folders.load_classification(str(class_data / "train"), str(class_data / "validation"),
-                                          skip_bad_images=True)
-    assert [p for p, _ in dataset.skipped] == [str(bad)]
-    assert str(bad) not in dataset.train.paths
+def _bad_files(folder):
+    """A PNG with a bad IDAT CRC (Pillow reads it, TensorFlow does not), a truncated JPEG, a text file."""
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))
+    image.save(folder / "bad_crc.png")
+    png = bytearray((folder / "bad_crc.png").read_bytes())
+    at = png.index(b"IDAT")
+    png[at + 4 + int.from_bytes(png[at - 4:at], "big") + 3] ^= 0xFF  # last byte of the chunk's CRC
+    (folder / "bad_crc.png").write_bytes(bytes(png))
+    Image.open(folder / "bad_crc.png").load()  # the check this replaces passed it
+    image.save(folder / "truncated.jpg")
+    jpeg = (folder / "truncated.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(jpeg[:len(jpeg) // 2])
+    (folder / "not_an_image.jpg").write_bytes(b"not an image at all")
+    return [str(folder / name) for name in ("bad_crc.png", "truncated.jpg", "not_an_image.jpg")]
+
+
+def test_bad_images_found_at_decode_time(class_data, tmp_path):
+    bad = _bad_files(class_data / "train" / "class_1")
+    # Listing the folders reads no image: the bad files are in the list.
+    dataset = folders.load_classification(str(class_data / "train"), str(class_data / "validation"))
+    assert set(bad) <= set(dataset.train.paths)
+    paths = dataset.train.paths[:5] + bad
+    stop = pipeline.DecodeChecker()
+    data = pipeline.TrainData(paths, list(range(len(paths))), "classification", 32, 32, 4, seed=0,
+                              steps_per_epoch=2, cache_bytes=0, checker=stop)
+    assert len([batch for batch in data.epoch(0)]) == 2  # the bad ones are left out of the batches
+    with pytest.raises(UserError, match=r"^image .*(bad_crc.png|truncated.jpg|not_an_image.jpg) cannot be "
+                                        r"decoded \(.+\) \(and 2 more\); .* --skip_bad_images"):
+        stop.raise_if_bad()
+    skip = pipeline.DecodeChecker(skip_bad_images=True)
+    data = pipeline.TrainData(paths, list(range(len(paths))), "classification", 32, 32, 4, seed=0,
+                              steps_per_epoch=2, cache_bytes=10 ** 9, checker=skip)
+    assert data.cached and len([batch for batch in data.epoch(0)]) == 2
+    skip.raise_if_bad()
+    skipped = dict(skip.take_skipped())
+    assert sorted(skipped) == sorted(bad)
+    assert "Invalid PNG data" in skipped[bad[0]] and "Invalid JPEG data" in skipped[bad[1]]
+
+
+def test_bad_image_stops_training_with_one_line_or_is_listed(class_data, tmp_path, capsys):
+    import main
+    bad = _bad_files(class_data / "validation" / "class_2")
+    run = ["--mode=train", f"--data_path={class_data}", "--class_number=0", "--height=32", "--width=32",
+           "--alpha=0.5", "--batch_size=8", "--max_steps=1", "--epochs=1", f"--model_dir={tmp_path / 'run'}"]
+    with pytest.raises(SystemExit) as stop:
+        main.main(run)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: image ") and "cannot be decoded" in err[-1] and "Traceback" not in "".join(err)
+    assert main.main(run + ["--skip_bad_images", "--resume=False"]) == 0
+    out = capsys.readouterr().out
+    assert "[data] epoch 1: skipped 3 images that do not decode:" in out
+    assert all(f"[data]   {path}: " in out for path in bad)
+
+
+def test_full_shuffle_visits_every_image_once_per_epoch(synthetic_root):
+    dataset = folders.load_classification(str(synthetic_root / "cls" / "train"),
+                                          str(synthetic_root / "cls" / "validation"))
+    paths = dataset.train.paths[:24]
+    streamed = pipeline.TrainData(paths, list(range(24)), "classification", 32, 32, 8, seed=2,
+                                  steps_per_epoch=3, cache_bytes=0)
+    cached = pipeline.TrainData(paths, list(range(24)), "classification", 32, 32, 8, seed=2,
+                                steps_per_epoch=3)
+    assert cached.cached and not streamed.cached
+    orders = []
+    for epoch in (0, 1):
+        batches = list(streamed.epoch(epoch))
+        order = np.concatenate([labels.numpy() for _, labels in batches])
+        assert sorted(order) == list(range(24))
+        orders.append(list(order))
+        # Kept in memory or read from the files: the same batches.
+        for (image, label), (cached_image, cached_label) in zip(batches, cached.epoch(epoch)):
+            np.testing.assert_array_equal(label.numpy(), cached_label.numpy())
+            np.testing.assert_allclose(image.numpy(), cached_image.numpy(), atol=1e-3)
+    assert orders[0] != orders[1]
 
 
 def test_segmentation_errors(tmp_path, synthetic_root):

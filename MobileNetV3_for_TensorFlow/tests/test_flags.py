@@ -27,7 +27,8 @@ PASSED_THROUGH = ["--alpha=0.5", "--height=32", "--width=32", "--class_number=0"
                   "--checkpoint_every=5", "--bn_momentum=0.9", "--seed=1", "--optimizer=rmsprop",
                   "--lr_schedule=step", "--warmup_epochs=1", "--lr_decay_epochs=2", "--lr_decay_rate=0.9",
                   "--label_smoothing=0.1", "--dropout=0.3", "--weights=/runs/earlier", "--freeze_backbone_epochs=1",
-                  "--loss_scale=128", "--use_xla=False", "--skip_bad_images=True", "--log_every=2"]
+                  "--loss_scale=128", "--use_xla=False", "--skip_bad_images=True", "--cache_budget_mb=10",
+                  "--log_every=2"]
 # What a test/*.sh script does before mz_launch: the shared flag loop, the run folder, the
 # main.py arguments (printed one a line). Run from test/, as a script sourced there would.
 MAIN_ARGS = ('source ../../common/train_script.sh; source model_flags.sh; mz_parse_flags "$@"; mz_run_folder; '
