@@ -11,19 +11,21 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Download the ISBI 2012 stacks from a base URL and check them like the loader does.
+"""Download the ISBI 2012 stacks, check them like the loader does, and compare their MD5 sums.
 
-The challenge's files need a registration, so there is no default URL:
+    python3 download_dataset.py --data_dir ./data
 
-    python3 download_dataset.py --data_dir ./data --base_url https://HOST/PATH
-
-fetches BASE_URL/train-volume.tif, train-labels.tif and test-volume.tif into a
-temporary folder inside DATA_DIR, checks them with data_loading.readers, and
-only then moves them into DATA_DIR. Any failure leaves no partial file behind
-and prints one line, naming the URL and the file it would have become.
+fetches train-volume.tif, train-labels.tif and test-volume.tif from the
+challenge site's files folder (``--base_url`` for a mirror) into a temporary
+folder inside DATA_DIR, decodes and checks them with data_loading.readers,
+and only then moves them into DATA_DIR. Each file's MD5 is compared with the
+sum one public loader lists; a difference is a warning naming both sums (the
+site may serve a re-saved copy), not a refusal. Any failure leaves no partial
+file behind and prints one line, naming the URL and the file it would have become.
 """
 
 import argparse
+import hashlib
 import os
 import shutil
 import sys
@@ -40,6 +42,13 @@ from common.npu_utils import UserError  # noqa: E402
 from data_loading import readers  # noqa: E402
 
 CHUNK_BYTES = 1 << 20
+# The challenge site's files folder (NVIDIA's TF1 download script and several
+# public loaders use it; the site may ask for a registration first).
+DEFAULT_BASE_URL = "http://brainiac2.mit.edu/isbi_challenge/sites/default/files/"
+# MD5 sums one public loader lists for the three files.
+LISTED_MD5 = {"train-volume.tif": "465461edbe0254630c4ec5577f1e7764",
+              "train-labels.tif": "657fe6b728c6dd0152e295c6d800001d",
+              "test-volume.tif": "9767660d7abe4e0ecbdd0061a16058ad"}
 
 
 def fetch(url, path, timeout):
@@ -78,6 +87,19 @@ def check(staging, data_dir, base_url):
         raise UserError(message + not_written) from None
 
 
+def md5_report(path, name):
+    """One line: ``md5 ok NAME`` or a warning naming the file's sum and the listed one."""
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
+            digest.update(chunk)
+    actual, listed = digest.hexdigest(), LISTED_MD5[name]
+    if actual == listed:
+        return f"md5 ok {name} {actual}"
+    return (f"warning: {name} has MD5 {actual}, the listed sum is {listed}; it decodes and passes the "
+            "checks, so it is kept (a re-saved or other copy of the stack)")
+
+
 def download(data_dir, base_url, timeout=60):
     """Fetch and check the three stacks; returns their final paths."""
     os.makedirs(data_dir, exist_ok=True)
@@ -88,6 +110,8 @@ def download(data_dir, base_url, timeout=60):
             print(f"downloading {url}", flush=True)
             fetch(url, os.path.join(staging, name), timeout)
         check(staging, data_dir, base_url)
+        for name in readers.ISBI_FILES.values():
+            print(md5_report(os.path.join(staging, name), name), flush=True)
         paths = []
         for name in readers.ISBI_FILES.values():
             paths.append(os.path.join(data_dir, name))
@@ -101,8 +125,9 @@ def download(data_dir, base_url, timeout=60):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data_dir", required=True, help="where the three stacks go")
-    parser.add_argument("--base_url", required=True,
-                        help="URL of the folder holding train-volume.tif, train-labels.tif, test-volume.tif")
+    parser.add_argument("--base_url", default=DEFAULT_BASE_URL,
+                        help="URL of the folder holding train-volume.tif, train-labels.tif, test-volume.tif "
+                             "(default: the challenge site's files folder; a mirror's URL here)")
     parser.add_argument("--timeout", type=float, default=60, help="seconds per request (default %(default)s)")
     args = parser.parse_args(argv)
     for path in download(args.data_dir, args.base_url, args.timeout):

@@ -14,6 +14,7 @@
 """UNet_Medical_for_TensorFlow: train, evaluate, predict or benchmark UNet on the ISBI 2012 stack.
 
     python3 main.py --data_dir=DATA --exec_mode=train_and_evaluate --crossvalidation_idx=0
+    python3 main.py --data_path=DATA --mode=train_and_evaluate --crossvalidation_idx=0   (common names)
 """
 
 import os
@@ -25,28 +26,37 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import npu_utils  # noqa: E402
-from runtime import flags  # noqa: E402
+from runtime import flags  # noqa: E402  (no TensorFlow: --help and flag errors answer at once)
+
+PREDICT_MODES = ("predict", "train_and_predict")
+EVALUATE_MODES = ("evaluate", "train_and_evaluate")
 
 
 @npu_utils.exit_on_user_error
 def main(argv=None):
-    args = flags.parse_args(argv)
-    ctx = npu_utils.setup_device(args)
+    args = flags.parse_args(argv)  # every flag; evaluate/predict/resume read the run's config.json
+    ctx = npu_utils.setup_device(args)  # device, precision, ranks, strategy (loads TensorFlow)
 
-    import keras
+    import keras  # deferred, like everything below: TensorFlow loads only once the flags are good
     from data_loading import readers
-    from model import unet
-    from runtime import run
+    from runtime import run, session as sessions
 
     keras.utils.set_random_seed(args.seed)
-    data = readers.read_dataset(args.data_dir, args.n_classes,
-                                need_test=args.exec_mode in ("predict", "train_and_predict"))
-    readers.check_min_size(data, unet.output_size(args.tile_size))
-    try:
-        run.run(args, ctx, data)
-    except run.TrainingDiverged as error:
-        print(f"error: {error}", file=sys.stderr, flush=True)
-        return 3
+    data = readers.read_dataset(args.data_dir, args.n_classes, need_test=args.exec_mode in PREDICT_MODES)
+    session = sessions.create(args, ctx, data)  # folds, network, optimizer, checkpoint manager
+    step = sessions.restore_or_start(session)  # then writes config.json when training
+
+    if flags.trains(args):
+        step = run.train(session)
+    if not ctx.is_chief:
+        return 0
+    probability_fn = run.make_probability_fn(session.model, ctx.use_xla)
+    if args.benchmark and not flags.trains(args):
+        run.benchmark_inference(session, probability_fn)
+    elif args.exec_mode in EVALUATE_MODES:
+        run.evaluate(session, probability_fn, step)
+    elif args.exec_mode in PREDICT_MODES:
+        run.predict(session, probability_fn)
     return 0
 
 

@@ -20,6 +20,7 @@ integer class maps of the same size. ISBI labels are 0 = membrane and
 
 import dataclasses
 import os
+import struct
 
 import numpy as np
 from PIL import UnidentifiedImageError
@@ -67,8 +68,10 @@ def _decode(path, what, modes=("L",)):
         raise UserError(f"{path}: file not found ({what})")
     try:
         file_format, pages = tiff.read_pages(path)
-    except (OSError, UnidentifiedImageError, ValueError) as error:
-        raise UserError(f"{path}: cannot be decoded as an image ({error})") from None
+    except (OSError, UnidentifiedImageError, ValueError, TypeError, SyntaxError, EOFError, struct.error) as error:
+        # Pillow ends a truncated TIFF in any of these (TypeError "Missing dimensions" for a cut-off header).
+        raise UserError(f"{path}: cannot be decoded as an image ({str(error).strip() or type(error).__name__}); "
+                        "the file may be truncated or damaged") from None
     for index, (mode, _) in enumerate(pages):
         if mode not in modes:
             expected = " or ".join({"L": "8-bit grey ('L')", "P": "palette indices ('P')"}[m] for m in modes)

@@ -20,7 +20,7 @@ regions are membrane (label 0, dark), the rest cell interior (label 255,
 bright with a per-cell shade). Blur and noise make it a real, learnable task.
 
 CLI (from the model directory):
-    python -m data_loading.synthetic --data_dir DIR [--slices 30] [--size 512] [--seed 0]
+    python -m data_loading.synthetic --data_dir DIR [--slices 30] [--size 512] [--seed 0] [--layout folder]
 """
 
 import argparse
@@ -28,6 +28,7 @@ import os
 import sys
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage, spatial
 
 from data_loading import tiff
@@ -85,16 +86,41 @@ def write_isbi_stacks(data_dir, slices=30, size=512, seed=0):
     return paths
 
 
+def write_own_data_folder(data_dir, slices=30, size=512, seed=0):
+    """Write the own-data layout: ``images/`` and ``masks/`` (class indices 0/1) and ``test/``, PNGs.
+
+    Slice ``i`` is ``{i:03d}.png`` in each folder; every other slice is cut
+    to three quarters of its width, so the images differ in size as own data
+    may. Returns the three folders.
+    """
+    images, labels = synthetic_stack(slices, size, seed)
+    test_images, _ = synthetic_stack(max(1, slices // 5), size, seed + 1)
+    folders = [os.path.join(data_dir, name) for name in ("images", "masks", "test")]
+    for folder in folders:
+        os.makedirs(folder, exist_ok=True)
+    for index, (image, label) in enumerate(zip(images, labels)):
+        width = size if index % 2 == 0 else max(8, size * 3 // 4)
+        Image.fromarray(image[:, :width]).save(os.path.join(folders[0], f"{index:03d}.png"))
+        Image.fromarray((label[:, :width] > 0).astype(np.uint8)).save(os.path.join(folders[1], f"{index:03d}.png"))
+    for index, image in enumerate(test_images):
+        Image.fromarray(image).save(os.path.join(folders[2], f"{index:03d}.png"))
+    return folders
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Write synthetic ISBI 2012-format stacks.")
     parser.add_argument("--data_dir", required=True, help="output folder")
     parser.add_argument("--slices", type=int, default=30, help="slices per stack (default %(default)s)")
     parser.add_argument("--size", type=int, default=512, help="slice side in pixels (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    parser.add_argument("--layout", choices=("isbi", "folder"), default="isbi",
+                        help="isbi: the three multi-page TIFFs; folder: own-data images/, masks/, test/ PNGs "
+                             "(default %(default)s)")
     args = parser.parse_args(argv)
     if args.slices < 1 or args.size < 8:
         parser.error("--slices must be at least 1 and --size at least 8")
-    for path in write_isbi_stacks(args.data_dir, args.slices, args.size, args.seed):
+    write = write_isbi_stacks if args.layout == "isbi" else write_own_data_folder
+    for path in write(args.data_dir, args.slices, args.size, args.seed):
         print(f"wrote {path}")
     return 0
 

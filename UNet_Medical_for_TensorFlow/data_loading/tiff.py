@@ -19,6 +19,7 @@ its own.
 """
 
 import os
+import warnings
 
 import numpy as np
 from PIL import Image, ImageSequence
@@ -33,9 +34,13 @@ def read_pages(path):
     Raises:
       OSError / PIL.UnidentifiedImageError: the file cannot be decoded.
     """
-    with Image.open(path) as image:
-        pages = [(page.mode, np.array(page)) for page in ImageSequence.Iterator(image)]
-        return image.format, pages
+    # A damaged file also draws Pillow warnings ("Corrupt EXIF data"); the
+    # caller's one-line error says it better.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Image.open(path) as image:
+            pages = [(page.mode, np.array(page)) for page in ImageSequence.Iterator(image)]
+            return image.format, pages
 
 
 def write_stack(path, stack):

@@ -80,3 +80,38 @@ def predict_tiled(predict_fn, image, tile, out, batch_size=1):
             total[y:y + out, x:x + out] += window
             count[y:y + out, x:x + out] += 1
     return total / count
+
+
+def resize_and_pad(image, out, tile):
+    """NVIDIA's input path: a whole normalized image resized to ``out`` x ``out``, zero-padded to ``tile``.
+
+    Args:
+      image: (H, W) float32, already normalized to [-1, 1].
+      out, tile: the network's output and input sizes (388 and 572).
+    Returns:
+      (tile, tile) float32; the image fills the centre ``out`` x ``out``
+      (bilinear, as ``tf.image.resize``), 0.0 around it.
+    """
+    import tensorflow as tf
+
+    resized = tf.image.resize(np.asarray(image, np.float32)[..., None], (out, out))
+    return tf.image.resize_with_crop_or_pad(resized, tile, tile).numpy()[..., 0]
+
+
+def resize_labels(labels, n_classes, out):
+    """NVIDIA's labels: a class map resized to ``out`` x ``out`` (bilinear), then made hard again.
+
+    Two classes: NVIDIA resizes the 0/1 map and thresholds at 0.5 (0.5 is
+    class 1); more classes: the one-hot channels are resized and the largest
+    wins, ties to the higher class, which is the same rule for two.
+
+    Args:
+      labels: (H, W) int class indices.
+    Returns:
+      (out, out) uint8 class indices.
+    """
+    import tensorflow as tf
+
+    onehot = np.eye(n_classes, dtype=np.float32)[labels]
+    resized = tf.image.resize(onehot, (out, out)).numpy()
+    return (n_classes - 1 - resized[..., ::-1].argmax(-1)).astype(np.uint8)

@@ -52,28 +52,59 @@ def total_loss(logits, onehot, variables, weight_decay):
     return cross_entropy + dice_loss + weight_decay_loss(variables, weight_decay)
 
 
-def segmentation_metrics(probabilities, labels, n_classes):
-    """Metrics of whole slices at native resolution.
+def _soft_dice_per_class(probabilities, onehot):
+    """(C,) soft Dice of one image's (H, W, C) probabilities against its one-hot labels (NVIDIA's formula)."""
+    intersection = (probabilities * onehot).sum((0, 1))
+    union = (probabilities * probabilities + onehot * onehot).sum((0, 1))
+    return (2 * intersection + DICE_EPSILON) / (union + DICE_EPSILON)
+
+
+def nvidia_dice_score(probabilities, labels, n_classes, batch_size):
+    """NVIDIA's ``eval_dice_score``, computed as its ``evaluate`` does.
+
+    NVIDIA feeds the validation slices in batches of ``--batch_size`` (the
+    last one smaller), takes per batch ``dice_loss = mean over classes of
+    (1 - mean over the batch of the soft Dice per image and class)``, averages
+    that over the batches (a ``keras.metrics.Mean`` of one value per batch)
+    and reports ``1 - mean dice_loss``.
 
     Args:
-      probabilities: (N, H, W, C) float class probabilities.
-      labels: (N, H, W) int class indices.
+      probabilities: list of (H, W, C) softmax outputs, one per image, in order.
+      labels: list of (H, W) int class maps of the same sizes.
+      n_classes: C.
+      batch_size: images per evaluation batch.
     Returns:
-      dict: ``dice_soft`` (NVIDIA's eval_dice_score), ``dice`` (same average
-      over slices and classes, of the argmax masks), ``iou`` (Jaccard, same
-      average), ``pixel_error`` (share of wrong pixels; ISBI's pixel error).
+      float.
     """
-    probabilities = np.asarray(probabilities, np.float64)
-    onehot = np.eye(n_classes)[labels]
-    hard = np.eye(n_classes)[probabilities.argmax(-1)]
-    axes = (1, 2)
+    dice_losses = []
+    for first in range(0, len(probabilities), batch_size):
+        dice = np.stack([_soft_dice_per_class(np.asarray(p, np.float64), np.eye(n_classes)[t])
+                         for p, t in zip(probabilities[first:first + batch_size], labels[first:first + batch_size])])
+        dice_losses.append(np.mean(1.0 - dice.mean(axis=0)))
+    return float(1.0 - np.mean(dice_losses))
 
-    def dice(p):
-        return np.mean((2 * (p * onehot).sum(axes) + DICE_EPSILON) /
-                       ((p * p).sum(axes) + (onehot * onehot).sum(axes) + DICE_EPSILON))
 
-    intersection = (hard * onehot).sum(axes)
-    union = np.maximum(hard, onehot).sum(axes)
-    return {"dice": float(dice(hard)), "dice_soft": float(dice(probabilities)),
-            "iou": float(np.mean((intersection + DICE_EPSILON) / (union + DICE_EPSILON))),
-            "pixel_error": float(np.mean(probabilities.argmax(-1) != labels))}
+def segmentation_metrics(probabilities, labels, n_classes):
+    """Metrics of whole images at native resolution, averaged over images (of any sizes) and classes.
+
+    Args:
+      probabilities: list (or stacked array) of (H, W, C) float class probabilities.
+      labels: list (or array) of (H, W) int class indices, the same sizes.
+    Returns:
+      dict: ``dice_soft`` (soft Dice, NVIDIA's formula, all images as one
+      batch), ``dice`` (the same average of the argmax masks' Dice), ``iou``
+      (Jaccard, same average), ``pixel_error`` (share of wrong pixels per
+      image, averaged; ISBI's pixel error).
+    """
+    per_image = {"dice": [], "dice_soft": [], "iou": [], "pixel_error": []}
+    for p, t in zip(probabilities, labels):
+        p = np.asarray(p, np.float64)
+        onehot = np.eye(n_classes)[t]
+        hard = np.eye(n_classes)[p.argmax(-1)]
+        per_image["dice_soft"].append(_soft_dice_per_class(p, onehot))
+        per_image["dice"].append(_soft_dice_per_class(hard, onehot))
+        intersection = (hard * onehot).sum((0, 1))
+        union = np.maximum(hard, onehot).sum((0, 1))
+        per_image["iou"].append((intersection + DICE_EPSILON) / (union + DICE_EPSILON))
+        per_image["pixel_error"].append(np.mean(p.argmax(-1) != t))
+    return {name: float(np.mean(values)) for name, values in per_image.items()}

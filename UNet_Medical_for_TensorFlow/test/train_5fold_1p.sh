@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
 # Five-fold cross-validation: test/train_full_1p.sh once per fold 0..4 (any of
 # its flags pass through, but not --crossvalidation_idx), then the mean and
-# standard deviation of the validation Dice, as NVIDIA's published table.
+# standard deviation of NVIDIA's eval_dice_score over the folds, as NVIDIA's
+# published table. With --ckpt_path=DIR each fold keeps its run in DIR/fold<k>
+# (a rerun resumes each fold); otherwise in test/output/folds/<k>/.
 #   bash test/train_5fold_1p.sh --data_path=DIR [train_full_1p.sh flags]
 set -uo pipefail
 cur_path="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ckpt_path=""
+passed=()
 for para in "$@"; do
   case "${para}" in
     --crossvalidation_idx=*) echo "[Error] train_5fold_1p.sh runs every fold itself" >&2; exit 1 ;;
+    --ckpt_path=*) ckpt_path="${para#*=}" ;;
     -h|--help) exec bash "${cur_path}/train_full_1p.sh" --help ;;
+    *) passed+=("${para}") ;;
   esac
 done
 dices=()
 for fold in 0 1 2 3 4; do
   echo "=== fold ${fold}"
-  out="$(bash "${cur_path}/train_full_1p.sh" "$@" --crossvalidation_idx="${fold}")"
+  fold_ckpt=()
+  [ -n "${ckpt_path}" ] && fold_ckpt=(--ckpt_path="${ckpt_path}/fold${fold}")
+  out="$(bash "${cur_path}/train_full_1p.sh" "${passed[@]}" "${fold_ckpt[@]}" --crossvalidation_idx="${fold}")"
   rc=$?
   echo "${out}"
   [ "${rc}" -eq 0 ] || { echo "[Error] fold ${fold} failed (exit ${rc})" >&2; exit "${rc}"; }
@@ -25,6 +33,7 @@ done
 python3 - "${dices[@]}" <<'PY'
 import statistics, sys
 dices = [float(d) for d in sys.argv[1:]]
-print("5-fold Dice: " + " ".join(f"{d:.4f}" for d in dices))
-print(f"5-fold Dice mean : {statistics.mean(dices):.4f}  std : {statistics.pstdev(dices):.4f}")
+# NVIDIA's table: the mean of the five folds' eval_dice_score (their std beside it).
+print("5-fold eval_dice_score: " + " ".join(f"{d:.4f}" for d in dices))
+print(f"5-fold eval_dice_score mean : {statistics.mean(dices):.4f}  std : {statistics.pstdev(dices):.4f}")
 PY

@@ -121,7 +121,7 @@ def test_folds_partition_the_30_slices():
     assert sorted(validations) == list(range(30))
     assert folds.fold_split(30, None, seed=0) == (list(range(30)), [])
     assert folds.fold_split(30, 2, seed=1) != folds.fold_split(30, 2, seed=0)
-    with pytest.raises(ValueError, match="crossvalidation_idx"):
+    with pytest.raises(UserError, match="crossvalidation_idx=5 must be in 0..4"):
         folds.fold_split(30, 5, seed=0)
 
 
@@ -231,3 +231,51 @@ def test_palette_masks_are_read_as_class_indices(tmp_path):
     mask.save(tmp_path / "images" / "a.png")
     with pytest.raises(UserError, match=r"images/a.png: page 0 has Pillow mode 'P'; expected 8-bit grey \('L'\)$"):
         readers.read_dataset(str(tmp_path), n_classes=3)
+
+
+def test_nvidia_resize_path_on_hand_made_arrays():
+    padded = tiles.resize_and_pad(np.ones((4, 4), np.float32), out=2, tile=6)
+    expected = np.zeros((6, 6), np.float32)
+    expected[2:4, 2:4] = 1
+    np.testing.assert_allclose(padded, expected)
+    halves = np.array([[0, 0, 1, 1]] * 4)
+    np.testing.assert_array_equal(tiles.resize_labels(halves, 2, 2), [[0, 1], [0, 1]])
+    # NVIDIA thresholds the resized 0/1 labels at 0.5 with 0.5 itself cell (class 1).
+    np.testing.assert_array_equal(tiles.resize_labels(np.array([[0, 1], [0, 1]]), 2, 1), [[1]])
+
+
+def _flip_set(stack):
+    return {stack.tobytes(), stack[::-1].tobytes(), stack[:, ::-1].tobytes(), stack[::-1, ::-1].tobytes()}
+
+
+def test_default_augmentation_is_nvidia_set_without_rotations_or_elastic():
+    """nvidia: the crop is always on and nothing rotates; full: rotations appear."""
+    assert augment.CROP_PROBABILITY == {"nvidia": 1.0, "full": 0.5}
+    assert flags_defaults()["augment_set"] == "nvidia"
+    labels = np.zeros((16, 16), np.int32)
+    labels[:, :4] = 1  # a band on the left: a rotation moves it to the top or bottom
+    onehot = tf.one_hot(labels, 2)
+    image = tf.zeros((16, 16, 1))
+    rows_hit = {"nvidia": 0, "full": 0}
+    for augment_set in rows_hit:
+        for stream in range(12):
+            _, out = augment.augment(image, onehot, tf.constant([0, stream], tf.int64), augment_set)
+            band = out[..., 1].numpy() > 0.5
+            rows_hit[augment_set] += bool(band.all(axis=1).any())  # a full row of band: rotated
+    assert rows_hit["nvidia"] == 0 and rows_hit["full"] > 0
+
+
+def flags_defaults():
+    from runtime import flags
+    return vars(flags.parse_args([]))
+
+
+def test_truncated_tiff_is_one_line(isbi_dir, tmp_path):
+    directory = _copy_isbi(isbi_dir, str(tmp_path / "data"))
+    path = os.path.join(directory, "train-volume.tif")
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[:len(data) // 2])
+    with pytest.raises(UserError) as error:
+        readers.read_dataset(directory)
+    assert str(error.value) == (f"{path}: cannot be decoded as an image (Missing dimensions); the file may be "
+                                "truncated or damaged")

@@ -90,3 +90,29 @@ def test_unreachable_server(tmp_path, capsys):
     target = tmp_path / "data"
     _assert_fails_clean(["--data_dir", str(target), "--base_url", "http://127.0.0.1:9/", "--timeout=5"], target,
                         capsys, "cannot download http://127.0.0.1:9/train-volume.tif")
+
+
+def test_default_url_and_sums_are_the_reference_ones():
+    assert download_dataset.DEFAULT_BASE_URL == "http://brainiac2.mit.edu/isbi_challenge/sites/default/files/"
+    assert download_dataset.LISTED_MD5 == {"train-volume.tif": "465461edbe0254630c4ec5577f1e7764",
+                                           "train-labels.tif": "657fe6b728c6dd0152e295c6d800001d",
+                                           "test-volume.tif": "9767660d7abe4e0ecbdd0061a16058ad"}
+
+
+def test_without_base_url_the_default_is_used_and_md5_differences_warn(isbi_dir, tmp_path, serve, capsys,
+                                                                         monkeypatch):
+    """No --base_url: DEFAULT_BASE_URL (pointed at 127.0.0.1 here; tests never reach the internet)."""
+    import hashlib
+
+    monkeypatch.setattr(download_dataset, "DEFAULT_BASE_URL", serve(isbi_dir))
+    sums = {name: hashlib.md5(open(os.path.join(isbi_dir, name), "rb").read()).hexdigest()
+            for name in readers.ISBI_FILES.values()}
+    monkeypatch.setitem(download_dataset.LISTED_MD5, "test-volume.tif", sums["test-volume.tif"])
+    target = tmp_path / "data"
+    assert download_dataset.main(["--data_dir", str(target)]) == 0
+    out = capsys.readouterr().out
+    assert f"downloading {download_dataset.DEFAULT_BASE_URL}train-volume.tif" in out
+    assert f"md5 ok test-volume.tif {sums['test-volume.tif']}" in out
+    assert (f"warning: train-labels.tif has MD5 {sums['train-labels.tif']}, the listed sum is "
+            "657fe6b728c6dd0152e295c6d800001d; it decodes and passes the checks, so it is kept") in out
+    assert sorted(os.listdir(target)) == sorted(readers.ISBI_FILES.values())

@@ -18,6 +18,7 @@ import re
 
 import pytest
 
+from common import npu_utils
 from common.npu_utils import UserError
 from conftest import MODEL_DIR
 from runtime import flags
@@ -52,7 +53,7 @@ def test_evaluate_benchmark_needs_no_fold(tmp_path):
 
 def _training_run(model_dir, *argv):
     """Write the config.json of a training run with these flags into ``model_dir``."""
-    flags.write_config(flags.parse_args([f"--model_dir={model_dir}", *argv]))
+    npu_utils.write_run_config(str(model_dir), vars(flags.parse_args([f"--model_dir={model_dir}", *argv])))
 
 
 def test_evaluate_and_predict_take_the_network_and_fold_from_the_training_run(tmp_path, capsys):
@@ -76,7 +77,8 @@ def test_evaluate_and_predict_take_the_network_and_fold_from_the_training_run(tm
 @pytest.mark.parametrize("argv,message", [
     (["--exec_mode=evaluate", "--crossvalidation_idx=0"],
      "--crossvalidation_idx=0 contradicts the training run in {dir}/config.json, which used "
-     "--crossvalidation_idx=2 (the validation slices would include slices it trained on)"),
+     "--crossvalidation_idx=2 (its checkpoint fits only that network, and another fold or seed would score "
+     "slices it trained on); leave --crossvalidation_idx out"),
     (["--exec_mode=evaluate", "--seed=1"], "--seed=1 contradicts the training run"),
     (["--exec_mode=predict", "--base_filters=64"],
      "--base_filters=64 contradicts the training run in {dir}/config.json, which used --base_filters=4 "
@@ -102,3 +104,39 @@ def test_readme_names_every_flag():
     options = set(re.findall(r"(--\w+)", flags.build_parser().format_help())) - {"--help"}
     assert len(options) > 30
     assert sorted(option for option in options if f"`{option}`" not in readme) == []
+
+
+def test_common_names_are_aliases(tmp_path):
+    args = flags.parse_args(["--mode=train_and_evaluate", "--data_path=/d", f"--model_dir={tmp_path}",
+                             "--crossvalidation_idx=0", "--resume=False", "--max_steps=5", "--log_every=2",
+                             "--checkpoint_every=3", "--batch_size=2"])
+    assert (args.exec_mode, args.data_dir, args.resume_training, args.max_steps, args.log_every,
+            args.checkpoint_every, args.batch_size) == ("train_and_evaluate", "/d", False, 5, 2, 3, 2)
+    assert flags.parse_args(["--resume"]).resume_training is True
+    assert flags.parse_args(["--resume_training"]).resume_training is True
+    assert flags.parse_args([]).resume_training is None  # today's default: refuse to train over a checkpoint
+
+
+@pytest.mark.parametrize("name", ["model_dir", "log_dir"])
+def test_run_folders_that_are_files_are_refused(tmp_path, name):
+    path = tmp_path / "a_file"
+    path.write_text("x")
+    with pytest.raises(UserError) as error:
+        flags.parse_args([f"--{name}={path}"])
+    assert str(error.value) == f"--{name}={path} is a file; expected a folder (it is created when missing)"
+
+
+def test_resume_takes_the_run_and_refuses_another_fold(tmp_path, capsys):
+    _training_run(tmp_path, "--base_filters=4", "--crossvalidation_idx=0", "--seed=3")
+    (tmp_path / "checkpoint").write_text('model_checkpoint_path: "ckpt-5"\n')
+    args = flags.parse_args([f"--model_dir={tmp_path}", "--resume"])
+    assert (args.base_filters, args.crossvalidation_idx, args.seed) == (4, 0, 3)
+    assert f"[flags] from {tmp_path}/config.json: --base_filters=4" in capsys.readouterr().out
+    for flag, used in (("--crossvalidation_idx=3", "--crossvalidation_idx=0"), ("--seed=1", "--seed=3"),
+                       ("--n_classes=3", "--n_classes=2")):
+        with pytest.raises(UserError) as error:
+            flags.parse_args([f"--model_dir={tmp_path}", "--resume", flag])
+        assert str(error.value).startswith(f"{flag} contradicts the training run in {tmp_path}/config.json, "
+                                           f"which used {used} (a resumed run continues")
+    # --resume=False starts a new run: nothing is taken or refused.
+    assert flags.parse_args([f"--model_dir={tmp_path}", "--resume=False", "--seed=1"]).seed == 1

@@ -65,3 +65,32 @@ def test_benchmark_statistics():
     assert stats["latency_ms_p99"] == pytest.approx(np.percentile([500, 250, 500, 250], 99))
     with pytest.raises(ValueError, match="warm-up"):
         benchmark.benchmark_statistics([1.0], 1, warmup_steps=1)
+
+
+def test_nvidia_dice_score_on_hand_made_arrays():
+    """NVIDIA's eval_dice_score: per batch 1 - mean over classes of (1 - batch mean Dice), averaged over batches."""
+    labels = [np.array([[0, 1]]), np.array([[0, 1]]), np.array([[1, 1]])]
+    probabilities = [np.array([[[0.5, 0.5], [0.5, 0.5]]]),  # Dice 2 * 0.5 / (0.5 + 1) = 2/3 for both classes
+                     np.array([[[1.0, 0.0], [0.0, 1.0]]]),  # perfect: 1, 1
+                     np.array([[[0.2, 0.8], [0.2, 0.8]]])]  # class 0 absent: eps / (0.08 + eps); class 1 3.2 / 3.28
+    eps = 1e-6
+    image3 = [eps / (0.08 + eps), (3.2 + eps) / (3.28 + eps)]
+    first_batch = np.mean([(1 + eps) / (1.5 + eps)] * 2 + [1.0, 1.0])
+    expected = (first_batch + np.mean(image3)) / 2  # batches of 2: {0, 1} and {2}, one value each
+    assert losses.nvidia_dice_score(probabilities, labels, 2, batch_size=2) == pytest.approx(expected, abs=1e-9)
+    assert expected == pytest.approx(0.660572, abs=1e-6)
+    # One batch of all three: the plain mean over images and classes, which differs.
+    one_batch = losses.nvidia_dice_score(probabilities, labels, 2, batch_size=8)
+    assert one_batch == pytest.approx((4 * first_batch + sum(image3)) / 6, abs=1e-9)
+    # The training loss's soft Dice (TensorFlow) is the same figure on a batch.
+    onehot = tf.one_hot(np.stack(labels[:2]), 2)
+    assert float(losses.soft_dice(tf.constant(np.stack(probabilities[:2]), tf.float32), onehot)) == pytest.approx(
+        losses.nvidia_dice_score(probabilities[:2], labels[:2], 2, batch_size=2), rel=1e-6)
+
+
+def test_metrics_of_images_of_different_sizes_are_averaged_per_image():
+    small, large = np.array([[0, 1]]), np.ones((3, 3), int)
+    probabilities = [np.eye(2)[small], np.eye(2)[np.zeros((3, 3), int)]]  # right; all wrong
+    metrics = losses.segmentation_metrics(probabilities, [small, large], 2)
+    assert metrics["pixel_error"] == pytest.approx(0.5)  # per image 0 and 1
+    assert metrics["dice"] == pytest.approx((1 + 1 + 1e-6 / (9 + 1e-6) + 1e-6 / (9 + 1e-6)) / 4)

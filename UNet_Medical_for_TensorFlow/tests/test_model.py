@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import pytest
 
-from model import unet
+from model import tile_sizes, unet
 
 
 def test_full_model_matches_nvidia():
@@ -25,7 +25,7 @@ def test_full_model_matches_nvidia():
     assert model.count_params() == 34_512_258
     assert model.input_shape == (None, 572, 572, 1)
     assert model.output_shape == (None, 388, 388, 2)
-    assert unet.level_sizes(572) == {"skips": [568, 280, 136, 64], "upsampled": [56, 104, 200, 392],
+    assert tile_sizes.level_sizes(572) == {"skips": [568, 280, 136, 64], "upsampled": [56, 104, 200, 392],
                                      "output": 388}
 
 
@@ -40,10 +40,10 @@ def test_small_model_forward_shape_and_dtype():
 def test_invalid_tile_size_names_nearest_valid(bad):
     with pytest.raises(ValueError) as error:
         unet.build_unet(base_filters=2, tile_size=bad)
-    for size in unet.nearest_valid_tile_sizes(bad):
-        assert unet.level_sizes(size) is not None
+    for size in tile_sizes.nearest_valid_tile_sizes(bad):
+        assert tile_sizes.level_sizes(size) is not None
         assert str(size) in str(error.value)
-    assert "572" in str(unet.nearest_valid_tile_sizes(570))
+    assert "572" in str(tile_sizes.nearest_valid_tile_sizes(570))
 
 
 @pytest.mark.parametrize("kwargs", [{"base_filters": 0}, {"n_classes": 1}, {"dropout_rate": 1.0}])

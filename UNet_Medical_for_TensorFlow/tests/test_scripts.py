@@ -13,12 +13,15 @@
 # limitations under the License.
 """The ModelZoo scripts end to end on the tiny synthetic stack."""
 
+import json
 import os
+import re
+import statistics
 import subprocess
 
 import pytest
 
-from common.npu_utils import parse_step_line
+from common.launcher import parse_step_line
 from conftest import MODEL_DIR
 
 SMALL = ["--base_filters=4", "--tile_size=220", "--batch_size=2", "--learning_rate=0.001"]
@@ -43,7 +46,7 @@ def accuracy_summary(case_name, log_every):
     """
     values = summary(f"{case_name}.log")
     for key in ("Network", "RankSize", "BatchSize", "DeviceType", "CaseName", "ActualFPS", "TrainingTime",
-                "TrainAccuracy", "ActualLoss", "E2ETrainingTime", "dice_soft", "iou", "pixel_error"):
+                "TrainAccuracy", "ActualLoss", "E2ETrainingTime", "dice", "dice_soft", "iou", "pixel_error"):
         assert key in values, key
     assert values["CaseName"] == case_name
     assert 0 <= float(values["TrainAccuracy"]) <= 1 and float(values["ActualFPS"]) > 0
@@ -55,13 +58,27 @@ def accuracy_summary(case_name, log_every):
     return values
 
 
-def test_train_full_1p(isbi_dir):
-    result = run_script("train_full_1p.sh", f"--data_path={isbi_dir}", "--max_step=20", "--log_every=5", *SMALL,
+def test_nvidia_recipe_runs_five_folds_and_prints_the_summary(isbi_dir):
+    """NVIDIA's 5-fold recipe end to end with a tiny width (its train_full_1p.sh runs, its summary lines)."""
+    result = run_script("train_nvidia_5fold_1p.sh", f"--data_path={isbi_dir}", "--train_steps=4", "--log_every=2",
+                        "--base_filters=2", "--tile_size=188", "--batch_size=2", "--use_xla=False",
                         cwd=os.path.join(MODEL_DIR, "test"))
     assert result.returncode == 0, result.stdout[-1000:] + result.stderr[-2000:]
-    assert "Final Train Accuracy : " in result.stdout
-    values = accuracy_summary("UNet_Medical_for_TensorFlow_bs2_1p_acc", log_every=5)
+    assert result.stdout.count("Final Train Accuracy : ") == 5
+    dices = [float(d) for d in re.findall(r"^Final Train Accuracy : (\S+)$", result.stdout, re.M)]
+    summary_line = re.search(r"^5-fold eval_dice_score: (.*)$", result.stdout, re.M).group(1)
+    assert summary_line == " ".join(f"{d:.4f}" for d in dices)
+    mean_std = re.search(r"^5-fold eval_dice_score mean : (\S+)  std : (\S+)$", result.stdout, re.M)
+    assert float(mean_std.group(1)) == pytest.approx(statistics.mean(dices), abs=1e-4)
+    assert float(mean_std.group(2)) == pytest.approx(statistics.pstdev(dices), abs=1e-4)
+    # The recipe's settings reached main.py (the last fold's run).
+    config = json.load(open(os.path.join(MODEL_DIR, "test", "output", "folds", "4", "ckpt", "config.json")))
+    assert (config["input_mode"], config["augment_set"], config["augment"], config["learning_rate"],
+            config["crossvalidation_idx"], config["precision_mode"]) == (
+        "resize", "nvidia", True, 0.0001, 4, "allow_mix_precision")
+    values = accuracy_summary("UNet_Medical_for_TensorFlow_bs2_1p_acc", log_every=2)
     assert values["RankSize"] == "1" and values["BatchSize"] == "2"
+    assert float(values["TrainAccuracy"]) == pytest.approx(dices[-1], abs=1e-4)
 
 
 def test_train_full_8p_on_two_ranks(isbi_dir):
@@ -100,7 +117,7 @@ def test_train_performance_1p(isbi_dir):
 
 @pytest.mark.parametrize("argv,expected", [
     ([], 'para "data_path" must be config'),
-    (["--data_path=/tmp", "--max_steps=3"], "unknown flag '--max_steps=3'"),
+    (["--data_path=/tmp", "--max_stepz=3"], "unknown flag '--max_stepz=3'"),
 ])
 def test_script_argument_errors(argv, expected):
     result = run_script("train_full_1p.sh", *argv)
@@ -113,3 +130,15 @@ def test_failing_training_fails_the_script(tmp_path):
     assert result.returncode != 0
     assert "Final Performance" not in result.stdout
     assert "masks: folder not found" in result.stderr
+
+
+def test_help_lists_the_common_names_and_the_8p_scripts_exec_the_1p_ones():
+    result = run_script("train_full_1p.sh", "--help")
+    assert result.returncode == 0
+    for name in ("--data_path", "--batch_size", "--train_epochs", "--train_steps", "--max_step", "--learning_rate",
+                 "--ckpt_path", "--resume", "--crossvalidation_idx", "--augment_set", "--input_mode"):
+        assert name in result.stdout, name
+    assert "(default 1000)" in result.stdout  # --train_steps: this model's default
+    for kind in ("full", "performance"):
+        text = open(os.path.join(MODEL_DIR, "test", f"train_{kind}_8p.sh"), encoding="utf-8").read()
+        assert 'RANK_SIZE="${RANK_SIZE:-8}"' in text and f"train_{kind}_1p.sh" in text

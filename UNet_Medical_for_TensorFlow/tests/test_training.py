@@ -40,20 +40,19 @@ def metrics_of(text):
 
 def test_short_training_learns(isbi_dir, tmp_path):
     """150 steps of a 4-filter UNet: validation Dice far above the untrained network's."""
-    from data_loading import folds, readers
+    from data_loading import folds, readers, tiles
     from model import unet
-    from runtime import flags, losses, run
+    from runtime import losses, run
 
-    args = flags.parse_args(["--data_dir", isbi_dir, "--crossvalidation_idx=1", *SMALL])
     data = readers.read_isbi(isbi_dir, need_test=False)
     _, validation = folds.fold_split(len(data.images), 1, seed=0)
     import keras
     keras.utils.set_random_seed(0)  # the untrained figure must not depend on the tests run before
     untrained = unet.build_unet(base_filters=4, tile_size=220)
-    probabilities = run.predict_images(run.make_probability_fn(untrained, False),
-                                       [data.images[i] for i in validation], args)
-    before = losses.segmentation_metrics(np.stack(probabilities), np.stack([data.labels[i] for i in validation]),
-                                         2)["dice"]
+    probability_fn = run.make_probability_fn(untrained, False)
+    probabilities = [tiles.predict_tiled(probability_fn, tiles.normalize(data.images[i].astype(np.float32)), 220, 36)
+                     for i in validation]
+    before = losses.segmentation_metrics(probabilities, [data.labels[i] for i in validation], 2)["dice"]
 
     result = run_main("--data_dir", isbi_dir, "--model_dir", str(tmp_path / "run"), "--crossvalidation_idx=1",
                       "--exec_mode=train_and_evaluate", "--max_steps=150", "--log_every=50", *SMALL)
@@ -219,3 +218,52 @@ def test_resuming_a_run_that_reached_max_steps_exports_it(isbi_dir, tmp_path):
     assert "TRAIN step=" not in resumed.stdout
     assert f"exported {model_dir}/unet.keras at step 2" in resumed.stdout
     assert os.path.isfile(os.path.join(model_dir, "unet.keras"))
+
+
+def test_epoch_cap_resume_refusal_and_start_over(isbi_dir, tmp_path):
+    """--train_epochs caps the steps; a resume with another width is refused before config.json changes;
+    --resume=False (the common name) starts over."""
+    model_dir = str(tmp_path / "run")
+    common = ["--data_path", isbi_dir, "--model_dir", model_dir, "--log_every=1", "--crossvalidation_idx=0",
+              "--base_filters=4", "--tile_size=188", "--batch_size=4"]
+    first = run_main(*common, "--mode=train", "--train_epochs=1", "--max_steps=0")
+    assert first.returncode == 0, first.stderr[-2000:]
+    # 10 slices, fold 0 holds out 2: 8 training slices at batch 4 are 2 steps per epoch.
+    assert "[train] --train_epochs=1: 2 steps per epoch (8 training slices); stops at step 2" in first.stdout
+    assert re.findall(r"TRAIN step=(\d+)", first.stdout) == ["1", "2"]
+    config_path = os.path.join(model_dir, "config.json")
+    saved = open(config_path).read()
+
+    refused = run_main(*common[:-3], "--base_filters=8", "--tile_size=188", "--batch_size=4", "--resume")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1].startswith(
+        f"error: --base_filters=8 contradicts the training run in {config_path}, which used --base_filters=4 (")
+    assert open(config_path).read() == saved
+
+    over = run_main(*common, "--max_steps=1", "--resume=False")
+    assert over.returncode == 0, over.stderr[-2000:]
+    assert f"[run] --resume=False: deleted the checkpoints in {model_dir}; starting over" in over.stdout
+    assert re.findall(r"TRAIN step=(\d+)", over.stdout) == ["1"]
+    assert os.path.isfile(os.path.join(model_dir, "ckpt-1.index"))
+    assert not glob.glob(os.path.join(model_dir, "ckpt-2.*"))
+
+
+def test_flags_load_no_tensorflow():
+    """main.py's deferred imports are real: parsing the flags loads neither Keras nor TensorFlow."""
+    code = ("import sys; sys.argv = ['main.py']; import main; main.flags.parse_args(['--mode=predict']); "
+            "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=MODEL_DIR, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
+
+
+def test_own_images_of_different_sizes_train_and_evaluate(tmp_path):
+    """Own data whose images differ in size: evaluated one by one at native size, no np.stack crash."""
+    from data_loading import readers, synthetic
+
+    synthetic.write_own_data_folder(str(tmp_path), slices=5, size=32)  # every other image 24 wide
+    assert {image.shape for image in readers.read_dataset(str(tmp_path)).images} == {(32, 32), (32, 24)}
+    result = run_main("--data_path", str(tmp_path), "--model_dir", str(tmp_path / "run"), "--mode=train_and_evaluate",
+                      "--crossvalidation_idx=0", "--max_steps=1", "--base_filters=2", "--tile_size=188", "--batch_size=2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert {"eval_dice_score", "dice", "iou", "pixel_error"} <= set(metrics_of(result.stdout))
