@@ -55,8 +55,12 @@ def predict_images(session, probability_fn, images):
     if args.input_mode == "overlap_tile":
         return [tiles.predict_tiled(probability_fn, tiles.normalize(image.astype(np.float32)), args.tile_size, out,
                                     batch_size=args.batch_size) for image in images]
-    return [tf.image.resize(resized_probabilities(session, probability_fn, [image])[0], image.shape).numpy()
-            for image in images]
+    return to_native_size(resized_probabilities(session, probability_fn, images), images)
+
+
+def to_native_size(probabilities, images):
+    """Each (out, out, C) map of NVIDIA's path resized (bilinear) back to its image's (H, W)."""
+    return [tf.image.resize(p, image.shape).numpy() for p, image in zip(probabilities, images)]
 
 
 def resized_probabilities(session, probability_fn, images):
@@ -183,11 +187,12 @@ def evaluate(session, probability_fn, step):
     args, data = session.args, session.data
     images = [data.images[i] for i in session.validation_indices]
     labels = [data.labels[i] for i in session.validation_indices]
-    native = predict_images(session, probability_fn, images)
     if args.input_mode == "resize":
         at_output = resized_probabilities(session, probability_fn, images)
         output_labels = [tiles.resize_labels(label, data.n_classes, session.out) for label in labels]
+        native = to_native_size(at_output, images)
     else:
+        native = predict_images(session, probability_fn, images)
         at_output, output_labels = native, labels
     metrics = {"eval_dice_score": losses.nvidia_dice_score(at_output, output_labels, data.n_classes,
                                                            args.batch_size),

@@ -143,10 +143,9 @@ def latest_checkpoint(model_dir):
         state = tf.train.get_checkpoint_state(model_dir)
     except (tf.errors.OpError, ValueError) as error:
         raise UserError(f"{state_file}: the checkpoint is unreadable ({str(error).splitlines()[0][:200]})") from None
-    prefix = state.model_checkpoint_path if state else ""
+    prefix = state.model_checkpoint_path if state else ""  # TensorFlow joins a relative name to model_dir
     if not prefix:
         raise UserError(f"{state_file}: the checkpoint is unreadable (it names no checkpoint)")
-    prefix = prefix if os.path.isabs(prefix) else os.path.join(model_dir, prefix)
     if not os.path.isfile(prefix + ".index"):
         raise UserError(f"{state_file}: the checkpoint is unreadable (it names {prefix}, whose .index file is "
                         "missing)")

@@ -33,11 +33,13 @@ def _cut(path, keep, tail=b""):
     open(path, "wb").write(data[:keep(len(data))] + tail)
 
 
-def test_a_good_checkpoint_is_found_and_read(tmp_path):
+def test_a_good_checkpoint_is_found_and_read(tmp_path, monkeypatch):
     prefix = _saved(tmp_path)
     assert session.latest_checkpoint(str(tmp_path)) == prefix
     session.check_readable(prefix)
     assert session.latest_checkpoint(str(tmp_path / "empty")) is None
+    monkeypatch.chdir(tmp_path.parent)  # a relative --model_dir, as in the README's commands
+    assert session.latest_checkpoint(tmp_path.name) == os.path.join(tmp_path.name, "ckpt-7")
 
 
 def test_truncated_data_file(tmp_path):
