@@ -85,7 +85,7 @@ def time_training(ctx, model_name, batch_size, steps):
 
 def time_pipeline(data_dir, batches, batch_size):
     """Patches/s of brats_data.patch_dataset alone (loading, normalising, sampling, cutting)."""
-    cases = brats_data.discover_cases(data_dir)
+    cases, _ = brats_data.discover_cases(data_dir)
 
     def load_fn(index):
         loaded = brats_data.load_case(cases[index])
@@ -148,7 +148,7 @@ def main(argv=None):
             synthetic_brats.write_dataset(scratch, args.pipeline_cases, args.shape, seed=0)
         rate, cases = time_pipeline(data_dir, args.pipeline_batches, args.batch_size)
         print(f"pipeline: {rate:.1f} patches/s ({cases} cases, no training)", flush=True)
-        case = brats_data.load_case(brats_data.discover_cases(data_dir)[0], with_label=False)
+        case = brats_data.load_case(brats_data.discover_cases(data_dir)[0][0], with_label=False)
 
     block_s, window_s, timed, run, total, same = time_inference(args.model_name, case.image, args.block_size,
                                                                 args.windows, args.window_batch)

@@ -13,20 +13,28 @@
 # limitations under the License.
 """BraTS cases: discovery, the train/test split, checks, loading and patch sampling.
 
-A data folder holds one sub-folder per case, ``<case>/<name>_<kind>.nii.gz``
-(or ``.nii``) with kind flair, t1, t1ce, t2 and seg. Files are found by their
-modality suffix, so BraTS 2017 (``Brats17_TCIA_...``), later releases
-(``BraTS20_Training_001_flair.nii.gz``) and other four-modality collections in
-the same layout work unchanged.
+A data folder holds one sub-folder per case with four modalities and a label
+file, found by their suffix after the case name in one of the BraTS naming
+schemes (:data:`SCHEMES`):
+
+- BraTS 2017 (``Brats17_TCIA_105_1/Brats17_TCIA_105_1_flair.nii.gz``) and
+  2018-2021 (``BraTS2021_00000/BraTS2021_00000_flair.nii.gz``): ``_flair``,
+  ``_t1``, ``_t1ce``, ``_t2``, ``_seg``; labels {0, 1, 2, 4}. Other collections
+  in this layout (e.g. the synthetic ``Synth_001``) read the same way.
+- BraTS 2023 glioma (``BraTS-GLI-00000-000/BraTS-GLI-00000-000-t2f.nii.gz``):
+  ``-t2f`` (FLAIR), ``-t1n`` (T1), ``-t1c`` (T1ce), ``-t2w`` (T2), ``-seg``;
+  labels {0, 1, 2, 3} with 3 the enhancing tumour.
 
 Arrays keep the NIfTI voxel order (X, Y, Z); images are float32 (X, Y, Z, 4)
 with channels flair, t2, t1, t1ce (the order the two pathways expect) and
-labels uint8 (X, Y, Z) in {0, 1, 2, 4}.
+labels uint8 (X, Y, Z) in the 2017 values {0, 1, 2, 4} whatever the scheme
+(:func:`to_file_labels` turns them back into the case's own).
 """
 
 import concurrent.futures
 import dataclasses
 import os
+import re
 
 import nibabel as nib
 import numpy as np
@@ -36,17 +44,38 @@ from common.npu_utils import UserError
 IMAGE_KINDS = ("flair", "t1", "t1ce", "t2")
 FILE_KINDS = IMAGE_KINDS + ("seg",)
 CHANNELS = ("flair", "t2", "t1", "t1ce")  # pathway A: flair, t2; pathway B: t1, t1ce
-VALID_LABELS = (0, 1, 2, 4)
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
 
 @dataclasses.dataclass(frozen=True)
+class Scheme:
+    """A BraTS naming scheme: each kind's file suffix after the case name, and its label of enhancing tumour."""
+
+    name: str
+    suffixes: dict  # kind -> suffix before .nii.gz / .nii
+    enhancing_label: int  # 4 (internally always 4)
+
+
+_UNDERSCORE = {kind: f"_{kind}" for kind in FILE_KINDS}
+SCHEMES = {
+    "2017": Scheme("BraTS 2017", _UNDERSCORE, 4),
+    "2018-2021": Scheme("BraTS 2018-2021", _UNDERSCORE, 4),
+    "2023": Scheme("BraTS 2023", {"flair": "-t2f", "t1": "-t1n", "t1ce": "-t1c", "t2": "-t2w", "seg": "-seg"}, 3),
+    # The 2017-2021 layout under other case names (synthetic data, other collections).
+    "layout": Scheme("BraTS 2017-2021 layout", _UNDERSCORE, 4),
+}
+_CASE_NAMES = (("2017", re.compile(r"^Brats17_", re.I)), ("2018-2021", re.compile(r"^BraTS(20)?(18|19|20|21)_", re.I)))
+
+
+@dataclasses.dataclass(frozen=True)
 class Case:
-    """One case folder: ``files`` maps a kind (flair, t1, t1ce, t2, seg) to the paths found for it."""
+    """One case folder: ``files`` maps a kind (flair, t1, t1ce, t2, seg) to the paths found for it;
+    ``scheme`` is a key of :data:`SCHEMES` ("mixed" when its files follow more than one)."""
 
     case_id: str
     folder: str
     files: dict
+    scheme: str = "layout"
 
     def path(self, kind):
         """The single file of ``kind`` (call after :func:`check_case` found no problem)."""
@@ -54,44 +83,87 @@ class Case:
 
 
 def _kind_of(filename):
-    for kind in FILE_KINDS:
-        for suffix in NIFTI_SUFFIXES:
-            if filename.endswith(f"_{kind}{suffix}"):
-                return kind
+    """(kind, True for the 2023 suffixes) of a file name, or None."""
+    for dash, suffixes in ((False, _UNDERSCORE), (True, SCHEMES["2023"].suffixes)):
+        for kind, suffix in suffixes.items():
+            if any(filename.endswith(suffix + extension) for extension in NIFTI_SUFFIXES):
+                return kind, dash
     return None
+
+
+def _scheme_of(case_id, dash_flags):
+    if len(dash_flags) > 1:
+        return "mixed"
+    if True in dash_flags:
+        return "2023"
+    return next((key for key, pattern in _CASE_NAMES if pattern.match(case_id)), "layout")
 
 
 def scan_case(folder):
     """A :class:`Case` for ``folder`` (files found by modality suffix), or None if it has no NIfTI of any kind."""
-    files = {}
+    files, dash_flags = {}, set()
     for filename in sorted(os.listdir(folder)):
-        kind = _kind_of(filename)
-        if kind is not None:
-            files.setdefault(kind, []).append(os.path.join(folder, filename))
+        found = _kind_of(filename)
+        if found is not None:
+            files.setdefault(found[0], []).append(os.path.join(folder, filename))
+            dash_flags.add(found[1])
     if not files:
         return None
-    return Case(case_id=os.path.basename(os.path.normpath(folder)), folder=folder, files=files)
+    case_id = os.path.basename(os.path.normpath(folder))
+    return Case(case_id=case_id, folder=folder, files=files, scheme=_scheme_of(case_id, dash_flags))
 
 
 def discover_cases(data_root):
-    """All case folders directly under ``data_root``, sorted by id.
+    """All case folders directly under ``data_root``, sorted by id, and the naming scheme they follow.
 
+    Returns:
+      (cases, description), e.g. "BraTS 2023 naming (-t2f/-t1n/-t1c/-t2w/-seg; enhancing tumour = label 3)".
     Raises:
-      UserError: ``data_root`` is not a folder or holds no case folder.
+      UserError: ``data_root`` is not a folder, holds no case folder, or mixes
+        the BraTS 2017, 2018-2021 and 2023 schemes (a case's files too).
     """
     if not os.path.isdir(data_root):
         raise UserError(f"-r/--data_path {data_root!r} is not a folder")
-    cases = []
-    for name in sorted(os.listdir(data_root)):
-        folder = os.path.join(data_root, name)
-        if os.path.isdir(folder):
-            case = scan_case(folder)
-            if case is not None:
-                cases.append(case)
+    cases = [scan_case(os.path.join(data_root, name)) for name in sorted(os.listdir(data_root))
+             if os.path.isdir(os.path.join(data_root, name))]
+    cases = [case for case in cases if case is not None]
     if not cases:
         raise UserError(f"-r/--data_path {data_root!r} holds no case folders with "
-                        "<case>/<case>_{flair,t1,t1ce,t2,seg}.nii.gz files")
-    return cases
+                        "<case>/<case>_{flair,t1,t1ce,t2,seg}.nii.gz (BraTS 2017-2021) or "
+                        "<case>/<case>-{t2f,t1n,t1c,t2w,seg}.nii.gz (BraTS 2023) files")
+    return cases, describe_schemes(cases, data_root)
+
+
+def describe_schemes(cases, data_root):
+    """One line naming the scheme of ``cases``; UserError when they mix schemes."""
+    found = {}
+    for case in cases:
+        found.setdefault(case.scheme, []).append(case.case_id)
+    if "mixed" in found:
+        raise UserError(f"{os.path.join(data_root, found['mixed'][0])}: files of both the BraTS 2017-2021 "
+                        "(_flair, _seg, ...) and 2023 (-t2f, -seg, ...) naming schemes")
+    named = sorted(set(found) - {"layout"})
+    if len(named) > 1 or ("2023" in found and "layout" in found):
+        examples = ", ".join(f"{found[key][0]} ({SCHEMES[key].name})" for key in sorted(found))
+        raise UserError(f"-r/--data_path {data_root} mixes naming schemes: {examples}; one release per folder")
+    scheme = SCHEMES[named[0] if named else "layout"]
+    suffixes = "/".join(scheme.suffixes[kind] for kind in FILE_KINDS)
+    return (f"{scheme.name} naming ({suffixes}; enhancing tumour = label {scheme.enhancing_label}), "
+            f"{len(cases)} cases")
+
+
+def to_internal_labels(label, case):
+    """A case's label volume in this code's values {0, 1, 2, 4} (BraTS 2023's 3 becomes 4)."""
+    if SCHEMES[case.scheme].enhancing_label == 4:
+        return label
+    return np.where(label == SCHEMES[case.scheme].enhancing_label, 4, label).astype(label.dtype)
+
+
+def to_file_labels(label, case):
+    """Predicted labels {0, 1, 2, 4} in the case's own convention (BraTS 2023: 4 becomes 3)."""
+    if SCHEMES[case.scheme].enhancing_label == 4:
+        return label
+    return np.where(label == 4, SCHEMES[case.scheme].enhancing_label, label).astype(label.dtype)
 
 
 def read_case_list(path):
@@ -217,7 +289,7 @@ def _rounded(values):
     return tuple(round(float(v), 4) for v in np.ravel(values))
 
 
-def _file_problems(path, kind, reference):
+def _file_problems(path, kind, reference, scheme):
     """Problems of one file; ``reference`` holds the case's first readable file (filled in by the first call)."""
     try:
         image = nib.load(path)
@@ -242,9 +314,11 @@ def _file_problems(path, kind, reference):
     elif kind in IMAGE_KINDS and data.min() == data.max():
         problems.append(f"{path}: every voxel is {data.min()}: an empty or constant {kind} volume")
     if kind == "seg":
-        bad = [v for v in np.unique(data).tolist() if v not in VALID_LABELS]
+        valid = (0, 1, 2, scheme.enhancing_label)
+        bad = [v for v in np.unique(data).tolist() if v not in valid]
         if bad:
-            problems.append(f"{path}: label values {bad[:6]} outside {{0, 1, 2, 4}}")
+            problems.append(f"{path}: label values {bad[:6]} outside {{{', '.join(map(str, valid))}}} "
+                            f"({scheme.name})")
     return problems
 
 
@@ -254,22 +328,24 @@ def check_case(case, need_label=True):
     Checks: each file present once, readable, 3-D (a 4-D volume with a last
     axis of 1 counts as 3-D), the same shape, spacing, origin and direction as
     the case's first file (within :data:`GEOMETRY_TOLERANCES`), finite values,
-    no all-zero or constant modality, labels within {0, 1, 2, 4}. Each message
-    names the file and, for a mismatch, both values.
+    no all-zero or constant modality, labels within the scheme's ({0, 1, 2, 4};
+    BraTS 2023 {0, 1, 2, 3}). Each message names the file and, for a mismatch,
+    both values.
     """
     kinds = FILE_KINDS if need_label else IMAGE_KINDS
     problems = []
     for kind in kinds:
         paths = case.files.get(kind, [])
         if not paths:
-            problems.append(f"{os.path.join(case.folder, case.case_id + '_' + kind + '.nii.gz')}: missing")
+            suffix = SCHEMES[case.scheme if case.scheme in SCHEMES else "layout"].suffixes[kind]
+            problems.append(f"{os.path.join(case.folder, case.case_id + suffix + '.nii.gz')}: missing")
         elif len(paths) > 1:
             problems.append(f"{paths[0]}: more than one {kind} file ({', '.join(map(os.path.basename, paths))})")
-    if problems:
-        return problems
+    if problems or case.scheme == "mixed":
+        return problems or [f"{case.folder}: files of both the BraTS 2017-2021 and 2023 naming schemes"]
     reference = {}
     for kind in kinds:
-        problems += _file_problems(case.path(kind), kind, reference)
+        problems += _file_problems(case.path(kind), kind, reference, SCHEMES[case.scheme])
     return problems
 
 
@@ -335,7 +411,7 @@ def load_case(case, image_paths=None, with_label=True):
     channels = [normalise(voxels(nib.load(image_paths[kind]))) for kind in CHANNELS]
     label = None
     if with_label:
-        label = voxels(nib.load(case.path("seg"))).astype(np.uint8)
+        label = to_internal_labels(voxels(nib.load(case.path("seg"))).astype(np.uint8), case)
     return LoadedCase(case_id=case.case_id, image=np.stack(channels, axis=-1), label=label,
                       affine=flair.affine, header=flair.header,
                       spacing=tuple(float(s) for s in flair.header.get_zooms()[:3]))

@@ -66,7 +66,8 @@ def prepare_data(args, ctx, log=print):
 
     In predict mode every case of ``--data_path`` is a test case and needs no label.
     """
-    cases = brats_data.discover_cases(args.data_path)
+    cases, schemes = brats_data.discover_cases(args.data_path)
+    log(f"[data] {args.data_path}: {schemes}")
     if args.mode == "predict":
         train_cases, test_cases = [], brats_data.check_cases(cases, args.skip_bad_cases, need_label=False,
                                                              workers=args.workers, log=log)
@@ -325,8 +326,8 @@ def _run_inference(args, model, cases, data, with_truth, log):
         labels = inference.predict_labels(predict_fn, loaded.image, args.inference, args.block_size,
                                           args.window_batch)
         seconds = time.time() - started
-        inference.save_prediction(os.path.join(args.save_path, f"{case.case_id}.nii.gz"), labels,
-                                  loaded.affine, loaded.header)
+        inference.save_prediction(os.path.join(args.save_path, f"{case.case_id}.nii.gz"),
+                                  brats_data.to_file_labels(labels, case), loaded.affine, loaded.header)
         if args.save_png:
             inference.save_png(os.path.join(args.save_path, f"{case.case_id}.png"), loaded.image[..., 0], labels,
                                loaded.label)

@@ -14,14 +14,16 @@
 """Synthetic BraTS-format cases: for tests, the quickstart and benchmarks.
 
 Each case folder ``<out>/<case>/`` holds ``<case>_{flair,t1,t1ce,t2,seg}.nii.gz``
-with a real affine (1 mm voxels, BraTS-like orientation and origin). The
-"brain" is an ellipsoid; the tumour is an oedema ellipsoid (label 2) around a
-core of necrosis (1) inside an enhancing rim (4); the four contrasts differ
-by sub-region as they do in MRI. Noise and a smooth multiplicative bias field
+(or the BraTS 2021 / 2023 names, :data:`SCHEMES`) with a real affine (1 mm
+voxels, BraTS-like orientation and origin). The "brain" is an ellipsoid;
+the tumour is an oedema ellipsoid (label 2) around a core of necrosis (1)
+inside an enhancing rim (4, or 3 in the 2023 scheme); the four contrasts
+differ by sub-region as they do in MRI. Noise and a smooth multiplicative bias field
 (a low-order polynomial, different per modality) are added, so N4 has
 something to remove.
 
-CLI:  python synthetic_brats.py --out DIR --cases 4 --shape 48 48 40 [--seed 0] [--dtype int16] [--names LIST]
+CLI:  python synthetic_brats.py --out DIR --cases 4 --shape 48 48 40 [--seed 0] [--dtype int16]
+      [--scheme 2017|2021|2023] [--names LIST]
 """
 
 import argparse
@@ -104,20 +106,33 @@ def case_affine():
     return np.array([[-1.0, 0, 0, 0], [0, -1.0, 0, 239.0], [0, 0, 1.0, 0], [0, 0, 0, 1]])
 
 
-def write_dataset(out_dir, num_cases, shape, seed=0, dtype="int16", prefix="Synth", case_ids=None):
+# Each BraTS naming scheme: case names, file suffixes, the label of enhancing tumour.
+SCHEMES = {
+    "2017": ("{prefix}_{index:03d}", {kind: f"_{kind}" for kind in MODALITIES + ("seg",)}, 4),
+    "2021": ("BraTS2021_{index:05d}", {kind: f"_{kind}" for kind in MODALITIES + ("seg",)}, 4),
+    "2023": ("BraTS-GLI-{index:05d}-000", {"flair": "-t2f", "t1": "-t1n", "t1ce": "-t1c", "t2": "-t2w", "seg": "-seg"},
+             3),
+}
+
+
+def write_dataset(out_dir, num_cases, shape, seed=0, dtype="int16", prefix="Synth", case_ids=None, scheme="2017"):
     """Write ``num_cases`` case folders into ``out_dir``; returns the case ids.
 
-    ``case_ids`` names the cases (e.g. the reference split's BraTS 2017 ids;
-    ``num_cases`` is then ignored), else they are ``<prefix>_001``, ...
+    ``scheme`` chooses the BraTS naming: "2017" (``<prefix>_001/<prefix>_001_flair.nii.gz``,
+    labels {0,1,2,4}), "2021" (``BraTS2021_00001/BraTS2021_00001_flair.nii.gz``) or
+    "2023" (``BraTS-GLI-00001-000/BraTS-GLI-00001-000-t2f.nii.gz``, enhancing tumour = 3).
+    ``case_ids`` names the cases instead (``num_cases`` is then ignored).
     Cases already present (all five files) are left as they are, so reruns are cheap.
     """
     rng = np.random.default_rng(seed)
     affine = case_affine()
-    case_ids = list(case_ids) if case_ids else [f"{prefix}_{index + 1:03d}" for index in range(num_cases)]
+    pattern, suffixes, enhancing = SCHEMES[scheme]
+    case_ids = list(case_ids) if case_ids else [pattern.format(prefix=prefix, index=index + 1)
+                                                for index in range(num_cases)]
     for case_id in case_ids:
         case_rng = np.random.default_rng(rng.integers(2**63))
         folder = os.path.join(out_dir, case_id)
-        paths = {m: os.path.join(folder, f"{case_id}_{m}.nii.gz") for m in MODALITIES + ("seg",)}
+        paths = {kind: os.path.join(folder, f"{case_id}{suffix}.nii.gz") for kind, suffix in suffixes.items()}
         if all(os.path.exists(p) for p in paths.values()):
             continue
         os.makedirs(folder, exist_ok=True)
@@ -125,7 +140,7 @@ def write_dataset(out_dir, num_cases, shape, seed=0, dtype="int16", prefix="Synt
         for modality, volume in volumes.items():
             data = np.round(volume).astype(np.int16) if dtype == "int16" else volume.astype(np.float32)
             nib.save(nib.Nifti1Image(data, affine), paths[modality])
-        nib.save(nib.Nifti1Image(label, affine), paths["seg"])
+        nib.save(nib.Nifti1Image(np.where(label == 4, enhancing, label).astype(np.uint8), affine), paths["seg"])
     return case_ids
 
 
@@ -138,6 +153,9 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
     parser.add_argument("--dtype", choices=("int16", "float32"), default="int16",
                         help="modality voxel type (default %(default)s)")
+    parser.add_argument("--scheme", choices=sorted(SCHEMES), default="2017",
+                        help="BraTS naming: 2017 (Synth_001_flair...), 2021 (BraTS2021_00001_flair...), "
+                             "2023 (BraTS-GLI-00001-000-t2f..., enhancing tumour = 3) (default %(default)s)")
     parser.add_argument("--names", default=None,
                         help="a case list (one id a line) naming the cases instead of --cases, e.g. "
                              "reference_split/train.txt and test.txt concatenated")
@@ -148,7 +166,7 @@ def main(argv=None):
     if args.names:
         with open(args.names, encoding="utf-8-sig") as handle:
             names = [line.strip() for line in handle if line.strip()]
-    ids = write_dataset(args.out, args.cases, args.shape, args.seed, args.dtype, case_ids=names)
+    ids = write_dataset(args.out, args.cases, args.shape, args.seed, args.dtype, case_ids=names, scheme=args.scheme)
     print(f"{len(ids)} synthetic cases of shape {tuple(args.shape)} in {args.out}")
     return 0
 

@@ -14,6 +14,7 @@
 """Case discovery, split, checks, loading, patch sampling, N4 and the synthetic generator."""
 
 import os
+import shutil
 
 import nibabel as nib
 import numpy as np
@@ -40,12 +41,39 @@ def test_discovery_by_suffix_for_later_releases_and_plain_nii(synthetic_root, tm
     _copy_case(synthetic_root, "Synth_001", tmp_path, "BraTS20_Training_001")
     _copy_case(synthetic_root, "Synth_002", tmp_path, "Other_case", suffix=".nii")
     (tmp_path / "notes").mkdir()
-    cases = brats_data.discover_cases(str(tmp_path))
+    cases, found = brats_data.discover_cases(str(tmp_path))
+    assert found.startswith("BraTS 2018-2021 naming (_flair/_t1/_t1ce/_t2/_seg; enhancing tumour = label 4)")
     assert [c.case_id for c in cases] == ["BraTS20_Training_001", "Other_case"]
     assert cases[1].path("t1").endswith("Other_case_t1.nii")
     assert cases[0].path("t1ce").endswith("_t1ce.nii.gz") and cases[0].path("t1").endswith("_t1.nii.gz")
     with pytest.raises(UserError, match="no case folders"):
         brats_data.discover_cases(str(tmp_path / "notes"))
+
+
+def test_the_2017_2021_and_2023_naming_schemes_are_told_apart_and_never_mixed(tmp_path):
+    shape = (24, 24, 24)
+    synthetic_brats.write_dataset(str(tmp_path / "2017"), 0, shape, case_ids=["Brats17_TCIA_105_1"])
+    synthetic_brats.write_dataset(str(tmp_path / "2021"), 1, shape, scheme="2021")
+    synthetic_brats.write_dataset(str(tmp_path / "2023"), 1, shape, scheme="2023")
+    found = {year: brats_data.discover_cases(str(tmp_path / year)) for year in ("2017", "2021", "2023")}
+    assert found["2017"][1].startswith("BraTS 2017 naming")
+    assert found["2021"][1].startswith("BraTS 2018-2021 naming") and found["2021"][0][0].case_id == "BraTS2021_00001"
+    assert found["2023"][1] == ("BraTS 2023 naming (-t2f/-t1n/-t1c/-t2w/-seg; enhancing tumour = label 3), 1 cases")
+    case = found["2023"][0][0]
+    assert case.path("flair").endswith("BraTS-GLI-00001-000-t2f.nii.gz") and case.path("t1ce").endswith("-t1c.nii.gz")
+    assert brats_data.check_case(case) == []
+    on_disk = np.asanyarray(nib.load(case.path("seg")).dataobj)
+    loaded = brats_data.load_case(case)
+    assert set(np.unique(on_disk)) == {0, 1, 2, 3} and set(np.unique(loaded.label)) == {0, 1, 2, 4}
+    np.testing.assert_array_equal(brats_data.to_file_labels(loaded.label, case), on_disk)
+    # A 4 in a 2023 label file is an error; one folder holds one release.
+    _save_like(case.path("seg"), np.where(on_disk == 3, 4, on_disk).astype(np.uint8), case.path("seg"))
+    assert "label values [4] outside {0, 1, 2, 3} (BraTS 2023)" in brats_data.check_case(case)[0]
+    for other in ("2017", "2023"):
+        shutil.copytree(tmp_path / other, tmp_path / "2021", dirs_exist_ok=True)
+        with pytest.raises(UserError, match="mixes naming schemes"):
+            brats_data.discover_cases(str(tmp_path / "2021"))
+        shutil.rmtree(tmp_path / "2021" / found[other][0][0].case_id)
 
 
 def test_case_lists_tolerate_blank_lines_and_missing_final_newline(tmp_path):
@@ -94,7 +122,9 @@ def test_reference_split_used_by_itself_on_a_folder_of_its_210_cases(tmp_path):
     lines = []
     data = runner.prepare_data(args, ctx=None, log=lines.append)
     assert [case.case_id for case in data.test_cases] == test_ids
-    assert lines[0].startswith("[data] 168 training and 42 test cases from the reference split ("), lines
+    assert lines[0].endswith("HGG: BraTS 2017 naming (_flair/_t1/_t1ce/_t2/_seg; enhancing tumour = label 4), "
+                             "210 cases"), lines
+    assert lines[1].startswith("[data] 168 training and 42 test cases from the reference split ("), lines
     # The run folder records it; later runs there say it is still the reference split.
     assert brats_data.read_case_list(str(run / "test.txt")) == test_ids
     assert brats_data.split_cases(train_ids + test_ids, str(root), str(run), seed=0)[2].endswith(
@@ -207,7 +237,7 @@ def test_patch_corners_stay_inside_and_hit_tumour():
 
 
 def test_patch_dataset_shapes_determinism_and_one_load_per_case_and_epoch(synthetic_root):
-    cases = brats_data.discover_cases(synthetic_root)[:3]
+    cases = brats_data.discover_cases(synthetic_root)[0][:3]
     loads = []
 
     def load_fn(index):

@@ -165,3 +165,22 @@ def test_common_names_are_aliases_of_the_reference_flags():
     assert common.resume is True and common.log_every_steps == 5 and common.save_every_steps == 9
     assert config.parse_args(["-r", "d", "--resume"]).resume is True
     assert config.parse_args(["-r", "d", "--resume=False"]).resume is False
+
+
+def test_brats_2021_and_2023_folders_train_and_predict_in_their_own_label_convention(tmp_path):
+    import nibabel as nib
+
+    import synthetic_brats
+
+    tiny = [*TINY, "--max_steps", "2", "-bs", "2", "--tumour_centres", "1", "--background_centres", "1"]
+    for scheme in ("2021", "2023"):
+        data, run = tmp_path / scheme, tmp_path / f"run{scheme}"
+        synthetic_brats.write_dataset(str(data), 3, (30, 30, 30), seed=1, scheme=scheme)
+        assert main.main(["-r", str(data), "--model_dir", str(run), "--mode", "train_test", *tiny]) == 0
+        assert main.main(["-r", str(data), "--model_dir", str(run), "--mode", "predict", "-sp", str(tmp_path / "p"),
+                          "--save_png", "False"]) == 0
+        predicted = sorted((tmp_path / "p").glob("*.nii.gz"))
+        assert [p.name for p in predicted] == [f"{c}.nii.gz" for c in sorted(os.listdir(data))]
+        values = set(np.unique(np.asanyarray(nib.load(predicted[0]).dataobj)).tolist())
+        assert values <= ({0, 1, 2, 3} if scheme == "2023" else {0, 1, 2, 4}), values
+        shutil.rmtree(tmp_path / "p")
