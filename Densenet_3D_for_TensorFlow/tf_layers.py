@@ -27,10 +27,14 @@ import keras
 
 # Keras' default BatchNormalization momentum, as in the reference (0.99).
 BN_MOMENTUM = 0.99
+# The reference code's initialisers: he_normal for the convolutions followed by
+# BN and ReLU (its Conv3DWithBN), glorot_normal for a dense unit's convolution.
+CONV_BN_INITIALIZER = "he_normal"
+DENSE_UNIT_INITIALIZER = "glorot_normal"
 
 
 def conv_bn_relu(x, filters, kernel_size, name, padding="same"):
-    """Conv3D (no bias, the BN shift replaces it) -> BN -> ReLU.
+    """Conv3D (no bias, the BN shift replaces it; he_normal as in the reference) -> BN -> ReLU.
 
     Args:
       x: NDHWC tensor.
@@ -41,7 +45,8 @@ def conv_bn_relu(x, filters, kernel_size, name, padding="same"):
     Returns:
       NDHWC tensor with ``filters`` channels.
     """
-    x = keras.layers.Conv3D(filters, kernel_size, padding=padding, use_bias=False, name=f"{name}_conv")(x)
+    x = keras.layers.Conv3D(filters, kernel_size, padding=padding, use_bias=False,
+                            kernel_initializer=CONV_BN_INITIALIZER, name=f"{name}_conv")(x)
     x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
@@ -53,7 +58,7 @@ def bn_relu(x, name):
 
 
 def dense_unit(x, growth_rate, name, padding="same"):
-    """One dense unit: BN -> ReLU -> Conv3D 3^3 (growth_rate, no bias), concatenated to x.
+    """One dense unit: BN -> ReLU -> Conv3D 3^3 (growth_rate, no bias, glorot_normal), concatenated to x.
 
     Args:
       x: NDHWC tensor with C channels.
@@ -64,7 +69,8 @@ def dense_unit(x, growth_rate, name, padding="same"):
       NDHWC tensor with C + growth_rate channels (spatial size less 2 if 'valid').
     """
     y = bn_relu(x, name)
-    y = keras.layers.Conv3D(growth_rate, 3, padding=padding, use_bias=False, name=f"{name}_conv")(y)
+    y = keras.layers.Conv3D(growth_rate, 3, padding=padding, use_bias=False,
+                            kernel_initializer=DENSE_UNIT_INITIALIZER, name=f"{name}_conv")(y)
     if padding == "valid":
         x = keras.layers.Cropping3D(1, name=f"{name}_crop")(x)
     return keras.layers.Concatenate(name=f"{name}_concat")([x, y])

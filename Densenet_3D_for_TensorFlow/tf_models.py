@@ -86,6 +86,8 @@ def _scaled(width, width_multiplier):
 
 
 def _dense_pathway(x, spec, width_multiplier, name, padding):
+    # The reference page names no initialiser for this conv (with bias) nor for
+    # the heads' 1^3 logits: Keras' default, glorot_uniform, for both.
     x = keras.layers.Conv3D(_scaled(spec.initial_filters, width_multiplier), 3, padding=padding,
                             name=f"{name}_initial_conv")(x)
     block1 = tf_layers.dense_block(x, _scaled(spec.growth_rates[0], width_multiplier),

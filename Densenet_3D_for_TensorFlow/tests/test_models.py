@@ -112,3 +112,13 @@ def test_inference_twin_gives_the_same_logits_with_valid_padding(name):
         assert got[key].shape == expected[key].shape == (1, 15, 4, 9, expected[key].shape[-1])
         np.testing.assert_allclose(got[key], expected[key], atol=1e-5)
     assert twin.count_params() == model.count_params()
+
+
+def test_the_references_initialisers():
+    model = tf_models.build_model("dense24", width_multiplier=0.1)
+    initializer = lambda name: model.get_layer(name).kernel_initializer.__class__.__name__  # noqa: E731
+    assert initializer("a_out15_conv") == initializer("b_out27_conv") == "HeNormal"  # conv + BN + ReLU
+    assert initializer("a_block1_unit1_conv") == "GlorotNormal"  # a dense unit's conv
+    assert initializer("a_initial_conv") == initializer("labels_logits15") == "GlorotUniform"  # not given: Keras'
+    plain = tf_models.build_model("no-dense", width_multiplier=0.1)
+    assert plain.get_layer("a_layer1_conv").kernel_initializer.__class__.__name__ == "HeNormal"
