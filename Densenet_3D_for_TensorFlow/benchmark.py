@@ -14,7 +14,12 @@
 """Speed on this machine: training patches/s, the data pipeline's own patches/s,
 and whole-volume inference seconds with the block and the window method.
 
-    python3 benchmark.py [--model_name dense24] [--shape 240 240 155] [--windows 48]
+    python3 benchmark.py [--model_name dense24] [--shape 240 240 155] [--windows 48] [--use_amp]
+
+With ``--use_amp`` (or a mixed ``--precision_mode``) training and block
+inference are timed in float32 and in the device's mixed policy
+(mixed_bfloat16 on a CPU with bf16 arithmetic) in one run, with the share of
+head voxels whose labels agree between the two.
 
 The block method predicts every voxel of the head (its bounding box, in
 fully convolutional blocks); the window method runs the reference's grid of
@@ -99,36 +104,61 @@ def time_pipeline(data_dir, batches, batch_size):
     return count / (time.time() - start), len(cases)
 
 
-def time_inference(model_name, image, block_size, num_windows, window_batch):
-    """Whole-case inference with both methods, the same trained-or-not weights.
+def time_block(model, model_name, image, block_size):
+    """Seconds and (X, Y, Z) labels of block inference with ``model``'s weights under the current dtype policy."""
+    block_fn = inference.make_predict_fn(tf_models.inference_twin(model, model_name))
+    box = [part.stop - part.start for part in inference.head_box(inference.head_mask(image))]
+    # Trace the block shape before timing.
+    block_fn(np.zeros((1,) + tuple(inference.block_layout(s, block_size)[1] + 26 for s in box) + (4,), np.float32))
+    start = time.time()
+    labels = inference.predict_labels(block_fn, image, "block", block_size)
+    return time.time() - start, labels
+
+
+def time_windows(model, image, block_labels, num_windows, window_batch):
+    """The window method on ``num_windows`` random windows of the reference grid.
 
     Returns:
-      (block seconds, window seconds measured, windows timed, windows with a
-      non-zero input (what the window method runs), all windows, labels equal
-      on the timed windows' centres).
+      (seconds measured, windows timed, windows with a non-zero input (what
+      the window method runs), all windows of the grid, block labels equal on
+      the timed windows' centres).
     """
-    model = tf_models.build_model(model_name)
-    block_fn = inference.make_predict_fn(tf_models.inference_twin(model, model_name))
     window_fn = inference.make_predict_fn(model)
-    inside = inference.head_mask(image)
-    box = [part.stop - part.start for part in inference.head_box(inside)]
-    # Trace both input shapes before timing.
-    block_fn(np.zeros((1,) + tuple(inference.block_layout(s, block_size)[1] + 26 for s in box) + (4,), np.float32))
-    window_fn(np.zeros((window_batch, 38, 38, 38, 4), np.float32))
-    start = time.time()
-    block_labels = inference.predict_labels(block_fn, image, "block", block_size)
-    block_seconds = time.time() - start
+    window_fn(np.zeros((window_batch, 38, 38, 38, 4), np.float32))  # trace before timing
     corners = inference.nonzero_window_corners(image)
     chosen = corners[np.random.default_rng(0).choice(len(corners), size=min(num_windows, len(corners)),
                                                      replace=False)]
     start = time.time()
     window_logits, counts = inference.predict_windows(window_fn, image, batch_size=window_batch, corners=chosen)
+    seconds = time.time() - start
     covered = counts > 0
-    window_seconds = time.time() - start
-    window_labels = np.where(inside, inference.logits_to_labels(window_logits), 0)
+    window_labels = np.where(inference.head_mask(image), inference.logits_to_labels(window_logits), 0)
     same = np.array_equal(block_labels[covered], window_labels[covered])
-    return (block_seconds, window_seconds, len(chosen), len(corners), len(inference.window_corners(image.shape[:3])),
-            same)
+    return seconds, len(chosen), len(corners), len(inference.window_corners(image.shape[:3])), same
+
+
+def report_inference(args, image, policies):
+    """Print the block and window lines in float32, then the block line of each other policy."""
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32")
+    model = tf_models.build_model(args.model_name)  # untrained, seeded: the same weights for every policy
+    block_s, labels = time_block(model, args.model_name, image, args.block_size)
+    window_s, timed, run, total, same = time_windows(model, image, labels, args.windows, args.window_batch)
+    window_run, window_all = window_s / timed * run, window_s / timed * total
+    print(f"inference {image.shape[:3]} float32: block method {block_s:.1f} s (blocks of at most "
+          f"{args.block_size}^3 kept); window method {window_s:.1f} s for {timed} windows -> "
+          f"{window_run:.0f} s for the {run} with a non-zero input ({window_all:.0f} s for all {total}); "
+          f"block is {window_run / block_s:.1f}x faster ({window_all / block_s:.1f}x against all windows); "
+          f"labels on the timed windows {'equal' if same else 'DIFFER'}", flush=True)
+    inside = inference.head_mask(image)
+    for policy in policies[1:]:
+        keras.mixed_precision.set_global_policy(policy)
+        seconds, other = time_block(model, args.model_name, image, args.block_size)
+        agree = float((other[inside] == labels[inside]).mean())
+        print(f"inference {image.shape[:3]} {policy}: block method {seconds:.1f} s ({block_s / seconds:.2f}x "
+              f"float32); labels equal to float32's on {agree:.2%} of the head's voxels (untrained weights)",
+              flush=True)
 
 
 @npu_utils.exit_on_user_error
@@ -136,11 +166,15 @@ def main(argv=None):
     args = parse_args(argv)
     ctx = npu_utils.setup_device(args)
     import keras
-    keras.utils.set_random_seed(0)
 
-    rate = time_training(ctx, args.model_name, args.batch_size, args.train_steps)
-    print(f"training: {rate:.2f} patches/s ({args.model_name}, batch {args.batch_size}, 38^3, "
-          f"{rate * 12 ** 3:.0f} labelled voxels/s)", flush=True)
+    # --use_amp / --precision_mode: time float32 and the device's mixed policy side by side.
+    policies = ["float32"] + ([ctx.precision.policy] if ctx.precision.policy != "float32" else [])
+    for policy in policies:
+        keras.mixed_precision.set_global_policy(policy)
+        keras.utils.set_random_seed(0)
+        rate = time_training(ctx, args.model_name, args.batch_size, args.train_steps)
+        print(f"training {policy}: {rate:.2f} patches/s ({args.model_name}, batch {args.batch_size}, 38^3, "
+              f"{rate * 12 ** 3:.0f} labelled voxels/s)", flush=True)
 
     with tempfile.TemporaryDirectory() as scratch:
         data_dir = args.data_dir or scratch
@@ -149,16 +183,8 @@ def main(argv=None):
         rate, cases = time_pipeline(data_dir, args.pipeline_batches, args.batch_size)
         print(f"pipeline: {rate:.1f} patches/s ({cases} cases, no training)", flush=True)
         case = brats_data.load_case(brats_data.discover_cases(data_dir)[0][0], with_label=False)
-
-    block_s, window_s, timed, run, total, same = time_inference(args.model_name, case.image, args.block_size,
-                                                                args.windows, args.window_batch)
-    window_run = window_s / timed * run
-    window_all = window_s / timed * total
-    print(f"inference {case.image.shape[:3]}: block method {block_s:.1f} s (blocks of at most "
-          f"{args.block_size}^3 kept); window method {window_s:.1f} s for {timed} windows -> "
-          f"{window_run:.0f} s for the {run} with a non-zero input ({window_all:.0f} s for all {total}); "
-          f"block is {window_run / block_s:.1f}x faster ({window_all / block_s:.1f}x against all windows); "
-          f"labels on the timed windows {'equal' if same else 'DIFFER'}", flush=True)
+    keras.utils.set_random_seed(0)
+    report_inference(args, case.image, policies)
     return 0
 
 
