@@ -43,8 +43,9 @@ ARCHITECTURE_FLAGS = ("base_filters", "n_classes")
 # What evaluate and a resume also take: they fix the validation slices.
 FOLD_FLAGS = ("seed", "crossvalidation_idx")
 # Taken from the training run only when not given: the network is fully
-# convolutional, so any valid tile size (and either input path) runs the same weights.
-INPUT_FLAGS = ("tile_size", "input_mode")
+# convolutional, so any valid tile size (and either input path) runs the same
+# weights; the batch size groups NVIDIA's eval_dice_score (and a resumed tile stream).
+INPUT_FLAGS = ("tile_size", "input_mode", "batch_size")
 WHY = {"evaluate": "its checkpoint fits only that network, and another fold or seed would score slices "
                    "it trained on",
        "predict": "its checkpoint fits only that network",
@@ -157,8 +158,8 @@ def take_from_training_run(args, given):
     """evaluate, predict and a resume: the network (evaluate, resume: also the fold) from config.json.
 
     A flag also on the command line must agree with the training run (one
-    line naming both values otherwise); ``--tile_size`` and ``--input_mode``
-    may differ. Nothing changes when ``--model_dir`` holds no config.json.
+    line naming both values otherwise); ``--tile_size``, ``--input_mode`` and
+    ``--batch_size`` may differ. Nothing changes when ``--model_dir`` holds no config.json.
 
     Raises:
       UserError: a contradicting flag, or evaluate of a run with no held-out fold.
@@ -171,6 +172,9 @@ def take_from_training_run(args, given):
     evaluates = args.exec_mode == "evaluate" and not args.benchmark
     config = npu_utils.read_run_config(args.model_dir)
     if config is None:
+        if not args.benchmark:  # a --benchmark of random weights needs no training run
+            raise UserError(f"--model_dir={args.model_dir}: no training run there (no {npu_utils.RUN_CONFIG}); "
+                            f"--exec_mode={args.exec_mode} needs the --model_dir of a training run")
         return
     if evaluates and config.get("crossvalidation_idx", 0) is None:
         raise UserError(f"--exec_mode=evaluate: the training run in "

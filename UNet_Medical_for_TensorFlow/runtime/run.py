@@ -155,8 +155,7 @@ def train_steps(session, start_step, last_step):
         step_seconds.append(now - step_start)  # wall clock, input pipeline included, as the StepTimer
         step_start = now
         if step % args.log_every == 0 or step == last_step:
-            line = timer.line(step, loss)
-            print(line, flush=True)
+            print(timer.line(step, loss), flush=True)
             session.log.record(step, {"loss": loss, "images_per_sec": timer.last_rate})
         if save and step % args.checkpoint_every == 0:
             session.manager.save(checkpoint_number=step)

@@ -30,7 +30,8 @@ from runtime import flags
     (["--exec_mode=train_and_evaluate"], "needs --crossvalidation_idx"),
     # The training benchmark is followed by the evaluation, which needs the fold too.
     (["--exec_mode=train_and_evaluate", "--benchmark", "--max_steps=300"], "needs --crossvalidation_idx"),
-    (["--exec_mode=evaluate"], "needs --crossvalidation_idx"),
+    (["--exec_mode=evaluate"], "no training run there"),
+    (["--exec_mode=predict"], "no training run there"),
     (["--batch_size=0"], "--batch_size=0"),
     (["--n_classes=1"], "--n_classes=1"),
     (["--benchmark", "--max_steps=10", "--warmup_steps=10"], "leaves no step"),
@@ -58,11 +59,14 @@ def _training_run(model_dir, *argv):
 
 def test_evaluate_and_predict_take_the_network_and_fold_from_the_training_run(tmp_path, capsys):
     _training_run(tmp_path, "--base_filters=4", "--tile_size=220", "--n_classes=3", "--seed=7",
-                  "--crossvalidation_idx=2")
+                  "--crossvalidation_idx=2", "--batch_size=4")
     args = flags.parse_args([f"--model_dir={tmp_path}", "--exec_mode=evaluate"])
     assert (args.base_filters, args.n_classes, args.tile_size, args.seed, args.crossvalidation_idx) == (4, 3, 220, 7, 2)
+    # The batch size groups eval_dice_score's batches: the training run's, so evaluate repeats its figure.
+    assert args.batch_size == 4
     assert (f"[flags] from {tmp_path}/config.json: --base_filters=4 --n_classes=3 --seed=7 "
-            "--crossvalidation_idx=2 --tile_size=220") in capsys.readouterr().out
+            "--crossvalidation_idx=2 --tile_size=220 --input_mode=overlap_tile --batch_size=4"
+            ) in capsys.readouterr().out
     # Repeating the training run's values is fine; the tile size may differ (fully convolutional).
     args = flags.parse_args([f"--model_dir={tmp_path}", "--exec_mode=evaluate", "--base_filters=4", "--seed=7",
                              "--tile_size=252"])

@@ -250,7 +250,8 @@ def test_epoch_cap_resume_refusal_and_start_over(isbi_dir, tmp_path):
 
 def test_flags_load_no_tensorflow():
     """main.py's deferred imports are real: parsing the flags loads neither Keras nor TensorFlow."""
-    code = ("import sys; sys.argv = ['main.py']; import main; main.flags.parse_args(['--mode=predict']); "
+    code = ("import sys; sys.argv = ['main.py']; import main; "
+            "main.flags.parse_args(['--mode=train_and_evaluate', '--crossvalidation_idx=0']); "
             "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=MODEL_DIR, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -264,6 +265,7 @@ def test_own_images_of_different_sizes_train_and_evaluate(tmp_path):
     synthetic.write_own_data_folder(str(tmp_path), slices=5, size=32)  # every other image 24 wide
     assert {image.shape for image in readers.read_dataset(str(tmp_path)).images} == {(32, 32), (32, 24)}
     result = run_main("--data_path", str(tmp_path), "--model_dir", str(tmp_path / "run"), "--mode=train_and_evaluate",
-                      "--crossvalidation_idx=0", "--max_steps=1", "--base_filters=2", "--tile_size=188", "--batch_size=2")
+                      "--crossvalidation_idx=0", "--max_steps=1", "--base_filters=2", "--tile_size=188",
+                      "--batch_size=2")
     assert result.returncode == 0, result.stderr[-2000:]
     assert {"eval_dice_score", "dice", "iou", "pixel_error"} <= set(metrics_of(result.stdout))
