@@ -85,8 +85,9 @@ def build_parser():
     parser.add_argument("--log_every_steps", "--log_every", dest="log_every_steps", type=int, default=20,
                         help="print a TRAIN line every N steps (default %(default)s)")
     parser.add_argument("--inference", choices=("block", "window"), default="block",
-                        help="block: fully convolutional blocks, every voxel; window: the reference's "
-                             "38^3 windows at stride 12 (border voxels stay 0) (default %(default)s)")
+                        help="block: fully convolutional blocks, every head voxel; window: the reference's "
+                             "grid of 38^3 windows (3,564 on 240x240x155), every voxel at least 13 from the "
+                             "border (the border stays 0) (default %(default)s)")
     parser.add_argument("--block_size", type=int, default=122,
                         help="largest kept block edge of block inference, voxels; memory grows with its cube "
                              "(dense24 float32: about 7 GB at 122) (default %(default)s)")
