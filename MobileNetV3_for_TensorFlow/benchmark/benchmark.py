@@ -11,29 +11,49 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Training speed of this MobileNetV3 against keras.applications, and of the data pipeline.
+"""Speed and memory of this MobileNetV3: training, the input pipeline, and growth with the folder size.
 
-Both networks are trained the same way in the same process: the same
-common/npu_utils.make_train_step, Adam, categorical cross-entropy, random
-224x224 images, float32, with and without XLA. Then the tf.data training
-pipeline (decode from cache, random resized crop, flip, rotation, colour
-jitter, batch) is timed alone on synthetic JPEGs.
+Parts (``--parts``, comma-separated):
 
-    python3 benchmark/benchmark.py [--steps 6] [--batch 32] [--networks small,large]
+- ``training``: this network against keras.applications of the same
+  configuration, trained the same way in the same process (the same
+  common/npu_utils.make_train_step, Adam, categorical cross-entropy, random
+  images, float32), with and without XLA.
+- ``amp``: this network in float32 beside ``--use_amp`` (the precision main.py
+  chooses: mixed_bfloat16 on a CPU with bf16, else float32 and a note).
+- ``pipeline``: the training tf.data pipeline alone (read, decode, resize,
+  augment, batch; streamed from the files) on a folder of 500x375 JPEGs.
+- ``scaling``: ``main.py --mode=train`` on ``--small_count`` and
+  ``--large_count`` ImageNet-like 500x375 JPEGs: peak RSS of the process and
+  the time from its start to its first TRAIN line.
+
+The JPEG folders are written under ``--jpeg_root`` (default /tmp/mnv3_benchmark),
+never inside the repository, and reused when they exist.
+
+    python3 benchmark/benchmark.py [--parts training,amp,pipeline] [--networks small,large] [--steps 6]
+    python3 benchmark/benchmark.py --parts scaling [--small_count 600 --large_count 12600]
 """
 
 import argparse
+import concurrent.futures
 import dataclasses
 import os
+import subprocess
 import sys
-import tempfile
 import time
+
+import numpy as np
+from PIL import Image
 
 MODEL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # This model's packages and the repository's common/ package.
 sys.path[:0] = [MODEL_DIR, os.path.dirname(MODEL_DIR)]
 
 from common import npu_utils  # noqa: E402
+
+JPEG_SIZE = (500, 375)  # width, height: a typical ImageNet photo
+CLASSES = 4
+VALIDATION_PER_CLASS = 25  # the same 100 validation images in every folder
 
 
 def time_training(ctx, model, batch, size, steps, warmup):
@@ -57,39 +77,8 @@ def time_training(ctx, model, batch, size, steps, warmup):
     return batch * steps / (time.perf_counter() - start)
 
 
-def time_pipeline(batch, size, batches):
-    """Images/s of the training tf.data pipeline on synthetic JPEGs (after the cache is filled)."""
-    from data_loading import folders, pipeline, synthetic
-    with tempfile.TemporaryDirectory() as root:
-        synthetic.write_classification(root, classes=4, train_per_class=64, validation_per_class=1,
-                                       size=size + 32)
-        dataset = folders.load_classification(os.path.join(root, "train"), os.path.join(root, "validation"))
-        steps = len(dataset.train.paths) // batch
-        data = pipeline.TrainData(dataset.train.paths, dataset.train.labels, "classification", size, size,
-                                  batch, seed=0, steps_per_epoch=steps)
-        for _ in data.epoch(0):
-            pass
-        start, count = time.perf_counter(), 0
-        epoch = 1
-        while count < batches:
-            for _ in data.epoch(epoch):
-                count += 1
-            epoch += 1
-        return batch * count / (time.perf_counter() - start)
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--steps", type=int, default=6, help="timed steps per configuration")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps (tracing, XLA compile)")
-    parser.add_argument("--networks", default="small,large")
-    parser.add_argument("--pipeline_batches", type=int, default=24)
-    npu_utils.add_device_flags(parser)
-    args = parser.parse_args()
-    ctx = npu_utils.setup_device(args)
-
+def training_rows(ctx, args):
+    """(network, implementation, XLA, precision, images/s) of this network and keras.applications."""
     import keras
     from model.mobilenet_v3 import build_classifier
     reference = {"small": keras.applications.MobileNetV3Small, "large": keras.applications.MobileNetV3Large}
@@ -106,14 +95,136 @@ def main():
                         model = reference[network](input_shape=(args.size, args.size, 3), weights=None,
                                                    include_preprocessing=True)
                 speed = time_training(run_ctx, model, args.batch, args.size, args.steps, args.warmup)
-                rows.append((network, name, "XLA" if xla else "-", speed))
+                rows.append((network, name, "XLA" if xla else "-", "float32", speed))
                 print(f"{network:6s} {name:18s} xla={'on ' if xla else 'off'} {speed:7.2f} images/s", flush=True)
-    pipeline_speed = time_pipeline(args.batch, args.size, args.pipeline_batches)
-    print(f"data pipeline (decode cached, augment, batch {args.batch}, {args.size}x{args.size}): "
-          f"{pipeline_speed:.1f} images/s", flush=True)
-    print("\n| network | implementation | XLA | training images/s |\n|---|---|---|---|")
-    for network, name, xla, speed in rows:
-        print(f"| {network} | {name} | {xla} | {speed:.2f} |")
+    return rows
+
+
+def amp_rows(ctx, args):
+    """This network in float32 and with --use_amp, paired per network."""
+    import keras
+    from model.mobilenet_v3 import build_classifier
+    amp = npu_utils.choose_precision("cpu", use_amp=True, bf16_capable=npu_utils.cpu_has_bf16())
+    rows = []
+    for network in args.networks.split(","):
+        for policy in ("float32", amp.policy):
+            keras.mixed_precision.set_global_policy(policy)
+            keras.utils.set_random_seed(0)
+            with ctx.strategy.scope():
+                model = build_classifier(network, 1.0, 1000, (args.size, args.size, 3))
+            speed = time_training(ctx, model, args.batch, args.size, args.steps, args.warmup)
+            rows.append((network, "this", "-", policy, speed))
+            print(f"{network:6s} {policy:16s} {speed:7.2f} images/s {amp.note}", flush=True)
+    keras.mixed_precision.set_global_policy("float32")
+    return rows
+
+
+def _write_jpeg(job):
+    """One ImageNet-like photo: smooth colour fields, shapes and a little noise, 500x375, quality 90."""
+    path, seed = job
+    rng = np.random.default_rng(seed)
+    width, height = JPEG_SIZE
+    y, x = np.mgrid[:height, :width] / max(width, height)
+    channels = [np.sin(x * rng.uniform(2, 9) + y * rng.uniform(2, 9) + rng.uniform(0, 6)) for _ in range(3)]
+    image = (np.stack(channels, -1) * 80 + 128 + rng.normal(0, 12, (height, width, 3))).clip(0, 255)
+    Image.fromarray(image.astype(np.uint8)).save(path, quality=90)
+
+
+def jpeg_folder(root, train_count):
+    """``root/jpeg_<train_count>/{train,validation}/class_k/`` with ``train_count`` training JPEGs (written once)."""
+    folder = os.path.join(root, f"jpeg_{train_count}")
+    done = os.path.join(folder, "complete")
+    if os.path.isfile(done):
+        return folder
+    jobs = []
+    for split, count in (("train", train_count), ("validation", VALIDATION_PER_CLASS * CLASSES)):
+        for index in range(count):
+            class_dir = os.path.join(folder, split, f"class_{index % CLASSES}")
+            os.makedirs(class_dir, exist_ok=True)
+            jobs.append((os.path.join(class_dir, f"{split}_{index:06d}.jpg"), index + (split == "train") * 10 ** 7))
+    with concurrent.futures.ProcessPoolExecutor() as pool:
+        list(pool.map(_write_jpeg, jobs, chunksize=64))
+    open(done, "w").close()
+    return folder
+
+
+def time_pipeline(folder, batch, size, batches):
+    """Images/s of the training pipeline streaming ``folder``'s JPEGs (decode, resize, augment, batch)."""
+    from data_loading import folders, pipeline
+    dataset = folders.load_classification(os.path.join(folder, "train"), os.path.join(folder, "validation"))
+    data = pipeline.TrainData(dataset.train.paths, dataset.train.labels, "classification", size, size, batch,
+                              seed=0, steps_per_epoch=len(dataset.train.paths) // batch, cache_bytes=0)
+    iterator = iter(data.epoch(0))
+    next(iterator)  # tracing and the first reads
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batch * batches / (time.perf_counter() - start)
+
+
+def first_step_and_peak_rss(folder, args, run_dir):
+    """``main.py --mode=train`` on ``folder``: (seconds from start to the first TRAIN line, peak RSS in MB)."""
+    command = [sys.executable, os.path.join(MODEL_DIR, "main.py"), "--mode=train", f"--data_path={folder}",
+               "--class_number=0", f"--batch_size={args.batch}", f"--height={args.size}", f"--width={args.size}",
+               "--epochs=1", f"--max_steps={args.scaling_steps}", f"--model_dir={run_dir}", "--resume=False"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    first_step = None
+    for line in process.stdout:
+        if first_step is None and line.startswith("TRAIN step="):
+            first_step = time.perf_counter() - start
+    _, status, usage = os.wait4(process.pid, 0)
+    if status or first_step is None:
+        raise SystemExit(f"{' '.join(command)} failed (status {status})")
+    return first_step, usage.ru_maxrss / 1024
+
+
+def scaling_rows(args):
+    """First-step time and peak RSS of main.py on the small and the large JPEG folder."""
+    rows = []
+    for train_count in (args.small_count - VALIDATION_PER_CLASS * CLASSES,
+                        args.large_count - VALIDATION_PER_CLASS * CLASSES):
+        folder = jpeg_folder(args.jpeg_root, train_count)
+        seconds, megabytes = first_step_and_peak_rss(folder, args, os.path.join(args.jpeg_root, "run"))
+        total = train_count + VALIDATION_PER_CLASS * CLASSES
+        rows.append((total, seconds, megabytes))
+        print(f"{total} JPEGs: first TRAIN line after {seconds:.1f} s, peak RSS {megabytes:.0f} MB", flush=True)
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--parts", default="training,amp,pipeline", help="training, amp, pipeline, scaling")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--steps", type=int, default=6, help="timed steps per configuration")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps (tracing, XLA compile)")
+    parser.add_argument("--networks", default="small,large")
+    parser.add_argument("--pipeline_batches", type=int, default=24)
+    parser.add_argument("--jpeg_root", default="/tmp/mnv3_benchmark", help="where the JPEG folders are written")
+    parser.add_argument("--small_count", type=int, default=600, help="JPEGs of the small folder (train + 100 val)")
+    parser.add_argument("--large_count", type=int, default=12600, help="JPEGs of the large folder")
+    parser.add_argument("--scaling_steps", type=int, default=3, help="training steps of each scaling run")
+    npu_utils.add_device_flags(parser)
+    args = parser.parse_args()
+    parts = args.parts.split(",")
+    ctx = npu_utils.setup_device(args)
+    rows = (training_rows(ctx, args) if "training" in parts else []) + (amp_rows(ctx, args) if "amp" in parts else [])
+    if rows:
+        print("\n| network | implementation | XLA | precision | training images/s |\n|---|---|---|---|---|")
+        for network, name, xla, policy, speed in rows:
+            print(f"| {network} | {name} | {xla} | {policy} | {speed:.2f} |")
+    if "pipeline" in parts:
+        folder = jpeg_folder(args.jpeg_root, args.large_count - VALIDATION_PER_CLASS * CLASSES)
+        speed = time_pipeline(folder, args.batch, args.size, args.pipeline_batches)
+        print(f"\ninput pipeline alone ({JPEG_SIZE[0]}x{JPEG_SIZE[1]} JPEGs streamed, decode, resize, augment, "
+              f"batch {args.batch} at {args.size}x{args.size}, {os.cpu_count()} cores): {speed:.1f} images/s")
+    if "scaling" in parts:
+        (small, small_s, small_mb), (large, large_s, large_mb) = scaling_rows(args)
+        print(f"\n| JPEGs | time to the first TRAIN line (s) | peak RSS (MB) |\n|---|---|---|\n"
+              f"| {small} | {small_s:.1f} | {small_mb:.0f} |\n| {large} | {large_s:.1f} | {large_mb:.0f} |\n"
+              f"| ratio | {large_s / small_s:.2f} | {large_mb / small_mb:.2f} |")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@
 # limitations under the License.
 """Lite Reduced Atrous Spatial Pyramid Pooling (LR-ASPP) segmentation head.
 
-Howard et al., "Searching for MobileNetV3", Section 6.2 and Figure 10: the
+Howard et al., "Searching for MobileNetV3", Section 6.3 and Figure 10: the
 backbone's last stage runs at output stride 16 (stride removed, dilation 2);
 its features pass a 1x1 conv (128, BN, ReLU) gated by a pooled branch
 (pool, 1x1 conv 128, sigmoid); the product is upsampled x2, classified by a

@@ -27,9 +27,30 @@ from common.npu_utils import UserError
 
 MODEL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CONFIG = os.path.join(MODEL_DIR, "config", "config.json")
-CONFIG_KEYS = ("model", "height", "width", "class_number", "learning_rate", "batch", "epochs",
-               "train_dir", "eval_dir", "save_dir", "weights")
+# What each key of config/config.json must hold: (the sentence of the error, the range check).
+CONFIG_RULES = {
+    "model": ('"small" or "large"', lambda v: v in ("small", "large")),
+    "height": ("an integer of at least 32 (pixels)", lambda v: v >= 32),
+    "width": ("an integer of at least 32 (pixels)", lambda v: v >= 32),
+    "class_number": ("an integer, 0 (take it from the class folders) or more", lambda v: v >= 0),
+    "learning_rate": ("a positive number", lambda v: v > 0),
+    "batch": ("a positive integer (images per device and step)", lambda v: v >= 1),
+    "epochs": ("a positive integer", lambda v: v >= 1),
+    "train_dir": ("a folder path, or \"\" (set by --data_path)", lambda v: True),
+    "eval_dir": ("a folder path, or \"\" (set by --data_path)", lambda v: True),
+    "save_dir": ("a folder path", lambda v: True),
+    "weights": ("\"\", \"imagenet\" or a path", lambda v: True),
+}
+CONFIG_KEYS = tuple(CONFIG_RULES)
+INTEGER_KEYS = ("height", "width", "class_number", "batch", "epochs")
 MODES = ("train", "evaluate", "train_and_evaluate", "predict", "export")
+# The paper's ImageNet training (Section 5.1): "RMSPropOptimizer with 0.9 momentum ... initial learning
+# rate of 0.1, with batch size 4096 ... learning rate decay rate of 0.01 every 3 epochs ... dropout of
+# 0.8 [keep probability], and l2 weight decay 1e-5 ... exponential moving average with decay 0.9999".
+PAPER_RECIPE = {"optimizer": "rmsprop", "lr_schedule": "step", "lr_decay_epochs": 3.0, "lr_decay_rate": 0.99,
+                "warmup_epochs": 0.0, "weight_decay": 1e-5, "ema_momentum": 0.9999, "dropout": 0.2,
+                "bn_momentum": 0.99}
+PAPER_LEARNING_RATE, PAPER_BATCH = 0.1, 4096
 TRAINING_MODES = ("train", "train_and_evaluate")
 # What evaluate, predict, export and a resumed training take from the training
 # run's config.json: the network and its input. A flag that contradicts them is an error.
@@ -75,9 +96,10 @@ def build_parser():
     config.add_argument("--model_dir", "--save_dir", "--modeldir", dest="save_dir", default=None, metavar="DIR",
                         help="run folder: checkpoints, best model, config.json, logs, exports")
     config.add_argument("--weights", default=None,
-                        help="training: start from an earlier run: its folder, a .keras model or a "
-                             "checkpoint (backbone only when the class count differs); evaluate, predict "
-                             "and export ignore it and use the model of --modeldir")
+                        help="training: where to start: imagenet (keras.applications' ImageNet weights of "
+                             "the same --model and --alpha), a keras.applications .h5 weights file, or an "
+                             "earlier run: its folder, a .keras model or a checkpoint (backbone only when the "
+                             "class count differs); evaluate, predict and export ignore it")
 
     data = parser.add_argument_group("data")
     data.add_argument("--data_path", default=None,
@@ -100,8 +122,20 @@ def build_parser():
     net.add_argument("--dropout", type=float, default=0.2, help="dropout before the classifier (paper: 0.2)")
 
     train = parser.add_argument_group("training")
+    train.add_argument("--recipe", choices=("seed", "paper"), default="seed",
+                       help="seed: the flags' own defaults (Adam, cosine); paper: the paper's ImageNet recipe "
+                            "for every flag not given: --optimizer=rmsprop --lr_schedule=step "
+                            "--lr_decay_epochs=3 --lr_decay_rate=0.99 --weight_decay=1e-5 "
+                            "--ema_momentum=0.9999, --learning_rate 0.1 x global batch / 4096")
     train.add_argument("--optimizer", choices=("adam", "rmsprop"), default="adam",
                        help="adam (the seed's); rmsprop with the paper's momentum 0.9")
+    train.add_argument("--weight_decay", type=float, default=0.0,
+                       help="decoupled weight decay of conv kernels (Keras optimizer weight_decay; the "
+                            "paper: 1e-5); 0 = none")
+    train.add_argument("--ema_momentum", type=float, default=0.0,
+                       help="keep an exponential moving average of the weights with this momentum (the "
+                            "paper: 0.9999); the best and final models and so evaluate, predict and export "
+                            "use it; 0 = none")
     train.add_argument("--lr_schedule", choices=("cosine", "step", "constant"), default="cosine",
                        help="decay after warm-up")
     train.add_argument("--warmup_epochs", type=float, default=0.0, help="linear warm-up from 0, in epochs")
@@ -128,6 +162,24 @@ def build_parser():
     return parser
 
 
+def apply_paper_recipe(args, given):
+    """Set the paper's ImageNet recipe (Howard et al. 2019, Section 5.1) on every flag not in ``given``.
+
+    RMSProp with momentum 0.9, learning rate 0.1 at batch 4096 scaled linearly
+    to this run's global batch (--batch_size x RANK_SIZE), x0.99 every 3
+    epochs, weight decay 1e-5, a moving average of the weights (0.9999),
+    dropout 0.2 and BN momentum 0.99 (both already the defaults).
+    """
+    global_batch = args.batch * npu_utils.read_ranks().rank_size
+    values = dict(PAPER_RECIPE, learning_rate=PAPER_LEARNING_RATE * global_batch / PAPER_BATCH)
+    taken = {name: value for name, value in values.items() if name not in given}
+    for name, value in taken.items():
+        setattr(args, name, value)
+    print("[recipe] paper: " + " ".join(f"--{name}={value:g}" if isinstance(value, float) else f"--{name}={value}"
+                                        for name, value in taken.items())
+          + f" (learning rate {PAPER_LEARNING_RATE} x {global_batch}/{PAPER_BATCH})", flush=True)
+
+
 def load_config(path):
     """The config file's keys as a dict.
 
@@ -146,7 +198,21 @@ def load_config(path):
     if unknown or missing:
         raise UserError(f"--config={path}: unknown keys {unknown}, missing keys {missing}; "
                         f"expected exactly {list(CONFIG_KEYS)}")
+    for key, (expected, check) in CONFIG_RULES.items():
+        value = config[key]
+        if not _config_value_fits(key, value, check):
+            raise UserError(f"--config={path}: \"{key}\" must be {expected}, got {json.dumps(value)}")
     return config
+
+
+def _config_value_fits(key, value, check):
+    """True when ``value`` has the JSON type of ``key`` (a bool is no number here) and passes ``check``."""
+    wanted = str if key in ("model", "train_dir", "eval_dir", "save_dir", "weights") else (int, float)
+    if isinstance(value, bool) or not isinstance(value, wanted):
+        return False
+    if key in INTEGER_KEYS and not float(value).is_integer():
+        return False
+    return check(value)
 
 
 def parse_args(argv=None):
@@ -164,7 +230,9 @@ def parse_args(argv=None):
     config = load_config(args.config)
     for key in CONFIG_KEYS:
         if getattr(args, key) is None:
-            setattr(args, key, config[key])
+            setattr(args, key, int(config[key]) if key in INTEGER_KEYS else config[key])
+    if args.recipe == "paper":
+        apply_paper_recipe(args, given)
     if args.data_path:
         from data_loading.folders import split_folders
         args.train_dir, args.eval_dir = split_folders(args.data_path)
@@ -185,6 +253,10 @@ def parse_args(argv=None):
         raise UserError(f"--alpha={args.alpha} must be positive")
     if not 0 <= args.bn_momentum < 1:
         raise UserError(f"--bn_momentum={args.bn_momentum} must be in [0, 1)")
+    if not args.weight_decay >= 0:
+        raise UserError(f"--weight_decay={args.weight_decay} must be 0 (none) or positive")
+    if not 0 <= args.ema_momentum < 1:
+        raise UserError(f"--ema_momentum={args.ema_momentum} must be 0 (no average) or in (0, 1)")
     if not 0 <= args.label_smoothing < 1:
         raise UserError(f"--label_smoothing={args.label_smoothing} must be in [0, 1)")
     if not 0 <= args.dropout < 1:

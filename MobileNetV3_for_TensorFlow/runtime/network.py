@@ -11,7 +11,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Building the network of a run, loading earlier weights, freezing the backbone."""
+"""Building the network of a run, loading earlier or ImageNet weights, freezing the backbone."""
 
 import json
 import os
@@ -26,6 +26,10 @@ from model.lraspp import SEGMENTATION_HEAD_PREFIX, build_lraspp
 from model.mobilenet_v3 import CLASSIFIER_LAYERS, build_classifier
 
 MODEL_FILE = "model.keras"
+# keras.applications' ImageNet weights of MobileNetV3 (the non-minimalistic ones exist at these alphas).
+IMAGENET_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v3/"
+IMAGENET_ALPHAS = (0.75, 1.0)
+KERAS_APPLICATIONS = {"small": keras.applications.MobileNetV3Small, "large": keras.applications.MobileNetV3Large}
 CLASS_NAMES_FILE = "class_names.json"
 # Where tf.train.Checkpoint stores its object graph (a TrackableObjectGraph proto).
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
@@ -173,7 +177,8 @@ def _copy_matching_layers(model, source_layers, source):
     for layer in matched:
         weights = source_layers[layer.name]
         layer.set_weights([weights[w.name] for w in layer.weights])
-    message = f"loaded {len(matched)} layers from {source}"
+    tensors = sum(len(layer.weights) for layer in matched)
+    message = f"loaded {len(matched)} layers ({tensors} tensors) from {source}"
     if differ:
         message += f"; new (shape differs): {', '.join(layer.name for layer in differ)}"
     if missing:
@@ -181,27 +186,98 @@ def _copy_matching_layers(model, source_layers, source):
     return message
 
 
-def load_initial_weights(model, path):
-    """Initialise ``model`` from an earlier run (transfer learning).
+def imagenet_weights_file(network, alpha):
+    """keras.applications' ImageNet weights file of MobileNetV3 ``network`` at ``alpha``.
 
-    ``path`` is a ``.keras`` model, a run folder (its best or final model,
-    else its latest checkpoint) or a training checkpoint (prefix, or a folder
-    holding one). Either way every layer whose name and weight shapes match
-    loads, and optimizer state is not used: the backbone loads whole (it must
-    come from the same --model and --alpha), while a classifier of another
-    class count, or the head of the other task, stays newly initialised.
+    Downloaded once into ``~/.keras/models/`` (keras.utils.get_file), then read from there.
+
+    Raises:
+      UserError: no such weights (another alpha), or the download cannot be reached.
+    """
+    if float(alpha) not in IMAGENET_ALPHAS:
+        raise UserError(f"--weights=imagenet: keras.applications has ImageNet weights of MobileNetV3 at "
+                        f"--alpha 0.75 and 1.0 only, not {alpha:g}")
+    name = f"weights_mobilenet_v3_{network}_224_{float(alpha)}_float.h5"
+    url = IMAGENET_URL + name
+    try:
+        return keras.utils.get_file(name, url, cache_subdir="models")
+    except Exception as error:  # get_file raises a bare Exception for every network failure
+        reason = str(error).replace(f"URL fetch failure on {url}: ", "")[:120]
+        raise UserError(f"--weights=imagenet: cannot download {url} ({reason}); without internet access, "
+                        f"fetch that file elsewhere and pass --weights=PATH/{name} (or put it into "
+                        "~/.keras/models/)") from None
+
+
+def _keras_applications_layers(path, network, alpha):
+    """The weights of a keras.applications.MobileNetV3Small/Large file under this network's layer names.
+
+    The two networks have the same weighted layers in the same order (tests
+    pin equal parameter counts), so the i-th weighted layer of one is the
+    i-th of the other; every pair must have the same weight shapes. A file of
+    the ImageNet classifier (1000 classes) or of the backbone alone (no top) loads.
 
     Returns:
-      A one-line description: what was loaded and which layers are new.
+      ``{layer name: {weight name: array}}`` for :func:`_copy_matching_layers`.
+    Raises:
+      UserError: the file does not load into that network, or a layer's shapes differ.
+    """
+    errors = []
+    for include_top in (True, False):
+        reference = KERAS_APPLICATIONS[network](input_shape=(224, 224, 3), alpha=alpha, include_top=include_top,
+                                                weights=None, include_preprocessing=True)
+        try:
+            reference.load_weights(path)
+            break
+        except Exception as error:  # Keras raises ValueError, KeyError or OSError by format
+            errors.append(str(error).splitlines()[0][:160])
+    else:
+        raise UserError(f"--weights={path}: not a weights file of keras.applications.MobileNetV3"
+                        f"{network.capitalize()} at --alpha={alpha:g}, with or without top ({errors[0]})")
+    ours = [layer for layer in build_classifier(network, alpha, 1000, (224, 224, 3)).layers if layer.weights]
+    theirs = [layer for layer in reference.layers if layer.weights]
+    layers = {}
+    for mine, other in zip(ours, theirs):
+        shapes = [tuple(w.shape) for w in mine.weights], [tuple(w.shape) for w in other.weights]
+        if shapes[0] != shapes[1]:
+            raise UserError(f"--weights={path}: its layer {other.name} has shapes {shapes[1]} where this "
+                            f"network's {mine.name} has {shapes[0]} (--model={network} --alpha={alpha:g}; "
+                            "keras.applications keeps a 16-channel stem below alpha 0.75)")
+        layers[mine.name] = {w.name: value.numpy() for w, value in zip(mine.weights, other.weights)}
+    return layers
+
+
+def load_initial_weights(model, path, network=None, alpha=None):
+    """Initialise ``model`` from an earlier run or from keras.applications weights (transfer learning).
+
+    ``path`` is "imagenet" (keras.applications' ImageNet weights of the same
+    ``network`` and ``alpha``), a keras.applications MobileNetV3 weights file
+    (``.h5``), a ``.keras`` model, a run folder (its best or final model, else
+    its latest checkpoint) or a training checkpoint (prefix, or a folder
+    holding one). Every layer whose name and weight shapes match loads, and
+    optimizer state is not used: the backbone loads whole (it must come from
+    the same --model and --alpha), while a classifier of another class count,
+    or the head of the other task, stays newly initialised.
+
+    Args:
+      model: the network to initialise (classifier or LR-ASPP).
+      path: see above.
+      network, alpha: the --model and --alpha of ``model`` (for keras.applications files).
+    Returns:
+      A one-line description: the layers and tensors loaded and which layers are new.
     Raises:
       UserError: nothing loadable at ``path``, or its backbone does not fit.
     """
+    if path == "imagenet":
+        path = imagenet_weights_file(network, alpha)
+    if path.endswith(".h5") and os.path.isfile(path):
+        return _copy_matching_layers(model, _keras_applications_layers(path, network, alpha), path)
     model_file = _model_file(path)
     if model_file is not None:
         return _copy_matching_layers(model, _keras_layers(model_file), model_file)
     prefix = _checkpoint_prefix(path)
     if prefix is None:
-        raise UserError(f"--weights={path} is neither a .keras model, a run folder nor a checkpoint")
+        raise UserError(f"--weights={path} is neither \"imagenet\", a keras.applications .h5 file, a .keras "
+                        "model, a run folder nor a checkpoint")
     try:
         source_layers = _checkpoint_layers(prefix)
     except (tf.errors.OpError, DecodeError) as error:

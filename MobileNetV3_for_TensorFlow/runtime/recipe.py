@@ -13,6 +13,7 @@
 # limitations under the License.
 """What a training run optimises and how: the learning-rate schedule, the optimizer, the loss."""
 
+import contextlib
 import math
 
 import keras
@@ -22,6 +23,8 @@ from data_loading.folders import IGNORE_LABEL
 
 # The paper's RMSProp: momentum 0.9; rho and epsilon as in TF-slim's MobileNet recipes.
 RMSPROP = {"rho": 0.9, "momentum": 0.9, "epsilon": 1e-3}
+# Weights that weight decay leaves alone (as TF-slim's l2 regulariser did): BN scales and offsets, biases.
+NO_WEIGHT_DECAY = ("gamma", "beta", "bias")
 
 
 class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
@@ -57,11 +60,20 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def make_optimizer(ctx, args, schedule):
-    """Adam (default) or RMSProp, with dynamic loss scaling under float16 (--loss_scale=0: none)."""
+    """Adam (default) or RMSProp, with dynamic loss scaling under float16 (--loss_scale=0: none).
+
+    --weight_decay is Keras' decoupled decay (``w -= lr * decay * w`` each
+    step), applied to conv kernels only (not to BN, biases); --ema_momentum
+    keeps Keras' moving average of the weights (see :func:`averaged_weights`).
+    """
+    options = {"weight_decay": args.weight_decay or None, "use_ema": args.ema_momentum > 0,
+               "ema_momentum": args.ema_momentum or 0.99}
     if args.optimizer == "rmsprop":
-        optimizer = keras.optimizers.RMSprop(schedule, **RMSPROP)
+        optimizer = keras.optimizers.RMSprop(schedule, **RMSPROP, **options)
     else:
-        optimizer = keras.optimizers.Adam(schedule)
+        optimizer = keras.optimizers.Adam(schedule, **options)
+    if args.weight_decay:
+        optimizer.exclude_from_weight_decay(var_names=list(NO_WEIGHT_DECAY))
     if ctx.precision.loss_scaling and args.loss_scale != 0:
         return keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=args.loss_scale or 2.0 ** 15)
     if args.loss_scale and not ctx.precision.loss_scaling:
@@ -92,3 +104,23 @@ def make_loss(model, task, num_classes, label_smoothing):
                                                           label_smoothing=label_smoothing)
         return tf.reduce_mean(per_image)
     return loss_fn
+
+
+@contextlib.contextmanager
+def averaged_weights(optimizer, variables):
+    """Inside the block ``variables`` hold the optimizer's moving averages (--ema_momentum), then their own values.
+
+    Without a moving average the block changes nothing. ``variables`` are the
+    ones the optimizer was built with (all trainable weights).
+    """
+    inner = getattr(optimizer, "inner_optimizer", optimizer)  # under a LossScaleOptimizer
+    if not inner.use_ema:
+        yield
+        return
+    current = [variable.numpy() for variable in variables]
+    inner.finalize_variable_values(variables)
+    try:
+        yield
+    finally:
+        for variable, value in zip(variables, current):
+            variable.assign(value)

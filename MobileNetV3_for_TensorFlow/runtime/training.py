@@ -42,7 +42,7 @@ from data_loading import pipeline
 from runtime import config, inference
 from runtime.metrics import BEST_METRIC
 from runtime.network import build_network, load_initial_weights, save_model, set_backbone_trainable
-from runtime.recipe import WarmupDecay, make_loss, make_optimizer
+from runtime.recipe import WarmupDecay, averaged_weights, make_loss, make_optimizer
 
 CHECKPOINTS_KEPT = 3
 CHECKPOINT_SUBDIR = "checkpoints"
@@ -119,6 +119,12 @@ class TrainState:
     timer: object = None  # npu_utils.StepTimer, from the first step of this process
     checker: object = None  # pipeline.DecodeChecker: files that failed to decode
 
+    trainable: list = None  # the weights the optimizer was built with (all, also while the backbone is frozen)
+
+    def averaged(self):
+        """Context: the model holds the moving average of its weights (--ema_momentum), if there is one."""
+        return averaged_weights(self.optimizer, self.trainable)
+
 
 def take_resumed_settings(args, given):
     """A run that resumes keeps its network and input size: take them from its config.json.
@@ -171,7 +177,8 @@ def _train(args, ctx, dataset, checkpoint_dir):
             _end_epoch(state, epoch, losses, dataset.class_names)
     best_metric = BEST_METRIC[args.task]
     if ctx.is_chief:
-        _save_trainable(state.model, dataset.class_names, args.save_dir)
+        with state.averaged():
+            _save_trainable(state.model, dataset.class_names, args.save_dir)
         print(f"[train] final model in {args.save_dir}; best {best_metric}={state.best_value:.4f} in "
               f"{os.path.join(args.save_dir, 'best')}", flush=True)
     return state.model
@@ -207,7 +214,7 @@ def _restore_or_start(args, ctx, dataset, checkpoint_dir):
         _start_over(args.save_dir, checkpoint_dir)
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, CHECKPOINTS_KEPT)
     state = TrainState(args, ctx, model, optimizer, schedule, checkpoint, manager, global_step,
-                       steps_per_epoch, total_steps)
+                       steps_per_epoch, total_steps, trainable=list(model.trainable_variables))
     if manager.latest_checkpoint:
         error = npu_utils.restore_checkpoint(checkpoint, manager.latest_checkpoint)
         if error:
@@ -219,7 +226,7 @@ def _restore_or_start(args, ctx, dataset, checkpoint_dir):
         state.best_value = _read_best(os.path.join(args.save_dir, "best"), BEST_METRIC[args.task])
         print(f"[train] resumed from {manager.latest_checkpoint} at step {state.step}", flush=True)
     elif args.weights:
-        print(f"[train] {load_initial_weights(model, args.weights)}", flush=True)
+        print(f"[train] {load_initial_weights(model, args.weights, args.model, args.alpha)}", flush=True)
     ctx.broadcast_variables(model.weights + optimizer.variables + [global_step])
     return state
 
@@ -303,18 +310,19 @@ def _end_epoch(state, epoch, losses, class_names):
     latest = state.manager.latest_checkpoint
     if latest is None or not latest.endswith(f"-{step}"):
         state.manager.save(checkpoint_number=step)
-    result = inference.evaluate(state.model, state.val_data, args.task, args.class_number)
-    state.checker.end_pass(f"epoch {epoch + 1}")
-    inference.print_metric_lines(result)
-    best_metric = BEST_METRIC[args.task]
-    value = result[best_metric]
-    if state.ctx.is_chief and value > state.best_value:
-        state.best_value = value
-        best_dir = os.path.join(args.save_dir, "best")
-        _save_trainable(state.model, class_names, best_dir)
-        with open(os.path.join(best_dir, "best.json"), "w", encoding="utf-8") as handle:
-            json.dump({"metric": best_metric, "value": value, "step": step, "epoch": epoch + 1}, handle)
-        print(f"[train] best {best_metric}={value:.4f} at epoch {epoch + 1}: saved {best_dir}", flush=True)
+    with state.averaged():  # the weights evaluate, predict and export will use
+        result = inference.evaluate(state.model, state.val_data, args.task, args.class_number)
+        state.checker.end_pass(f"epoch {epoch + 1}")
+        inference.print_metric_lines(result)
+        best_metric = BEST_METRIC[args.task]
+        value = result[best_metric]
+        if state.ctx.is_chief and value > state.best_value:
+            state.best_value = value
+            best_dir = os.path.join(args.save_dir, "best")
+            _save_trainable(state.model, class_names, best_dir)
+            with open(os.path.join(best_dir, "best.json"), "w", encoding="utf-8") as handle:
+                json.dump({"metric": best_metric, "value": value, "step": step, "epoch": epoch + 1}, handle)
+            print(f"[train] best {best_metric}={value:.4f} at epoch {epoch + 1}: saved {best_dir}", flush=True)
     scalars = inference.scalar_metrics(result)
     state.history.scalars(step, {f"val_{name}": v for name, v in scalars.items()})
     state.history.epoch({"epoch": epoch + 1, "step": step, "loss": sum(losses) / max(len(losses), 1),

@@ -10,6 +10,7 @@ batch_size=32          # images per device and step
 train_epochs=20        # epochs
 train_steps=0          # stop after this many steps in total (0: every epoch)
 learning_rate=0.001    # peak learning rate
+default_learning_rate="${learning_rate}"
 model=small            # small | large
 task=classification    # classification | segmentation
 extra=()               # the other main.py flags, passed through as given
@@ -29,6 +30,7 @@ model_flag() {
     --alpha=*|--height=*|--width=*|--class_number=*|--save_interval=*|--checkpoint_every=*|--bn_momentum=*|\
     --seed=*|--optimizer=*|--lr_schedule=*|--warmup_epochs=*|--lr_decay_epochs=*|--lr_decay_rate=*|\
     --label_smoothing=*|--dropout=*|--weights=*|--freeze_backbone_epochs=*|--loss_scale=*|--use_xla=*|\
+    --recipe=*|--weight_decay=*|--ema_momentum=*|\
     --skip_bad_images=*|--cache_budget_mb=*|--log_every=*)
       extra+=("$1") ;;
     *) return 1 ;;
@@ -45,7 +47,8 @@ model_help() {
     --alpha=X, --height=N, --width=N, --class_number=N, --checkpoint_every=N (= --save_interval),
     --bn_momentum=X, --seed=N, --optimizer=adam|rmsprop, --lr_schedule=cosine|step|constant,
     --warmup_epochs=X, --lr_decay_epochs=X, --lr_decay_rate=X, --label_smoothing=X, --dropout=X,
-    --weights=PATH, --freeze_backbone_epochs=N, --use_xla=True|False,
+    --weights=imagenet|PATH, --freeze_backbone_epochs=N, --use_xla=True|False,
+    --recipe=seed|paper, --weight_decay=X, --ema_momentum=X,
     --skip_bad_images=True|False, --cache_budget_mb=MB,
     --log_every=N            passed to main.py (see python3 main.py --help)
     Mixed precision: --precision_mode=allow_mix_precision (main.py's --use_amp is the same switch).
@@ -55,8 +58,13 @@ HELP
 # The main.py arguments of the model flags (after mz_parse_flags and
 # mz_run_folder), and the METRIC reported as TrainAccuracy.
 model_args() {
+  local learning_rate_arg=(--learning_rate="${learning_rate}")
+  # --recipe=paper scales its learning rate to the batch, unless --learning_rate is given.
+  if [[ " ${extra[*]} " == *" --recipe=paper "* ]] && [ "${learning_rate}" = "${default_learning_rate}" ]; then
+    learning_rate_arg=()
+  fi
   args=(--data_path="${data_path}" --task="${task}" --model="${model}" --batch_size="${batch_size}"
-        --train_epochs="${train_epochs}" --learning_rate="${learning_rate}" --max_steps="${train_steps}"
+        --train_epochs="${train_epochs}" "${learning_rate_arg[@]}" --max_steps="${train_steps}"
         --model_dir="${run_folder}" --resume="${run_resume}" "${extra[@]}")
   accuracy_key=top1
   [ "${task}" = "segmentation" ] && accuracy_key=miou

@@ -14,11 +14,13 @@
 """The flags: what the test/*.sh scripts pass on reaches main.py (common names and the seed's
 spellings), main.py's aliases, and the README names every flag."""
 
+import json
 import os
 import subprocess
 
 import pytest
 
+from common.npu_utils import UserError
 from runtime import config
 
 MODEL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,7 +30,7 @@ PASSED_THROUGH = ["--alpha=0.5", "--height=32", "--width=32", "--class_number=0"
                   "--lr_schedule=step", "--warmup_epochs=1", "--lr_decay_epochs=2", "--lr_decay_rate=0.9",
                   "--label_smoothing=0.1", "--dropout=0.3", "--weights=/runs/earlier", "--freeze_backbone_epochs=1",
                   "--loss_scale=128", "--use_xla=False", "--skip_bad_images=True", "--cache_budget_mb=10",
-                  "--log_every=2"]
+                  "--recipe=paper", "--weight_decay=1e-4", "--ema_momentum=0.99", "--log_every=2"]
 # What a test/*.sh script does before mz_launch: the shared flag loop, the run folder, the
 # main.py arguments (printed one a line). Run from test/, as a script sourced there would.
 MAIN_ARGS = ('source ../../common/train_script.sh; source model_flags.sh; mz_parse_flags "$@"; mz_run_folder; '
@@ -68,6 +70,9 @@ def test_seed_spellings_and_run_folder(tmp_path):
     _, args = _script_args([f"--ckpt_path={tmp_path / 'run'}", "--resume=False", "--loss_scale=True",
                             "--max_steps=7"])
     assert (args.resume, args.loss_scale, args.max_step) == (False, None, 7)
+    # --recipe=paper scales the learning rate itself unless the script is given one.
+    assert _script_args(["--recipe=paper"])[1].learning_rate is None
+    assert _script_args(["--recipe=paper", "--learning_rate=0.01"])[1].learning_rate == 0.01
 
 
 def test_help_lists_the_common_names():
@@ -104,3 +109,25 @@ def test_readme_names_every_flag():
     names = [flag.split("=")[0] for flag in PASSED_THROUGH]
     names += ["--train_steps", "--ckpt_path", "--resume", "--batch", "--epochs", "--modeldir", "--loss_scale"]
     assert [name for name in names if name not in script_section] == []
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("height", "224", '"height" must be an integer of at least 32 (pixels), got "224"'),
+    ("height", 16, '"height" must be an integer of at least 32 (pixels), got 16'),
+    ("batch", 2.5, '"batch" must be a positive integer (images per device and step), got 2.5'),
+    ("epochs", True, '"epochs" must be a positive integer, got true'),
+    ("model", "medium", '"model" must be "small" or "large", got "medium"'),
+    ("learning_rate", 0, '"learning_rate" must be a positive number, got 0'),
+    ("class_number", -1, '"class_number" must be an integer, 0 (take it from the class folders) or more, got -1'),
+    ("save_dir", None, '"save_dir" must be a folder path, got null'),
+])
+def test_config_file_values_are_checked(tmp_path, key, value, message):
+    with open(config.DEFAULT_CONFIG, encoding="utf-8") as handle:
+        values = json.load(handle)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**values, key: value}))
+    with pytest.raises(UserError) as error:
+        config.parse_args([f"--config={path}"])
+    assert str(error.value) == f"--config={path}: {message}"
+    path.write_text(json.dumps({**values, "height": 64.0}))
+    assert config.parse_args([f"--config={path}"])[0].height == 64

@@ -116,6 +116,13 @@ def test_segmentation_training_beats_chance(synthetic_root, tmp_path, capsys):
     # Predicting one class everywhere gives at most about 1/3 mean IoU over 3 classes.
     assert miou > 0.4
     assert os.path.isfile(tmp_path / "eval" / "confusion_matrix.png")
+    # evaluate takes the task and the input size (64, not config/config.json's 224) from the training run.
+    assert main.main(["--mode=evaluate", f"--data_path={synthetic_root / 'seg'}", f"--model_dir={tmp_path}"]) == 0
+    out = capsys.readouterr().out
+    assert (f"[flags] from {tmp_path / 'config.json'}: --task=segmentation --model=small --alpha=0.5 --height=64 "
+            "--width=64 --class_number=3") in out
+    assert float([line for line in out.splitlines() if line.startswith("METRIC miou=")][-1].split("=")[1]) == miou
+    assert "class 2 2: IoU" in out
     model, names = network.load_saved(str(tmp_path))
     images = sorted(str(p) for p in (synthetic_root / "seg" / "validation" / "images").iterdir())[:3]
     inference.predict(model, names, images, "segmentation", 64, 64, 2, str(tmp_path / "masks"))
@@ -210,7 +217,7 @@ def test_weights_from_checkpoint_of_other_class_count(three_class_checkpoints, t
     capsys.readouterr()
     assert main.main([f"--data_path={_tiny_classes(tmp_path / 'data', 4)}", *TINY_RUN,
                       f"--weights={three_class_checkpoints}", f"--modeldir={tmp_path / 'run'}"]) == 0
-    assert f"[train] loaded 87 layers from {prefix}; new (shape differs): logits" in capsys.readouterr().out
+    assert f"[train] loaded 87 layers (208 tensors) from {prefix}; new (shape differs): logits" in capsys.readouterr().out
     source = _restored(prefix, 3)
     target = build_classifier("small", 0.5, 4, input_shape=(32, 32, 3))
     network.load_initial_weights(target, prefix)
@@ -227,12 +234,13 @@ def test_weights_from_checkpoint_of_same_class_count_loads_everything(three_clas
     prefix = tf.train.latest_checkpoint(str(three_class_checkpoints))
     source = _restored(prefix, 3)
     target = build_classifier("small", 0.5, 3, input_shape=(32, 32, 3))
-    assert network.load_initial_weights(target, str(three_class_checkpoints)) == f"loaded 88 layers from {prefix}"
+    assert network.load_initial_weights(target, str(three_class_checkpoints)) == (
+        f"loaded 88 layers (210 tensors) from {prefix}")
     for loaded, saved in zip(target.weights, source.weights):
         np.testing.assert_array_equal(loaded.numpy(), saved.numpy())
     # The other task's head is new, as with a .keras model.
     message = network.load_initial_weights(build_lraspp("small", 0.5, 3), prefix)
-    assert message.startswith("loaded 86 layers") and message.endswith("lraspp_high_classifier, lraspp_low_classifier")
+    assert message.startswith("loaded 86 layers (206 tensors)") and message.endswith("lraspp_high_classifier, lraspp_low_classifier")
     for other in (build_classifier("large", 0.5, 3, input_shape=(32, 32, 3)),
                   build_classifier("small", 0.75, 3, input_shape=(32, 32, 3))):
         with pytest.raises(network.UserError, match=f"--weights={prefix}: .* another --model or --alpha"):
@@ -286,7 +294,7 @@ def test_non_chief_rank_deletes_its_checkpoint_folder(tmp_path, monkeypatch):
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     dataset = modes.load_data(args, need_train=True)
-    with pytest.raises(network.UserError, match="neither a .keras model"):
+    with pytest.raises(network.UserError, match="is neither \"imagenet\", a keras.applications .h5 file"):
         training.train(args, ctx, dataset)
     assert not list(scratch.glob("mnv3_worker*"))
     assert not os.path.exists(tmp_path / "run" / "checkpoints")
@@ -316,12 +324,27 @@ def test_restore_failure_keeps_config_and_resume_false_starts_over(three_class_c
         main.main([f"--data_path={four}", *TINY_RUN, f"--model_dir={run}"])
     assert stop.value.code == 2 and "start over with --resume=False" in capsys.readouterr().err
     assert (run / "config.json").read_text() == saved
-    # --resume=False does not load it: the new run's checkpoints replace the old ones.
-    assert main.main([f"--data_path={four}", *TINY_RUN, "--resume=False", f"--model_dir={run}"]) == 0
+    # --resume=False does not load it: the new run's checkpoints replace the old ones. (The run also
+    # takes the paper's recipe with a fast-moving average, for the test below.)
+    assert main.main([f"--data_path={four}", *TINY_RUN, "--resume=False", f"--model_dir={run}", "--max_steps=2",
+                      "--recipe=paper", "--ema_momentum=0.5"]) == 0
     assert "--resume=False: starting over" in capsys.readouterr().out
     assert json.loads((run / "config.json").read_text())["class_number"] == 4
     assert tf.train.get_checkpoint_state(str(run / "checkpoints")).all_model_checkpoint_paths == [
-        str(run / "checkpoints" / "ckpt-1")]
+        str(run / "checkpoints" / "ckpt-2")]
+    _check_averaged_weights_saved(run)
+
+
+def _check_averaged_weights_saved(run):
+    """The paper recipe's settings are in config.json; the saved models hold the moving average."""
+    saved = json.loads((run / "config.json").read_text())
+    assert (saved["optimizer"], saved["weight_decay"], saved["ema_momentum"]) == ("rmsprop", 1e-5, 0.5)
+    trained = _restored(tf.train.latest_checkpoint(str(run / "checkpoints")), saved["class_number"])
+    averaged = keras.models.load_model(run / "model.keras", compile=False)
+    best = keras.models.load_model(run / "best" / "model.keras", compile=False)
+    kernel = "block5_expand"
+    assert not np.allclose(averaged.get_layer(kernel).get_weights()[0], trained.get_layer(kernel).get_weights()[0])
+    np.testing.assert_array_equal(averaged.get_layer(kernel).get_weights()[0], best.get_layer(kernel).get_weights()[0])
 
 
 def test_performance_8p_script_on_two_ranks(python_env, tmp_path):
@@ -336,3 +359,13 @@ def test_performance_8p_script_on_two_ranks(python_env, tmp_path):
     case = _case_log(os.path.join(MODEL_DIR, "test", "output", "0"), "MobileNetV3_for_TensorFlow_bs2_2p_perf")
     assert set(CASE_KEYS) <= set(case) and case["RankSize"] == "2" and "TrainAccuracy" not in case
     assert os.path.isfile(os.path.join(MODEL_DIR, "test", "output", "0", "ckpt", "config.json"))
+
+
+def test_paper_recipe_sets_every_flag_not_given(capsys):
+    # Its training run (the saved models hold the averaged weights) is in
+    # test_restore_failure_keeps_config_and_resume_false_starts_over.
+    from runtime import config
+    args, _ = config.parse_args(["--recipe=paper", "--batch_size=32", "--optimizer=adam"])
+    assert (args.optimizer, args.lr_schedule, args.lr_decay_epochs, args.lr_decay_rate) == ("adam", "step", 3, 0.99)
+    assert (args.learning_rate, args.weight_decay, args.ema_momentum) == (0.1 * 32 / 4096, 1e-5, 0.9999)
+    assert "[recipe] paper: --lr_schedule=step" in capsys.readouterr().out

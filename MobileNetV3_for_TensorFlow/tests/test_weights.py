@@ -1,0 +1,84 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""--weights from keras.applications: files written here with weights=None (no internet), mapped by layer."""
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from common.npu_utils import UserError
+from model.lraspp import build_lraspp
+from model.mobilenet_v3 import build_classifier
+from runtime import network
+
+
+def _reference_file(path, include_top=True, legacy=False):
+    """A keras.applications MobileNetV3Small (alpha 0.75) with random, distinct weights, saved at ``path``.
+
+    ``legacy``: the Keras 2 HDF5 layout of the ImageNet files keras.applications downloads.
+    """
+    reference = keras.applications.MobileNetV3Small(input_shape=(224, 224, 3), alpha=0.75, weights=None,
+                                                    include_top=include_top)
+    rng = np.random.default_rng(0)
+    for weight in reference.weights:
+        weight.assign(rng.uniform(0.5, 1.5, weight.shape).astype("float32"))
+    if legacy:
+        from keras.src.legacy.saving import legacy_h5_format
+        with h5py.File(path, "w") as handle:
+            legacy_h5_format.save_weights_to_hdf5_group(handle, reference)
+    else:
+        reference.save_weights(path)
+    return [layer for layer in reference.layers if layer.weights]
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_keras_applications_file_maps_every_tensor(tmp_path, legacy):
+    path = str(tmp_path / ("imagenet_like.h5" if legacy else "small.weights.h5"))
+    reference = _reference_file(path, legacy=legacy)
+    target = build_classifier("small", 0.75, 5, input_shape=(64, 64, 3))
+    message = network.load_initial_weights(target, path, "small", 0.75)
+    assert message == f"loaded 87 layers (208 tensors) from {path}; new (shape differs): logits"
+    mapped = [layer for layer in target.layers if layer.weights][:-1]
+    assert len(mapped) == len(reference) - 1
+    for mine, theirs in zip(mapped, reference):
+        for loaded, saved in zip(mine.get_weights(), theirs.get_weights()):
+            np.testing.assert_array_equal(loaded, saved)
+    # The LR-ASPP backbone takes the same weights; its head is new.
+    segmenter = build_lraspp("small", 0.75, 3)
+    message = network.load_initial_weights(segmenter, path, "small", 0.75)
+    assert message.startswith("loaded 86 layers (206 tensors)") and "new (not in the source): lraspp_conv" in message
+    for layer in mapped[:-1]:  # every backbone layer (the classifier's head_conv is not in LR-ASPP)
+        for loaded, saved in zip(segmenter.get_layer(layer.name).get_weights(), layer.get_weights()):
+            np.testing.assert_array_equal(loaded, saved)
+
+
+def test_keras_applications_file_without_top_and_wrong_alpha(tmp_path):
+    path = str(tmp_path / "notop.weights.h5")
+    _reference_file(path, include_top=False)
+    message = network.load_initial_weights(build_classifier("small", 0.75, 5, (64, 64, 3)), path, "small", 0.75)
+    assert message.startswith("loaded 86 layers") and message.endswith("new (not in the source): head_conv, logits")
+    with pytest.raises(UserError, match=r"not a weights file of keras.applications.MobileNetV3Small at --alpha=1"):
+        network.load_initial_weights(build_classifier("small", 1.0, 5, (64, 64, 3)), path, "small", 1.0)
+
+
+def test_imagenet_says_when_the_download_cannot_be_reached(monkeypatch):
+    def no_internet(*args, **kwargs):
+        raise Exception("URL fetch failure: [Errno -3] Temporary failure in name resolution")
+    monkeypatch.setattr(keras.utils, "get_file", no_internet)
+    with pytest.raises(UserError, match=r"--weights=imagenet: cannot download https://storage.googleapis.com/"
+                                        r".*/weights_mobilenet_v3_small_224_0.75_float.h5 .*pass --weights=PATH/"):
+        network.load_initial_weights(None, "imagenet", "small", 0.75)
+    with pytest.raises(UserError, match="at --alpha 0.75 and 1.0 only, not 0.5"):
+        network.load_initial_weights(None, "imagenet", "small", 0.5)
