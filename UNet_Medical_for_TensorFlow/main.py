@@ -13,8 +13,7 @@
 # limitations under the License.
 """UNet_Medical_for_TensorFlow: train, evaluate, predict or benchmark UNet on the ISBI 2012 stack.
 
-    python3 main.py --data_dir=DATA --exec_mode=train_and_evaluate --crossvalidation_idx=0
-    python3 main.py --data_path=DATA --mode=train_and_evaluate --crossvalidation_idx=0   (common names)
+    python3 main.py --data_path=DATA --mode=train_and_evaluate --crossvalidation_idx=0
 """
 
 import os
@@ -28,9 +27,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import npu_utils  # noqa: E402
 from runtime import flags  # noqa: E402  (no TensorFlow: --help and flag errors answer at once)
 
-PREDICT_MODES = ("predict", "train_and_predict")
-EVALUATE_MODES = ("evaluate", "train_and_evaluate")
-
 
 @npu_utils.exit_on_user_error
 def main(argv=None):
@@ -42,7 +38,7 @@ def main(argv=None):
     from runtime import run, session as sessions
 
     keras.utils.set_random_seed(args.seed)
-    data = readers.read_dataset(args.data_dir, args.n_classes, need_test=args.exec_mode in PREDICT_MODES)
+    data = readers.read_dataset(args.data_dir, args.n_classes, need_test=args.exec_mode.endswith("predict"))
     session = sessions.create(args, ctx, data)  # folds, network, optimizer, checkpoint manager
     step = sessions.restore_or_start(session)  # then writes config.json when training
 
@@ -53,9 +49,9 @@ def main(argv=None):
     probability_fn = run.make_probability_fn(session.model, ctx.use_xla)
     if args.benchmark and not flags.trains(args):
         run.benchmark_inference(session, probability_fn)
-    elif args.exec_mode in EVALUATE_MODES:
+    elif args.exec_mode.endswith("evaluate"):
         run.evaluate(session, probability_fn, step)
-    elif args.exec_mode in PREDICT_MODES:
+    elif args.exec_mode.endswith("predict"):
         run.predict(session, probability_fn)
     return 0
 
