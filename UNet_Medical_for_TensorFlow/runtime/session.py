@@ -153,16 +153,20 @@ def latest_checkpoint(model_dir):
 
 
 def _start_over(session):
-    """--resume=False: delete the run folder's checkpoints (nothing else) so that none can be resumed."""
-    for prefix in [session.manager.latest_checkpoint, *session.manager.checkpoints]:
-        for path in glob.glob(f"{prefix}.*") if prefix else ():
-            os.remove(path)
-    state_file = os.path.join(session.args.model_dir, "checkpoint")
-    if os.path.exists(state_file):
-        os.remove(state_file)
-    session.manager = tf.train.CheckpointManager(session.checkpoint, session.args.model_dir,
+    """--resume=False: delete the run folder's checkpoints (nothing else) so that none can be resumed.
+
+    The state file is not read first, so a folder with a damaged one starts over too.
+    """
+    model_dir = session.args.model_dir
+    doomed = glob.glob(os.path.join(glob.escape(model_dir), "ckpt-*.index"))
+    doomed += glob.glob(os.path.join(glob.escape(model_dir), "ckpt-*.data-*-of-*"))
+    doomed += [p for p in [os.path.join(model_dir, "checkpoint")] if os.path.isfile(p)]
+    for path in doomed:
+        os.remove(path)
+    session.manager = tf.train.CheckpointManager(session.checkpoint, model_dir,
                                                  max_to_keep=session.args.keep_checkpoints)
-    print(f"[run] --resume=False: deleted the checkpoints in {session.args.model_dir}; starting over", flush=True)
+    if doomed:
+        print(f"[run] --resume=False: deleted the checkpoints in {model_dir}; starting over", flush=True)
 
 
 def _restore(session, prefix):
@@ -188,15 +192,13 @@ def restore_or_start(session):
     """
     args, ctx = session.args, session.ctx
     trains = flags.trains(args)
+    if trains and args.resume_training is False and not args.benchmark and ctx.is_chief:
+        _start_over(session)
     latest = latest_checkpoint(args.model_dir) if ctx.is_chief else None
-    if trains and latest and not args.benchmark and ctx.is_chief:
-        if args.resume_training is None:
-            raise UserError(f"--model_dir={args.model_dir} already holds {latest}; pass --resume (or "
-                            "--resume_training) to continue it, --resume=False to start over, or choose "
-                            "another --model_dir")
-        if args.resume_training is False:
-            _start_over(session)
-            latest = None
+    if trains and latest and args.resume_training is None and not args.benchmark and ctx.is_chief:
+        raise UserError(f"--model_dir={args.model_dir} already holds {latest}; pass --resume (or "
+                        "--resume_training) to continue it, --resume=False to start over, or choose "
+                        "another --model_dir")
     if latest and (args.resume_training or not trains):
         _restore(session, latest)
     elif not trains and not args.benchmark and ctx.is_chief:

@@ -240,6 +240,8 @@ def test_epoch_cap_resume_refusal_and_start_over(isbi_dir, tmp_path):
         f"error: --base_filters=8 contradicts the training run in {config_path}, which used --base_filters=4 (")
     assert open(config_path).read() == saved
 
+    with open(os.path.join(model_dir, "checkpoint"), "w") as state:  # even a damaged folder starts over
+        state.write("garbage {{{")
     over = run_main(*common, "--max_steps=1", "--resume=False")
     assert over.returncode == 0, over.stderr[-2000:]
     assert f"[run] --resume=False: deleted the checkpoints in {model_dir}; starting over" in over.stdout
