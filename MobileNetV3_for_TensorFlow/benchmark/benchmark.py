@@ -114,7 +114,8 @@ def amp_rows(ctx, args):
                 model = build_classifier(network, 1.0, 1000, (args.size, args.size, 3))
             speed = time_training(ctx, model, args.batch, args.size, args.steps, args.warmup)
             rows.append((network, "this", "-", policy, speed))
-            print(f"{network:6s} {policy:16s} {speed:7.2f} images/s {amp.note}", flush=True)
+            note = amp.note if policy != "float32" else ""
+            print(f"{network:6s} {policy:16s} {speed:7.2f} images/s {note}", flush=True)
     keras.mixed_precision.set_global_policy("float32")
     return rows
 
