@@ -125,7 +125,9 @@ def summarize(log_text, *, network, batch_size, rank_size, case_name, e2e_sec,
     """
     steps = [s for s in map(parse_step_line, log_text.splitlines()) if s is not None]
     if not steps:
-        raise UserError("the training log has no 'TRAIN step=...' lines")
+        raise UserError("the training log has no 'TRAIN step=...' lines: no step was trained (a rerun whose "
+                        "--ckpt_path run had already reached its last step has nothing left to train: "
+                        "--resume=False starts over, a larger --train_steps or --train_epochs goes on)")
     metrics = parse_metric_lines(log_text)
     missing = [k for k in ([accuracy_key] if accuracy_key else []) + list(extra_keys) if k not in metrics]
     if missing:
