@@ -49,7 +49,12 @@ MODEL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # This model's packages and the repository's common/ package.
 sys.path[:0] = [MODEL_DIR, os.path.dirname(MODEL_DIR)]
 
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
 from common import npu_utils  # noqa: E402
+from data_loading import folders, pipeline  # noqa: E402
+from model.mobilenet_v3 import build_classifier  # noqa: E402
 
 JPEG_SIZE = (500, 375)  # width, height: a typical ImageNet photo
 CLASSES = 4
@@ -58,8 +63,6 @@ VALIDATION_PER_CLASS = 25  # the same 100 validation images in every folder
 
 def time_training(ctx, model, batch, size, steps, warmup):
     """Images/s of ``steps`` training steps after ``warmup`` untimed ones."""
-    import keras
-    import tensorflow as tf
     optimizer = keras.optimizers.Adam(1e-3)
     cross_entropy = keras.losses.CategoricalCrossentropy()
 
@@ -79,8 +82,6 @@ def time_training(ctx, model, batch, size, steps, warmup):
 
 def training_rows(ctx, args):
     """(network, implementation, XLA, precision, images/s) of this network and keras.applications."""
-    import keras
-    from model.mobilenet_v3 import build_classifier
     reference = {"small": keras.applications.MobileNetV3Small, "large": keras.applications.MobileNetV3Large}
     rows = []
     for network in args.networks.split(","):
@@ -102,8 +103,6 @@ def training_rows(ctx, args):
 
 def amp_rows(ctx, args):
     """This network in float32 and with --use_amp, paired per network."""
-    import keras
-    from model.mobilenet_v3 import build_classifier
     amp = npu_utils.choose_precision("cpu", use_amp=True, bf16_capable=npu_utils.cpu_has_bf16())
     rows = []
     for network in args.networks.split(","):
@@ -151,7 +150,6 @@ def jpeg_folder(root, train_count):
 
 def time_pipeline(folder, batch, size, batches):
     """Images/s of the training pipeline streaming ``folder``'s JPEGs (decode, resize, augment, batch)."""
-    from data_loading import folders, pipeline
     dataset = folders.load_classification(os.path.join(folder, "train"), os.path.join(folder, "validation"))
     data = pipeline.TrainData(dataset.train.paths, dataset.train.labels, "classification", size, size, batch,
                               seed=0, steps_per_epoch=len(dataset.train.paths) // batch, cache_bytes=0)

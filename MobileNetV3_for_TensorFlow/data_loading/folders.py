@@ -138,7 +138,7 @@ def load_classification(train_dir, validation_dir):
     return Dataset(train, validation, class_names)
 
 
-def _pair_folder(split_dir, num_classes):
+def _pair_folder(split_dir):
     image_dir, mask_dir = os.path.join(split_dir, "images"), os.path.join(split_dir, "masks")
     for folder in (image_dir, mask_dir):
         if not os.path.isdir(folder):
@@ -154,7 +154,7 @@ def _pair_folder(split_dir, num_classes):
                         f"images without a mask {no_mask}, masks without an image {no_image}")
     paths, labels = [], []
     for stem in sorted(images):
-        problem = check_mask(masks[stem], images[stem], num_classes)
+        problem = check_mask(masks[stem], images[stem])
         if problem:
             raise UserError(problem)
         paths.append(images[stem])
@@ -183,25 +183,29 @@ def _image_size(path):
         return None
 
 
-def check_mask(mask_path, image_path, num_classes):
+def check_mask(mask_path, image_path):
     """Why a mask does not fit its image (a sentence naming the files), or None.
 
-    The mask is decoded (its values are checked); the image only has its
-    header read, for its size.
+    Only the two files' headers are read (format, mode, size); the mask's
+    values are checked when the input pipeline decodes it (:func:`mask_values_problem`).
     """
     try:
         with Image.open(mask_path) as mask:
             if mask.format != "PNG" or mask.mode not in ("L", "P"):
                 return f"mask {mask_path} must be a single-channel PNG of class indices (got {mask.format} {mask.mode})"
             mask_size = mask.size
-        values = np.unique(read_mask(mask_path))
     except OSError as error:
         return f"mask {mask_path} cannot be read ({error})"
     image_size = _image_size(image_path)
     if image_size is not None and mask_size != image_size:
         return (f"mask {mask_path} is {mask_size[0]}x{mask_size[1]} but its image {image_path} "
                 f"is {image_size[0]}x{image_size[1]}")
-    wrong = [int(v) for v in values if v >= num_classes and v != IGNORE_LABEL]
+    return None
+
+
+def mask_values_problem(mask, mask_path, num_classes):
+    """Why the decoded ``mask`` (class indices) does not fit ``num_classes`` (a sentence), or None."""
+    wrong = [int(v) for v in np.unique(mask) if v >= num_classes and v != IGNORE_LABEL]
     if wrong:
         return (f"mask {mask_path} has values {wrong[:5]} outside 0..{num_classes - 1} "
                 f"(and {IGNORE_LABEL} = ignore); check --class_number")
@@ -215,13 +219,13 @@ def load_segmentation(train_dir, validation_dir, num_classes):
       :class:`Dataset` with mask files as labels and class names "0".."C-1".
     Raises:
       UserError: a missing folder, unmatched names, a size mismatch, a mask
-        that is not a single-channel PNG or holds values >= ``num_classes``
-        other than 255.
+        that is not a single-channel PNG (its values are checked when it is
+        decoded: data_loading/pipeline.DecodeChecker).
     """
     if num_classes < 2:
         raise UserError(f"--class_number={num_classes}: segmentation needs at least 2 classes (background included)")
-    train = Split([], []) if train_dir is None else _pair_folder(train_dir, num_classes)
-    validation = _pair_folder(validation_dir, num_classes)
+    train = Split([], []) if train_dir is None else _pair_folder(train_dir)
+    validation = _pair_folder(validation_dir)
     return Dataset(train, validation, [str(i) for i in range(num_classes)])
 
 

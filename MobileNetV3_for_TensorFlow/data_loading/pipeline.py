@@ -43,7 +43,7 @@ import numpy as np
 import tensorflow as tf
 
 from common.npu_utils import UserError
-from data_loading.folders import IGNORE_LABEL, read_mask
+from data_loading.folders import IGNORE_LABEL, mask_values_problem, read_mask
 
 AUTOTUNE = tf.data.AUTOTUNE
 # Evaluation resizes so that the centre crop keeps 87.5% of the image (the
@@ -81,6 +81,7 @@ class DecodeChecker:
     def __init__(self, skip_bad_images=False):
         self.skip_bad_images = skip_bad_images
         self._bad = {}  # path -> reason, in the order they were found
+        self._wrong_masks = {}  # mask path -> problem (never skipped)
         self._lock = threading.Lock()
 
     def _read(self, path):
@@ -102,8 +103,32 @@ class DecodeChecker:
         ok.set_shape([])
         return image, ok
 
+    def decode_mask(self, path, num_classes):
+        """Graph op: a mask PNG's class indices as uint8 (h, w, 1): palette indices or grey values.
+
+        Through PIL (:func:`folders.read_mask`), because ``tf.io.decode_png``
+        converts a palette PNG to grey levels ({0, 1, 2} became {0, 76, 149}).
+        Values outside 0..num_classes-1 (255 = ignore) are recorded and stop
+        the run at :meth:`raise_if_bad`, also with --skip_bad_images: they
+        mean a wrong --class_number, not a broken file.
+        """
+        def read(name):
+            name = os.fsdecode(name)
+            mask = read_mask(name)
+            problem = mask_values_problem(mask, name, num_classes)
+            if problem:
+                with self._lock:
+                    self._wrong_masks.setdefault(name, problem)
+            return mask[..., None]
+
+        mask = tf.numpy_function(read, [path], tf.uint8, stateful=True)
+        mask.set_shape([None, None, 1])
+        return mask
+
     def raise_if_bad(self):
-        """Raises UserError naming the first bad file, unless bad files are skipped."""
+        """Raises UserError for a mask of wrong values, or naming the first bad file unless they are skipped."""
+        if self._wrong_masks:
+            raise UserError(next(iter(self._wrong_masks.values())))
         if self._bad and not self.skip_bad_images:
             path, reason = next(iter(self._bad.items()))
             more = f" (and {len(self._bad) - 1} more)" if len(self._bad) > 1 else ""
@@ -128,18 +153,6 @@ class DecodeChecker:
             print(f"[data] {what}: skipped {len(skipped)} images that do not decode:", flush=True)
             for path, reason in skipped:
                 print(f"[data]   {path}: {reason}", flush=True)
-
-
-def decode_mask(path):
-    """Read a mask PNG's class indices as uint8 (h, w, 1): palette indices or grey values.
-
-    Through PIL (:func:`folders.read_mask`), because ``tf.io.decode_png``
-    converts a palette PNG to grey levels ({0, 1, 2} became {0, 76, 149}).
-    """
-    mask = tf.numpy_function(lambda name: read_mask(os.fsdecode(name))[..., None], [path], tf.uint8,
-                             stateful=False)
-    mask.set_shape([None, None, 1])
-    return mask
 
 
 def resize_centre_crop(image, height, width):
@@ -209,7 +222,7 @@ def augment(image, seed, height, width, mask=None):
     return image, tf.cast(mask[..., 0], tf.int32)
 
 
-def _decoder(checker, task, size):
+def _decoder(checker, task, size, num_classes):
     """``load(path, label) -> (image, label, ok)``: decode and resize to ``size``, the mask too (uint8)."""
 
     def load(path, label):
@@ -217,7 +230,8 @@ def _decoder(checker, task, size):
         image = tf.cond(ok, lambda: tf.cast(tf.image.resize(image, size, antialias=True) + 0.5, tf.uint8),
                         lambda: tf.zeros(size + (3,), tf.uint8))
         if task == "segmentation":
-            label = tf.cond(ok, lambda: tf.image.resize(decode_mask(label), size, method="nearest"),
+            label = tf.cond(ok, lambda: tf.image.resize(checker.decode_mask(label, num_classes), size,
+                                                        method="nearest"),
                             lambda: tf.zeros(size + (1,), tf.uint8))
         return image, label, ok
 
@@ -242,10 +256,11 @@ class TrainData:
       cache_bytes: keep the decoded split in memory when it needs at most
         this many bytes (0: never).
       checker: the :class:`DecodeChecker` of the run (default: stop at a bad file).
+      num_classes: segmentation: mask values must be below it or 255 (the default 255 checks nothing).
     """
 
     def __init__(self, paths, labels, task, height, width, batch, seed, steps_per_epoch,
-                 cache_bytes=DEFAULT_CACHE_BYTES, checker=None):
+                 cache_bytes=DEFAULT_CACHE_BYTES, checker=None, num_classes=IGNORE_LABEL):
         self.task, self.height, self.width = task, height, width
         self.batch, self.seed, self.steps_per_epoch = batch, seed, steps_per_epoch
         self.checker = checker or DecodeChecker()
@@ -255,7 +270,7 @@ class TrainData:
         self.labels = tf.constant(labels, label_dtype)
         self.bytes_needed = cache_bytes_needed(self.count, height, width, 4 if task == "segmentation" else 3)
         self.cached = 0 < self.bytes_needed <= cache_bytes
-        self.decode = _decoder(self.checker, task, cache_size(height, width))
+        self.decode = _decoder(self.checker, task, cache_size(height, width), num_classes)
         if self.cached:
             self._images, self._labels = self._decode_all()
 
@@ -313,13 +328,15 @@ class TrainData:
         return data.batch(self.batch, drop_remainder=True).prefetch(AUTOTUNE).with_options(options)
 
 
-def eval_dataset(paths, labels, task, height, width, batch, cache_bytes=DEFAULT_CACHE_BYTES, checker=None):
+def eval_dataset(paths, labels, task, height, width, batch, cache_bytes=DEFAULT_CACHE_BYTES, checker=None,
+                 num_classes=IGNORE_LABEL):
     """Evaluation batches: resize + centre crop (classification) or resize (segmentation).
 
     Segmentation images and masks are resized to (height, width), masks
     nearest-neighbour; the last batch may be smaller. Kept in memory after
     the first pass when the float32 images fit ``cache_bytes``; bad files are
-    left out and recorded by ``checker``.
+    left out and recorded by ``checker``, as are masks with values of
+    ``num_classes`` or more (other than 255).
     """
     checker = checker or DecodeChecker()
     label_dtype = tf.string if task == "segmentation" else tf.int32
@@ -329,7 +346,8 @@ def eval_dataset(paths, labels, task, height, width, batch, cache_bytes=DEFAULT_
         if task == "segmentation":
             image = tf.cond(ok, lambda: tf.image.resize(image, (height, width), antialias=True),
                             lambda: tf.zeros((height, width, 3)))
-            mask = tf.cond(ok, lambda: tf.image.resize(decode_mask(label), (height, width), method="nearest"),
+            mask = tf.cond(ok, lambda: tf.image.resize(checker.decode_mask(label, num_classes), (height, width),
+                                                       method="nearest"),
                            lambda: tf.zeros((height, width, 1), tf.uint8))
             return image, tf.cast(mask[..., 0], tf.int32), ok
         image = tf.cond(ok, lambda: resize_centre_crop(image, height, width), lambda: tf.zeros((height, width, 3)))

@@ -105,7 +105,8 @@ def evaluate(args, model, names, dataset):
                         f"{args.eval_dir} holds {dataset.class_names}")
     checker = pipeline.DecodeChecker(args.skip_bad_images)
     data = pipeline.eval_dataset(dataset.validation.paths, dataset.validation.labels, args.task,
-                                 args.height, args.width, args.batch, config.cache_bytes(args), checker)
+                                 args.height, args.width, args.batch, config.cache_bytes(args), checker,
+                                 len(names))
     result = inference.evaluate(model, data, args.task, len(names))
     checker.end_pass("evaluation")
     inference.report(result, names, args.task, os.path.join(args.save_dir, "eval"))

@@ -248,10 +248,11 @@ def _prepare_loop(state, dataset):
     state.checker = pipeline.DecodeChecker(args.skip_bad_images)
     state.train_data = pipeline.TrainData(ctx.shard(dataset.train.paths), ctx.shard(dataset.train.labels),
                                           args.task, args.height, args.width, args.batch, args.seed,
-                                          state.steps_per_epoch, config.cache_bytes(args), state.checker)
+                                          state.steps_per_epoch, config.cache_bytes(args), state.checker,
+                                          args.class_number)
     state.val_data = pipeline.eval_dataset(dataset.validation.paths, dataset.validation.labels, args.task,
                                            args.height, args.width, args.batch, config.cache_bytes(args),
-                                           state.checker)
+                                           state.checker, args.class_number)
     decoded_mb = state.train_data.bytes_needed / 1024 ** 2
     kept = "kept in memory" if state.train_data.cached else "streamed from the files every epoch"
     print(f"[train] {args.task} {args.model} alpha {args.alpha:g}, {args.class_number} classes, "

@@ -164,9 +164,15 @@ def test_segmentation_errors(tmp_path, synthetic_root):
     root = tmp_path / "seg"
     shutil.copytree(synthetic_root / "seg", root)
     train, val = str(root / "train"), str(root / "validation")
-    assert len(folders.load_segmentation(train, val, 3).train.paths) == 24
-    with pytest.raises(UserError, match="values .* outside 0..1"):
-        folders.load_segmentation(train, val, 2)
+    dataset = folders.load_segmentation(train, val, 3)
+    assert len(dataset.train.paths) == 24
+    # Mask values are checked when the pipeline decodes the masks (with or without --skip_bad_images).
+    checker = pipeline.DecodeChecker(skip_bad_images=True)
+    list(pipeline.eval_dataset(dataset.validation.paths[:2], dataset.validation.labels[:2], "segmentation",
+                               32, 32, 2, checker=checker, num_classes=2))
+    with pytest.raises(UserError, match=r"^mask .*validation/masks/000[01].png has values \[2\] outside 0..1 "
+                                        r"\(and 255 = ignore\); check --class_number$"):
+        checker.raise_if_bad()
     Image.new("L", (10, 10)).save(root / "train" / "masks" / "0000.png")
     with pytest.raises(UserError, match="is 10x10 but its image"):
         folders.load_segmentation(train, val, 3)
