@@ -128,14 +128,15 @@ def test_bad_images_found_at_decode_time(class_data, tmp_path, capsys):
 
 def test_bad_image_stops_training_with_one_line(class_data, tmp_path, capsys):
     import main
-    bad = _bad_files(class_data / "train" / "class_2")
+    _bad_files(class_data / "train" / "class_2")
     run = ["--mode=train", f"--data_path={class_data}", "--class_number=0", "--height=32", "--width=32",
            "--alpha=0.5", "--batch_size=8", "--max_steps=1", "--epochs=1", f"--model_dir={tmp_path / 'run'}"]
     with pytest.raises(SystemExit) as stop:
         main.main(run)
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: image ") and "cannot be decoded" in err[-1] and "Traceback" not in "".join(err)
+    assert err[-1].startswith(f"error: image {class_data / 'train' / 'class_2'}/") and "cannot be decoded" in err[-1]
+    assert "Traceback" not in "".join(err)
 
 
 def test_full_shuffle_visits_every_image_once_per_epoch(synthetic_root):
