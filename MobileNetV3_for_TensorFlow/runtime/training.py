@@ -165,9 +165,9 @@ def train(args, ctx, dataset):
 def _train(args, ctx, dataset, checkpoint_dir):
     """The body of :func:`train`, saving checkpoints into ``checkpoint_dir``."""
     state = _restore_or_start(args, ctx, dataset, checkpoint_dir)
-    if ctx.is_chief:
+    _prepare_loop(state, dataset)  # a split kept in memory is decoded (and its files checked) here
+    if ctx.is_chief:  # every check passed and the restore succeeded
         npu_utils.write_run_config(args.save_dir, config.run_config_values(args))
-    _prepare_loop(state, dataset)
     state.timer = npu_utils.StepTimer(args.batch * ctx.ranks.rank_size, first_step=state.step)
     for epoch in range(state.step // state.steps_per_epoch, args.epochs):
         if state.step >= state.total_steps:
@@ -197,7 +197,7 @@ def _plan_steps(args, ctx, image_count):
 def _restore_or_start(args, ctx, dataset, checkpoint_dir):
     """Build the network and optimizer, then resume from ``checkpoint_dir`` or start (from --weights).
 
-    --resume=False deletes the folder's old checkpoints and history first.
+    --resume=False deletes the folder's old checkpoints and history once --weights loaded.
     Every rank ends with rank 0's weights, optimizer state and step.
     """
     steps_per_epoch, total_steps = _plan_steps(args, ctx, len(dataset.train.paths))
@@ -210,7 +210,9 @@ def _restore_or_start(args, ctx, dataset, checkpoint_dir):
         optimizer.build(model.trainable_variables)
         global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=global_step)
-    if not args.resume and ctx.is_chief:
+    if args.weights and not (args.resume and tf.train.latest_checkpoint(checkpoint_dir)):
+        print(f"[train] {load_initial_weights(model, args.weights, args.model, args.alpha)}", flush=True)
+    if not args.resume and ctx.is_chief:  # after --weights loaded, which may come from this folder
         _start_over(args.save_dir, checkpoint_dir)
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, CHECKPOINTS_KEPT)
     state = TrainState(args, ctx, model, optimizer, schedule, checkpoint, manager, global_step,
@@ -225,8 +227,6 @@ def _restore_or_start(args, ctx, dataset, checkpoint_dir):
         state.step = int(global_step.numpy())
         state.best_value = _read_best(os.path.join(args.save_dir, "best"), BEST_METRIC[args.task])
         print(f"[train] resumed from {manager.latest_checkpoint} at step {state.step}", flush=True)
-    elif args.weights:
-        print(f"[train] {load_initial_weights(model, args.weights, args.model, args.alpha)}", flush=True)
     ctx.broadcast_variables(model.weights + optimizer.variables + [global_step])
     return state
 

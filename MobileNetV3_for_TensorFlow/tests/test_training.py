@@ -285,7 +285,7 @@ def test_non_chief_rank_deletes_its_checkpoint_folder(tmp_path, monkeypatch):
     from common.npu_utils import Ranks, setup_device
     from runtime import config, training
     data = _tiny_classes(tmp_path / "data", 3)
-    # --weights that cannot load stops training once the folder and its CheckpointManager exist.
+    # --weights that cannot load stops training inside the worker's scratch checkpoint folder.
     args, _ = config.parse_args([f"--data_path={data}", *TINY_RUN, f"--weights={data}",
                                  f"--modeldir={tmp_path / 'run'}"])
     # Rank 1 of a one-process run: not the chief, and no other worker to wait for.
