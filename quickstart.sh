@@ -18,6 +18,12 @@ export MZ_SHOW_PROGRESS=1
 mkdir -p "${data_root}"
 results="$(mktemp)"
 trap 'rm -f "${results}"' EXIT
+# A log's results: the last value of each METRIC (evaluations repeat them), then the Final lines.
+summary_lines() {
+  awk '/^METRIC /{split($2, kv, "="); if (!(kv[1] in last)) order[++n] = kv[1]; last[kv[1]] = $0; next}
+       /^(Final |E2E )/{final[++m] = $0}
+       END{for (i = 1; i <= n; i++) print "  " last[order[i]]; for (i = 1; i <= m; i++) print "  " final[i]}' "$1"
+}
 ran=0
 status=0
 for hook in *_for_TensorFlow/test/quickstart_1p.sh; do
@@ -33,7 +39,7 @@ for hook in *_for_TensorFlow/test/quickstart_1p.sh; do
     echo "${model}: FAILED (exit ${rc})" >> "${results}"
     status=1
   else
-    { echo "${model}:"; grep -E '^(Final |E2E |METRIC )' "${log}" | awk '!seen[$0]++' | sed 's/^/  /'; } >> "${results}"
+    { echo "${model}:"; summary_lines "${log}"; } >> "${results}"
   fi
 done
 if [ "${ran}" -eq 0 ]; then

@@ -28,6 +28,7 @@ import dataclasses
 import math
 import os
 import platform
+import re
 import shutil
 import socket
 import subprocess
@@ -213,12 +214,17 @@ def _show_progress():
     return os.environ.get("MZ_SHOW_PROGRESS", "") == "1" or sys.stdout.isatty()
 
 
+# TensorFlow's start-up notes, printed before TF_CPP_MIN_LOG_LEVEL takes effect:
+# kept in the log, left off the screen.
+_STARTUP_NOISE = re.compile(r"All log messages before absl::InitializeLog|oneDNN custom operations are on")
+
+
 def _copy_lines(source, log, echo):
     """Write each line of ``source`` to ``log`` and, with ``echo``, to stdout, as it comes."""
     for line in source:
         log.write(line)
         log.flush()
-        if echo:
+        if echo and not _STARTUP_NOISE.search(line):
             sys.stdout.write(line)
             sys.stdout.flush()
     source.close()
