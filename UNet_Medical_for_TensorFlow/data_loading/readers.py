@@ -23,7 +23,7 @@ import os
 import struct
 
 import numpy as np
-from PIL import UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from common.npu_utils import UserError
 from data_loading import tiff
@@ -68,8 +68,10 @@ def _decode(path, what, modes=("L",)):
         raise UserError(f"{path}: file not found ({what})")
     try:
         file_format, pages = tiff.read_pages(path)
-    except (OSError, UnidentifiedImageError, ValueError, TypeError, SyntaxError, EOFError, struct.error) as error:
-        # Pillow ends a truncated TIFF in any of these (TypeError "Missing dimensions" for a cut-off header).
+    except (OSError, UnidentifiedImageError, ValueError, TypeError, SyntaxError, EOFError, struct.error,
+            Image.DecompressionBombError) as error:
+        # Pillow ends a truncated TIFF in any of these (TypeError "Missing dimensions" for a cut-off header;
+        # DecompressionBombError for a damaged header that claims billions of pixels).
         raise UserError(f"{path}: cannot be decoded as an image ({str(error).strip() or type(error).__name__}); "
                         "the file may be truncated or damaged") from None
     for index, (mode, _) in enumerate(pages):
@@ -204,13 +206,13 @@ def read_dataset(data_dir, n_classes=2, need_test=True):
     return read_isbi(data_dir, need_test=need_test)
 
 
-def check_min_size(data, out_size, tile_flag="--tile_size"):
+def check_min_size(data, out_size):
     """Every image must cover at least one output tile (``out_size`` squared).
 
     Raises:
-      UserError: naming the smallest image and the flag to change.
+      UserError: naming the smallest image side and the flag to change.
     """
     smallest = min(min(image.shape) for image in data.images + data.test_images)
     if smallest < out_size:
-        raise UserError(f"--data_dir: an image is only {smallest} pixels on a side but {tile_flag} "
-                        f"predicts {out_size}x{out_size} windows; use a smaller {tile_flag}")
+        raise UserError(f"--data_dir: an image is only {smallest} pixels on a side but --tile_size "
+                        f"predicts {out_size}x{out_size} windows; use a smaller --tile_size")

@@ -13,7 +13,9 @@
 # limitations under the License.
 """Data: reader checks, fold partition, overlap tiles, augmentation, pipeline, synthetic stacks."""
 
+import io
 import os
+import struct
 
 import numpy as np
 import pytest
@@ -279,3 +281,21 @@ def test_truncated_tiff_is_one_line(isbi_dir, tmp_path):
         readers.read_dataset(directory)
     assert str(error.value) == (f"{path}: cannot be decoded as an image (Missing dimensions); the file may be "
                                 "truncated or damaged")
+
+
+def test_tiff_whose_damaged_header_claims_billions_of_pixels_is_one_line(tmp_path):
+    """Pillow raises DecompressionBombError (no OSError) for such a header; found by damaging bytes at random."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(buffer, format="TIFF")
+    data = bytearray(buffer.getvalue())
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for entry in range(struct.unpack_from("<H", data, ifd)[0]):
+        offset = ifd + 2 + 12 * entry
+        if struct.unpack_from("<H", data, offset)[0] in (256, 257):  # ImageWidth, ImageLength (LONG)
+            struct.pack_into("<I", data, offset + 8, 60000)
+    path = tmp_path / "train-volume.tif"
+    path.write_bytes(bytes(data))
+    with pytest.raises(UserError) as error:
+        readers.read_stack(str(path), "the training slices")
+    assert str(error.value).startswith(f"{path}: cannot be decoded as an image (Image size (3600000000 pixels) "
+                                       "exceeds limit")
