@@ -40,6 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import npu_utils  # noqa: E402
 from common.npu_utils import UserError  # noqa: E402
 from data_loading import readers  # noqa: E402
+from runtime import flags  # noqa: E402
 
 CHUNK_BYTES = 1 << 20
 # The challenge site's files folder (NVIDIA's TF1 download script and several
@@ -101,7 +102,12 @@ def md5_report(path, name):
 
 
 def download(data_dir, base_url, timeout=60):
-    """Fetch and check the three stacks; returns their final paths."""
+    """Fetch and check the three stacks; returns their final paths.
+
+    Raises:
+      UserError: ``data_dir`` is (or lies under) a file, or a download or check fails.
+    """
+    flags.check_folder_flag("data_dir", data_dir)
     os.makedirs(data_dir, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".download-", dir=data_dir)
     try:

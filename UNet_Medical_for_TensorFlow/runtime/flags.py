@@ -149,9 +149,23 @@ def _check_values(args):
         raise UserError(f"--n_classes={args.n_classes} must be at least 2")
     folds.check_fold(args.crossvalidation_idx)
     for name in ("model_dir", "log_dir"):
-        path = getattr(args, name)
-        if path and os.path.exists(path) and not os.path.isdir(path):
-            raise UserError(f"--{name}={path} is a file; expected a folder (it is created when missing)")
+        if getattr(args, name):
+            check_folder_flag(name, getattr(args, name))
+
+
+def check_folder_flag(name, path):
+    """``--name=path`` must be a folder or creatable as one: no file at ``path`` or on the way to it.
+
+    Raises:
+      UserError: naming the flag and the file in the way.
+    """
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f"--{name}={path} is a file; expected a folder (it is created when missing)")
+    existing = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UserError(f"--{name}={path}: {existing} is a file, so the folder cannot be created")
 
 
 def take_from_training_run(args, given):

@@ -92,6 +92,16 @@ def test_unreachable_server(tmp_path, capsys):
                         capsys, "cannot download http://127.0.0.1:9/train-volume.tif")
 
 
+def test_data_dir_that_is_a_file(tmp_path, capsys):
+    path = tmp_path / "a_file"
+    path.write_text("x")
+    with pytest.raises(SystemExit) as exit_info:
+        download_dataset.main(["--data_dir", str(path), "--base_url", "http://127.0.0.1:9/"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (f"error: --data_dir={path} is a file; expected a folder (it is created "
+                                       "when missing)\n")
+
+
 def test_default_url_and_sums_are_the_reference_ones():
     assert download_dataset.DEFAULT_BASE_URL == "http://brainiac2.mit.edu/isbi_challenge/sites/default/files/"
     assert download_dataset.LISTED_MD5 == {"train-volume.tif": "465461edbe0254630c4ec5577f1e7764",

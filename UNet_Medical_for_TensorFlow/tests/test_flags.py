@@ -128,6 +128,9 @@ def test_run_folders_that_are_files_are_refused(tmp_path, name):
     with pytest.raises(UserError) as error:
         flags.parse_args([f"--{name}={path}"])
     assert str(error.value) == f"--{name}={path} is a file; expected a folder (it is created when missing)"
+    with pytest.raises(UserError) as error:  # was a TensorFlow or os.makedirs traceback after the set-up
+        flags.parse_args([f"--{name}={path}/run/0"])
+    assert str(error.value) == f"--{name}={path}/run/0: {path} is a file, so the folder cannot be created"
 
 
 def test_resume_takes_the_run_and_refuses_another_fold(tmp_path, capsys):
