@@ -221,8 +221,8 @@ def test_resuming_a_run_that_reached_max_steps_exports_it(isbi_dir, tmp_path):
 
 
 def test_epoch_cap_resume_refusal_and_start_over(isbi_dir, tmp_path):
-    """--train_epochs caps the steps; a resume with another width is refused before config.json changes;
-    --resume=False (the common name) starts over."""
+    """--train_epochs caps the steps; a resume with another width, or from a truncated checkpoint, fails
+    before config.json changes; --resume=False (the common name) starts over."""
     model_dir = str(tmp_path / "run")
     common = ["--data_path", isbi_dir, "--model_dir", model_dir, "--log_every=1", "--crossvalidation_idx=0",
               "--base_filters=4", "--tile_size=188", "--batch_size=4"]
@@ -238,6 +238,15 @@ def test_epoch_cap_resume_refusal_and_start_over(isbi_dir, tmp_path):
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert refused.stderr.strip().splitlines()[-1].startswith(
         f"error: --base_filters=8 contradicts the training run in {config_path}, which used --base_filters=4 (")
+    assert open(config_path).read() == saved
+
+    data_file = glob.glob(os.path.join(model_dir, "ckpt-2.data-*"))[0]
+    with open(data_file, "r+b") as handle:  # truncated: the restore fails, so config.json stays as it was
+        handle.truncate(os.path.getsize(data_file) // 2)
+    unreadable = run_main(*common, "--max_steps=3", "--resume")
+    assert unreadable.returncode == 2 and "Traceback" not in unreadable.stderr
+    assert unreadable.stderr.strip().splitlines()[-1].startswith(
+        f"error: {model_dir}/ckpt-2: the checkpoint is unreadable (")
     assert open(config_path).read() == saved
 
     with open(os.path.join(model_dir, "checkpoint"), "w") as state:  # even a damaged folder starts over
