@@ -3,7 +3,9 @@
 # its flags pass through, but not --crossvalidation_idx), then the mean and
 # standard deviation of NVIDIA's eval_dice_score over the folds, as NVIDIA's
 # published table. With --ckpt_path=DIR each fold keeps its run in DIR/fold<k>
-# (a rerun resumes each fold); otherwise in test/output/folds/<k>/.
+# (a rerun resumes each fold; a fold that had already finished is evaluated
+# again); otherwise in test/output/folds/<k>/. On a terminal the training
+# lines show as they come.
 #   bash test/train_5fold_1p.sh --data_path=DIR [train_full_1p.sh flags]
 set -uo pipefail
 cur_path="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -17,18 +19,32 @@ for para in "$@"; do
     *) passed+=("${para}") ;;
   esac
 done
+# The folds' output goes through tee, so the launcher would not see a terminal.
+[ -t 1 ] && export MZ_SHOW_PROGRESS="${MZ_SHOW_PROGRESS:-1}"
+device="${ASCEND_DEVICE_ID:-0}"
+fold_out="$(mktemp)"
+trap 'rm -f "${fold_out}"' EXIT
 dices=()
 for fold in 0 1 2 3 4; do
   echo "=== fold ${fold}"
   fold_ckpt=()
   [ -n "${ckpt_path}" ] && fold_ckpt=(--ckpt_path="${ckpt_path}/fold${fold}")
-  out="$(bash "${cur_path}/train_full_1p.sh" "${passed[@]}" "${fold_ckpt[@]}" --crossvalidation_idx="${fold}")"
-  rc=$?
-  echo "${out}"
+  bash "${cur_path}/train_full_1p.sh" "${passed[@]}" "${fold_ckpt[@]}" --crossvalidation_idx="${fold}" \
+    | tee "${fold_out}"
+  rc=${PIPESTATUS[0]}
+  dice="$(sed -n 's/^Final Train Accuracy : //p' "${fold_out}")"
+  log="${cur_path}/output/${device}/train_${device}.log"
+  if [ "${rc}" -ne 0 ] && [ -n "${ckpt_path}" ] && grep -q '^\[train\] checkpoint step .* already reaches' "${log}"; then
+    # A rerun: this fold's run had reached its last step, so the launcher saw no TRAIN line
+    # and made no summary; main.py still evaluated it, and that line is in the log.
+    dice="$(sed -n 's/^METRIC eval_dice_score=//p' "${log}" | tail -n 1)"
+    [ -n "${dice}" ] && rc=0 && echo "[5fold] fold ${fold} had already finished in ${ckpt_path}/fold${fold}" \
+      "(hence no summary above); its eval_dice_score: ${dice}"
+  fi
   [ "${rc}" -eq 0 ] || { echo "[Error] fold ${fold} failed (exit ${rc})" >&2; exit "${rc}"; }
   rm -rf "${cur_path}/output/folds/${fold}"
-  mkdir -p "${cur_path}/output/folds" && cp -r "${cur_path}/output/${ASCEND_DEVICE_ID:-0}" "${cur_path}/output/folds/${fold}"
-  dices+=("$(echo "${out}" | sed -n 's/^Final Train Accuracy : //p')")
+  mkdir -p "${cur_path}/output/folds" && cp -r "${cur_path}/output/${device}" "${cur_path}/output/folds/${fold}"
+  dices+=("${dice}")
 done
 python3 - "${dices[@]}" <<'PY'
 import statistics, sys

@@ -58,11 +58,15 @@ def accuracy_summary(case_name, log_every):
     return values
 
 
-def test_nvidia_recipe_runs_five_folds_and_prints_the_summary(isbi_dir):
-    """NVIDIA's 5-fold recipe end to end with a tiny width (its train_full_1p.sh runs, its summary lines)."""
-    result = run_script("train_nvidia_5fold_1p.sh", f"--data_path={isbi_dir}", "--train_steps=4", "--log_every=2",
-                        "--base_filters=2", "--tile_size=188", "--batch_size=2", "--use_xla=False",
-                        cwd=os.path.join(MODEL_DIR, "test"))
+def test_nvidia_recipe_runs_five_folds_and_prints_the_summary(isbi_dir, tmp_path):
+    """NVIDIA's 5-fold recipe end to end with a tiny width (its train_full_1p.sh runs, its summary lines).
+
+    Then the same command again, as after an interruption: every fold's
+    --ckpt_path run has finished, so each is evaluated again, with the same figures.
+    """
+    argv = (f"--data_path={isbi_dir}", "--train_steps=4", "--log_every=2", "--base_filters=2", "--tile_size=188",
+            "--batch_size=2", "--use_xla=False", f"--ckpt_path={tmp_path}")
+    result = run_script("train_nvidia_5fold_1p.sh", *argv, cwd=os.path.join(MODEL_DIR, "test"))
     assert result.returncode == 0, result.stdout[-1000:] + result.stderr[-2000:]
     assert result.stdout.count("Final Train Accuracy : ") == 5
     dices = [float(d) for d in re.findall(r"^Final Train Accuracy : (\S+)$", result.stdout, re.M)]
@@ -72,13 +76,17 @@ def test_nvidia_recipe_runs_five_folds_and_prints_the_summary(isbi_dir):
     assert float(mean_std.group(1)) == pytest.approx(statistics.mean(dices), abs=1e-4)
     assert float(mean_std.group(2)) == pytest.approx(statistics.pstdev(dices), abs=1e-4)
     # The recipe's settings reached main.py (the last fold's run).
-    config = json.load(open(os.path.join(MODEL_DIR, "test", "output", "folds", "4", "ckpt", "config.json")))
+    config = json.load(open(tmp_path / "fold4" / "config.json"))
     assert (config["input_mode"], config["augment_set"], config["augment"], config["learning_rate"],
             config["crossvalidation_idx"], config["precision_mode"]) == (
         "resize", "nvidia", True, 0.0001, 4, "allow_mix_precision")
     values = accuracy_summary("UNet_Medical_for_TensorFlow_bs2_1p_acc", log_every=2)
     assert values["RankSize"] == "1" and values["BatchSize"] == "2"
     assert float(values["TrainAccuracy"]) == pytest.approx(dices[-1], abs=1e-4)
+    rerun = run_script("train_nvidia_5fold_1p.sh", *argv)
+    assert rerun.returncode == 0, rerun.stdout[-1000:] + rerun.stderr[-2000:]
+    assert rerun.stdout.count("had already finished in") == 5 and "Final Train Accuracy" not in rerun.stdout
+    assert re.search(r"^5-fold eval_dice_score: (.*)$", rerun.stdout, re.M).group(1) == summary_line
 
 
 def test_train_full_8p_on_two_ranks(isbi_dir):
