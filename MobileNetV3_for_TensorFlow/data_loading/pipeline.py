@@ -90,8 +90,8 @@ class DecodeChecker:
             return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False), True
         except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.DataLossError) as error:
             name = os.fsdecode(path.numpy())
-            # "{{function_node ...}} Invalid PNG data, size 3172 [Op:DecodeImage]" -> the middle.
-            reason = re.sub(r"\{\{.*?\}\}|\[Op:.*?\]", "", str(error).strip().splitlines()[0]).strip()
+            # "{{function_node ...}} Invalid PNG data, size 3172 [Op:DecodeImage] name: " -> the middle.
+            reason = re.sub(r"\{\{.*?\}\}|\[Op:.*", "", str(error).strip().splitlines()[0]).strip()
             with self._lock:
                 self._bad.setdefault(name, reason)
             return tf.zeros([0, 0, 3], tf.uint8), False
