@@ -153,14 +153,14 @@ def describe_schemes(cases, data_root):
 
 
 def to_internal_labels(label, case):
-    """A case's label volume in this code's values {0, 1, 2, 4} (BraTS 2023's 3 becomes 4)."""
+    """A case's (X, Y, Z) label volume in this code's values {0, 1, 2, 4} (BraTS 2023's 3 becomes 4)."""
     if SCHEMES[case.scheme].enhancing_label == 4:
         return label
     return np.where(label == SCHEMES[case.scheme].enhancing_label, 4, label).astype(label.dtype)
 
 
 def to_file_labels(label, case):
-    """Predicted labels {0, 1, 2, 4} in the case's own convention (BraTS 2023: 4 becomes 3)."""
+    """Predicted (X, Y, Z) labels {0, 1, 2, 4} in the case's own convention (BraTS 2023: 4 becomes 3)."""
     if SCHEMES[case.scheme].enhancing_label == 4:
         return label
     return np.where(label == 4, SCHEMES[case.scheme].enhancing_label, label).astype(label.dtype)
@@ -228,6 +228,15 @@ def _is_reference(train_ids, test_ids):
     return set(train_ids) == set(reference_train) and set(test_ids) == set(reference_test)
 
 
+def _seeded_split(case_ids, seed, train_fraction):
+    """(train_ids, test_ids), each sorted: a ``seed``-ed permutation, ``train_fraction`` of the cases to
+    training (at least one to each side when there are two or more cases)."""
+    order = np.random.default_rng(seed).permutation(len(case_ids))
+    num_train = len(case_ids) if len(case_ids) < 2 else min(len(case_ids) - 1,
+                                                            max(1, round(train_fraction * len(case_ids))))
+    return sorted(case_ids[i] for i in order[:num_train]), sorted(case_ids[i] for i in order[num_train:])
+
+
 def split_cases(case_ids, data_root, model_dir, seed, train_fraction=0.8):
     """Choose the training and test cases.
 
@@ -251,16 +260,17 @@ def split_cases(case_ids, data_root, model_dir, seed, train_fraction=0.8):
             train_ids, test_ids, where = chosen
             return train_ids, test_ids, where + (" (the reference split)" if _is_reference(train_ids, test_ids) else "")
     train_ids, test_ids = reference_split()
-    unused = len(set(case_ids) - set(train_ids) - set(test_ids))
+    reference = set(train_ids + test_ids)
+    unused = len(set(case_ids) - reference)
     where = (f"the reference split ({REFERENCE_SPLIT_DIR}/train.txt, test.txt"
              + (f"; {unused} other case(s) of {data_root} unused)" if unused else ")"))
-    if not set(train_ids + test_ids) <= set(case_ids):
-        order = np.random.default_rng(seed).permutation(len(case_ids))
-        num_train = len(case_ids) if len(case_ids) < 2 else min(len(case_ids) - 1,
-                                                                max(1, round(train_fraction * len(case_ids))))
-        train_ids = sorted(case_ids[i] for i in order[:num_train])
-        test_ids = sorted(case_ids[i] for i in order[num_train:])
+    missing = sorted(reference - set(case_ids))
+    if missing:
+        train_ids, test_ids = _seeded_split(case_ids, seed, train_fraction)
         where = f"a seeded {train_fraction:.0%} split (--seed) written to {model_dir}/train.txt, test.txt"
+        if len(missing) < len(reference):  # some of the reference's cases are here: say why it is not used
+            where += (f"; not the reference split, which needs all {len(reference)} of its cases: "
+                      f"{len(missing)} missing ({', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''})")
     os.makedirs(model_dir, exist_ok=True)
     write_case_list(os.path.join(model_dir, "train.txt"), train_ids)
     write_case_list(os.path.join(model_dir, "test.txt"), test_ids)
@@ -371,7 +381,8 @@ def check_cases(cases, skip_bad_cases, need_label=True, workers=2, log=print):
 
 
 def normalise(volume):
-    """Z-score of the non-zero (brain) voxels with their own mean and std; background stays 0."""
+    """(X, Y, Z) volume -> float32 z-score of its non-zero (brain) voxels with their own mean and std;
+    background stays 0."""
     volume = volume.astype(np.float32)
     brain = volume != 0
     if not brain.any():
@@ -471,6 +482,7 @@ def patch_dataset(load_fn, num_cases, *, num_tumour, num_background, patch_size,
     Returns:
       dataset of (image (B, px, py, pz, 4) float32, label (B, lx, ly, lz) int32).
     """
+    # Imported here, not at the top: the N4 worker processes import this module and need no TensorFlow.
     import tensorflow as tf
 
     offset = [(p - s) // 2 for p, s in zip(patch_size, label_size)]

@@ -13,6 +13,7 @@
 # limitations under the License.
 """Case discovery, split, checks, loading, patch sampling, N4 and the synthetic generator."""
 
+import hashlib
 import os
 import shutil
 
@@ -24,6 +25,13 @@ import brats_data
 import n4_correction
 import synthetic_brats
 from common.npu_utils import UserError
+
+# SHA-256 of the reference's case lists as shipped in ../shared/reference/densenet3d_split/.
+REFERENCE_LIST_SHA256 = {
+    "train.txt": "951954be82c38e3d4dc1d9f53c301721a99237f7e0f675cc70996d13303ce91f",
+    "test.txt": "61b2099695ac0378a8fac74162fb89de4ebdb27226819b85c42f9ff513eda5d5",
+    "val.txt": "abe9302f5d6102879fb7003477adb982021a644a826dcccf4260839f90c5c7e8",
+}
 
 
 def _copy_case(root, case_id, dest_root, new_id=None, suffix=".nii.gz"):
@@ -132,6 +140,11 @@ def test_reference_split_used_by_itself_on_a_folder_of_its_210_cases(tmp_path):
     # Without one of its cases the folder gets the seeded split, and says so.
     where = brats_data.split_cases(train_ids[1:] + test_ids, str(root), str(tmp_path / "run2"), seed=0)[2]
     assert where.startswith("a seeded 80% split")
+    assert where.endswith(f"not the reference split, which needs all 210 of its cases: 1 missing ({train_ids[0]})")
+    # The shipped lists are the reference's (../shared/reference/densenet3d_split/), byte for byte.
+    for name, digest in REFERENCE_LIST_SHA256.items():
+        with open(os.path.join(brats_data.REFERENCE_SPLIT_DIR, name), "rb") as handle:
+            assert hashlib.sha256(handle.read()).hexdigest() == digest, name
 
 
 def _save_like(path, data, reference):
