@@ -135,6 +135,7 @@ def parse_args(argv=None):
     _check_patch_size(args)
     if args.benchmark and args.max_steps == 0:
         args.max_steps = 20
+    _note_unused_by_benchmark(args, given)
     args.save_path = args.save_path or os.path.join(args.model_dir, "predictions")
     args.n4_cache_dir = args.n4_cache_dir or default_n4_cache_dir(args.data_path)
     return args
@@ -151,6 +152,17 @@ def default_n4_cache_dir(data_path, env=None):
     data_path = os.path.abspath(data_path)
     digest = hashlib.sha1(data_path.encode("utf-8")).hexdigest()[:12]
     return os.path.join(root, "densenet3d_n4", f"{os.path.basename(data_path) or 'data'}-{digest}")
+
+
+# The flags of test and predict, which a --benchmark run (training only) has no use for.
+INFERENCE_FLAGS = ("inference", "block_size", "window_batch", "save_path", "save_png")
+
+
+def _note_unused_by_benchmark(args, given):
+    """One line naming the inference flags given to a --benchmark run (test/train_performance_*.sh pass them)."""
+    unused = [f"--{name}" for name in INFERENCE_FLAGS if name in given]
+    if args.benchmark and unused:
+        print(f"[flags] {' '.join(unused)} not used: --benchmark times training only, without a test")
 
 
 def _check_ranges(args):

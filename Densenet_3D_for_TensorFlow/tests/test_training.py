@@ -143,6 +143,14 @@ def test_flag_checks():
     assert config.parse_args(base + ["--benchmark"]).max_steps == 20
 
 
+def test_benchmark_says_which_inference_flags_it_does_not_use(capsys):
+    config.parse_args(["-r", ".", "--benchmark", "--inference=window", "--block_size=48", "--seed=3"])
+    assert capsys.readouterr().out == ("[flags] --inference --block_size not used: --benchmark times training "
+                                       "only, without a test\n")
+    config.parse_args(["-r", ".", "--inference=window"])
+    assert capsys.readouterr().out == ""
+
+
 def test_weights_of_another_width_stop_with_one_line(tmp_path):
     import tensorflow as tf
 
