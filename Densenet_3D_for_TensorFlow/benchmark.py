@@ -37,7 +37,9 @@ import sys
 import tempfile
 import time
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 # Run from the model directory: the repository root holds `common`.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -70,9 +72,6 @@ def parse_args(argv=None):
 
 def time_training(ctx, model_name, batch_size, steps):
     """Patches/s of the real training step (loss of both heads, Adam) on random 38^3 patches."""
-    import keras
-    import tensorflow as tf
-
     with ctx.strategy.scope():
         model = tf_models.build_model(model_name)
         optimizer = ctx.wrap_optimizer(keras.optimizers.Adam(5e-4))
@@ -139,8 +138,6 @@ def time_windows(model, image, block_labels, num_windows, window_batch):
 
 def report_inference(args, image, policies):
     """Print the block and window lines in float32, then the block line of each other policy."""
-    import keras
-
     keras.mixed_precision.set_global_policy("float32")
     model = tf_models.build_model(args.model_name)  # untrained, seeded: the same weights for every policy
     block_s, labels = time_block(model, args.model_name, image, args.block_size)
@@ -165,8 +162,6 @@ def report_inference(args, image, policies):
 def main(argv=None):
     args = parse_args(argv)
     ctx = npu_utils.setup_device(args)
-    import keras
-
     # --use_amp / --precision_mode: time float32 and the device's mixed policy side by side.
     policies = ["float32"] + ([ctx.precision.policy] if ctx.precision.policy != "float32" else [])
     for policy in policies:

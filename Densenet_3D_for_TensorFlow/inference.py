@@ -33,6 +33,7 @@ import math
 
 import nibabel as nib
 import numpy as np
+import tensorflow as tf
 from PIL import Image
 
 from tf_models import CROP_MARGIN
@@ -43,8 +44,6 @@ BRATS_CLASSES = (0, 1, 2, 4)
 
 def make_predict_fn(model):
     """A compiled ``predict(image (B, X, Y, Z, 4)) -> label logits (B, X-26, Y-26, Z-26, 5)``."""
-    import tensorflow as tf
-
     @tf.function(reduce_retracing=True)
     def predict(image):
         return model(image, training=False)["labels"]

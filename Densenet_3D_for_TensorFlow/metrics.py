@@ -71,7 +71,10 @@ def one_empty(prediction, truth):
 
 
 def hd95(prediction, truth, spacing=(1.0, 1.0, 1.0)):
-    """95th percentile of the symmetric surface distances, in mm (the voxel ``spacing``).
+    """95th percentile of the symmetric surface distances, in mm.
+
+    ``prediction`` and ``truth`` are (X, Y, Z) bool masks; ``spacing`` is the
+    voxel size in mm along X, Y, Z (the NIfTI zooms).
 
     The definitions of medpy's ``medpy.metric.binary.hd95`` (connectivity 1):
     a mask's surface is the mask minus its erosion by the 6-connected cross;
@@ -93,7 +96,9 @@ def hd95(prediction, truth, spacing=(1.0, 1.0, 1.0)):
 
 
 def case_metrics(prediction, truth, spacing=(1.0, 1.0, 1.0)):
-    """All metrics of one case from BraTS-valued label volumes.
+    """All metrics of one case from (X, Y, Z) label volumes in the BraTS values {0, 1, 2, 4}.
+
+    ``spacing``: voxel size in mm along X, Y, Z (for HD95).
 
     Returns ``{"wt_dice": ..., "tc_hd95": ..., "et_one_empty": 0 or 1, ...}``:
     every :func:`metric_columns` entry and, per region, ``<region>_one_empty``.
@@ -110,6 +115,7 @@ def case_metrics(prediction, truth, spacing=(1.0, 1.0, 1.0)):
 
 
 def metric_columns():
+    """The per-region metric names: ``wt_dice``, ``wt_sensitivity``, ..., ``et_hd95``."""
     return [f"{region}_{name}" for region in REGIONS for name in METRIC_NAMES]
 
 
