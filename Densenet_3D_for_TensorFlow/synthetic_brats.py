@@ -164,8 +164,13 @@ def main(argv=None):
         parser.error("--cases must be at least 1 and every --shape value at least 24")
     names = None
     if args.names:
-        with open(args.names, encoding="utf-8-sig") as handle:
-            names = [line.strip() for line in handle if line.strip()]
+        try:
+            with open(args.names, encoding="utf-8-sig") as handle:
+                names = [line.strip() for line in handle if line.strip()]
+        except OSError as error:
+            parser.error(f"--names={args.names}: {error.strerror}")
+        if not names:
+            parser.error(f"--names={args.names} lists no case")
     ids = write_dataset(args.out, args.cases, args.shape, args.seed, args.dtype, case_ids=names, scheme=args.scheme)
     print(f"{len(ids)} synthetic cases of shape {tuple(args.shape)} in {args.out}")
     return 0

@@ -341,3 +341,16 @@ def test_n4_cache_folder_when_data_is_read_only(synthetic_root, tmp_path, monkey
     monkeypatch.setattr(n4_correction.os, "access", lambda path, mode: path != case.folder)
     path = n4_correction.corrected_path(case, "t2", str(tmp_path / "cache"))
     assert path == str(tmp_path / "cache" / "Synth_005" / "Synth_005_t2_corrected.nii.gz")
+
+
+
+@pytest.mark.parametrize("content, message", [(None, "No such file or directory"), ("\n", "lists no case")])
+def test_synthetic_names_list_that_cannot_be_read_is_one_line(tmp_path, capsys, content, message):
+    names = tmp_path / "names.txt"
+    if content is not None:
+        names.write_text(content)
+    with pytest.raises(SystemExit) as exit_info:
+        synthetic_brats.main(["--out", str(tmp_path / "data"), "--names", str(names)])
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"error: --names={names}" in last and last.endswith(message)  # prog is pytest's here
