@@ -61,11 +61,10 @@ def build_parser():
     parser.add_argument("-lp", "--load_path", default=None,
                         help="initial weights from an earlier run: its model_dir, checkpoints folder or "
                              "checkpoint prefix (fine-tuning; optimizer state is not taken)")
-    parser.add_argument("-c", "--continue_training", "--resume", dest="resume", type=npu_utils.str2bool,
-                        nargs="?", const=True, default=None, metavar="True|False",
-                        help="True: continue from the last checkpoint in --model_dir with optimizer state "
-                             "(from scratch when there is none); False: start over, replacing its checkpoints; "
-                             "not given: stop if --model_dir has checkpoints")
+    npu_utils.add_bool_flag(parser, "-c", "True: continue from the last checkpoint in --model_dir with optimizer "
+                            "state (from scratch when there is none); False: start over, replacing its "
+                            "checkpoints; not given: stop if --model_dir has checkpoints",
+                            default=None, aliases=("--continue_training", "--resume"), dest="resume")
     parser.add_argument("-ws", "--patch_width", type=int, default=38, help="training patch X (default %(default)s)")
     parser.add_argument("-hs", "--patch_height", type=int, default=38, help="training patch Y (default %(default)s)")
     parser.add_argument("-cs", "--patch_depth", type=int, default=38, help="training patch Z (default %(default)s)")

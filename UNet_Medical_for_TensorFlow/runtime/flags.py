@@ -89,11 +89,9 @@ def build_parser():
                              "evaluate/predict: the training run's unless given")
     npu_utils.add_bool_flag(parser, "--benchmark", "time steps after --warmup_steps; no checkpoints")
     parser.add_argument("--warmup_steps", type=int, default=200, help="steps left out of benchmark figures")
-    parser.add_argument("--resume_training", "--resume", dest="resume_training", type=npu_utils.str2bool,
-                        nargs="?", const=True, default=None, metavar="True|False",
-                        help="True: continue from the last checkpoint in --model_dir (none: start fresh); "
-                             "False: start over, deleting its checkpoints; not given: refuse to train "
-                             "over a checkpoint")
+    npu_utils.add_bool_flag(parser, "--resume_training", "True: continue from the last checkpoint in --model_dir "
+                            "(none: start fresh); False: start over, deleting its checkpoints; not given: refuse "
+                            "to train over a checkpoint", default=None, aliases=("--resume",))
     parser.add_argument("--checkpoint_every", type=int, default=100, help="steps between checkpoints")
     parser.add_argument("--keep_checkpoints", type=int, default=3, help="checkpoints kept in --model_dir")
     parser.add_argument("--base_filters", type=int, default=64,
