@@ -1,33 +1,70 @@
 #!/usr/bin/env bash
-# Runs every test of common/ and of each model directory in the repository's
-# .venv (created or updated first). Each directory runs in its own pytest
+# Runs every test of common/ and of each model directory on both stacks:
+#   default  TF 2.21 / Keras 3 in .venv (requirements.txt)
+#   tf26     TF 2.6.5 / Keras 2.6 in .venv-tf26 (requirements-tf26.txt, Python 3.9),
+#            the stack of the Ascend adapter; skipped in one line without a Python 3.9.
+# Each venv is created or updated first. Each directory runs in its own pytest
 # process because the model directories have modules of the same name.
+# RUN_TESTS_STACKS="default" (or "tf26") runs one stack; arguments go to pytest.
 # Exits non-zero when any test fails.
 set -uo pipefail
 cd "$(dirname "$0")"
-source common/ensure_venv.sh || exit 1
 
 report_dir="$(mktemp -d)"
 trap 'rm -rf "${report_dir}"' EXIT
 status=0
-for dir in common *_for_TensorFlow; do
-  [ -d "${dir}/tests" ] || continue
-  echo "=== ${dir}"
-  (cd "${dir}" && python -m pytest -q -p no:cacheprovider --junitxml="${report_dir}/${dir}.xml" tests "$@")
-  rc=$?
-  if [ "${rc}" -ne 0 ]; then
-    echo "[run_tests] ${dir}: pytest exit status ${rc}"
-    status=1
-  fi
+
+# run_stack NAME: every directory's tests with the venv already first on PATH.
+run_stack() {
+  mkdir -p "${report_dir}/$1"
+  for dir in common *_for_TensorFlow; do
+    [ -d "${dir}/tests" ] || continue
+    echo "=== [$1] ${dir}"
+    (cd "${dir}" && python -m pytest -q -p no:cacheprovider --junitxml="${report_dir}/$1/${dir}.xml" tests "${@:2}")
+    rc=$?
+    if [ "${rc}" -ne 0 ]; then
+      echo "[run_tests] $1 ${dir}: pytest exit status ${rc}"
+      status=1
+    fi
+  done
+  return "${status}"
+}
+
+# Both venvs are set up before any test runs: the cross-stack tests use the other one.
+stacks=()
+for stack in ${RUN_TESTS_STACKS:-default tf26}; do
+  case "${stack}" in
+    default) (source common/ensure_venv.sh) || exit 1 ;;
+    tf26)
+      if ! python39="$(bash common/find_python39.sh)"; then
+        echo "[run_tests] no Python 3.9 here (python3.9 or pyenv): the TF 2.6.5 stack is not tested"
+        continue
+      fi
+      (export VENV_NAME=.venv-tf26 REQUIREMENTS=requirements-tf26.txt PYTHON="${python39}"
+       source common/ensure_venv.sh) || exit 1 ;;
+    *) echo "[run_tests] unknown stack '${stack}' in RUN_TESTS_STACKS (default, tf26)"; exit 2 ;;
+  esac
+  stacks+=("${stack}")
 done
-python - "${report_dir}" <<'PY'
-import glob, sys, xml.etree.ElementTree as ET
-passed = failed = skipped = 0
-for path in glob.glob(sys.argv[1] + "/*.xml"):
+for stack in "${stacks[@]}"; do
+  venv=.venv
+  [ "${stack}" = tf26 ] && venv=.venv-tf26
+  (export PATH="$(pwd)/${venv}/bin:${PATH}" TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+   run_stack "${stack}" "$@") || status=1
+done
+
+python3 - "${report_dir}" <<'PY'
+import glob, os, sys, xml.etree.ElementTree as ET
+totals = {}
+for path in sorted(glob.glob(os.path.join(sys.argv[1], "*", "*.xml"))):
+    counts = totals.setdefault(os.path.basename(os.path.dirname(path)), [0, 0, 0])
     for suite in ET.parse(path).getroot().iter("testsuite"):
         tests, fail = int(suite.get("tests", 0)), int(suite.get("failures", 0)) + int(suite.get("errors", 0))
         skip = int(suite.get("skipped", 0))
-        passed += tests - fail - skip; failed += fail; skipped += skip
+        counts[0] += tests - fail - skip; counts[1] += fail; counts[2] += skip
+for stack, (passed, failed, skipped) in totals.items():
+    print(f"stack {stack}: {passed} passed, {failed} failed, {skipped} skipped")
+passed, failed, skipped = (sum(c[i] for c in totals.values()) for i in range(3))
 print(f"total: {passed} passed, {failed} failed, {skipped} skipped")
 sys.exit(1 if failed or not passed else 0)
 PY

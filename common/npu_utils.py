@@ -20,10 +20,14 @@
     print(timer.line(step_number, loss))    # TRAIN step=... images_per_sec=...; METRIC lines likewise
 
 ``common/launcher.py`` (behind every test/*.sh) parses those lines into the
-ModelZoo summary. TensorFlow is imported lazily.
+ModelZoo summary. TensorFlow is imported lazily: the names of ``common/stack.py``
+(the one place where TF 2.6.5 / Keras 2.6 and TF 2.21 / Keras 3 differ) and of
+``common/checkpoints.py`` are attributes of this module that import it when
+first used, so ``from common.npu_utils import keras`` gives the stack's Keras.
 """
 
 import argparse
+import collections
 import contextlib
 import dataclasses
 import importlib
@@ -37,6 +41,20 @@ from common import ascend
 # Model code imports only this module: these names are part of its interface.
 from common.cluster import Ranks, read_ranks, worker_tf_config  # noqa: F401
 from common.errors import DIVERGED_EXIT, TrainingDiverged, UserError, exit_on_user_error  # noqa: F401
+
+# Names served from the modules that import TensorFlow, loaded on first use (PEP 562).
+_LAZY = {"common.stack": ("keras", "KERAS3", "STACK", "CHECKPOINT_FAMILY", "MODEL_FILE_SUFFIX", "set_random_seed",
+                          "register_serializable", "hard_swish", "optimizer_variables", "build_optimizer"),
+         "common.checkpoints": ("save_checkpoint", "restore_checkpoint", "save_portable_weights",
+                                "load_portable_weights", "portable_weights_path")}
+
+
+def __getattr__(name):
+    for module, names in _LAZY.items():
+        if name in names:
+            return getattr(importlib.import_module(module), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 PRECISION_MODES = ("allow_fp32_to_fp16", "force_fp16", "must_keep_origin_dtype", "allow_mix_precision")
 MIXED_MODES = ("allow_mix_precision", "force_fp16")  # 16-bit arithmetic wherever the device has it
@@ -168,8 +186,8 @@ def choose_precision(device, precision_mode=None, use_amp=False, bf16_capable=Fa
         raise UserError(f"--use_amp asks for allow_mix_precision but --precision_mode={precision_mode}")
     requested = precision_mode or ("allow_mix_precision" if use_amp else None)
     mixed = requested in MIXED_MODES
-    if device == "npu":
-        return Precision("float32", npu_precision_mode=requested or NPU_DEFAULT_PRECISION_MODE)
+    if device == "npu":  # the adapter computes in float16 for these; its loss scaling keeps gradients finite
+        return Precision("float32", npu_precision_mode=requested or NPU_DEFAULT_PRECISION_MODE, loss_scaling=mixed)
     if device not in ("gpu", "cpu"):
         raise ValueError(f"device must be npu, gpu or cpu, got {device!r}")
     if not mixed:
@@ -204,11 +222,16 @@ class RunContext:
         return self.ranks.rank_size > 1
 
     def wrap_optimizer(self, optimizer):
-        """Add dynamic loss scaling when the policy is float16."""
-        if not self.precision.loss_scaling:
+        """Add dynamic loss scaling for float16 (on Ascend the adapter's ``NpuLossScaleOptimizer``)
+        and, on several NPUs, the adapter's gradient all-reduce. Every model's optimizer goes through it."""
+        from common import stack
+        if self.npu is not None:
+            if self.precision.loss_scaling:
+                optimizer = self.npu.train.optimizer.NpuLossScaleOptimizer(optimizer)
+            if self.multi_worker:
+                optimizer = self.npu.distribute.npu_distributed_keras_optimizer_wrapper(optimizer)
             return optimizer
-        import keras
-        return keras.optimizers.LossScaleOptimizer(optimizer)
+        return stack.loss_scale_optimizer(optimizer) if self.precision.loss_scaling else optimizer
 
     def all_reduce_mean(self, values):
         """Average a list of tensors over all workers (replica context)."""
@@ -221,12 +244,11 @@ class RunContext:
 
     def average_gradients(self, grads):
         """Local gradients ready for ``apply_gradients`` (replica context). Under
-        MultiWorkerMirroredStrategy the Keras 3 optimizer all-reduces with a SUM,
-        so each share is divided by the replica count; on Ascend the adapter averages."""
-        if not self.multi_worker:
+        MultiWorkerMirroredStrategy the optimizer (Keras 2.6 and 3 alike) all-reduces
+        with a SUM, so each share is divided by the replica count; on Ascend the
+        optimizer from :meth:`wrap_optimizer` averages them."""
+        if not self.multi_worker or self.npu is not None:
             return grads
-        if self.npu is not None:
-            return self.npu.distribute.all_reduce(grads, "mean")
         return [None if g is None else g / self.strategy.num_replicas_in_sync for g in grads]
 
     def broadcast_variables(self, variables):
@@ -267,8 +289,8 @@ def setup_device(args, env=None):
     except ImportError:
         npu = None
     tf_config = None if npu is not None else worker_tf_config(ranks, env)  # Ascend: RANK_TABLE_FILE
-    import keras
     import tensorflow as tf
+    from common.stack import keras
 
     gpus = tf.config.list_physical_devices("GPU") if npu is None else []
     device = "npu" if npu is not None else "gpu" if gpus else "cpu"
@@ -296,61 +318,57 @@ def setup_device(args, env=None):
     return RunContext(device, precision, use_xla, ranks, strategy, npu)
 
 
-def make_train_step(ctx, model, optimizer, loss_fn):
+# How often each step_function has been traced, by name: a second trace means a new input shape,
+# which an NPU compiles again (the adapter wants fixed shapes); tests read it.
+TRACES = collections.Counter()
+
+
+def step_function(fn, name, jit_compile=None):
+    """``tf.function(fn)`` that counts its traces in ``TRACES[name]``; feed it fixed shapes."""
+    import tensorflow as tf
+
+    def traced(*args):
+        TRACES[name] += 1  # Python code in a tf.function runs once per trace
+        return fn(*args)
+
+    return tf.function(traced, jit_compile=jit_compile)
+
+
+def make_train_step(ctx, model, optimizer, loss_fn, name="train_step"):
     """One data-parallel training step: ``step(features, labels) -> loss`` averaged over workers.
 
     ``loss_fn(features, labels)`` calls ``model(features, training=True)`` and
     returns the scalar float32 mean over the local batch: reduce a loss
     *function* with ``tf.reduce_mean``, not a Keras ``Loss`` class, which
     divides by the replica count again under a strategy. The forward and
-    backward pass are XLA-compiled with ``ctx.use_xla``.
+    backward pass are XLA-compiled with ``ctx.use_xla``. Its traces count in
+    ``TRACES[name]``.
     """
-    import keras
     import tensorflow as tf
+    from common import stack
 
-    scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     variables = model.trainable_variables
 
     @tf.function(jit_compile=ctx.use_xla)
     def gradients(features, labels):
         with tf.GradientTape() as tape:
             loss = loss_fn(features, labels)
-            scaled_loss = optimizer.scale_loss(loss) if scaled else loss
-        return loss, tape.gradient(scaled_loss, variables)
+            scaled_loss = stack.scale_loss(optimizer, loss)
+        return loss, stack.unscale_gradients(optimizer, tape.gradient(scaled_loss, variables))
 
     def replica_step(features, labels):
         loss, grads = gradients(features, labels)
         optimizer.apply_gradients(zip(ctx.average_gradients(list(grads)), variables))
         return ctx.all_reduce_mean([loss])[0]
 
-    @tf.function
     def step(features, labels):
         return ctx.strategy.experimental_local_results(ctx.strategy.run(replica_step, args=(features, labels)))[0]
+
+    step = step_function(step, name)
 
     if ctx.npu is not None and ctx.multi_worker:
         ctx.broadcast_variables(variables)
     return step
-
-
-def restore_checkpoint(checkpoint, prefix, partial=False):
-    """Restore a ``tf.train.Checkpoint`` from ``prefix``: None, or the error's first line when it does not fit.
-
-    ``partial``: the checkpoint may hold more than ``checkpoint`` tracks. A
-    failed restore leaves bookkeeping that logs a warning per value when freed
-    (hundreds of lines that would bury the caller's one-line error), so
-    TensorFlow's logger stays at ERROR after a failure.
-    """
-    import tensorflow as tf
-
-    try:
-        status = checkpoint.restore(prefix)
-        if partial:
-            status.expect_partial()
-        status.assert_existing_objects_matched()
-        return None
-    except (AssertionError, ValueError, tf.errors.OpError) as error:
-        tf.get_logger().setLevel("ERROR")
-        return str(error).splitlines()[0][:200]
 
 
 # Keys and values never carry units; NaN and inf print as "nan" and "inf".

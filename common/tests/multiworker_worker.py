@@ -34,14 +34,14 @@ def main():
     args = parser.parse_args()
     ctx = npu_utils.setup_device(args)
 
-    import keras
     import tensorflow as tf
+    from common.npu_utils import keras
 
-    keras.utils.set_random_seed(0)
+    npu_utils.set_random_seed(0)
     with ctx.strategy.scope():
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)])
         optimizer = ctx.wrap_optimizer(keras.optimizers.SGD(0.1))
-        optimizer.build(model.trainable_variables)
+        npu_utils.build_optimizer(optimizer, model.trainable_variables)
         step_counter = tf.Variable(0, dtype=tf.int64)
     if not ctx.is_chief:
         # As after restoring a checkpoint only rank 0 has: rank 1's values differ
@@ -49,7 +49,7 @@ def main():
         for variable in model.weights:
             variable.assign(variable + 1.0)
         step_counter.assign(7)
-    ctx.broadcast_variables(model.weights + optimizer.variables + [step_counter])
+    ctx.broadcast_variables(model.weights + npu_utils.optimizer_variables(optimizer) + [step_counter])
     if int(step_counter.numpy()) != 0:
         raise SystemExit(f"rank {ctx.ranks.rank_id}: step {int(step_counter.numpy())} after broadcast")
 

@@ -13,14 +13,15 @@
 # limitations under the License.
 """Tests of common/npu_utils.py: every branch, with no accelerator.
 
-The Ascend branch runs against a stand-in ``npu_device`` module (written to a
-temporary folder on sys.path) that records the options it receives; it has not
-run on Ascend hardware here.
+The Ascend branch runs against the stand-in ``npu_device`` of
+``tests/npu_stand_in/`` (the TF 2.6.5 adapter's API, computing on the CPU,
+recording what it is asked); it has not run on Ascend hardware here.
 """
 
 import argparse
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from common import launcher, npu_utils  # noqa: E402
 from common.npu_utils import UserError  # noqa: E402
 
 LAUNCHER = os.path.join(REPO_ROOT, "common", "launcher.py")
+STAND_IN = os.path.join(REPO_ROOT, "common", "tests", "npu_stand_in")
 
 
 def parse(argv=()):
@@ -75,9 +77,9 @@ def test_exit_on_user_error_prints_one_line_and_exits_2(capsys):
 
 @pytest.mark.parametrize("device, mode, amp, bf16, policy, npu_mode, scaling", [
     ("npu", None, False, False, "float32", "allow_fp32_to_fp16", False),
-    ("npu", "force_fp16", False, False, "float32", "force_fp16", False),
+    ("npu", "force_fp16", False, False, "float32", "force_fp16", True),
     ("npu", "must_keep_origin_dtype", False, False, "float32", "must_keep_origin_dtype", False),
-    ("npu", None, True, False, "float32", "allow_mix_precision", False),
+    ("npu", None, True, False, "float32", "allow_mix_precision", True),
     ("gpu", None, False, False, "float32", None, False),
     ("gpu", "allow_fp32_to_fp16", False, False, "float32", None, False),
     ("gpu", "must_keep_origin_dtype", False, False, "float32", None, False),
@@ -166,7 +168,7 @@ def test_bad_worker_configuration(env, message):
 # ---------------------------------------------------------------- device set-up
 
 def test_cpu_setup_prints_one_line_and_warns_for_each_ascend_flag(capsys):
-    import keras
+    from common.npu_utils import keras
     import tensorflow as tf
     args = parse(["--over_dump", "--data_dump_flag", "--profiling", "--autotune",
                   "--mixlist_file=ops.json", "--fusion_switch_file=fusion.cfg"])
@@ -186,7 +188,7 @@ def test_cpu_setup_prints_one_line_and_warns_for_each_ascend_flag(capsys):
 
 
 def test_cpu_setup_with_amp_follows_the_cpu_flags(capsys):
-    import keras
+    from common.npu_utils import keras
     try:
         ctx = npu_utils.setup_device(parse(["--use_amp", "--use_xla"]), env={})
         line = capsys.readouterr().out.strip().splitlines()[-1]
@@ -199,43 +201,17 @@ def test_cpu_setup_with_amp_follows_the_cpu_flags(capsys):
         keras.mixed_precision.set_global_policy("float32")
 
 
-class _Options(types.SimpleNamespace):
-    pass
-
-
 @pytest.fixture
-def fake_npu(tmp_path, monkeypatch):
-    """A stand-in npu_device that records what the code asks of it."""
-    (tmp_path / "npu_device.py").write_text(textwrap.dedent("""
-        import types
-        calls = []
-        _options = types.SimpleNamespace(dump_config=types.SimpleNamespace(),
-                                         profiling_config=types.SimpleNamespace())
-        def global_options():
-            return _options
-        class _Device:
-            def as_default(self):
-                calls.append("as_default")
-        def open():
-            calls.append("open")
-            return _Device()
-        class distribute:
-            @staticmethod
-            def all_reduce(values, reduction):
-                calls.append(("all_reduce", reduction))
-                return [v * 10 for v in values]
-            @staticmethod
-            def broadcast(variables, root_rank):
-                calls.append(("broadcast", root_rank, len(variables)))
-    """))
-    monkeypatch.syspath_prepend(str(tmp_path))
+def fake_npu(monkeypatch):
+    """The stand-in npu_device, fresh for each test."""
+    monkeypatch.syspath_prepend(STAND_IN)
     sys.modules.pop("npu_device", None)
     yield
     sys.modules.pop("npu_device", None)
 
 
 def test_npu_setup_sets_adapter_options(fake_npu, tmp_path, capsys):
-    import keras
+    from common.npu_utils import keras
     args = parse(["--precision_mode=allow_mix_precision", "--over_dump",
                   f"--over_dump_path={tmp_path}/over", "--data_dump_flag", "--data_dump_step=0|5",
                   f"--data_dump_path={tmp_path}/data", "--profiling",
@@ -261,17 +237,51 @@ def test_npu_setup_sets_adapter_options(fake_npu, tmp_path, capsys):
     assert keras.mixed_precision.global_policy().name == "float32"
 
 
-def test_npu_multi_device_uses_adapter_all_reduce_and_broadcast(fake_npu):
-    import keras
+def test_npu_options_after_open_are_refused_by_the_stand_in(fake_npu):
+    npu_utils.setup_device(parse([]), env={})
+    npu = sys.modules["npu_device"]
+    with pytest.raises(RuntimeError, match="after npu_device.open"):
+        npu.global_options().precision_mode = "force_fp16"
+
+
+def test_npu_multi_device_trains_through_the_adapter_wrappers(fake_npu):
+    """Two NPUs, allow_mix_precision: the adapter's loss scaling and distributed optimizer wrap the
+    optimizer, the step all-reduces through them, variables are broadcast, and the step learns."""
+    import numpy as np
     import tensorflow as tf
-    ctx = npu_utils.setup_device(parse([]), env={"RANK_SIZE": "2", "RANK_ID": "1", "ASCEND_DEVICE_ID": "1"})
+    from common import stack
+    from common.npu_utils import keras
+    ctx = npu_utils.setup_device(parse(["--precision_mode=allow_mix_precision"]),
+                                 env={"RANK_SIZE": "2", "RANK_ID": "1", "ASCEND_DEVICE_ID": "1"})
     npu = sys.modules["npu_device"]
     assert ctx.strategy is tf.distribute.get_strategy()  # no tf.distribute strategy on Ascend
-    assert npu.global_options().precision_mode == "allow_fp32_to_fp16"
-    assert ctx.average_gradients([tf.constant(1.0)])[0].numpy() == 10.0
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    npu_utils.make_train_step(ctx, model, keras.optimizers.SGD(0.1), lambda x, y: tf.reduce_mean(model(x)))
-    assert ("all_reduce", "mean") in npu.calls and ("broadcast", 0, 2) in npu.calls
+    assert npu.global_options().precision_mode == "allow_mix_precision"
+    grads = [tf.constant(1.0)]
+    assert ctx.average_gradients(grads) is grads  # the wrapped optimizer averages, not the step
+    npu_utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    optimizer = ctx.wrap_optimizer(keras.optimizers.SGD(0.1))
+    assert stack.is_loss_scaled(optimizer)
+    assert npu.calls[-2:] == ["NpuLossScaleOptimizer", "npu_distributed_keras_optimizer_wrapper"]
+    step = npu_utils.make_train_step(ctx, model, optimizer,
+                                     lambda x, y: tf.reduce_mean(tf.square(model(x, training=True) - y)))
+    assert ("broadcast", 0, 2) in npu.calls
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
+    y = x @ np.array([[1.0], [-2.0], [0.5]], "float32")
+    losses = [float(step(x, y)) for _ in range(50)]
+    assert ("all_reduce", "mean") in npu.calls
+    assert losses[-1] < 0.01 * losses[0]
+
+
+def test_step_function_counts_traces_and_fixed_shapes_trace_once():
+    import numpy as np
+    square = npu_utils.step_function(lambda x: x * x, "test_square")
+    before = npu_utils.TRACES["test_square"]
+    for _ in range(3):
+        square(np.ones((2, 3), np.float32))
+    assert npu_utils.TRACES["test_square"] - before == 1
+    square(np.ones((4, 3), np.float32))
+    assert npu_utils.TRACES["test_square"] - before == 2
 
 
 def test_shard_gives_each_rank_its_own_items():
@@ -280,10 +290,10 @@ def test_shard_gives_each_rank_its_own_items():
 
 
 def test_single_process_train_step_learns():
-    import keras
+    from common.npu_utils import keras
     import numpy as np
     import tensorflow as tf
-    keras.utils.set_random_seed(0)
+    npu_utils.set_random_seed(0)
     ctx = npu_utils.RunContext("cpu", npu_utils.Precision("float32"), True, npu_utils.Ranks(),
                                tf.distribute.get_strategy())
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
@@ -297,12 +307,13 @@ def test_single_process_train_step_learns():
 
 
 def test_loss_scaling_wraps_the_optimizer_only_for_float16():
-    import keras
+    from common.npu_utils import keras
     fp16 = npu_utils.RunContext("gpu", npu_utils.Precision("mixed_float16", loss_scaling=True), False,
                                 npu_utils.Ranks(), None)
     fp32 = npu_utils.RunContext("gpu", npu_utils.Precision("float32"), False, npu_utils.Ranks(), None)
-    assert isinstance(fp16.wrap_optimizer(keras.optimizers.Adam()), keras.optimizers.LossScaleOptimizer)
-    assert not isinstance(fp32.wrap_optimizer(keras.optimizers.Adam()), keras.optimizers.LossScaleOptimizer)
+    from common import stack
+    assert stack.is_loss_scaled(fp16.wrap_optimizer(keras.optimizers.Adam()))
+    assert not stack.is_loss_scaled(fp32.wrap_optimizer(keras.optimizers.Adam()))
 
 
 # ---------------------------------------------------------------- log format
@@ -312,15 +323,16 @@ def test_restore_checkpoint_restores_or_returns_one_quiet_error(tmp_path):
     script = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {REPO_ROOT!r})
-        import keras, numpy as np, tensorflow as tf
+        import numpy as np, tensorflow as tf
         from common import npu_utils
+        from common.npu_utils import keras
 
         def model(width):
             return keras.Sequential([keras.Input((3,)), keras.layers.Dense(width), keras.layers.BatchNormalization()])
 
         saved = model(4)
         optimizer = keras.optimizers.Adam()
-        optimizer.build(saved.trainable_variables)
+        npu_utils.build_optimizer(optimizer, saved.trainable_variables)
         prefix = tf.train.Checkpoint(model=saved, optimizer=optimizer).save({str(tmp_path / "ckpt")!r})
         same = model(4)
         assert npu_utils.restore_checkpoint(tf.train.Checkpoint(model=same), prefix, partial=True) is None
@@ -330,7 +342,8 @@ def test_restore_checkpoint_restores_or_returns_one_quiet_error(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert result.returncode == 0, result.stderr
-    assert "ERROR Received incompatible tensor with shape (4,)" in result.stdout
+    # Keras 3: "Received incompatible tensor with shape (4,) ...", Keras 2.6: "Shapes (5,) and (4,) are incompatible"
+    assert re.search(r"^ERROR .*incompatible", result.stdout, re.M) and "(4,)" in result.stdout
     assert "WARNING:tensorflow" not in result.stderr
 
 
