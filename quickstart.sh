@@ -4,15 +4,26 @@
 # synthetic dataset and trains it briefly through its own
 # test/train_full_1p.sh, and prints each model's result lines.
 #
+# `bash quickstart.sh --stack=tf26` does the same on the TF 2.6.5 stack (the Ascend
+# adapter's TensorFlow) in .venv-tf26, with a Python 3.9 from PATH or pyenv.
+#
 # Adding a model: give its directory an executable test/quickstart_1p.sh that
 # takes a data folder, writes the synthetic data there and runs
 # test/train_full_1p.sh on it. Nothing here changes.
 set -uo pipefail
 cd "$(dirname "$0")"
 repo_root="$(pwd)"
-source common/ensure_venv.sh || exit 1
+stack=default
+for arg in "$@"; do
+  case "${arg}" in
+    --stack=*) stack="${arg#--stack=}" ;;
+    *) echo "[quickstart] unknown argument ${arg} (only --stack=default|tf26)"; exit 2 ;;
+  esac
+done
+source common/use_stack.sh "${stack}" || exit 1
 
 data_root="${QUICKSTART_DATA:-${repo_root}/data/quickstart}"
+[ "${stack}" = default ] || data_root="${data_root}-${stack}"
 # The scripts show the training lines as they come (they still write their logs).
 export MZ_SHOW_PROGRESS=1
 mkdir -p "${data_root}"

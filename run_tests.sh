@@ -3,7 +3,7 @@
 #   default  TF 2.21 / Keras 3 in .venv (requirements.txt)
 #   tf26     TF 2.6.5 / Keras 2.6 in .venv-tf26 (requirements-tf26.txt, Python 3.9),
 #            the stack of the Ascend adapter; skipped in one line without a Python 3.9.
-# Each venv is created or updated first. Each directory runs in its own pytest
+# Each venv is created or updated first (common/use_stack.sh). Each directory runs in its own pytest
 # process because the model directories have modules of the same name.
 # RUN_TESTS_STACKS="default" (or "tf26") runs one stack; arguments go to pytest.
 # Exits non-zero when any test fails.
@@ -33,24 +33,17 @@ run_stack() {
 # Both venvs are set up before any test runs: the cross-stack tests use the other one.
 stacks=()
 for stack in ${RUN_TESTS_STACKS:-default tf26}; do
-  case "${stack}" in
-    default) (source common/ensure_venv.sh) || exit 1 ;;
-    tf26)
-      if ! python39="$(bash common/find_python39.sh)"; then
-        echo "[run_tests] no Python 3.9 here (python3.9 or pyenv): the TF 2.6.5 stack is not tested"
-        continue
-      fi
-      (export VENV_NAME=.venv-tf26 REQUIREMENTS=requirements-tf26.txt PYTHON="${python39}"
-       source common/ensure_venv.sh) || exit 1 ;;
-    *) echo "[run_tests] unknown stack '${stack}' in RUN_TESTS_STACKS (default, tf26)"; exit 2 ;;
-  esac
+  (source common/use_stack.sh "${stack}" > /dev/null)
+  rc=$?
+  if [ "${rc}" -eq 3 ] && [ "${stack}" = tf26 ]; then
+    echo "[run_tests] no Python 3.9 here (python3.9 or pyenv): the TF 2.6.5 stack is not tested"
+    continue
+  fi
+  [ "${rc}" -eq 0 ] || { echo "[run_tests] setting up the ${stack} stack failed"; exit 1; }
   stacks+=("${stack}")
 done
 for stack in "${stacks[@]}"; do
-  venv=.venv
-  [ "${stack}" = tf26 ] && venv=.venv-tf26
-  (export PATH="$(pwd)/${venv}/bin:${PATH}" TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
-   run_stack "${stack}" "$@") || status=1
+  (source common/use_stack.sh "${stack}" > /dev/null && run_stack "${stack}" "$@") || status=1
 done
 
 python3 - "${report_dir}" <<'PY'

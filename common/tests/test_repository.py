@@ -111,3 +111,17 @@ def test_main_py_files_are_tables_of_contents():
     lengths = {m: len(open(os.path.join(REPO_ROOT, m, "main.py"), encoding="utf-8").read().splitlines())
                for m in MODELS}
     assert all(length <= 65 for length in lengths.values()), lengths
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_model_code_never_tests_a_version_and_takes_keras_from_npu_utils(model):
+    """Both stacks run the same files: what differs between TF 2.6.5 / Keras 2.6 and TF 2.21 / Keras 3
+    lives in common/stack.py, and the stack's Keras comes from ``from common.npu_utils import keras``."""
+    version_test = re.compile(r"__version__|\bKERAS3\b|\btf\.version\b|\bversion_info\b|\bVERSION\b")
+    wrong = []
+    for path in glob.glob(os.path.join(REPO_ROOT, model, "**", "*.py"), recursive=True):
+        source = open(path, encoding="utf-8").read()
+        names = set(_imports(path))
+        if version_test.search(source) or "keras" in names or any(n.startswith("keras.") for n in names):
+            wrong.append(os.path.relpath(path, REPO_ROOT))
+    assert not wrong

@@ -1,0 +1,109 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Tests of common/checkpoints.py: portable weights beside each checkpoint, and run folders that
+cross between TF 2.6.5 / Keras 2.6 and TF 2.21 / Keras 3 (the other side in the other venv)."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, REPO_ROOT)
+from common import npu_utils  # noqa: E402
+from common.npu_utils import UserError  # noqa: E402
+from common.tests.stacks import other_stack_python  # noqa: E402
+
+# A conv / BatchNorm / dense model with a nested model, built the same way on both stacks.
+BUILD = textwrap.dedent("""
+    import numpy as np
+    import tensorflow as tf
+    from common import npu_utils
+    from common.npu_utils import keras
+
+    def build(width=4):
+        inner = keras.Sequential([keras.Input((8, 8, width)), keras.layers.Conv2D(width, 3, name="inner_conv"),
+                                  keras.layers.BatchNormalization(name="inner_bn")], name="inner")
+        inputs = keras.Input((8, 8, 1), name="image")
+        x = keras.layers.Conv2D(width, 1, name="stem")(inputs)
+        x = inner(x)
+        x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+        return keras.Model(inputs, keras.layers.Dense(3, name="logits")(x), name="toy")
+
+    def train_and_save(folder, steps=3):
+        npu_utils.set_random_seed(1)
+        model, optimizer = build(), keras.optimizers.Adam(0.01)
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+        manager = tf.train.CheckpointManager(checkpoint, folder, max_to_keep=2)
+        x = np.random.default_rng(0).normal(size=(4, 8, 8, 1)).astype("float32")
+        for step in range(1, steps + 1):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.square(model(x, training=True)))
+            optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+            npu_utils.save_checkpoint(manager, model, step)
+        return model, manager.latest_checkpoint
+""")
+
+
+@pytest.fixture(scope="module")
+def toy():
+    namespace = {}
+    exec(BUILD, namespace)  # noqa: S102 - the same source runs in the other stack's subprocess
+    return namespace
+
+
+def test_each_checkpoint_has_its_portable_weights_and_deleted_ones_lose_theirs(toy, tmp_path):
+    toy["train_and_save"](str(tmp_path), steps=3)
+    names = sorted(os.listdir(tmp_path))
+    assert [n for n in names if n.endswith(".weights.npz")] == ["ckpt-2.weights.npz", "ckpt-3.weights.npz"]
+    assert not [n for n in names if n.endswith(".tmp")]
+
+
+def test_portable_weights_round_trip_and_bad_files_are_one_line(toy, tmp_path):
+    model, prefix = toy["train_and_save"](str(tmp_path))
+    fresh = toy["build"]()
+    npu_utils.load_portable_weights(fresh, npu_utils.portable_weights_path(prefix))
+    for a, b in zip(fresh.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(UserError, match=r"stem/0 has shape \(1, 1, 1, 8\), this model.s has \(1, 1, 1, 4\)"):
+        wider = toy["build"](width=8)
+        npu_utils.save_portable_weights(wider, str(tmp_path / "wide.npz"))
+        npu_utils.load_portable_weights(toy["build"](), str(tmp_path / "wide.npz"))
+    (tmp_path / "broken.npz").write_bytes(b"not a zip file")
+    with pytest.raises(UserError, match="broken.npz: cannot be read as a weights file"):
+        npu_utils.load_portable_weights(fresh, str(tmp_path / "broken.npz"))
+
+
+def test_a_checkpoint_of_the_other_stack_gives_its_weights_and_refuses_a_resume(toy, tmp_path):
+    script = BUILD + textwrap.dedent(f"""
+        model, prefix = train_and_save({str(tmp_path)!r})
+        np.save({str(tmp_path / "expected.npy")!r}, np.concatenate([w.ravel() for w in model.get_weights()]))
+        print("PREFIX", prefix, npu_utils.STACK)
+    """)
+    result = subprocess.run([other_stack_python(), "-c", script], capture_output=True, text=True, timeout=300,
+                            cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    prefix, their_stack = result.stdout.split("PREFIX ")[1].split(" ", 1)
+    assert their_stack.strip() != npu_utils.STACK
+    import tensorflow as tf
+    keras = npu_utils.keras
+    model = toy["build"]()
+    assert npu_utils.restore_checkpoint(tf.train.Checkpoint(model=model), prefix, partial=True, model=model) is None
+    np.testing.assert_array_equal(np.concatenate([w.ravel() for w in model.get_weights()]),
+                                  np.load(tmp_path / "expected.npy"))
+    error = npu_utils.restore_checkpoint(tf.train.Checkpoint(model=model, optimizer=keras.optimizers.Adam()), prefix)
+    assert error.startswith(f"written on {their_stack.strip()}, this is {npu_utils.STACK}") and "\n" not in error
