@@ -12,10 +12,13 @@ cur_path="$(cd "$(dirname "${BASH_SOURCE[1]}")" && pwd)"
 model_dir="$(cd "${cur_path}/.." && pwd)"
 repo_root="$(cd "${model_dir}/.." && pwd)"
 source "${cur_path}/env.sh"
-# The repository's .venv when there is one (run_tests.sh and quickstart.sh
-# create it), else the python3 on PATH (an Ascend machine's own TensorFlow).
+# The python3 on PATH when it is a venv's (an activated venv, or the stack
+# run_tests.sh and quickstart.sh put first: .venv or .venv-tf26) or when there
+# is no repository .venv (an Ascend machine's own TensorFlow 2.6.5); else the
+# repository's .venv, so that the scripts work without activating it.
 mz_python="python3"
-if [ -z "${VIRTUAL_ENV:-}" ] && [ -x "${repo_root}/.venv/bin/python" ]; then
+if [ -z "${VIRTUAL_ENV:-}" ] && [ -x "${repo_root}/.venv/bin/python" ] \
+   && [ ! -f "$(dirname "$(command -v python3 || echo /nonexistent/python3)")/../pyvenv.cfg" ]; then
   mz_python="${repo_root}/.venv/bin/python"
 fi
 

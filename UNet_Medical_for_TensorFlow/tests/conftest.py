@@ -23,6 +23,9 @@ REPO_ROOT = os.path.dirname(MODEL_DIR)
 for path in (MODEL_DIR, REPO_ROOT):
     if path not in sys.path:
         sys.path.insert(0, path)
+# The scripts the tests start run main.py with the python3 first on PATH when it is a venv's
+# (common/train_script.sh): this test run's, so each stack's suite runs the scripts on that stack.
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Tiny but real: 64x64 slices, 10 of them, learnable membranes.
