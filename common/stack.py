@@ -22,7 +22,6 @@ it through ``common.npu_utils`` (``from common.npu_utils import keras``) and
 never tests a version itself. Importing it imports TensorFlow.
 """
 
-import os
 import random
 
 import numpy as np
@@ -45,13 +44,13 @@ MODEL_FILE_SUFFIX = ".keras" if KERAS3 else ".h5"
 
 
 def set_random_seed(seed):
-    """Seed Python, NumPy and TensorFlow (``keras.utils.set_random_seed``, added in TF 2.7)."""
+    """Seed Python, NumPy and TensorFlow: ``keras.utils.set_random_seed``, which TF 2.6.5 lacks."""
+    if KERAS3:
+        keras.utils.set_random_seed(seed)  # also seeds Keras 3's own global SeedGenerator
+        return
     random.seed(seed)
     np.random.seed(seed)
     tf.random.set_seed(seed)
-    os.environ["PYTHONHASHSEED"] = str(seed)
-    if KERAS3:
-        keras.utils.set_random_seed(seed)  # also seeds Keras 3's own SeedGenerator
 
 
 def register_serializable(package):
@@ -68,11 +67,34 @@ def hard_swish(x):
     return x * tf.nn.relu6(x + 3.0) * (1.0 / 6.0)
 
 
-def loss_scale_optimizer(optimizer):
-    """``optimizer`` with dynamic loss scaling for float16."""
+def hard_sigmoid_layer(x, name):
+    """MobileNetV3's hard sigmoid ``relu6(x + 3) / 6`` on the Keras tensor ``x``, as stock layers named ``name...``.
+
+    Keras 3's ``Activation("hard_sigmoid")`` is exactly that; Keras 2.6's is
+    ``clip(0.2 x + 0.5, 0, 1)``, so there it is ``(x + 3) / 6`` clipped to
+    [0, 1] by a Rescaling and a ReLU: a saved model of either stack then
+    loads with plain ``keras.models.load_model``.
+    """
     if KERAS3:
-        return keras.optimizers.LossScaleOptimizer(optimizer)
-    return keras.mixed_precision.LossScaleOptimizer(optimizer)
+        return keras.layers.Activation("hard_sigmoid", name=name)(x)
+    x = keras.layers.Rescaling(1.0 / 6.0, offset=0.5, name=f"{name}_affine")(x)
+    return keras.layers.ReLU(max_value=1.0, name=name)(x)
+
+
+def hard_swish_layer(x, name):
+    """h-swish ``x * relu6(x + 3) / 6`` on the Keras tensor ``x`` as stock layers (the last one named ``name``):
+    Keras 3's ``Activation("hard_swish")``; Keras 2.6 has none, so ``x`` times :func:`hard_sigmoid_layer`."""
+    if KERAS3:
+        return keras.layers.Activation("hard_swish", name=name)(x)
+    return keras.layers.Multiply(name=name)([x, hard_sigmoid_layer(x, f"{name}_gate")])
+
+
+def loss_scale_optimizer(optimizer, initial_scale=None):
+    """``optimizer`` with dynamic loss scaling for float16, from ``initial_scale`` (None: Keras' 2 ** 15)."""
+    scale = {} if initial_scale is None else {"initial_scale": initial_scale}
+    if KERAS3:
+        return keras.optimizers.LossScaleOptimizer(optimizer, **scale)
+    return keras.mixed_precision.LossScaleOptimizer(optimizer, **scale)
 
 
 def is_loss_scaled(optimizer):
@@ -110,3 +132,95 @@ def build_optimizer(optimizer, variables):
         optimizer.build(variables)
     else:
         optimizer._create_all_weights(variables)  # Keras 2.6's only way; no public one exists
+
+
+def decoupled_optimizer(optimizer_class, learning_rate, weight_decay=0.0, ema_momentum=0.0,
+                        exclude_from_weight_decay=(), **options):
+    """``optimizer_class`` (keras.optimizers.Adam, RMSprop, ...) with Keras 3's decoupled weight decay and
+    moving average of the weights, on either stack.
+
+    Each step, before the update, ``w -= learning_rate * weight_decay * w`` for
+    every variable whose name holds none of ``exclude_from_weight_decay``;
+    after it, with ``ema_momentum`` > 0, ``average = m * average + (1 - m) * w``
+    (``m`` = 0 at the first step). Keras 3's optimizers take ``weight_decay=``
+    and ``use_ema=``; Keras 2.6's take neither, so there a subclass does the
+    same per variable around the stock update, the averages kept as the slot
+    "average". :func:`overwrite_with_moving_average` reads them on both.
+    """
+    if KERAS3:
+        optimizer = optimizer_class(learning_rate, weight_decay=weight_decay or None, use_ema=ema_momentum > 0,
+                                    ema_momentum=ema_momentum or 0.99, **options)
+        if weight_decay:
+            optimizer.exclude_from_weight_decay(var_names=list(exclude_from_weight_decay))
+        return optimizer
+    if not (weight_decay or ema_momentum):
+        return optimizer_class(learning_rate, **options)
+    return _keras2_decoupled_class(optimizer_class)(learning_rate, weight_decay, ema_momentum,
+                                                    exclude_from_weight_decay, **options)
+
+
+_DECOUPLED_CLASSES = {}
+
+
+def _keras2_decoupled_class(base):
+    """A subclass of the Keras 2.6 optimizer ``base`` doing :func:`decoupled_optimizer`'s decay and average."""
+    if base in _DECOUPLED_CLASSES:
+        return _DECOUPLED_CLASSES[base]
+
+    class Decoupled(base):
+        def __init__(self, learning_rate, weight_decay, ema_momentum, exclude_from_weight_decay, **options):
+            super().__init__(learning_rate, **options)
+            self.weight_decay, self.ema_momentum = float(weight_decay), float(ema_momentum)
+            self.use_ema = self.ema_momentum > 0
+            self._no_decay = tuple(exclude_from_weight_decay)
+
+        def _create_slots(self, var_list):
+            super()._create_slots(var_list)
+            if self.use_ema:
+                for var in var_list:
+                    self.add_slot(var, "average")
+
+        def _decays(self, var):
+            short_name = var.name.split("/")[-1].split(":")[0]  # "block0_expand/kernel:0" -> "kernel"
+            return self.weight_decay > 0 and not any(part in short_name for part in self._no_decay)
+
+        def _resource_apply_dense(self, grad, var, apply_state=None):
+            # Called per variable inside the strategy's update, as Keras 3 applies its decay and average.
+            decay = []
+            if self._decays(var):
+                rate = self._decayed_lr(var.dtype.base_dtype) * self.weight_decay
+                decay = [var.assign_sub(var * rate, read_value=False)]
+            with tf.control_dependencies(decay):
+                update = super()._resource_apply_dense(grad, var, apply_state)
+            if not self.use_ema:
+                return update
+            with tf.control_dependencies([update]):
+                average = self.get_slot(var, "average")
+                momentum = tf.cast(tf.not_equal(self.iterations, 0), var.dtype.base_dtype) * self.ema_momentum
+                return average.assign(momentum * average + (1.0 - momentum) * var, read_value=False)
+
+    Decoupled.__name__ = Decoupled.__qualname__ = f"Decoupled{base.__name__}"
+    _DECOUPLED_CLASSES[base] = Decoupled
+    return Decoupled
+
+
+def overwrite_with_moving_average(optimizer, variables):
+    """Set ``variables`` to the moving averages a :func:`decoupled_optimizer` keeps of them; False (and
+    nothing changed) when it keeps none. ``optimizer`` is the unwrapped one (no loss scaling)."""
+    if not getattr(optimizer, "use_ema", False):
+        return False
+    if KERAS3:
+        optimizer.finalize_variable_values(variables)
+    else:
+        for variable in variables:
+            variable.assign(optimizer.get_slot(variable, "average"))
+    return True
+
+
+def export_saved_model(model, path):
+    """Write ``model`` as a TF SavedModel with a serving signature: Keras 3's ``model.export``;
+    Keras 2.6 has no such method, and ``tf.saved_model.save`` takes the model's input signature there."""
+    if KERAS3:
+        model.export(path, format="tf_saved_model", verbose=False)
+    else:
+        tf.saved_model.save(model, path)
