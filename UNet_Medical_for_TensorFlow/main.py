@@ -33,11 +33,11 @@ def main(argv=None):
     args = flags.parse_args(argv)  # every flag; evaluate/predict/resume read the run's config.json
     ctx = npu_utils.setup_device(args)  # device, precision, ranks, strategy (loads TensorFlow)
 
-    import keras  # deferred, like everything below: TensorFlow loads only once the flags are good
+    # Deferred, like everything below: TensorFlow loads only once the flags are good.
     from data_loading import readers
     from runtime import run, session as sessions
 
-    keras.utils.set_random_seed(args.seed)
+    npu_utils.set_random_seed(args.seed)
     data = readers.read_dataset(args.data_dir, args.n_classes, need_test=args.exec_mode.endswith("predict"))
     session = sessions.create(args, ctx, data)  # folds, network, optimizer, checkpoint manager
     step = sessions.restore_or_start(session)  # then writes config.json when training
@@ -46,7 +46,7 @@ def main(argv=None):
         step = run.train(session)
     if not ctx.is_chief:
         return 0
-    probability_fn = run.make_probability_fn(session.model, ctx.use_xla)
+    probability_fn = run.make_probability_fn(session.model, ctx.use_xla, args.batch_size)
     if args.benchmark and not flags.trains(args):
         run.benchmark_inference(session, probability_fn)
     elif args.exec_mode.endswith("evaluate"):

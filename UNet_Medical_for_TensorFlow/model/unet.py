@@ -24,8 +24,7 @@ Layout: inputs NHWC float, outputs NHWC logits (no softmax), always float32
 so that the loss is computed in float32 under a mixed-precision policy.
 """
 
-import keras
-
+from common.npu_utils import keras
 from model.tile_sizes import BOTTLENECK_MULTIPLIER, LEVEL_MULTIPLIERS, output_size
 
 

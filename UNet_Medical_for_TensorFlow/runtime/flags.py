@@ -60,7 +60,8 @@ def build_parser():
     parser.add_argument("--exec_mode", "--mode", dest="exec_mode", default="train", choices=EXEC_MODES,
                         help="what to run (the seed README's default: train)")
     parser.add_argument("--model_dir", default="./results",
-                        help="the run folder: checkpoints, config.json, TensorBoard, unet.keras, predictions/")
+                        help="the run folder: checkpoints, config.json, TensorBoard, the exported unet.keras "
+                             "(unet.h5 on TF 2.6), predictions/")
     parser.add_argument("--log_dir", default=None, help="also write JSON lines to LOG_DIR/log.jsonl")
     parser.add_argument("--data_dir", "--data_path", dest="data_dir", default="./data",
                         help="ISBI stacks (train-volume.tif, train-labels.tif, test-volume.tif) "

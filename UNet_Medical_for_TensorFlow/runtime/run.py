@@ -31,18 +31,30 @@ from common.npu_utils import UserError
 from data_loading import pipeline, tiff, tiles
 from runtime import benchmark, flags, losses
 
-EXPORT_FILE = "unet.keras"
+# keras.models.load_model reads it without this repository's code: unet.keras (Keras 3) or unet.h5 (Keras 2.6).
+EXPORT_FILE = "unet" + npu_utils.MODEL_FILE_SUFFIX
 OVERLAY_SLICES = 3  # PNG overlays written next to the predicted masks
 
 
-def make_probability_fn(model, use_xla):
-    """``batch (N, T, T, 1) -> softmax probabilities (N, O, O, C)`` as a NumPy array."""
+def make_probability_fn(model, use_xla, batch_size):
+    """``batch (N, T, T, 1) -> softmax probabilities (N, O, O, C)`` as a NumPy array, N <= ``batch_size``.
 
-    @tf.function(jit_compile=use_xla, reduce_retracing=True)
-    def probabilities(batch):
-        return tf.nn.softmax(model(batch, training=False))
+    The step always sees ``(batch_size, T, T, 1)``: a smaller batch (the last
+    tiles of an image, the last slices) is zero-padded and the padding's
+    outputs dropped, so it is traced once (``npu_utils.TRACES["inference"]``)
+    whatever the image sizes: an NPU compiles each new shape again.
+    """
+    probabilities = npu_utils.step_function(lambda batch: tf.nn.softmax(model(batch, training=False)), "inference",
+                                            jit_compile=use_xla)
 
-    return lambda batch: probabilities(tf.convert_to_tensor(batch, tf.float32)).numpy()
+    def probability_fn(batch):
+        batch = np.asarray(batch, np.float32)
+        if not 0 < len(batch) <= batch_size:
+            raise ValueError(f"expected 1 to {batch_size} tiles, got {len(batch)}")
+        padding = np.zeros((batch_size - len(batch), *batch.shape[1:]), np.float32)
+        return probabilities(tf.constant(np.concatenate([batch, padding]))).numpy()[:len(batch)]
+
+    return probability_fn
 
 
 def predict_images(session, probability_fn, images):
@@ -158,9 +170,9 @@ def train_steps(session, start_step, last_step):
             print(timer.line(step, loss), flush=True)
             session.log.record(step, {"loss": loss, "images_per_sec": timer.last_rate})
         if save and step % args.checkpoint_every == 0:
-            session.manager.save(checkpoint_number=step)
+            npu_utils.save_checkpoint(session.manager, model, step)
     if save and session.step % args.checkpoint_every:
-        session.manager.save(checkpoint_number=session.step)
+        npu_utils.save_checkpoint(session.manager, model, session.step)
     if args.benchmark:
         report_benchmark(session, benchmark.benchmark_statistics(step_seconds, global_batch, args.warmup_steps),
                          last_step)

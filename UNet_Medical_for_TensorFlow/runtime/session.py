@@ -24,14 +24,17 @@ import glob
 import json
 import os
 
-import keras
 import tensorflow as tf
 
 from common import npu_utils
-from common.npu_utils import UserError
+from common.npu_utils import UserError, keras
 from data_loading import folds, readers
 from model import tile_sizes, unet
 from runtime import flags
+
+# The training step in a checkpoint: a variable of the tf.train.Checkpoint itself, so its key is the same
+# on both stacks (the model's variables are not).
+STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 class RunLog:
@@ -105,7 +108,7 @@ def create(args, ctx, data):
                                 n_classes=data.n_classes)
         optimizer = ctx.wrap_optimizer(keras.optimizers.Adam(args.learning_rate))
         # Build the optimizer's slots now so that a checkpoint restores them.
-        optimizer.build(model.trainable_variables)
+        npu_utils.build_optimizer(optimizer, model.trainable_variables)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     checkpoint = tf.train.Checkpoint(step=step, model=model, optimizer=optimizer)
     manager = tf.train.CheckpointManager(checkpoint, args.model_dir, max_to_keep=args.keep_checkpoints)
@@ -160,6 +163,7 @@ def _start_over(session):
     model_dir = session.args.model_dir
     doomed = glob.glob(os.path.join(glob.escape(model_dir), "ckpt-*.index"))
     doomed += glob.glob(os.path.join(glob.escape(model_dir), "ckpt-*.data-*-of-*"))
+    doomed += glob.glob(os.path.join(glob.escape(model_dir), "ckpt-*.weights.npz"))  # npu_utils.save_checkpoint's
     doomed += [p for p in [os.path.join(model_dir, "checkpoint")] if os.path.isfile(p)]
     for path in doomed:
         os.remove(path)
@@ -170,11 +174,17 @@ def _start_over(session):
 
 
 def _restore(session, prefix):
+    """Restore ``prefix``: all of it to resume a training; evaluate and predict need only the weights,
+    which also come from a checkpoint written on the other stack (its portable weights file)."""
     check_readable(prefix)
-    error = npu_utils.restore_checkpoint(session.checkpoint, prefix)
+    weights_only = None if flags.trains(session.args) else session.model
+    error = npu_utils.restore_checkpoint(session.checkpoint, prefix, model=weights_only)
     if error:
-        raise UserError(f"{prefix} does not fit this network (--base_filters and the class count must be those "
-                        f"of its training run, in {npu_utils.RUN_CONFIG} there; --tile_size may differ): {error}")
+        raise UserError(f"{prefix} cannot be restored here: {error} (a checkpoint fits only the --base_filters "
+                        f"and class count of its training run, in {npu_utils.RUN_CONFIG} there; --tile_size may "
+                        "differ)")
+    if weights_only is not None:  # a checkpoint of the other stack gives the weights alone: its step is read here
+        session.checkpoint.step.assign(tf.train.load_checkpoint(prefix).get_tensor(STEP_KEY))
     print(f"[run] restored {prefix} (step {session.step})", flush=True)
 
 
@@ -206,7 +216,8 @@ def restore_or_start(session):
     elif trains and args.pretrained_checkpoint:
         load_pretrained(session.model, args.pretrained_checkpoint)
     # Only rank 0 has checkpoints: every rank continues from its weights and step.
-    ctx.broadcast_variables(session.model.weights + session.optimizer.variables + [session.checkpoint.step])
+    ctx.broadcast_variables(session.model.weights + npu_utils.optimizer_variables(session.optimizer)
+                            + [session.checkpoint.step])
     if trains and ctx.is_chief and not args.benchmark:
         npu_utils.write_run_config(args.model_dir, vars(args))
     return session.step
@@ -226,7 +237,11 @@ def load_pretrained(model, source_dir):
     check_readable(latest)
     source = unet.build_unet(base_filters=config["base_filters"], tile_size=model.input_shape[1],
                              n_classes=config["n_classes"])
-    tf.train.Checkpoint(model=source).restore(latest).expect_partial()
+    # Weights only (the source's optimizer state is not wanted), also from a run of the other stack.
+    error = npu_utils.restore_checkpoint(tf.train.Checkpoint(model=source), latest, partial=True, model=source)
+    if error:
+        raise UserError(f"--pretrained_checkpoint={source_dir}: {latest} cannot be read into the network of its "
+                        f"{npu_utils.RUN_CONFIG}: {error}")
     skipped = []
     for layer in model.layers:
         weights = source.get_layer(layer.name).get_weights()

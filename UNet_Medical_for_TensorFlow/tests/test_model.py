@@ -13,10 +13,10 @@
 # limitations under the License.
 """The network: pinned size of the full model, shapes, tile-size errors, config round trip."""
 
-import keras
 import numpy as np
 import pytest
 
+from common.npu_utils import keras
 from model import tile_sizes, unet
 
 

@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from common import npu_utils
 from conftest import MODEL_DIR
 
 MAIN = os.path.join(MODEL_DIR, "main.py")
@@ -46,10 +47,9 @@ def test_short_training_learns(isbi_dir, tmp_path):
 
     data = readers.read_isbi(isbi_dir, need_test=False)
     _, validation = folds.fold_split(len(data.images), 1, seed=0)
-    import keras
-    keras.utils.set_random_seed(0)  # the untrained figure must not depend on the tests run before
+    npu_utils.set_random_seed(0)  # the untrained figure must not depend on the tests run before
     untrained = unet.build_unet(base_filters=4, tile_size=220)
-    probability_fn = run.make_probability_fn(untrained, False)
+    probability_fn = run.make_probability_fn(untrained, False, batch_size=1)
     probabilities = [tiles.predict_tiled(probability_fn, tiles.normalize(data.images[i].astype(np.float32)), 220, 36)
                      for i in validation]
     before = losses.segmentation_metrics(probabilities, [data.labels[i] for i in validation], 2)["dice"]
@@ -62,10 +62,10 @@ def test_short_training_learns(isbi_dir, tmp_path):
     # A random network already scores some Dice on the majority class (0.64 seen): the gain is what counts.
     assert after["dice"] > 0.85 and after["dice"] > before + 0.3
     assert after["pixel_error"] < 0.1
-    assert os.path.isfile(tmp_path / "run" / "unet.keras")
+    assert os.path.isfile(tmp_path / "run" / run.EXPORT_FILE)
 
     # The export loads without this repository's code.
-    exported = keras.models.load_model(str(tmp_path / "run" / "unet.keras"))
+    exported = npu_utils.keras.models.load_model(str(tmp_path / "run" / run.EXPORT_FILE))
     assert exported.output_shape == (None, 36, 36, 2)
 
     predicted = run_main("--data_dir", isbi_dir, "--model_dir", str(tmp_path / "run"), "--exec_mode=predict",
@@ -148,9 +148,9 @@ def test_transfer_learning_from_a_two_class_run_to_three_classes(isbi_dir, tmp_p
     assert result.returncode == 0, result.stderr[-2000:]
     assert "all layers but logits (different class count)" in result.stdout
 
-    import keras
-    before = keras.models.load_model(os.path.join(source, "unet.keras"))
-    after = keras.models.load_model(os.path.join(target, "unet.keras"))
+    from runtime.run import EXPORT_FILE
+    before = npu_utils.keras.models.load_model(os.path.join(source, EXPORT_FILE))
+    after = npu_utils.keras.models.load_model(os.path.join(target, EXPORT_FILE))
     assert after.output_shape[-1] == 3
     # Two Adam steps at 1e-3 move each weight by about 2e-3 at most.
     np.testing.assert_allclose(after.get_layer("down0_conv1").get_weights()[0],
@@ -205,19 +205,21 @@ def test_fewer_slices_than_folds_is_one_line_and_exit_2(tmp_path):
 
 
 def test_resuming_a_run_that_reached_max_steps_exports_it(isbi_dir, tmp_path):
-    """Killed after its last checkpoint but before the export: resuming writes unet.keras."""
+    """Killed after its last checkpoint but before the export: resuming writes unet.keras (unet.h5 on TF 2.6)."""
+    from runtime.run import EXPORT_FILE
+
     model_dir = str(tmp_path / "run")
     common = ["--data_dir", isbi_dir, "--model_dir", model_dir, "--max_steps=2", "--log_every=1",
               "--base_filters=4", "--tile_size=188", "--batch_size=2"]
     first = run_main(*common)
     assert first.returncode == 0, first.stderr[-2000:]
-    os.remove(os.path.join(model_dir, "unet.keras"))
+    os.remove(os.path.join(model_dir, EXPORT_FILE))
     resumed = run_main(*common, "--resume_training")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "checkpoint step 2 already reaches --max_steps=2" in resumed.stdout
     assert "TRAIN step=" not in resumed.stdout
-    assert f"exported {model_dir}/unet.keras at step 2" in resumed.stdout
-    assert os.path.isfile(os.path.join(model_dir, "unet.keras"))
+    assert f"exported {model_dir}/{EXPORT_FILE} at step 2" in resumed.stdout
+    assert os.path.isfile(os.path.join(model_dir, EXPORT_FILE))
 
 
 def test_epoch_cap_resume_refusal_and_start_over(isbi_dir, tmp_path):
