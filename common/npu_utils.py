@@ -197,8 +197,8 @@ def choose_precision(device, precision_mode=None, use_amp=False, bf16_capable=Fa
         return Precision("mixed_float16", loss_scaling=True, note=note)
     if bf16_capable:
         return Precision("mixed_bfloat16", note=f"{requested} runs as mixed_bfloat16 on this CPU")
-    return Precision("float32", note=f"{requested} runs as float32: this CPU has no bfloat16 "
-                                     "arithmetic and emulating it is about 8x slower")
+    return Precision("float32", note=f"{requested} runs as float32: this CPU (or this TensorFlow's CPU kernels) "
+                                     "has no bfloat16 arithmetic and emulating it is about 8x slower")
 
 
 @dataclasses.dataclass
@@ -290,7 +290,7 @@ def setup_device(args, env=None):
         npu = None
     tf_config = None if npu is not None else worker_tf_config(ranks, env)  # Ascend: RANK_TABLE_FILE
     import tensorflow as tf
-    from common.stack import keras
+    from common.stack import CPU_BFLOAT16, keras
 
     gpus = tf.config.list_physical_devices("GPU") if npu is None else []
     device = "npu" if npu is not None else "gpu" if gpus else "cpu"
@@ -299,7 +299,7 @@ def setup_device(args, env=None):
     if gpus and ranks.rank_size > 1:  # one process per device, as on Ascend
         tf.config.set_visible_devices(gpus[ranks.device_id % len(gpus)], "GPU")
     precision = choose_precision(device, args.precision_mode, args.use_amp,
-                                 bf16_capable=device == "cpu" and cpu_has_bf16())
+                                 bf16_capable=device == "cpu" and CPU_BFLOAT16 and cpu_has_bf16())
     if npu is not None:
         ascend.open_adapter(npu, args, precision.npu_precision_mode)
     else:

@@ -41,6 +41,10 @@ STACK = f"TF {tf.__version__} / Keras {keras.__version__}"
 CHECKPOINT_FAMILY = "keras3" if KERAS3 else "keras2"
 # The file format keras.Model.save writes on this stack; both stacks read HDF5 weights by layer name.
 MODEL_FILE_SUFFIX = ".keras" if KERAS3 else ".h5"
+# Whether mixed_bfloat16 runs on a CPU with bfloat16 arithmetic. TF 2.6.5's CPU kernels have no
+# bfloat16 Conv2D: a graph fails "Missing 0-th output from Conv2D", and with TF_ENABLE_ONEDNN_OPTS=1
+# the process dies of SIGFPE (both tried here), so that stack trains in float32 on a CPU.
+CPU_BFLOAT16 = KERAS3
 
 
 def set_random_seed(seed):
