@@ -150,3 +150,16 @@ def test_help_lists_the_common_names_and_the_8p_scripts_exec_the_1p_ones():
     for kind in ("full", "performance"):
         text = open(os.path.join(MODEL_DIR, "test", f"train_{kind}_8p.sh"), encoding="utf-8").read()
         assert 'RANK_SIZE="${RANK_SIZE:-8}"' in text and f"train_{kind}_1p.sh" in text
+
+
+def test_loop_runs_ten_steps_on_this_stack(isbi_dir, tmp_path):
+    """loop.sh (the seed's 10 steps; a tiny width here) runs main.py on this suite's stack: its export
+    has this stack's file format."""
+    from runtime.run import EXPORT_FILE
+
+    result = subprocess.run(["bash", os.path.join(MODEL_DIR, "loop.sh"), "--base_filters=2", "--tile_size=188"],
+                            capture_output=True, text=True, timeout=300, cwd=str(tmp_path),
+                            env=dict(os.environ, data_dir=isbi_dir, model_dir=str(tmp_path / "loop")))
+    assert result.returncode == 0, result.stdout[-1000:] + result.stderr[-2000:]
+    assert re.findall(r"TRAIN step=(\d+)", result.stdout) == [str(step) for step in range(1, 11)]
+    assert os.path.isfile(tmp_path / "loop" / EXPORT_FILE)
