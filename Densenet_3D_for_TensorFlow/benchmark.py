@@ -37,7 +37,6 @@ import sys
 import tempfile
 import time
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -45,6 +44,7 @@ import tensorflow as tf
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common import npu_utils  # noqa: E402
+from common.npu_utils import keras  # noqa: E402
 
 import brats_data  # noqa: E402
 import inference  # noqa: E402
@@ -57,7 +57,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_name", default="dense24", choices=tf_models.MODEL_NAMES)
     parser.add_argument("--shape", type=int, nargs=3, default=(240, 240, 155), help="volume for inference timing")
-    parser.add_argument("--block_size", type=int, default=122, help="block inference: largest kept block edge")
+    parser.add_argument("--block_size", type=int, default=122, help="block inference: kept block edge")
     parser.add_argument("--windows", type=int, default=48, help="windows timed for the extrapolation")
     parser.add_argument("--window_batch", type=int, default=8, help="windows per network call")
     parser.add_argument("--train_steps", type=int, default=10, help="timed training steps (after 2 warm-up)")
@@ -105,10 +105,9 @@ def time_pipeline(data_dir, batches, batch_size):
 
 def time_block(model, model_name, image, block_size):
     """Seconds and (X, Y, Z) labels of block inference with ``model``'s weights under the current dtype policy."""
-    block_fn = inference.make_predict_fn(tf_models.inference_twin(model, model_name))
-    box = [part.stop - part.start for part in inference.head_box(inference.head_mask(image))]
+    block_fn = inference.make_predict_fn(tf_models.inference_twin(model, model_name), "block_predict")
     # Trace the block shape before timing.
-    block_fn(np.zeros((1,) + tuple(inference.block_layout(s, block_size)[1] + 26 for s in box) + (4,), np.float32))
+    block_fn(np.zeros((1,) + (block_size + 2 * tf_models.CROP_MARGIN,) * 3 + (4,), np.float32))
     start = time.time()
     labels = inference.predict_labels(block_fn, image, "block", block_size)
     return time.time() - start, labels
@@ -122,7 +121,7 @@ def time_windows(model, image, block_labels, num_windows, window_batch):
       the window method runs), all windows of the grid, block labels equal on
       the timed windows' centres).
     """
-    window_fn = inference.make_predict_fn(model)
+    window_fn = inference.make_predict_fn(model, "window_predict")
     window_fn(np.zeros((window_batch, 38, 38, 38, 4), np.float32))  # trace before timing
     corners = inference.nonzero_window_corners(image)
     chosen = corners[np.random.default_rng(0).choice(len(corners), size=min(num_windows, len(corners)),
@@ -166,7 +165,7 @@ def main(argv=None):
     policies = ["float32"] + ([ctx.precision.policy] if ctx.precision.policy != "float32" else [])
     for policy in policies:
         keras.mixed_precision.set_global_policy(policy)
-        keras.utils.set_random_seed(0)
+        npu_utils.set_random_seed(0)
         rate = time_training(ctx, args.model_name, args.batch_size, args.train_steps)
         print(f"training {policy}: {rate:.2f} patches/s ({args.model_name}, batch {args.batch_size}, 38^3, "
               f"{rate * 12 ** 3:.0f} labelled voxels/s)", flush=True)
@@ -178,7 +177,7 @@ def main(argv=None):
         rate, cases = time_pipeline(data_dir, args.pipeline_batches, args.batch_size)
         print(f"pipeline: {rate:.1f} patches/s ({cases} cases, no training)", flush=True)
         case = brats_data.load_case(brats_data.discover_cases(data_dir)[0][0], with_label=False)
-    keras.utils.set_random_seed(0)
+    npu_utils.set_random_seed(0)
     report_inference(args, case.image, policies)
     return 0
 

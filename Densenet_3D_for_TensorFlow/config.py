@@ -88,8 +88,9 @@ def build_parser():
                              "grid of 38^3 windows (3,564 on 240x240x155), every voxel at least 13 from the "
                              "border (the border stays 0) (default %(default)s)")
     parser.add_argument("--block_size", type=int, default=122,
-                        help="largest kept block edge of block inference, voxels; memory grows with its cube "
-                             "(dense24 float32: about 7 GB at 122) (default %(default)s)")
+                        help="kept block edge of block inference, voxels: every block is this cube plus a "
+                             "13-voxel margin (one shape for every case); memory grows with its cube "
+                             "(default %(default)s)")
     parser.add_argument("--window_batch", type=int, default=8,
                         help="windows per network call of window inference (default %(default)s)")
     npu_utils.add_bool_flag(parser, "--save_png", help_text="write a PNG per case (slices of FLAIR, prediction, "

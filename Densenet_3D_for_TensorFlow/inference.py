@@ -36,18 +36,24 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from common import npu_utils
 from tf_models import CROP_MARGIN
 
 # Class index -> BraTS label. Class 3 is unused in BraTS 2017, so it never wins the argmax.
 BRATS_CLASSES = (0, 1, 2, 4)
 
 
-def make_predict_fn(model):
-    """A compiled ``predict(image (B, X, Y, Z, 4)) -> label logits (B, X-26, Y-26, Z-26, 5)``."""
-    @tf.function(reduce_retracing=True)
+def make_predict_fn(model, name="predict"):
+    """A compiled ``predict(image (B, X, Y, Z, 4)) -> label logits (B, X-26, Y-26, Z-26, 5)``.
+
+    Each input shape is traced (and on an NPU compiled) once, counted in
+    ``npu_utils.TRACES[name]``: :func:`predict_blocks` and :func:`predict_windows`
+    feed it one shape whatever the volume's size.
+    """
     def predict(image):
         return model(image, training=False)["labels"]
 
+    predict = npu_utils.step_function(predict, name)
     return lambda image: predict(tf.convert_to_tensor(image, tf.float32)).numpy()
 
 
@@ -67,7 +73,7 @@ def head_box(inside):
     return tuple(slice(int(indices.min()), int(indices.max()) + 1) for indices in np.nonzero(inside))
 
 
-def predict_labels(predict_fn, image, method="block", max_block=122, window_batch=8):
+def predict_labels(predict_fn, image, method="block", block=122, window_batch=8):
     """BraTS labels of a whole case; outside the head (all modalities 0) they are 0.
 
     Training never centres a patch outside the head, so that region is
@@ -80,7 +86,7 @@ def predict_labels(predict_fn, image, method="block", max_block=122, window_batc
       method: 'block' (every head voxel, run over the head's bounding box only)
         or 'window' (the reference's 38^3 windows on its 3,564-window grid:
         every voxel at least 13 from the border; the border stays 0).
-      max_block, window_batch: see :func:`predict_blocks` and :func:`predict_windows`.
+      block, window_batch: see :func:`predict_blocks` and :func:`predict_windows`.
     Returns:
       (X, Y, Z) uint8 labels in {0, 1, 2, 4}.
     """
@@ -91,7 +97,7 @@ def predict_labels(predict_fn, image, method="block", max_block=122, window_batc
     if method == "block":
         # Beyond the box the image is 0, as is the zero padding predict_blocks adds: the same input.
         box = head_box(inside)
-        labels[box] = logits_to_labels(predict_blocks(predict_fn, image[box], max_block))
+        labels[box] = logits_to_labels(predict_blocks(predict_fn, image[box], block))
     else:
         logits, _ = predict_windows(predict_fn, image, batch_size=window_batch)
         labels = logits_to_labels(logits)
@@ -99,37 +105,33 @@ def predict_labels(predict_fn, image, method="block", max_block=122, window_batc
     return labels
 
 
-def block_layout(size, max_block):
-    """Split an axis of ``size`` voxels into n equal blocks of at most ``max_block``: returns (n, block)."""
-    count = max(1, math.ceil(size / max_block))
-    return count, math.ceil(size / count)
+def predict_blocks(predict_fn, image, block=122):
+    """Logits for every voxel of ``image`` by fully convolutional blocks of one fixed shape.
 
-
-def predict_blocks(predict_fn, image, max_block=122):
-    """Logits for every voxel of ``image`` by fully convolutional blocks.
-
-    The volume is zero-padded by 13 voxels (the value of background after
-    normalisation) plus enough to tile it with equal blocks; each block is run
-    with its 13-voxel margin and only its centre kept, so every voxel, the
-    border included, gets exactly one prediction.
+    Every block keeps ``block``^3 voxels and reads them with a 13-voxel margin,
+    so ``predict_fn`` always sees (1, block + 26, block + 26, block + 26, 4):
+    one trace (one NPU compilation) serves every block of every volume. The
+    volume is zero-padded (the value of background after normalisation) by 13
+    voxels plus what fills its last block on each axis; only each block's
+    centre is kept, so every voxel, the border included, gets exactly one
+    prediction, and the padding's logits are cut off.
 
     Args:
       predict_fn: see :func:`make_predict_fn`.
       image: (X, Y, Z, 4) float32.
-      max_block: largest kept block edge in voxels (memory grows with its cube).
+      block: kept block edge in voxels (memory grows with its cube).
     Returns:
       (X, Y, Z, 5) float32 logits.
     """
     shape = image.shape[:3]
-    layout = [block_layout(size, max_block) for size in shape]
-    pad = [(CROP_MARGIN, CROP_MARGIN + n * b - size) for (n, b), size in zip(layout, shape)]
+    counts = [math.ceil(size / block) for size in shape]
+    pad = [(CROP_MARGIN, CROP_MARGIN + n * block - size) for n, size in zip(counts, shape)]
     padded = np.pad(image, pad + [(0, 0)])
-    logits = np.zeros([n * b for n, b in layout] + [5], np.float32)
-    blocks = [b for _, b in layout]
-    for index in itertools.product(*[range(n) for n, _ in layout]):
-        start = [i * b for i, b in zip(index, blocks)]
-        window = tuple(slice(s, s + b + 2 * CROP_MARGIN) for s, b in zip(start, blocks))
-        kept = tuple(slice(s, s + b) for s, b in zip(start, blocks))
+    logits = np.zeros([n * block for n in counts] + [5], np.float32)
+    for index in itertools.product(*[range(n) for n in counts]):
+        start = [i * block for i in index]
+        window = tuple(slice(s, s + block + 2 * CROP_MARGIN) for s in start)
+        kept = tuple(slice(s, s + block) for s in start)
         logits[kept] = predict_fn(padded[window][None])[0]
     return logits[: shape[0], : shape[1], : shape[2]]
 
@@ -177,7 +179,9 @@ def predict_windows(predict_fn, image, window=38, batch_size=8, corners=None):
       predict_fn: see :func:`make_predict_fn`.
       image: (X, Y, Z, 4) float32.
       window: input window edge (the centre is window - 26 = the stride).
-      batch_size: windows per network call.
+      batch_size: windows per network call; the last call is filled up with
+        all-zero windows (whose logits are dropped), so ``predict_fn`` always
+        sees (batch_size, window, window, window, 4).
       corners: optional subset of :func:`nonzero_window_corners` (for timing).
     Returns:
       ((X, Y, Z, 5) summed logits, (X, Y, Z) uint8 count of the windows that covered each voxel).
@@ -188,7 +192,9 @@ def predict_windows(predict_fn, image, window=38, batch_size=8, corners=None):
     counts = np.zeros(image.shape[:3], np.uint8)
     for first in range(0, len(corners), batch_size):
         chunk = corners[first:first + batch_size]
-        batch = np.stack([image[x:x + window, y:y + window, z:z + window] for x, y, z in chunk])
+        batch = np.zeros((batch_size, window, window, window, image.shape[-1]), np.float32)
+        for slot, (x, y, z) in enumerate(chunk):
+            batch[slot] = image[x:x + window, y:y + window, z:z + window]
         outputs = predict_fn(batch)
         for (x, y, z), output in zip(chunk, outputs):
             kept = (slice(x + CROP_MARGIN, x + CROP_MARGIN + centre), slice(y + CROP_MARGIN, y + CROP_MARGIN + centre),

@@ -26,7 +26,6 @@ import os
 import shutil
 import time
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -37,6 +36,7 @@ import metrics
 import n4_correction
 import tf_models
 from common import npu_utils
+from common.npu_utils import keras
 from common.npu_utils import TrainingDiverged, UserError
 
 
@@ -47,7 +47,7 @@ def setup(args):
     ctx = npu_utils.setup_device(args)
     if args.gpu is not None and ctx.device != "gpu":
         print(f"[device] -gpu {args.gpu} has no effect on {ctx.device.upper()}", flush=True)
-    keras.utils.set_random_seed(args.seed)
+    npu_utils.set_random_seed(args.seed)
     return ctx
 
 
@@ -106,7 +106,7 @@ def build_network(args, ctx):
     with ctx.strategy.scope():
         model = tf_models.build_model(args.model_name, width_multiplier=args.width_multiplier)
         optimizer = ctx.wrap_optimizer(keras.optimizers.Adam(args.learning_rate))
-        optimizer.build(model.trainable_variables)
+        npu_utils.build_optimizer(optimizer, model.trainable_variables)
     return model, optimizer
 
 
@@ -128,7 +128,7 @@ def load_weights(model, path, flag="-lp"):
     if prefix is None:
         raise UserError(f"{flag} {path}: no checkpoint there (expected a run's model_dir, its checkpoints/ "
                         "folder or a checkpoint prefix such as .../ckpt-100)")
-    error = npu_utils.restore_checkpoint(tf.train.Checkpoint(model=model), prefix, partial=True)
+    error = npu_utils.restore_checkpoint(tf.train.Checkpoint(model=model), prefix, partial=True, model=model)
     if error:
         raise UserError(f"{flag} {prefix}: does not fit -mn {model.name} (--width_multiplier too?): {error}")
     return prefix
@@ -201,7 +201,8 @@ def restore_or_start(args, ctx, model, optimizer, data, log=print):
     if latest and args.resume:
         error = npu_utils.restore_checkpoint(checkpoint, latest)
         if error:
-            raise UserError(f"-c: {latest} does not fit -mn {args.model_name} (--width_multiplier too?): {error}")
+            raise UserError(f"-c: {latest} cannot be continued as -mn {args.model_name} --width_multiplier "
+                            f"{args.width_multiplier}: {error}")
         log(f"[train] continuing from {latest} (step {int(checkpoint.step)})")
         if args.load_path:
             log(f"[train] -lp {args.load_path} not used: -c continues this run's own checkpoint")
@@ -215,7 +216,7 @@ def restore_or_start(args, ctx, model, optimizer, data, log=print):
         if args.load_path:
             log(f"[train] initial weights from {load_weights(model, args.load_path)}")
     # Only rank 0 may have restored: every rank continues from its weights and step.
-    ctx.broadcast_variables(model.weights + optimizer.variables + [checkpoint.step])
+    ctx.broadcast_variables(model.weights + npu_utils.optimizer_variables(optimizer) + [checkpoint.step])
     return TrainState(args=args, ctx=ctx, model=model, checkpoint=checkpoint, manager=manager,
                       cases=ctx.shard(data.train_cases), image_paths=data.image_paths,
                       steps_per_epoch=steps_per_epoch, total_steps=total_steps, saving=saving,
@@ -227,7 +228,7 @@ def save_checkpoint(state):
     if not all(np.isfinite(v.numpy()).all() for v in state.model.trainable_variables):
         raise TrainingDiverged(f"the weights became non-finite by step {state.step}; nothing saved, the last "
                                f"good checkpoint is {state.manager.latest_checkpoint}")
-    state.manager.save(checkpoint_number=state.step)
+    npu_utils.save_checkpoint(state.manager, state.model, state.step)
 
 
 def train_epoch(state, train_step, timer):
@@ -318,7 +319,7 @@ def _run_inference(args, model, cases, data, with_truth, log):
     os.makedirs(args.save_path, exist_ok=True)
     if args.inference == "block":
         model = tf_models.inference_twin(model, args.model_name, args.width_multiplier)
-    predict_fn = inference.make_predict_fn(model)
+    predict_fn = inference.make_predict_fn(model, f"{args.inference}_predict")
     rows = []
     for case in cases:
         loaded = brats_data.load_case(case, data.image_paths[case.case_id], with_label=with_truth)

@@ -23,7 +23,7 @@ inside the input (each 3^3 convolution trims one voxel per side), which is
 all that block inference keeps.
 """
 
-import keras
+from common.npu_utils import keras, register_serializable
 
 # Keras' default BatchNormalization momentum, as in the reference (0.99).
 BN_MOMENTUM = 0.99
@@ -91,7 +91,7 @@ def transition(x, filters, name):
     return conv_bn_relu(bn_relu(x, f"{name}_pre"), filters, 1, name)
 
 
-@keras.saving.register_keras_serializable(package="densenet3d")
+@register_serializable("densenet3d")
 class ChannelSlice(keras.layers.Layer):
     """Channels ``start:stop`` of an NDHWC tensor (a pathway's modality pair).
 

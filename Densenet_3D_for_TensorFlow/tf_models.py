@@ -28,7 +28,7 @@ of the 27-voxel receptive field) inside the input, so a 38^3 input gives
 
 import dataclasses
 
-import keras
+from common.npu_utils import keras
 
 import tf_layers
 

@@ -21,13 +21,12 @@ import pytest
 
 import inference
 import tf_models
+from common import npu_utils
 
 
 @pytest.fixture(scope="module")
 def model():
-    import keras
-
-    keras.utils.set_random_seed(3)
+    npu_utils.set_random_seed(3)
     return tf_models.build_model("dense24", width_multiplier=0.15)
 
 
@@ -48,7 +47,7 @@ def volume():
 
 
 def test_block_inference_equals_window_inference_where_windows_reach(predict_fn, twin_fn, volume):
-    block_logits = inference.predict_blocks(twin_fn, volume, max_block=20)
+    block_logits = inference.predict_blocks(twin_fn, volume, block=20)
     window_logits, counts = inference.predict_windows(predict_fn, volume, batch_size=4)
     # The reference grid's clamped last windows (x 0, 12, 14; y 0, 8; z 0, 2) cover
     # every voxel at least 13 from the border; where two overlap, their logits add.
@@ -61,8 +60,8 @@ def test_block_inference_equals_window_inference_where_windows_reach(predict_fn,
 
 
 def test_block_size_does_not_change_the_result_and_every_voxel_is_predicted(predict_fn, volume):
-    small = inference.predict_blocks(predict_fn, volume, max_block=16)
-    large = inference.predict_blocks(predict_fn, volume, max_block=64)
+    small = inference.predict_blocks(predict_fn, volume, block=16)
+    large = inference.predict_blocks(predict_fn, volume, block=64)
     assert small.shape == volume.shape[:3] + (5,)
     np.testing.assert_allclose(small, large, atol=2e-4)
     assert (np.abs(small).sum(axis=-1) > 0).all()  # the border has logits too
@@ -72,7 +71,7 @@ def test_whole_case_labels_agree_and_are_background_outside_the_head(predict_fn,
     image = volume.copy()
     image[:, :, 26:] = 0  # the head ends at z = 26
     image[:6] = 0
-    block = inference.predict_labels(twin_fn, image, "block", max_block=20)
+    block = inference.predict_labels(twin_fn, image, "block", block=20)
     window = inference.predict_labels(predict_fn, image, "window", window_batch=4)
     _, counts = inference.predict_windows(predict_fn, image, batch_size=4)
     covered = counts > 0
@@ -100,10 +99,16 @@ def test_window_grid_is_the_references():
     assert len(inference.window_corners((240, 240, 155))) == 3564
 
 
-def test_block_layout():
-    assert inference.block_layout(240, 96) == (3, 80)
-    assert inference.block_layout(155, 96) == (2, 78)
-    assert inference.block_layout(40, 96) == (1, 40)
+def test_one_trace_serves_every_block_of_every_volume_and_every_window_batch(model, volume):
+    # An NPU compiles each input shape: edge blocks and the last window batch are padded to the one shape.
+    block_fn = inference.make_predict_fn(tf_models.inference_twin(model, "dense24", 0.15), "test_block")
+    window_fn = inference.make_predict_fn(model, "test_window")
+    for x, y, z in ((52, 46, 40), (25, 33, 18)):  # 3 x 3 x 2 blocks of 20^3, then 2 x 2 x 1 (edges padded)
+        assert inference.predict_blocks(block_fn, volume[:x, :y, :z], block=20).shape == (x, y, z, 5)
+    for x, y, z in ((52, 46, 40), (40, 41, 38)):  # 12 windows, then 4: last batches of 2 and 4 filled up to 5
+        _, counts = inference.predict_windows(window_fn, volume[:x, :y, :z], batch_size=5)
+        assert counts.any()
+    assert npu_utils.TRACES["test_block"] == 1 and npu_utils.TRACES["test_window"] == 1
 
 
 def test_labels_are_brats_values_never_3():

@@ -36,11 +36,9 @@ TINY = ["--width_multiplier", "0.1", "-ws", "30", "-hs", "30", "-cs", "30", "-ps
 
 
 def _setup(root, model_dir, *extra):
-    import keras
-
     args = config.parse_args(["-r", root, "--model_dir", str(model_dir), *TINY, *extra])
     ctx = npu_utils.setup_device(args)
-    keras.utils.set_random_seed(args.seed)
+    npu_utils.set_random_seed(args.seed)
     data = runner.prepare_data(args, ctx, log=lambda line: None)
     model, optimizer = runner.build_network(args, ctx)
     return args, ctx, data, model, optimizer
@@ -59,7 +57,9 @@ def test_short_training_learns_and_resumes_with_optimizer_state(synthetic_root, 
     args, ctx, data, model, optimizer = _setup(data_root, tmp_path / "run", "--mode", "train_test",
                                                "--max_steps", "100", "-nc", "True")
     untrained = _mean_wt_dice(runner.test(args, model, data, trained_here=True, log=lambda line: None))
+    traces = npu_utils.TRACES["train_step"]
     runner.train(args, ctx, model, optimizer, data, log=lambda line: None)
+    assert npu_utils.TRACES["train_step"] == traces + 1  # 100 steps of one fixed batch shape: one trace
     trained = _mean_wt_dice(runner.test(args, model, data, trained_here=True, log=lambda line: None))
     # Measured: about 0.2 untrained, 0.6 after 80 steps.
     assert trained > 0.45 and trained > untrained + 0.25, (untrained, trained)
@@ -99,7 +99,7 @@ def _check_run_config(data_root, run):
     (run / "config.json").unlink()
     args, ctx, data, model, optimizer = _setup(data_root, run, "-nc", "True", "-c", "True",
                                                "--width_multiplier", "0.2")
-    with pytest.raises(UserError, match="does not fit"):
+    with pytest.raises(UserError, match="cannot be continued as -mn dense24 --width_multiplier 0.2: "):
         runner.train(args, ctx, model, optimizer, data, log=lambda line: None)
     assert not (run / "config.json").exists()
     # --resume=False starts over: the old checkpoints go before the new run saves its own.
