@@ -180,9 +180,10 @@ def _restore(session, prefix):
     weights_only = None if flags.trains(session.args) else session.model
     error = npu_utils.restore_checkpoint(session.checkpoint, prefix, model=weights_only)
     if error:
-        raise UserError(f"{prefix} cannot be restored here: {error} (a checkpoint fits only the --base_filters "
-                        f"and class count of its training run, in {npu_utils.RUN_CONFIG} there; --tile_size may "
-                        "differ)")
+        # With the run's config.json the network's flags came from there; without it they may be wrong.
+        hint = ("" if npu_utils.read_run_config(session.args.model_dir) is not None else
+                f" (no {npu_utils.RUN_CONFIG} there: give the --base_filters and --n_classes of its training run)")
+        raise UserError(f"{prefix} cannot be restored here: {error}{hint}")
     if weights_only is not None:  # a checkpoint of the other stack gives the weights alone: its step is read here
         session.checkpoint.step.assign(tf.train.load_checkpoint(prefix).get_tensor(STEP_KEY))
     print(f"[run] restored {prefix} (step {session.step})", flush=True)
