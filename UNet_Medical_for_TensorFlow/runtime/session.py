@@ -184,7 +184,7 @@ def _restore(session, prefix):
         hint = ("" if npu_utils.read_run_config(session.args.model_dir) is not None else
                 f" (no {npu_utils.RUN_CONFIG} there: give the --base_filters and --n_classes of its training run)")
         raise UserError(f"{prefix} cannot be restored here: {error}{hint}")
-    if weights_only is not None:  # a checkpoint of the other stack gives the weights alone: its step is read here
+    if weights_only is not None:  # the other stack's portable weights leave the step at 0: read it directly
         session.checkpoint.step.assign(tf.train.load_checkpoint(prefix).get_tensor(STEP_KEY))
     print(f"[run] restored {prefix} (step {session.step})", flush=True)
 
