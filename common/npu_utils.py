@@ -44,7 +44,9 @@ from common.errors import DIVERGED_EXIT, TrainingDiverged, UserError, exit_on_us
 
 # Names served from the modules that import TensorFlow, loaded on first use (PEP 562).
 _LAZY = {"common.stack": ("keras", "KERAS3", "STACK", "CHECKPOINT_FAMILY", "MODEL_FILE_SUFFIX", "set_random_seed",
-                          "register_serializable", "hard_swish", "optimizer_variables", "build_optimizer"),
+                          "register_serializable", "hard_swish", "optimizer_variables", "build_optimizer",
+                          "hard_sigmoid_layer", "hard_swish_layer", "decoupled_optimizer",
+                          "overwrite_with_moving_average", "export_saved_model"),
          "common.checkpoints": ("save_checkpoint", "restore_checkpoint", "save_portable_weights",
                                 "load_portable_weights", "portable_weights_path")}
 
@@ -221,9 +223,10 @@ class RunContext:
     def multi_worker(self):
         return self.ranks.rank_size > 1
 
-    def wrap_optimizer(self, optimizer):
+    def wrap_optimizer(self, optimizer, initial_scale=None):
         """Add dynamic loss scaling for float16 (on Ascend the adapter's ``NpuLossScaleOptimizer``)
-        and, on several NPUs, the adapter's gradient all-reduce. Every model's optimizer goes through it."""
+        and, on several NPUs, the adapter's gradient all-reduce. Every model's optimizer goes through it.
+        ``initial_scale``: Keras' loss scaling starts there (None: 2 ** 15; 0: no loss scaling)."""
         from common import stack
         if self.npu is not None:
             if self.precision.loss_scaling:
@@ -231,7 +234,9 @@ class RunContext:
             if self.multi_worker:
                 optimizer = self.npu.distribute.npu_distributed_keras_optimizer_wrapper(optimizer)
             return optimizer
-        return stack.loss_scale_optimizer(optimizer) if self.precision.loss_scaling else optimizer
+        if not self.precision.loss_scaling or initial_scale == 0:
+            return optimizer
+        return stack.loss_scale_optimizer(optimizer, initial_scale)
 
     def all_reduce_mean(self, values):
         """Average a list of tensors over all workers (replica context)."""

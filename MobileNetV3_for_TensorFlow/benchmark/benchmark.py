@@ -49,10 +49,10 @@ MODEL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # This model's packages and the repository's common/ package.
 sys.path[:0] = [MODEL_DIR, os.path.dirname(MODEL_DIR)]
 
-import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from common import npu_utils  # noqa: E402
+from common.npu_utils import keras  # noqa: E402
 from data_loading import folders, pipeline  # noqa: E402
 from model.mobilenet_v3 import build_classifier  # noqa: E402
 
@@ -63,7 +63,7 @@ VALIDATION_PER_CLASS = 25  # the same 100 validation images in every folder
 
 def time_training(ctx, model, batch, size, steps, warmup):
     """Images/s of ``steps`` training steps after ``warmup`` untimed ones."""
-    optimizer = keras.optimizers.Adam(1e-3)
+    optimizer = ctx.wrap_optimizer(keras.optimizers.Adam(1e-3))
     cross_entropy = keras.losses.CategoricalCrossentropy()
 
     def loss_fn(images, labels):
@@ -88,7 +88,7 @@ def training_rows(ctx, args):
         for xla in (False, True):
             run_ctx = dataclasses.replace(ctx, use_xla=xla)
             for name in ("this", "keras.applications"):
-                keras.utils.set_random_seed(0)
+                npu_utils.set_random_seed(0)
                 with ctx.strategy.scope():
                     if name == "this":
                         model = build_classifier(network, 1.0, 1000, (args.size, args.size, 3))
@@ -108,7 +108,7 @@ def amp_rows(ctx, args):
     for network in args.networks.split(","):
         for policy in ("float32", amp.policy):
             keras.mixed_precision.set_global_policy(policy)
-            keras.utils.set_random_seed(0)
+            npu_utils.set_random_seed(0)
             with ctx.strategy.scope():
                 model = build_classifier(network, 1.0, 1000, (args.size, args.size, 3))
             speed = time_training(ctx, model, args.batch, args.size, args.steps, args.warmup)

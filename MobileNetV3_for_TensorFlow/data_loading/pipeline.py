@@ -121,7 +121,7 @@ class DecodeChecker:
                     self._wrong_masks.setdefault(name, problem)
             return mask[..., None]
 
-        mask = tf.numpy_function(read, [path], tf.uint8, stateful=True)
+        mask = tf.numpy_function(read, [path], tf.uint8)  # stateful (the default): it records problems
         mask.set_shape([None, None, 1])
         return mask
 
@@ -309,7 +309,7 @@ class TrainData:
         count = int(self._images.shape[0]) if self.cached else self.count
         order = tf.data.Dataset.range(count).shuffle(count, seed=self.seed * 1009 + epoch).repeat()
         seeds = tf.data.Dataset.random(seed=self.seed * 7919 + epoch).batch(2)
-        elements = tf.data.Dataset.zip(order, seeds).skip(skip_batches * self.batch)
+        elements = tf.data.Dataset.zip((order, seeds)).skip(skip_batches * self.batch)
         height, width, task = self.height, self.width, self.task
 
         def load_and_augment(index, seed):
@@ -320,12 +320,10 @@ class TrainData:
                 image = augment(image, seed, height, width)
             return image, label, ok
 
-        options = tf.data.Options()
-        options.deterministic = True
-        data = elements.map(load_and_augment, num_parallel_calls=AUTOTUNE).filter(_good)
+        data = elements.map(load_and_augment, num_parallel_calls=AUTOTUNE, deterministic=True).filter(_good)
         data = data.map(lambda image, label, ok: (image, label))
         data = data.take((self.steps_per_epoch - skip_batches) * self.batch)
-        return data.batch(self.batch, drop_remainder=True).prefetch(AUTOTUNE).with_options(options)
+        return data.batch(self.batch, drop_remainder=True).prefetch(AUTOTUNE)
 
 
 def eval_dataset(paths, labels, task, height, width, batch, cache_bytes=DEFAULT_CACHE_BYTES, checker=None,

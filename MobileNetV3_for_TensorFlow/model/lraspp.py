@@ -20,11 +20,10 @@ its features pass a 1x1 conv (128, BN, ReLU) gated by a pooled branch
 1x1 conv and added to a 1x1 classifier of the 1/8 features.
 """
 
-import keras
-from keras import layers
-
+from common.npu_utils import keras
 from model.mobilenet_v3 import BN_EPSILON, BN_MOMENTUM, build_backbone
 
+layers = keras.layers
 # Multiples of this are valid input sides (1/8 and 1/16 maps must align).
 INPUT_MULTIPLE = 16
 # Layers that are not part of the backbone (a fresh head when fine-tuning).

@@ -15,17 +15,18 @@
 
 Pure builders: every hyper-parameter is an argument; nothing reads flags,
 files or the environment. Every layer is a stock Keras layer with an explicit
-name (h-swish and the hard sigmoid are ``Activation("hard_swish")`` and
-``Activation("hard_sigmoid")``, which Keras 3 defines as ``x * relu6(x+3)/6``
-and ``relu6(x+3)/6``), so a saved model loads with plain
-``keras.models.load_model`` in a process that never imported this module.
+name (h-swish ``x * relu6(x+3)/6`` and the hard sigmoid ``relu6(x+3)/6`` come
+from common/stack.py: Keras 3's ``Activation("hard_swish")`` and
+``Activation("hard_sigmoid")``, stock layers computing the same on Keras 2.6),
+so a saved model loads with plain ``keras.models.load_model`` in a process
+that never imported this module.
 """
 
-import keras
-from keras import layers
-
+from common import npu_utils
+from common.npu_utils import keras
 from model.specs import NETWORKS, SE_RATIO
 
+layers = keras.layers
 # Keras's BatchNormalization momentum has the meaning of the paper's BN decay.
 BN_MOMENTUM = 0.99
 BN_EPSILON = 1e-3
@@ -58,7 +59,7 @@ def _activation(x, kind, name):
     if kind == "RE":
         return layers.ReLU(name=f"{name}_relu")(x)
     if kind == "HS":
-        return layers.Activation("hard_swish", name=f"{name}_hswish")(x)
+        return npu_utils.hard_swish_layer(x, f"{name}_hswish")
     raise ValueError(f"activation must be RE or HS, got {kind!r}")
 
 
@@ -75,7 +76,7 @@ def _squeeze_excite(x, channels, name):
     gate = layers.Conv2D(make_divisible(channels * SE_RATIO), 1, name=f"{name}_se_reduce")(gate)
     gate = layers.ReLU(name=f"{name}_se_relu")(gate)
     gate = layers.Conv2D(channels, 1, name=f"{name}_se_expand")(gate)
-    gate = layers.Activation("hard_sigmoid", name=f"{name}_se_hsigmoid")(gate)
+    gate = npu_utils.hard_sigmoid_layer(gate, f"{name}_se_hsigmoid")
     return layers.Multiply(name=f"{name}_se_scale")([x, gate])
 
 
@@ -169,7 +170,7 @@ def build_classifier(network="small", alpha=1.0, num_classes=1000, input_shape=(
     x = layers.GlobalAveragePooling2D(keepdims=True, name="head_pool")(x)
     # The head conv has a bias: no BN follows it (paper Tables 1 and 2, "NBN").
     x = layers.Conv2D(head, 1, name="head_conv")(x)
-    x = layers.Activation("hard_swish", name="head_hswish")(x)
+    x = npu_utils.hard_swish_layer(x, "head_hswish")
     x = layers.Dropout(dropout, name="head_dropout")(x)
     x = layers.Conv2D(num_classes, 1, name="logits")(x)
     x = layers.Flatten(name="logits_flatten")(x)

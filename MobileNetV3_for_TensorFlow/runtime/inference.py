@@ -27,19 +27,41 @@ from runtime import metrics
 from runtime.network import save_model
 
 
-@functools.cache
-def _forward(model):
-    """One compiled inference function per model (the last batch may be smaller)."""
-    return tf.function(lambda images: model(images, training=False), reduce_retracing=True)
+# The name under which npu_utils.TRACES counts the traces of the inference step.
+INFERENCE_STEP = "inference_step"
 
 
-def evaluate(model, data, task, num_classes):
-    """Run ``model`` over ``data`` (batches of images, labels) and compute the metrics.
+@functools.lru_cache(maxsize=None)
+def _compiled(model):
+    """One inference step per model, traced once: it is only fed batches of one shape."""
+    return npu_utils.step_function(lambda images: model(images, training=False), INFERENCE_STEP)
+
+
+def _forward(model, batch):
+    """``forward(images) -> outputs`` through the step of ``model`` at a fixed batch of ``batch`` images.
+
+    A smaller batch (the last one of a split) is padded with zeros and its
+    outputs cut back, so the step is not traced again for its shape: an NPU
+    compiles each new shape anew, and the adapter wants fixed shapes.
+    """
+    step = _compiled(model)
+
+    def forward(images):
+        count = int(images.shape[0])
+        if count < batch:
+            images = tf.concat([images, tf.zeros([batch - count, *images.shape[1:]], images.dtype)], axis=0)
+        return step(images)[:count]
+
+    return forward
+
+
+def evaluate(model, data, task, num_classes, batch):
+    """Run ``model`` over ``data`` (batches of at most ``batch`` images, labels) and compute the metrics.
 
     Returns:
       :func:`metrics.classification_metrics` or :func:`metrics.segmentation_metrics`.
     """
-    forward = _forward(model)
+    forward = _forward(model, batch)
     if task == "segmentation":
         confusion = np.zeros((num_classes, num_classes), np.int64)
         for images, masks in data:
@@ -96,7 +118,7 @@ def predict(model, class_names, paths, task, height, width, batch, output, check
     """
     checker = checker or pipeline.DecodeChecker()
     data = pipeline.predict_dataset(paths, height, width, task, batch, checker)
-    forward = _forward(model)
+    forward = _forward(model, batch)
     written = 0
     if task == "segmentation":
         os.makedirs(output, exist_ok=True)
@@ -124,8 +146,9 @@ def predict(model, class_names, paths, task, height, width, batch, output, check
 
 
 def export(model, class_names, folder):
-    """Write a TF SavedModel (``saved_model/``), ``model.keras`` and ``class_names.json``."""
+    """Write a TF SavedModel (``saved_model/``), the Keras model file, its portable weights and
+    ``class_names.json``."""
     save_model(model, class_names, folder)
-    model.export(os.path.join(folder, "saved_model"), format="tf_saved_model", verbose=False)
+    npu_utils.export_saved_model(model, os.path.join(folder, "saved_model"))
     print(f"[export] SavedModel in {os.path.join(folder, 'saved_model')}, Keras model and class names in {folder}",
           flush=True)

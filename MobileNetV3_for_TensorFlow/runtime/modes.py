@@ -107,7 +107,7 @@ def evaluate(args, model, names, dataset):
     data = pipeline.eval_dataset(dataset.validation.paths, dataset.validation.labels, args.task,
                                  args.height, args.width, args.batch, config.cache_bytes(args), checker,
                                  len(names))
-    result = inference.evaluate(model, data, args.task, len(names))
+    result = inference.evaluate(model, data, args.task, len(names), args.batch)
     checker.end_pass("evaluation")
     inference.report(result, names, args.task, os.path.join(args.save_dir, "eval"))
 

@@ -15,17 +15,25 @@
 
 import json
 import os
+import types
 
-import keras
+import h5py
+import numpy as np
 import tensorflow as tf
 from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
-from common.npu_utils import UserError
+from common import npu_utils
+from common.npu_utils import UserError, keras
 from model.lraspp import SEGMENTATION_HEAD_PREFIX, build_lraspp
 from model.mobilenet_v3 import CLASSIFIER_LAYERS, build_classifier
 
-MODEL_FILE = "model.keras"
+# The stack's Keras model file (model.keras on Keras 3, model.h5 on Keras 2.6), and beside it the same
+# weights by layer name, which the other stack reads (it cannot load the model file).
+MODEL_FILE = "model" + npu_utils.MODEL_FILE_SUFFIX
+PORTABLE_MODEL_FILE = "model" + ".weights.npz"
+# Keras model files of the two stacks.
+MODEL_SUFFIXES = (".keras", ".h5")
 # keras.applications' ImageNet weights of MobileNetV3 (the non-minimalistic ones exist at these alphas).
 IMAGENET_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v3/"
 IMAGENET_ALPHAS = (0.75, 1.0)
@@ -57,16 +65,30 @@ def set_backbone_trainable(model, trainable):
 
 
 def save_model(model, class_names, folder):
-    """Write ``model.keras`` and ``class_names.json`` (index -> name) into ``folder``."""
+    """Write :data:`MODEL_FILE`, its portable weights and ``class_names.json`` (index -> name) into ``folder``."""
     os.makedirs(folder, exist_ok=True)
     model.save(os.path.join(folder, MODEL_FILE))
+    npu_utils.save_portable_weights(model, os.path.join(folder, PORTABLE_MODEL_FILE))
     with open(os.path.join(folder, CLASS_NAMES_FILE), "w", encoding="utf-8") as handle:
         json.dump(list(class_names), handle, indent=1)
 
 
+def _is_h5_model(path):
+    """True for an HDF5 file of a whole Keras model (Keras 2.6's model.h5), not of weights alone."""
+    with h5py.File(path, "r") as handle:
+        return "model_config" in handle.attrs
+
+
+def _is_model_file(path):
+    """True for a Keras model file this stack loads."""
+    if not (os.path.isfile(path) and path.endswith(npu_utils.MODEL_FILE_SUFFIX)):
+        return False
+    return not path.endswith(".h5") or _is_h5_model(path)
+
+
 def _model_file(path):
-    """The .keras file meant by ``path``: itself, or a run folder's best or final model."""
-    if os.path.isfile(path) and path.endswith(".keras"):
+    """This stack's model file meant by ``path``: itself, or a run folder's best or final model."""
+    if _is_model_file(path):
         return path
     for candidate in (os.path.join(path, "best", MODEL_FILE), os.path.join(path, MODEL_FILE)):
         if os.path.isfile(candidate):
@@ -74,28 +96,66 @@ def _model_file(path):
     return None
 
 
+def _portable_model_file(path):
+    """The portable weights of the saved model meant by ``path`` (a model file of either stack, or a run
+    folder's best or final model), or None."""
+    folders = [os.path.dirname(path)] if path.endswith(MODEL_SUFFIXES) else [os.path.join(path, "best"), path]
+    for folder in folders:
+        candidate = os.path.join(folder, PORTABLE_MODEL_FILE)
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def _class_names(folder, model_file):
+    names_file = os.path.join(folder, CLASS_NAMES_FILE)
+    if not os.path.isfile(names_file):
+        raise UserError(f"{names_file} is missing: it maps the outputs of {model_file} to class names")
+    with open(names_file, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def _rebuild(portable, class_names):
+    """The network of the run that saved ``portable`` (from its config.json), with those weights."""
+    folder = os.path.dirname(portable)
+    run_dir = os.path.dirname(folder) if os.path.basename(folder) == "best" else folder
+    config = npu_utils.read_run_config(run_dir)
+    if config is None:
+        raise UserError(f"{portable}: the run's config.json is missing from {run_dir}; it names the network "
+                        "these weights belong to")
+    model = build_network(types.SimpleNamespace(**config), len(class_names))
+    written_on = npu_utils.load_portable_weights(model, portable)
+    print(f"[model] weights read by layer name (the model file was written on {written_on})", flush=True)
+    return model
+
+
 def load_saved(path):
     """Load a saved model and its class names for evaluate, predict and export.
 
+    A run folder written on the other stack holds a model file this stack
+    cannot load; the network is then rebuilt from the run's config.json and
+    takes the portable weights saved beside that file.
+
     Args:
-      path: a ``.keras`` file or a run folder (its ``best/`` model, else its final model).
+      path: a model file or a run folder (its ``best/`` model, else its final model).
     Returns:
       ``(model, class_names)``.
     Raises:
       UserError: nothing loadable at ``path``.
     """
     model_file = _model_file(path)
-    if model_file is None:
-        raise UserError(f"no saved model at {path}: expected a .keras file or a run folder holding "
+    if model_file is not None:
+        print(f"[model] using {model_file}", flush=True)
+        names = _class_names(os.path.dirname(model_file), model_file)
+        return keras.models.load_model(model_file, compile=False), names
+    portable = _portable_model_file(path)
+    if portable is None:
+        raise UserError(f"no saved model at {path}: expected a {MODEL_FILE} file or a run folder holding "
                         f"best/{MODEL_FILE} or {MODEL_FILE} (train first, or pass the --modeldir of a "
                         "finished run)")
-    print(f"[model] using {model_file}", flush=True)
-    model = keras.models.load_model(model_file, compile=False)
-    names_file = os.path.join(os.path.dirname(model_file), CLASS_NAMES_FILE)
-    if not os.path.isfile(names_file):
-        raise UserError(f"{names_file} is missing: it maps the outputs of {model_file} to class names")
-    with open(names_file, encoding="utf-8") as handle:
-        return model, json.load(handle)
+    print(f"[model] using {portable}", flush=True)
+    names = _class_names(os.path.dirname(portable), portable)
+    return _rebuild(portable, names), names
 
 
 def _checkpoint_prefix(path):
@@ -105,13 +165,34 @@ def _checkpoint_prefix(path):
 
 
 def _keras_layers(model_file):
-    """The weights of a saved model by layer: ``{layer name: {weight name: array}}``."""
+    """The weights of a saved model by layer: ``{layer name: [arrays in the layer's weights order]}``."""
     source = keras.models.load_model(model_file, compile=False)
-    return {layer.name: {weight.name: weight.numpy() for weight in layer.weights} for layer in source.layers}
+    return {layer.name: [weight.numpy() for weight in layer.weights] for layer in source.layers}
 
 
-def _checkpoint_layers(prefix):
-    """The model weights in a training checkpoint by layer: ``{layer name: {weight name: array}}``.
+def _portable_layers(path):
+    """The weights of a portable weights file (common/checkpoints.py) by layer, as :func:`_keras_layers`."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files if not key.startswith("__")}
+    except (OSError, ValueError) as error:
+        raise UserError(f"--weights={path}: cannot be read as a weights file ({error})") from None
+    layers = {}
+    for key in sorted(arrays, key=lambda k: (k.rsplit("/", 1)[0], int(k.rsplit("/", 1)[1]))):
+        layers.setdefault(key.rsplit("/", 1)[0], []).append(arrays[key])
+    return layers
+
+
+def _weight_name(weight):
+    """A weight's own name on either stack: "kernel" of Keras 3's "kernel" and Keras 2.6's "conv/kernel:0"."""
+    return weight.name.split("/")[-1].split(":")[0]
+
+
+def _checkpoint_layers(prefix, model):
+    """The weights in a training checkpoint of this stack by layer of ``model``, as :func:`_keras_layers`.
+
+    For a checkpoint without its portable weights file (written before they
+    were); the weights are matched to ``model``'s by name.
 
     runtime/training.py saves ``tf.train.Checkpoint(model=..., optimizer=...,
     step=...)``. A trainable variable is stored under the optimizer's key
@@ -136,7 +217,13 @@ def _checkpoint_layers(prefix):
             if child.node_id not in seen:
                 seen.add(child.node_id)
                 pending.append(child.node_id)
-    return layers
+    ordered = {}
+    for layer in model.layers:
+        saved = layers.get(layer.name, {})
+        names = [_weight_name(weight) for weight in layer.weights]
+        # A layer whose weight names differ keeps what was saved, which then does not match in shape.
+        ordered[layer.name] = [saved[n] for n in names] if set(names) <= set(saved) else list(saved.values())
+    return {name: values for name, values in ordered.items() if values}
 
 
 def _copy_matching_layers(model, source_layers, source):
@@ -147,7 +234,7 @@ def _copy_matching_layers(model, source_layers, source):
 
     Args:
       model: the network to initialise.
-      source_layers: ``{layer name: {weight name: array}}`` of the earlier run.
+      source_layers: ``{layer name: [arrays in the layer's weights order]}`` of the earlier run.
       source: the file or checkpoint prefix they come from, for the messages.
     Returns:
       A one-line description: the number of layers loaded and the new ones.
@@ -163,7 +250,7 @@ def _copy_matching_layers(model, source_layers, source):
         weights = source_layers.get(layer.name)
         if weights is None:
             missing.append(layer)
-        elif {w.name: tuple(w.shape) for w in layer.weights} == {n: tuple(v.shape) for n, v in weights.items()}:
+        elif [tuple(w.shape) for w in layer.weights] == [tuple(v.shape) for v in weights]:
             matched.append(layer)
         else:
             differ.append(layer)
@@ -175,8 +262,7 @@ def _copy_matching_layers(model, source_layers, source):
                         f"or are missing there ({', '.join(backbone[:3])}, ...): it comes from another --model "
                         "or --alpha")
     for layer in matched:
-        weights = source_layers[layer.name]
-        layer.set_weights([weights[w.name] for w in layer.weights])
+        layer.set_weights(source_layers[layer.name])
     tensors = sum(len(layer.weights) for layer in matched)
     message = f"loaded {len(matched)} layers ({tensors} tensors) from {source}"
     if differ:
@@ -217,7 +303,7 @@ def _keras_applications_layers(path, network, alpha):
     the ImageNet classifier (1000 classes) or of the backbone alone (no top) loads.
 
     Returns:
-      ``{layer name: {weight name: array}}`` for :func:`_copy_matching_layers`.
+      ``{layer name: [arrays]}`` for :func:`_copy_matching_layers`.
     Raises:
       UserError: the file does not load into that network, or a layer's shapes differ.
     """
@@ -242,7 +328,7 @@ def _keras_applications_layers(path, network, alpha):
             raise UserError(f"--weights={path}: its layer {other.name} has shapes {shapes[1]} where this "
                             f"network's {mine.name} has {shapes[0]} (--model={network} --alpha={alpha:g}; "
                             "keras.applications keeps a 16-channel stem below alpha 0.75)")
-        layers[mine.name] = {w.name: value.numpy() for w, value in zip(mine.weights, other.weights)}
+        layers[mine.name] = [value.numpy() for value in other.weights]
     return layers
 
 
@@ -251,9 +337,12 @@ def load_initial_weights(model, path, network=None, alpha=None):
 
     ``path`` is "imagenet" (keras.applications' ImageNet weights of the same
     ``network`` and ``alpha``), a keras.applications MobileNetV3 weights file
-    (``.h5``), a ``.keras`` model, a run folder (its best or final model, else
-    its latest checkpoint) or a training checkpoint (prefix, or a folder
-    holding one). Every layer whose name and weight shapes match loads, and
+    (``.h5``), a saved model (``model.keras`` or ``model.h5``: this stack's
+    model file, or the other stack's through the portable weights beside it),
+    a run folder (its best or final model, else its latest checkpoint) or a
+    training checkpoint (prefix, or a folder holding one; its portable weights
+    when it has them, so a checkpoint of either stack loads). Every layer
+    whose name and weight shapes match loads, and
     optimizer state is not used: the backbone loads whole (it must come from
     the same --model and --alpha), while a classifier of another class count,
     or the head of the other task, stays newly initialised.
@@ -269,17 +358,22 @@ def load_initial_weights(model, path, network=None, alpha=None):
     """
     if path == "imagenet":
         path = imagenet_weights_file(network, alpha)
-    if path.endswith(".h5") and os.path.isfile(path):
+    if path.endswith(".h5") and os.path.isfile(path) and not _is_h5_model(path):
         return _copy_matching_layers(model, _keras_applications_layers(path, network, alpha), path)
     model_file = _model_file(path)
     if model_file is not None:
         return _copy_matching_layers(model, _keras_layers(model_file), model_file)
+    portable = _portable_model_file(path)
+    if portable is not None:
+        return _copy_matching_layers(model, _portable_layers(portable), portable)
     prefix = _checkpoint_prefix(path)
     if prefix is None:
-        raise UserError(f"--weights={path} is neither \"imagenet\", a keras.applications .h5 file, a .keras "
+        raise UserError(f"--weights={path} is neither \"imagenet\", a keras.applications .h5 file, a saved "
                         "model, a run folder nor a checkpoint")
+    if os.path.isfile(npu_utils.portable_weights_path(prefix)):
+        return _copy_matching_layers(model, _portable_layers(npu_utils.portable_weights_path(prefix)), prefix)
     try:
-        source_layers = _checkpoint_layers(prefix)
+        source_layers = _checkpoint_layers(prefix, model)
     except (tf.errors.OpError, DecodeError) as error:
         raise UserError(f"--weights={prefix}: not a readable TF2 checkpoint ({str(error)[:200]})") from None
     return _copy_matching_layers(model, source_layers, prefix)

@@ -16,9 +16,10 @@
 import contextlib
 import math
 
-import keras
 import tensorflow as tf
 
+from common import npu_utils
+from common.npu_utils import keras
 from data_loading.folders import IGNORE_LABEL
 
 # The paper's RMSProp: momentum 0.9; rho and epsilon as in TF-slim's MobileNet recipes.
@@ -60,26 +61,22 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def make_optimizer(ctx, args, schedule):
-    """Adam (default) or RMSProp, with dynamic loss scaling under float16 (--loss_scale=0: none).
+    """Adam (default) or RMSProp through ``ctx.wrap_optimizer``: dynamic loss scaling under float16
+    (--loss_scale=0: none), the Ascend adapter's wrappers on NPU.
 
-    --weight_decay is Keras' decoupled decay (``w -= lr * decay * w`` each
+    --weight_decay is Keras 3's decoupled decay (``w -= lr * decay * w`` each
     step), applied to conv kernels only (not to BN, biases); --ema_momentum
-    keeps Keras' moving average of the weights (see :func:`averaged_weights`).
+    keeps a moving average of the weights (see :func:`averaged_weights`).
+    Both work the same on the two stacks (common/stack.py, decoupled_optimizer).
     """
-    options = {"weight_decay": args.weight_decay or None, "use_ema": args.ema_momentum > 0,
-               "ema_momentum": args.ema_momentum or 0.99}
-    if args.optimizer == "rmsprop":
-        optimizer = keras.optimizers.RMSprop(schedule, **RMSPROP, **options)
-    else:
-        optimizer = keras.optimizers.Adam(schedule, **options)
-    if args.weight_decay:
-        optimizer.exclude_from_weight_decay(var_names=list(NO_WEIGHT_DECAY))
-    if ctx.precision.loss_scaling and args.loss_scale != 0:
-        return keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=args.loss_scale or 2.0 ** 15)
+    optimizer_class, options = ((keras.optimizers.RMSprop, RMSPROP) if args.optimizer == "rmsprop"
+                                else (keras.optimizers.Adam, {}))
+    optimizer = npu_utils.decoupled_optimizer(optimizer_class, schedule, args.weight_decay, args.ema_momentum,
+                                              NO_WEIGHT_DECAY, **options)
     if args.loss_scale and not ctx.precision.loss_scaling:
         print(f"[train] warning: --loss_scale has no effect with precision {ctx.precision.policy} "
               "(loss scaling is for float16 on GPU; the Ascend adapter scales itself)", flush=True)
-    return optimizer
+    return ctx.wrap_optimizer(optimizer, initial_scale=args.loss_scale)
 
 
 def make_loss(model, task, num_classes, label_smoothing):
@@ -114,11 +111,10 @@ def averaged_weights(optimizer, variables):
     ones the optimizer was built with (all trainable weights).
     """
     inner = getattr(optimizer, "inner_optimizer", optimizer)  # under a LossScaleOptimizer
-    if not inner.use_ema:
+    current = [variable.numpy() for variable in variables]
+    if not npu_utils.overwrite_with_moving_average(inner, variables):
         yield
         return
-    current = [variable.numpy() for variable in variables]
-    inner.finalize_variable_values(variables)
     try:
         yield
     finally:

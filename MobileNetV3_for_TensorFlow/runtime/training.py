@@ -30,14 +30,14 @@ import glob
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 
-import keras
 import tensorflow as tf
 
 from common import npu_utils
-from common.npu_utils import UserError
+from common.npu_utils import UserError, keras
 from data_loading import pipeline
 from runtime import config, inference
 from runtime.metrics import BEST_METRIC
@@ -144,10 +144,13 @@ def train(args, ctx, dataset):
 
     Writes into ``args.save_dir``: ``config.json`` (the run's flags, once the
     checks and the restore succeeded), ``checkpoints/`` (every
-    --checkpoint_every steps and every epoch), ``best/`` (model.keras,
+    --checkpoint_every steps and every epoch, each with its portable
+    weights), ``best/`` (the model file, its portable weights,
     class_names.json, best.json: the epoch with the highest validation top1
-    or miou), ``model.keras`` + ``class_names.json`` (final),
-    ``history.csv`` and ``tensorboard/``.
+    or miou), the same three files of the final model,
+    ``history.csv`` and ``tensorboard/``. The model file is ``model.keras``
+    on Keras 3 and ``model.h5`` on Keras 2.6; the other stack reads the
+    portable weights ``model.weights.npz`` beside it.
 
     Raises:
       UserError: too few images for one batch, or unusable --weights.
@@ -157,9 +160,11 @@ def train(args, ctx, dataset):
         return _train(args, ctx, dataset, os.path.join(args.save_dir, CHECKPOINT_SUBDIR))
     # Every worker must take part in a save under MultiWorkerMirroredStrategy;
     # only the chief's copy is kept, the others' are deleted when training ends.
-    with tempfile.TemporaryDirectory(prefix=f"mnv3_worker{ctx.ranks.rank_id}_",
-                                     ignore_cleanup_errors=True) as checkpoint_dir:
+    checkpoint_dir = tempfile.mkdtemp(prefix=f"mnv3_worker{ctx.ranks.rank_id}_")
+    try:
         return _train(args, ctx, dataset, checkpoint_dir)
+    finally:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
 
 
 def _train(args, ctx, dataset, checkpoint_dir):
@@ -176,12 +181,19 @@ def _train(args, ctx, dataset, checkpoint_dir):
         with state.timer.paused():
             _end_epoch(state, epoch, losses, dataset.class_names)
     best_metric = BEST_METRIC[args.task]
+    with state.averaged():
+        _save_trainable(state.model, dataset.class_names, _model_folder(state, checkpoint_dir))
     if ctx.is_chief:
-        with state.averaged():
-            _save_trainable(state.model, dataset.class_names, args.save_dir)
         print(f"[train] final model in {args.save_dir}; best {best_metric}={state.best_value:.4f} in "
               f"{os.path.join(args.save_dir, 'best')}", flush=True)
     return state.model
+
+
+def _model_folder(state, checkpoint_dir):
+    """Where this rank saves the best and final models: the run folder on the chief; a scratch folder
+    beside the others' checkpoints. Every rank saves: under MultiWorkerMirroredStrategy reading some
+    variables (Keras 2.6's BatchNormalization statistics) is an all-reduce that every worker must join."""
+    return state.args.save_dir if state.ctx.is_chief else os.path.join(checkpoint_dir, "saved_model")
 
 
 def _plan_steps(args, ctx, image_count):
@@ -201,13 +213,13 @@ def _restore_or_start(args, ctx, dataset, checkpoint_dir):
     Every rank ends with rank 0's weights, optimizer state and step.
     """
     steps_per_epoch, total_steps = _plan_steps(args, ctx, len(dataset.train.paths))
-    keras.utils.set_random_seed(args.seed)
+    npu_utils.set_random_seed(args.seed)
     schedule = WarmupDecay(args.learning_rate, total_steps, round(args.warmup_epochs * steps_per_epoch),
                            args.lr_schedule, round(args.lr_decay_epochs * steps_per_epoch), args.lr_decay_rate)
     with ctx.strategy.scope():
         model = build_network(args, args.class_number)
         optimizer = make_optimizer(ctx, args, schedule)
-        optimizer.build(model.trainable_variables)
+        npu_utils.build_optimizer(optimizer, model.trainable_variables)
         global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=global_step)
     if args.weights and not (args.resume and tf.train.latest_checkpoint(checkpoint_dir)):
@@ -220,14 +232,16 @@ def _restore_or_start(args, ctx, dataset, checkpoint_dir):
     if manager.latest_checkpoint:
         error = npu_utils.restore_checkpoint(checkpoint, manager.latest_checkpoint)
         if error:
-            raise UserError(f"{manager.latest_checkpoint} in --model_dir={args.save_dir} comes from another "
-                            f"network (--model, --alpha, --class_number, --task); continue it with that "
-                            f"run's settings, start over with --resume=False, or choose another "
-                            f"--model_dir: {error}")
+            raise UserError(f"cannot resume {manager.latest_checkpoint} in --model_dir={args.save_dir}: {error}. "
+                            "A checkpoint continues only with the network that wrote it (--model, --alpha, "
+                            "--class_number, --task): start over with --resume=False, or choose another --model_dir")
         state.step = int(global_step.numpy())
         state.best_value = _read_best(os.path.join(args.save_dir, "best"), BEST_METRIC[args.task])
         print(f"[train] resumed from {manager.latest_checkpoint} at step {state.step}", flush=True)
-    ctx.broadcast_variables(model.weights + optimizer.variables + [global_step])
+    with ctx.strategy.scope():  # every rank decides alike when to save a best model (see _model_folder)
+        best_value = tf.Variable(state.best_value, dtype=tf.float32, trainable=False, name="best_value")
+    ctx.broadcast_variables(model.weights + npu_utils.optimizer_variables(optimizer) + [global_step, best_value])
+    state.step, state.best_value = int(global_step.numpy()), float(best_value.numpy())
     return state
 
 
@@ -299,7 +313,7 @@ def _train_epoch(state, epoch):
         if bar is not None:
             bar.update(state.step - epoch * spe, [("loss", loss)])
         if state.step % args.save_interval == 0:
-            state.manager.save(checkpoint_number=state.step)
+            npu_utils.save_checkpoint(state.manager, state.model, state.step)
         if state.step >= state.total_steps:
             break
     return losses
@@ -310,20 +324,22 @@ def _end_epoch(state, epoch, losses, class_names):
     args, step = state.args, state.step
     latest = state.manager.latest_checkpoint
     if latest is None or not latest.endswith(f"-{step}"):
-        state.manager.save(checkpoint_number=step)
+        npu_utils.save_checkpoint(state.manager, state.model, step)
     with state.averaged():  # the weights evaluate, predict and export will use
-        result = inference.evaluate(state.model, state.val_data, args.task, args.class_number)
+        result = inference.evaluate(state.model, state.val_data, args.task, args.class_number, args.batch)
         state.checker.end_pass(f"epoch {epoch + 1}")
         inference.print_metric_lines(result)
         best_metric = BEST_METRIC[args.task]
         value = result[best_metric]
-        if state.ctx.is_chief and value > state.best_value:
+        # Every rank evaluated the same weights on the whole validation split: all take this branch alike.
+        if value > state.best_value:
             state.best_value = value
-            best_dir = os.path.join(args.save_dir, "best")
+            best_dir = os.path.join(_model_folder(state, state.manager.directory), "best")
             _save_trainable(state.model, class_names, best_dir)
-            with open(os.path.join(best_dir, "best.json"), "w", encoding="utf-8") as handle:
-                json.dump({"metric": best_metric, "value": value, "step": step, "epoch": epoch + 1}, handle)
-            print(f"[train] best {best_metric}={value:.4f} at epoch {epoch + 1}: saved {best_dir}", flush=True)
+            if state.ctx.is_chief:
+                with open(os.path.join(best_dir, "best.json"), "w", encoding="utf-8") as handle:
+                    json.dump({"metric": best_metric, "value": value, "step": step, "epoch": epoch + 1}, handle)
+                print(f"[train] best {best_metric}={value:.4f} at epoch {epoch + 1}: saved {best_dir}", flush=True)
     scalars = inference.scalar_metrics(result)
     state.history.scalars(step, {f"val_{name}": v for name, v in scalars.items()})
     state.history.epoch({"epoch": epoch + 1, "step": step, "loss": sum(losses) / max(len(losses), 1),

@@ -13,17 +13,21 @@
 # limitations under the License.
 """Block tables, parameter counts, LR-ASPP shapes and the save/load round trip."""
 
+import os
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from common import npu_utils
+from common.npu_utils import keras
 from model.lraspp import build_lraspp
 from model.mobilenet_v3 import build_backbone, build_classifier, make_divisible
 from model.specs import LARGE_BLOCKS, NETWORKS, SMALL_BLOCKS
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_block_tables_match_the_paper():
@@ -68,7 +72,7 @@ def test_pinned_counts_and_half_width_builds():
 @pytest.mark.parametrize("network", ["small", "large"])
 def test_half_width_trains(network):
     # Two Adam steps on a tiny batch: finite losses and every trainable weight updated.
-    keras.utils.set_random_seed(0)
+    npu_utils.set_random_seed(0)
     model = build_classifier(network, 0.5, 3, input_shape=(32, 32, 3))
     images = tf.random.uniform((4, 32, 32, 3), 0, 255, seed=1)
     labels = tf.one_hot([0, 1, 2, 1], 3)
@@ -79,7 +83,7 @@ def test_half_width_trains(network):
             loss = tf.reduce_mean(keras.losses.categorical_crossentropy(labels, model(images, training=True)))
         optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_weights), model.trainable_weights))
         assert np.isfinite(loss.numpy())
-    unchanged = [weight.path for weight, old in zip(model.trainable_weights, before)
+    unchanged = [index for index, (weight, old) in enumerate(zip(model.trainable_weights, before))
                  if np.array_equal(weight.numpy(), old)]
     assert unchanged == []
 
@@ -114,15 +118,18 @@ def test_invalid_arguments_raise():
 
 
 def test_saved_model_loads_without_custom_objects_in_fresh_process(tmp_path, python_env):
-    keras.utils.set_random_seed(0)
+    npu_utils.set_random_seed(0)
     model = build_classifier("small", 0.5, 4, input_shape=(64, 64, 3))
     images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
-    path = tmp_path / "model.keras"
-    model.save(path)
+    model_file = "model" + npu_utils.MODEL_FILE_SUFFIX
+    model.save(tmp_path / model_file)
     np.save(tmp_path / "images.npy", images)
-    # The fresh process runs from tmp_path, so this directory's modules are not importable.
-    code = ("import keras, numpy as np; m = keras.models.load_model('model.keras'); "
+    # The fresh process runs from tmp_path with only the repository root importable (for the stack's
+    # keras), so this directory's modules are not.
+    code = ("import numpy as np; from common.npu_utils import keras; "
+            f"m = keras.models.load_model('{model_file}'); "
             "np.save('out.npy', m.predict(np.load('images.npy'), verbose=0))")
-    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=python_env, check=True)
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=dict(python_env, PYTHONPATH=REPO_ROOT),
+                   check=True)
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model.predict(images, verbose=0),
                                rtol=1e-5, atol=1e-6)

@@ -27,13 +27,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
 import main
+from common import npu_utils
+from common.npu_utils import keras
 from runtime import inference, modes, network
 
 MODEL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -77,7 +78,7 @@ def test_full_script_learns_and_writes_every_key(trained):
     assert float(case["TrainAccuracy"]) >= 0.6
     assert float(case["ActualFPS"]) > 0
     run_dir = os.path.join(output_dir, "ckpt")
-    for name in ("best/model.keras", "class_names.json", "history.csv", "eval/confusion_matrix.png",
+    for name in (f"best/{network.MODEL_FILE}", "class_names.json", "history.csv", "eval/confusion_matrix.png",
                  "eval/confusion_matrix.txt", "checkpoints/checkpoint"):
         assert os.path.exists(os.path.join(run_dir, name)), name
     with open(os.path.join(run_dir, "history.csv"), encoding="utf-8") as handle:
@@ -95,7 +96,7 @@ def test_predict_and_export(trained, synthetic_root, tmp_path):
     assert len(rows) == 10 and sum(r["class"] == "class_2" for r in rows) >= 5
     inference.export(model, names, str(tmp_path / "export"))
     assert os.path.isfile(tmp_path / "export" / "saved_model" / "saved_model.pb")
-    assert keras.models.load_model(tmp_path / "export" / "model.keras").output_shape == (None, 4)
+    assert keras.models.load_model(tmp_path / "export" / network.MODEL_FILE).output_shape == (None, 4)
 
 
 def test_performance_script_unknown_flag_and_no_data(python_env, tmp_path):
@@ -107,8 +108,11 @@ def test_performance_script_unknown_flag_and_no_data(python_env, tmp_path):
 
 
 def test_segmentation_training_beats_chance(synthetic_root, tmp_path, capsys):
+    # 36 steps of 4 images: at 18 steps of 8 the inference-mode network still predicted the background
+    # everywhere for 4 of 5 initialisations tried (seeds 0-2 on the two stacks); at 36 steps of 4, 5 of 5
+    # reached a validation mIoU of 0.71-0.78.
     main.main([f"--data_path={synthetic_root / 'seg'}", "--task=segmentation", "--class_number=3",
-               "--height=64", "--width=64", "--alpha=0.5", "--bn_momentum=0.9", "--batch=8", "--epochs=6",
+               "--height=64", "--width=64", "--alpha=0.5", "--bn_momentum=0.9", "--batch=4", "--epochs=6",
                "--learning_rate=0.003", "--mode=train_and_evaluate", f"--modeldir={tmp_path}"])
     out = capsys.readouterr().out
     losses = [float(line.split("loss=")[1].split()[0]) for line in out.splitlines() if line.startswith("TRAIN")]
@@ -180,11 +184,11 @@ def test_weights_load_backbone_and_new_classifier(tmp_path):
     np.testing.assert_array_equal(target.get_layer("block5_expand").get_weights()[0],
                                   source.get_layer("block5_expand").get_weights()[0])
     segmenter = build_lraspp("small", 0.5, 3)
-    assert "loaded" in network.load_initial_weights(segmenter, str(tmp_path / "model.keras"))
+    assert "loaded" in network.load_initial_weights(segmenter, str(tmp_path / network.MODEL_FILE))
     with pytest.raises(network.UserError, match="neither"):
         network.load_initial_weights(target, str(tmp_path / "nothing"))
     network.set_backbone_trainable(target, False)
-    trainable = {v.path.split("/")[0] for v in target.trainable_variables}
+    trainable = {layer.name for layer in target.layers if layer.trainable_weights}
     assert trainable == {"head_conv", "logits"}
 
 
@@ -224,7 +228,7 @@ def test_weights_from_checkpoint_of_other_class_count(three_class_checkpoints, t
     assert f"[train] loaded 87 layers (208 tensors) from {prefix}; new (shape differs): logits" in out
     assert "[train] best top1=" in out
     fresh = build_classifier("small", 0.5, 4, input_shape=(32, 32, 3))
-    for path in (tmp_path / "run" / "model.keras", tmp_path / "run" / "best" / "model.keras"):
+    for path in (tmp_path / "run" / network.MODEL_FILE, tmp_path / "run" / "best" / network.MODEL_FILE):
         saved = keras.models.load_model(path, compile=False)
         assert [layer.name for layer in saved.layers if not layer.trainable] == []
         assert len(saved.trainable_weights) == len(fresh.trainable_weights)
@@ -271,7 +275,7 @@ def test_evaluate_takes_classes_from_the_run_folder_not_from_weights(three_class
     assert main.main(["--mode=evaluate", f"--config={tmp_path / 'config.json'}", f"--data_path={data}",
                       f"--modeldir={run}"]) == 0
     out = capsys.readouterr().out
-    assert f"[model] using {run / 'best' / 'model.keras'}" in out
+    assert f"[model] using {run / 'best' / network.MODEL_FILE}" in out
     assert f"weights={tmp_path / 'source'} is only where training starts" in out
     assert (f"[flags] from {run / 'config.json'}: --task=classification --model=small --alpha=0.5 --height=32 "
             "--width=32 --class_number=3") in out
@@ -336,8 +340,8 @@ def _check_averaged_weights_saved(run):
     saved = json.loads((run / "config.json").read_text())
     assert (saved["optimizer"], saved["weight_decay"], saved["ema_momentum"]) == ("rmsprop", 1e-5, 0.5)
     trained = _restored(tf.train.latest_checkpoint(str(run / "checkpoints")), saved["class_number"])
-    averaged = keras.models.load_model(run / "model.keras", compile=False)
-    best = keras.models.load_model(run / "best" / "model.keras", compile=False)
+    averaged = keras.models.load_model(run / network.MODEL_FILE, compile=False)
+    best = keras.models.load_model(run / "best" / network.MODEL_FILE, compile=False)
     kernel = "block5_expand"
     assert not np.allclose(averaged.get_layer(kernel).get_weights()[0], trained.get_layer(kernel).get_weights()[0])
     np.testing.assert_array_equal(averaged.get_layer(kernel).get_weights()[0], best.get_layer(kernel).get_weights()[0])
