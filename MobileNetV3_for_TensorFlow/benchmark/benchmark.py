@@ -30,7 +30,7 @@ Parts (``--parts``, comma-separated):
 The JPEG folders are written under ``--jpeg_root`` (default /tmp/mnv3_benchmark),
 never inside the repository, and reused when they exist.
 
-    python3 benchmark/benchmark.py [--parts training,amp,pipeline] [--networks small,large] [--steps 6]
+    python3 benchmark/benchmark.py [--parts training,amp,pipeline] [--networks small,large] [--steps 6] [--xla off,on]
     python3 benchmark/benchmark.py --parts scaling [--small_count 600 --large_count 12600]
 """
 
@@ -85,7 +85,7 @@ def training_rows(ctx, args):
     reference = {"small": keras.applications.MobileNetV3Small, "large": keras.applications.MobileNetV3Large}
     rows = []
     for network in args.networks.split(","):
-        for xla in (False, True):
+        for xla in [{"off": False, "on": True}[choice] for choice in args.xla.split(",")]:
             run_ctx = dataclasses.replace(ctx, use_xla=xla)
             for name in ("this", "keras.applications"):
                 npu_utils.set_random_seed(0)
@@ -200,6 +200,7 @@ def main():
     parser.add_argument("--steps", type=int, default=6, help="timed steps per configuration")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps (tracing, XLA compile)")
     parser.add_argument("--networks", default="small,large")
+    parser.add_argument("--xla", default="off,on", help="training part: rows without (off) and with (on) XLA")
     parser.add_argument("--pipeline_batches", type=int, default=24)
     parser.add_argument("--jpeg_root", default="/tmp/mnv3_benchmark", help="where the JPEG folders are written")
     parser.add_argument("--small_count", type=int, default=600, help="JPEGs of the small folder (train + 100 val)")
@@ -207,6 +208,8 @@ def main():
     parser.add_argument("--scaling_steps", type=int, default=3, help="training steps of each scaling run")
     npu_utils.add_device_flags(parser)
     args = parser.parse_args()
+    if not set(args.xla.split(",")) <= {"off", "on"}:
+        parser.error(f"--xla={args.xla}: expected off, on or off,on")
     parts = args.parts.split(",")
     ctx = npu_utils.setup_device(args)
     rows = (training_rows(ctx, args) if "training" in parts else []) + (amp_rows(ctx, args) if "amp" in parts else [])

@@ -232,9 +232,10 @@ def _restore_or_start(args, ctx, dataset, checkpoint_dir):
     if manager.latest_checkpoint:
         error = npu_utils.restore_checkpoint(checkpoint, manager.latest_checkpoint)
         if error:
-            raise UserError(f"cannot resume {manager.latest_checkpoint} in --model_dir={args.save_dir}: {error}. "
-                            "A checkpoint continues only with the network that wrote it (--model, --alpha, "
-                            "--class_number, --task): start over with --resume=False, or choose another --model_dir")
+            # The network flags came from the run's config.json (take_resumed_settings): what still
+            # differs is the class count, or the stack that wrote the checkpoint; the error says which.
+            raise UserError(f"cannot resume {manager.latest_checkpoint} in --model_dir={args.save_dir}: {error}; "
+                            "start over with --resume=False, or choose another --model_dir")
         state.step = int(global_step.numpy())
         state.best_value = _read_best(os.path.join(args.save_dir, "best"), BEST_METRIC[args.task])
         print(f"[train] resumed from {manager.latest_checkpoint} at step {state.step}", flush=True)

@@ -93,6 +93,53 @@ def test_decoupled_weight_decay_and_moving_average_follow_keras3(tmp_path):
     assert not npu_utils.overwrite_with_moving_average(plain, variables)
 
 
+# Five RMSprop steps with weight decay and a moving average (the paper recipe's optimizer) on an LR-ASPP
+# model from the weights in argv[1]; prints the losses and the averaged weights' sum.
+FIVE_STEPS = """
+import sys, types
+import numpy as np
+import tensorflow as tf
+from common import npu_utils
+from model.lraspp import build_lraspp
+from runtime.recipe import WarmupDecay, averaged_weights, make_loss, make_optimizer
+model = build_lraspp("small", 0.5, 3, bn_momentum=0.9)
+npu_utils.load_portable_weights(model, sys.argv[1])
+rng = np.random.default_rng(0)
+images = tf.constant(rng.uniform(0, 255, (2, 32, 32, 3)).astype("float32"))
+masks = tf.constant(rng.integers(0, 3, (2, 32, 32)).astype("int32"))
+ctx = types.SimpleNamespace(precision=types.SimpleNamespace(loss_scaling=False, policy="float32"),
+                            wrap_optimizer=lambda optimizer, initial_scale=None: optimizer)
+flags = types.SimpleNamespace(optimizer="rmsprop", weight_decay=0.01, ema_momentum=0.5, loss_scale=None)
+optimizer = make_optimizer(ctx, flags, WarmupDecay(0.003, 5))
+loss_fn = make_loss(model, "segmentation", 3, 0.0)
+npu_utils.build_optimizer(optimizer, model.trainable_variables)
+for _ in range(5):
+    with tf.GradientTape() as tape:
+        loss = loss_fn(images, masks)
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    print("loss", float(loss))
+with averaged_weights(optimizer, model.trainable_variables):
+    print("average", float(sum(tf.reduce_sum(v) for v in model.trainable_variables)))
+"""
+
+
+def test_decay_and_average_give_the_same_steps_on_both_stacks(tmp_path, python_env):
+    from model.lraspp import build_lraspp
+    npu_utils.set_random_seed(0)
+    npu_utils.save_portable_weights(build_lraspp("small", 0.5, 3, bn_momentum=0.9), str(tmp_path / "init.npz"))
+    env = dict(python_env, PYTHONPATH=os.pathsep.join([MODEL_DIR, os.path.dirname(MODEL_DIR)]))
+    outputs = []
+    for python in (sys.executable, other_stack_python()):
+        result = subprocess.run([python, "-c", FIVE_STEPS, str(tmp_path / "init.npz")], cwd=MODEL_DIR, env=env,
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-2000:]
+        outputs.append([float(line.split()[1]) for line in result.stdout.splitlines()
+                        if line.startswith(("loss ", "average "))])
+    assert len(outputs[0]) == 6 and outputs[0][0] > outputs[0][4]
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5)
+
+
 def test_training_on_the_stand_in_adapter(tmp_path, python_env):
     data = _classes(tmp_path / "data")
     env = dict(python_env, PYTHONPATH=os.pathsep.join([NPU_STAND_IN, python_env.get("PYTHONPATH", "")]))
