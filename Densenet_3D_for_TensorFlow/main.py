@@ -41,7 +41,7 @@ def main(argv=None):
     model, optimizer = runner.build_network(args, ctx)   # tf_models + Adam
 
     if args.mode in ("train", "train_test"):
-        runner.train(args, ctx, model, optimizer, data)  # writes config.json after its checks
+        model = runner.train(args, ctx, model, optimizer, data)  # writes config.json after its checks
     if args.mode in ("test", "train_test") and ctx.is_chief and not args.benchmark:
         runner.test(args, model, data, trained_here=args.mode == "train_test")
     if args.mode == "predict" and ctx.is_chief:

@@ -24,6 +24,7 @@ import dataclasses
 import math
 import os
 import shutil
+import tempfile
 import time
 
 import numpy as np
@@ -165,7 +166,7 @@ class TrainState:
     image_paths: dict  # case_id -> {modality: path} or None (RunData.image_paths)
     steps_per_epoch: int
     total_steps: int
-    saving: bool  # the chief saves checkpoints, except in --benchmark runs
+    saving: bool  # every rank saves checkpoints (the others into a scratch folder), except in --benchmark runs
     step: int = 0  # steps done, counting those of the run this one continues
     first_step_sec: float = None  # the timer's elapsed() after this run's first step (graph tracing)
 
@@ -191,9 +192,11 @@ def restore_or_start(args, ctx, model, optimizer, data, log=print):
         total_steps = min(total_steps, args.max_steps)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
                                      step=tf.Variable(0, dtype=tf.int64, trainable=False, name="step"))
-    folder = os.path.join(args.model_dir, "checkpoints")
-    saving = ctx.is_chief and not args.benchmark
-    if saving and args.resume is False and os.path.isdir(folder):
+    saving = not args.benchmark
+    # Every rank takes part in a save: on Keras 2 a BN statistic is a per-worker (ON_READ) variable whose
+    # saved value is a collective mean over the workers. The other ranks write into a scratch folder.
+    folder = os.path.join(args.model_dir, "checkpoints") if ctx.is_chief else tempfile.mkdtemp(prefix="dense3d-")
+    if ctx.is_chief and saving and args.resume is False and os.path.isdir(folder):
         shutil.rmtree(folder)
         log(f"[train] --resume=False: deleted the checkpoints in {folder}, starting over")
     manager = tf.train.CheckpointManager(checkpoint, folder, max_to_keep=3, checkpoint_name="ckpt")
@@ -206,7 +209,7 @@ def restore_or_start(args, ctx, model, optimizer, data, log=print):
         log(f"[train] continuing from {latest} (step {int(checkpoint.step)})")
         if args.load_path:
             log(f"[train] -lp {args.load_path} not used: -c continues this run's own checkpoint")
-    elif latest and saving and args.resume is None:
+    elif latest and ctx.is_chief and saving and args.resume is None:
         raise UserError(f"--model_dir {args.model_dir} already has checkpoints ({latest}): pass -c True "
                         "(--resume=True) to continue that run, --resume=False to start over, or choose another "
                         "--model_dir")
@@ -271,7 +274,7 @@ def train_epoch(state, train_step, timer):
 
 
 def train(args, ctx, model, optimizer, data, log=print):
-    """Train on ``data.train_cases`` (this rank's share), saving checkpoints on the chief.
+    """Train on ``data.train_cases`` (this rank's share), saving checkpoints on the chief; returns the model to test.
 
     Every epoch samples --tumour_centres + --background_centres patches per case;
     checkpoints go to ``<model_dir>/checkpoints`` every --save_every_steps and at
@@ -285,7 +288,22 @@ def train(args, ctx, model, optimizer, data, log=print):
       TrainingDiverged: a non-finite loss or weights; the last good checkpoint stays the latest.
     """
     state = restore_or_start(args, ctx, model, optimizer, data, log)
-    if state.saving:
+    try:
+        _train_from(state, args, ctx, model, optimizer, log)
+    finally:
+        if not ctx.is_chief and state.saving:
+            shutil.rmtree(state.manager.directory, ignore_errors=True)
+    if ctx.multi_worker and ctx.is_chief and state.saving:
+        # Reading a per-worker BN statistic (Keras 2) is a collective, which the chief's test cannot run
+        # once the other ranks have finished: it tests a copy outside the strategy, from the last checkpoint.
+        model = tf_models.build_model(args.model_name, width_multiplier=args.width_multiplier)
+        npu_utils.load_portable_weights(model, npu_utils.portable_weights_path(state.manager.latest_checkpoint))
+    return model
+
+
+def _train_from(state, args, ctx, model, optimizer, log):
+    """The loop of :func:`train` from ``state`` to its last step, then the speed METRIC lines."""
+    if state.saving and ctx.is_chief:
         config.save_run_config(args, ctx)
     global_batch = args.batch_size * ctx.ranks.rank_size
     log(f"[train] {args.model_name}: {len(state.cases)} cases on this rank, {state.steps_per_epoch} steps per "

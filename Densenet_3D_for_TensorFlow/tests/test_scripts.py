@@ -37,12 +37,11 @@ LOG_KEYS = ["Network", "RankSize", "BatchSize", "DeviceType", "CaseName", "Actua
 
 @pytest.fixture(scope="module")
 def script_repo(tmp_path_factory):
-    """A repository copy: this model's code and scripts, common/ linked, and as its .venv (which the
-    scripts run) the venv of this test, so that each stack's pass runs the scripts on that stack."""
+    """A repository copy: this model's code and scripts, common/ and .venv linked."""
     root = tmp_path_factory.mktemp("repo")
     os.symlink(os.path.join(REPO_ROOT, "common"), root / "common")
-    if sys.prefix != sys.base_prefix:
-        os.symlink(sys.prefix, root / ".venv")
+    if os.path.isdir(os.path.join(REPO_ROOT, ".venv")):
+        os.symlink(os.path.join(REPO_ROOT, ".venv"), root / ".venv")
     shutil.copytree(MODEL_DIR, root / os.path.basename(MODEL_DIR),
                     ignore=shutil.ignore_patterns("tests", "output", "results", "__pycache__", "*.log"))
     return root / os.path.basename(MODEL_DIR)
