@@ -69,12 +69,13 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 def build_parser():
     """The argparse parser of main.py; config keys default to None (= from the config file)."""
     parser = argparse.ArgumentParser(
-        description="MobileNetV3 Small/Large classification and LR-ASPP segmentation (TF2/Keras 3).",
+        description="MobileNetV3 Small/Large classification and LR-ASPP segmentation (TF 2.21 / Keras 3 or "
+                    "TF 2.6.5 / Keras 2.6).",
         formatter_class=_HelpFormatter, allow_abbrev=False)
     parser.add_argument("--config", default=DEFAULT_CONFIG, help="JSON file of the config keys")
     parser.add_argument("--mode", choices=MODES, default="train",
                         help="train; evaluate (validation split); train_and_evaluate; "
-                             "predict (--input); export (SavedModel + .keras)")
+                             "predict (--input); export (SavedModel + the Keras model file)")
     parser.add_argument("--task", choices=("classification", "segmentation"), default="classification",
                         help="class folders, or image/mask pairs with the LR-ASPP head")
 
@@ -98,8 +99,8 @@ def build_parser():
     config.add_argument("--weights", default=None,
                         help="training: where to start: imagenet (keras.applications' ImageNet weights of "
                              "the same --model and --alpha), a keras.applications .h5 weights file, or an "
-                             "earlier run: its folder, a .keras model or a checkpoint (backbone only when the "
-                             "class count differs); evaluate, predict and export ignore it")
+                             "earlier run (of either stack): its folder, its model file or a checkpoint "
+                             "(backbone only when the class count differs); evaluate, predict and export ignore it")
 
     data = parser.add_argument_group("data")
     data.add_argument("--data_path", default=None,
