@@ -103,7 +103,9 @@ def training_rows(ctx, args):
 
 def amp_rows(ctx, args):
     """This network in float32 and with --use_amp, paired per network."""
-    amp = npu_utils.choose_precision("cpu", use_amp=True, bf16_capable=npu_utils.cpu_has_bf16())
+    # As main.py chooses (common/npu_utils.setup_device): TF 2.6.5 has no bfloat16 CPU convolutions.
+    amp = npu_utils.choose_precision("cpu", use_amp=True,
+                                     bf16_capable=npu_utils.CPU_BFLOAT16 and npu_utils.cpu_has_bf16())
     rows = []
     for network in args.networks.split(","):
         for policy in ("float32", amp.policy):
