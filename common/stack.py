@@ -64,13 +64,6 @@ def register_serializable(package):
     return keras.utils.register_keras_serializable(package=package)
 
 
-def hard_swish(x):
-    """h-swish of MobileNetV3, ``x * relu6(x + 3) / 6`` (Keras 3's built-in; defined here for Keras 2.6)."""
-    if KERAS3:
-        return keras.activations.hard_swish(x)
-    return x * tf.nn.relu6(x + 3.0) * (1.0 / 6.0)
-
-
 def hard_sigmoid_layer(x, name):
     """MobileNetV3's hard sigmoid ``relu6(x + 3) / 6`` on the Keras tensor ``x``, as stock layers named ``name...``.
 
