@@ -37,8 +37,7 @@ import metrics
 import n4_correction
 import tf_models
 from common import npu_utils
-from common.npu_utils import keras
-from common.npu_utils import TrainingDiverged, UserError
+from common.npu_utils import TrainingDiverged, UserError, keras
 
 
 def setup(args):
