@@ -57,7 +57,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_name", default="dense24", choices=tf_models.MODEL_NAMES)
     parser.add_argument("--shape", type=int, nargs=3, default=(240, 240, 155), help="volume for inference timing")
-    parser.add_argument("--block_size", type=int, default=122, help="block inference: kept block edge")
+    parser.add_argument("--block_size", type=int, default=102, help="block inference: kept block edge")
     parser.add_argument("--windows", type=int, default=48, help="windows timed for the extrapolation")
     parser.add_argument("--window_batch", type=int, default=8, help="windows per network call")
     parser.add_argument("--train_steps", type=int, default=10, help="timed training steps (after 2 warm-up)")
@@ -142,7 +142,7 @@ def report_inference(args, image, policies):
     block_s, labels = time_block(model, args.model_name, image, args.block_size)
     window_s, timed, run, total, same = time_windows(model, image, labels, args.windows, args.window_batch)
     window_run, window_all = window_s / timed * run, window_s / timed * total
-    print(f"inference {image.shape[:3]} float32: block method {block_s:.1f} s (blocks of at most "
+    print(f"inference {image.shape[:3]} float32: block method {block_s:.1f} s (blocks of "
           f"{args.block_size}^3 kept); window method {window_s:.1f} s for {timed} windows -> "
           f"{window_run:.0f} s for the {run} with a non-zero input ({window_all:.0f} s for all {total}); "
           f"block is {window_run / block_s:.1f}x faster ({window_all / block_s:.1f}x against all windows); "

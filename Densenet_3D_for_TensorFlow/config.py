@@ -87,7 +87,8 @@ def build_parser():
                         help="block: fully convolutional blocks, every head voxel; window: the reference's "
                              "grid of 38^3 windows (3,564 on 240x240x155), every voxel at least 13 from the "
                              "border (the border stays 0) (default %(default)s)")
-    parser.add_argument("--block_size", type=int, default=122,
+    # 102: a BraTS head box (about 203x203x131) takes 2x2x2 blocks of 102^3 kept (128^3 read).
+    parser.add_argument("--block_size", type=int, default=102,
                         help="kept block edge of block inference, voxels: every block is this cube plus a "
                              "13-voxel margin (one shape for every case); memory grows with its cube "
                              "(default %(default)s)")

@@ -15,7 +15,7 @@ n4=""                 # -nc; empty: main.py's default (True, False for dense24_n
 patch_size=38         # training patch edge (-ws/-hs/-cs); labelled centre = patch_size - 26 (-ps)
 centres=200           # tumour and background patch centres per case and epoch, each
 width_multiplier=1.0  # 1.0 is the paper's network; smaller only for smoke tests
-block_size=96         # block inference: largest kept block edge
+block_size=102        # block inference: kept block edge (every block this cube plus a 13-voxel margin)
 seed=1234
 load_path=""          # -lp: initial weights (fine-tuning) from a run folder, checkpoints/ or a prefix
 inference=block       # block | window (the reference's 38^3 windows)
