@@ -66,12 +66,18 @@ def parse_metric_lines(text):
 
 
 def throughput(steps, warmup_steps):
-    """Mean images/sec over step lines after ``warmup_steps``.
+    """Mean images/sec over the step lines after the warm-up of the run segment they come from.
 
-    When every logged step is a warm-up step (a very short run), the first
-    line (graph tracing and compilation) is still left out if there are others.
+    The warm-up is counted from where the segment started, which a resumed
+    run's log does not say: one logging interval before its first line (the
+    gap between its first two lines). So a run resumed at step 161 leaves out
+    its first, graph-tracing, lines as a fresh run does. When every logged
+    step is a warm-up step (a very short run), the first line is still left
+    out if there are others.
     """
-    kept = [s for s in steps if s[0] > warmup_steps]
+    first = steps[0][0]
+    start = first - (steps[1][0] - first if len(steps) > 1 else 1)
+    kept = [s for s in steps if s[0] > start + warmup_steps]
     if not kept:
         kept = steps[1:] or steps
     return sum(s[2] for s in kept) / len(kept)
@@ -90,6 +96,7 @@ class Summary:
     losses: list
     accuracy: float = None
     extra: dict = dataclasses.field(default_factory=dict)
+    run: list = dataclasses.field(default_factory=list)  # (key, value) of a run over several segments
 
     @property
     def training_time_ms(self):
@@ -114,6 +121,7 @@ class Summary:
         pairs.append(("ActualLoss", f"{self.losses[-1]:.6f}"))
         pairs.append(("E2ETrainingTime", self.e2e_sec))
         pairs.extend((key, f"{value:.4f}") for key, value in self.extra.items())
+        pairs.extend(self.run)
         return [f"{key} = {value}" for key, value in pairs]
 
 
@@ -149,6 +157,65 @@ def write_summary(summary, output_dir):
 
 
 # --------------------------------------------------------------------------
+# A run folder (--ckpt_path) over several segments: a run killed and rerun
+# --------------------------------------------------------------------------
+
+SEGMENT_RE = re.compile(r"segment-(\d+)")
+
+
+def _segment_folders(run_folder):
+    """The run's segment log folders ``<run_folder>/logs/segment-NNN``, oldest first."""
+    logs = os.path.join(run_folder, "logs")
+    names = os.listdir(logs) if os.path.isdir(logs) else []
+    numbered = sorted((int(m.group(1)), n) for m, n in ((SEGMENT_RE.fullmatch(n), n) for n in names) if m)
+    return [os.path.join(logs, name) for _, name in numbered]
+
+
+def new_segment(run_folder):
+    """Create the next segment's log folder in ``run_folder/logs/`` and note when it started."""
+    folders = _segment_folders(run_folder)
+    number = int(SEGMENT_RE.fullmatch(os.path.basename(folders[-1])).group(1)) + 1 if folders else 1
+    folder = os.path.join(run_folder, "logs", f"segment-{number:03d}")
+    os.makedirs(folder)
+    with open(os.path.join(folder, "started"), "w", encoding="utf-8") as handle:
+        handle.write(f"{time.time():.3f}\n")
+    return folder
+
+
+def run_history(run_folder, log_name):
+    """``(steps, segments, seconds)`` of every segment's ``log_name``: the step lines by step number
+    (a step trained again after a kill counts once, as the later segment logged it), how many
+    segments, and their wall-clock seconds (start to the log's last write; a killed one included)."""
+    by_step, seconds, segments = {}, 0.0, 0
+    for folder in _segment_folders(run_folder):
+        path = os.path.join(folder, log_name)
+        if not os.path.isfile(path):
+            continue
+        segments += 1
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for step in filter(None, map(parse_step_line, handle)):
+                by_step[step[0]] = step
+        try:
+            with open(os.path.join(folder, "started"), encoding="utf-8") as handle:
+                seconds += max(os.path.getmtime(path) - float(handle.read()), 0.0)
+        except (OSError, ValueError):
+            pass  # a segment without its start time adds its steps, not its time
+    return [by_step[k] for k in sorted(by_step)], segments, seconds
+
+
+def add_run_history(summary, run_folder, log_name, segment_steps):
+    """Make ``summary`` speak for the whole run: the loss file over every segment's steps, and
+    ``SegmentSteps``, ``RunSteps``, ``RunSegments``, ``RunE2ETrainingTime`` after its keys."""
+    steps, segments, seconds = run_history(run_folder, log_name)
+    if not steps:
+        return
+    summary.losses = [s[1] for s in steps]
+    summary.run = [("SegmentSteps", f"{segment_steps[0][0]}-{segment_steps[-1][0]}"),
+                   ("RunSteps", f"{steps[0][0]}-{steps[-1][0]}"), ("RunSegments", segments),
+                   ("RunE2ETrainingTime", int(seconds))]
+
+
+# --------------------------------------------------------------------------
 # The launcher behind every test/*.sh script
 # --------------------------------------------------------------------------
 
@@ -176,6 +243,9 @@ def _launch_parser():
     parser.add_argument("--warmup_steps", type=int, default=0,
                         help="TRAIN lines up to this step number are left out of the FPS average "
                              "(pass the logging period to drop the first, tracing, interval)")
+    parser.add_argument("--run_folder", default=None,
+                        help="the run folder kept across reruns (--ckpt_path): each rank's log of every run "
+                             "goes to its logs/segment-NNN/ too, and the summary covers all segments")
     parser.add_argument("--precision_mode", default="", help="passed on when set")
     for flag in ("over_dump", "data_dump_flag", "profiling", "autotune"):
         parser.add_argument(f"--{flag}", type=str2bool, default=False)
@@ -219,34 +289,58 @@ def _show_progress():
 _STARTUP_NOISE = re.compile(r"All log messages before absl::InitializeLog|oneDNN custom operations are on")
 
 
-def _copy_lines(source, log, echo):
-    """Write each line of ``source`` to ``log`` and, with ``echo``, to stdout, as it comes."""
+def _copy_lines(source, logs, echo):
+    """Write each line of ``source`` to every file of ``logs`` and, with ``echo``, to stdout, as it comes."""
     for line in source:
-        log.write(line)
-        log.flush()
+        for log in logs:
+            log.write(line)
+            log.flush()
         if echo and not _STARTUP_NOISE.search(line):
             sys.stdout.write(line)
             sys.stdout.flush()
     source.close()
-    log.close()
+    for log in logs:
+        log.close()
 
 
-def _start_rank(rank_id, device_id, command, env, output_root, echo):
-    """Start one rank in a fresh ``output_root/<device_id>`` (with ``ckpt/``); returns (process, folder, log, copier)."""
+def _clear(folder, keep=None):
+    """Remove ``folder`` (made anew by every run), all but ``keep`` and the folders that lead to it
+    when the run folder (--ckpt_path) lies inside it."""
+    keep = os.path.abspath(keep) if keep else None
+    folder = os.path.abspath(folder)
+    if keep is None or not keep.startswith(folder + os.sep):
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if keep == path:
+            continue
+        if keep.startswith(path + os.sep):
+            _clear(path, keep)
+        elif os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.remove(path)
+
+
+def _start_rank(rank_id, device_id, command, env, output_root, echo, segment=None):
+    """Start one rank in a fresh ``output_root/<device_id>`` (with ``ckpt/``), its log also in the run's
+    ``segment`` folder when there is one; returns (process, folder, log, copier)."""
     rank_dir = os.path.join(output_root, str(device_id))
-    shutil.rmtree(rank_dir, ignore_errors=True)
-    os.makedirs(os.path.join(rank_dir, "ckpt"))
-    log_path = os.path.join(rank_dir, f"train_{device_id}.log")
+    _clear(rank_dir, keep=segment and os.path.dirname(os.path.dirname(segment)))
+    os.makedirs(os.path.join(rank_dir, "ckpt"), exist_ok=True)
+    log_name = f"train_{device_id}.log"
     rank_command = [part.replace("{output_dir}", rank_dir) for part in command]
     rank_env = dict(env, RANK_ID=str(rank_id), ASCEND_DEVICE_ID=str(device_id), DEVICE_ID=str(device_id))
-    log = open(log_path, "w", encoding="utf-8")
-    log.write("command: " + " ".join(rank_command) + "\n")
-    log.flush()
+    logs = [open(os.path.join(folder, log_name), "w", encoding="utf-8") for folder in filter(None, (rank_dir, segment))]
+    for log in logs:
+        log.write("command: " + " ".join(rank_command) + "\n")
+        log.flush()
     process = subprocess.Popen(rank_command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=rank_env,
                                text=True, errors="replace")
-    copier = threading.Thread(target=_copy_lines, args=(process.stdout, log, echo), daemon=True)
+    copier = threading.Thread(target=_copy_lines, args=(process.stdout, logs, echo), daemon=True)
     copier.start()
-    return process, rank_dir, log_path, copier
+    return process, rank_dir, os.path.join(rank_dir, log_name), copier
 
 
 def launch(argv):
@@ -267,8 +361,10 @@ def launch(argv):
         env["WORKER_HOSTS"] = ",".join(f"127.0.0.1:{p}" for p in _free_ports(ranks.rank_size))
 
     start = time.time()
+    segment = new_segment(args.run_folder) if args.run_folder else None
     ranks_started = [_start_rank(rank, ranks.device_id if ranks.rank_size == 1 else rank_id_start + rank,
-                                 command, env, args.output_root, echo=rank == 0 and _show_progress())
+                                 command, env, args.output_root, echo=rank == 0 and _show_progress(),
+                                 segment=segment)
                      for rank in range(ranks.rank_size)]
     statuses = [process.wait() for process, _, _, _ in ranks_started]
     for *_, copier in ranks_started:
@@ -295,8 +391,14 @@ def _report(args, rank_size, case_name, e2e_sec, chief_dir, chief_log):
     except UserError as error:
         print(f"[Error] {error}; log: {chief_log}", file=sys.stderr)
         return 1
+    segment_steps = [s for s in map(parse_step_line, log_text.splitlines()) if s is not None]
+    if args.run_folder:
+        add_run_history(summary, args.run_folder, os.path.basename(chief_log), segment_steps)
     write_summary(summary, chief_dir)
     print("\n".join(summary.result_lines()))
+    if summary.run:
+        print("Run: " + ", ".join(f"{key} {value}" for key, value in summary.run)
+              + f" (every segment's logs in {os.path.join(args.run_folder, 'logs')})")
     print(f"Summary: {os.path.join(chief_dir, case_name + '.log')}")
     if not math.isfinite(summary.losses[-1]):
         print(f"[Error] the last logged loss is {summary.losses[-1]}", file=sys.stderr)

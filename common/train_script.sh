@@ -85,8 +85,9 @@ mz_common_help() {
     --train_epochs=N         epochs (default ${train_epochs})
     --train_steps=N          step cap, 0 = none; --max_step and --max_steps are aliases (default ${train_steps})
     --learning_rate=X        (default ${learning_rate})
-    --ckpt_path=DIR          run folder kept across reruns: checkpoints, config.json (default: output/<device>/ckpt,
-                             recreated by every run)
+    --ckpt_path=DIR          run folder kept across reruns: checkpoints, config.json, every run's logs in
+                             logs/segment-NNN/ (default: output/<device>/ckpt, recreated by every run); never
+                             deleted, also when it lies inside output/
     --resume=True|False      with --ckpt_path, continue from its last checkpoint when it holds one (default ${resume})
   ${Network} flags:
 HELP
@@ -157,8 +158,9 @@ mz_require_data_path() {
 # output/<device>/${CaseName}.log. Exits with the training's status.
 mz_launch() {
   cd "${model_dir}" || exit 1
+  # A --ckpt_path run folder keeps every run's logs (logs/segment-NNN/) and the summary covers them all.
   "${mz_python}" "${repo_root}/common/launcher.py" launch \
-    --output_root="${cur_path}/output" \
+    --output_root="${cur_path}/output" ${ckpt_path:+"--run_folder=${run_folder}"} \
     --precision_mode="${precision_mode}" --over_dump="${over_dump}" \
     --data_dump_flag="${data_dump_flag}" --data_dump_step="${data_dump_step}" \
     --profiling="${profiling}" --autotune="${autotune}" "$@"

@@ -372,6 +372,15 @@ def test_throughput_leaves_out_warmup_steps():
     assert launcher.throughput(steps[:1], warmup_steps=5) == 2.0
 
 
+def test_throughput_counts_the_warmup_from_where_a_resumed_segment_starts():
+    # Resumed at step 160, a line every step: its first line (161) holds the tracing, not 1.
+    every_step = [(161, 1.0, 1.0, 0), (162, 1.0, 10.0, 0), (163, 1.0, 20.0, 0)]
+    assert launcher.throughput(every_step, warmup_steps=1) == 15.0
+    # Resumed at step 160, a line every 100 steps: the first interval (161-200) is the warm-up.
+    every_100 = [(200, 1.0, 1.0, 0), (300, 1.0, 10.0, 0), (400, 1.0, 20.0, 0)]
+    assert launcher.throughput(every_100, warmup_steps=100) == 15.0
+
+
 LOG = "\n".join([npu_utils.format_step_line(s, 1.0 / s, 10.0 * s, s) for s in (1, 2, 3, 4)]
                 + [npu_utils.format_metric_line("dice", 0.8125), npu_utils.format_metric_line("tc", 0.5)])
 
@@ -459,6 +468,51 @@ def test_launch_shows_rank_0_lines_as_they_come_only_when_asked(tmp_path):
     assert "oneDNN" not in shown.stdout
     log = (tmp_path / "output" / "0" / "train_0.log").read_text()
     assert "TRAIN step=3" in log and "oneDNN custom operations" in log
+
+
+SEGMENT_SCRIPT = f"""
+    import sys
+    sys.path.insert(0, {REPO_ROOT!r})
+    from common import npu_utils
+    first, last, status = (int(a) for a in sys.argv[1:4])
+    for step in range(first, last + 1):
+        print(npu_utils.format_step_line(step, 1.0 / step, 100.0 if step == first else 10.0, step))
+    print(npu_utils.format_metric_line("dice", 0.75))
+    sys.exit(status)
+"""
+
+
+def test_a_run_folder_keeps_every_segment_and_the_summary_covers_the_whole_run(tmp_path):
+    """A run folder inside output/ (what a ModelZoo user types) survives the next run; a failed
+    first segment and a second one give one loss file and the whole run's step range."""
+    (tmp_path / "train.py").write_text(textwrap.dedent(SEGMENT_SCRIPT))
+    run_folder = tmp_path / "output" / "0" / "ckpt"
+    run_folder.mkdir(parents=True)
+    (run_folder / "ckpt-3.index").write_text("a checkpoint")
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK_SIZE", "RANK_ID", "TF_CONFIG", "WORKER_HOSTS")}
+
+    def launch(first, last, status):
+        return subprocess.run([sys.executable, LAUNCHER, "launch", "--network=Net", "--batch_size=2",
+                               "--case_kind=acc", "--accuracy_key=dice", "--warmup_steps=1",
+                               f"--output_root={tmp_path}/output", f"--run_folder={run_folder}", "--",
+                               sys.executable, str(tmp_path / "train.py"), str(first), str(last), str(status)],
+                              capture_output=True, text=True, env=env, timeout=60)
+
+    assert launch(1, 5, 9).returncode == 9  # killed or failed: no summary, its log kept
+    second = launch(4, 8, 0)  # resumed from a checkpoint at step 3
+    assert second.returncode == 0, second.stderr
+    assert (run_folder / "ckpt-3.index").read_text() == "a checkpoint"
+    segments = sorted(os.listdir(run_folder / "logs"))
+    assert segments == ["segment-001", "segment-002"]
+    assert "TRAIN step=5 " in (run_folder / "logs" / "segment-001" / "train_0.log").read_text()
+    losses = (tmp_path / "output" / "0" / "train_Net_bs2_1p_acc_loss.txt").read_text().split()
+    assert losses == [f"{1 / s:.6f}" for s in range(1, 9)]
+    values = dict(line.split(" = ") for line in
+                  (tmp_path / "output" / "0" / "Net_bs2_1p_acc.log").read_text().splitlines())
+    assert values["ActualFPS"] == "10.00"  # the resumed segment's first (tracing) line is left out
+    assert (values["SegmentSteps"], values["RunSteps"], values["RunSegments"]) == ("4-8", "1-8", "2")
+    assert int(values["RunE2ETrainingTime"]) >= int(values["E2ETrainingTime"])
+    assert "Run: SegmentSteps 4-8, RunSteps 1-8, RunSegments 2" in second.stdout
 
 
 def test_launch_failure_prints_no_summary(tmp_path):

@@ -40,6 +40,10 @@ mz_parse_flags "$@"
 mz_run_folder
 echo "batch=${batch_size} epochs=${train_epochs} steps=${train_steps} lr=${learning_rate} depth=${depth}"
 echo "folder=${run_folder} resume=${run_resume}"
+if [ -n "${LAUNCH:-}" ]; then
+  mz_launch --network=Fake --batch_size="${batch_size}" --case_kind=perf -- \
+    "${mz_python}" -c "print('TRAIN step=1 loss=0.5 images_per_sec=2.0 elapsed_sec=1.0')"
+fi
 """
 
 
@@ -53,9 +57,11 @@ def fake_model(tmp_path):
     script.write_text(FAKE_SCRIPT)
     (tmp_path / "data").mkdir()
 
-    def run(*flags):
-        return subprocess.run(["bash", str(script), *flags], capture_output=True, text=True, timeout=30,
-                              cwd=tmp_path)
+    def run(*flags, launch=False):
+        env = dict(os.environ, **({"LAUNCH": "1"} if launch else {}))
+        env.pop("RANK_SIZE", None)
+        return subprocess.run(["bash", str(script), *flags], capture_output=True, text=True, timeout=60,
+                              cwd=tmp_path, env=env)
     return run
 
 
@@ -81,6 +87,18 @@ def test_ckpt_path_is_an_absolute_folder_that_resumes_unless_told_not_to(fake_mo
     assert result.returncode == 0, result.stderr
     assert f"folder={tmp_path}/runs/a resume=True" in result.stdout and (tmp_path / "runs" / "a").is_dir()
     assert "resume=False" in fake_model("--data_path=data", "--ckpt_path=runs/a", "--resume=False").stdout
+
+
+def test_a_ckpt_path_inside_output_survives_the_next_run_with_every_runs_log(fake_model, tmp_path):
+    output = tmp_path / "repo" / "Fake_for_TensorFlow" / "test" / "output"
+    for _ in range(2):
+        result = fake_model("--data_path=data", "--ckpt_path=repo/Fake_for_TensorFlow/test/output/0/ckpt",
+                            launch=True)
+        assert result.returncode == 0, result.stderr
+        (output / "0" / "ckpt" / "ckpt-1.index").write_text("kept")
+    assert (output / "0" / "ckpt" / "ckpt-1.index").read_text() == "kept"
+    assert sorted(os.listdir(output / "0" / "ckpt" / "logs")) == ["segment-001", "segment-002"]
+    assert "RunSegments = 2" in (output / "0" / "Fake_bs8_1p_perf.log").read_text()
 
 
 @pytest.mark.parametrize("flags, message", [
