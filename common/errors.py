@@ -14,6 +14,7 @@
 """The two exceptions every entry point turns into one line and an exit status, never a traceback."""
 
 import functools
+import os
 import sys
 
 USER_ERROR_EXIT = 2
@@ -34,9 +35,17 @@ def exit_on_user_error(main):
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
         try:
-            return main(*args, **kwargs)
+            result = main(*args, **kwargs)
         except (UserError, TrainingDiverged) as error:
             print(f"error: {error}", file=sys.stderr, flush=True)
             sys.exit(DIVERGED_EXIT if isinstance(error, TrainingDiverged) else USER_ERROR_EXIT)
+        if os.environ.get("TF_CONFIG") and os.environ.get("RANK_SIZE", "1") not in ("", "1") and not result:
+            # A MultiWorkerMirroredStrategy worker that finished its work can abort while TensorFlow
+            # tears down its collective runtime at interpreter exit ("terminate called without an
+            # active exception", SIGABRT; tensorflow#55250, seen here on TF 2.6.5): leave without it.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+        return result
 
     return wrapper

@@ -62,6 +62,25 @@ def test_bad_bool_and_bad_precision_mode_are_flag_errors(capsys):
     assert "--precision_mode" in capsys.readouterr().err
 
 
+def test_a_finished_multi_worker_process_leaves_without_tensorflows_teardown():
+    script = textwrap.dedent(f"""
+        import atexit, sys
+        sys.path.insert(0, {REPO_ROOT!r})
+        from common import npu_utils
+        atexit.register(lambda: print("teardown ran"))
+
+        @npu_utils.exit_on_user_error
+        def main():
+            print("trained", end="")
+        main()
+    """)
+    for env, teardown in (({"TF_CONFIG": "{}", "RANK_SIZE": "2"}, False), ({"RANK_SIZE": "2"}, True)):
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                                env=dict({k: v for k, v in os.environ.items() if k != "TF_CONFIG"}, **env))
+        assert result.returncode == 0 and result.stdout.startswith("trained")
+        assert ("teardown ran" in result.stdout) == teardown
+
+
 def test_exit_on_user_error_prints_one_line_and_exits_2(capsys):
     @npu_utils.exit_on_user_error
     def main():
