@@ -43,7 +43,7 @@ from common.cluster import Ranks, read_ranks, worker_tf_config  # noqa: F401
 from common.errors import DIVERGED_EXIT, TrainingDiverged, UserError, exit_on_user_error  # noqa: F401
 
 # Names served from the modules that import TensorFlow, loaded on first use (PEP 562).
-_LAZY = {"common.stack": ("keras", "KERAS3", "STACK", "CHECKPOINT_FAMILY", "MODEL_FILE_SUFFIX", "set_random_seed",
+_LAZY = {"common.stack": ("keras", "STACK", "MODEL_FILE_SUFFIX", "set_random_seed",
                           "register_serializable", "optimizer_variables", "build_optimizer",
                           "hard_sigmoid_layer", "hard_swish_layer", "decoupled_optimizer",
                           "overwrite_with_moving_average", "export_saved_model", "CPU_BFLOAT16"),
