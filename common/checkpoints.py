@@ -24,17 +24,22 @@ A restore on the stack that wrote the checkpoint reads the checkpoint itself
 (model, optimizer, step). On the other stack the weights come from the
 portable file, which serves evaluation, prediction and fine-tuning; resuming
 the optimizer state there is refused in one line.
+
+:class:`RunCheckpoints` gives the three models one set of rules for the
+checkpoints of a run folder: where they live, how many stay, resume / start
+over / refuse, who saves under several workers, and no non-finite weights.
 """
 
 import glob
 import os
+import shutil
 import tempfile
 
 import numpy as np
 import tensorflow as tf
 
 from common import stack
-from common.errors import UserError
+from common.errors import TrainingDiverged, UserError
 
 PORTABLE_SUFFIX = ".weights.npz"
 _META = ("__stack__", "__family__")
@@ -164,3 +169,139 @@ def restore_checkpoint(checkpoint, prefix, partial=False, model=None):
     except (AssertionError, ValueError, tf.errors.OpError) as error:
         tf.get_logger().setLevel("ERROR")
         return str(error).splitlines()[0][:200]
+
+
+CHECKPOINT_SUBDIR = "checkpoints"  # a run folder's checkpoints: <run folder>/checkpoints/ckpt-<step>
+STATE_FILE = "checkpoint"  # TensorFlow's file naming a folder's checkpoints, rewritten after each save
+
+
+def checkpoint_folder(run_dir):
+    """Where the checkpoints of run folder ``run_dir`` live."""
+    return os.path.join(run_dir, CHECKPOINT_SUBDIR)
+
+
+def latest_checkpoint(run_dir):
+    """The prefix of the newest checkpoint of run folder ``run_dir``, or None when it has none.
+
+    TensorFlow writes the state file only after a checkpoint's files, so a
+    killed save leaves the previous checkpoint named.
+
+    Raises:
+      UserError: the state file cannot be parsed, names no checkpoint, or
+        names one whose ``.index`` file is gone.
+    """
+    folder = checkpoint_folder(run_dir)
+    state_file = os.path.join(folder, STATE_FILE)
+    if not os.path.isfile(state_file):
+        return None
+    try:
+        state = tf.train.get_checkpoint_state(folder)
+    except (tf.errors.OpError, ValueError) as error:
+        raise UserError(f"{state_file}: the checkpoint list is unreadable ({str(error).splitlines()[0][:200]}); "
+                        "delete it to start over, or use another run folder") from None
+    prefix = state.model_checkpoint_path if state else ""  # TensorFlow joins a relative name to the folder
+    if not prefix or not os.path.isfile(prefix + ".index"):
+        named = f"names {prefix}, whose .index file is missing" if prefix else "names no checkpoint"
+        raise UserError(f"{state_file}: the checkpoint list {named}; delete it to start over, or use another "
+                        "run folder")
+    return prefix
+
+
+def _delete_checkpoints(folder):
+    """Remove the checkpoints of ``folder`` (files ``ckpt-*`` and the state file); returns how many files went."""
+    doomed = glob.glob(os.path.join(glob.escape(folder), "ckpt-*")) + \
+        glob.glob(os.path.join(glob.escape(folder), STATE_FILE))
+    for path in doomed:
+        os.remove(path)
+    return len(doomed)
+
+
+class RunCheckpoints:
+    """The checkpoints of one training run folder, under the same rules in every model.
+
+    They live in ``<run folder>/checkpoints`` as ``ckpt-<step>``, each with its
+    portable weights (:func:`save_checkpoint`); the newest ``keep`` stay.
+    Under ``MultiWorkerMirroredStrategy`` every worker saves, as TensorFlow's
+    guide for it says (a save of distributed variables is a collective): the
+    chief into the run folder, each other worker into a scratch folder of its
+    own beside it (``.worker-<rank>``), which :meth:`close` removes.
+
+    Args:
+      checkpoint: the ``tf.train.Checkpoint`` (model, optimizer, step, ...).
+      model: the Keras model, whose trainable weights must be finite to be saved.
+      run_dir: the run folder (main.py's --model_dir).
+      ctx: the RunContext (``is_chief``, ``ranks.rank_id``).
+      keep: how many checkpoints stay (--keep_checkpoints).
+    """
+
+    def __init__(self, checkpoint, model, run_dir, ctx, keep=3):
+        self.checkpoint, self.model, self.run_dir, self.keep = checkpoint, model, run_dir, keep
+        self.is_chief = ctx.is_chief
+        folder = checkpoint_folder(run_dir)
+        self.directory = folder if self.is_chief else os.path.join(folder, f".worker-{ctx.ranks.rank_id}")
+        if not self.is_chief:
+            shutil.rmtree(self.directory, ignore_errors=True)  # left by a killed run
+        self.manager = tf.train.CheckpointManager(checkpoint, self.directory, max_to_keep=keep,
+                                                  checkpoint_name="ckpt")
+
+    @property
+    def latest(self):
+        """The run folder's newest checkpoint (what every worker resumes from), or None."""
+        return latest_checkpoint(self.run_dir)
+
+    def restore_or_start(self, resume, log=print):
+        """Continue the run, start it over, or refuse, as ``resume`` (the --resume flag) says.
+
+        True restores the newest checkpoint (model, optimizer, step; a fresh
+        start when there is none), False deletes the run folder's checkpoints
+        (the chief does) and starts fresh, None refuses a folder that holds a
+        checkpoint. Every worker restores from the run folder.
+
+        Returns:
+          The restored checkpoint's prefix, or None for a fresh start.
+
+        Raises:
+          UserError: a checkpoint is there and --resume is not given, or it
+            cannot be restored into this model (its first line says why).
+        """
+        latest = self.latest
+        if resume is None and latest:
+            raise UserError(f"--model_dir={self.run_dir} already holds a checkpoint ({os.path.basename(latest)}): "
+                            "--resume=True continues that run, --resume=False starts over (deleting its "
+                            "checkpoints), or choose another --model_dir")
+        if resume is False:
+            if self.is_chief and _delete_checkpoints(checkpoint_folder(self.run_dir)):
+                log(f"[checkpoint] --resume=False: deleted the checkpoints in {checkpoint_folder(self.run_dir)}; "
+                    "starting over")
+            self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory, max_to_keep=self.keep,
+                                                      checkpoint_name="ckpt")
+            return None
+        if latest is None:
+            if resume:
+                log(f"[checkpoint] --resume=True: no checkpoint in {checkpoint_folder(self.run_dir)} yet; "
+                    "starting fresh")
+            return None
+        error = restore_checkpoint(self.checkpoint, latest)
+        if error:
+            raise UserError(f"--resume: {latest} cannot be continued by this model: {error}; --resume=False "
+                            "starts over, or choose another --model_dir")
+        log(f"[checkpoint] resumed from {latest}")
+        return latest
+
+    def save(self, step):
+        """Write checkpoint ``ckpt-<step>`` (every worker calls it at the same step); returns its prefix.
+
+        Raises:
+          TrainingDiverged: a trainable weight is not finite; nothing is written
+            and the last good checkpoint stays the newest.
+        """
+        bad = [v.name for v in self.model.trainable_variables if not np.isfinite(v.numpy()).all()]
+        if bad:
+            raise TrainingDiverged(f"{len(bad)} weights are not finite at step {step} (first {bad[0]}); nothing "
+                                   f"saved, the last good checkpoint is {self.manager.latest_checkpoint or 'none'}")
+        return save_checkpoint(self.manager, self.model, step)
+
+    def close(self):
+        """Remove a non-chief worker's scratch folder (the chief's checkpoints stay)."""
+        if not self.is_chief:
+            shutil.rmtree(self.directory, ignore_errors=True)

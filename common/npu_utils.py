@@ -48,7 +48,8 @@ _LAZY = {"common.stack": ("keras", "STACK", "MODEL_FILE_SUFFIX", "set_random_see
                           "hard_sigmoid_layer", "hard_swish_layer", "decoupled_optimizer",
                           "overwrite_with_moving_average", "export_saved_model", "CPU_BFLOAT16"),
          "common.checkpoints": ("save_checkpoint", "restore_checkpoint", "save_portable_weights",
-                                "load_portable_weights", "portable_weights_path")}
+                                "load_portable_weights", "portable_weights_path", "RunCheckpoints",
+                                "latest_checkpoint", "checkpoint_folder")}
 
 
 def __getattr__(name):
@@ -90,6 +91,38 @@ def add_device_flags(parser):
     add_bool_flag(group, "--use_amp", "automatic mixed precision (= allow_mix_precision)")
     add_bool_flag(group, "--use_xla", "compile the training step with XLA (GPU and CPU)")
     ascend.add_flags(group, add_bool_flag)
+    return parser
+
+
+def positive_int(value):
+    """argparse type: an integer >= 1."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value!r}")
+    return number
+
+
+def add_checkpoint_flags(parser, checkpoint_every, resume_aliases=(), every_aliases=()):
+    """Add the checkpoint flags every model shares (``RunCheckpoints`` applies them).
+
+    ``--resume`` (dest ``resume``): True continues the run folder's last
+    checkpoint (a fresh start when it has none), False starts over and deletes
+    its checkpoints, not given refuses a folder that holds one, so that no run
+    is continued or overwritten by accident. ``--checkpoint_every`` (dest
+    ``checkpoint_every``): steps between checkpoints; ``--keep_checkpoints``:
+    how many of the newest stay.
+    """
+    group = parser.add_argument_group("checkpoints (common/checkpoints.py)")
+    add_bool_flag(group, "--resume", "True: continue from the last checkpoint in the run folder (none: start "
+                  "fresh); False: start over, deleting its checkpoints; not given: refuse a folder that holds one",
+                  default=None, aliases=resume_aliases, dest="resume")
+    group.add_argument("--checkpoint_every", *every_aliases, dest="checkpoint_every", type=positive_int,
+                       default=checkpoint_every, help=f"steps between checkpoints (default {checkpoint_every})")
+    group.add_argument("--keep_checkpoints", type=positive_int, default=3,
+                       help="how many of the newest checkpoints stay (default 3)")
     return parser
 
 

@@ -43,6 +43,8 @@ train_steps=""      # step cap; --max_step and --max_steps are aliases
 learning_rate=""
 ckpt_path=""        # a run folder that survives reruns (default: output/<device>/ckpt, made anew each run)
 resume=True         # with --ckpt_path: continue from its last checkpoint when it has one
+checkpoint_every="" # steps between checkpoints
+keep_checkpoints=3  # how many of the newest checkpoints stay
 
 # Consumes one of the shared flags (debug or common model flag); returns 1 when $1 is not one of them.
 mz_common_flag() {
@@ -65,6 +67,8 @@ mz_common_flag() {
     --ckpt_path=*) ckpt_path="${1#*=}" ;;
     --resume=*) resume="${1#*=}" ;;
     --resume) resume=True ;;
+    --checkpoint_every=*) checkpoint_every="${1#*=}" ;;
+    --keep_checkpoints=*) keep_checkpoints="${1#*=}" ;;
     *) return 1 ;;
   esac
 }
@@ -89,6 +93,8 @@ mz_common_help() {
                              logs/segment-NNN/ (default: output/<device>/ckpt, recreated by every run); never
                              deleted, also when it lies inside output/
     --resume=True|False      with --ckpt_path, continue from its last checkpoint when it holds one (default ${resume})
+    --checkpoint_every=N     steps between checkpoints (default ${checkpoint_every})
+    --keep_checkpoints=N     how many of the newest checkpoints stay (default ${keep_checkpoints})
   ${Network} flags:
 HELP
 }
@@ -114,13 +120,21 @@ mz_parse_flags() {
 # mz_run_folder: after mz_parse_flags, sets run_folder (the main.py --model_dir:
 # the absolute --ckpt_path, created if missing, else the launcher's per-rank
 # {output_dir}/ckpt) and run_resume (--resume with --ckpt_path; False in the
-# fresh per-rank folder). Checks --resume.
+# fresh per-rank folder). Checks --resume, --checkpoint_every and --keep_checkpoints.
 mz_run_folder() {
   case "${resume}" in
     True|true|1|yes) resume=True ;;
     False|false|0|no) resume=False ;;
     *) echo "[Error] --resume=${resume}: expected True or False" >&2; exit 1 ;;
   esac
+  local name value
+  for name in checkpoint_every keep_checkpoints; do
+    value="${!name}"
+    if ! [[ "${value}" =~ ^[0-9]+$ ]] || [ "${value}" -lt 1 ]; then
+      echo "[Error] --${name}=${value}: expected an integer >= 1" >&2
+      exit 1
+    fi
+  done
   if [ -n "${ckpt_path}" ]; then
     if [ -e "${ckpt_path}" ] && [ ! -d "${ckpt_path}" ]; then
       echo "[Error] --ckpt_path=${ckpt_path} is a file, not a folder" >&2

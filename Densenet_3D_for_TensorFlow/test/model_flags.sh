@@ -10,6 +10,7 @@ batch_size=2          # patches per device and step (-bs)
 train_epochs=5        # epochs (-e); one epoch = 400 patches per case
 train_steps=0         # stop after this many steps (--max_steps; 0: all epochs)
 learning_rate=5e-4    # Adam, constant (-lr)
+checkpoint_every=1000 # steps between checkpoints (--save_every_steps); each epoch's end is one too
 model_name=dense24    # dense24 | dense48 | no-dense | dense24_nocorrection (-mn)
 n4=""                 # -nc; empty: main.py's default (True, False for dense24_nocorrection)
 patch_size=38         # training patch edge (-ws/-hs/-cs); labelled centre = patch_size - 26 (-ps)
@@ -66,7 +67,7 @@ model_args() {
         -ws "${patch_size}" -hs "${patch_size}" -cs "${patch_size}" -ps "$((patch_size - 26))"
         --tumour_centres="${centres}" --background_centres="${centres}"
         --width_multiplier="${width_multiplier}" --block_size="${block_size}" --seed="${seed}"
-        --model_dir="${run_folder}" --resume="${run_resume}"
+        --model_dir="${run_folder}" --resume="${run_resume}" --checkpoint_every="${checkpoint_every}"
         --inference="${inference}" --skip_bad_cases="${skip_bad_cases}")
   if [ -n "${n4}" ]; then
     args+=(-nc "${n4}")

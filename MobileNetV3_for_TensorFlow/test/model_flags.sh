@@ -10,6 +10,7 @@ batch_size=32          # images per device and step
 train_epochs=20        # epochs
 train_steps=0          # stop after this many steps in total (0: every epoch)
 learning_rate=0.001    # peak learning rate
+checkpoint_every=100   # steps between checkpoints (--save_interval); each epoch's end is one too
 default_learning_rate="${learning_rate}"
 model=small            # small | large
 task=classification    # classification | segmentation
@@ -24,10 +25,11 @@ model_flag() {
     --batch=*) batch_size="${1#*=}" ;;
     --epochs=*) train_epochs="${1#*=}" ;;
     --modeldir=*) ckpt_path="${1#*=}" ;;
+    --save_interval=*) checkpoint_every="${1#*=}" ;;
     # The seed's --loss_scale=True|False; a number is main.py's initial loss scale.
     --loss_scale=True|--loss_scale=true) ;;  # loss scaling is on whenever float16 is (GPU)
     --loss_scale=False|--loss_scale=false) extra+=(--loss_scale=0) ;;
-    --alpha=*|--height=*|--width=*|--class_number=*|--save_interval=*|--checkpoint_every=*|--bn_momentum=*|\
+    --alpha=*|--height=*|--width=*|--class_number=*|--bn_momentum=*|\
     --seed=*|--optimizer=*|--lr_schedule=*|--warmup_epochs=*|--lr_decay_epochs=*|--lr_decay_rate=*|\
     --label_smoothing=*|--dropout=*|--weights=*|--freeze_backbone_epochs=*|--loss_scale=*|--use_xla=*|\
     --recipe=*|--weight_decay=*|--ema_momentum=*|\
@@ -41,10 +43,11 @@ model_help() {
   cat <<HELP
     --model=small|large      network (default ${model})
     --task=classification|segmentation  (default ${task}); segmentation reports mIoU
-    --batch=N, --epochs=N, --modeldir=DIR  the seed's spellings of --batch_size, --train_epochs, --ckpt_path
+    --batch=N, --epochs=N, --modeldir=DIR, --save_interval=N  the seed's spellings of --batch_size,
+                             --train_epochs, --ckpt_path, --checkpoint_every
     --loss_scale=True|False|X  True: dynamic loss scaling under float16 (GPU; the default), False: none,
                              X: its initial scale
-    --alpha=X, --height=N, --width=N, --class_number=N, --checkpoint_every=N (= --save_interval),
+    --alpha=X, --height=N, --width=N, --class_number=N,
     --bn_momentum=X, --seed=N, --optimizer=adam|rmsprop, --lr_schedule=cosine|step|constant,
     --warmup_epochs=X, --lr_decay_epochs=X, --lr_decay_rate=X, --label_smoothing=X, --dropout=X,
     --weights=imagenet|PATH, --freeze_backbone_epochs=N, --use_xla=True|False,
@@ -65,7 +68,8 @@ model_args() {
   fi
   args=(--data_path="${data_path}" --task="${task}" --model="${model}" --batch_size="${batch_size}"
         --train_epochs="${train_epochs}" "${learning_rate_arg[@]}" --max_steps="${train_steps}"
-        --model_dir="${run_folder}" --resume="${run_resume}" "${extra[@]}")
+        --model_dir="${run_folder}" --resume="${run_resume}" --checkpoint_every="${checkpoint_every}"
+        "${extra[@]}")
   accuracy_key=top1
   [ "${task}" = "segmentation" ] && accuracy_key=miou
 }

@@ -14,6 +14,7 @@ train_steps=1000        # step cap (0 = none); training stops at the first cap r
 learning_rate=0.0001    # Adam, constant
 ckpt_path=""            # run folder that survives reruns (empty: test/output/<device>/ckpt, recreated)
 resume=True             # with --ckpt_path: continue its checkpoint; False starts over
+checkpoint_every=100    # steps between checkpoints
 # Model flags.
 crossvalidation_idx=0   # validation fold 0..4
 base_filters=64         # first level's width, 64 = NVIDIA
@@ -64,5 +65,6 @@ model_args() {
         --crossvalidation_idx="${crossvalidation_idx}" --base_filters="${base_filters}"
         --tile_size="${tile_size}" --augment="${augment}" --augment_set="${augment_set}"
         --input_mode="${input_mode}" --use_xla="${use_xla}" --seed="${seed}" --log_every="${log_every}"
-        --model_dir="${run_folder}" --resume="${run_resume}")
+        --model_dir="${run_folder}" --resume="${run_resume}"
+        --checkpoint_every="${checkpoint_every}" --keep_checkpoints="${keep_checkpoints}")
 }

@@ -107,3 +107,51 @@ def test_a_checkpoint_of_the_other_stack_gives_its_weights_and_refuses_a_resume(
                                   np.load(tmp_path / "expected.npy"))
     error = npu_utils.restore_checkpoint(tf.train.Checkpoint(model=model, optimizer=keras.optimizers.Adam()), prefix)
     assert error.startswith(f"written on {their_stack.strip()}, this is {npu_utils.STACK}") and "\n" not in error
+
+
+def _run(toy, run_dir, rank=0):
+    """A RunCheckpoints over the toy model (keep 2) as worker ``rank`` of a run."""
+    import tensorflow as tf
+    model = toy["build"]()
+    step = tf.Variable(0, dtype=tf.int64)
+    ctx = type("Ctx", (), {"is_chief": rank == 0, "ranks": type("Ranks", (), {"rank_id": rank})})()
+    return npu_utils.RunCheckpoints(tf.train.Checkpoint(model=model, step=step), model, str(run_dir), ctx,
+                                    keep=2), step
+
+
+def test_run_checkpoints_resume_start_over_refuse_and_keep(toy, tmp_path):
+    run, step = _run(toy, tmp_path)
+    assert run.restore_or_start(None) is None  # an empty folder starts fresh whatever --resume says
+    for number in (1, 2, 3):
+        step.assign(number)
+        run.save(number)
+    assert sorted(p for p in os.listdir(tmp_path / "checkpoints") if p.endswith(".index")) == \
+        ["ckpt-2.index", "ckpt-3.index"]
+    with pytest.raises(UserError, match="already holds a checkpoint.*--resume=True continues"):
+        _run(toy, tmp_path)[0].restore_or_start(None)
+    again, again_step = _run(toy, tmp_path)
+    assert again.restore_or_start(True).endswith("ckpt-3") and int(again_step) == 3
+    fresh, fresh_step = _run(toy, tmp_path)
+    assert fresh.restore_or_start(False) is None and int(fresh_step) == 0
+    assert npu_utils.latest_checkpoint(str(tmp_path)) is None
+    assert not [p for p in os.listdir(tmp_path / "checkpoints") if p.startswith("ckpt-")]
+
+
+def test_run_checkpoints_refuse_non_finite_weights_and_damaged_lists(toy, tmp_path):
+    run, _ = _run(toy, tmp_path)
+    run.save(1)
+    run.model.trainable_variables[0].assign(run.model.trainable_variables[0] * np.nan)
+    with pytest.raises(npu_utils.TrainingDiverged, match="not finite at step 2.*ckpt-1"):
+        run.save(2)
+    assert npu_utils.latest_checkpoint(str(tmp_path)).endswith("ckpt-1")
+    os.remove(tmp_path / "checkpoints" / "ckpt-1.index")
+    with pytest.raises(UserError, match=r"checkpoint list names .*ckpt-1, whose \.index file is missing"):
+        npu_utils.latest_checkpoint(str(tmp_path))
+
+
+def test_a_non_chief_worker_saves_into_its_own_scratch_folder_which_close_removes(toy, tmp_path):
+    worker, _ = _run(toy, tmp_path, rank=1)
+    assert worker.save(1).startswith(str(tmp_path / "checkpoints" / ".worker-1"))
+    assert npu_utils.latest_checkpoint(str(tmp_path)) is None  # the run folder's list is the chief's alone
+    worker.close()
+    assert not os.path.exists(tmp_path / "checkpoints" / ".worker-1")

@@ -28,6 +28,7 @@ batch_size=8
 train_epochs=3
 train_steps=0
 learning_rate=0.01
+checkpoint_every=50
 depth=2
 model_flag() {
   case "$1" in
@@ -39,7 +40,7 @@ model_help() { echo "    --depth=N                layers (default ${depth})"; }
 mz_parse_flags "$@"
 mz_run_folder
 echo "batch=${batch_size} epochs=${train_epochs} steps=${train_steps} lr=${learning_rate} depth=${depth}"
-echo "folder=${run_folder} resume=${run_resume}"
+echo "folder=${run_folder} resume=${run_resume} every=${checkpoint_every} keep=${keep_checkpoints}"
 if [ -n "${LAUNCH:-}" ]; then
   mz_launch --network=Fake --batch_size="${batch_size}" --case_kind=perf -- \
     "${mz_python}" -c "print('TRAIN step=1 loss=0.5 images_per_sec=2.0 elapsed_sec=1.0')"
@@ -70,6 +71,8 @@ def test_help_lists_the_common_names_with_the_models_defaults(fake_model):
     assert result.returncode == 0
     for expected in ("--batch_size=N           per device (default 8)", "--train_epochs=N         epochs (default 3)",
                      "--max_step and --max_steps are aliases (default 0)", "--ckpt_path=DIR", "--resume=True|False",
+                     "--checkpoint_every=N     steps between checkpoints (default 50)",
+                     "--keep_checkpoints=N     how many of the newest checkpoints stay (default 3)",
                      "--precision_mode=MODE", "Fake_for_TensorFlow flags:", "--depth=N                layers (default 2)"):
         assert expected in result.stdout
 
@@ -78,7 +81,8 @@ def test_common_names_aliases_and_model_flags(fake_model):
     result = fake_model("--data_path=data", "--batch_size=2", "--max_step=5", "--learning_rate=0.1", "--depth=4")
     assert result.returncode == 0, result.stderr
     assert "batch=2 epochs=3 steps=5 lr=0.1 depth=4" in result.stdout
-    assert "folder={output_dir}/ckpt resume=False" in result.stdout  # the fresh per-rank folder
+    assert "folder={output_dir}/ckpt resume=False every=50 keep=3" in result.stdout  # the fresh per-rank folder
+    assert "every=7 keep=1" in fake_model("--data_path=data", "--checkpoint_every=7", "--keep_checkpoints=1").stdout
     assert "steps=7 " in fake_model("--data_path=data", "--max_steps=6", "--train_steps=7").stdout
 
 
@@ -104,6 +108,8 @@ def test_a_ckpt_path_inside_output_survives_the_next_run_with_every_runs_log(fak
 @pytest.mark.parametrize("flags, message", [
     (("--data_path=data", "--resume=maybe"), "[Error] --resume=maybe: expected True or False"),
     (("--data_path=data", "--ckpt_path=data/file"), "[Error] --ckpt_path=data/file is a file, not a folder"),
+    (("--data_path=data", "--checkpoint_every=0"), "[Error] --checkpoint_every=0: expected an integer >= 1"),
+    (("--data_path=data", "--keep_checkpoints=x"), "[Error] --keep_checkpoints=x: expected an integer >= 1"),
     (("--data_path=data", "--depht=3"), "[Error] unknown flag '--depht=3'; see --help"),
     (("--batch_size=2",), '[Error] para "data_path" must be config'),
 ])
