@@ -5,7 +5,8 @@
 #            the stack of the Ascend adapter; skipped in one line without a Python 3.9.
 # Each venv is created or updated first (common/use_stack.sh). Each directory runs in its own pytest
 # process because the model directories have modules of the same name.
-# RUN_TESTS_STACKS="default" (or "tf26") runs one stack; arguments go to pytest.
+# RUN_TESTS_STACKS="default" (or "tf26") runs one stack; arguments go to pytest. The two stacks
+# run at the same time (see below; RUN_TESTS_PARALLEL=0 runs them one after the other).
 # Exits non-zero when any test fails.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -42,9 +43,31 @@ for stack in ${RUN_TESTS_STACKS:-default tf26}; do
   [ "${rc}" -eq 0 ] || { echo "[run_tests] setting up the ${stack} stack failed"; exit 1; }
   stacks+=("${stack}")
 done
-for stack in "${stacks[@]}"; do
-  (source common/use_stack.sh "${stack}" > /dev/null && run_stack "${stack}" "$@") || status=1
-done
+# The stacks run side by side (RUN_TESTS_PARALLEL=0: one after the other): much of a test's time is
+# single-threaded (starting Python and TensorFlow, tracing graphs), so two suites share two cores
+# well. The first stack prints as it goes, the second when it is done; the second runs in a copy of
+# the tree (git metadata included, the venvs linked), because the script tests of both would write
+# the same test/output/ folders.
+run_one() {
+  (source common/use_stack.sh "$1" > /dev/null && run_stack "$@")
+}
+if [ "${#stacks[@]}" -lt 2 ] || [ "${RUN_TESTS_PARALLEL:-1}" = 0 ]; then
+  for stack in "${stacks[@]}"; do
+    run_one "${stack}" "$@" || status=1
+  done
+else
+  copy="${report_dir}/tree"
+  mkdir -p "${copy}"
+  tar -cf - --exclude=./.venv --exclude=./.venv-tf26 --exclude=./data --exclude='./*/test/output' \
+    --exclude='__pycache__' . | tar -xf - -C "${copy}"
+  ln -s "${PWD}/.venv" "${copy}/.venv"
+  ln -s "${PWD}/.venv-tf26" "${copy}/.venv-tf26"
+  (cd "${copy}" && run_one "${stacks[1]}" "$@") > "${report_dir}/${stacks[1]}.out" 2>&1 &
+  second=$!
+  run_one "${stacks[0]}" "$@" || status=1
+  wait "${second}" || status=1
+  cat "${report_dir}/${stacks[1]}.out"
+fi
 
 python3 - "${report_dir}" <<'PY'
 import glob, os, sys, xml.etree.ElementTree as ET

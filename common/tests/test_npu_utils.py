@@ -75,7 +75,7 @@ def test_a_finished_multi_worker_process_leaves_without_tensorflows_teardown():
         main()
     """)
     for env, teardown in (({"TF_CONFIG": "{}", "RANK_SIZE": "2"}, False), ({"RANK_SIZE": "2"}, True)):
-        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180,
                                 env=dict({k: v for k, v in os.environ.items() if k != "TF_CONFIG"}, **env))
         assert result.returncode == 0 and result.stdout.startswith("trained")
         assert ("teardown ran" in result.stdout) == teardown
@@ -442,7 +442,7 @@ def _launch(tmp_path, script, *options, env_extra=None):
     return subprocess.run([sys.executable, LAUNCHER, "launch", "--network=Net", "--batch_size=2",
                            f"--output_root={tmp_path}/output", *options, "--",
                            sys.executable, str(tmp_path / "train.py"), "--out={output_dir}"],
-                          capture_output=True, text=True, env=env, timeout=60)
+                          capture_output=True, text=True, env=env, timeout=180)
 
 
 TRAIN_SCRIPT = f"""
@@ -515,7 +515,7 @@ def test_a_run_folder_keeps_every_segment_and_the_summary_covers_the_whole_run(t
                                "--case_kind=acc", "--accuracy_key=dice", "--warmup_steps=1",
                                f"--output_root={tmp_path}/output", f"--run_folder={run_folder}", "--",
                                sys.executable, str(tmp_path / "train.py"), str(first), str(last), str(status)],
-                              capture_output=True, text=True, env=env, timeout=60)
+                              capture_output=True, text=True, env=env, timeout=180)
 
     assert launch(1, 5, 9).returncode == 9  # killed or failed: no summary, its log kept
     second = launch(4, 8, 0)  # resumed from a checkpoint at step 3
