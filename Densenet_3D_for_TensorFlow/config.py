@@ -18,7 +18,8 @@ The reference ``train.py`` flags keep their short names (-gpu, -bs, -mn, -nc,
 (``-nc False`` is off; the reference's ``type=bool`` read "False" as True).
 The repository's common names are aliases of the same flags: --mode,
 --data_path (-r), --model_dir, --batch_size (-bs), --max_steps, --log_every
-(--log_every_steps), --checkpoint_every (--save_every_steps), --resume (-c).
+(--log_every_steps), --checkpoint_every (--save_every_steps), --resume (-c,
+--continue_training); --keep_checkpoints is the repository's own.
 """
 
 import argparse
@@ -61,10 +62,6 @@ def build_parser():
     parser.add_argument("-lp", "--load_path", default=None,
                         help="initial weights from an earlier run: its model_dir, checkpoints folder or "
                              "checkpoint prefix (fine-tuning; optimizer state is not taken)")
-    npu_utils.add_bool_flag(parser, "-c", "True: continue from the last checkpoint in --model_dir with optimizer "
-                            "state (from scratch when there is none); False: start over, replacing its "
-                            "checkpoints; not given: stop if --model_dir has checkpoints",
-                            default=None, aliases=("--continue_training", "--resume"), dest="resume")
     parser.add_argument("-ws", "--patch_width", type=int, default=38, help="training patch X (default %(default)s)")
     parser.add_argument("-hs", "--patch_height", type=int, default=38, help="training patch Y (default %(default)s)")
     parser.add_argument("-cs", "--patch_depth", type=int, default=38, help="training patch Z (default %(default)s)")
@@ -79,8 +76,6 @@ def build_parser():
     npu_utils.add_bool_flag(parser, "--benchmark", help_text="time training only: no checkpoints or test; "
                             "20 steps unless --max_steps; prints patches/s and voxels/s")
     npu_utils.add_bool_flag(parser, "--skip_bad_cases", help_text="leave out bad cases (listed) instead of stopping")
-    parser.add_argument("--save_every_steps", "--checkpoint_every", dest="save_every_steps", type=int, default=1000,
-                        help="checkpoint every N steps, besides every epoch (default %(default)s)")
     parser.add_argument("--log_every_steps", "--log_every", dest="log_every_steps", type=int, default=20,
                         help="print a TRAIN line every N steps (default %(default)s)")
     parser.add_argument("--inference", choices=("block", "window"), default="block",
@@ -109,6 +104,10 @@ def build_parser():
     parser.add_argument("-gpu", "--gpu", default=None,
                         help="GPU id(s) for CUDA_VISIBLE_DEVICES, as in the reference (GPU only; "
                              "multi-device runs use RANK_SIZE)")
+    # --resume, --checkpoint_every (besides every epoch's end: a BraTS epoch is 33,600 steps) and
+    # --keep_checkpoints; the reference's spellings are aliases.
+    npu_utils.add_checkpoint_flags(parser, checkpoint_every=1000, resume_aliases=("-c", "--continue_training"),
+                                   every_aliases=("--save_every_steps",))
     npu_utils.add_device_flags(parser)
     return parser
 
@@ -167,9 +166,9 @@ def _note_unused_by_benchmark(args, given):
 
 
 def _check_ranges(args):
-    for flag, value in (("-e", args.epochs), ("-bs", args.batch_size), ("--save_every_steps", args.save_every_steps),
-                        ("--log_every_steps", args.log_every_steps), ("--block_size", args.block_size),
-                        ("--window_batch", args.window_batch), ("--workers", args.workers)):
+    for flag, value in (("-e", args.epochs), ("-bs", args.batch_size), ("--log_every_steps", args.log_every_steps),
+                        ("--block_size", args.block_size), ("--window_batch", args.window_batch),
+                        ("--workers", args.workers)):
         if value < 1:
             raise UserError(f"{flag} must be at least 1, got {value}")
     for flag, value in (("--max_steps", args.max_steps), ("--tumour_centres", args.tumour_centres),

@@ -23,11 +23,8 @@ patches from the step it left off).
 import dataclasses
 import math
 import os
-import shutil
-import tempfile
 import time
 
-import numpy as np
 import tensorflow as tf
 
 import brats_data
@@ -111,15 +108,12 @@ def build_network(args, ctx):
 
 
 def _resolve_checkpoint(path):
-    """A checkpoint prefix from a run folder, its checkpoints/ folder, or a prefix."""
-    for folder in (os.path.join(path, "checkpoints"), path):
-        if os.path.isdir(folder):
-            latest = tf.train.latest_checkpoint(folder)
-            if latest:
-                return latest
+    """A checkpoint prefix from a run folder (its newest), its checkpoints/ folder (likewise), or a prefix."""
     if os.path.exists(path + ".index"):
         return path
-    return None
+    folder = os.path.normpath(path)
+    return npu_utils.latest_checkpoint(os.path.dirname(folder) if os.path.basename(folder) == "checkpoints"
+                                       else folder)
 
 
 def load_weights(model, path, flag="-lp"):
@@ -160,12 +154,11 @@ class TrainState:
     ctx: object
     model: object
     checkpoint: object  # tf.train.Checkpoint of model, optimizer and step
-    manager: object  # its tf.train.CheckpointManager in <model_dir>/checkpoints
+    checkpoints: object  # npu_utils.RunCheckpoints of <model_dir>/checkpoints; None in --benchmark runs
     cases: list  # this rank's training cases
     image_paths: dict  # case_id -> {modality: path} or None (RunData.image_paths)
     steps_per_epoch: int
     total_steps: int
-    saving: bool  # every rank saves checkpoints (the others into a scratch folder), except in --benchmark runs
     step: int = 0  # steps done, counting those of the run this one continues
     first_step_sec: float = None  # the timer's elapsed() after this run's first step (graph tracing)
 
@@ -173,14 +166,16 @@ class TrainState:
 def restore_or_start(args, ctx, model, optimizer, data, log=print):
     """The :class:`TrainState` of a run: continued from its checkpoint, started over, or fresh.
 
-    -c/--resume True restores weights, optimizer state and step from the last
-    checkpoint in ``<model_dir>/checkpoints`` (a fresh start when there is
+    --resume (-c) applies the rules of ``npu_utils.RunCheckpoints``: True
+    restores weights, optimizer state and step from the newest checkpoint in
+    ``<model_dir>/checkpoints`` on every rank (a fresh start when there is
     none); False deletes those checkpoints and starts over; not given, a
-    folder with checkpoints is refused. A fresh start takes -lp's weights.
+    folder with a checkpoint is refused. A fresh start takes -lp's weights.
+    A --benchmark run neither reads nor writes checkpoints.
 
     Raises:
-      UserError: checkpoints exist and -c is not given, a checkpoint does not
-        fit, or fewer training cases than ranks.
+      UserError: a checkpoint is there and --resume is not given, a
+        checkpoint does not fit, or fewer training cases than ranks.
     """
     cases_per_rank = len(data.train_cases) // ctx.ranks.rank_size
     if cases_per_rank == 0:
@@ -191,46 +186,16 @@ def restore_or_start(args, ctx, model, optimizer, data, log=print):
         total_steps = min(total_steps, args.max_steps)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
                                      step=tf.Variable(0, dtype=tf.int64, trainable=False, name="step"))
-    saving = not args.benchmark
-    # Every rank takes part in a save: on Keras 2 a BN statistic is a per-worker (ON_READ) variable whose
-    # saved value is a collective mean over the workers. The other ranks write into a scratch folder.
-    folder = os.path.join(args.model_dir, "checkpoints") if ctx.is_chief else tempfile.mkdtemp(prefix="dense3d-")
-    if ctx.is_chief and saving and args.resume is False and os.path.isdir(folder):
-        shutil.rmtree(folder)
-        log(f"[train] --resume=False: deleted the checkpoints in {folder}, starting over")
-    manager = tf.train.CheckpointManager(checkpoint, folder, max_to_keep=3, checkpoint_name="ckpt")
-    latest = manager.latest_checkpoint
-    if latest and args.resume:
-        error = npu_utils.restore_checkpoint(checkpoint, latest)
-        if error:
-            raise UserError(f"-c: {latest} cannot be continued as -mn {args.model_name} --width_multiplier "
-                            f"{args.width_multiplier}: {error}")
-        log(f"[train] continuing from {latest} (step {int(checkpoint.step)})")
-        if args.load_path:
-            log(f"[train] -lp {args.load_path} not used: -c continues this run's own checkpoint")
-    elif latest and ctx.is_chief and saving and args.resume is None:
-        raise UserError(f"--model_dir {args.model_dir} already has checkpoints ({latest}): pass -c True "
-                        "(--resume=True) to continue that run, --resume=False to start over, or choose another "
-                        "--model_dir")
-    else:
-        if args.resume:
-            log(f"[train] -c: no checkpoint in {folder} yet, starting from scratch")
-        if args.load_path:
-            log(f"[train] initial weights from {load_weights(model, args.load_path)}")
-    # Only rank 0 may have restored: every rank continues from its weights and step.
-    ctx.broadcast_variables(model.weights + npu_utils.optimizer_variables(optimizer) + [checkpoint.step])
-    return TrainState(args=args, ctx=ctx, model=model, checkpoint=checkpoint, manager=manager,
+    checkpoints = None if args.benchmark else npu_utils.RunCheckpoints(checkpoint, model, args.model_dir, ctx,
+                                                                         keep=args.keep_checkpoints)
+    restored = checkpoints.restore_or_start(args.resume, log) if checkpoints else None
+    if restored and args.load_path:
+        log(f"[train] -lp {args.load_path} not used: --resume continues this run's own checkpoint")
+    elif args.load_path:
+        log(f"[train] initial weights from {load_weights(model, args.load_path)}")
+    return TrainState(args=args, ctx=ctx, model=model, checkpoint=checkpoint, checkpoints=checkpoints,
                       cases=ctx.shard(data.train_cases), image_paths=data.image_paths,
-                      steps_per_epoch=steps_per_epoch, total_steps=total_steps, saving=saving,
-                      step=int(checkpoint.step))
-
-
-def save_checkpoint(state):
-    """Save ``ckpt-<step>`` unless the weights are non-finite (then raise TrainingDiverged)."""
-    if not all(np.isfinite(v.numpy()).all() for v in state.model.trainable_variables):
-        raise TrainingDiverged(f"the weights became non-finite by step {state.step}; nothing saved, the last "
-                               f"good checkpoint is {state.manager.latest_checkpoint}")
-    npu_utils.save_checkpoint(state.manager, state.model, state.step)
+                      steps_per_epoch=steps_per_epoch, total_steps=total_steps, step=int(checkpoint.step))
 
 
 def train_epoch(state, train_step, timer):
@@ -255,29 +220,32 @@ def train_epoch(state, train_step, timer):
     for images, labels in dataset:
         loss = float(train_step(images, labels))
         if not math.isfinite(loss):
+            last_good = (state.checkpoints and state.checkpoints.manager.latest_checkpoint) or "none"
             raise TrainingDiverged(f"non-finite loss {loss} at step {state.step + 1}; stopped without saving, the "
-                                   f"last good checkpoint is {state.manager.latest_checkpoint}")
+                                   f"last good checkpoint is {last_good}")
         state.step += 1
         state.checkpoint.step.assign(state.step)
         if state.first_step_sec is None or state.step % args.log_every_steps == 0 or \
                 state.step == state.total_steps:
             print(timer.line(state.step, loss), flush=True)
             state.first_step_sec = state.first_step_sec or timer.elapsed()
-        if state.saving and state.step % args.save_every_steps == 0:
-            save_checkpoint(state)
+        if state.checkpoints and state.step % args.checkpoint_every == 0:
+            state.checkpoints.save(state.step)
         if state.step >= state.total_steps:
             break
-    latest = os.path.join(state.manager.directory, f"ckpt-{state.step}")
-    if state.saving and state.manager.latest_checkpoint != latest:
-        save_checkpoint(state)  # each epoch's end (or the run's) is a checkpoint
+    # Each epoch's end (or the run's) is a checkpoint too; a test of the step, not of the manager's
+    # latest, so that every rank decides alike (each saves: npu_utils.RunCheckpoints).
+    if state.checkpoints and state.step % args.checkpoint_every != 0:
+        state.checkpoints.save(state.step)
 
 
 def train(args, ctx, model, optimizer, data, log=print):
-    """Train on ``data.train_cases`` (this rank's share), saving checkpoints on the chief; returns the model to test.
+    """Train on ``data.train_cases`` (this rank's share), saving checkpoints; returns the model to test.
 
     Every epoch samples --tumour_centres + --background_centres patches per case;
-    checkpoints go to ``<model_dir>/checkpoints`` every --save_every_steps and at
-    each epoch's end (not in --benchmark runs). Once the run is set to go (checks
+    checkpoints go to ``<model_dir>/checkpoints`` every --checkpoint_every steps
+    and at each epoch's end, the newest --keep_checkpoints kept, every rank
+    saving (not in --benchmark runs). Once the run is set to go (checks
     and restore done) the chief writes ``<model_dir>/config.json``. Prints
     TRAIN lines (wall-clock speed, input pipeline included: npu_utils.StepTimer)
     and the METRIC lines patches_per_sec and voxels_per_sec.
@@ -290,19 +258,19 @@ def train(args, ctx, model, optimizer, data, log=print):
     try:
         _train_from(state, args, ctx, model, optimizer, log)
     finally:
-        if not ctx.is_chief and state.saving:
-            shutil.rmtree(state.manager.directory, ignore_errors=True)
-    if ctx.multi_worker and ctx.is_chief and state.saving:
+        if state.checkpoints:
+            state.checkpoints.close()
+    if ctx.multi_worker and ctx.is_chief and state.checkpoints:
         # Reading a per-worker BN statistic (Keras 2) is a collective, which the chief's test cannot run
         # once the other ranks have finished: it tests a copy outside the strategy, from the last checkpoint.
         model = tf_models.build_model(args.model_name, width_multiplier=args.width_multiplier)
-        npu_utils.load_portable_weights(model, npu_utils.portable_weights_path(state.manager.latest_checkpoint))
+        npu_utils.load_portable_weights(model, npu_utils.portable_weights_path(state.checkpoints.latest))
     return model
 
 
 def _train_from(state, args, ctx, model, optimizer, log):
     """The loop of :func:`train` from ``state`` to its last step, then the speed METRIC lines."""
-    if state.saving and ctx.is_chief:
+    if state.checkpoints and ctx.is_chief:
         config.save_run_config(args, ctx)
     global_batch = args.batch_size * ctx.ranks.rank_size
     log(f"[train] {args.model_name}: {len(state.cases)} cases on this rank, {state.steps_per_epoch} steps per "

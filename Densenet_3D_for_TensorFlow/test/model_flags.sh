@@ -3,14 +3,16 @@
 # main.py arguments they become. Sourced after common/train_script.sh, whose
 # flag loop owns the common names (--data_path, --batch_size, --train_epochs,
 # --train_steps with its aliases --max_steps/--max_step, --learning_rate,
-# --ckpt_path, --resume); this file only sets their defaults.
+# --ckpt_path, --resume, --checkpoint_every, --keep_checkpoints); this file
+# only sets their defaults.
 
 Network="Densenet_3D_for_TensorFlow"
 batch_size=2          # patches per device and step (-bs)
 train_epochs=5        # epochs (-e); one epoch = 400 patches per case
 train_steps=0         # stop after this many steps (--max_steps; 0: all epochs)
 learning_rate=5e-4    # Adam, constant (-lr)
-checkpoint_every=1000 # steps between checkpoints (--save_every_steps); each epoch's end is one too
+checkpoint_every=1000 # steps between checkpoints (--checkpoint_every); each epoch's end is one too
+log_every=20          # steps between TRAIN lines (--log_every_steps); also the scripts' warm-up
 model_name=dense24    # dense24 | dense48 | no-dense | dense24_nocorrection (-mn)
 n4=""                 # -nc; empty: main.py's default (True, False for dense24_nocorrection)
 patch_size=38         # training patch edge (-ws/-hs/-cs); labelled centre = patch_size - 26 (-ps)
@@ -33,6 +35,7 @@ model_flag() {
     --width_multiplier=*) width_multiplier="${1#*=}" ;;
     --block_size=*) block_size="${1#*=}" ;;
     --seed=*) seed="${1#*=}" ;;
+    --log_every=*) log_every="${1#*=}" ;;
     --load_path=*) load_path="${1#*=}" ;;
     --inference=*) inference="${1#*=}" ;;
     --skip_bad_cases=*) skip_bad_cases="${1#*=}" ;;
@@ -51,6 +54,8 @@ model_help() {
     --width_multiplier=F     network width scale, 1.0 = paper (default ${width_multiplier})
     --block_size=N           block inference: largest kept block edge (default ${block_size})
     --seed=N                 split, sampling and initialisation seed (default ${seed})
+    --log_every=N            steps between TRAIN lines; ActualFPS leaves out the first N steps of every
+                             run segment (default ${log_every})
     --load_path=PATH         -lp: initial weights from a run folder, its checkpoints/ or a prefix (default none)
     --inference=METHOD       block | window (the reference's 38^3 windows) (default ${inference})
     --skip_bad_cases=True|False  leave out bad cases instead of stopping (default ${skip_bad_cases})
@@ -67,7 +72,9 @@ model_args() {
         -ws "${patch_size}" -hs "${patch_size}" -cs "${patch_size}" -ps "$((patch_size - 26))"
         --tumour_centres="${centres}" --background_centres="${centres}"
         --width_multiplier="${width_multiplier}" --block_size="${block_size}" --seed="${seed}"
+        --log_every_steps="${log_every}"
         --model_dir="${run_folder}" --resume="${run_resume}" --checkpoint_every="${checkpoint_every}"
+        --keep_checkpoints="${keep_checkpoints}"
         --inference="${inference}" --skip_bad_cases="${skip_bad_cases}")
   if [ -n "${n4}" ]; then
     args+=(-nc "${n4}")

@@ -9,6 +9,10 @@ source "${cur_path}/model_flags.sh"
 mz_parse_flags "$@"
 mz_run_folder
 model_args
-mz_launch --network="${Network}" --batch_size="${batch_size}" --case_kind=acc --warmup_steps=1 \
+# main.py logs a segment's first step (graph tracing), then every --log_every
+# steps; the launcher counts the warm-up from one logging gap before a segment's
+# first line, so a warm-up of --log_every steps leaves the tracing step out
+# wherever the segment starts (common/launcher.py throughput()).
+mz_launch --network="${Network}" --batch_size="${batch_size}" --case_kind=acc --warmup_steps="${log_every}" \
   --accuracy_key=wt_dice --extra_keys=tc_dice,et_dice,patches_per_sec \
   -- "${mz_python}" "${model_dir}/main.py" --mode=train_test "${args[@]}"

@@ -9,6 +9,7 @@ train_steps=100
 mz_parse_flags "$@"
 mz_run_folder
 model_args
-mz_launch --network="${Network}" --batch_size="${batch_size}" --case_kind=perf --warmup_steps=5 \
+# A warm-up of --log_every steps leaves out the graph-tracing step (see train_full_1p.sh).
+mz_launch --network="${Network}" --batch_size="${batch_size}" --case_kind=perf --warmup_steps="${log_every}" \
   --extra_keys=patches_per_sec,voxels_per_sec \
   -- "${mz_python}" "${model_dir}/main.py" --mode=train --benchmark "${args[@]}"

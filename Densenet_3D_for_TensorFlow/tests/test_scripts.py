@@ -12,13 +12,16 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 """The test/*.sh scripts end to end on tiny synthetic data, and main.py as a
-process: a bad case exits non-zero naming its file; SIGKILL then -c resumes.
+process: a bad case exits non-zero naming its file; a run with --ckpt_path
+killed (SIGKILL) and rerun resumes from its last checkpoint, on one rank and on
+two, and the run folder keeps every segment's logs.
 
 The scripts run in a copy of the model directory (next to links to common/
 and .venv) so that a test never replaces a user's test/output/.
 """
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -47,12 +50,46 @@ def script_repo(tmp_path_factory):
     return root / os.path.basename(MODEL_DIR)
 
 
-def _run(command, cwd, timeout=600, rank_size=None):
+def _env(rank_size=None):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     env.pop("RANK_SIZE", None)
     if rank_size:
         env["RANK_SIZE"] = rank_size
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return env
+
+
+def _run(command, cwd, timeout=600, rank_size=None):
+    return subprocess.run(command, cwd=cwd, env=_env(rank_size), capture_output=True, text=True, timeout=timeout)
+
+
+def _latest_step(run):
+    """The step of the newest checkpoint in run folder ``run``, or 0. The manager's state file names
+    a checkpoint only after all its files are written."""
+    state = run / "checkpoints" / "checkpoint"
+    found = state.exists() and re.match(r'model_checkpoint_path: "ckpt-(\d+)"', state.read_text())
+    return int(found.group(1)) if found else 0
+
+
+def _kill_after_checkpoint(command, cwd, run, rank_size=None):
+    """Start ``command``, SIGKILL it once ``run`` holds a checkpoint; returns the newest checkpoint's step.
+
+    The command runs in its own process group, so SIGKILL reaches the script, the
+    launcher and every main.py at once, as a crash would.
+    """
+    process = subprocess.Popen(command, cwd=cwd, env=_env(rank_size), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while not _latest_step(run) and process.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL  # killed, not finished
+    return _latest_step(run)
+
+
+def _train_steps(log_text):
+    """``[(step, images_per_sec), ...]`` of a log's TRAIN lines."""
+    return [(int(step), float(rate)) for step, rate in
+            re.findall(r"TRAIN step=(\d+) loss=\S+ images_per_sec=(\S+)", log_text)]
 
 
 def _summary(path):
@@ -95,20 +132,30 @@ def test_train_performance_1p_end_to_end_with_n4(script_repo, synthetic_root, tm
     assert not (output / "ckpt" / "checkpoints").exists()  # --benchmark saves nothing
 
 
-def test_train_full_8p_on_two_ranks(script_repo, synthetic_root):
-    result = _run(["bash", "test/train_full_8p.sh", f"--data_path={synthetic_root}", "--max_steps=4",
-                   "--n4=False", *TINY_SCRIPT_FLAGS], cwd=script_repo, rank_size="2")
+def test_train_full_8p_on_two_ranks_killed_and_rerun_resumes(script_repo, synthetic_root, tmp_path):
+    # 4 training cases shared out, 2 x (4 + 4) patches per rank and epoch in batches of 2: 8 steps per epoch.
+    run = tmp_path / "run"
+    command = ["bash", "test/train_full_8p.sh", f"--data_path={synthetic_root}", f"--ckpt_path={run}",
+               "--train_steps=6", "--checkpoint_every=2", "--n4=False", *TINY_SCRIPT_FLAGS]
+    resumed = _kill_after_checkpoint(command, script_repo, run, rank_size="2")
+    assert resumed >= 2
+    result = _run(command, cwd=script_repo, rank_size="2")
     assert result.returncode == 0, result.stdout + result.stderr
     output = script_repo / "test" / "output"
     summary = _summary(output / "0" / "Densenet_3D_for_TensorFlow_bs2_2p_acc.log")
     assert set(LOG_KEYS + ["TrainAccuracy", "tc_dice", "et_dice"]) <= set(summary)
-    assert summary["RankSize"] == "2"
+    assert summary["RankSize"] == "2" and summary["RunSegments"] == "2" and summary["RunSteps"] == "1-6"
     logs = [(output / str(rank) / f"train_{rank}.log").read_text() for rank in (0, 1)]
     for log in logs:  # the 4 training cases are shared out, a global batch of 2 x 2 patches
-        assert "2 cases on this rank" in log and "batch 2 x 2 rank(s)" in log and "TRAIN step=4 " in log
-    # Only rank 0 keeps checkpoints and tests.
-    assert (output / "0" / "ckpt" / "predictions" / "metrics.csv").exists()
-    assert not (output / "1" / "ckpt" / "predictions").exists()
+        assert "2 cases on this rank" in log and "batch 2 x 2 rank(s)" in log, log
+        # Every rank restores the run folder's newest checkpoint and goes on from its step.
+        assert f"[checkpoint] resumed from {run}/checkpoints/ckpt-{resumed}" in log
+        steps = [step for step, _ in _train_steps(log)]
+        assert steps[0] == resumed + 1 and steps[-1] == 6, steps
+    # Rank 0 tests; every rank saved (the others into scratch folders, gone after a clean finish).
+    assert (run / "predictions" / "metrics.csv").exists() and "[test]" not in logs[1]
+    assert (run / "checkpoints" / "ckpt-6.index").exists()
+    assert not list((run / "checkpoints").glob(".worker-*"))
 
 
 def test_scripts_reject_missing_data_path_and_unknown_flags(script_repo):
@@ -135,44 +182,41 @@ def test_bad_case_stops_main_with_its_file_named(synthetic_root, tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("error: 1 of ")
 
 
-def test_sigkilled_script_with_ckpt_path_rerun_finishes_from_its_last_checkpoint(script_repo, synthetic_root,
-                                                                                  tmp_path):
-    # 4 training cases x 2 centres / batch 2: 4 steps per epoch, a checkpoint at each epoch's end.
-    run = tmp_path / "run"
-    command = ["bash", "test/train_full_1p.sh", f"--data_path={synthetic_root}", f"--ckpt_path={run}",
-               "--train_steps=12", "--n4=False", "--centres=1", "--inference=window", "--skip_bad_cases=True",
+def test_sigkilled_script_rerun_resumes_and_its_run_folder_holds_the_whole_run(script_repo, synthetic_root):
+    # 4 training cases x 2 centres / batch 2: 4 steps per epoch; a checkpoint every 2 steps, the last 2 kept.
+    # The run folder where a ModelZoo user puts it, inside test/output/0, which every run recreates: kept.
+    run = script_repo / "test" / "output" / "0" / "ckpt"
+    shutil.rmtree(run, ignore_errors=True)  # an earlier test's run
+    command = ["bash", "test/train_full_1p.sh", f"--data_path={synthetic_root}", "--ckpt_path=test/output/0/ckpt",
+               "--train_steps=12", "--checkpoint_every=2", "--keep_checkpoints=2", "--log_every=1", "--n4=False",
+               "--centres=1", "--inference=window", "--skip_bad_cases=True",
                *[flag for flag in TINY_SCRIPT_FLAGS if not flag.startswith("--centres")]]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    env.pop("RANK_SIZE", None)
-    # Its own process group, so SIGKILL reaches the script, the launcher and main.py, as a crash would.
-    process = subprocess.Popen(command, cwd=script_repo, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    # The manager's state file names a checkpoint only after all its files are written.
-    state = run / "checkpoints" / "checkpoint"
-
-    def saved_step_4():
-        return state.exists() and '"ckpt-4"' in state.read_text()
-
-    deadline = time.time() + 300
-    while not saved_step_4() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    assert saved_step_4()
+    resumed = _kill_after_checkpoint(command, script_repo, run)
+    assert resumed >= 2
     result = _run(command, cwd=script_repo)
     assert result.returncode == 0, result.stdout + result.stderr
-    log = (script_repo / "test" / "output" / "0" / "train_0.log").read_text()
+    output = script_repo / "test" / "output" / "0"
+    log = (output / "train_0.log").read_text()
     assert "--inference=window --skip_bad_cases=True" in log.splitlines()[0]
     assert f"from {run}/train.txt and {run}/test.txt" in log  # the first run's split, reused
     assert f"[flags] from {run}/config.json: --model_name=dense24 --width_multiplier=0.1" in log
-    resumed = [line for line in log.splitlines() if "continuing from" in line]
-    assert resumed, log
-    step = int(resumed[0].rsplit("step ", 1)[1].rstrip(")"))
-    assert step in (4, 8)
-    steps = [int(line.split("step=")[1].split()[0]) for line in log.splitlines() if "TRAIN step=" in line]
-    assert steps[0] == step + 1 and steps[-1] == 12
+    assert f"[checkpoint] resumed from {run}/checkpoints/ckpt-{resumed}" in log
     assert "window inference" in log and "Final Train Accuracy" in result.stdout
     assert (run / "predictions" / "metrics.csv").exists()
+    assert sorted(p.name for p in (run / "checkpoints").glob("ckpt-*.index")) == ["ckpt-10.index", "ckpt-12.index"]
+
+    # Each segment's log in the run folder: the killed one from step 1, the rerun from the checkpoint on.
+    segments = [_train_steps((run / "logs" / f"segment-00{n}" / "train_0.log").read_text()) for n in (1, 2)]
+    assert segments[0][0][0] == 1 and segments[0][-1][0] >= resumed
+    assert [step for step, _ in segments[1]] == list(range(resumed + 1, 13))
+    # The loss file and the summary speak for the whole run (--log_every=1: a loss per step).
+    assert len((output / "train_Densenet_3D_for_TensorFlow_bs2_1p_acc_loss.txt").read_text().split()) == 12
+    summary = _summary(output / "Densenet_3D_for_TensorFlow_bs2_1p_acc.log")
+    assert (summary["RunSteps"], summary["RunSegments"], summary["SegmentSteps"]) == ("1-12", "2", f"{resumed + 1}-12")
+    # ActualFPS: the rerun's steps after its first, graph-tracing one (the warm-up of --log_every steps).
+    rates = [rate for _, rate in segments[1]]
+    assert float(summary["ActualFPS"]) == pytest.approx(sum(rates[1:]) / len(rates[1:]), abs=0.006)
+    assert float(summary["ActualFPS"]) != pytest.approx(sum(rates) / len(rates), abs=0.006)
 
 
 def test_n4_cache_dir_inside_output_is_refused(script_repo, synthetic_root):

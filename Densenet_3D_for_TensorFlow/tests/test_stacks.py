@@ -72,8 +72,8 @@ def test_a_run_folder_moves_between_the_stacks(synthetic_root, tmp_path):
     resumed = run_main("-r", synthetic_root, "--model_dir", run_dir, "--max_steps", "3", "-c", "True", *TINY)
     assert resumed.returncode == 2 and "Traceback" not in resumed.stderr
     error = resumed.stderr.strip().splitlines()[-1]
-    assert error.startswith(f"error: -c: {run_dir}/checkpoints/ckpt-2 cannot be continued as -mn dense24 "
-                            "--width_multiplier 0.1: written on TF "), error
+    assert error.startswith(f"error: --resume: {run_dir}/checkpoints/ckpt-2 cannot be continued by this model: "
+                            "written on TF "), error
     assert "optimizer state cannot be resumed here" in error
 
 

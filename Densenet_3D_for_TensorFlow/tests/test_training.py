@@ -13,7 +13,8 @@
 # limitations under the License.
 """Training in-process on tiny synthetic cases: it learns, resumes with optimizer
 state, refuses to overwrite a run, starts over on request, writes config.json
-only once it is set to go, and stops cleanly on a non-finite loss (exit 3)."""
+only once it is set to go, stops cleanly on a non-finite loss (exit 3) and
+keeps --keep_checkpoints checkpoints."""
 
 import json
 import os
@@ -68,14 +69,15 @@ def test_short_training_learns_and_resumes_with_optimizer_state(synthetic_root, 
     # A second run in the same model_dir must not silently start over...
     args2, ctx2, data2, model2, optimizer2 = _setup(data_root, tmp_path / "run", "--max_steps", "100",
                                                     "-nc", "True")
-    with pytest.raises(UserError, match="-c True"):
+    with pytest.raises(UserError, match=r"already holds a checkpoint \(ckpt-100\): --resume=True continues"):
         runner.train(args2, ctx2, model2, optimizer2, data2, log=lambda line: None)
     # ...and with -c it takes the weights and the optimizer's state from the last checkpoint.
     args3, ctx3, data3, model3, optimizer3 = _setup(data_root, tmp_path / "run", "--max_steps", "100",
                                                     "-nc", "True", "-c", "True")
     lines = []
     runner.train(args3, ctx3, model3, optimizer3, data3, log=lines.append)
-    assert any("ckpt-100 (step 100)" in line for line in lines), lines
+    assert any(line.endswith("resumed from " + str(tmp_path / "run" / "checkpoints" / "ckpt-100"))
+               for line in lines), lines
     assert int(optimizer3.iterations.numpy()) == 100
     for trained_weight, restored in zip(model.weights, model3.weights):
         np.testing.assert_array_equal(trained_weight.numpy(), restored.numpy())
@@ -99,28 +101,36 @@ def _check_run_config(data_root, run):
     (run / "config.json").unlink()
     args, ctx, data, model, optimizer = _setup(data_root, run, "-nc", "True", "-c", "True",
                                                "--width_multiplier", "0.2")
-    with pytest.raises(UserError, match="cannot be continued as -mn dense24 --width_multiplier 0.2: "):
+    with pytest.raises(UserError, match="ckpt-100 cannot be continued by this model: "):
         runner.train(args, ctx, model, optimizer, data, log=lambda line: None)
     assert not (run / "config.json").exists()
     # --resume=False starts over: the old checkpoints go before the new run saves its own.
     args, ctx, data, model, optimizer = _setup(data_root, run, "-nc", "True", "--resume=False")
     lines = []
     state = runner.restore_or_start(args, ctx, model, optimizer, data, log=lines.append)
-    assert state.step == 0 and state.manager.latest_checkpoint is None
+    assert state.step == 0 and state.checkpoints.latest is None
     assert any("starting over" in line for line in lines) and not list((run / "checkpoints").glob("ckpt-*"))
 
 
-def test_non_finite_loss_exits_3_without_saving(synthetic_root, tmp_path, capsys):
+def test_non_finite_loss_exits_3_without_saving_then_the_folder_is_refused(synthetic_root, tmp_path, capsys):
     # An absurd learning rate overflows the weights within a few steps.
     with pytest.raises(SystemExit) as exited:
         main.main(["-r", synthetic_root, "--model_dir", str(tmp_path), *TINY, "-lr", "1e30",
-                   "--checkpoint_every", "1", "--max_steps", "20"])
+                   "--checkpoint_every", "1", "--keep_checkpoints", "1", "--max_steps", "20"])
     assert exited.value.code == npu_utils.DIVERGED_EXIT == 3
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error.startswith("error: ") and "non-finite" in error
-    import tensorflow as tf
-    latest = tf.train.latest_checkpoint(os.path.join(str(tmp_path), "checkpoints"))
+    assert error.startswith("error: ") and "finite" in error
+    latest = npu_utils.latest_checkpoint(str(tmp_path))
     assert latest is not None and latest in error
+    # --keep_checkpoints=1: of one checkpoint per step, only the last good one stays.
+    assert [p.name for p in (tmp_path / "checkpoints").glob("ckpt-*.index")] == [os.path.basename(latest) + ".index"]
+    # The same command again, without --resume, on a folder that holds a checkpoint: one line, exit 2.
+    with pytest.raises(SystemExit) as exited:
+        main.main(["-r", synthetic_root, "--model_dir", str(tmp_path), *TINY, "--max_steps", "20"])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith(f"error: --model_dir={tmp_path} already holds a checkpoint (")
+    import tensorflow as tf
     reader = tf.train.load_checkpoint(latest)
     for name in reader.get_variable_to_shape_map():
         if name.startswith("model/"):
@@ -156,7 +166,8 @@ def test_weights_of_another_width_stop_with_one_line(tmp_path):
 
     import tf_models
 
-    prefix = tf.train.Checkpoint(model=tf_models.build_model("dense24", 0.1)).save(str(tmp_path / "ckpt"))
+    prefix = tf.train.Checkpoint(model=tf_models.build_model("dense24", 0.1)).save(
+        str(tmp_path / "checkpoints" / "ckpt"))
     narrow = tf_models.build_model("dense24", 0.1)
     assert runner.load_weights(narrow, str(tmp_path)) == prefix
     with pytest.raises(UserError, match=r"-lp .*ckpt-1: does not fit -mn dense24 \(--width_multiplier too\?\)"):
@@ -170,7 +181,7 @@ def test_common_names_are_aliases_of_the_reference_flags():
     reference = config.parse_args(["-r", "d", "--model_dir", "m", "-bs", "3", "--max_steps", "7",
                                    "--log_every_steps", "5", "--save_every_steps", "9", "-c", "True"])
     assert vars(common) == vars(reference)
-    assert common.resume is True and common.log_every_steps == 5 and common.save_every_steps == 9
+    assert common.resume is True and common.log_every_steps == 5 and common.checkpoint_every == 9
     assert config.parse_args(["-r", "d", "--resume"]).resume is True
     assert config.parse_args(["-r", "d", "--resume=False"]).resume is False
 
