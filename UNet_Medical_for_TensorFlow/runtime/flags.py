@@ -90,11 +90,6 @@ def build_parser():
                              "evaluate/predict: the training run's unless given")
     npu_utils.add_bool_flag(parser, "--benchmark", "time steps after --warmup_steps; no checkpoints")
     parser.add_argument("--warmup_steps", type=int, default=200, help="steps left out of benchmark figures")
-    npu_utils.add_bool_flag(parser, "--resume_training", "True: continue from the last checkpoint in --model_dir "
-                            "(none: start fresh); False: start over, deleting its checkpoints; not given: refuse "
-                            "to train over a checkpoint", default=None, aliases=("--resume",))
-    parser.add_argument("--checkpoint_every", type=int, default=100, help="steps between checkpoints")
-    parser.add_argument("--keep_checkpoints", type=int, default=3, help="checkpoints kept in --model_dir")
     parser.add_argument("--base_filters", type=int, default=64,
                         help="first level's width (64 = NVIDIA); evaluate/predict/resume: the training run's")
     parser.add_argument("--tile_size", type=int, default=572,
@@ -105,6 +100,9 @@ def build_parser():
     parser.add_argument("--pretrained_checkpoint", default=None,
                         help="--model_dir of an earlier run to start from (all but the last layer "
                              "when the class count differs)")
+    # --resume (dest resume), --checkpoint_every, --keep_checkpoints: the rules every model shares;
+    # NVIDIA's --resume_training stays an alias.
+    npu_utils.add_checkpoint_flags(parser, checkpoint_every=100, resume_aliases=("--resume_training",))
     npu_utils.add_device_flags(parser)
     return parser
 
@@ -115,8 +113,9 @@ def trains(args):
 
 
 def has_checkpoint(model_dir):
-    """Whether ``model_dir`` names a checkpoint (TensorFlow's ``checkpoint`` state file is there)."""
-    return os.path.isfile(os.path.join(model_dir, "checkpoint"))
+    """Whether run folder ``model_dir`` names a checkpoint (TensorFlow's ``checkpoint`` state file is in
+    its ``checkpoints/``, common/checkpoints.py's layout, spelled out here since that module loads TensorFlow)."""
+    return os.path.isfile(os.path.join(model_dir, "checkpoints", "checkpoint"))
 
 
 def check_step_plan(args, total_steps):
@@ -132,7 +131,7 @@ def check_step_plan(args, total_steps):
 
 
 def _check_values(args):
-    for name in ("batch_size", "log_every", "checkpoint_every", "keep_checkpoints", "base_filters"):
+    for name in ("batch_size", "log_every", "base_filters"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name}={getattr(args, name)} must be at least 1")
     if args.max_steps < 0 or args.train_epochs < 0:
@@ -178,7 +177,7 @@ def take_from_training_run(args, given):
       UserError: a contradicting flag, or evaluate of a run with no held-out fold.
     """
     if trains(args):
-        if args.resume_training and not args.benchmark and has_checkpoint(args.model_dir):
+        if args.resume and not args.benchmark and has_checkpoint(args.model_dir):
             names = ARCHITECTURE_FLAGS + FOLD_FLAGS + tuple(n for n in INPUT_FLAGS if n not in given)
             npu_utils.take_from_run_config(args, given, names, args.model_dir, WHY["resume"])
         return

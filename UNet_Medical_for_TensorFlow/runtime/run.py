@@ -117,7 +117,11 @@ def train(session):
                else f"step {last_step} (--train_epochs={args.train_epochs})")
         print(f"[train] checkpoint step {start_step} already reaches {cap}", flush=True)
     else:
-        train_steps(session, start_step, last_step)
+        try:
+            train_steps(session, start_step, last_step)
+        finally:
+            if session.checkpoints:  # a non-chief worker's scratch checkpoints go, also after a failure
+                session.checkpoints.close()
     if session.ctx.is_chief and not args.benchmark:
         path = os.path.join(args.model_dir, EXPORT_FILE)
         session.model.save(path)
@@ -152,16 +156,17 @@ def train_steps(session, start_step, last_step):
 
     train_step = npu_utils.make_train_step(ctx, model, session.optimizer, loss_fn)
     global_batch = args.batch_size * ctx.ranks.rank_size
-    save = ctx.is_chief and not args.benchmark
+    checkpoints = session.checkpoints  # None for --benchmark: no checkpoints
     iterator = iter(_train_dataset(session, start_step))
     timer = npu_utils.StepTimer(global_batch, first_step=start_step)
     step_seconds, step_start = [], time.perf_counter()
     for step in range(start_step + 1, last_step + 1):
         loss = float(train_step(*next(iterator)))
         if not math.isfinite(loss):
+            last_good = checkpoints.manager.latest_checkpoint if checkpoints else None
             raise npu_utils.TrainingDiverged(
                 f"loss is {loss} at step {step}; stopped without saving, the last good checkpoint is "
-                f"{session.manager.latest_checkpoint or 'none'}")
+                f"{last_good or 'none'}")
         checkpoint.step.assign(step)
         now = time.perf_counter()
         step_seconds.append(now - step_start)  # wall clock, input pipeline included, as the StepTimer
@@ -169,10 +174,10 @@ def train_steps(session, start_step, last_step):
         if step % args.log_every == 0 or step == last_step:
             print(timer.line(step, loss), flush=True)
             session.log.record(step, {"loss": loss, "images_per_sec": timer.last_rate})
-        if save and step % args.checkpoint_every == 0:
-            npu_utils.save_checkpoint(session.manager, model, step)
-    if save and session.step % args.checkpoint_every:
-        npu_utils.save_checkpoint(session.manager, model, session.step)
+        if checkpoints and step % args.checkpoint_every == 0:  # every worker saves, at the same steps
+            checkpoints.save(step)
+    if checkpoints and session.step % args.checkpoint_every:
+        checkpoints.save(session.step)
     if args.benchmark:
         report_benchmark(session, benchmark.benchmark_statistics(step_seconds, global_batch, args.warmup_steps),
                          last_step)

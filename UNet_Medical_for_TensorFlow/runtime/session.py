@@ -13,14 +13,15 @@
 # limitations under the License.
 """One run's state (a :class:`Session`): data split, network, optimizer, checkpoints, logs; restore-or-start.
 
-Checkpoints go through ``tf.train.CheckpointManager`` (written atomically),
-so a run killed at any moment resumes from its last checkpoint with
-``--resume``. ``config.json`` is written here, by training only, once every
+A training's checkpoints follow the rules every model shares
+(common/npu_utils.RunCheckpoints: ``--model_dir/checkpoints/ckpt-<step>``,
+written atomically), so a run killed at any moment resumes from its last
+checkpoint with ``--resume``. ``config.json`` is written here, by training only, once every
 check passed and the restore succeeded (THE RULE of common/npu_utils).
 """
 
 import dataclasses
-import glob
+import functools
 import json
 import os
 
@@ -72,7 +73,8 @@ class Session:
       out: the network's output side for ``args.tile_size`` (572 -> 388),
         worked out here only.
       train_indices, validation_indices: the fold split of ``data.images``.
-      model, optimizer, checkpoint (with its ``step``), manager, log.
+      model, optimizer, checkpoint (with its ``step``), log.
+      checkpoints: the run folder's npu_utils.RunCheckpoints (training only, None otherwise).
     """
 
     args: object
@@ -84,7 +86,7 @@ class Session:
     model: object
     optimizer: object
     checkpoint: object
-    manager: object
+    checkpoints: object
     log: RunLog
 
     @property
@@ -111,9 +113,11 @@ def create(args, ctx, data):
         npu_utils.build_optimizer(optimizer, model.trainable_variables)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     checkpoint = tf.train.Checkpoint(step=step, model=model, optimizer=optimizer)
-    manager = tf.train.CheckpointManager(checkpoint, args.model_dir, max_to_keep=args.keep_checkpoints)
+    # Every worker has its RunCheckpoints: under several workers each one saves (common/checkpoints.py).
+    checkpoints = (npu_utils.RunCheckpoints(checkpoint, model, args.model_dir, ctx, keep=args.keep_checkpoints)
+                   if flags.trains(args) and not args.benchmark else None)
     return Session(args, ctx, data, out, train_indices, validation_indices, model, optimizer, checkpoint,
-                   manager, RunLog(args, ctx.is_chief))
+                   checkpoints, RunLog(args, ctx.is_chief))
 
 
 def check_readable(prefix):
@@ -133,69 +137,29 @@ def check_readable(prefix):
                         "file naming it) or use another --model_dir") from None
 
 
-def latest_checkpoint(model_dir):
-    """The prefix the ``checkpoint`` state file of ``model_dir`` names, or None when there is none.
-
-    Raises:
-      UserError: the state file cannot be parsed or names files that are gone.
-    """
-    state_file = os.path.join(model_dir, "checkpoint")
-    if not os.path.isfile(state_file):
-        return None
-    try:
-        state = tf.train.get_checkpoint_state(model_dir)
-    except (tf.errors.OpError, ValueError) as error:
-        raise UserError(f"{state_file}: the checkpoint is unreadable ({str(error).splitlines()[0][:200]})") from None
-    prefix = state.model_checkpoint_path if state else ""  # TensorFlow joins a relative name to model_dir
-    if not prefix:
-        raise UserError(f"{state_file}: the checkpoint is unreadable (it names no checkpoint)")
-    if not os.path.isfile(prefix + ".index"):
-        raise UserError(f"{state_file}: the checkpoint is unreadable (it names {prefix}, whose .index file is "
-                        "missing)")
-    return prefix
-
-
-def _start_over(session):
-    """--resume=False: delete the run folder's checkpoints (nothing else) so that none can be resumed.
-
-    The state file is not read first, so a folder with a damaged one starts over too.
-    """
-    model_dir = session.args.model_dir
-    doomed = glob.glob(os.path.join(glob.escape(model_dir), "ckpt-*.index"))
-    doomed += glob.glob(os.path.join(glob.escape(model_dir), "ckpt-*.data-*-of-*"))
-    doomed += glob.glob(os.path.join(glob.escape(model_dir), "ckpt-*.weights.npz"))  # npu_utils.save_checkpoint's
-    doomed += [p for p in [os.path.join(model_dir, "checkpoint")] if os.path.isfile(p)]
-    for path in doomed:
-        os.remove(path)
-    session.manager = tf.train.CheckpointManager(session.checkpoint, model_dir,
-                                                 max_to_keep=session.args.keep_checkpoints)
-    if doomed:
-        print(f"[run] --resume=False: deleted the checkpoints in {model_dir}; starting over", flush=True)
-
-
-def _restore(session, prefix):
-    """Restore ``prefix``: all of it to resume a training; evaluate and predict need only the weights,
-    which also come from a checkpoint written on the other stack (its portable weights file)."""
+def _restore_weights(session, prefix):
+    """Restore the weights and step of ``prefix`` for evaluate and predict, also from a checkpoint
+    written on the other stack (its portable weights file)."""
     check_readable(prefix)
-    weights_only = None if flags.trains(session.args) else session.model
-    error = npu_utils.restore_checkpoint(session.checkpoint, prefix, model=weights_only)
+    error = npu_utils.restore_checkpoint(session.checkpoint, prefix, model=session.model)
     if error:
         # With the run's config.json the network's flags came from there; without it they may be wrong.
         hint = ("" if npu_utils.read_run_config(session.args.model_dir) is not None else
                 f" (no {npu_utils.RUN_CONFIG} there: give the --base_filters and --n_classes of its training run)")
         raise UserError(f"{prefix} cannot be restored here: {error}{hint}")
-    if weights_only is not None:  # the other stack's portable weights leave the step at 0: read it directly
-        session.checkpoint.step.assign(tf.train.load_checkpoint(prefix).get_tensor(STEP_KEY))
+    # The other stack's portable weights leave the step at 0: read it directly.
+    session.checkpoint.step.assign(tf.train.load_checkpoint(prefix).get_tensor(STEP_KEY))
     print(f"[run] restored {prefix} (step {session.step})", flush=True)
 
 
 def restore_or_start(session):
     """Restore the latest checkpoint, start over, or start fresh, as the mode and ``--resume`` ask.
 
-    Training without ``--resume`` refuses a folder that holds a checkpoint;
-    ``--resume=False`` deletes its checkpoints; evaluate and predict always
-    restore. Then every rank takes rank 0's variables, and a training chief
-    writes config.json (THE RULE: after all checks and the restore).
+    Training follows npu_utils.RunCheckpoints.restore_or_start (True:
+    continue, False: delete the checkpoints and start over, not given: refuse
+    a folder that holds one); evaluate and predict always restore. Then every
+    rank takes rank 0's variables, and a training chief writes config.json
+    (THE RULE: after all checks and the restore).
 
     Raises:
       UserError: a checkpoint in the way, none to evaluate with, or one that
@@ -203,20 +167,19 @@ def restore_or_start(session):
     """
     args, ctx = session.args, session.ctx
     trains = flags.trains(args)
-    if trains and args.resume_training is False and not args.benchmark and ctx.is_chief:
-        _start_over(session)
-    latest = latest_checkpoint(args.model_dir) if ctx.is_chief else None
-    if trains and latest and args.resume_training is None and not args.benchmark and ctx.is_chief:
-        raise UserError(f"--model_dir={args.model_dir} already holds {latest}; pass --resume (or "
-                        "--resume_training) to continue it, --resume=False to start over, or choose "
-                        "another --model_dir")
-    if latest and (args.resume_training or not trains):
-        _restore(session, latest)
-    elif not trains and not args.benchmark and ctx.is_chief:
-        raise UserError(f"--model_dir={args.model_dir}: no checkpoint to {args.exec_mode} with")
-    elif trains and args.pretrained_checkpoint:
+    if session.checkpoints is not None:
+        if args.resume and session.checkpoints.latest:
+            check_readable(session.checkpoints.latest)  # a damaged file named as such, not as a misfit
+        session.checkpoints.restore_or_start(args.resume, log=functools.partial(print, flush=True))
+    elif not trains and ctx.is_chief:
+        latest = npu_utils.latest_checkpoint(args.model_dir)
+        if latest:
+            _restore_weights(session, latest)
+        elif not args.benchmark:
+            raise UserError(f"--model_dir={args.model_dir}: no checkpoint to {args.exec_mode} with")
+    if trains and not session.step and args.pretrained_checkpoint:
         load_pretrained(session.model, args.pretrained_checkpoint)
-    # Only rank 0 has checkpoints: every rank continues from its weights and step.
+    # The same start on every rank, whatever each one's view of the run folder (and of a pretrained run).
     ctx.broadcast_variables(session.model.weights + npu_utils.optimizer_variables(session.optimizer)
                             + [session.checkpoint.step])
     if trains and ctx.is_chief and not args.benchmark:
@@ -231,7 +194,7 @@ def load_pretrained(model, source_dir):
       UserError: no config.json / checkpoint there, or a different architecture.
     """
     config = npu_utils.read_run_config(source_dir)
-    latest = latest_checkpoint(source_dir) if config is not None else None
+    latest = npu_utils.latest_checkpoint(source_dir) if config is not None else None
     if latest is None:
         raise UserError(f"--pretrained_checkpoint={source_dir}: expected the --model_dir of an earlier "
                         f"run, with {npu_utils.RUN_CONFIG} and a checkpoint")

@@ -114,11 +114,11 @@ def test_common_names_are_aliases(tmp_path):
     args = flags.parse_args(["--mode=train_and_evaluate", "--data_path=/d", f"--model_dir={tmp_path}",
                              "--crossvalidation_idx=0", "--resume=False", "--max_steps=5", "--log_every=2",
                              "--checkpoint_every=3", "--batch_size=2"])
-    assert (args.exec_mode, args.data_dir, args.resume_training, args.max_steps, args.log_every,
+    assert (args.exec_mode, args.data_dir, args.resume, args.max_steps, args.log_every,
             args.checkpoint_every, args.batch_size) == ("train_and_evaluate", "/d", False, 5, 2, 3, 2)
-    assert flags.parse_args(["--resume"]).resume_training is True
-    assert flags.parse_args(["--resume_training"]).resume_training is True
-    assert flags.parse_args([]).resume_training is None  # today's default: refuse to train over a checkpoint
+    assert flags.parse_args(["--resume"]).resume is True
+    assert flags.parse_args(["--resume_training"]).resume is True  # NVIDIA's spelling
+    assert flags.parse_args([]).resume is None  # every model's default: refuse to train over a checkpoint
 
 
 @pytest.mark.parametrize("name", ["model_dir", "log_dir"])
@@ -135,7 +135,8 @@ def test_run_folders_that_are_files_are_refused(tmp_path, name):
 
 def test_resume_takes_the_run_and_refuses_another_fold(tmp_path, capsys):
     _training_run(tmp_path, "--base_filters=4", "--crossvalidation_idx=0", "--seed=3")
-    (tmp_path / "checkpoint").write_text('model_checkpoint_path: "ckpt-5"\n')
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-5"\n')
     args = flags.parse_args([f"--model_dir={tmp_path}", "--resume"])
     assert (args.base_filters, args.crossvalidation_idx, args.seed) == (4, 0, 3)
     assert f"[flags] from {tmp_path}/config.json: --base_filters=4" in capsys.readouterr().out

@@ -16,8 +16,10 @@
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
+import time
 
 import pytest
 
@@ -89,24 +91,93 @@ def test_nvidia_recipe_runs_five_folds_and_prints_the_summary(isbi_dir, tmp_path
     assert re.search(r"^5-fold eval_dice_score: (.*)$", rerun.stdout, re.M).group(1) == summary_line
 
 
-def test_train_full_8p_on_two_ranks(isbi_dir):
-    result = run_script("train_full_8p.sh", f"--data_path={isbi_dir}", "--max_step=20", "--log_every=5", *SMALL,
-                        env=dict(os.environ, RANK_SIZE="2"))
+def saved_step(run_folder):
+    """The step of the newest checkpoint the run folder's list names (written after all its files), or 0."""
+    state = os.path.join(run_folder, "checkpoints", "checkpoint")
+    text = open(state, encoding="utf-8").read() if os.path.exists(state) else ""
+    found = re.search(r'^model_checkpoint_path: "ckpt-(\d+)"', text, re.M)
+    return int(found.group(1)) if found else 0
+
+
+def kill_after_a_checkpoint(script, argv, run_folder, env=None):
+    """Start ``test/<script> argv`` in its own process group, SIGKILL the group once a checkpoint is
+    saved (as a machine's failure would); returns that checkpoint's step."""
+    process = subprocess.Popen(["bash", os.path.join(MODEL_DIR, "test", script), *argv], cwd=MODEL_DIR,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                               start_new_session=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and not saved_step(run_folder) and process.poll() is None:
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert saved_step(run_folder), "no checkpoint before the kill"
+    return saved_step(run_folder)
+
+
+def segment_log(run_folder, segment, rank=0):
+    path = os.path.join(run_folder, "logs", f"segment-{segment:03d}", f"train_{rank}.log")
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    return text, [step for step in map(parse_step_line, text.splitlines()) if step]
+
+
+def test_a_killed_run_resumes_through_the_script(isbi_dir, tmp_path):
+    """train_full_1p.sh --ckpt_path=DIR killed (its process group) after a checkpoint, then the same command
+    again: both segments' logs kept, one loss file over steps 1..40, the summary names the whole run, and
+    ActualFPS leaves out the resumed segment's first (graph-tracing) step."""
+    run_folder = str(tmp_path / "run")
+    argv = [f"--data_path={isbi_dir}", f"--ckpt_path={run_folder}", "--checkpoint_every=5", "--max_step=40",
+            "--log_every=1", *SMALL]
+    saved = kill_after_a_checkpoint("train_full_1p.sh", argv, run_folder)
+    rerun = run_script("train_full_1p.sh", *argv)
+    assert rerun.returncode == 0, rerun.stdout[-1000:] + rerun.stderr[-2000:]
+
+    killed_text, killed = segment_log(run_folder, 1)
+    resumed_text, resumed = segment_log(run_folder, 2)
+    assert killed[0][0] == 1 and killed[-1][0] >= saved and "exported" not in killed_text
+    assert f"[checkpoint] resumed from {run_folder}/checkpoints/ckpt-{saved}" in resumed_text
+    assert [step[0] for step in resumed] == list(range(saved + 1, 41))
+    by_step = {step[0]: step[1] for step in killed + resumed}  # a step trained again: the later line
+    case = "UNet_Medical_for_TensorFlow_bs2_1p_acc"
+    with open(os.path.join(MODEL_DIR, "test", "output", "0", f"train_{case}_loss.txt"), encoding="utf-8") as f:
+        losses = [float(line) for line in f]
+    assert losses == pytest.approx([by_step[step] for step in range(1, 41)], abs=1e-6)
+
+    values = summary(f"{case}.log")
+    assert (values["RunSteps"], values["RunSegments"], values["SegmentSteps"]) == ("1-40", "2", f"{saved + 1}-40")
+    assert 0 <= float(values["TrainAccuracy"]) <= 1
+    # The launcher's warm-up (--log_every steps) counts from where the segment started: step saved + 1,
+    # whose interval holds the tracing, is left out; with it the figure would be lower.
+    rates = [step[2] for step in resumed]
+    assert float(values["ActualFPS"]) == pytest.approx(sum(rates[1:]) / len(rates[1:]), abs=0.006)
+    assert float(values["ActualFPS"]) > sum(rates) / len(rates) + 0.01
+
+
+def test_train_full_8p_on_two_ranks_killed_and_resumed(isbi_dir, tmp_path):
+    """Two workers (MultiWorkerMirroredStrategy on the CPU) killed after a checkpoint, the same command
+    again: both resume from it and finish together; the non-chief's scratch checkpoints are gone."""
+    run_folder = str(tmp_path / "run")
+    argv = [f"--data_path={isbi_dir}", f"--ckpt_path={run_folder}", "--max_step=20", "--log_every=5",
+            "--checkpoint_every=5", *SMALL]
+    env = dict(os.environ, RANK_SIZE="2")
+    saved = kill_after_a_checkpoint("train_full_8p.sh", argv, run_folder, env=env)
+    result = run_script("train_full_8p.sh", *argv, env=env)
     assert result.returncode == 0, result.stdout[-1000:] + result.stderr[-2000:]
     losses = []
-    for rank in ("0", "1"):
-        with open(os.path.join(MODEL_DIR, "test", "output", rank, f"train_{rank}.log"), encoding="utf-8") as log:
-            steps = [parse_step_line(line) for line in log]
-        losses.append({step[0]: step[1] for step in steps if step})
-        assert sorted(losses[-1]) == [5, 10, 15, 20], rank
+    for rank in (0, 1):
+        text, steps = segment_log(run_folder, 2, rank)
+        assert f"[checkpoint] resumed from {run_folder}/checkpoints/ckpt-{saved}" in text, rank
+        losses.append({step[0]: step[1] for step in steps})
+        assert sorted(losses[-1]) == list(range(saved + 5, 21, 5)), rank
     # Each rank trains on its own shard, but the logged loss is the mean over
     # the ranks (common/npu_utils.make_train_step all-reduces it), so equal
-    # losses show that both ranks ran every step together through the
-    # all-reduce. They do not show equal weights on their own: only rank 0
-    # saves, so rank 1's weights are not visible to this test.
+    # losses show that both ranks ran every step together through the all-reduce.
     assert losses[0] == losses[1]
-    values = accuracy_summary("UNet_Medical_for_TensorFlow_bs2_2p_acc", log_every=5)
-    assert values["RankSize"] == "2" and values["BatchSize"] == "2"
+    assert saved_step(run_folder) == 20
+    assert not [name for name in os.listdir(os.path.join(run_folder, "checkpoints")) if name.startswith(".worker")]
+    values = summary("UNet_Medical_for_TensorFlow_bs2_2p_acc.log")
+    assert (values["RankSize"], values["BatchSize"], values["RunSteps"], values["RunSegments"]) == (
+        "2", "2", "5-20", "2")
 
 
 def test_train_performance_1p(isbi_dir):

@@ -100,12 +100,13 @@ def test_a_run_folder_moves_between_the_stacks(isbi_dir, tmp_path):
     trained = run_main("--data_dir", isbi_dir, "--model_dir", run_dir, "--exec_mode=train_and_evaluate",
                        "--crossvalidation_idx=1", "--max_steps=3", *TINY, python=other)
     assert trained.returncode == 0, trained.stderr[-2000:]
-    assert os.path.isfile(os.path.join(run_dir, "ckpt-3.weights.npz"))
+    checkpoint = os.path.join(run_dir, "checkpoints", "ckpt-3")
+    assert os.path.isfile(checkpoint + ".weights.npz")
 
     evaluated = run_main("--data_dir", isbi_dir, "--model_dir", run_dir, "--exec_mode=evaluate")
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
-    assert f"[checkpoint] weights of {run_dir}/ckpt-3 (written on TF " in evaluated.stdout
-    assert f"[run] restored {run_dir}/ckpt-3 (step 3)" in evaluated.stdout
+    assert f"[checkpoint] weights of {checkpoint} (written on TF " in evaluated.stdout
+    assert f"[run] restored {checkpoint} (step 3)" in evaluated.stdout
     there, here = metrics_of(trained.stdout), metrics_of(evaluated.stdout)
     assert set(here) == set(there) and all(here[k] == pytest.approx(there[k], abs=1e-4) for k in there)
 
@@ -116,12 +117,12 @@ def test_a_run_folder_moves_between_the_stacks(isbi_dir, tmp_path):
     tuned = run_main("--data_dir", isbi_dir, "--model_dir", str(tmp_path / "tuned"), "--max_steps=1",
                      "--pretrained_checkpoint", run_dir, *TINY)
     assert tuned.returncode == 0, tuned.stderr[-2000:]
-    assert f"[train] started from {run_dir}/ckpt-3: all layers" in tuned.stdout
+    assert f"[train] started from {checkpoint}: all layers" in tuned.stdout
 
     resumed = run_main("--data_dir", isbi_dir, "--model_dir", run_dir, "--max_steps=4", "--resume")
     assert resumed.returncode == 2 and "Traceback" not in resumed.stderr
     error = resumed.stderr.strip().splitlines()[-1]
-    assert error.startswith(f"error: {run_dir}/ckpt-3 cannot be restored here: written on TF ")
+    assert error.startswith(f"error: --resume: {checkpoint} cannot be continued by this model: written on TF ")
     assert "optimizer state cannot be resumed here" in error
 
 

