@@ -19,13 +19,16 @@ fetches train-volume.tif, train-labels.tif and test-volume.tif from the
 challenge site's files folder (``--base_url`` for a mirror) into a temporary
 folder inside DATA_DIR, decodes and checks them with data_loading.readers,
 and only then moves them into DATA_DIR. Each file's MD5 is compared with the
-sum one public loader lists; a difference is a warning naming both sums (the
-site may serve a re-saved copy), not a refusal. Any failure leaves no partial
-file behind and prints one line, naming the URL and the file it would have become.
+sum one public loader lists; a difference stops the download naming both sums,
+unless ``--allow_checksum_mismatch`` keeps such a copy (the site may serve a
+re-saved one). Any failure (an HTTP error, a refused or timed-out connection,
+an answer that is not HTTP, a body cut short) leaves no partial file or
+folder behind and prints one line naming the URL and what to do; exit status 2.
 """
 
 import argparse
 import hashlib
+import http.client
 import os
 import shutil
 import sys
@@ -52,20 +55,34 @@ LISTED_MD5 = {"train-volume.tif": "465461edbe0254630c4ec5577f1e7764",
               "test-volume.tif": "9767660d7abe4e0ecbdd0061a16058ad"}
 
 
+RETRY = "check the URL and the network and run the command again, or give a mirror's folder with --base_url"
+
+
 def fetch(url, path, timeout):
-    """Copy ``url`` to ``path``.
+    """Copy ``url`` to ``path``; a body shorter than the server's Content-Length is an error.
 
     Raises:
-      UserError: the server cannot be reached or answers with an error.
+      UserError: one line naming ``url``: the server cannot be reached, times
+        out, answers with an HTTP error or not in HTTP, or cuts the body short.
     """
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(path, "wb") as out:
             shutil.copyfileobj(response, out, CHUNK_BYTES)
+            expected, received = response.headers.get("Content-Length"), out.tell()
+        if expected is not None and expected.isdigit() and received < int(expected):
+            raise UserError(f"cannot download {url}: the connection closed after {received} of {expected} "
+                            f"bytes; {RETRY}")
     except urllib.error.HTTPError as error:
-        raise UserError(f"cannot download {url}: HTTP {error.code} {error.reason}") from None
-    except (urllib.error.URLError, OSError, ValueError) as error:
+        raise UserError(f"cannot download {url}: HTTP {error.code} {error.reason}; {RETRY}") from None
+    except http.client.IncompleteRead:
+        raise UserError(f"cannot download {url}: the connection closed in the middle of the body (a chunked "
+                        f"body cut short); {RETRY}") from None
+    except http.client.HTTPException as error:  # BadStatusLine, RemoteDisconnected, LineTooLong, ...
+        raise UserError(f"cannot download {url}: the server's answer is not valid HTTP "
+                        f"({type(error).__name__}: {str(error)[:80]!r}); {RETRY}") from None
+    except (urllib.error.URLError, OSError, ValueError) as error:  # refused, timed out, reset, bad URL
         reason = getattr(error, "reason", None) or error
-        raise UserError(f"cannot download {url}: {reason}") from None
+        raise UserError(f"cannot download {url}: {str(reason) or type(reason).__name__}; {RETRY}") from None
 
 
 def check(staging, data_dir, base_url):
@@ -88,28 +105,53 @@ def check(staging, data_dir, base_url):
         raise UserError(message + not_written) from None
 
 
-def md5_report(path, name):
-    """One line: ``md5 ok NAME`` or a warning naming the file's sum and the listed one."""
+def check_md5(path, url, final, allow_mismatch):
+    """One line, ``md5 ok NAME SUM`` or (``allow_mismatch``) a warning naming both sums.
+
+    Raises:
+      UserError: the MD5 of ``path`` (fetched from ``url``) differs from the
+        listed one and ``allow_mismatch`` is False; ``final`` is not written.
+    """
     digest = hashlib.md5()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
             digest.update(chunk)
+    name = os.path.basename(final)
     actual, listed = digest.hexdigest(), LISTED_MD5[name]
     if actual == listed:
         return f"md5 ok {name} {actual}"
+    if not allow_mismatch:
+        raise UserError(f"{url} has MD5 {actual}, the listed sum is {listed}; not saved as {final} (it decodes "
+                        "and passes the checks: --allow_checksum_mismatch keeps such a re-saved or other copy)")
     return (f"warning: {name} has MD5 {actual}, the listed sum is {listed}; it decodes and passes the "
-            "checks, so it is kept (a re-saved or other copy of the stack)")
+            "checks, so it is kept (--allow_checksum_mismatch)")
 
 
-def download(data_dir, base_url, timeout=60):
+def _created_folders(path):
+    """The folders ``os.makedirs(path)`` would create, deepest first."""
+    missing = []
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    return missing
+
+
+def download(data_dir, base_url, timeout=60, allow_checksum_mismatch=False):
     """Fetch and check the three stacks; returns their final paths.
 
+    A failure leaves ``data_dir`` as it was: the staging folder goes, and so
+    do the folders this call created.
+
     Raises:
-      UserError: ``data_dir`` is (or lies under) a file, or a download or check fails.
+      UserError: ``data_dir`` is (or lies under) a file, or a download, check
+        or (without ``allow_checksum_mismatch``) MD5 comparison fails.
     """
     flags.check_folder_flag("data_dir", data_dir)
+    created = _created_folders(data_dir)
     os.makedirs(data_dir, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".download-", dir=data_dir)
+    finished = False
     try:
         for name in readers.ISBI_FILES.values():
             url = f"{base_url.rstrip('/')}/{name}"
@@ -117,14 +159,22 @@ def download(data_dir, base_url, timeout=60):
             fetch(url, os.path.join(staging, name), timeout)
         check(staging, data_dir, base_url)
         for name in readers.ISBI_FILES.values():
-            print(md5_report(os.path.join(staging, name), name), flush=True)
+            print(check_md5(os.path.join(staging, name), f"{base_url.rstrip('/')}/{name}",
+                            os.path.join(data_dir, name), allow_checksum_mismatch), flush=True)
         paths = []
         for name in readers.ISBI_FILES.values():
             paths.append(os.path.join(data_dir, name))
             os.replace(os.path.join(staging, name), paths[-1])
+        finished = True
         return paths
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if not finished:
+            for folder in created:  # deepest first; a folder something else wrote into stays
+                try:
+                    os.rmdir(folder)
+                except OSError:
+                    break
 
 
 @npu_utils.exit_on_user_error
@@ -135,8 +185,10 @@ def main(argv=None):
                         help="URL of the folder holding train-volume.tif, train-labels.tif, test-volume.tif "
                              "(default: the challenge site's files folder; a mirror's URL here)")
     parser.add_argument("--timeout", type=float, default=60, help="seconds per request (default %(default)s)")
+    npu_utils.add_bool_flag(parser, "--allow_checksum_mismatch", "keep files whose MD5 differs from the listed "
+                            "sum once they decode and pass the checks (a re-saved copy of the stack)")
     args = parser.parse_args(argv)
-    for path in download(args.data_dir, args.base_url, args.timeout):
+    for path in download(args.data_dir, args.base_url, args.timeout, args.allow_checksum_mismatch):
         print(f"ok {path}", flush=True)
     return 0
 
