@@ -147,11 +147,6 @@ def build_parser():
     train.add_argument("--label_smoothing", type=float, default=0.0, help="classification label smoothing")
     train.add_argument("--max_steps", "--max_step", dest="max_step", type=int, default=0, metavar="N",
                        help="stop after this many steps in total (0 = no cap)")
-    train.add_argument("--checkpoint_every", "--save_interval", dest="save_interval", type=int, default=100,
-                       metavar="N",
-                       help="checkpoint every N steps (and every epoch)")
-    npu_utils.add_bool_flag(train, "--resume", "continue from the latest checkpoint in --model_dir when there "
-                            "is one; False starts over and replaces that folder's checkpoints", default=True)
     train.add_argument("--log_every", type=int, default=1, help="print a TRAIN line every N steps")
     train.add_argument("--freeze_backbone_epochs", type=int, default=0,
                        help="train only the classifier (or LR-ASPP head) for the first N epochs")
@@ -159,6 +154,8 @@ def build_parser():
                        help="initial dynamic loss scale under float16 mixed precision (GPU only; "
                             "default 32768; 0 = no loss scaling)")
     train.add_argument("--seed", type=int, default=0, help="one seed for order, augmentation and initialisation")
+    # Every epoch's end is a checkpoint too; --save_interval is the seed's spelling.
+    npu_utils.add_checkpoint_flags(parser, checkpoint_every=100, every_aliases=("--save_interval",))
     npu_utils.add_device_flags(parser)
     return parser
 
@@ -238,7 +235,7 @@ def parse_args(argv=None):
         from data_loading.folders import split_folders
         args.train_dir, args.eval_dir = split_folders(args.data_path)
     positive = {"height": args.height, "width": args.width, "batch": args.batch, "epochs": args.epochs,
-                "checkpoint_every": args.save_interval, "log_every": args.log_every}
+                "log_every": args.log_every}
     for name, value in positive.items():
         if not isinstance(value, int) or value < 1:
             raise UserError(f"--{name}={value} must be a positive integer")

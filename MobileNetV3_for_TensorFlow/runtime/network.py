@@ -159,8 +159,9 @@ def load_saved(path):
 
 
 def _checkpoint_prefix(path):
+    """The checkpoint meant by ``path``: a prefix, a folder of checkpoints, or a run folder (its newest)."""
     if os.path.isdir(path):
-        return tf.train.latest_checkpoint(path) or tf.train.latest_checkpoint(os.path.join(path, "checkpoints"))
+        return tf.train.latest_checkpoint(path) or npu_utils.latest_checkpoint(path)
     return path if os.path.isfile(path + ".index") else None
 
 

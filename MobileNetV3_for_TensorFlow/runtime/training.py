@@ -15,24 +15,23 @@
 
 Keras ``fit`` is not used because it fails under MultiWorkerMirroredStrategy
 with Keras 3 (see the repository's tensorflow_notes). Checkpoints hold the
-model, the optimizer state and the step; a run killed at any moment resumes
-from the last one, skipping the batches already seen in that epoch.
+model, the optimizer state and the step, under the rules every model shares
+(``npu_utils.RunCheckpoints``: ``<model_dir>/checkpoints``, --keep_checkpoints,
+--resume); a run killed at any moment resumes from the last one with
+--resume=True, skipping the batches already seen in that epoch.
 
-The shape: :func:`train` -> :func:`_restore_or_start` (network, optimizer,
-checkpoint) -> per epoch :func:`_train_epoch` (the steps) and
+The shape: :func:`train` -> :func:`_build` (network, optimizer, checkpoints)
+-> :func:`_restore_or_start` -> per epoch :func:`_train_epoch` (the steps) and
 :func:`_end_epoch` (checkpoint, validation, best model, history), all
 sharing one :class:`TrainState`.
 """
 
 import csv
 import dataclasses
-import glob
 import json
 import math
 import os
-import shutil
 import sys
-import tempfile
 
 import tensorflow as tf
 
@@ -44,8 +43,6 @@ from runtime.metrics import BEST_METRIC
 from runtime.network import build_network, load_initial_weights, save_model, set_backbone_trainable
 from runtime.recipe import WarmupDecay, averaged_weights, make_loss, make_optimizer
 
-CHECKPOINTS_KEPT = 3
-CHECKPOINT_SUBDIR = "checkpoints"
 HISTORY_FILE = "history.csv"
 
 
@@ -105,8 +102,7 @@ class TrainState:
     model: keras.Model
     optimizer: keras.optimizers.Optimizer
     schedule: WarmupDecay
-    checkpoint: tf.train.Checkpoint
-    manager: tf.train.CheckpointManager
+    checkpoints: npu_utils.RunCheckpoints  # the run folder's checkpoints (this rank's scratch folder off the chief)
     global_step: tf.Variable
     steps_per_epoch: int
     total_steps: int
@@ -132,7 +128,7 @@ def take_resumed_settings(args, given):
     Called before the data is read, since --task decides how the folders are read.
     A flag that contradicts the saved run is refused (common/npu_utils).
     """
-    if args.resume and tf.train.latest_checkpoint(os.path.join(args.save_dir, CHECKPOINT_SUBDIR)):
+    if args.resume and npu_utils.latest_checkpoint(args.save_dir):
         keys = [key for key in config.RUN_KEYS if key != "class_number"]
         npu_utils.take_from_run_config(args, given, keys, args.save_dir,
                                        why="its checkpoint continues only that network; --resume=False "
@@ -153,47 +149,38 @@ def train(args, ctx, dataset):
     portable weights ``model.weights.npz`` beside it.
 
     Raises:
-      UserError: too few images for one batch, or unusable --weights.
-      npu_utils.TrainingDiverged: the loss became NaN/inf (no checkpoint written after it).
+      UserError: too few images for one batch, unusable --weights, or a
+        checkpoint in --model_dir without --resume (or one that does not fit).
+      npu_utils.TrainingDiverged: the loss or a weight became NaN/inf (no checkpoint written after it).
     """
-    if ctx.is_chief:
-        return _train(args, ctx, dataset, os.path.join(args.save_dir, CHECKPOINT_SUBDIR))
-    # Every worker must take part in a save under MultiWorkerMirroredStrategy;
-    # only the chief's copy is kept, the others' are deleted when training ends.
-    checkpoint_dir = tempfile.mkdtemp(prefix=f"mnv3_worker{ctx.ranks.rank_id}_")
-    try:
-        return _train(args, ctx, dataset, checkpoint_dir)
+    state = _build(args, ctx, dataset)
+    try:  # a worker other than the chief removes its scratch folder however training ends
+        _restore_or_start(state)
+        _prepare_loop(state, dataset)  # a split kept in memory is decoded (and its files checked) here
+        if ctx.is_chief:  # every check passed and the restore succeeded
+            npu_utils.write_run_config(args.save_dir, config.run_config_values(args))
+        state.timer = npu_utils.StepTimer(args.batch * ctx.ranks.rank_size, first_step=state.step)
+        for epoch in range(state.step // state.steps_per_epoch, args.epochs):
+            if state.step >= state.total_steps:
+                break
+            losses = _train_epoch(state, epoch)
+            with state.timer.paused():
+                _end_epoch(state, epoch, losses, dataset.class_names)
+        with state.averaged():
+            _save_trainable(state.model, dataset.class_names, _model_folder(state))
     finally:
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
-
-
-def _train(args, ctx, dataset, checkpoint_dir):
-    """The body of :func:`train`, saving checkpoints into ``checkpoint_dir``."""
-    state = _restore_or_start(args, ctx, dataset, checkpoint_dir)
-    _prepare_loop(state, dataset)  # a split kept in memory is decoded (and its files checked) here
-    if ctx.is_chief:  # every check passed and the restore succeeded
-        npu_utils.write_run_config(args.save_dir, config.run_config_values(args))
-    state.timer = npu_utils.StepTimer(args.batch * ctx.ranks.rank_size, first_step=state.step)
-    for epoch in range(state.step // state.steps_per_epoch, args.epochs):
-        if state.step >= state.total_steps:
-            break
-        losses = _train_epoch(state, epoch)
-        with state.timer.paused():
-            _end_epoch(state, epoch, losses, dataset.class_names)
-    best_metric = BEST_METRIC[args.task]
-    with state.averaged():
-        _save_trainable(state.model, dataset.class_names, _model_folder(state, checkpoint_dir))
+        state.checkpoints.close()
     if ctx.is_chief:
-        print(f"[train] final model in {args.save_dir}; best {best_metric}={state.best_value:.4f} in "
+        print(f"[train] final model in {args.save_dir}; best {BEST_METRIC[args.task]}={state.best_value:.4f} in "
               f"{os.path.join(args.save_dir, 'best')}", flush=True)
     return state.model
 
 
-def _model_folder(state, checkpoint_dir):
-    """Where this rank saves the best and final models: the run folder on the chief; a scratch folder
-    beside the others' checkpoints. Every rank saves: under MultiWorkerMirroredStrategy reading some
+def _model_folder(state):
+    """Where this rank saves the best and final models: the run folder on the chief; inside its scratch
+    checkpoint folder on the others. Every rank saves: under MultiWorkerMirroredStrategy reading some
     variables (Keras 2.6's BatchNormalization statistics) is an all-reduce that every worker must join."""
-    return state.args.save_dir if state.ctx.is_chief else os.path.join(checkpoint_dir, "saved_model")
+    return state.args.save_dir if state.ctx.is_chief else os.path.join(state.checkpoints.directory, "saved_model")
 
 
 def _plan_steps(args, ctx, image_count):
@@ -206,12 +193,8 @@ def _plan_steps(args, ctx, image_count):
     return steps_per_epoch, min(total_steps, args.max_step) if args.max_step else total_steps
 
 
-def _restore_or_start(args, ctx, dataset, checkpoint_dir):
-    """Build the network and optimizer, then resume from ``checkpoint_dir`` or start (from --weights).
-
-    --resume=False deletes the folder's old checkpoints and history once --weights loaded.
-    Every rank ends with rank 0's weights, optimizer state and step.
-    """
+def _build(args, ctx, dataset):
+    """The :class:`TrainState` of a fresh network and optimizer, with the run folder's checkpoints."""
     steps_per_epoch, total_steps = _plan_steps(args, ctx, len(dataset.train.paths))
     npu_utils.set_random_seed(args.seed)
     schedule = WarmupDecay(args.learning_rate, total_steps, round(args.warmup_epochs * steps_per_epoch),
@@ -222,39 +205,36 @@ def _restore_or_start(args, ctx, dataset, checkpoint_dir):
         npu_utils.build_optimizer(optimizer, model.trainable_variables)
         global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=global_step)
-    if args.weights and not (args.resume and tf.train.latest_checkpoint(checkpoint_dir)):
+    checkpoints = npu_utils.RunCheckpoints(checkpoint, model, args.save_dir, ctx, args.keep_checkpoints)
+    return TrainState(args, ctx, model, optimizer, schedule, checkpoints, global_step, steps_per_epoch,
+                      total_steps, trainable=list(model.trainable_variables))
+
+
+def _restore_or_start(state):
+    """Resume from the run folder's last checkpoint, or start (from --weights), as --resume says.
+
+    --weights loads only when no checkpoint is continued, and before
+    --resume=False deletes the folder's checkpoints (the weights may come
+    from them); the chief then deletes the old history too. Every rank ends
+    with rank 0's weights, optimizer state and step.
+    """
+    args, ctx, model = state.args, state.ctx, state.model
+    # Not given with a checkpoint there is refused by restore_or_start, before any download of --weights.
+    if args.weights and (args.resume is False or not state.checkpoints.latest):
         print(f"[train] {load_initial_weights(model, args.weights, args.model, args.alpha)}", flush=True)
-    if not args.resume and ctx.is_chief:  # after --weights loaded, which may come from this folder
-        _start_over(args.save_dir, checkpoint_dir)
-    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, CHECKPOINTS_KEPT)
-    state = TrainState(args, ctx, model, optimizer, schedule, checkpoint, manager, global_step,
-                       steps_per_epoch, total_steps, trainable=list(model.trainable_variables))
-    if manager.latest_checkpoint:
-        error = npu_utils.restore_checkpoint(checkpoint, manager.latest_checkpoint)
-        if error:
-            # The network flags came from the run's config.json (take_resumed_settings): what still
-            # differs is the class count, or the stack that wrote the checkpoint; the error says which.
-            raise UserError(f"cannot resume {manager.latest_checkpoint} in --model_dir={args.save_dir}: {error}; "
-                            "start over with --resume=False, or choose another --model_dir")
-        state.step = int(global_step.numpy())
+    # The network flags came from the run's config.json (take_resumed_settings): a checkpoint that still does
+    # not fit differs in its class count, or comes from the other stack; the one-line error says which.
+    if state.checkpoints.restore_or_start(args.resume, log=lambda line: print(line, flush=True)):
+        state.step = int(state.global_step.numpy())
         state.best_value = _read_best(os.path.join(args.save_dir, "best"), BEST_METRIC[args.task])
-        print(f"[train] resumed from {manager.latest_checkpoint} at step {state.step}", flush=True)
+        print(f"[train] resuming at step {state.step}", flush=True)
+    elif args.resume is False and ctx.is_chief and os.path.exists(os.path.join(args.save_dir, HISTORY_FILE)):
+        os.remove(os.path.join(args.save_dir, HISTORY_FILE))  # the new run's history replaces it
     with ctx.strategy.scope():  # every rank decides alike when to save a best model (see _model_folder)
         best_value = tf.Variable(state.best_value, dtype=tf.float32, trainable=False, name="best_value")
-    ctx.broadcast_variables(model.weights + npu_utils.optimizer_variables(optimizer) + [global_step, best_value])
-    state.step, state.best_value = int(global_step.numpy()), float(best_value.numpy())
-    return state
-
-
-def _start_over(save_dir, checkpoint_dir):
-    """--resume=False: the old checkpoints and history of ``save_dir`` go; the new run's replace them."""
-    old = glob.glob(os.path.join(checkpoint_dir, "ckpt-*")) + glob.glob(os.path.join(checkpoint_dir, "checkpoint"))
-    old += glob.glob(os.path.join(save_dir, HISTORY_FILE))
-    for path in old:
-        os.remove(path)
-    if old:
-        print(f"[train] --resume=False: starting over in {save_dir} (removed {len(old)} old checkpoint "
-              "and history files)", flush=True)
+    ctx.broadcast_variables(model.weights + npu_utils.optimizer_variables(state.optimizer)
+                            + [state.global_step, best_value])
+    state.step, state.best_value = int(state.global_step.numpy()), float(best_value.numpy())
 
 
 def _prepare_loop(state, dataset):
@@ -305,7 +285,7 @@ def _train_epoch(state, epoch):
             print(npu_utils.format_step_line(state.step, loss, 0.0, state.timer.elapsed()), flush=True)
             raise npu_utils.TrainingDiverged(
                 f"non-finite loss ({loss}) at step {state.step}: training stopped and nothing was saved after "
-                f"it; the last good checkpoint stays: {state.manager.latest_checkpoint or 'none'}")
+                f"it; the last good checkpoint stays: {state.checkpoints.manager.latest_checkpoint or 'none'}")
         state.global_step.assign(state.step)
         losses.append(loss)
         if state.step % args.log_every == 0:
@@ -313,8 +293,8 @@ def _train_epoch(state, epoch):
         state.history.scalars(state.step, {"loss": loss, "learning_rate": float(state.schedule(state.step - 1))})
         if bar is not None:
             bar.update(state.step - epoch * spe, [("loss", loss)])
-        if state.step % args.save_interval == 0:
-            npu_utils.save_checkpoint(state.manager, state.model, state.step)
+        if state.step % args.checkpoint_every == 0:
+            state.checkpoints.save(state.step)
         if state.step >= state.total_steps:
             break
     return losses
@@ -323,9 +303,9 @@ def _train_epoch(state, epoch):
 def _end_epoch(state, epoch, losses, class_names):
     """Checkpoint, validate, keep the best model and write the history row of ``epoch``."""
     args, step = state.args, state.step
-    latest = state.manager.latest_checkpoint
+    latest = state.checkpoints.manager.latest_checkpoint
     if latest is None or not latest.endswith(f"-{step}"):
-        npu_utils.save_checkpoint(state.manager, state.model, step)
+        state.checkpoints.save(step)
     with state.averaged():  # the weights evaluate, predict and export will use
         result = inference.evaluate(state.model, state.val_data, args.task, args.class_number, args.batch)
         state.checker.end_pass(f"epoch {epoch + 1}")
@@ -335,7 +315,7 @@ def _end_epoch(state, epoch, losses, class_names):
         # Every rank evaluated the same weights on the whole validation split: all take this branch alike.
         if value > state.best_value:
             state.best_value = value
-            best_dir = os.path.join(_model_folder(state, state.manager.directory), "best")
+            best_dir = os.path.join(_model_folder(state), "best")
             _save_trainable(state.model, class_names, best_dir)
             if state.ctx.is_chief:
                 with open(os.path.join(best_dir, "best.json"), "w", encoding="utf-8") as handle:

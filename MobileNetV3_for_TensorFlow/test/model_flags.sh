@@ -69,6 +69,7 @@ model_args() {
   args=(--data_path="${data_path}" --task="${task}" --model="${model}" --batch_size="${batch_size}"
         --train_epochs="${train_epochs}" "${learning_rate_arg[@]}" --max_steps="${train_steps}"
         --model_dir="${run_folder}" --resume="${run_resume}" --checkpoint_every="${checkpoint_every}"
+        --keep_checkpoints="${keep_checkpoints}"
         "${extra[@]}")
   accuracy_key=top1
   [ "${task}" = "segmentation" ] && accuracy_key=miou

@@ -25,8 +25,8 @@ from runtime import config
 
 MODEL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Every main.py flag test/model_flags.sh passes through as given, with a value main.py accepts.
-PASSED_THROUGH = ["--alpha=0.5", "--height=32", "--width=32", "--class_number=0", "--save_interval=5",
-                  "--checkpoint_every=5", "--bn_momentum=0.9", "--seed=1", "--optimizer=rmsprop",
+PASSED_THROUGH = ["--alpha=0.5", "--height=32", "--width=32", "--class_number=0", "--checkpoint_every=5",
+                  "--bn_momentum=0.9", "--seed=1", "--optimizer=rmsprop",
                   "--lr_schedule=step", "--warmup_epochs=1", "--lr_decay_epochs=2", "--lr_decay_rate=0.9",
                   "--label_smoothing=0.1", "--dropout=0.3", "--weights=/runs/earlier", "--freeze_backbone_epochs=1",
                   "--loss_scale=128", "--use_xla=False", "--skip_bad_images=True", "--cache_budget_mb=10",
@@ -49,9 +49,11 @@ def _readme():
 
 
 def test_script_flags_reach_main_py():
-    result, args = _script_args(["--batch_size=4", "--max_step=3", "--train_epochs=2", *PASSED_THROUGH])
+    result, args = _script_args(["--batch_size=4", "--max_step=3", "--train_epochs=2", "--keep_checkpoints=2",
+                                 *PASSED_THROUGH])
     assert result.returncode == 0, result.stderr
     assert set(PASSED_THROUGH) <= set(result.stdout.splitlines())
+    assert (args.keep_checkpoints, args.checkpoint_every) == (2, 5)
     assert (args.loss_scale, args.dropout, args.lr_decay_epochs, args.lr_decay_rate) == (128, 0.3, 2, 0.9)
     assert (args.batch, args.max_step, args.epochs, args.data_path) == (4, 3, 2, "/tmp")
     # Without --ckpt_path the run folder is the launcher's fresh per-rank folder: nothing to resume.
@@ -63,9 +65,9 @@ def test_script_flags_reach_main_py():
 
 def test_seed_spellings_and_run_folder(tmp_path):
     result, args = _script_args(["--batch=4", "--epochs=2", "--train_steps=5", f"--modeldir={tmp_path / 'run'}",
-                                 "--loss_scale=False"])
+                                 "--loss_scale=False", "--save_interval=7"])
     assert result.returncode == 0, result.stderr
-    assert (args.batch, args.epochs, args.max_step, args.loss_scale) == (4, 2, 5, 0)
+    assert (args.batch, args.epochs, args.max_step, args.loss_scale, args.checkpoint_every) == (4, 2, 5, 0, 7)
     assert (args.save_dir, args.resume) == (str(tmp_path / "run"), True) and (tmp_path / "run").is_dir()
     _, args = _script_args([f"--ckpt_path={tmp_path / 'run'}", "--resume=False", "--loss_scale=True",
                             "--max_steps=7"])
@@ -95,9 +97,10 @@ def test_help_lists_the_common_names():
 def test_main_py_common_names_and_aliases(flags):
     args, given = config.parse_args(flags)
     assert (args.mode, args.save_dir, args.batch, args.max_step, args.log_every) == ("evaluate", "R", 3, 4, 5)
-    assert (args.save_interval, args.resume) == (6, False)
-    assert {"save_dir", "batch", "max_step", "save_interval", "resume"} <= given
-    assert config.parse_args([])[0].resume is True  # today's automatic resume stays the default
+    assert (args.checkpoint_every, args.resume) == (6, False)
+    assert {"save_dir", "batch", "max_step", "checkpoint_every", "resume"} <= given
+    # Not given: a run folder that holds a checkpoint is refused (common/checkpoints.py).
+    assert config.parse_args([])[0].resume is None
 
 
 def test_readme_names_every_flag():
@@ -107,7 +110,8 @@ def test_readme_names_every_flag():
     assert [option for option in options if f"`{option}" not in readme] == []
     script_section = readme[readme.index("### 脚本参数"):readme.index("main.py flags (")]
     names = [flag.split("=")[0] for flag in PASSED_THROUGH]
-    names += ["--train_steps", "--ckpt_path", "--resume", "--batch", "--epochs", "--modeldir", "--loss_scale"]
+    names += ["--train_steps", "--ckpt_path", "--resume", "--keep_checkpoints", "--batch", "--epochs", "--modeldir",
+              "--save_interval", "--loss_scale"]
     assert [name for name in names if name not in script_section] == []
 
 

@@ -190,8 +190,9 @@ def test_run_folder_of_the_other_stack(tmp_path, python_env, capsys):
     # Resuming its optimizer state here is refused in one line; the run folder stays as it was.
     saved = (run / "config.json").read_text()
     with pytest.raises(SystemExit) as stop:
-        main.main([f"--data_path={data}", *TINY_RUN, "--epochs=2", f"--model_dir={run}"])
+        main.main([f"--data_path={data}", *TINY_RUN, "--epochs=2", "--resume=True", f"--model_dir={run}"])
     last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert stop.value.code == 2 and last.startswith(f"error: cannot resume {run / 'checkpoints' / 'ckpt-3'}")
+    assert stop.value.code == 2 and last.startswith(f"error: --resume: {run / 'checkpoints' / 'ckpt-3'} cannot be "
+                                                    "continued by this model")
     assert "checkpoints do not cross between Keras 2 and Keras 3" in last
     assert (run / "config.json").read_text() == saved and json.loads(saved)["epochs"] == 1

@@ -12,18 +12,16 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 """Short real trainings: classification learns (through test/train_full_1p.sh),
-segmentation beats chance, a SIGKILLed run resumes, a non-finite loss stops,
-the performance script, predict and export."""
+segmentation beats chance, a SIGKILLed script run resumes (one and two
+workers), a non-finite loss stops, the performance script, predict and export."""
 
 import csv
-import dataclasses
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,7 +32,7 @@ from PIL import Image
 
 import main
 from common.npu_utils import keras
-from runtime import inference, modes, network
+from runtime import inference, network
 
 MODEL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # 32x32 crops of the 64x64 synthetic images: 4 classes learn to about 0.9 validation top-1 in 8 epochs.
@@ -134,28 +132,59 @@ def test_segmentation_training_beats_chance(synthetic_root, tmp_path, capsys):
     assert mask.shape == (64, 64) and mask.max() < 3
 
 
-def test_resume_after_sigkill(synthetic_root, python_env, tmp_path, capsys):
-    args = [f"--data_path={synthetic_root / 'cls'}", *SMALL_RUN, "--batch=16", "--epochs=2",
-            "--save_interval=3", "--mode=train", f"--modeldir={tmp_path}"]
-    process = subprocess.Popen([sys.executable, "main.py", *args], cwd=MODEL_DIR, env=python_env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    # The manager's state file names a checkpoint only once all its files are written.
-    state = tmp_path / "checkpoints" / "checkpoint"
-
-    def saved_step_6():
-        return state.exists() and '"ckpt-6"' in state.read_text()
-
-    deadline = time.time() + 120
-    while not saved_step_6() and time.time() < deadline and process.poll() is None:
-        time.sleep(0.2)
-    process.send_signal(signal.SIGKILL)
+def _kill_after_checkpoint(command, env, run, step):
+    """Start ``command`` in its own process group and SIGKILL the group once ``run`` holds checkpoint ``step``."""
+    process = subprocess.Popen(command, cwd=MODEL_DIR, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    # The state file names a checkpoint only once all its files are written.
+    state = run / "checkpoints" / "checkpoint"
+    deadline = time.time() + 180
+    while not (state.exists() and f'"ckpt-{step}"' in state.read_text()) and time.time() < deadline:
+        assert process.poll() is None, "the run ended before it was killed"
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    assert saved_step_6()
-    main.main(args)
-    out = capsys.readouterr().out
-    assert "resumed from" in out
-    steps = [int(line.split("step=")[1].split()[0]) for line in out.splitlines() if line.startswith("TRAIN")]
-    assert steps[-1] == 20 and steps[0] > 6
+    assert f'"ckpt-{step}"' in state.read_text()
+
+
+def _segment_steps(run, segment, device=0):
+    """The TRAIN lines of ``run``'s segment log as ``[(step, images_per_sec)]``, and that log's text."""
+    text = (run / "logs" / f"segment-{segment:03d}" / f"train_{device}.log").read_text()
+    return [(int(line.split("step=")[1].split()[0]), float(line.split("images_per_sec=")[1].split()[0]))
+            for line in text.splitlines() if line.startswith("TRAIN step=")], text
+
+
+def _resumed_step(log_text):
+    """The step of the checkpoint a segment's log says it resumed from."""
+    line = [line for line in log_text.splitlines() if line.startswith("[checkpoint] resumed from")][-1]
+    return int(line.rsplit("ckpt-", 1)[1])
+
+
+def test_script_run_killed_and_rerun_keeps_the_whole_run(synthetic_root, python_env):
+    # The run folder lies inside test/output/, which every script run recreates: it must survive.
+    output_dir = Path(MODEL_DIR) / "test" / "output" / "0"
+    run = output_dir / "killed_run"
+    shutil.rmtree(run, ignore_errors=True)
+    command = ["bash", "test/train_full_1p.sh", f"--data_path={synthetic_root / 'cls'}", *SMALL_RUN,
+               "--batch_size=16", "--train_epochs=2", "--checkpoint_every=3", f"--ckpt_path={run}"]
+    _kill_after_checkpoint(command, python_env, run, step=6)
+    result = subprocess.run(command, cwd=MODEL_DIR, env=python_env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    killed, _ = _segment_steps(run, 1)
+    resumed, text = _segment_steps(run, 2)
+    start = _resumed_step(text)
+    assert killed[0][0] == 1 and killed[-1][0] >= start >= 6
+    assert [step for step, _ in resumed] == list(range(start + 1, 21))
+    # The summary and the loss file speak for the whole run, 10 steps per epoch.
+    case = _case_log(output_dir, "MobileNetV3_for_TensorFlow_bs16_1p_acc")
+    assert (case["RunSteps"], case["RunSegments"], case["SegmentSteps"]) == ("1-20", "2", f"{start + 1}-20")
+    assert len((output_dir / "train_MobileNetV3_for_TensorFlow_bs16_1p_acc_loss.txt").read_text().split()) == 20
+    # ActualFPS: the resumed segment's steps after its own warm-up (train_full_1p.sh: 2 steps), so
+    # without the step that traced the graph again.
+    warm = [ips for step, ips in resumed if step > start + 2]
+    assert case["ActualFPS"] == f"{sum(warm) / len(warm):.2f}"
+    assert case["ActualFPS"] != f"{sum(ips for _, ips in resumed) / len(resumed):.2f}"
+    shutil.rmtree(run)
 
 
 def test_non_finite_loss_stops_with_one_line(tmp_path, capsys):
@@ -301,43 +330,35 @@ def test_evaluate_takes_classes_from_the_run_folder_not_from_weights(three_class
         f"{tmp_path / 'two' / 'validation'} holds ['class_0', 'class_1']")
 
 
-def test_non_chief_rank_deletes_its_checkpoint_folder(tmp_path, monkeypatch):
-    from common.npu_utils import Ranks, setup_device
-    from runtime import config, training
-    data = _tiny_classes(tmp_path / "data", 3)
-    # --weights that cannot load stops training inside the worker's scratch checkpoint folder.
-    args, _ = config.parse_args([f"--data_path={data}", *TINY_RUN, f"--weights={data}",
-                                 f"--modeldir={tmp_path / 'run'}"])
-    # Rank 1 of a one-process run: not the chief, and no other worker to wait for.
-    ctx = dataclasses.replace(setup_device(args), ranks=Ranks(rank_size=1, rank_id=1))
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    dataset = modes.load_data(args, need_train=True)
-    with pytest.raises(network.UserError, match="is neither \"imagenet\", a keras.applications .h5 file"):
-        training.train(args, ctx, dataset)
-    assert not list(scratch.glob("mnv3_worker*"))
-    assert not os.path.exists(tmp_path / "run" / "checkpoints")
-
-
 def test_restore_failure_keeps_config_and_resume_false_starts_over(three_class_checkpoints, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(three_class_checkpoints.parent, run)
     saved = (run / "config.json").read_text()
     four = _tiny_classes(tmp_path / "four", 4)
-    # The run's checkpoint has 3 classes: resuming it on 4 fails, and config.json stays the old run's.
+    # Without --resume a folder that holds a checkpoint is refused in one line.
     with pytest.raises(SystemExit) as stop:
         main.main([f"--data_path={four}", *TINY_RUN, f"--model_dir={run}"])
-    assert stop.value.code == 2 and "start over with --resume=False" in capsys.readouterr().err
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: --model_dir={run} already holds a checkpoint (ckpt-1): --resume=True continues that run, "
+        "--resume=False starts over (deleting its checkpoints), or choose another --model_dir")
+    # The run's checkpoint has 3 classes: resuming it on 4 fails, and config.json stays the old run's.
+    with pytest.raises(SystemExit) as stop:
+        main.main([f"--data_path={four}", *TINY_RUN, "--resume=True", f"--model_dir={run}"])
+    assert stop.value.code == 2 and "--resume=False starts over" in capsys.readouterr().err
     assert (run / "config.json").read_text() == saved
-    # --resume=False does not load it: the new run's checkpoints replace the old ones. (The run also
-    # takes the paper's recipe with a fast-moving average, for the test below.)
+    # --resume=False does not load it: the new run's checkpoints replace the old ones, and
+    # --keep_checkpoints=1 keeps the newest alone. (The run also takes the paper's recipe with a
+    # fast-moving average, for the test below.)
     assert main.main([f"--data_path={four}", *TINY_RUN, "--resume=False", f"--model_dir={run}", "--max_steps=2",
-                      "--recipe=paper", "--ema_momentum=0.5"]) == 0
-    assert "--resume=False: starting over" in capsys.readouterr().out
+                      "--checkpoint_every=1", "--keep_checkpoints=1", "--recipe=paper",
+                      "--ema_momentum=0.5"]) == 0
+    assert "--resume=False: deleted the checkpoints" in capsys.readouterr().out
     assert json.loads((run / "config.json").read_text())["class_number"] == 4
     assert tf.train.get_checkpoint_state(str(run / "checkpoints")).all_model_checkpoint_paths == [
         str(run / "checkpoints" / "ckpt-2")]
+    assert sorted(path.name for path in (run / "checkpoints").glob("ckpt-*")) == [
+        "ckpt-2.data-00000-of-00001", "ckpt-2.index", "ckpt-2.weights.npz"]
     _check_averaged_weights_saved(run)
 
 
@@ -353,15 +374,27 @@ def _check_averaged_weights_saved(run):
     np.testing.assert_array_equal(averaged.get_layer(kernel).get_weights()[0], best.get_layer(kernel).get_weights()[0])
 
 
-def test_performance_8p_script_on_two_ranks(python_env, tmp_path):
-    data = _tiny_classes(tmp_path / "data", 2)  # 4 training images: 2 ranks x batch 2 x 1 step
-    result = subprocess.run(["bash", "test/train_performance_8p.sh", f"--data_path={data}", "--class_number=0",
-                             "--height=32", "--width=32", "--alpha=0.5", "--batch=2", "--train_steps=1"],
-                            cwd=MODEL_DIR, env=dict(python_env, RANK_SIZE="2"), capture_output=True, text=True)
+def test_performance_8p_script_on_two_ranks_killed_and_rerun(python_env, tmp_path):
+    data = _tiny_classes(tmp_path / "data", 2)  # 4 training images: 2 ranks x batch 2 x 1 step per epoch
+    run = tmp_path / "run"
+    command = ["bash", "test/train_performance_8p.sh", f"--data_path={data}", "--class_number=0", "--height=32",
+               "--width=32", "--alpha=0.5", "--batch=2", "--train_epochs=3", "--train_steps=0",
+               "--checkpoint_every=1", f"--ckpt_path={run}"]
+    env = dict(python_env, RANK_SIZE="2")
+    _kill_after_checkpoint(command, env, run, step=1)
+    result = subprocess.run(command, cwd=MODEL_DIR, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # Both workers resume from the run folder's checkpoint and train on to the last step.
+    steps, text = _segment_steps(run, 2)
+    start = _resumed_step(text)
+    assert start >= 1 and [step for step, _ in steps] == list(range(start + 1, 4))
+    assert _resumed_step(_segment_steps(run, 2, device=1)[1]) == start
     case = _case_log(os.path.join(MODEL_DIR, "test", "output", "0"), "MobileNetV3_for_TensorFlow_bs2_2p_perf")
     assert set(CASE_KEYS) <= set(case) and case["RankSize"] == "2" and "TrainAccuracy" not in case
-    assert os.path.isfile(os.path.join(MODEL_DIR, "test", "output", "0", "ckpt", "config.json"))
+    assert (case["RunSteps"], case["RunSegments"]) == ("1-3", "2")
+    # The other worker's scratch checkpoints (checkpoints/.worker-1) are gone after a clean finish.
+    assert sorted(path.name for path in (run / "checkpoints").iterdir() if path.name.startswith(".")) == []
+    assert (run / "config.json").is_file()
 
 
 def test_paper_recipe_sets_every_flag_not_given(capsys):
