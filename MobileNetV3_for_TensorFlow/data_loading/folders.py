@@ -124,9 +124,12 @@ def load_classification(train_dir, validation_dir):
     Returns:
       :class:`Dataset`; labels index the sorted class names.
     Raises:
-      UserError: see :func:`scan_class_folder`, or different class sets.
+      UserError: see :func:`scan_class_folder`, a single class, or different class sets.
     """
     class_names, _ = scan_class_folder(train_dir)
+    if len(class_names) < 2:  # one class trains to loss 0 and top-1 1.0 whatever the images show
+        raise UserError(f"{train_dir} has one class folder ({class_names[0]}): classification needs at least "
+                        "two classes")
     val_names, _ = scan_class_folder(validation_dir)
     if val_names != class_names:
         only_train = sorted(set(class_names) - set(val_names))

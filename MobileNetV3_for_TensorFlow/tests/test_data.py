@@ -70,6 +70,12 @@ def test_no_classes_empty_class_and_different_classes(class_data, tmp_path):
     empty.mkdir()
     with pytest.raises(UserError, match="no class folders"):
         folders.scan_class_folder(str(empty))
+    for split in ("train", "validation"):
+        (empty / split / "a").mkdir(parents=True)
+        shutil.copy(class_data / "train" / "class_0" / "train_0003.png", empty / split / "a")
+    with pytest.raises(UserError) as error:
+        folders.load_classification(str(empty / "train"), str(empty / "validation"))
+    assert str(error.value) == f"{empty / 'train'} has one class folder (a): classification needs at least two classes"
     (class_data / "train" / "class_9").mkdir()
     with pytest.raises(UserError, match="class_9 has no images"):
         folders.load_classification(str(class_data / "train"), str(class_data / "validation"))
