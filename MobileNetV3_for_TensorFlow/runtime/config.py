@@ -170,12 +170,23 @@ def apply_paper_recipe(args, given):
     """
     global_batch = args.batch * npu_utils.read_ranks().rank_size
     values = dict(PAPER_RECIPE, learning_rate=PAPER_LEARNING_RATE * global_batch / PAPER_BATCH)
-    taken = {name: value for name, value in values.items() if name not in given}
-    for name, value in taken.items():
-        setattr(args, name, value)
-    print("[recipe] paper: " + " ".join(f"--{name}={value:g}" if isinstance(value, float) else f"--{name}={value}"
-                                        for name, value in taken.items())
-          + f" (learning rate {PAPER_LEARNING_RATE} x {global_batch}/{PAPER_BATCH})", flush=True)
+    taken = [name for name in values if name not in given]
+    for name in taken:
+        setattr(args, name, values[name])
+    # The values the run uses: the recipe's, then the ones given on the command line that it keeps.
+    line = f"[recipe] paper: {_flag_values(args, taken)}"
+    if "learning_rate" in taken:
+        line += f" (learning rate {PAPER_LEARNING_RATE} x {global_batch}/{PAPER_BATCH})"
+    kept = [name for name in values if name in given]
+    if kept:
+        line += f"; as given: {_flag_values(args, kept)}"
+    print(line, flush=True)
+
+
+def _flag_values(args, names):
+    """``--name=value ...`` of ``names`` in ``args`` (floats in their shortest form)."""
+    return " ".join(f"--{name}={getattr(args, name):g}" if isinstance(getattr(args, name), float)
+                    else f"--{name}={getattr(args, name)}" for name in names)
 
 
 def load_config(path):

@@ -11,10 +11,15 @@ train_epochs=20        # epochs
 train_steps=0          # stop after this many steps in total (0: every epoch)
 learning_rate=0.001    # peak learning rate
 checkpoint_every=100   # steps between checkpoints (--save_interval); each epoch's end is one too
-default_learning_rate="${learning_rate}"
 model=small            # small | large
 task=classification    # classification | segmentation
 extra=()               # the other main.py flags, passed through as given
+# Whether the user gave --learning_rate (whatever its value): --recipe=paper scales its own otherwise.
+# The scripts source this file with their arguments.
+learning_rate_given=False
+for flag in "$@"; do
+  [[ "${flag}" == --learning_rate=* ]] && learning_rate_given=True
+done
 
 # Consumes one model flag; returns 1 when $1 is not one of them.
 model_flag() {
@@ -63,7 +68,7 @@ HELP
 model_args() {
   local learning_rate_arg=(--learning_rate="${learning_rate}")
   # --recipe=paper scales its learning rate to the batch, unless --learning_rate is given.
-  if [[ " ${extra[*]} " == *" --recipe=paper "* ]] && [ "${learning_rate}" = "${default_learning_rate}" ]; then
+  if [[ " ${extra[*]} " == *" --recipe=paper "* ]] && [ "${learning_rate_given}" = False ]; then
     learning_rate_arg=()
   fi
   args=(--data_path="${data_path}" --task="${task}" --model="${model}" --batch_size="${batch_size}"

@@ -4,7 +4,7 @@
 # --task=segmentation).
 #   bash test/train_full_1p.sh --data_path=DIR [--model=small] [--batch_size=N] [--ckpt_path=DIR] ...
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../common/train_script.sh"
-source "${cur_path}/model_flags.sh"
+source "${cur_path}/model_flags.sh" "$@"
 mz_parse_flags "$@"
 mz_run_folder
 model_args

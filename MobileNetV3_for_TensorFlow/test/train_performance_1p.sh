@@ -3,7 +3,7 @@
 # The summary is ${Network}_bs${batch_size}_${RANK_SIZE}p_perf.
 #   bash test/train_performance_1p.sh --data_path=DIR [--model=small] [--batch_size=N] ...
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../common/train_script.sh"
-source "${cur_path}/model_flags.sh"
+source "${cur_path}/model_flags.sh" "$@"
 train_epochs=1
 train_steps=50
 mz_parse_flags "$@"

@@ -33,7 +33,7 @@ PASSED_THROUGH = ["--alpha=0.5", "--height=32", "--width=32", "--class_number=0"
                   "--recipe=paper", "--weight_decay=1e-4", "--ema_momentum=0.99", "--log_every=2"]
 # What a test/*.sh script does before mz_launch: the shared flag loop, the run folder, the
 # main.py arguments (printed one a line). Run from test/, as a script sourced there would.
-MAIN_ARGS = ('source ../../common/train_script.sh; source model_flags.sh; mz_parse_flags "$@"; mz_run_folder; '
+MAIN_ARGS = ('source ../../common/train_script.sh; source model_flags.sh "$@"; mz_parse_flags "$@"; mz_run_folder; '
              'model_args; printf "%s\\n" "${args[@]}"')
 
 
@@ -72,9 +72,10 @@ def test_seed_spellings_and_run_folder(tmp_path):
     _, args = _script_args([f"--ckpt_path={tmp_path / 'run'}", "--resume=False", "--loss_scale=True",
                             "--max_steps=7"])
     assert (args.resume, args.loss_scale, args.max_step) == (False, None, 7)
-    # --recipe=paper scales the learning rate itself unless the script is given one.
+    # --recipe=paper scales the learning rate itself unless the script is given one, whatever its value.
     assert _script_args(["--recipe=paper"])[1].learning_rate is None
     assert _script_args(["--recipe=paper", "--learning_rate=0.01"])[1].learning_rate == 0.01
+    assert _script_args(["--recipe=paper", "--learning_rate=0.001"])[1].learning_rate == 0.001
 
 
 def test_help_lists_the_common_names():
