@@ -150,14 +150,27 @@ def build_parser():
     train.add_argument("--log_every", type=int, default=1, help="print a TRAIN line every N steps")
     train.add_argument("--freeze_backbone_epochs", type=int, default=0,
                        help="train only the classifier (or LR-ASPP head) for the first N epochs")
-    train.add_argument("--loss_scale", type=float, default=None,
+    train.add_argument("--loss_scale", type=_loss_scale, default=None, metavar="X|True|False",
                        help="initial dynamic loss scale under float16 mixed precision (GPU only; "
-                            "default 32768; 0 = no loss scaling)")
+                            "default 32768; 0 = no loss scaling); the seed's True: dynamic at the default "
+                            "scale, False: none")
     train.add_argument("--seed", type=int, default=0, help="one seed for order, augmentation and initialisation")
     # Every epoch's end is a checkpoint too; --save_interval is the seed's spelling.
     npu_utils.add_checkpoint_flags(parser, checkpoint_every=100, every_aliases=("--save_interval",))
     npu_utils.add_device_flags(parser)
     return parser
+
+
+def _loss_scale(value):
+    """argparse type of --loss_scale: an initial scale (0: none), or the seed's True (None: dynamic at the
+    default scale whenever float16 is used) and False (0.0: none), as the scripts read them."""
+    lowered = value.strip().lower()
+    if lowered in ("true", "false"):
+        return None if lowered == "true" else 0.0
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an initial scale, True or False, got {value!r}") from None
 
 
 def apply_paper_recipe(args, given):

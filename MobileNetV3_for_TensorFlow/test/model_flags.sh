@@ -31,9 +31,6 @@ model_flag() {
     --epochs=*) train_epochs="${1#*=}" ;;
     --modeldir=*) ckpt_path="${1#*=}" ;;
     --save_interval=*) checkpoint_every="${1#*=}" ;;
-    # The seed's --loss_scale=True|False; a number is main.py's initial loss scale.
-    --loss_scale=True|--loss_scale=true) ;;  # loss scaling is on whenever float16 is (GPU)
-    --loss_scale=False|--loss_scale=false) extra+=(--loss_scale=0) ;;
     --alpha=*|--height=*|--width=*|--class_number=*|--bn_momentum=*|\
     --seed=*|--optimizer=*|--lr_schedule=*|--warmup_epochs=*|--lr_decay_epochs=*|--lr_decay_rate=*|\
     --label_smoothing=*|--dropout=*|--weights=*|--freeze_backbone_epochs=*|--loss_scale=*|--use_xla=*|\

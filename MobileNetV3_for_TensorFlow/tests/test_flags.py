@@ -68,6 +68,8 @@ def test_seed_spellings_and_run_folder(tmp_path):
                                  "--loss_scale=False", "--save_interval=7"])
     assert result.returncode == 0, result.stderr
     assert (args.batch, args.epochs, args.max_step, args.loss_scale, args.checkpoint_every) == (4, 2, 5, 0, 7)
+    # The seed's --loss_scale=True|False reach main.py as given, which reads them as the scripts document.
+    assert "--loss_scale=False" in result.stdout.splitlines()
     assert (args.save_dir, args.resume) == (str(tmp_path / "run"), True) and (tmp_path / "run").is_dir()
     _, args = _script_args([f"--ckpt_path={tmp_path / 'run'}", "--resume=False", "--loss_scale=True",
                             "--max_steps=7"])
@@ -102,6 +104,8 @@ def test_main_py_common_names_and_aliases(flags):
     assert {"save_dir", "batch", "max_step", "checkpoint_every", "resume"} <= given
     # Not given: a run folder that holds a checkpoint is refused (common/checkpoints.py).
     assert config.parse_args([])[0].resume is None
+    # The seed's --loss_scale spellings, as the scripts read them: True is the default dynamic scaling.
+    assert [config.parse_args([f"--loss_scale={v}"])[0].loss_scale for v in ("True", "false", "128")] == [None, 0, 128]
 
 
 def test_readme_names_every_flag():
