@@ -11,11 +11,14 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""K-fold cross-validation splits that partition the slices.
+"""K-fold cross-validation splits: a partition of the slices, or NVIDIA's overlapping folds.
 
-NVIDIA's reference shifts its folds by ``int((1.0 - 0.8) * 30) = 5`` slices,
-so its five validation sets of 6 overlap and four slices are never
-validated; here the validation sets are disjoint and cover every slice.
+``partition`` (the default): the five validation sets are disjoint and
+cover every slice. ``nvidia``: NVIDIA's TF2 UNet_Medical folds exactly
+(data_loading/data_loader.py, ``Dataset._get_val_train_indices``): it shifts
+its folds by ``int((1.0 - 0.8) * 30) = 5`` slices (the float product is
+5.999...), so its five validation sets of 6 overlap and slices 2, 10, 13
+and 28 are never validated; fold 0 validates ``[0, 3, 12, 15, 21, 25]``.
 """
 
 import numpy as np
@@ -23,6 +26,8 @@ import numpy as np
 from common.npu_utils import UserError
 
 NUM_FOLDS = 5
+FOLD_SCHEMES = ("partition", "nvidia")
+NVIDIA_TRAIN_RATIO = 0.8  # NVIDIA's ``ratio``: the first int(0.8 * n) slices of the rotated order train
 
 
 def check_fold(fold, n_slices=None, source="--data_dir"):
@@ -45,7 +50,7 @@ def check_fold(fold, n_slices=None, source="--data_dir"):
                         "out to train on all of them")
 
 
-def fold_split(n_slices, fold, seed, source="--data_dir"):
+def fold_split(n_slices, fold, seed, source="--data_dir", scheme="partition"):
     """Training and validation slice indices of one fold.
 
     Args:
@@ -53,17 +58,35 @@ def fold_split(n_slices, fold, seed, source="--data_dir"):
       fold: 0..NUM_FOLDS-1, or None to train on every slice.
       seed: seeds the permutation shared by all folds.
       source: how to name the data in an error.
+      scheme: "partition": over all folds the validation lists partition
+        ``range(n_slices)`` with sizes differing by at most one; "nvidia":
+        NVIDIA's overlapping folds (see the module's docstring).
     Returns:
       ``(train, validation)``: sorted lists of indices; validation is empty
-      when ``fold`` is None. Over all folds the validation lists partition
-      ``range(n_slices)`` with sizes differing by at most one.
+      when ``fold`` is None.
     Raises:
       UserError: ``fold`` out of range or fewer slices than folds (:func:`check_fold`).
+      ValueError: an unknown ``scheme``.
     """
     check_fold(fold, n_slices, source)
     if fold is None:
         return list(range(n_slices)), []
+    if scheme == "nvidia":
+        return _nvidia_fold(n_slices, fold, seed)
+    if scheme != "partition":
+        raise ValueError(f"fold scheme {scheme!r}: expected one of {FOLD_SCHEMES}")
     order = np.random.default_rng(seed).permutation(n_slices)
     validation = np.array_split(order, NUM_FOLDS)[fold]
     train = np.setdiff1d(order, validation)
     return sorted(train.tolist()), sorted(validation.tolist())
+
+
+def _nvidia_fold(n_slices, fold, seed):
+    """NVIDIA's fold: its seeded NumPy shuffle, rotated right by ``fold`` shifts, cut at 80 %."""
+    order = np.arange(n_slices)
+    np.random.RandomState(seed).shuffle(order)  # = NVIDIA's np.random.seed(seed); np.random.shuffle(...)
+    # Its float arithmetic, kept: int((1.0 - 0.8) * 30) is 5, not 6.
+    shift = int((1.0 - NVIDIA_TRAIN_RATIO) * n_slices)
+    order = np.roll(order, fold * shift)  # = collections.deque.rotate
+    cut = int(NVIDIA_TRAIN_RATIO * n_slices)
+    return sorted(order[:cut].tolist()), sorted(order[cut:].tolist())

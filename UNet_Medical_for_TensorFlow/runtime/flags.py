@@ -41,7 +41,7 @@ AUGMENT_SETS = ("nvidia", "full")
 # checkpoint only fits a network of the same width and class count.
 ARCHITECTURE_FLAGS = ("base_filters", "n_classes")
 # What evaluate and a resume also take: they fix the validation slices.
-FOLD_FLAGS = ("seed", "crossvalidation_idx")
+FOLD_FLAGS = ("seed", "crossvalidation_idx", "fold_scheme")
 # Taken from the training run only when not given: the network is fully
 # convolutional, so any valid tile size (and either input path) runs the same
 # weights; the batch size groups NVIDIA's eval_dice_score (and a resumed tile stream).
@@ -70,6 +70,10 @@ def build_parser():
     parser.add_argument("--crossvalidation_idx", type=int, default=None,
                         help=f"fold 0..{folds.NUM_FOLDS - 1} to validate on (6 of 30 slices); "
                              "none: train on every slice; evaluate/resume: the training run's")
+    parser.add_argument("--fold_scheme", default="partition", choices=folds.FOLD_SCHEMES,
+                        help="partition: five disjoint validation folds covering every slice; nvidia: NVIDIA's "
+                             "five overlapping folds exactly (slices 2, 10, 13, 28 of ISBI never validated); "
+                             "evaluate/resume: the training run's")
     parser.add_argument("--max_steps", type=int, default=1000,
                         help="step cap of training (0: none, then --train_epochs caps it)")
     parser.add_argument("--train_epochs", type=int, default=0,

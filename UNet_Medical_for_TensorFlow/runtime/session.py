@@ -104,7 +104,8 @@ def create(args, ctx, data):
     if args.input_mode == "overlap_tile":  # the resize path brings any size to the output size
         readers.check_min_size(data, out)
     train_indices, validation_indices = folds.fold_split(len(data.images), args.crossvalidation_idx, args.seed,
-                                                         source=f"--data_dir={args.data_dir}")
+                                                         source=f"--data_dir={args.data_dir}",
+                                                         scheme=args.fold_scheme)
     with ctx.strategy.scope():
         model = unet.build_unet(base_filters=args.base_filters, tile_size=args.tile_size,
                                 n_classes=data.n_classes)

@@ -17,6 +17,7 @@ resume=True             # with --ckpt_path: continue its checkpoint; False start
 checkpoint_every=100    # steps between checkpoints
 # Model flags.
 crossvalidation_idx=0   # validation fold 0..4
+fold_scheme=partition   # partition (disjoint folds) or nvidia (NVIDIA's overlapping folds)
 base_filters=64         # first level's width, 64 = NVIDIA
 tile_size=572           # input tile side, 572 -> 388
 augment=True
@@ -30,6 +31,7 @@ log_every=100           # steps between TRAIN lines
 model_flag() {
   case "$1" in
     --crossvalidation_idx=*) crossvalidation_idx="${1#*=}" ;;
+    --fold_scheme=*) fold_scheme="${1#*=}" ;;
     --base_filters=*) base_filters="${1#*=}" ;;
     --tile_size=*) tile_size="${1#*=}" ;;
     --augment=*) augment="${1#*=}" ;;
@@ -45,6 +47,7 @@ model_flag() {
 model_help() {
   cat <<HELP
     --crossvalidation_idx=K  validation fold 0..4 (default ${crossvalidation_idx})
+    --fold_scheme=SCHEME     partition (disjoint folds) or nvidia (NVIDIA's overlapping folds) (default ${fold_scheme})
     --base_filters=N         first level's width, 64 = NVIDIA (default ${base_filters})
     --tile_size=N            input tile side, 572 -> 388 (default ${tile_size})
     --augment=True|False     data augmentation (default ${augment})
@@ -62,7 +65,7 @@ HELP
 model_args() {
   args=(--data_dir="${data_path}" --max_steps="${train_steps}" --train_epochs="${train_epochs}"
         --batch_size="${batch_size}" --learning_rate="${learning_rate}"
-        --crossvalidation_idx="${crossvalidation_idx}" --base_filters="${base_filters}"
+        --crossvalidation_idx="${crossvalidation_idx}" --fold_scheme="${fold_scheme}" --base_filters="${base_filters}"
         --tile_size="${tile_size}" --augment="${augment}" --augment_set="${augment_set}"
         --input_mode="${input_mode}" --use_xla="${use_xla}" --seed="${seed}" --log_every="${log_every}"
         --model_dir="${run_folder}" --resume="${run_resume}"

@@ -13,6 +13,7 @@
 # limitations under the License.
 """Data: reader checks, fold partition, overlap tiles, augmentation, pipeline, synthetic stacks."""
 
+import collections
 import io
 import os
 import struct
@@ -125,6 +126,32 @@ def test_folds_partition_the_30_slices():
     assert folds.fold_split(30, 2, seed=1) != folds.fold_split(30, 2, seed=0)
     with pytest.raises(UserError, match="crossvalidation_idx=5 must be in 0..4"):
         folds.fold_split(30, 5, seed=0)
+
+
+def nvidia_fold(length, fold, seed, ratio=0.8):
+    """NVIDIA's TF2 UNet_Medical ``Dataset._get_val_train_indices`` as it is written there."""
+    np.random.seed(seed)
+    indices = np.arange(0, length, 1, dtype=int)
+    np.random.shuffle(indices)
+    indices = collections.deque(indices)
+    indices.rotate(fold * int((1.0 - ratio) * length))
+    indices = np.array(indices)
+    return indices[:int(ratio * len(indices))], indices[int(ratio * len(indices)):]
+
+
+@pytest.mark.parametrize("length,seed", [(30, 0), (30, 3), (10, 0), (17, 5)])
+def test_nvidia_fold_scheme_is_nvidias_formula(length, seed):
+    for fold in range(folds.NUM_FOLDS):
+        train, validation = nvidia_fold(length, fold, seed)
+        assert folds.fold_split(length, fold, seed, scheme="nvidia") == (sorted(train), sorted(validation))
+    assert folds.fold_split(length, None, seed, scheme="nvidia") == (list(range(length)), [])
+
+
+def test_nvidia_folds_of_isbi_overlap_and_leave_four_slices_out():
+    validations = [folds.fold_split(30, fold, seed=0, scheme="nvidia")[1] for fold in range(folds.NUM_FOLDS)]
+    assert validations[0] == [0, 3, 12, 15, 21, 25]
+    assert all(len(v) == 6 for v in validations)
+    assert sorted(set(range(30)) - set(sum(validations, []))) == [2, 10, 13, 28]
 
 
 def test_window_starts_cover_and_overlap_evenly():

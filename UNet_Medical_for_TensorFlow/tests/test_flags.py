@@ -65,7 +65,7 @@ def test_evaluate_and_predict_take_the_network_and_fold_from_the_training_run(tm
     # The batch size groups eval_dice_score's batches: the training run's, so evaluate repeats its figure.
     assert args.batch_size == 4
     assert (f"[flags] from {tmp_path}/config.json: --base_filters=4 --n_classes=3 --seed=7 "
-            "--crossvalidation_idx=2 --tile_size=220 --input_mode=overlap_tile --batch_size=4"
+            "--crossvalidation_idx=2 --fold_scheme=partition --tile_size=220 --input_mode=overlap_tile --batch_size=4"
             ) in capsys.readouterr().out
     # Repeating the training run's values is fine; the tile size may differ (fully convolutional).
     args = flags.parse_args([f"--model_dir={tmp_path}", "--exec_mode=evaluate", "--base_filters=4", "--seed=7",

@@ -80,8 +80,8 @@ def test_nvidia_recipe_runs_five_folds_and_prints_the_summary(isbi_dir, tmp_path
     # The recipe's settings reached main.py (the last fold's run).
     config = json.load(open(tmp_path / "fold4" / "config.json"))
     assert (config["input_mode"], config["augment_set"], config["augment"], config["learning_rate"],
-            config["crossvalidation_idx"], config["precision_mode"]) == (
-        "resize", "nvidia", True, 0.0001, 4, "allow_mix_precision")
+            config["crossvalidation_idx"], config["fold_scheme"], config["precision_mode"]) == (
+        "resize", "nvidia", True, 0.0001, 4, "nvidia", "allow_mix_precision")
     values = accuracy_summary("UNet_Medical_for_TensorFlow_bs2_1p_acc", log_every=2)
     assert values["RankSize"] == "1" and values["BatchSize"] == "2"
     assert float(values["TrainAccuracy"]) == pytest.approx(dices[-1], abs=1e-4)

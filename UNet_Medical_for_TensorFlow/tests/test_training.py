@@ -144,7 +144,7 @@ def test_evaluate_takes_the_network_and_fold_from_the_training_run(isbi_dir, tmp
     evaluated = run_main("--data_dir", isbi_dir, "--model_dir", model_dir, "--exec_mode=evaluate")
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     assert (f"[flags] from {model_dir}/config.json: --base_filters=4 --n_classes=2 --seed=0 "
-            "--crossvalidation_idx=1 --tile_size=220") in evaluated.stdout
+            "--crossvalidation_idx=1 --fold_scheme=partition --tile_size=220") in evaluated.stdout
     assert f"restored {model_dir}/checkpoints/ckpt-2" in evaluated.stdout and "dice" in metrics_of(evaluated.stdout)
 
     refused = run_main("--data_dir", isbi_dir, "--model_dir", model_dir, "--exec_mode=evaluate",
