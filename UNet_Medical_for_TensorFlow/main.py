@@ -38,7 +38,8 @@ def main(argv=None):
     from runtime import run, session as sessions
 
     npu_utils.set_random_seed(args.seed)
-    data = readers.read_dataset(args.data_dir, args.n_classes, need_test=args.exec_mode.endswith("predict"))
+    data = readers.read_dataset(args.data_dir, args.n_classes, need_test=args.exec_mode.endswith("predict"),
+                                need_train=args.exec_mode != "predict")  # only what the mode uses
     session = sessions.create(args, ctx, data)  # folds, network, optimizer, checkpoint manager
     step = sessions.restore_or_start(session)  # then writes config.json when training
 

@@ -42,7 +42,8 @@ class SegmentationData:
     """Decoded data of one dataset.
 
     Attributes:
-      images: list of (H, W) uint8 arrays, the training slices.
+      images: list of (H, W) uint8 arrays, the training slices (empty when
+        only the test images were read, for prediction).
       labels: list of (H, W) int32 class maps (0..n_classes-1), same sizes.
       test_images: list of (H, W) uint8 arrays to predict (may be empty).
       test_names: a file name for each test image's mask.
@@ -113,18 +114,23 @@ def binary_labels(stack, path):
     return labels
 
 
-def read_isbi(data_dir, need_test=True):
+def read_isbi(data_dir, need_test=True, need_train=True):
     """Read and check ``train-volume.tif``, ``train-labels.tif`` and ``test-volume.tif``.
 
     Args:
       data_dir: the folder holding the three stacks.
-      need_test: also read ``test-volume.tif`` (prediction).
+      need_test: read ``test-volume.tif`` (prediction).
+      need_train: read the training stacks (all but prediction alone).
     Returns:
       :class:`SegmentationData` with 2 classes (0 = membrane, 1 = cell).
     Raises:
       UserError: one line naming the file and what was wrong.
     """
     paths = {key: os.path.join(data_dir, name) for key, name in ISBI_FILES.items()}
+    test = read_stack(paths["test_images"], "the test slices") if need_test else np.zeros((0, 1, 1), np.uint8)
+    if not need_train:
+        return SegmentationData(images=[], labels=[], test_images=list(test), test_names=["test-masks.tif"],
+                                n_classes=2, source="isbi")
     volume = read_stack(paths["train_images"], "the training slices")
     label_stack = read_stack(paths["train_labels"], "the training labels")
     if label_stack.shape != volume.shape:
@@ -133,7 +139,6 @@ def read_isbi(data_dir, need_test=True):
                         f"{paths['train_images']} has {volume.shape[0]} of "
                         f"{volume.shape[1]}x{volume.shape[2]}; expected the same")
     labels = binary_labels(label_stack, paths["train_labels"])
-    test = read_stack(paths["test_images"], "the test slices") if need_test else np.zeros((0, 1, 1), np.uint8)
     return SegmentationData(images=list(volume), labels=list(labels), test_images=list(test),
                             test_names=["test-masks.tif"], n_classes=2, source="isbi")
 
@@ -142,14 +147,14 @@ def _image_files(folder):
     return sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_SUFFIXES))
 
 
-def read_folder(data_dir, n_classes):
+def read_folder(data_dir, n_classes, need_train=True):
     """Read ``images/`` and ``masks/`` (same file names; PNG or TIFF; masks hold class indices).
 
     Images are converted to nothing: they must already be 8-bit grey, like
     the ISBI slices the network was built for. Masks are 8-bit grey or
     palette images (mode "P", as many annotation tools write them); a
     palette mask's class is its palette index. An optional ``test/`` folder
-    holds images to predict.
+    holds images to predict; without ``need_train`` (prediction alone) only it is read.
 
     Returns:
       :class:`SegmentationData` with ``n_classes`` classes.
@@ -157,6 +162,13 @@ def read_folder(data_dir, n_classes):
       UserError: missing folders or files, unpaired names, bad modes, size
         mismatches, or a mask value outside 0..n_classes-1.
     """
+    test_dir = os.path.join(data_dir, "test")
+    test_names = _image_files(test_dir) if os.path.isdir(test_dir) else []
+    test_images = [_decode(os.path.join(test_dir, name), "a test image")[1][0] for name in test_names]
+    test_names = [os.path.splitext(n)[0] + ".png" for n in test_names]
+    if not need_train:
+        return SegmentationData(images=[], labels=[], test_images=test_images, test_names=test_names,
+                                n_classes=n_classes, source="folder")
     image_dir, mask_dir = os.path.join(data_dir, "images"), os.path.join(data_dir, "masks")
     for folder in (image_dir, mask_dir):
         if not os.path.isdir(folder):
@@ -181,16 +193,14 @@ def read_folder(data_dir, n_classes):
                             f"expected class indices 0..{n_classes - 1}")
         images.append(image)
         labels.append(mask.astype(np.int32))
-    test_dir = os.path.join(data_dir, "test")
-    test_names = _image_files(test_dir) if os.path.isdir(test_dir) else []
-    test_images = [_decode(os.path.join(test_dir, name), "a test image")[1][0] for name in test_names]
-    return SegmentationData(images=images, labels=labels, test_images=test_images,
-                            test_names=[os.path.splitext(n)[0] + ".png" for n in test_names],
+    return SegmentationData(images=images, labels=labels, test_images=test_images, test_names=test_names,
                             n_classes=n_classes, source="folder")
 
 
-def read_dataset(data_dir, n_classes=2, need_test=True):
-    """An ``images/`` + ``masks/`` folder when ``images/`` exists, else the ISBI stacks.
+def read_dataset(data_dir, n_classes=2, need_test=True, need_train=True):
+    """An ``images/`` + ``masks/`` folder when ``images/`` exists (or, for prediction alone, ``test/``),
+    else the ISBI stacks. Only what the run uses is read: ``need_train`` the training images and labels,
+    ``need_test`` the test images.
 
     Raises:
       UserError: the folder is missing, or a check fails (a missing ISBI
@@ -198,12 +208,13 @@ def read_dataset(data_dir, n_classes=2, need_test=True):
     """
     if not os.path.isdir(data_dir):
         raise UserError(f"--data_dir={data_dir}: folder not found")
-    if os.path.isdir(os.path.join(data_dir, "images")):
-        return read_folder(data_dir, n_classes)
+    own = [os.path.join(data_dir, name) for name in (("images",) if need_train else ("images", "test"))]
+    if any(os.path.isdir(folder) for folder in own):
+        return read_folder(data_dir, n_classes, need_train=need_train)
     if n_classes != 2:
         raise UserError(f"--n_classes={n_classes}: the ISBI stacks in --data_dir={data_dir} have 2 "
                         "classes (own data with more classes goes in images/ and masks/)")
-    return read_isbi(data_dir, need_test=need_test)
+    return read_isbi(data_dir, need_test=need_test, need_train=need_train)
 
 
 def check_min_size(data, out_size):
@@ -212,7 +223,7 @@ def check_min_size(data, out_size):
     Raises:
       UserError: naming the smallest image side and the flag to change.
     """
-    smallest = min(min(image.shape) for image in data.images + data.test_images)
+    smallest = min((min(image.shape) for image in data.images + data.test_images), default=out_size)
     if smallest < out_size:
         raise UserError(f"--data_dir: an image is only {smallest} pixels on a side but --tile_size "
                         f"predicts {out_size}x{out_size} windows; use a smaller --tile_size")

@@ -39,28 +39,36 @@ STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 class RunLog:
-    """The run's outputs besides stdout: JSON lines (``--log_dir``) and TensorBoard (chief only)."""
+    """The run's outputs besides stdout: JSON lines (``--log_dir``) and TensorBoard (chief only).
+
+    Both are opened at the first record, so that a run that fails before it
+    leaves no empty folder or file behind.
+    """
 
     def __init__(self, args, is_chief):
+        self.args, self.is_chief = args, is_chief
         self.jsonl = None
         self.writer = None
-        if not is_chief:
-            return
-        if args.log_dir:
-            os.makedirs(args.log_dir, exist_ok=True)
-            self.jsonl = open(os.path.join(args.log_dir, "log.jsonl"), "a", encoding="utf-8")
-        self.writer = tf.summary.create_file_writer(os.path.join(args.model_dir, "tensorboard"))
+
+    def _open(self):
+        if self.args.log_dir:
+            os.makedirs(self.args.log_dir, exist_ok=True)
+            self.jsonl = open(os.path.join(self.args.log_dir, "log.jsonl"), "a", encoding="utf-8")
+        self.writer = tf.summary.create_file_writer(os.path.join(self.args.model_dir, "tensorboard"))
 
     def record(self, step, values):
         """Write ``values`` ({name: float}) at ``step`` to both outputs."""
+        if not self.is_chief:
+            return
+        if self.writer is None:
+            self._open()
         if self.jsonl:
             self.jsonl.write(json.dumps({"step": int(step), **values}) + "\n")
             self.jsonl.flush()
-        if self.writer:
-            with self.writer.as_default():
-                for name, value in values.items():
-                    tf.summary.scalar(name, value, step=int(step))
-            self.writer.flush()
+        with self.writer.as_default():
+            for name, value in values.items():
+                tf.summary.scalar(name, value, step=int(step))
+        self.writer.flush()
 
 
 @dataclasses.dataclass
@@ -103,9 +111,11 @@ def create(args, ctx, data):
     out = tile_sizes.output_size(args.tile_size)
     if args.input_mode == "overlap_tile":  # the resize path brings any size to the output size
         readers.check_min_size(data, out)
-    train_indices, validation_indices = folds.fold_split(len(data.images), args.crossvalidation_idx, args.seed,
-                                                         source=f"--data_dir={args.data_dir}",
-                                                         scheme=args.fold_scheme)
+    train_indices, validation_indices = [], []  # predict alone reads no training slices
+    if data.images:
+        train_indices, validation_indices = folds.fold_split(len(data.images), args.crossvalidation_idx, args.seed,
+                                                             source=f"--data_dir={args.data_dir}",
+                                                             scheme=args.fold_scheme)
     with ctx.strategy.scope():
         model = unet.build_unet(base_filters=args.base_filters, tile_size=args.tile_size,
                                 n_classes=data.n_classes)

@@ -16,6 +16,7 @@
 import collections
 import io
 import os
+import shutil
 import struct
 
 import numpy as np
@@ -96,6 +97,22 @@ def test_reader_errors_name_the_file(isbi_dir, tmp_path, name, how, expected):
 def test_read_dataset_rejects_missing_folder(tmp_path):
     with pytest.raises(UserError, match="folder not found"):
         readers.read_dataset(str(tmp_path / "nowhere"))
+
+
+def test_prediction_alone_reads_only_the_test_images(isbi_dir, tmp_path):
+    isbi = tmp_path / "isbi"
+    isbi.mkdir()
+    shutil.copy(os.path.join(isbi_dir, "test-volume.tif"), isbi)
+    data = readers.read_dataset(str(isbi), need_train=False)
+    assert (data.images, data.labels, len(data.test_images)) == ([], [], 10)
+    with pytest.raises(UserError, match="train-volume.tif: file not found"):
+        readers.read_dataset(str(isbi))
+    own = tmp_path / "own"
+    synthetic.write_own_data_folder(str(own), slices=5, size=32)
+    shutil.rmtree(own / "images")
+    shutil.rmtree(own / "masks")
+    data = readers.read_dataset(str(own), need_train=False)
+    assert (data.source, data.images, len(data.test_images), data.test_names[0]) == ("folder", [], 1, "000.png")
 
 
 def test_folder_dataset(tmp_path):

@@ -16,6 +16,7 @@
 import glob
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -66,7 +67,11 @@ def test_short_training_learns(isbi_dir, tmp_path):
     exported = npu_utils.keras.models.load_model(str(tmp_path / "run" / run.EXPORT_FILE))
     assert exported.output_shape == (None, 36, 36, 2)
 
-    predicted = run_main("--data_dir", isbi_dir, "--model_dir", str(tmp_path / "run"), "--exec_mode=predict",
+    # Predict reads only what it uses: a folder with test-volume.tif alone serves.
+    test_only = tmp_path / "test_only"
+    test_only.mkdir()
+    shutil.copy(os.path.join(isbi_dir, "test-volume.tif"), test_only)
+    predicted = run_main("--data_dir", str(test_only), "--model_dir", str(tmp_path / "run"), "--exec_mode=predict",
                          *SMALL)
     assert predicted.returncode == 0, predicted.stderr[-2000:]
     masks = readers.read_stack(str(tmp_path / "run" / "predictions" / "test-masks.tif"), "masks")
@@ -111,6 +116,10 @@ def test_transfer_learning_from_a_two_class_run_to_three_classes(isbi_dir, tmp_p
         three_classes = np.where(label > 0, 1 + (np.arange(48)[None] >= 24), 0).astype(np.uint8)
         Image.fromarray(three_classes).save(own / "masks" / f"{index}.png")
     target = str(tmp_path / "target")
+    failed = run_main("--data_dir", str(own), "--n_classes=3", "--model_dir", target, "--max_steps=2",
+                      "--pretrained_checkpoint", str(tmp_path / "nowhere"), *SMALL)
+    assert failed.returncode == 2 and "--pretrained_checkpoint=" in failed.stderr
+    assert not os.path.exists(target)  # a failed run leaves no empty folder (tensorboard/ comes at the first record)
     result = run_main("--data_dir", str(own), "--n_classes=3", "--model_dir", target, "--max_steps=2",
                       "--log_every=1", "--pretrained_checkpoint", source, *SMALL)
     assert result.returncode == 0, result.stderr[-2000:]
