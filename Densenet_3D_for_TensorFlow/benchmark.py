@@ -89,7 +89,7 @@ def time_training(ctx, model_name, batch_size, steps):
 
 def time_pipeline(data_dir, batches, batch_size):
     """Patches/s of brats_data.patch_dataset alone (loading, normalising, sampling, cutting)."""
-    cases, _ = brats_data.discover_cases(data_dir)
+    cases = brats_data.discover_cases(data_dir)[0]
 
     def load_fn(index):
         loaded = brats_data.load_case(cases[index])

@@ -113,35 +113,65 @@ def scan_case(folder):
     return Case(case_id=case_id, folder=folder, files=files, scheme=_scheme_of(case_id, dash_flags))
 
 
-def discover_cases(data_root):
+def _folder_problem(folder, need_label):
+    """``(case, problem)`` of a case-like folder: its :class:`Case` (None when it has none) and why it is
+    left out ("" when it is not): it cannot be listed, has no NIfTI, or lacks a modality."""
+    try:
+        case = scan_case(folder)
+    except OSError as error:
+        return None, f"{folder}: cannot be listed ({error.strerror or error})"
+    if case is None:
+        return None, f"{folder}: no NIfTI file ({' or '.join(NIFTI_SUFFIXES)}) of any modality"
+    return case, "; ".join(_file_list_problems(case, FILE_KINDS if need_label else IMAGE_KINDS))
+
+
+def discover_cases(data_root, skip_bad_cases=False, need_label=True, log=print):
     """All case folders directly under ``data_root``, sorted by id, and the naming scheme they follow.
 
+    Every sub-folder is case-like except hidden ones (``.name``). One that
+    cannot be listed, holds no NIfTI file, or lacks a modality (the label
+    too when ``need_label``) is named with its reason in one line each; then
+    the run stops unless ``skip_bad_cases``, which leaves them out (named)
+    before the split. Never a silent drop.
+
     Returns:
-      (cases, description), e.g. "BraTS 2023 naming (-t2f/-t1n/-t1c/-t2w/-seg; enhancing tumour = label 3)".
+      (cases, description, left_out): description e.g. "BraTS 2023 naming
+      (-t2f/-t1n/-t1c/-t2w/-seg; enhancing tumour = label 3), 4 cases";
+      left_out the names of the folders left out.
     Raises:
-      UserError: ``data_root`` is not a folder, holds no case folder, or mixes
-        the BraTS 2017, 2018-2021 and 2023 schemes (a case's files too).
+      UserError: ``data_root`` is not a folder or holds no case folder; some
+        folder is not a complete case and ``skip_bad_cases`` is False; the
+        cases mix the BraTS 2017, 2018-2021 and 2023 schemes (a case's files too).
     """
     if not os.path.isdir(data_root):
         raise UserError(f"-r/--data_path {data_root!r} is not a folder")
-    cases = [scan_case(os.path.join(data_root, name)) for name in sorted(os.listdir(data_root))
-             if os.path.isdir(os.path.join(data_root, name))]
-    cases = [case for case in cases if case is not None]
-    if not cases:
+    names = [name for name in sorted(os.listdir(data_root))
+             if not name.startswith(".") and os.path.isdir(os.path.join(data_root, name))]
+    found = [(name, *_folder_problem(os.path.join(data_root, name), need_label)) for name in names]
+    bad = [(name, problem) for name, case, problem in found if problem]
+    if len(bad) == len(found):
         raise UserError(f"-r/--data_path {data_root!r} holds no case folders with "
                         "<case>/<case>_{flair,t1,t1ce,t2,seg}.nii.gz (BraTS 2017-2021) or "
-                        "<case>/<case>-{t2f,t1n,t1c,t2w,seg}.nii.gz (BraTS 2023) files")
-    return cases, describe_schemes(cases, data_root)
+                        "<case>/<case>-{t2f,t1n,t1c,t2w,seg}.nii.gz (BraTS 2023) files"
+                        + (f" ({len(bad)} folder(s) without them, first {bad[0][1]})" if bad else ""))
+    for name, problem in bad:
+        log(f"bad case {name}: {problem}")
+    if bad and not skip_bad_cases:
+        raise UserError(f"{len(bad)} of {len(found)} case folders in {data_root} are not complete cases (listed "
+                        "above); fix or remove them, or pass --skip_bad_cases (test/*.sh: --skip_bad_cases=True) "
+                        "to run without them")
+    if bad:
+        log(f"left out {len(bad)} case folder(s) (--skip_bad_cases): {', '.join(name for name, _ in bad)}")
+    cases = [case for _, case, problem in found if not problem]
+    return cases, describe_schemes(cases, data_root), [name for name, _ in bad]
 
 
 def describe_schemes(cases, data_root):
-    """One line naming the scheme of ``cases``; UserError when they mix schemes."""
+    """One line naming the scheme of ``cases`` (none "mixed": :func:`discover_cases` leaves those out);
+    UserError when they mix schemes."""
     found = {}
     for case in cases:
         found.setdefault(case.scheme, []).append(case.case_id)
-    if "mixed" in found:
-        raise UserError(f"{os.path.join(data_root, found['mixed'][0])}: files of both the BraTS 2017-2021 "
-                        "(_flair, _seg, ...) and 2023 (-t2f, -seg, ...) naming schemes")
     named = sorted(set(found) - {"layout"})
     if len(named) > 1 or ("2023" in found and "layout" in found):
         examples = ", ".join(f"{found[key][0]} ({SCHEMES[key].name})" for key in sorted(found))
@@ -332,6 +362,25 @@ def _file_problems(path, kind, reference, scheme):
     return problems
 
 
+def _file_list_problems(case, kinds):
+    """What is wrong with a case's list of files: a kind of ``kinds`` missing or there twice, or two
+    naming schemes. A missing file is named with the extension the case's other files have."""
+    extension = ".nii" if all(path.endswith(".nii") for paths in case.files.values() for path in paths) \
+        else ".nii.gz"
+    problems = []
+    for kind in kinds:
+        paths = case.files.get(kind, [])
+        if not paths:
+            suffix = SCHEMES[case.scheme if case.scheme in SCHEMES else "layout"].suffixes[kind]
+            problems.append(f"{os.path.join(case.folder, case.case_id + suffix + extension)}: missing")
+        elif len(paths) > 1:
+            problems.append(f"{paths[0]}: more than one {kind} file ({', '.join(map(os.path.basename, paths))})")
+    if not problems and case.scheme == "mixed":
+        problems.append(f"{case.folder}: files of both the BraTS 2017-2021 (_flair, _seg, ...) and 2023 (-t2f, "
+                        "-seg, ...) naming schemes")
+    return problems
+
+
 def check_case(case, need_label=True):
     """Everything wrong with one case, as ``"<file>: <problem>"`` strings (empty when it is fine).
 
@@ -343,16 +392,9 @@ def check_case(case, need_label=True):
     both values.
     """
     kinds = FILE_KINDS if need_label else IMAGE_KINDS
-    problems = []
-    for kind in kinds:
-        paths = case.files.get(kind, [])
-        if not paths:
-            suffix = SCHEMES[case.scheme if case.scheme in SCHEMES else "layout"].suffixes[kind]
-            problems.append(f"{os.path.join(case.folder, case.case_id + suffix + '.nii.gz')}: missing")
-        elif len(paths) > 1:
-            problems.append(f"{paths[0]}: more than one {kind} file ({', '.join(map(os.path.basename, paths))})")
-    if problems or case.scheme == "mixed":
-        return problems or [f"{case.folder}: files of both the BraTS 2017-2021 and 2023 naming schemes"]
+    problems = _file_list_problems(case, kinds)
+    if problems:
+        return problems
     reference = {}
     for kind in kinds:
         problems += _file_problems(case.path(kind), kind, reference, SCHEMES[case.scheme])

@@ -63,12 +63,13 @@ def prepare_data(args, ctx, log=print):
 
     In predict mode every case of ``--data_path`` is a test case and needs no label.
     """
-    cases, schemes = brats_data.discover_cases(args.data_path)
+    cases, schemes, skipped = brats_data.discover_cases(args.data_path, args.skip_bad_cases,
+                                                        need_label=args.mode != "predict", log=log)
     log(f"[data] {args.data_path}: {schemes}")
     if args.mode == "predict":
         train_cases, test_cases = [], brats_data.check_cases(cases, args.skip_bad_cases, need_label=False,
                                                              workers=args.workers, log=log)
-        skipped = [case.case_id for case in cases if case not in test_cases]
+        skipped += [case.case_id for case in cases if case not in test_cases]
     else:
         by_id = {case.case_id: case for case in cases}
         train_ids, test_ids, where = brats_data.split_cases(list(by_id), args.data_path, args.model_dir, args.seed)
@@ -80,7 +81,7 @@ def prepare_data(args, ctx, log=print):
                  (test_ids if args.mode in ("test", "train_test") and not args.benchmark else [])
         good = {c.case_id for c in brats_data.check_cases([by_id[i] for i in wanted], args.skip_bad_cases,
                                                           workers=args.workers, log=log)}
-        skipped = [i for i in wanted if i not in good]
+        skipped += [i for i in wanted if i not in good]
         train_cases = [by_id[i] for i in train_ids if i in good and args.mode in ("train", "train_test")]
         test_cases = [by_id[i] for i in test_ids if i in good and args.mode in ("test", "train_test")]
         if args.mode in ("train", "train_test") and not train_cases:

@@ -48,14 +48,45 @@ def _copy_case(root, case_id, dest_root, new_id=None, suffix=".nii.gz"):
 def test_discovery_by_suffix_for_later_releases_and_plain_nii(synthetic_root, tmp_path):
     _copy_case(synthetic_root, "Synth_001", tmp_path, "BraTS20_Training_001")
     _copy_case(synthetic_root, "Synth_002", tmp_path, "Other_case", suffix=".nii")
-    (tmp_path / "notes").mkdir()
-    cases, found = brats_data.discover_cases(str(tmp_path))
+    (tmp_path / ".ipynb_checkpoints").mkdir()  # hidden: not case-like
+    cases, found, left_out = brats_data.discover_cases(str(tmp_path))
     assert found.startswith("BraTS 2018-2021 naming (_flair/_t1/_t1ce/_t2/_seg; enhancing tumour = label 4)")
-    assert [c.case_id for c in cases] == ["BraTS20_Training_001", "Other_case"]
+    assert [c.case_id for c in cases] == ["BraTS20_Training_001", "Other_case"] and left_out == []
     assert cases[1].path("t1").endswith("Other_case_t1.nii")
     assert cases[0].path("t1ce").endswith("_t1ce.nii.gz") and cases[0].path("t1").endswith("_t1.nii.gz")
+    (tmp_path / "notes").mkdir()
     with pytest.raises(UserError, match="no case folders"):
         brats_data.discover_cases(str(tmp_path / "notes"))
+
+
+def test_every_case_like_folder_left_out_is_named_with_its_reason(synthetic_root, tmp_path):
+    """An empty folder, an emptied case (a half-finished unzip), a missing modality (named with the
+    case's own extension) and, for training, a missing label: named, then a stop or, with
+    --skip_bad_cases, left out before the split; never a silent drop."""
+    for case_id in ("Synth_001", "Synth_002", "Synth_003"):
+        _copy_case(synthetic_root, case_id, tmp_path)
+    _copy_case(synthetic_root, "Synth_004", tmp_path, suffix=".nii")
+    (tmp_path / "Synth_000").mkdir()
+    for name in os.listdir(tmp_path / "Synth_002"):
+        os.remove(tmp_path / "Synth_002" / name)
+    os.remove(tmp_path / "Synth_003" / "Synth_003_seg.nii.gz")
+    os.remove(tmp_path / "Synth_004" / "Synth_004_t1.nii")
+    lines = []
+    with pytest.raises(UserError, match=r"^4 of 5 case folders in .* are not complete cases .*--skip_bad_cases"):
+        brats_data.discover_cases(str(tmp_path), log=lines.append)
+    assert lines == [f"bad case Synth_000: {tmp_path}/Synth_000: no NIfTI file (.nii.gz or .nii) of any modality",
+                     f"bad case Synth_002: {tmp_path}/Synth_002: no NIfTI file (.nii.gz or .nii) of any modality",
+                     f"bad case Synth_003: {tmp_path}/Synth_003/Synth_003_seg.nii.gz: missing",
+                     f"bad case Synth_004: {tmp_path}/Synth_004/Synth_004_t1.nii: missing"]
+    lines.clear()
+    cases, _, left_out = brats_data.discover_cases(str(tmp_path), skip_bad_cases=True, log=lines.append)
+    assert [c.case_id for c in cases] == ["Synth_001"] and left_out == ["Synth_000", "Synth_002", "Synth_003",
+                                                                        "Synth_004"]
+    assert lines[-1] == "left out 4 case folder(s) (--skip_bad_cases): Synth_000, Synth_002, Synth_003, Synth_004"
+    # Prediction needs no label: the case without one is a case.
+    cases, _, left_out = brats_data.discover_cases(str(tmp_path), skip_bad_cases=True, need_label=False,
+                                                   log=lines.append)
+    assert [c.case_id for c in cases] == ["Synth_001", "Synth_003"]
 
 
 def test_the_2017_2021_and_2023_naming_schemes_are_told_apart_and_never_mixed(tmp_path):
