@@ -253,9 +253,14 @@ def reference_split():
     return tuple(read_case_list(os.path.join(REFERENCE_SPLIT_DIR, f"{name}.txt")) for name in ("train", "test"))
 
 
-def _is_reference(train_ids, test_ids):
-    reference_train, reference_test = reference_split()
-    return set(train_ids) == set(reference_train) and set(test_ids) == set(reference_test)
+def _reference_note(train_ids, test_ids):
+    """" (the reference split)" for lists that are the reference's, with "without N of its cases" for
+    the reference minus missing cases; "" for other lists."""
+    reference_train, reference_test = map(set, reference_split())
+    if not (train_ids and test_ids and set(train_ids) <= reference_train and set(test_ids) <= reference_test):
+        return ""
+    missing = len(reference_train) + len(reference_test) - len(train_ids) - len(test_ids)
+    return f" (the reference split without {missing} of its cases)" if missing else " (the reference split)"
 
 
 def _seeded_split(case_ids, seed, train_fraction):
@@ -272,13 +277,15 @@ def split_cases(case_ids, data_root, model_dir, seed, train_fraction=0.8):
 
     In order of precedence: ``train.txt`` / ``test.txt`` in ``data_root``; the
     lists an earlier run wrote to ``model_dir``; the reference split
-    (``reference_split/``) when ``data_root`` holds all 210 of its cases; else
-    a seeded ``train_fraction`` split. The last two are written to
+    (``reference_split/``) when ``data_root`` holds any of its 210 BraTS 2017
+    cases, without those missing (named, with how many of 168/42 remain);
+    else a seeded ``train_fraction`` split. The last two are written to
     ``model_dir/train.txt`` and ``model_dir/test.txt``.
 
     Returns:
       (train_ids, test_ids, where) with ``where`` saying which source was
-      used, and "(the reference split)" when the lists are the reference's.
+      used, and "(the reference split)" when lists read from a folder are the
+      reference's ("(the reference split without N of its cases)" for a part).
     Raises:
       UserError: a list names a case that is not in ``data_root`` or names a
         case twice, or the two lists share a case (it would be tested on
@@ -288,19 +295,23 @@ def split_cases(case_ids, data_root, model_dir, seed, train_fraction=0.8):
         chosen = _read_lists(folder, case_ids, data_root)
         if chosen:
             train_ids, test_ids, where = chosen
-            return train_ids, test_ids, where + (" (the reference split)" if _is_reference(train_ids, test_ids) else "")
-    train_ids, test_ids = reference_split()
-    reference = set(train_ids + test_ids)
-    unused = len(set(case_ids) - reference)
-    where = (f"the reference split ({REFERENCE_SPLIT_DIR}/train.txt, test.txt"
-             + (f"; {unused} other case(s) of {data_root} unused)" if unused else ")"))
-    missing = sorted(reference - set(case_ids))
-    if missing:
+            return train_ids, test_ids, where + _reference_note(train_ids, test_ids)
+    reference_train, reference_test = reference_split()
+    present = set(case_ids)
+    missing = sorted(set(reference_train + reference_test) - present)
+    if len(missing) == len(reference_train) + len(reference_test):  # not BraTS 2017's HGG folder
         train_ids, test_ids = _seeded_split(case_ids, seed, train_fraction)
         where = f"a seeded {train_fraction:.0%} split (--seed) written to {model_dir}/train.txt, test.txt"
-        if len(missing) < len(reference):  # some of the reference's cases are here: say why it is not used
-            where += (f"; not the reference split, which needs all {len(reference)} of its cases: "
-                      f"{len(missing)} missing ({', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''})")
+    else:
+        train_ids = [case_id for case_id in reference_train if case_id in present]
+        test_ids = [case_id for case_id in reference_test if case_id in present]
+        where = f"the reference split ({REFERENCE_SPLIT_DIR}/train.txt, test.txt"
+        if missing:
+            where += (f"; without the {len(missing)} of its cases missing here: {', '.join(missing)}; "
+                      f"{len(train_ids)} of its {len(reference_train)} training and {len(test_ids)} of its "
+                      f"{len(reference_test)} test cases remain")
+        unused = len(present - set(reference_train + reference_test))
+        where += f"; {unused} other case(s) of {data_root} unused)" if unused else ")"
     os.makedirs(model_dir, exist_ok=True)
     write_case_list(os.path.join(model_dir, "train.txt"), train_ids)
     write_case_list(os.path.join(model_dir, "test.txt"), test_ids)

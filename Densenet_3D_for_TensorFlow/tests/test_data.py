@@ -168,10 +168,19 @@ def test_reference_split_used_by_itself_on_a_folder_of_its_210_cases(tmp_path):
     assert brats_data.read_case_list(str(run / "test.txt")) == test_ids
     assert brats_data.split_cases(train_ids + test_ids, str(root), str(run), seed=0)[2].endswith(
         "(the reference split)")
-    # Without one of its cases the folder gets the seeded split, and says so.
-    where = brats_data.split_cases(train_ids[1:] + test_ids, str(root), str(tmp_path / "run2"), seed=0)[2]
-    assert where.startswith("a seeded 80% split")
-    assert where.endswith(f"not the reference split, which needs all 210 of its cases: 1 missing ({train_ids[0]})")
+    # 207 of its cases: the reference lists without the three missing, named, with what remains.
+    missing = [train_ids[0], train_ids[100], test_ids[41]]
+    present = [case_id for case_id in train_ids + test_ids if case_id not in missing]
+    train, test, where = brats_data.split_cases(present, str(root), str(tmp_path / "run2"), seed=0)
+    assert train == train_ids[1:100] + train_ids[101:] and test == test_ids[:41]
+    assert where == (f"the reference split ({brats_data.REFERENCE_SPLIT_DIR}/train.txt, test.txt; without the 3 "
+                     f"of its cases missing here: {', '.join(sorted(missing))}; 166 of its 168 training and 41 of "
+                     "its 42 test cases remain)")
+    assert brats_data.split_cases(present, str(root), str(tmp_path / "run2"), seed=0)[2].endswith(
+        "(the reference split without 3 of its cases)")
+    # A folder with none of them (not BraTS 2017's HGG) gets the seeded split.
+    assert brats_data.split_cases(["a", "b"], str(root), str(tmp_path / "run3"), seed=0)[2].startswith(
+        "a seeded 80% split")
     # The shipped lists are the reference's (../shared/reference/densenet3d_split/), byte for byte.
     for name, digest in REFERENCE_LIST_SHA256.items():
         with open(os.path.join(brats_data.REFERENCE_SPLIT_DIR, name), "rb") as handle:
