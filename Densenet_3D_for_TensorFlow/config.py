@@ -117,7 +117,8 @@ def parse_args(argv=None):
 
     test, predict and a resumed training take -mn, --width_multiplier and -nc
     from the training run's config.json (see :func:`weights_run_folder`) and
-    refuse a flag that contradicts it.
+    refuse a flag that contradicts it; training from -lp's weights refuses a
+    source run with another -nc.
 
     Raises:
       UserError: flags that contradict each other, the run config, or are out of range.
@@ -133,6 +134,7 @@ def parse_args(argv=None):
         raise UserError("-nc True contradicts -mn dense24_nocorrection (the model trained on uncorrected data)")
     _check_ranges(args)
     _check_patch_size(args)
+    _check_fine_tuning_n4(args)
     if args.benchmark and args.max_steps == 0:
         args.max_steps = 20
     _note_unused_by_benchmark(args, given)
@@ -193,18 +195,35 @@ def _check_patch_size(args):
                             f"(patch size = -ps + {2 * CROP_MARGIN})")
 
 
-def weights_run_folder(args):
-    """The training run whose config.json describes the weights this run uses.
-
-    test and predict with -lp: the run folder of -lp (a run folder, its
-    checkpoints/ folder, or a checkpoint prefix inside it); otherwise --model_dir.
-    """
-    if args.mode not in ("test", "predict") or not args.load_path:
-        return args.model_dir
-    folder = os.path.normpath(args.load_path)
+def run_folder_of(load_path):
+    """The run folder of -lp: a run folder, its checkpoints/ folder, or a checkpoint prefix inside it."""
+    folder = os.path.normpath(load_path)
     if not os.path.isdir(folder):
         folder = os.path.dirname(folder)  # a prefix such as .../checkpoints/ckpt-100
     return os.path.dirname(folder) if os.path.basename(folder) == "checkpoints" else folder
+
+
+def weights_run_folder(args):
+    """The training run whose config.json describes the weights this run uses.
+
+    test and predict with -lp: the run folder of -lp; otherwise --model_dir.
+    """
+    if args.mode not in ("test", "predict") or not args.load_path:
+        return args.model_dir
+    return run_folder_of(args.load_path)
+
+
+def _check_fine_tuning_n4(args):
+    """Training from -lp's weights: its run must have used this run's N4 setting (the intensities the
+    weights learned differ with and without the correction)."""
+    if args.mode not in ("train", "train_test") or not args.load_path:
+        return
+    folder = run_folder_of(args.load_path)
+    source = npu_utils.read_run_config(folder) or {}
+    if "n4_correction" in source and bool(source["n4_correction"]) != args.n4_correction:
+        raise UserError(f"-lp {args.load_path}: its run used -nc {bool(source['n4_correction'])} "
+                        f"({os.path.join(folder, npu_utils.RUN_CONFIG)}), this run -nc {args.n4_correction}: "
+                        "fine-tune with the N4 setting its weights were trained with")
 
 
 def save_run_config(args, ctx):

@@ -153,6 +153,15 @@ def test_flag_checks():
     assert config.parse_args(base + ["--benchmark"]).max_steps == 20
 
 
+def test_fine_tuning_refuses_weights_trained_with_another_n4_setting(tmp_path):
+    npu_utils.write_run_config(str(tmp_path / "source"), {"model_name": "dense24", "n4_correction": True})
+    for load_path in (tmp_path / "source", tmp_path / "source" / "checkpoints" / "ckpt-100"):
+        with pytest.raises(UserError, match=rf"^-lp {load_path}: its run used -nc True \({tmp_path}/source/"
+                                            r"config.json\), this run -nc False: fine-tune with the N4 setting"):
+            config.parse_args(["-r", ".", "-lp", str(load_path), "-nc", "False"])
+        assert config.parse_args(["-r", ".", "-lp", str(load_path)]).n4_correction is True
+
+
 def test_benchmark_says_which_inference_flags_it_does_not_use(capsys):
     config.parse_args(["-r", ".", "--benchmark", "--inference=window", "--block_size=48", "--seed=3"])
     assert capsys.readouterr().out == ("[flags] --inference --block_size not used: --benchmark times training "
