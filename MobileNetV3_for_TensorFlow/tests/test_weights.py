@@ -100,3 +100,33 @@ def test_imagenet_says_when_the_download_cannot_be_reached(monkeypatch):
         network.load_initial_weights(None, "imagenet", "small", 0.75)
     with pytest.raises(UserError, match="at --alpha 0.75 and 1.0 only, not 0.5"):
         network.load_initial_weights(None, "imagenet", "small", 0.5)
+
+
+def _stride_16_features(model):
+    """The model's feature map after its first four stride-2 layers (stem, blocks 0, 1 and 3 of Small): the
+    input of the second squeeze-and-excite pooling. Deeper maps of a randomly initialised network hardly
+    depend on the image any more."""
+    pools = [layer for layer in model.layers if isinstance(layer, keras.layers.GlobalAveragePooling2D)]
+    return keras.Model(model.inputs, pools[1].input)
+
+
+def test_same_padding_pads_as_keras_applications():
+    # keras.applications pads each stride-2 layer explicitly (ZeroPadding2D, correct_pad); "same" padding
+    # pads alike at even and odd sizes, so the same weights see the same pixels.
+    rng = np.random.default_rng(0)
+    for size in (96, 97):
+        reference = keras.applications.MobileNetV3Small(input_shape=(size, size, 3), alpha=0.75, weights=None)
+        for weight in reference.weights:  # BatchNormalization statistics that are not the identity
+            if any(name in weight.name for name in ("gamma", "moving_variance")):
+                weight.assign(rng.uniform(0.5, 1.5, weight.shape).astype("float32"))
+            elif any(name in weight.name for name in ("beta", "moving_mean")):
+                weight.assign(rng.normal(0, 0.1, weight.shape).astype("float32"))
+        ours = build_classifier("small", 0.75, 1000, (size, size, 3))
+        for mine, theirs in zip([l for l in ours.layers if l.weights], [l for l in reference.layers if l.weights]):
+            mine.set_weights(theirs.get_weights())
+        images = rng.uniform(0, 255, (2, size, size, 3)).astype("float32")
+        theirs = _stride_16_features(reference)
+        expected = theirs(images).numpy()
+        np.testing.assert_allclose(_stride_16_features(ours)(images).numpy(), expected, rtol=0, atol=1e-6)
+        # The comparison sees a shift of one pixel (about 1e-4 here).
+        assert np.abs(theirs(np.roll(images, 1, axis=(1, 2))).numpy() - expected).max() > 5e-5
