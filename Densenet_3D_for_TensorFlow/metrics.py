@@ -17,7 +17,9 @@ Regions of the BraTS label values {0, 1, 2, 4}: whole tumour WT = label > 0,
 tumour core TC = label in {1, 4}, enhancing tumour ET = label == 4. A region
 that is empty in exactly one of prediction and truth is scored as the BraTS
 challenge scores it (Dice 0, HD95 373.13 mm) and counted per region; both
-empty: Dice 1, HD95 0.
+empty: Dice 1, HD95 0. Over the cases, each metric gets the summary rows
+BraTS reports: mean, standard deviation, median, 25th and 75th percentile,
+the 373.13 mm cases included.
 """
 
 import csv
@@ -132,13 +134,35 @@ def mean_metrics(rows):
     return means
 
 
+# The summary rows besides the mean, each a function of one metric's values over the cases (at least one).
+# std: the sample standard deviation (n - 1; NaN for one case); percentiles: NumPy's linear interpolation.
+SUMMARY_STATISTICS = {
+    "std": lambda values: float(np.std(values, ddof=1)) if len(values) > 1 else float("nan"),
+    "median": lambda values: float(np.median(values)),
+    "25quantile": lambda values: float(np.percentile(values, 25)),
+    "75quantile": lambda values: float(np.percentile(values, 75)),
+}
+
+
+def summary_rows(rows):
+    """The rows after the cases, each named in ``case``: ``mean`` (:func:`mean_metrics`, with the
+    one-empty counts), then ``std``, ``median``, ``25quantile``, ``75quantile`` of every metric column."""
+    values = {column: [row[column] for row in rows] for column in metric_columns()}
+    summary = [dict(mean_metrics(rows), case="mean")]
+    for name, statistic in SUMMARY_STATISTICS.items():
+        summary.append(dict({column: statistic(v) if v else float("nan") for column, v in values.items()},
+                            case=name))
+    return summary
+
+
 def format_table(rows):
-    """A per-case text table (Dice and HD95 of each region), the mean, and the one-empty counts per region."""
+    """A per-case text table (Dice and HD95 of each region), the summary rows, and the one-empty counts."""
     columns = [f"{r}_{m}" for r in REGIONS for m in ("dice", "hd95")]
     header = f"{'case':<32}" + "".join(f"{c:>11}" for c in columns)
     lines = [header]
-    means = mean_metrics(rows)
-    for row in rows + [dict(means, case="mean")]:
+    summary = summary_rows(rows)
+    means = summary[0]
+    for row in rows + summary:
         lines.append(f"{row['case'][:32]:<32}" + "".join(f"{row[c]:>11.4f}" for c in columns))
     counts = ", ".join(f"{region.upper()} {means[f'{region}_one_empty']}" for region in REGIONS)
     lines.append(f"cases with exactly one empty mask (HD95 {HD95_ONE_EMPTY} mm): {counts} of {len(rows)}")
@@ -146,13 +170,15 @@ def format_table(rows):
 
 
 def write_csv(path, rows):
-    """Per-case rows (case, every metric, the 0/1 one-empty flags) and a final ``mean`` row.
+    """Per-case rows (case, every metric, the 0/1 one-empty flags), then the :func:`summary_rows`.
 
-    In the ``mean`` row the ``<region>_one_empty`` columns hold the number of such cases.
+    In the ``mean`` row the ``<region>_one_empty`` columns hold the number of
+    such cases; the other summary rows leave them empty.
     """
     columns = ["case"] + metric_columns() + count_columns()
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
-        for row in rows + [dict(mean_metrics(rows), case="mean")]:
-            writer.writerow({c: (row[c] if c in ["case"] + count_columns() else f"{row[c]:.6f}") for c in columns})
+        for row in rows + summary_rows(rows):
+            writer.writerow({c: (row.get(c, "") if c in ["case"] + count_columns() else f"{row[c]:.6f}")
+                             for c in columns})

@@ -11,12 +11,13 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Dice, sensitivity, specificity and HD95 on masks with known answers."""
+"""Dice, sensitivity, specificity and HD95 on masks with known answers, and the summary rows over cases."""
 
 import csv
 import math
 
 import numpy as np
+import pytest
 
 import metrics
 
@@ -102,8 +103,29 @@ def test_case_metrics_regions_and_csv(tmp_path):
     path = tmp_path / "metrics.csv"
     metrics.write_csv(str(path), rows)
     written = list(csv.DictReader(path.open()))
-    assert [r["case"] for r in written] == ["a", "b", "mean"] and float(written[2]["et_dice"]) == 0.5
-    assert [r["et_one_empty"] for r in written] == ["1", "0", "1"] and written[2]["wt_one_empty"] == "0"
+    assert [r["case"] for r in written] == ["a", "b", "mean", "std", "median", "25quantile", "75quantile"]
+    assert float(written[2]["et_dice"]) == 0.5 and float(written[4]["et_hd95"]) == 373.13 / 2
+    assert [r["et_one_empty"] for r in written] == ["1", "0", "1", "", "", "", ""]
+    assert written[2]["wt_one_empty"] == "0"
     table = metrics.format_table(rows).splitlines()
-    assert table[-2].startswith("mean")
+    assert [line.split()[0] for line in table[-6:-1]] == ["mean", "std", "median", "25quantile", "75quantile"]
     assert table[-1] == "cases with exactly one empty mask (HD95 373.13 mm): WT 0, TC 0, ET 1 of 2"
+
+
+def test_summary_rows_over_cases_by_hand_with_the_373_rule():
+    rows = [dict(dict.fromkeys(metrics.metric_columns() + metrics.count_columns(), 0), case=str(i))
+            for i in range(4)]
+    for row, dice, hd in zip(rows, (0.5, 0.7, 0.9, 1.0), (0.0, 2.0, 4.0, metrics.HD95_ONE_EMPTY)):
+        row.update(wt_dice=dice, et_hd95=hd)
+    summary = {row["case"]: row for row in metrics.summary_rows(rows)}
+    # wt_dice: mean 3.1 / 4; deviations -0.275, -0.075, 0.125, 0.225, squares summing to 0.1475 over n - 1 = 3;
+    # percentiles at positions 3 x 0.25 = 0.75 and 3 x 0.75 = 2.25 between the sorted values.
+    expected_dice = {"mean": 0.775, "std": (0.1475 / 3) ** 0.5, "median": 0.8, "25quantile": 0.5 + 0.75 * 0.2,
+                     "75quantile": 0.9 + 0.25 * 0.1}
+    # et_hd95: the missed region's 373.13 mm counts like any case's value.
+    expected_hd95 = {"mean": 379.13 / 4, "median": 3.0, "25quantile": 1.5, "75quantile": 4.0 + 0.25 * 369.13}
+    for name, value in expected_dice.items():
+        assert summary[name]["wt_dice"] == pytest.approx(value, abs=1e-12), name
+    for name, value in expected_hd95.items():
+        assert summary[name]["et_hd95"] == pytest.approx(value, abs=1e-9), name
+    assert np.isnan(metrics.summary_rows(rows[:1])[1]["wt_dice"])  # std of one case
