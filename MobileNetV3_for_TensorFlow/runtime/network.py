@@ -16,6 +16,7 @@
 import json
 import os
 import types
+import warnings
 
 import h5py
 import numpy as np
@@ -38,6 +39,8 @@ MODEL_SUFFIXES = (".keras", ".h5")
 IMAGENET_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v3/"
 IMAGENET_ALPHAS = (0.75, 1.0)
 KERAS_APPLICATIONS = {"small": keras.applications.MobileNetV3Small, "large": keras.applications.MobileNetV3Large}
+# keras.applications' model names, lower-cased ("MobileNetV3Small" on Keras 3, "MobilenetV3small" on Keras 2.6).
+KERAS_APPLICATIONS_NAMES = ("mobilenetv3small", "mobilenetv3large")
 CLASS_NAMES_FILE = "class_names.json"
 # Where tf.train.Checkpoint stores its object graph (a TrackableObjectGraph proto).
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
@@ -165,9 +168,15 @@ def _checkpoint_prefix(path):
     return path if os.path.isfile(path + ".index") else None
 
 
-def _keras_layers(model_file):
-    """The weights of a saved model by layer: ``{layer name: [arrays in the layer's weights order]}``."""
+def _keras_layers(model_file, network, alpha):
+    """The weights of a saved model by layer: ``{layer name: [arrays in the layer's weights order]}``.
+
+    A keras.applications MobileNetV3 model file (other layer names) is mapped
+    as its weights files are (:func:`_applications_layers`).
+    """
     source = keras.models.load_model(model_file, compile=False)
+    if source.name.lower() in KERAS_APPLICATIONS_NAMES:
+        return _applications_layers(source, model_file, network, alpha)
     return {layer.name: [weight.numpy() for weight in layer.weights] for layer in source.layers}
 
 
@@ -313,13 +322,27 @@ def _keras_applications_layers(path, network, alpha):
         reference = KERAS_APPLICATIONS[network](input_shape=(224, 224, 3), alpha=alpha, include_top=include_top,
                                                 weights=None, include_preprocessing=True)
         try:
-            reference.load_weights(path)
+            # Keras 3 warns once per layer group it skips (about 100 lines for a file of the other
+            # variant, 2 even when it loads); the outcome is the one line printed or raised here.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                reference.load_weights(path)
             break
         except Exception as error:  # Keras raises ValueError, KeyError or OSError by format
             errors.append(str(error).splitlines()[0][:160])
     else:
         raise UserError(f"--weights={path}: not a weights file of keras.applications.MobileNetV3"
                         f"{network.capitalize()} at --alpha={alpha:g}, with or without top ({errors[0]})")
+    return _applications_layers(reference, path, network, alpha)
+
+
+def _applications_layers(reference, path, network, alpha):
+    """The weights of keras.applications model ``reference`` (read from ``path``) under this network's
+    layer names: the i-th weighted layer of one is the i-th of the other (see :func:`_keras_applications_layers`).
+
+    Raises:
+      UserError: a layer's shapes differ (another --model or --alpha).
+    """
     ours = [layer for layer in build_classifier(network, alpha, 1000, (224, 224, 3)).layers if layer.weights]
     theirs = [layer for layer in reference.layers if layer.weights]
     layers = {}
@@ -338,7 +361,7 @@ def load_initial_weights(model, path, network=None, alpha=None):
 
     ``path`` is "imagenet" (keras.applications' ImageNet weights of the same
     ``network`` and ``alpha``), a keras.applications MobileNetV3 weights file
-    (``.h5``), a saved model (``model.keras`` or ``model.h5``: this stack's
+    (``.h5``) or model file, a saved model (``model.keras`` or ``model.h5``: this stack's
     model file, or the other stack's through the portable weights beside it),
     a run folder (its best or final model, else its latest checkpoint) or a
     training checkpoint (prefix, or a folder holding one; its portable weights
@@ -363,7 +386,7 @@ def load_initial_weights(model, path, network=None, alpha=None):
         return _copy_matching_layers(model, _keras_applications_layers(path, network, alpha), path)
     model_file = _model_file(path)
     if model_file is not None:
-        return _copy_matching_layers(model, _keras_layers(model_file), model_file)
+        return _copy_matching_layers(model, _keras_layers(model_file, network, alpha), model_file)
     portable = _portable_model_file(path)
     if portable is not None:
         return _copy_matching_layers(model, _portable_layers(portable), portable)

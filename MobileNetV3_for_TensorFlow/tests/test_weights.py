@@ -13,10 +13,13 @@
 # limitations under the License.
 """--weights from keras.applications: files written here with weights=None (no internet), mapped by layer."""
 
+import warnings
+
 import h5py
 import numpy as np
 import pytest
 
+from common import npu_utils
 from common.npu_utils import UserError, keras
 from model.lraspp import build_lraspp
 from model.mobilenet_v3 import build_classifier
@@ -81,7 +84,10 @@ def test_keras_applications_file_maps_every_tensor(tmp_path, legacy):
 def test_keras_applications_file_without_top_and_wrong_alpha(tmp_path):
     path = str(tmp_path / "notop.weights.h5")
     saved = len(_reference_file(path, include_top=False))
-    message = network.load_initial_weights(build_classifier("small", 0.75, 5, (64, 64, 3)), path, "small", 0.75)
+    with warnings.catch_warnings(record=True) as caught:  # no warning per layer group Keras skips
+        warnings.simplefilter("always")
+        message = network.load_initial_weights(build_classifier("small", 0.75, 5, (64, 64, 3)), path, "small", 0.75)
+    assert [str(w.message) for w in caught if "Skipping" in str(w.message)] == []
     # keras.applications' model without top ends at the last 1x1 conv (Keras 3: 86 weighted layers) or
     # after the head conv (Keras 2.6: 87); every layer it has loads, the rest are new.
     new = ["head_conv", "logits"][saved - 86:]
@@ -89,6 +95,21 @@ def test_keras_applications_file_without_top_and_wrong_alpha(tmp_path):
     assert message.endswith(f"new (not in the source): {', '.join(new)}")
     with pytest.raises(UserError, match=r"not a weights file of keras.applications.MobileNetV3Small at --alpha=1"):
         network.load_initial_weights(build_classifier("small", 1.0, 5, (64, 64, 3)), path, "small", 1.0)
+
+
+def test_keras_applications_model_file_loads(tmp_path):
+    # The whole keras.applications model saved (model.keras on Keras 3, .h5 on Keras 2.6): its layers are
+    # named otherwise, and map by order as its weights files do.
+    reference = keras.applications.MobileNetV3Small(input_shape=(224, 224, 3), alpha=0.75, weights=None)
+    path = str(tmp_path / f"applications{npu_utils.MODEL_FILE_SUFFIX}")
+    reference.save(path)
+    target = build_classifier("small", 0.75, 5, input_shape=(64, 64, 3))
+    assert network.load_initial_weights(target, path, "small", 0.75) == (
+        f"loaded 87 layers (208 tensors) from {path}; new (shape differs): logits")
+    mapped = [layer for layer in target.layers if layer.weights][:-1]
+    for mine, theirs in zip(mapped, [layer for layer in reference.layers if layer.weights]):
+        for loaded, saved in zip(mine.get_weights(), theirs.get_weights()):
+            np.testing.assert_array_equal(loaded, saved)
 
 
 def test_imagenet_says_when_the_download_cannot_be_reached(monkeypatch):
