@@ -38,6 +38,11 @@ MODEL_SUFFIXES = (".keras", ".h5")
 # keras.applications' ImageNet weights of MobileNetV3 (the non-minimalistic ones exist at these alphas).
 IMAGENET_URL = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v3/"
 IMAGENET_ALPHAS = (0.75, 1.0)
+# The MD5 sums keras.applications publishes for those files (with top; the same in Keras 2.6 and 3).
+IMAGENET_MD5 = {("small", 0.75): "cb65d4e5be93758266aa0a7f2c6708b7",
+                ("small", 1.0): "8768d4c2e7dee89b9d02b2d03d65d862",
+                ("large", 0.75): "765b44a33ad4005b3ac83185abf1d0eb",
+                ("large", 1.0): "59e551e166be033d707958cf9e29a6a7"}
 KERAS_APPLICATIONS = {"small": keras.applications.MobileNetV3Small, "large": keras.applications.MobileNetV3Large}
 # keras.applications' model names, lower-cased ("MobileNetV3Small" on Keras 3, "MobilenetV3small" on Keras 2.6).
 KERAS_APPLICATIONS_NAMES = ("mobilenetv3small", "mobilenetv3large")
@@ -285,7 +290,8 @@ def _copy_matching_layers(model, source_layers, source):
 def imagenet_weights_file(network, alpha):
     """keras.applications' ImageNet weights file of MobileNetV3 ``network`` at ``alpha``.
 
-    Downloaded once into ``~/.keras/models/`` (keras.utils.get_file), then read from there.
+    Downloaded once into ``~/.keras/models/`` (keras.utils.get_file), then read from there; the
+    download and the cached file must have keras.applications' MD5 sum.
 
     Raises:
       UserError: no such weights (another alpha), or the download cannot be reached.
@@ -296,7 +302,7 @@ def imagenet_weights_file(network, alpha):
     name = f"weights_mobilenet_v3_{network}_224_{float(alpha)}_float.h5"
     url = IMAGENET_URL + name
     try:
-        return keras.utils.get_file(name, url, cache_subdir="models")
+        return keras.utils.get_file(name, url, cache_subdir="models", file_hash=IMAGENET_MD5[network, float(alpha)])
     except Exception as error:  # get_file raises a bare Exception for every network failure
         reason = str(error).replace(f"URL fetch failure on {url}: ", "")[:120]
         raise UserError(f"--weights=imagenet: cannot download {url} ({reason}); without internet access, "

@@ -113,12 +113,16 @@ def test_keras_applications_model_file_loads(tmp_path):
 
 
 def test_imagenet_says_when_the_download_cannot_be_reached(monkeypatch):
+    hashes = []
+
     def no_internet(*args, **kwargs):
+        hashes.append(kwargs.get("file_hash"))
         raise Exception("URL fetch failure: [Errno -3] Temporary failure in name resolution")
     monkeypatch.setattr(keras.utils, "get_file", no_internet)
     with pytest.raises(UserError, match=r"--weights=imagenet: cannot download https://storage.googleapis.com/"
                                         r".*/weights_mobilenet_v3_small_224_0.75_float.h5 .*pass --weights=PATH/"):
         network.load_initial_weights(None, "imagenet", "small", 0.75)
+    assert hashes == ["cb65d4e5be93758266aa0a7f2c6708b7"]  # keras.applications' sum of that file is checked
     with pytest.raises(UserError, match="at --alpha 0.75 and 1.0 only, not 0.5"):
         network.load_initial_weights(None, "imagenet", "small", 0.5)
 
