@@ -49,42 +49,99 @@ def _case_log(output_dir, case_name):
         return dict(line.strip().split(" = ", 1) for line in handle if " = " in line)
 
 
-def _script(name, args, env, tmp_path):
+def _script(name, args, env):
     # A copy of test/ would change output paths; the scripts write into test/output/.
     return subprocess.run(["bash", f"test/{name}", *args], cwd=MODEL_DIR, env=env,
                           capture_output=True, text=True)
 
 
+def _kill_after_checkpoint(command, env, run, step):
+    """Start ``command`` in its own process group and SIGKILL the group once ``run`` holds checkpoint ``step``."""
+    process = subprocess.Popen(command, cwd=MODEL_DIR, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    # The state file names a checkpoint only once all its files are written.
+    state = run / "checkpoints" / "checkpoint"
+    deadline = time.time() + 300
+    while not (state.exists() and f'"ckpt-{step}"' in state.read_text()) and time.time() < deadline:
+        assert process.poll() is None, "the run ended before it was killed"
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert f'"ckpt-{step}"' in state.read_text()
+
+
+def _segment_steps(run, segment, device=0):
+    """The TRAIN lines of ``run``'s segment log as ``[(step, images_per_sec)]``, and that log's text."""
+    text = (run / "logs" / f"segment-{segment:03d}" / f"train_{device}.log").read_text()
+    return [(int(line.split("step=")[1].split()[0]), float(line.split("images_per_sec=")[1].split()[0]))
+            for line in text.splitlines() if line.startswith("TRAIN step=")], text
+
+
+def _resumed_step(log_text):
+    """The step of the checkpoint a segment's log says it resumed from."""
+    line = [line for line in log_text.splitlines() if line.startswith("[checkpoint] resumed from")][-1]
+    return int(line.rsplit("ckpt-", 1)[1])
+
+
 @pytest.fixture(scope="module")
-def trained(synthetic_root, python_env, tmp_path_factory):
-    """Train Small (alpha 0.5, 32x32) on the synthetic class folders via train_full_1p.sh."""
-    result = _script("train_full_1p.sh", [f"--data_path={synthetic_root / 'cls'}", *SMALL_RUN,
-                                          "--batch_size=16", "--train_epochs=8", "--learning_rate=0.002",
-                                          "--log_every=5"], python_env, tmp_path_factory)
+def trained(synthetic_root, python_env):
+    """Train Small (alpha 0.5, 32x32, 10 steps per epoch) on the synthetic class folders via
+    train_full_1p.sh, SIGKILLed once it saved step 20 and run again with the same command.
+
+    Its run folder lies inside test/output/, which every script run recreates: it must survive.
+    Yields the second run's result, test/output/0 and the run folder.
+    """
+    output_dir = Path(MODEL_DIR) / "test" / "output" / "0"
+    run = output_dir / "killed_run"
+    shutil.rmtree(run, ignore_errors=True)
+    command = ["bash", "test/train_full_1p.sh", f"--data_path={synthetic_root / 'cls'}", *SMALL_RUN,
+               "--batch_size=16", "--train_epochs=8", "--learning_rate=0.002", "--checkpoint_every=10",
+               f"--ckpt_path={run}"]
+    _kill_after_checkpoint(command, python_env, run, step=20)
+    result = subprocess.run(command, cwd=MODEL_DIR, env=python_env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result, os.path.join(MODEL_DIR, "test", "output", "0")
+    yield result, output_dir, run
+    shutil.rmtree(run, ignore_errors=True)
 
 
 def test_full_script_learns_and_writes_every_key(trained):
-    result, output_dir = trained
+    result, output_dir, run = trained
     assert "Final Train Accuracy" in result.stdout
     case = _case_log(output_dir, "MobileNetV3_for_TensorFlow_bs16_1p_acc")
     assert set(CASE_KEYS + ["TrainAccuracy"]) <= set(case)
     assert case["CaseName"] == "MobileNetV3_for_TensorFlow_bs16_1p_acc" and case["BatchSize"] == "16"
     # Four classes: chance is 0.25.
     assert float(case["TrainAccuracy"]) >= 0.6
-    assert float(case["ActualFPS"]) > 0
-    run_dir = os.path.join(output_dir, "ckpt")
     for name in (f"best/{network.MODEL_FILE}", "class_names.json", "history.csv", "eval/confusion_matrix.png",
                  "eval/confusion_matrix.txt", "checkpoints/checkpoint"):
-        assert os.path.exists(os.path.join(run_dir, name)), name
-    with open(os.path.join(run_dir, "history.csv"), encoding="utf-8") as handle:
-        assert len(list(csv.DictReader(handle))) == 8
+        assert os.path.exists(run / name), name
+    # One row per epoch over both segments (an epoch whose row the kill cut off is not trained again).
+    with open(run / "history.csv", encoding="utf-8") as handle:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(handle)]
+    assert epochs[0] == 1 and epochs[-1] == 8 and epochs == sorted(set(epochs)) and len(epochs) >= 7
+
+
+def test_killed_script_run_keeps_the_whole_run(trained):
+    _, output_dir, run = trained
+    killed, _ = _segment_steps(run, 1)
+    resumed, text = _segment_steps(run, 2)
+    start = _resumed_step(text)
+    assert killed[0][0] == 1 and killed[-1][0] >= start >= 20
+    assert [step for step, _ in resumed] == list(range(start + 1, 81))
+    # The summary and the loss file speak for the whole run.
+    case = _case_log(output_dir, "MobileNetV3_for_TensorFlow_bs16_1p_acc")
+    assert (case["RunSteps"], case["RunSegments"], case["SegmentSteps"]) == ("1-80", "2", f"{start + 1}-80")
+    assert len((output_dir / "train_MobileNetV3_for_TensorFlow_bs16_1p_acc_loss.txt").read_text().split()) == 80
+    # ActualFPS: the resumed segment's steps after its own warm-up (train_full_1p.sh: 2 steps), so
+    # without the step that traced the graph again.
+    warm = [ips for step, ips in resumed if step > start + 2]
+    assert case["ActualFPS"] == f"{sum(warm) / len(warm):.2f}"
+    assert case["ActualFPS"] != f"{sum(ips for _, ips in resumed) / len(resumed):.2f}"
 
 
 def test_predict_and_export(trained, synthetic_root, tmp_path):
-    _, output_dir = trained
-    model, names = network.load_saved(os.path.join(output_dir, "ckpt"))
+    _, _, run = trained
+    model, names = network.load_saved(str(run))
     folder = synthetic_root / "cls" / "validation" / "class_2"
     inference.predict(model, names, sorted(str(p) for p in folder.iterdir()), "classification", 32, 32, 8,
                       str(tmp_path / "p.csv"))
@@ -96,11 +153,11 @@ def test_predict_and_export(trained, synthetic_root, tmp_path):
     assert keras.models.load_model(tmp_path / "export" / network.MODEL_FILE).output_shape == (None, 4)
 
 
-def test_performance_script_unknown_flag_and_no_data(python_env, tmp_path):
+def test_performance_script_unknown_flag_and_no_data(python_env):
     # The performance run itself is tested through train_performance_8p.sh, which runs this script.
-    result = _script("train_performance_1p.sh", ["--data_path=/tmp", "--colour=red"], python_env, tmp_path)
+    result = _script("train_performance_1p.sh", ["--data_path=/tmp", "--colour=red"], python_env)
     assert result.returncode == 1 and "unknown flag '--colour=red'" in result.stderr
-    result = _script("train_full_1p.sh", [], python_env, tmp_path)
+    result = _script("train_full_1p.sh", [], python_env)
     assert result.returncode == 1 and 'para "data_path" must be config' in result.stderr
 
 
@@ -130,61 +187,6 @@ def test_segmentation_training_beats_chance(synthetic_root, tmp_path, capsys):
     inference.predict(model, names, images, "segmentation", 64, 64, 2, str(tmp_path / "masks"))
     mask = np.asarray(Image.open(tmp_path / "masks" / "0000.png"))
     assert mask.shape == (64, 64) and mask.max() < 3
-
-
-def _kill_after_checkpoint(command, env, run, step):
-    """Start ``command`` in its own process group and SIGKILL the group once ``run`` holds checkpoint ``step``."""
-    process = subprocess.Popen(command, cwd=MODEL_DIR, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    # The state file names a checkpoint only once all its files are written.
-    state = run / "checkpoints" / "checkpoint"
-    deadline = time.time() + 180
-    while not (state.exists() and f'"ckpt-{step}"' in state.read_text()) and time.time() < deadline:
-        assert process.poll() is None, "the run ended before it was killed"
-        time.sleep(0.1)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    assert f'"ckpt-{step}"' in state.read_text()
-
-
-def _segment_steps(run, segment, device=0):
-    """The TRAIN lines of ``run``'s segment log as ``[(step, images_per_sec)]``, and that log's text."""
-    text = (run / "logs" / f"segment-{segment:03d}" / f"train_{device}.log").read_text()
-    return [(int(line.split("step=")[1].split()[0]), float(line.split("images_per_sec=")[1].split()[0]))
-            for line in text.splitlines() if line.startswith("TRAIN step=")], text
-
-
-def _resumed_step(log_text):
-    """The step of the checkpoint a segment's log says it resumed from."""
-    line = [line for line in log_text.splitlines() if line.startswith("[checkpoint] resumed from")][-1]
-    return int(line.rsplit("ckpt-", 1)[1])
-
-
-def test_script_run_killed_and_rerun_keeps_the_whole_run(synthetic_root, python_env):
-    # The run folder lies inside test/output/, which every script run recreates: it must survive.
-    output_dir = Path(MODEL_DIR) / "test" / "output" / "0"
-    run = output_dir / "killed_run"
-    shutil.rmtree(run, ignore_errors=True)
-    command = ["bash", "test/train_full_1p.sh", f"--data_path={synthetic_root / 'cls'}", *SMALL_RUN,
-               "--batch_size=16", "--train_epochs=2", "--checkpoint_every=3", f"--ckpt_path={run}"]
-    _kill_after_checkpoint(command, python_env, run, step=6)
-    result = subprocess.run(command, cwd=MODEL_DIR, env=python_env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    killed, _ = _segment_steps(run, 1)
-    resumed, text = _segment_steps(run, 2)
-    start = _resumed_step(text)
-    assert killed[0][0] == 1 and killed[-1][0] >= start >= 6
-    assert [step for step, _ in resumed] == list(range(start + 1, 21))
-    # The summary and the loss file speak for the whole run, 10 steps per epoch.
-    case = _case_log(output_dir, "MobileNetV3_for_TensorFlow_bs16_1p_acc")
-    assert (case["RunSteps"], case["RunSegments"], case["SegmentSteps"]) == ("1-20", "2", f"{start + 1}-20")
-    assert len((output_dir / "train_MobileNetV3_for_TensorFlow_bs16_1p_acc_loss.txt").read_text().split()) == 20
-    # ActualFPS: the resumed segment's steps after its own warm-up (train_full_1p.sh: 2 steps), so
-    # without the step that traced the graph again.
-    warm = [ips for step, ips in resumed if step > start + 2]
-    assert case["ActualFPS"] == f"{sum(warm) / len(warm):.2f}"
-    assert case["ActualFPS"] != f"{sum(ips for _, ips in resumed) / len(resumed):.2f}"
-    shutil.rmtree(run)
 
 
 def test_non_finite_loss_stops_with_one_line(tmp_path, capsys):
