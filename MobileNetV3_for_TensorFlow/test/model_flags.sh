@@ -13,6 +13,7 @@ learning_rate=0.001    # peak learning rate
 checkpoint_every=100   # steps between checkpoints (--save_interval); each epoch's end is one too
 model=small            # small | large
 task=classification    # classification | segmentation
+log_every=1            # steps between TRAIN lines (main.py's default)
 extra=()               # the other main.py flags, passed through as given
 # Whether the user gave --learning_rate (whatever its value): --recipe=paper scales its own otherwise.
 # The scripts source this file with their arguments.
@@ -35,8 +36,9 @@ model_flag() {
     --seed=*|--optimizer=*|--lr_schedule=*|--warmup_epochs=*|--lr_decay_epochs=*|--lr_decay_rate=*|\
     --label_smoothing=*|--dropout=*|--weights=*|--freeze_backbone_epochs=*|--loss_scale=*|--use_xla=*|\
     --recipe=*|--weight_decay=*|--ema_momentum=*|\
-    --skip_bad_images=*|--cache_budget_mb=*|--log_every=*)
+    --skip_bad_images=*|--cache_budget_mb=*)
       extra+=("$1") ;;
+    --log_every=*) log_every="${1#*=}"; extra+=("$1") ;;
     *) return 1 ;;
   esac
 }
@@ -58,6 +60,12 @@ model_help() {
     --log_every=N            passed to main.py (see python3 main.py --help)
     Mixed precision: --precision_mode=allow_mix_precision (main.py's --use_amp is the same switch).
 HELP
+}
+
+# The launcher's warm-up steps: at least $1, and at least one logging interval, since the first
+# TRAIN line of a run (or of a resumed segment) covers the steps that traced the graph.
+model_warmup() {
+  if [[ "${log_every}" =~ ^[0-9]+$ ]] && [ "${log_every}" -gt "$1" ]; then echo "${log_every}"; else echo "$1"; fi
 }
 
 # The main.py arguments of the model flags (after mz_parse_flags and

@@ -9,5 +9,5 @@ mz_parse_flags "$@"
 mz_run_folder
 model_args
 mz_launch --network="${Network}" --batch_size="${batch_size}" --case_kind=acc \
-  --accuracy_key="${accuracy_key}" --warmup_steps=2 -- \
+  --accuracy_key="${accuracy_key}" --warmup_steps="$(model_warmup 2)" -- \
   "${mz_python}" "${model_dir}/main.py" --mode=train_and_evaluate "${args[@]}"

@@ -9,5 +9,5 @@ train_steps=50
 mz_parse_flags "$@"
 mz_run_folder
 model_args
-mz_launch --network="${Network}" --batch_size="${batch_size}" --case_kind=perf --warmup_steps=5 -- \
+mz_launch --network="${Network}" --batch_size="${batch_size}" --case_kind=perf --warmup_steps="$(model_warmup 5)" -- \
   "${mz_python}" "${model_dir}/main.py" --mode=train "${args[@]}"

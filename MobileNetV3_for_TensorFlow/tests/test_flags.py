@@ -80,6 +80,17 @@ def test_seed_spellings_and_run_folder(tmp_path):
     assert _script_args(["--recipe=paper", "--learning_rate=0.001"])[1].learning_rate == 0.001
 
 
+def test_warmup_covers_the_first_logging_interval():
+    # The launcher leaves out the steps up to the warm-up; a resumed segment's first TRAIN line covers
+    # the step that traced the graph again, and all steps of its logging interval.
+    def warmup(flags, base):
+        result = subprocess.run(["bash", "-c", f'source ../../common/train_script.sh; source model_flags.sh; '
+                                               f'mz_parse_flags "$@"; model_warmup {base}', "bash", "--data_path=/tmp",
+                                 *flags], cwd=os.path.join(MODEL_DIR, "test"), capture_output=True, text=True)
+        return result.stdout.strip()
+    assert [warmup([], 2), warmup(["--log_every=5"], 2), warmup(["--log_every=3"], 5)] == ["2", "5", "5"]
+
+
 def test_help_lists_the_common_names():
     result = subprocess.run(["bash", "test/train_performance_8p.sh", "--help"], cwd=MODEL_DIR,
                             capture_output=True, text=True)
