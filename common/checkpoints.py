@@ -40,6 +40,7 @@ import tensorflow as tf
 
 from common import stack
 from common.errors import TrainingDiverged, UserError
+from common.npu_utils import CHECKPOINT_LIST, checkpoint_folder
 
 PORTABLE_SUFFIX = ".weights.npz"
 _META = ("__stack__", "__family__")
@@ -171,15 +172,6 @@ def restore_checkpoint(checkpoint, prefix, partial=False, model=None):
         return str(error).splitlines()[0][:200]
 
 
-CHECKPOINT_SUBDIR = "checkpoints"  # a run folder's checkpoints: <run folder>/checkpoints/ckpt-<step>
-STATE_FILE = "checkpoint"  # TensorFlow's file naming a folder's checkpoints, rewritten after each save
-
-
-def checkpoint_folder(run_dir):
-    """Where the checkpoints of run folder ``run_dir`` live."""
-    return os.path.join(run_dir, CHECKPOINT_SUBDIR)
-
-
 def latest_checkpoint(run_dir):
     """The prefix of the newest checkpoint of run folder ``run_dir``, or None when it has none.
 
@@ -191,7 +183,7 @@ def latest_checkpoint(run_dir):
         names one whose ``.index`` file is gone.
     """
     folder = checkpoint_folder(run_dir)
-    state_file = os.path.join(folder, STATE_FILE)
+    state_file = os.path.join(folder, CHECKPOINT_LIST)
     if not os.path.isfile(state_file):
         return None
     try:
@@ -210,7 +202,7 @@ def latest_checkpoint(run_dir):
 def _delete_checkpoints(folder):
     """Remove the checkpoints of ``folder`` (files ``ckpt-*`` and the state file); returns how many files went."""
     doomed = glob.glob(os.path.join(glob.escape(folder), "ckpt-*")) + \
-        glob.glob(os.path.join(glob.escape(folder), STATE_FILE))
+        glob.glob(os.path.join(glob.escape(folder), CHECKPOINT_LIST))
     for path in doomed:
         os.remove(path)
     return len(doomed)
@@ -264,18 +256,18 @@ class RunCheckpoints:
           UserError: a checkpoint is there and --resume is not given, or it
             cannot be restored into this model (its first line says why).
         """
-        latest = self.latest
-        if resume is None and latest:
-            raise UserError(f"--model_dir={self.run_dir} already holds a checkpoint ({os.path.basename(latest)}): "
-                            "--resume=True continues that run, --resume=False starts over (deleting its "
-                            "checkpoints), or choose another --model_dir")
-        if resume is False:
+        if resume is False:  # before the list is read: a damaged one, or one the chief is deleting, is no obstacle
             if self.is_chief and _delete_checkpoints(checkpoint_folder(self.run_dir)):
                 log(f"[checkpoint] --resume=False: deleted the checkpoints in {checkpoint_folder(self.run_dir)}; "
                     "starting over")
             self.manager = tf.train.CheckpointManager(self.checkpoint, self.directory, max_to_keep=self.keep,
                                                       checkpoint_name="ckpt")
             return None
+        latest = self.latest
+        if resume is None and latest:
+            raise UserError(f"--model_dir={self.run_dir} already holds a checkpoint ({os.path.basename(latest)}): "
+                            "--resume=True continues that run, --resume=False starts over (deleting its "
+                            "checkpoints), or choose another --model_dir")
         if latest is None:
             if resume:
                 log(f"[checkpoint] --resume=True: no checkpoint in {checkpoint_folder(self.run_dir)} yet; "

@@ -49,7 +49,7 @@ _LAZY = {"common.stack": ("keras", "STACK", "MODEL_FILE_SUFFIX", "set_random_see
                           "overwrite_with_moving_average", "export_saved_model", "CPU_BFLOAT16"),
          "common.checkpoints": ("save_checkpoint", "restore_checkpoint", "save_portable_weights",
                                 "load_portable_weights", "portable_weights_path", "RunCheckpoints",
-                                "latest_checkpoint", "checkpoint_folder")}
+                                "latest_checkpoint")}
 
 
 def __getattr__(name):
@@ -63,6 +63,8 @@ PRECISION_MODES = ("allow_fp32_to_fp16", "force_fp16", "must_keep_origin_dtype",
 MIXED_MODES = ("allow_mix_precision", "force_fp16")  # 16-bit arithmetic wherever the device has it
 NPU_DEFAULT_PRECISION_MODE = "allow_fp32_to_fp16"  # what the Ascend adapter runs when asked for nothing
 RUN_CONFIG = "config.json"  # the training run's flags, in its --model_dir
+CHECKPOINT_SUBDIR = "checkpoints"  # a run folder's checkpoints: <run folder>/checkpoints/ckpt-<step>
+CHECKPOINT_LIST = "checkpoint"  # TensorFlow's file naming a folder's checkpoints, rewritten after each save
 
 
 def str2bool(value):
@@ -124,6 +126,19 @@ def add_checkpoint_flags(parser, checkpoint_every, resume_aliases=(), every_alia
     group.add_argument("--keep_checkpoints", type=positive_int, default=3,
                        help="how many of the newest checkpoints stay (default 3)")
     return parser
+
+
+def checkpoint_folder(run_dir):
+    """Where the checkpoints of run folder ``run_dir`` live (common/checkpoints.RunCheckpoints)."""
+    return os.path.join(run_dir, CHECKPOINT_SUBDIR)
+
+
+def has_checkpoint(run_dir):
+    """Whether run folder ``run_dir`` names a checkpoint (its list exists; reading it is latest_checkpoint's job).
+
+    Cheap and free of TensorFlow, for flag parsing.
+    """
+    return os.path.isfile(os.path.join(checkpoint_folder(run_dir), CHECKPOINT_LIST))
 
 
 def parse_args_given(parser, argv=None):

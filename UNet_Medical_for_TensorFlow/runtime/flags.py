@@ -116,12 +116,6 @@ def trains(args):
     return args.exec_mode.startswith("train")
 
 
-def has_checkpoint(model_dir):
-    """Whether run folder ``model_dir`` names a checkpoint (TensorFlow's ``checkpoint`` state file is in
-    its ``checkpoints/``, common/checkpoints.py's layout, spelled out here since that module loads TensorFlow)."""
-    return os.path.isfile(os.path.join(model_dir, "checkpoints", "checkpoint"))
-
-
 def check_step_plan(args, total_steps):
     """A training --benchmark needs steps after its warm-up.
 
@@ -181,7 +175,7 @@ def take_from_training_run(args, given):
       UserError: a contradicting flag, or evaluate of a run with no held-out fold.
     """
     if trains(args):
-        if args.resume and not args.benchmark and has_checkpoint(args.model_dir):
+        if args.resume and not args.benchmark and npu_utils.has_checkpoint(args.model_dir):
             names = ARCHITECTURE_FLAGS + FOLD_FLAGS + tuple(n for n in INPUT_FLAGS if n not in given)
             npu_utils.take_from_run_config(args, given, names, args.model_dir, WHY["resume"])
         return

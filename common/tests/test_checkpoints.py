@@ -147,6 +147,8 @@ def test_run_checkpoints_refuse_non_finite_weights_and_damaged_lists(toy, tmp_pa
     os.remove(tmp_path / "checkpoints" / "ckpt-1.index")
     with pytest.raises(UserError, match=r"checkpoint list names .*ckpt-1, whose \.index file is missing"):
         npu_utils.latest_checkpoint(str(tmp_path))
+    assert _run(toy, tmp_path)[0].restore_or_start(False) is None  # starting over needs no readable list
+    assert not npu_utils.has_checkpoint(str(tmp_path))
 
 
 def test_a_non_chief_worker_saves_into_its_own_scratch_folder_which_close_removes(toy, tmp_path):
