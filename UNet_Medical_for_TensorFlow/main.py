@@ -43,11 +43,11 @@ def main(argv=None):
     session = sessions.create(args, ctx, data)  # folds, network, optimizer, checkpoint manager
     step = sessions.restore_or_start(session)  # then writes config.json when training
 
+    probability_fn = run.make_probability_fn(session.model, ctx.use_xla, args.batch_size)
     if flags.trains(args):
-        step = run.train(session)
+        step = run.train(session, probability_fn)  # also evaluates every --evaluate_every steps
     if not ctx.is_chief:
         return 0
-    probability_fn = run.make_probability_fn(session.model, ctx.use_xla, args.batch_size)
     if args.benchmark and not flags.trains(args):
         run.benchmark_inference(session, probability_fn)
     elif args.exec_mode.endswith("evaluate"):

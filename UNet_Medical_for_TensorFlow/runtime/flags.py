@@ -14,8 +14,12 @@
 """Every flag of the model, in one place, with its default and meaning; the checks; config.json.
 
 The reference's spellings (NVIDIA: ``--exec_mode``, ``--data_dir``,
-``--resume_training``) and the repository's common names (``--mode``,
-``--data_path``, ``--resume``) are aliases of one flag each.
+``--resume_training``, ``--xla``, ``--amp``, ``--no-augment``) and the
+repository's common names (``--mode``, ``--data_path``, ``--resume``) are
+aliases of one flag each. NVIDIA's ``--fold N`` is ``--crossvalidation_idx=N``
+with NVIDIA's folds (``--fold_scheme=nvidia`` unless given), and NVIDIA's
+``--log_dir FILE.json`` writes NVIDIA's JSON lines to that file, so the
+commands of NVIDIA's TF2 README and ``examples/*.sh`` run as written.
 
 ``config.json`` in ``--model_dir`` (common/npu_utils.RUN_CONFIG) is written by
 training once every check passed and the checkpoint restore succeeded
@@ -28,6 +32,7 @@ Imports no TensorFlow: ``--help`` and a flag error answer at once.
 
 import argparse
 import os
+import sys
 
 from common import npu_utils
 from common.npu_utils import UserError
@@ -62,7 +67,9 @@ def build_parser():
     parser.add_argument("--model_dir", default="./results",
                         help="the run folder: checkpoints, config.json, TensorBoard, the exported unet.keras "
                              "(unet.h5 on TF 2.6), predictions/")
-    parser.add_argument("--log_dir", default=None, help="also write JSON lines to LOG_DIR/log.jsonl")
+    parser.add_argument("--log_dir", default=None,
+                        help="a folder: also write JSON lines to LOG_DIR/log.jsonl; a path ending in .json "
+                             "(NVIDIA's --log_dir $3/log.json): NVIDIA's dllogger lines to that file")
     parser.add_argument("--data_dir", "--data_path", dest="data_dir", default="./data",
                         help="ISBI stacks (train-volume.tif, train-labels.tif, test-volume.tif) "
                              "or own data (images/, masks/, optional test/)")
@@ -70,6 +77,9 @@ def build_parser():
     parser.add_argument("--crossvalidation_idx", type=int, default=None,
                         help=f"fold 0..{folds.NUM_FOLDS - 1} to validate on (6 of 30 slices); "
                              "none: train on every slice; evaluate/resume: the training run's")
+    parser.add_argument("--fold", type=int, default=None,
+                        help="NVIDIA's spelling: --crossvalidation_idx=FOLD with --fold_scheme=nvidia "
+                             "(unless --fold_scheme is given; evaluate/resume: the training run's scheme)")
     parser.add_argument("--fold_scheme", default="partition", choices=folds.FOLD_SCHEMES,
                         help="partition: five disjoint validation folds covering every slice; nvidia: NVIDIA's "
                              "five overlapping folds exactly (slices 2, 10, 13, 28 of ISBI never validated); "
@@ -85,6 +95,7 @@ def build_parser():
     parser.add_argument("--log_every", type=int, default=100, help="steps between TRAIN lines")
     parser.add_argument("--learning_rate", type=float, default=0.0001, help="Adam, constant")
     npu_utils.add_bool_flag(parser, "--augment", "augment the training tiles (see --augment_set)")
+    parser.add_argument("--no-augment", dest="augment", action="store_false", help="NVIDIA's --augment=False")
     parser.add_argument("--augment_set", default="nvidia", choices=AUGMENT_SETS,
                         help="nvidia: flips, crop-resize, brightness (NVIDIA's exact set); "
                              "full: also rot90 and elastic deformation")
@@ -93,6 +104,16 @@ def build_parser():
                              "resize: NVIDIA's whole slice resized to the output size and zero-padded; "
                              "evaluate/predict: the training run's unless given")
     npu_utils.add_bool_flag(parser, "--benchmark", "time steps after --warmup_steps; no checkpoints")
+    parser.add_argument("--no-benchmark", dest="benchmark", action="store_false",
+                        help="NVIDIA's --benchmark=False")
+    parser.add_argument("--evaluate_every", type=int, default=0,
+                        help="training: evaluate the validation fold every N steps (NVIDIA's; 0: only "
+                             "train_and_evaluate's evaluation at the end)")
+    npu_utils.add_bool_flag(parser, "--use_savedmodel", "evaluate/predict: the weights of the exported model "
+                            "file (unet.keras, unet.h5 on TF 2.6) instead of the last checkpoint (NVIDIA's "
+                            "saved_model_*); training always exports it")
+    npu_utils.add_bool_flag(parser, "--use_tftrt", "accepted for NVIDIA's commands; TF-TRT is not part of this "
+                            "repository, so the Keras model runs")
     parser.add_argument("--warmup_steps", type=int, default=200, help="steps left out of benchmark figures")
     parser.add_argument("--base_filters", type=int, default=64,
                         help="first level's width (64 = NVIDIA); evaluate/predict/resume: the training run's")
@@ -108,7 +129,14 @@ def build_parser():
     # NVIDIA's --resume_training stays an alias.
     npu_utils.add_checkpoint_flags(parser, checkpoint_every=100, resume_aliases=("--resume_training",))
     npu_utils.add_device_flags(parser)
+    npu_utils.add_bool_flag(parser, "--xla", "NVIDIA's spelling of --use_xla", dest="use_xla")
+    npu_utils.add_bool_flag(parser, "--amp", "NVIDIA's spelling of --use_amp", dest="use_amp")
     return parser
+
+
+def nvidia_log_file(log_dir):
+    """True when ``--log_dir`` names NVIDIA's JSON log file (``.json``) rather than a folder."""
+    return bool(log_dir) and log_dir.endswith(".json")
 
 
 def trains(args):
@@ -137,6 +165,8 @@ def _check_values(args):
     if args.max_steps == 0 and (args.train_epochs == 0 or not trains(args)):
         raise UserError("--max_steps=0 needs --train_epochs (training) as the cap; evaluate and predict "
                         "--benchmark time --max_steps batches")
+    if args.evaluate_every < 0:
+        raise UserError(f"--evaluate_every={args.evaluate_every} must be >= 0 (0: never during training)")
     if args.warmup_steps < 0 or args.learning_rate <= 0 or args.weight_decay < 0:
         raise UserError("--warmup_steps and --weight_decay must be >= 0 and --learning_rate > 0")
     if trains(args) and not args.train_epochs:
@@ -144,9 +174,34 @@ def _check_values(args):
     if args.n_classes < 2:
         raise UserError(f"--n_classes={args.n_classes} must be at least 2")
     folds.check_fold(args.crossvalidation_idx)
-    for name in ("model_dir", "log_dir"):
-        if getattr(args, name):
-            check_folder_flag(name, getattr(args, name))
+    if args.model_dir:
+        check_folder_flag("model_dir", args.model_dir)
+    if nvidia_log_file(args.log_dir):
+        if os.path.isdir(args.log_dir):
+            raise UserError(f"--log_dir={args.log_dir} is a folder; a path ending in .json names NVIDIA's log file")
+        check_folder_flag("log_dir", os.path.dirname(os.path.abspath(args.log_dir)))
+    elif args.log_dir:
+        check_folder_flag("log_dir", args.log_dir)
+
+
+def _apply_nvidia_fold(args, given):
+    """NVIDIA's ``--fold N``: ``--crossvalidation_idx=N`` on NVIDIA's folds unless ``--fold_scheme`` is given.
+
+    Evaluate takes the scheme from the training run (config.json), so only training sets it here.
+
+    Raises:
+      UserError: ``--fold`` and ``--crossvalidation_idx`` name different folds.
+    """
+    if "fold" not in given:
+        return
+    if "crossvalidation_idx" in given and args.crossvalidation_idx != args.fold:
+        raise UserError(f"--fold={args.fold} and --crossvalidation_idx={args.crossvalidation_idx} name different "
+                        "folds; give one of them")
+    args.crossvalidation_idx = args.fold
+    given.add("crossvalidation_idx")
+    if trains(args) and "fold_scheme" not in given:
+        args.fold_scheme = "nvidia"
+        given.add("fold_scheme")
 
 
 def check_folder_flag(name, path):
@@ -204,6 +259,7 @@ def parse_args(argv=None):
         path that is a file, or a flag that contradicts the training run.
     """
     args, given = npu_utils.parse_args_given(build_parser(), argv)
+    _apply_nvidia_fold(args, given)
     _check_values(args)
     take_from_training_run(args, given)
     # train_and_evaluate evaluates even after a --benchmark training; evaluate
@@ -211,6 +267,11 @@ def parse_args(argv=None):
     needs_fold = args.exec_mode == "train_and_evaluate" or (args.exec_mode == "evaluate" and not args.benchmark)
     if needs_fold and args.crossvalidation_idx is None:
         raise UserError(f"--exec_mode={args.exec_mode} needs --crossvalidation_idx (the validation slices)")
+    if trains(args) and args.evaluate_every and args.crossvalidation_idx is None:
+        raise UserError(f"--evaluate_every={args.evaluate_every} needs --crossvalidation_idx or --fold "
+                        "(the validation slices)")
+    if args.use_tftrt:
+        print("[run] --use_tftrt: TF-TRT is not part of this repository; the Keras model runs", file=sys.stderr)
     try:
         tile_sizes.output_size(args.tile_size)
     except ValueError as error:

@@ -102,8 +102,10 @@ def total_steps(session):
     return min(caps)
 
 
-def train(session):
+def train(session, probability_fn):
     """Train from the checkpoint's step to the step cap, then export; returns the last step.
+
+    ``probability_fn`` (:func:`make_probability_fn`) scores the validation fold every ``--evaluate_every`` steps.
 
     A run whose checkpoint already reaches the cap (killed after its last
     checkpoint but before the export) trains nothing and exports.
@@ -118,7 +120,7 @@ def train(session):
         print(f"[train] checkpoint step {start_step} already reaches {cap}", flush=True)
     else:
         try:
-            train_steps(session, start_step, last_step)
+            train_steps(session, start_step, last_step, probability_fn)
         finally:
             if session.checkpoints:  # a non-chief worker's scratch checkpoints go, also after a failure
                 session.checkpoints.close()
@@ -142,8 +144,9 @@ def _train_dataset(session, start_step):
                                   augment_set=args.augment_set, input_mode=args.input_mode)
 
 
-def train_steps(session, start_step, last_step):
-    """Steps ``start_step + 1 .. last_step``, with TRAIN lines, checkpoints and the benchmark figures.
+def train_steps(session, start_step, last_step, probability_fn):
+    """Steps ``start_step + 1 .. last_step``, with TRAIN lines, checkpoints, the benchmark figures and
+    (chief, every ``--evaluate_every`` steps) the validation fold's metrics.
 
     The tile stream starts at batch ``start_step``, so a resumed run sees the
     batches an uninterrupted run would have seen (same --batch_size and ranks).
@@ -173,7 +176,9 @@ def train_steps(session, start_step, last_step):
         step_start = now
         if step % args.log_every == 0 or step == last_step:
             print(timer.line(step, loss), flush=True)
-            session.log.record(step, {"loss": loss, "images_per_sec": timer.last_rate})
+            session.log.record(step, {"loss": loss, "images_per_sec": timer.last_rate}, (step, last_step))
+        if args.evaluate_every and step % args.evaluate_every == 0 and ctx.is_chief:
+            evaluate(session, probability_fn, step)
         if checkpoints and step % args.checkpoint_every == 0:  # every worker saves, at the same steps
             checkpoints.save(step)
     if checkpoints and session.step % args.checkpoint_every:

@@ -21,9 +21,11 @@ check passed and the restore succeeded (THE RULE of common/npu_utils).
 """
 
 import dataclasses
+import datetime
 import functools
 import json
 import os
+import time
 
 import tensorflow as tf
 
@@ -31,7 +33,7 @@ from common import npu_utils
 from common.npu_utils import UserError, keras
 from data_loading import folds, readers
 from model import tile_sizes, unet
-from runtime import flags
+from runtime import flags, run
 
 # The training step in a checkpoint: a variable of the tf.train.Checkpoint itself, so its key is the same
 # on both stacks (the model's variables are not).
@@ -41,28 +43,45 @@ STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"
 class RunLog:
     """The run's outputs besides stdout: JSON lines (``--log_dir``) and TensorBoard (chief only).
 
-    Both are opened at the first record, so that a run that fails before it
-    leaves no empty folder or file behind.
+    ``--log_dir`` a folder: ``{"step": ..., name: value}`` lines in its
+    log.jsonl. ``--log_dir FILE.json``: NVIDIA's dllogger lines
+    (``DLLL {"timestamp", "datetime", "elapsedtime", "type": "LOG", "step", "data"}``),
+    with ``step`` ``[step, last step]`` in training and ``[]`` for the
+    final figures, as NVIDIA's runtime/run.py logs them. Both outputs are
+    opened at the first record, so that a run that fails before it leaves no
+    empty folder or file behind.
     """
 
     def __init__(self, args, is_chief):
         self.args, self.is_chief = args, is_chief
         self.jsonl = None
         self.writer = None
+        self.start = time.time()
 
     def _open(self):
-        if self.args.log_dir:
-            os.makedirs(self.args.log_dir, exist_ok=True)
-            self.jsonl = open(os.path.join(self.args.log_dir, "log.jsonl"), "a", encoding="utf-8")
+        log_dir = self.args.log_dir
+        if flags.nvidia_log_file(log_dir):
+            os.makedirs(os.path.dirname(os.path.abspath(log_dir)), exist_ok=True)
+            self.jsonl = open(log_dir, "a", encoding="utf-8")
+        elif log_dir:
+            os.makedirs(log_dir, exist_ok=True)
+            self.jsonl = open(os.path.join(log_dir, "log.jsonl"), "a", encoding="utf-8")
         self.writer = tf.summary.create_file_writer(os.path.join(self.args.model_dir, "tensorboard"))
 
-    def record(self, step, values):
-        """Write ``values`` ({name: float}) at ``step`` to both outputs."""
+    def record(self, step, values, nvidia_step=()):
+        """Write ``values`` ({name: float}) at ``step`` to both outputs (``nvidia_step``: the dllogger step)."""
         if not self.is_chief:
             return
         if self.writer is None:
             self._open()
-        if self.jsonl:
+        if self.jsonl and flags.nvidia_log_file(self.args.log_dir):
+            now = datetime.datetime.now()
+            line = {"timestamp": str(now.timestamp()), "datetime": str(now),
+                    "elapsedtime": str(now.timestamp() - self.start), "type": "LOG",
+                    "step": [int(s) for s in nvidia_step], "data": values}
+            self.jsonl.write("DLLL " + json.dumps(line) + "\n")
+            self.jsonl.flush()
+        elif self.jsonl:
             self.jsonl.write(json.dumps({"step": int(step), **values}) + "\n")
             self.jsonl.flush()
         with self.writer.as_default():
@@ -163,6 +182,20 @@ def _restore_weights(session, prefix):
     print(f"[run] restored {prefix} (step {session.step})", flush=True)
 
 
+def _load_export(session):
+    """``--use_savedmodel``: the weights of the model file training exported (NVIDIA reads its SavedModel).
+
+    Raises:
+      UserError: no export in ``--model_dir`` (for instance one written on the other stack).
+    """
+    path = os.path.join(session.args.model_dir, run.EXPORT_FILE)
+    if not os.path.isfile(path):
+        raise UserError(f"--use_savedmodel: no {path} (training writes it at its end, {run.EXPORT_FILE} on this "
+                        "stack); train to the end or leave out --use_savedmodel to use the last checkpoint")
+    session.model.load_weights(path)
+    print(f"[run] weights of {path} (--use_savedmodel)", flush=True)
+
+
 def restore_or_start(session):
     """Restore the latest checkpoint, start over, or start fresh, as the mode and ``--resume`` ask.
 
@@ -182,6 +215,8 @@ def restore_or_start(session):
         if args.resume and session.checkpoints.latest:
             check_readable(session.checkpoints.latest)  # a damaged file named as such, not as a misfit
         session.checkpoints.restore_or_start(args.resume, log=functools.partial(print, flush=True))
+    elif not trains and ctx.is_chief and args.use_savedmodel:
+        _load_export(session)
     elif not trains and ctx.is_chief:
         latest = npu_utils.latest_checkpoint(args.model_dir)
         if latest:

@@ -105,7 +105,7 @@ def test_evaluate_refuses_a_run_that_trained_on_every_slice(tmp_path):
 def test_readme_names_every_flag():
     with open(os.path.join(MODEL_DIR, "README.md"), encoding="utf-8") as handle:
         readme = handle.read()
-    options = set(re.findall(r"(--\w+)", flags.build_parser().format_help())) - {"--help"}
+    options = set(re.findall(r"(--\w[\w-]*)", flags.build_parser().format_help())) - {"--help"}
     assert len(options) > 30
     assert sorted(option for option in options if f"`{option}`" not in readme) == []
 
