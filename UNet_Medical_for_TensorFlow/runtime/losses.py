@@ -59,14 +59,18 @@ def _soft_dice_per_class(probabilities, onehot):
     return (2 * intersection + DICE_EPSILON) / (union + DICE_EPSILON)
 
 
-def nvidia_dice_score(probabilities, labels, n_classes, batch_size):
-    """NVIDIA's ``eval_dice_score``, computed as its ``evaluate`` does.
+def nvidia_eval_losses(probabilities, labels, n_classes, batch_size):
+    """NVIDIA's evaluation figures, computed as its ``evaluate`` does.
 
     NVIDIA feeds the validation slices in batches of ``--batch_size`` (the
-    last one smaller), takes per batch ``dice_loss = mean over classes of
-    (1 - mean over the batch of the soft Dice per image and class)``, averages
-    that over the batches (a ``keras.metrics.Mean`` of one value per batch)
-    and reports ``1 - mean dice_loss``.
+    last one smaller) and averages one value per batch (a ``keras.metrics.Mean``):
+    ``eval_ce_loss``, the batch's softmax cross-entropy averaged over its
+    pixels, and ``eval_dice_loss``, the mean over classes of (1 - mean over
+    the batch of the soft Dice per image and class). ``eval_total_loss`` is
+    their sum (no L2 term) and ``eval_dice_score`` is ``1 - eval_dice_loss``.
+    The cross-entropy is taken from the probabilities, ``-log p`` of the true
+    class (clipped at float32's smallest normal number, so a saturated
+    softmax gives a large finite value where NVIDIA's on logits is exact).
 
     Args:
       probabilities: list of (H, W, C) softmax outputs, one per image, in order.
@@ -74,14 +78,20 @@ def nvidia_dice_score(probabilities, labels, n_classes, batch_size):
       n_classes: C.
       batch_size: images per evaluation batch.
     Returns:
-      float.
+      dict of floats: eval_ce_loss, eval_dice_loss, eval_total_loss, eval_dice_score.
     """
-    dice_losses = []
+    cross_entropies, dice_losses = [], []
+    tiny = np.finfo(np.float32).tiny
     for first in range(0, len(probabilities), batch_size):
-        dice = np.stack([_soft_dice_per_class(np.asarray(p, np.float64), np.eye(n_classes)[t])
-                         for p, t in zip(probabilities[first:first + batch_size], labels[first:first + batch_size])])
+        batch = [(np.asarray(p, np.float64), np.asarray(t)) for p, t in
+                 zip(probabilities[first:first + batch_size], labels[first:first + batch_size])]
+        true_class = np.concatenate([np.take_along_axis(p, t[..., None], -1).ravel() for p, t in batch])
+        cross_entropies.append(np.mean(-np.log(np.maximum(true_class, tiny))))
+        dice = np.stack([_soft_dice_per_class(p, np.eye(n_classes)[t]) for p, t in batch])
         dice_losses.append(np.mean(1.0 - dice.mean(axis=0)))
-    return float(1.0 - np.mean(dice_losses))
+    ce_loss, dice_loss = float(np.mean(cross_entropies)), float(np.mean(dice_losses))
+    return {"eval_ce_loss": ce_loss, "eval_dice_loss": dice_loss, "eval_total_loss": ce_loss + dice_loss,
+            "eval_dice_score": 1.0 - dice_loss}
 
 
 def segmentation_metrics(probabilities, labels, n_classes):

@@ -164,6 +164,10 @@ def train_steps(session, start_step, last_step, probability_fn):
     timer = npu_utils.StepTimer(global_batch, first_step=start_step)
     step_seconds, step_start = [], time.perf_counter()
     for step in range(start_step + 1, last_step + 1):
+        logs = step % args.log_every == 0 or step == last_step
+        # The L2 term of this step's loss, from the weights before the update (the same on every worker),
+        # so that the logged loss is NVIDIA's cross-entropy + Dice loss with the L2 term beside it.
+        l2_loss = float(losses.weight_decay_loss(model.trainable_variables, args.weight_decay)) if logs else 0.0
         loss = float(train_step(*next(iterator)))
         if not math.isfinite(loss):
             last_good = checkpoints.manager.latest_checkpoint if checkpoints else None
@@ -174,9 +178,10 @@ def train_steps(session, start_step, last_step, probability_fn):
         now = time.perf_counter()
         step_seconds.append(now - step_start)  # wall clock, input pipeline included, as the StepTimer
         step_start = now
-        if step % args.log_every == 0 or step == last_step:
-            print(timer.line(step, loss), flush=True)
-            session.log.record(step, {"loss": loss, "images_per_sec": timer.last_rate}, (step, last_step))
+        if logs:
+            print(f"{timer.line(step, loss - l2_loss)} l2_loss={l2_loss:.6f}", flush=True)
+            session.log.record(step, {"loss": loss - l2_loss, "l2_loss": l2_loss, "images_per_sec": timer.last_rate},
+                               (step, last_step))
         if args.evaluate_every and step % args.evaluate_every == 0 and ctx.is_chief:
             evaluate(session, probability_fn, step)
         if checkpoints and step % args.checkpoint_every == 0:  # every worker saves, at the same steps
@@ -198,7 +203,8 @@ def report_benchmark(session, stats, step):
 def evaluate(session, probability_fn, step):
     """Metrics of the validation slices, printed as METRIC lines; returns them.
 
-    ``eval_dice_score`` is NVIDIA's figure (:func:`runtime.losses.nvidia_dice_score`)
+    ``eval_dice_score``, ``eval_ce_loss``, ``eval_dice_loss`` and
+    ``eval_total_loss`` are NVIDIA's figures (:func:`runtime.losses.nvidia_eval_losses`)
     at the network's output on the run's input path: exactly NVIDIA's with
     ``--input_mode=resize`` (slices and labels resized to the output size),
     the same formula on the stitched native-size probabilities with
@@ -215,8 +221,7 @@ def evaluate(session, probability_fn, step):
     else:
         native = predict_images(session, probability_fn, images)
         at_output, output_labels = native, labels
-    metrics = {"eval_dice_score": losses.nvidia_dice_score(at_output, output_labels, data.n_classes,
-                                                           args.batch_size),
+    metrics = {**losses.nvidia_eval_losses(at_output, output_labels, data.n_classes, args.batch_size),
                **losses.segmentation_metrics(native, labels, data.n_classes)}
     for name, value in metrics.items():
         print(npu_utils.format_metric_line(name, value), flush=True)

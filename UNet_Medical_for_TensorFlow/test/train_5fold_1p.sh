@@ -49,7 +49,9 @@ done
 python3 - "${dices[@]}" <<'PY'
 import statistics, sys
 dices = [float(d) for d in sys.argv[1:]]
-# NVIDIA's table: the mean of the five folds' eval_dice_score (their std beside it).
+# NVIDIA's table: the mean of the five folds' eval_dice_score; beside it both stds, named: the
+# population std (divides by the number of folds) and the sample std (by one less).
 print("5-fold eval_dice_score: " + " ".join(f"{d:.4f}" for d in dices))
-print(f"5-fold eval_dice_score mean : {statistics.mean(dices):.4f}  std : {statistics.pstdev(dices):.4f}")
+print(f"5-fold eval_dice_score mean : {statistics.mean(dices):.4f}  population std : "
+      f"{statistics.pstdev(dices):.4f}  sample std : {statistics.stdev(dices):.4f}")
 PY

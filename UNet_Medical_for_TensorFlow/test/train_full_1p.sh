@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ModelZoo accuracy run on one device: train_and_evaluate on one fold, then the
 # summary with TrainAccuracy = NVIDIA's eval_dice_score of the validation slices
-# (runtime/losses.nvidia_dice_score). Run from the model directory or from test/:
+# (runtime/losses.nvidia_eval_losses). Run from the model directory or from test/:
 #   bash test/train_full_1p.sh --data_path=DIR [flags]   (--help lists them)
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../common/train_script.sh"
 source "${cur_path}/model_flags.sh"

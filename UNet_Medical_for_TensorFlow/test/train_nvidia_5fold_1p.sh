@@ -3,7 +3,7 @@
 # five overlapping folds (--fold_scheme=nvidia) on one device (batch 8, 6,400
 # steps, Adam at 1e-4, its augmentation set, its input path: slices resized
 # to 388 and zero-padded to 572, AMP and XLA where the device has them), then
-# the mean and std of eval_dice_score over the folds.
+# the mean of eval_dice_score over the folds with its population and sample std.
 # NVIDIA reports 0.8900 (TF2, A100, TF32) / 0.8902 (AMP) for this mean.
 # Any test/train_full_1p.sh flag given here overrides the recipe's (the later
 # value wins); --ckpt_path=DIR keeps each fold's run in DIR/fold<k>.

@@ -67,7 +67,7 @@ def test_benchmark_statistics():
         benchmark.benchmark_statistics([1.0], 1, warmup_steps=1)
 
 
-def test_nvidia_dice_score_on_hand_made_arrays():
+def test_nvidia_eval_losses_on_hand_made_arrays():
     """NVIDIA's eval_dice_score: per batch 1 - mean over classes of (1 - batch mean Dice), averaged over batches."""
     labels = [np.array([[0, 1]]), np.array([[0, 1]]), np.array([[1, 1]])]
     probabilities = [np.array([[[0.5, 0.5], [0.5, 0.5]]]),  # Dice 2 * 0.5 / (0.5 + 1) = 2/3 for both classes
@@ -77,15 +77,31 @@ def test_nvidia_dice_score_on_hand_made_arrays():
     image3 = [eps / (0.08 + eps), (3.2 + eps) / (3.28 + eps)]
     first_batch = np.mean([(1 + eps) / (1.5 + eps)] * 2 + [1.0, 1.0])
     expected = (first_batch + np.mean(image3)) / 2  # batches of 2: {0, 1} and {2}, one value each
-    assert losses.nvidia_dice_score(probabilities, labels, 2, batch_size=2) == pytest.approx(expected, abs=1e-9)
+    assert losses.nvidia_eval_losses(probabilities, labels, 2, batch_size=2)["eval_dice_score"] == pytest.approx(expected, abs=1e-9)
     assert expected == pytest.approx(0.660572, abs=1e-6)
     # One batch of all three: the plain mean over images and classes, which differs.
-    one_batch = losses.nvidia_dice_score(probabilities, labels, 2, batch_size=8)
+    one_batch = losses.nvidia_eval_losses(probabilities, labels, 2, batch_size=8)["eval_dice_score"]
     assert one_batch == pytest.approx((4 * first_batch + sum(image3)) / 6, abs=1e-9)
     # The training loss's soft Dice (TensorFlow) is the same figure on a batch.
     onehot = tf.one_hot(np.stack(labels[:2]), 2)
     assert float(losses.soft_dice(tf.constant(np.stack(probabilities[:2]), tf.float32), onehot)) == pytest.approx(
-        losses.nvidia_dice_score(probabilities[:2], labels[:2], 2, batch_size=2), rel=1e-6)
+        losses.nvidia_eval_losses(probabilities[:2], labels[:2], 2, batch_size=2)["eval_dice_score"], rel=1e-6)
+
+
+def test_nvidia_eval_losses_are_nvidias_partial_losses_per_batch():
+    """eval_ce_loss and eval_dice_loss: the mean over batches of partial_losses on the logits (NVIDIA's)."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, (5, 6, 6, 2)).astype(np.float32)
+    labels = rng.integers(0, 2, (5, 6, 6))
+    probabilities = list(tf.nn.softmax(logits).numpy())
+    figures = losses.nvidia_eval_losses(probabilities, list(labels), 2, batch_size=2)
+    batches = [losses.partial_losses(tf.constant(logits[i:i + 2]), tf.one_hot(labels[i:i + 2], 2))
+               for i in range(0, 5, 2)]
+    expected_ce, expected_dice = (float(np.mean([float(b[k]) for b in batches])) for k in (0, 1))
+    assert figures["eval_ce_loss"] == pytest.approx(expected_ce, rel=1e-5)
+    assert figures["eval_dice_loss"] == pytest.approx(expected_dice, rel=1e-5)
+    assert figures["eval_total_loss"] == pytest.approx(expected_ce + expected_dice, rel=1e-5)
+    assert figures["eval_dice_score"] == pytest.approx(1 - figures["eval_dice_loss"])
 
 
 def test_metrics_of_images_of_different_sizes_are_averaged_per_image():

@@ -15,6 +15,7 @@
 
 import json
 import os
+import re
 
 import pytest
 
@@ -62,10 +63,18 @@ def test_nvidia_train_single_then_evaluate_run_as_written(isbi_dir, tmp_path):
     assert {line["type"] for line in lines} == {"LOG"}
     assert [line["step"] for line in lines if "images_per_sec" in line["data"]] == [[2, 4], [4, 4]]
     assert "eval_dice_score" in lines[-1]["data"] and lines[-1]["step"] == []
+    # The logged loss is NVIDIA's (cross-entropy + Dice, within 0..~2) with the L2 term beside it.
+    train_lines = re.findall(r"^TRAIN step=\d+ loss=(\S+) .* l2_loss=(\S+)$", trained.stdout, re.M)
+    assert len(train_lines) == 2 and all(0 < float(loss) < 3 and float(l2) > 0 for loss, l2 in train_lines)
+    assert [line["data"]["l2_loss"] for line in lines if "l2_loss" in line["data"]] == [
+        pytest.approx(float(l2), abs=1e-6) for _, l2 in train_lines]
 
     evaluated = run_main("--data_dir", isbi_dir, "--model_dir", results, "--batch_size", "1", "--exec_mode",
                          "evaluate", "--fold", "0", "--xla", "--amp", "--use_savedmodel", "--use_tftrt")
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     assert "TF-TRT is not part of this repository" in evaluated.stderr
     assert f"weights of {results}/unet" in evaluated.stdout
-    assert 0 < metrics_of(evaluated.stdout)["eval_dice_score"] <= 1
+    metrics = metrics_of(evaluated.stdout)
+    assert 0 < metrics["eval_dice_score"] <= 1 and metrics["eval_ce_loss"] > 0
+    assert metrics["eval_dice_loss"] == pytest.approx(1 - metrics["eval_dice_score"], abs=2e-6)
+    assert metrics["eval_total_loss"] == pytest.approx(metrics["eval_ce_loss"] + metrics["eval_dice_loss"], abs=2e-6)

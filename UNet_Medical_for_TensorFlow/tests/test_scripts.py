@@ -74,9 +74,11 @@ def test_nvidia_recipe_runs_five_folds_and_prints_the_summary(isbi_dir, tmp_path
     dices = [float(d) for d in re.findall(r"^Final Train Accuracy : (\S+)$", result.stdout, re.M)]
     summary_line = re.search(r"^5-fold eval_dice_score: (.*)$", result.stdout, re.M).group(1)
     assert summary_line == " ".join(f"{d:.4f}" for d in dices)
-    mean_std = re.search(r"^5-fold eval_dice_score mean : (\S+)  std : (\S+)$", result.stdout, re.M)
+    mean_std = re.search(r"^5-fold eval_dice_score mean : (\S+)  population std : (\S+)  sample std : (\S+)$",
+                         result.stdout, re.M)
     assert float(mean_std.group(1)) == pytest.approx(statistics.mean(dices), abs=1e-4)
     assert float(mean_std.group(2)) == pytest.approx(statistics.pstdev(dices), abs=1e-4)
+    assert float(mean_std.group(3)) == pytest.approx(statistics.stdev(dices), abs=1e-4)
     # The recipe's settings reached main.py (the last fold's run).
     config = json.load(open(tmp_path / "fold4" / "config.json"))
     assert (config["input_mode"], config["augment_set"], config["augment"], config["learning_rate"],
