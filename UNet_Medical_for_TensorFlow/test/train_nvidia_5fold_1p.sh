@@ -2,13 +2,32 @@
 # NVIDIA's UNet_Medical recipe in one command: its 5-fold training on its
 # five overlapping folds (--fold_scheme=nvidia) on one device (batch 8, 6,400
 # steps, Adam at 1e-4, its augmentation set, its input path: slices resized
-# to 388 and zero-padded to 572, AMP and XLA where the device has them), then
-# the mean of eval_dice_score over the folds with its population and sample std.
+# to 388 and zero-padded to 572, XLA where the device has it), then the mean
+# of eval_dice_score over the folds with its population and sample std.
+# Precision is NVIDIA's: float32 (TF32 on an Ampere GPU, float32 kept on
+# Ascend: --precision_mode=must_keep_origin_dtype) unless --amp is given
+# (--precision_mode=allow_mix_precision), as NVIDIA's --amp.
 # NVIDIA reports 0.8900 (TF2, A100, TF32) / 0.8902 (AMP) for this mean.
+# Steps: NVIDIA divides --max_steps by the GPU count (on N GPUs each runs
+# 6400/N steps of batch 8 per GPU, 6400 x 8 images in all), while
+# --train_steps here counts the steps every device runs. On one device both
+# are 6,400; NVIDIA's N-GPU run corresponds to --train_steps=6400/N on N
+# devices (test/train_full_8p.sh with RANK_SIZE=N).
 # Any test/train_full_1p.sh flag given here overrides the recipe's (the later
 # value wins); --ckpt_path=DIR keeps each fold's run in DIR/fold<k>.
-#   bash test/train_nvidia_5fold_1p.sh --data_path=DIR [flags]
+#   bash test/train_nvidia_5fold_1p.sh --data_path=DIR [--amp] [flags]
+precision=must_keep_origin_dtype
+passed=()
+for para in "$@"; do
+  case "${para}" in
+    --amp|--amp=True) precision=allow_mix_precision ;;
+    --amp=False) precision=must_keep_origin_dtype ;;
+    *) passed+=("${para}") ;;
+  esac
+done
+echo "[recipe] NVIDIA's precision: --precision_mode=${precision} (float32 unless --amp); 6,400 steps on one" \
+  "device as NVIDIA's 1-GPU run (NVIDIA's N-GPU run: --train_steps=6400/N on N devices)"
 exec bash "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/train_5fold_1p.sh" \
   --fold_scheme=nvidia --batch_size=8 --train_steps=6400 --learning_rate=0.0001 --augment=True --augment_set=nvidia \
-  --input_mode=resize --base_filters=64 --tile_size=572 --precision_mode=allow_mix_precision --use_xla=True \
-  --log_every=100 "$@"
+  --input_mode=resize --base_filters=64 --tile_size=572 --precision_mode="${precision}" --use_xla=True \
+  --log_every=100 "${passed[@]}"

@@ -83,7 +83,8 @@ def test_nvidia_recipe_runs_five_folds_and_prints_the_summary(isbi_dir, tmp_path
     config = json.load(open(tmp_path / "fold4" / "config.json"))
     assert (config["input_mode"], config["augment_set"], config["augment"], config["learning_rate"],
             config["crossvalidation_idx"], config["fold_scheme"], config["precision_mode"]) == (
-        "resize", "nvidia", True, 0.0001, 4, "nvidia", "allow_mix_precision")
+        "resize", "nvidia", True, 0.0001, 4, "nvidia", "must_keep_origin_dtype")  # NVIDIA's float32/TF32
+    assert "6,400 steps on one device as NVIDIA's 1-GPU run" in result.stdout
     values = accuracy_summary("UNet_Medical_for_TensorFlow_bs2_1p_acc", log_every=2)
     assert values["RankSize"] == "1" and values["BatchSize"] == "2"
     assert float(values["TrainAccuracy"]) == pytest.approx(dices[-1], abs=1e-4)
@@ -91,6 +92,13 @@ def test_nvidia_recipe_runs_five_folds_and_prints_the_summary(isbi_dir, tmp_path
     assert rerun.returncode == 0, rerun.stdout[-1000:] + rerun.stderr[-2000:]
     assert rerun.stdout.count("had already finished in") == 5 and "Final Train Accuracy" not in rerun.stdout
     assert re.search(r"^5-fold eval_dice_score: (.*)$", rerun.stdout, re.M).group(1) == summary_line
+
+
+def test_nvidia_recipe_takes_amp_for_mixed_precision():
+    """--amp (NVIDIA's) switches the recipe to allow_mix_precision; without it the recipe stays float32."""
+    for argv, precision in (((), "must_keep_origin_dtype"), (("--amp",), "allow_mix_precision")):
+        result = run_script("train_nvidia_5fold_1p.sh", *argv, "--help")
+        assert result.returncode == 0 and f"--precision_mode={precision} " in result.stdout
 
 
 def saved_step(run_folder):
