@@ -47,10 +47,13 @@ AUGMENT_SETS = ("nvidia", "full")
 ARCHITECTURE_FLAGS = ("base_filters", "n_classes")
 # What evaluate and a resume also take: they fix the validation slices.
 FOLD_FLAGS = ("seed", "crossvalidation_idx", "fold_scheme")
-# Taken from the training run only when not given: the network is fully
-# convolutional, so any valid tile size (and either input path) runs the same
-# weights; the batch size groups NVIDIA's eval_dice_score (and a resumed tile stream).
+# Taken from the training run by evaluate and predict (a resume: unless given).
+# The tile size and batch size may differ: the network is fully convolutional,
+# so any valid tile size runs the same weights, and the batch size only groups
+# NVIDIA's eval_dice_score. The input path may not: a network trained on
+# resized slices scores native-resolution tiles wrongly, and the reverse.
 INPUT_FLAGS = ("tile_size", "input_mode", "batch_size")
+FREE_INPUT_FLAGS = ("tile_size", "batch_size")
 WHY = {"evaluate": "its checkpoint fits only that network, and another fold or seed would score slices "
                    "it trained on",
        "predict": "its checkpoint fits only that network",
@@ -102,7 +105,7 @@ def build_parser():
     parser.add_argument("--input_mode", default="overlap_tile", choices=INPUT_MODES,
                         help="overlap_tile: random tiles at native resolution, mirrored borders (paper); "
                              "resize: NVIDIA's whole slice resized to the output size and zero-padded; "
-                             "evaluate/predict: the training run's unless given")
+                             "evaluate/predict: the training run's (another one is refused)")
     npu_utils.add_bool_flag(parser, "--benchmark", "time steps after --warmup_steps; no checkpoints")
     parser.add_argument("--no-benchmark", dest="benchmark", action="store_false",
                         help="NVIDIA's --benchmark=False")
@@ -223,8 +226,10 @@ def take_from_training_run(args, given):
     """evaluate, predict and a resume: the network (evaluate, resume: also the fold) from config.json.
 
     A flag also on the command line must agree with the training run (one
-    line naming both values otherwise); ``--tile_size``, ``--input_mode`` and
-    ``--batch_size`` may differ. Nothing changes when ``--model_dir`` holds no config.json.
+    line naming both values otherwise); ``--tile_size`` and ``--batch_size``
+    may differ (and, in a resume, ``--input_mode``). evaluate and predict say
+    when ``--data_dir`` is not the run's. Nothing changes when ``--model_dir``
+    holds no config.json.
 
     Raises:
       UserError: a contradicting flag, or evaluate of a run with no held-out fold.
@@ -245,10 +250,30 @@ def take_from_training_run(args, given):
         raise UserError(f"--exec_mode=evaluate: the training run in "
                         f"{os.path.join(args.model_dir, npu_utils.RUN_CONFIG)} trained on every slice "
                         "(no --crossvalidation_idx), so no slice is held out to evaluate on")
+    _check_input_of_training_run(args, given, config)
     names = ARCHITECTURE_FLAGS + (FOLD_FLAGS if evaluates else ())
-    names += tuple(name for name in INPUT_FLAGS if name not in given)
+    names += tuple(name for name in INPUT_FLAGS if name not in given or name not in FREE_INPUT_FLAGS)
     npu_utils.take_from_run_config(args, given, names, args.model_dir,
                                    WHY["evaluate" if evaluates else "predict"])
+
+
+def _check_input_of_training_run(args, given, config):
+    """evaluate/predict: refuse another ``--input_mode`` than the run's; say when ``--data_dir`` differs.
+
+    Raises:
+      UserError: ``--input_mode`` given and not the training run's.
+    """
+    path = os.path.join(args.model_dir, npu_utils.RUN_CONFIG)
+    trained_mode = config.get("input_mode")
+    if "input_mode" in given and trained_mode and args.input_mode != trained_mode:
+        raise UserError(f"--input_mode={args.input_mode} contradicts the training run in {path}, which used "
+                        f"--input_mode={trained_mode} (the network learned that input path; the other one would "
+                        f"score it wrongly); leave --input_mode out")
+    trained_data = config.get("data_dir")
+    if trained_data and os.path.realpath(trained_data) != os.path.realpath(args.data_dir):
+        print(f"[flags] --data_dir={args.data_dir} is not the training run's --data_dir={trained_data} "
+              f"({path}; a relative path there is relative to where training ran): "
+              f"--exec_mode={args.exec_mode} reads {args.data_dir}", flush=True)
 
 
 def parse_args(argv=None):

@@ -95,6 +95,21 @@ def test_a_flag_that_contradicts_the_training_run_is_refused(tmp_path, argv, mes
     assert message.format(dir=tmp_path) in str(error.value)
 
 
+def test_evaluate_and_predict_refuse_another_input_mode_and_name_another_data_dir(tmp_path, capsys):
+    _training_run(tmp_path, "--crossvalidation_idx=2", "--input_mode=resize", f"--data_dir={tmp_path}/isbi")
+    for mode in ("evaluate", "predict"):
+        with pytest.raises(UserError, match=f"--input_mode=overlap_tile contradicts the training run in "
+                                            f"{tmp_path}/config.json, which used --input_mode=resize"):
+            flags.parse_args([f"--model_dir={tmp_path}", f"--exec_mode={mode}", "--input_mode=overlap_tile"])
+        capsys.readouterr()
+        args = flags.parse_args([f"--model_dir={tmp_path}", f"--exec_mode={mode}", f"--data_dir={tmp_path}/other"])
+        assert args.input_mode == "resize"
+        assert (f"[flags] --data_dir={tmp_path}/other is not the training run's --data_dir={tmp_path}/isbi"
+                in capsys.readouterr().out)
+    flags.parse_args([f"--model_dir={tmp_path}", "--exec_mode=predict", f"--data_dir={tmp_path}/isbi/"])
+    assert "is not the training run's" not in capsys.readouterr().out
+
+
 def test_evaluate_refuses_a_run_that_trained_on_every_slice(tmp_path):
     _training_run(tmp_path, "--base_filters=4")
     for fold in ([], ["--crossvalidation_idx=0"]):
