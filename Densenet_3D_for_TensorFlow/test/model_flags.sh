@@ -54,8 +54,8 @@ model_help() {
     --width_multiplier=F     network width scale, 1.0 = paper (default ${width_multiplier})
     --block_size=N           block inference: largest kept block edge (default ${block_size})
     --seed=N                 split, sampling and initialisation seed (default ${seed})
-    --log_every=N            steps between TRAIN lines; ActualFPS leaves out the first N steps of every
-                             run segment (default ${log_every})
+    --log_every=N            steps between TRAIN lines, also the warm-up: ActualFPS leaves out each
+                             run segment's first, graph-tracing, step (default ${log_every})
     --load_path=PATH         -lp: initial weights from a run folder, its checkpoints/ or a prefix (default none)
     --inference=METHOD       block | window (the reference's 38^3 windows) (default ${inference})
     --skip_bad_cases=True|False  leave out bad cases instead of stopping (default ${skip_bad_cases})
