@@ -87,6 +87,10 @@ def build_parser():
                         help="kept block edge of block inference, voxels: every block is this cube plus a "
                              "13-voxel margin (one shape for every case); memory grows with its cube "
                              "(default %(default)s)")
+    parser.add_argument("--metrics", choices=("brats", "brats2023"), default="brats",
+                        help="brats: Dice, sensitivity, specificity (over the brain) and HD95 per region; "
+                             "brats2023 adds BraTS 2023's lesion-wise Dice and HD95 (adult glioma rules) "
+                             "(default %(default)s)")
     parser.add_argument("--window_batch", type=int, default=8,
                         help="windows per network call of window inference (default %(default)s)")
     npu_utils.add_bool_flag(parser, "--save_png", help_text="write a PNG per case (slices of FLAIR, prediction, "

@@ -25,6 +25,7 @@ import math
 import os
 import time
 
+import numpy as np
 import tensorflow as tf
 
 import brats_data
@@ -320,7 +321,9 @@ def _run_inference(args, model, cases, data, with_truth, log):
                                loaded.label)
         message = f"[{args.mode}] {case.case_id}: {args.inference} inference {seconds:.1f} s"
         if with_truth:
-            row = dict(metrics.case_metrics(labels, loaded.label, loaded.spacing), case=case.case_id)
+            brain = np.any(loaded.image != 0, axis=-1)  # normalise() keeps the background at 0
+            row = dict(metrics.case_metrics(labels, loaded.label, loaded.spacing, brain,
+                                            lesion_wise=args.metrics == "brats2023"), case=case.case_id)
             rows.append(row)
             message += f", Dice WT {row['wt_dice']:.4f} TC {row['tc_dice']:.4f} ET {row['et_dice']:.4f}"
         log(message)
@@ -336,7 +339,7 @@ def test(args, model, data, trained_here=False, log=print):
     metrics.write_csv(csv_path, rows)
     log(f"[test] per-case metrics in {csv_path}")
     means = metrics.mean_metrics(rows)
-    for name in metrics.metric_columns() + metrics.count_columns():
+    for name in metrics.metric_columns(rows) + metrics.count_columns():
         print(npu_utils.format_metric_line(name, means[name]))
     print(npu_utils.format_metric_line("test_cases", len(rows)), flush=True)
     return rows

@@ -11,7 +11,8 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Dice, sensitivity, specificity and HD95 on masks with known answers, and the summary rows over cases."""
+"""Dice, sensitivity, specificity, HD95 and BraTS 2023's lesion-wise scores on masks with known answers, and
+the summary rows over cases."""
 
 import csv
 import math
@@ -46,6 +47,9 @@ def test_sensitivity_and_specificity_known():
     assert metrics.specificity(prediction, truth) == 850 / 900
     empty = np.zeros_like(truth)
     assert metrics.sensitivity(empty, empty) == 1.0
+    # Over the brain only (x < 8): 700 negatives, of which the 50 FP are wrong.
+    brain = _mask((10, 10, 10), np.s_[0:8, :, :])
+    assert metrics.specificity(prediction, truth, brain) == 650 / 700
 
 
 def test_hd95_in_millimetres():
@@ -129,3 +133,51 @@ def test_summary_rows_over_cases_by_hand_with_the_373_rule():
     for name, value in expected_hd95.items():
         assert summary[name]["et_hd95"] == pytest.approx(value, abs=1e-9), name
     assert np.isnan(metrics.summary_rows(rows[:1])[1]["wt_dice"])  # std of one case
+
+
+def test_lesion_wise_scores_worked_by_hand():
+    shape = (30, 30, 30)
+    lesion_a = np.s_[2:6, 2:6, 2:6]  # 64 voxels
+    lesion_b = np.s_[2:6, 2:6, 20:24]  # 64 voxels, never predicted: a false negative
+    lesion_c = np.s_[20:23, 20:23, 2:5]  # 27 voxels: at most 50 mm^3 at 1 mm, left out
+    truth = _mask(shape, lesion_a, lesion_b, lesion_c)
+    # A exactly, plus one voxel 2 beyond A's face: a separate component inside A's 3-voxel dilation, so it
+    # joins A's match (Dice 2 x 64 / (65 + 64); 112 of the 113 surface distances are 0, so HD95 0). C
+    # exactly (a match of a left-out lesion is no false positive); one far voxel: a false positive.
+    prediction = _mask(shape, lesion_a, np.s_[7, 3, 3], lesion_c, np.s_[25, 25, 25])
+    lesion_dice, lesion_hd95 = metrics.lesion_wise_scores(prediction, truth)
+    # Scored: A, B (0, 374 mm), the false positive (0, 374 mm).
+    assert lesion_dice == pytest.approx(128 / 129 / 3) and lesion_hd95 == pytest.approx(748 / 3)
+    # 2 mm voxels along x: C is 54 mm^3 and counts (Dice 1, HD95 0); dilation counts voxels, not mm.
+    lesion_dice, lesion_hd95 = metrics.lesion_wise_scores(prediction, truth, spacing=(2.0, 1.0, 1.0))
+    assert lesion_dice == pytest.approx((128 / 129 + 1) / 4) and lesion_hd95 == pytest.approx(187.0)
+    empty = np.zeros(shape, bool)
+    assert metrics.lesion_wise_scores(empty, empty) == (1.0, 0.0)
+    assert metrics.lesion_wise_scores(empty, _mask(shape, lesion_c)) == (1.0, 0.0)  # only a left-out lesion
+    # Two cubes 2 voxels apart are one lesion (their dilations meet): finding one gives Dice 2 x 64 / 192,
+    # not (1 + 0) / 2. HD95: 112 zeros, then the far cube's surface to the near cube's face x = 5: 16 x 3,
+    # 12 x 4, 12 x 5, 16 x 6; the 95th percentile of the 168 is at index 158.65, among the 6s.
+    pair = _mask(shape, np.s_[2:6, 2:6, 2:6], np.s_[8:12, 2:6, 2:6])
+    found = _mask(shape, np.s_[2:6, 2:6, 2:6])
+    lesion_dice, lesion_hd95 = metrics.lesion_wise_scores(found, pair)
+    assert lesion_dice == pytest.approx(2 / 3) and lesion_hd95 == pytest.approx(6.0)
+
+
+def test_case_metrics_lesion_wise_columns_and_brain(tmp_path):
+    truth = np.zeros((16, 16, 16), np.uint8)
+    truth[2:8, 2:8, 2:8] = 2
+    truth[3:7, 3:7, 3:7] = 4
+    prediction = truth.copy()
+    prediction[12, 12, 12] = 2  # a false-positive WT voxel
+    brain = np.zeros(truth.shape, bool)
+    brain[:14] = True
+    row = metrics.case_metrics(prediction, truth, brain=brain, lesion_wise=True)
+    assert row["wt_lesion_dice"] == 0.5 and row["wt_lesion_hd95"] == 187.0
+    assert row["et_lesion_dice"] == 1.0 and row["et_lesion_hd95"] == 0.0
+    assert row["wt_specificity"] == 1 - 1 / (14 * 16 * 16 - 216)
+    rows = [dict(row, case="a")]
+    assert "et_lesion_hd95" in metrics.metric_columns(rows) and "et_lesion_hd95" not in metrics.metric_columns()
+    metrics.write_csv(str(tmp_path / "metrics.csv"), rows)
+    written = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    assert float(written[1]["wt_lesion_hd95"]) == 187.0  # the mean row
+    assert "wt_lesion_dice" in metrics.format_table(rows).splitlines()[0]

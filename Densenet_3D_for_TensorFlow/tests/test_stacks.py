@@ -52,12 +52,13 @@ def test_a_run_folder_moves_between_the_stacks(synthetic_root, tmp_path):
     assert os.path.isfile(os.path.join(run_dir, "checkpoints", "ckpt-2.weights.npz"))
 
     tested = run_main("-r", synthetic_root, "--model_dir", run_dir, "--mode", "test", "--block_size", "40",
-                      "-sp", str(tmp_path / "tested"))
+                      "-sp", str(tmp_path / "tested"), "--metrics", "brats2023")
     assert tested.returncode == 0, tested.stderr[-2000:]
     assert f"[checkpoint] weights of {run_dir}/checkpoints/ckpt-2 (written on TF " in tested.stdout
     there, here = metrics_of(trained.stdout), metrics_of(tested.stdout)
     dice = [name for name in there if name.endswith("_dice")]
     assert dice and all(here[name] == pytest.approx(there[name], abs=1e-4) for name in dice), (there, here)
+    assert {"wt_lesion_dice", "et_lesion_hd95"} <= set(here) and "wt_lesion_dice" not in there
 
     predicted = run_main("-r", synthetic_root, "--model_dir", run_dir, "--mode", "predict", "--block_size", "40",
                          "-sp", str(tmp_path / "predicted"), "--save_png", "False")
