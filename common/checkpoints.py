@@ -200,9 +200,10 @@ def latest_checkpoint(run_dir):
 
 
 def _delete_checkpoints(folder):
-    """Remove the checkpoints of ``folder`` (files ``ckpt-*`` and the state file); returns how many files went."""
-    doomed = glob.glob(os.path.join(glob.escape(folder), "ckpt-*")) + \
-        glob.glob(os.path.join(glob.escape(folder), CHECKPOINT_LIST))
+    """Remove the checkpoints of ``folder`` (its checkpoint list and files ``ckpt-*``); returns how many files went."""
+    # The list first: a reader in between then finds no checkpoint rather than one whose files are gone.
+    doomed = glob.glob(os.path.join(glob.escape(folder), CHECKPOINT_LIST)) + \
+        glob.glob(os.path.join(glob.escape(folder), "ckpt-*"))
     for path in doomed:
         os.remove(path)
     return len(doomed)
