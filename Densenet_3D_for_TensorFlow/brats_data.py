@@ -212,6 +212,34 @@ def write_case_list(path, case_ids):
     os.replace(partial, path)
 
 
+def validation_subset(train_ids, spec, seed):
+    """The validation cases taken out of the training list ``train_ids``, in its order.
+
+    ``spec`` is --val_cases: a number N (N cases chosen with ``seed``, the
+    same on every run of the list) or a file of case ids, one a line, all in the
+    training list. "0" gives none.
+
+    Raises:
+      UserError: the file is missing or names a case outside the training
+        list, or no training case would remain.
+    """
+    if spec.isdigit():
+        count = min(int(spec), len(train_ids))
+        chosen = set(np.random.default_rng(seed).choice(sorted(train_ids), count, replace=False).tolist())
+    elif os.path.isfile(spec):
+        chosen = set(read_case_list(spec))
+        unknown = sorted(chosen - set(train_ids))
+        if unknown:
+            raise UserError(f"--val_cases={spec}: {len(unknown)} case(s) not in the training list "
+                            f"({', '.join(unknown[:3])}{', ...' if len(unknown) > 3 else ''})")
+    else:
+        raise UserError(f"--val_cases={spec}: expected a number of cases or a file of case ids, one a line")
+    if chosen and len(chosen) >= len(train_ids):
+        raise UserError(f"--val_cases={spec}: {len(chosen)} validation case(s) of {len(train_ids)} training cases "
+                        "leave none to train on")
+    return [case_id for case_id in train_ids if case_id in chosen]
+
+
 # The reference's case lists (168 train, 42 test HGG cases of BraTS 2017), shipped with the model.
 REFERENCE_SPLIT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference_split")
 

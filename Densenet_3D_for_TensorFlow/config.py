@@ -87,6 +87,17 @@ def build_parser():
                         help="kept block edge of block inference, voxels: every block is this cube plus a "
                              "13-voxel margin (one shape for every case); memory grows with its cube "
                              "(default %(default)s)")
+    parser.add_argument("--val_cases", default="0",
+                        help="validation cases taken out of the training list: N (a seeded choice of N) or a FILE "
+                             "of case ids, one a line; scored every --eval_every steps, the best mean Dice's "
+                             "weights kept in <model_dir>/best beside the last checkpoint (default %(default)s: "
+                             "none)")
+    parser.add_argument("--eval_every", type=int, default=1000,
+                        help="training steps between validations, one more at the end (default %(default)s)")
+    parser.add_argument("--test_weights", choices=("best", "last"), default="best",
+                        help="test and predict: best, the best validation weights (<model_dir>/best) when the "
+                             "run has them, else the last checkpoint; last, the newest checkpoint "
+                             "(default %(default)s)")
     parser.add_argument("--metrics", choices=("brats", "brats2023"), default="brats",
                         help="brats: Dice, sensitivity, specificity (over the brain) and HD95 per region; "
                              "brats2023 adds BraTS 2023's lesion-wise Dice and HD95 (adult glioma rules) "
@@ -174,6 +185,7 @@ def _note_unused_by_benchmark(args, given):
 def _check_ranges(args):
     for flag, value in (("-e", args.epochs), ("-bs", args.batch_size), ("--log_every_steps", args.log_every_steps),
                         ("--block_size", args.block_size), ("--window_batch", args.window_batch),
+                        ("--eval_every", args.eval_every),
                         ("--workers", args.workers)):
         if value < 1:
             raise UserError(f"{flag} must be at least 1, got {value}")

@@ -21,8 +21,10 @@ patches from the step it left off).
 """
 
 import dataclasses
+import json
 import math
 import os
+import shutil
 import time
 
 import numpy as np
@@ -57,12 +59,14 @@ class RunData:
     test_cases: list
     image_paths: dict  # case_id -> {modality: path} or None for the original files
     skipped_case_ids: list = dataclasses.field(default_factory=list)  # bad cases left out (--skip_bad_cases)
+    val_cases: list = dataclasses.field(default_factory=list)  # --val_cases, taken out of the training list
 
 
 def prepare_data(args, ctx, log=print):
     """Discover and check the cases, choose the split, and run N4 when ``-nc`` is on.
 
-    In predict mode every case of ``--data_path`` is a test case and needs no label.
+    In predict mode every case of ``--data_path`` is a test case and needs no label. Training takes the
+    --val_cases out of the training list.
     """
     cases, schemes, skipped = brats_data.discover_cases(args.data_path, args.skip_bad_cases,
                                                         need_label=args.mode != "predict", log=log)
@@ -71,33 +75,44 @@ def prepare_data(args, ctx, log=print):
         train_cases, test_cases = [], brats_data.check_cases(cases, args.skip_bad_cases, need_label=False,
                                                              workers=args.workers, log=log)
         skipped += [case.case_id for case in cases if case not in test_cases]
+        val_cases = []
     else:
         by_id = {case.case_id: case for case in cases}
         train_ids, test_ids, where = brats_data.split_cases(list(by_id), args.data_path, args.model_dir, args.seed)
         log(f"[data] {len(train_ids)} training and {len(test_ids)} test cases from {where}")
+        val_ids = []
+        if args.mode in ("train", "train_test") and not args.benchmark:
+            val_ids = brats_data.validation_subset(train_ids, args.val_cases, args.seed)
+        if val_ids:
+            if ctx.ranks.rank_size > 1:
+                raise UserError(f"--val_cases={args.val_cases}: validation runs on one rank only "
+                                f"(RANK_SIZE={ctx.ranks.rank_size}); validate with --mode test instead")
+            train_ids = [i for i in train_ids if i not in val_ids]
+            log(f"[data] {len(val_ids)} of them for validation (--val_cases={args.val_cases}): {', '.join(val_ids)}")
         if args.mode == "test" and where.startswith("a seeded"):
             log("[data] warning: no train.txt/test.txt in --data_path or --model_dir, so the split is new; "
                 "weights trained elsewhere may have seen some of these test cases")
-        wanted = (train_ids if args.mode in ("train", "train_test") else []) + \
+        wanted = (train_ids + val_ids if args.mode in ("train", "train_test") else []) + \
                  (test_ids if args.mode in ("test", "train_test") and not args.benchmark else [])
         good = {c.case_id for c in brats_data.check_cases([by_id[i] for i in wanted], args.skip_bad_cases,
                                                           workers=args.workers, log=log)}
         skipped += [i for i in wanted if i not in good]
         train_cases = [by_id[i] for i in train_ids if i in good and args.mode in ("train", "train_test")]
         test_cases = [by_id[i] for i in test_ids if i in good and args.mode in ("test", "train_test")]
+        val_cases = [by_id[i] for i in val_ids if i in good]
         if args.mode in ("train", "train_test") and not train_cases:
             raise UserError(f"no training cases in {args.data_path} ({where})")
         if args.mode in ("test", "train_test") and not test_cases and not args.benchmark:
             raise UserError(f"no test cases in {args.data_path} ({where})")
-    image_paths = {case.case_id: None for case in train_cases + test_cases}
+    image_paths = {case.case_id: None for case in train_cases + test_cases + val_cases}
     if args.n4_correction:
         # Each rank corrects the cases it reads: its training share, and the chief the test cases.
-        mine = ctx.shard(train_cases) + (test_cases if ctx.is_chief else [])
+        mine = ctx.shard(train_cases) + (test_cases + val_cases if ctx.is_chief else [])
         image_paths.update(n4_correction.correct_cases(mine, args.n4_cache_dir, args.workers, log=log))
     else:
         log("[data] N4 bias-field correction off: reading the original volumes")
     return RunData(train_cases=train_cases, test_cases=test_cases, image_paths=image_paths,
-                   skipped_case_ids=skipped)
+                   skipped_case_ids=skipped, val_cases=val_cases)
 
 
 def build_network(args, ctx):
@@ -148,6 +163,76 @@ def make_loss_fn(model):
     return loss_fn
 
 
+BEST_FOLDER = "best"  # <model_dir>/best: the best validation's weights, beside checkpoints/ (the last)
+BEST_RECORD = "best.json"  # in BEST_FOLDER: its step, checkpoint name and Dice
+
+
+def read_best(run_dir):
+    """``(prefix, record)`` of the best validation weights of run folder ``run_dir``, or None without any.
+
+    Raises:
+      UserError: the record names a checkpoint whose files are gone.
+    """
+    folder = os.path.join(run_dir, BEST_FOLDER)
+    path = os.path.join(folder, BEST_RECORD)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        record = json.load(handle)
+    prefix = os.path.join(folder, record["checkpoint"])
+    if not os.path.isfile(prefix + ".index"):
+        raise UserError(f"{path} names {prefix}, whose .index file is missing; --test_weights=last takes the "
+                        "last checkpoint")
+    return prefix, record
+
+
+class Validation:
+    """Scores the --val_cases during training and keeps the weights of the best mean Dice.
+
+    Call it with the step: it predicts every validation case (--inference),
+    logs the mean Dice per region and over the regions, and when that mean is
+    the best so far saves the weights to ``<model_dir>/best`` (a checkpoint with
+    its portable weights, one kept) and :data:`BEST_RECORD`. A continued run
+    keeps its best (:func:`restore_or_start` removes an earlier run's on a fresh start).
+    """
+
+    def __init__(self, args, model, cases, image_paths, log=print):
+        self.args, self.model, self.cases, self.image_paths, self.log = args, model, cases, image_paths, log
+        self.folder = os.path.join(args.model_dir, BEST_FOLDER)
+        best = read_best(args.model_dir)
+        self.best_dice = best[1]["mean_dice"] if best else -1.0
+        self.manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), self.folder, max_to_keep=1,
+                                                  checkpoint_name="ckpt")
+
+    def __call__(self, step):
+        args = self.args
+        model = self.model
+        if args.inference == "block":  # a fresh copy of the current weights
+            model = tf_models.inference_twin(model, args.model_name, args.width_multiplier)
+        predict_fn = inference.make_predict_fn(model, "validate")
+        dice = []
+        for case in self.cases:
+            loaded = brats_data.load_case(case, self.image_paths[case.case_id])
+            labels = inference.predict_labels(predict_fn, loaded.image, args.inference, args.block_size,
+                                              args.window_batch)
+            dice.append([metrics.dice(select(labels), select(loaded.label)) for select in metrics.REGIONS.values()])
+        per_region = dict(zip(metrics.REGIONS, np.mean(dice, axis=0).tolist()))
+        mean = sum(per_region.values()) / len(per_region)
+        line = (f"[val] step {step}: Dice " + " ".join(f"{r.upper()} {d:.4f}" for r, d in per_region.items()) +
+                f", mean {mean:.4f} over {len(self.cases)} case(s)")
+        if mean > self.best_dice:
+            prefix = npu_utils.save_checkpoint(self.manager, self.model, step)
+            record = dict(step=step, checkpoint=os.path.basename(prefix), mean_dice=mean,
+                          **{f"{r}_dice": d for r, d in per_region.items()})
+            partial = os.path.join(self.folder, BEST_RECORD + ".partial")
+            with open(partial, "w", encoding="utf-8") as handle:
+                json.dump(record, handle, indent=1)
+            os.replace(partial, os.path.join(self.folder, BEST_RECORD))
+            self.best_dice = mean
+            line += f"; the best so far: {prefix}"
+        self.log(line)
+
+
 @dataclasses.dataclass
 class TrainState:
     """What the parts of training share: the checkpoint, the plan in steps and where the run stands."""
@@ -162,6 +247,7 @@ class TrainState:
     steps_per_epoch: int
     total_steps: int
     step: int = 0  # steps done, counting those of the run this one continues
+    validate: object = None  # a Validation with --val_cases, else None
     first_step_sec: float = None  # the timer's elapsed() after this run's first step (graph tracing)
 
 
@@ -172,7 +258,8 @@ def restore_or_start(args, ctx, model, optimizer, data, log=print):
     restores weights, optimizer state and step from the newest checkpoint in
     ``<model_dir>/checkpoints`` on every rank (a fresh start when there is
     none); False deletes those checkpoints and starts over; not given, a
-    folder with a checkpoint is refused. A fresh start takes -lp's weights.
+    folder with a checkpoint is refused. A fresh start takes -lp's weights and
+    drops an earlier run's best validation weights (``<model_dir>/best``).
     A --benchmark run neither reads nor writes checkpoints.
 
     Raises:
@@ -195,9 +282,15 @@ def restore_or_start(args, ctx, model, optimizer, data, log=print):
         log(f"[train] -lp {args.load_path} not used: --resume continues this run's own checkpoint")
     elif args.load_path:
         log(f"[train] initial weights from {load_weights(model, args.load_path)}")
+    if checkpoints and restored is None and ctx.is_chief:
+        # An earlier run's best weights would otherwise be tested in place of this run's.
+        shutil.rmtree(os.path.join(args.model_dir, BEST_FOLDER), ignore_errors=True)
+    validate = Validation(args, model, data.val_cases, data.image_paths, log) if data.val_cases and checkpoints \
+        else None
     return TrainState(args=args, ctx=ctx, model=model, checkpoint=checkpoint, checkpoints=checkpoints,
                       cases=ctx.shard(data.train_cases), image_paths=data.image_paths,
-                      steps_per_epoch=steps_per_epoch, total_steps=total_steps, step=int(checkpoint.step))
+                      steps_per_epoch=steps_per_epoch, total_steps=total_steps, step=int(checkpoint.step),
+                      validate=validate)
 
 
 def train_epoch(state, train_step, timer):
@@ -233,6 +326,8 @@ def train_epoch(state, train_step, timer):
             state.first_step_sec = state.first_step_sec or timer.elapsed()
         if state.checkpoints and state.step % args.checkpoint_every == 0:
             state.checkpoints.save(state.step)
+        if state.validate and state.step % args.eval_every == 0:
+            state.validate(state.step)
         if state.step >= state.total_steps:
             break
     # Each epoch's end (or the run's) is a checkpoint too; a test of the step, not of the manager's
@@ -282,6 +377,8 @@ def _train_from(state, args, ctx, model, optimizer, log):
     while state.step < state.total_steps:
         train_epoch(state, train_step, timer)
     steps_run = state.step - first_step
+    if state.validate and steps_run and state.step % args.eval_every != 0:
+        state.validate(state.step)
     if steps_run:
         # After the first step (graph tracing) when there are others.
         timed_steps, timed_sec = ((steps_run - 1, timer.elapsed() - state.first_step_sec) if steps_run > 1
@@ -293,13 +390,22 @@ def _train_from(state, args, ctx, model, optimizer, log):
 
 
 def _restore_for_inference(args, model, trained_here):
-    if trained_here:
-        return
-    if args.load_path:
-        log_path = load_weights(model, args.load_path)
+    """Put the weights --test_weights asks for into ``model`` and say which they are: the run's best
+    validation weights when it has them (not when -lp names a checkpoint), else its last checkpoint."""
+    explicit = args.load_path and os.path.isfile(args.load_path + ".index")
+    best = read_best(config.weights_run_folder(args)) if args.test_weights == "best" and not explicit else None
+    if best:
+        load_weights(model, best[0], flag="--test_weights=best")
+        print(f"[{args.mode}] weights: the best validation, {best[0]} (step {best[1]['step']}, mean Dice "
+              f"{best[1]['mean_dice']:.4f}); --test_weights=last takes the last checkpoint")
+    elif trained_here:
+        print(f"[{args.mode}] weights: this training's last step")
     else:
-        log_path = load_weights(model, args.model_dir, flag="--model_dir")
-    print(f"[{args.mode}] weights from {log_path}")
+        if args.load_path:
+            log_path = load_weights(model, args.load_path)
+        else:
+            log_path = load_weights(model, args.model_dir, flag="--model_dir")
+        print(f"[{args.mode}] weights: the last checkpoint, {log_path}")
 
 
 def _run_inference(args, model, cases, data, with_truth, log):

@@ -23,6 +23,7 @@ import shutil
 import numpy as np
 import pytest
 
+import brats_data
 import config
 import main
 import runner
@@ -212,3 +213,46 @@ def test_brats_2021_and_2023_folders_train_and_predict_in_their_own_label_conven
         values = set(np.unique(np.asanyarray(nib.load(predicted[0]).dataobj)).tolist())
         assert values <= ({0, 1, 2, 3} if scheme == "2023" else {0, 1, 2, 4}), values
         shutil.rmtree(tmp_path / "p")
+
+
+def test_validation_cases_are_scored_and_the_best_weights_tested(synthetic_root, tmp_path, capsys):
+    run = tmp_path / "run"
+    args, ctx, data, model, optimizer = _setup(synthetic_root, run, "--mode", "train_test", "--max_steps", "3",
+                                               "--val_cases", "1", "--eval_every", "2")
+    val_ids = [case.case_id for case in data.val_cases]
+    assert len(val_ids) == 1 and val_ids[0] not in {case.case_id for case in data.train_cases}
+    assert len(data.train_cases) == 3  # 4 of the 5 cases train, one of them now validates
+    lines = []
+    model = runner.train(args, ctx, model, optimizer, data, log=lines.append)
+    scored = [line for line in lines if line.startswith("[val]")]
+    # Every --eval_every steps and at the end; each says the Dice of every region.
+    assert [line.split(":")[0] for line in scored] == ["[val] step 2", "[val] step 3"], lines
+    assert all(" WT " in line and " TC " in line and " ET " in line for line in scored)
+    prefix, record = runner.read_best(str(run))
+    assert record["checkpoint"] == f"ckpt-{record['step']}" and os.path.isfile(prefix + ".weights.npz")
+    assert f"the best so far: {prefix}" in scored[record["step"] - 2]
+    assert os.path.isfile(os.path.join(run, "checkpoints", "ckpt-3.index"))  # the last stays beside it
+    # What the test phase of --mode train_test loads and says (runner.test's first step).
+    capsys.readouterr()
+    runner._restore_for_inference(args, model, trained_here=True)
+    assert f"[train_test] weights: the best validation, {prefix} (step {record['step']}" in capsys.readouterr().out
+    args.test_weights = "last"
+    runner._restore_for_inference(args, model, trained_here=True)
+    assert "[train_test] weights: this training's last step" in capsys.readouterr().out
+
+
+def test_validation_subset_from_a_count_or_a_file(tmp_path):
+    train_ids = [f"case{i}" for i in range(6)]
+    two = brats_data.validation_subset(train_ids, "2", seed=1)
+    assert len(two) == 2 and two == brats_data.validation_subset(train_ids, "2", seed=1)
+    assert brats_data.validation_subset(train_ids, "0", seed=1) == []
+    listed = tmp_path / "val.txt"
+    listed.write_text("case4\ncase1")
+    assert brats_data.validation_subset(train_ids, str(listed), seed=1) == ["case1", "case4"]  # the list's order
+    listed.write_text("case1\nother")
+    with pytest.raises(UserError, match=r"val\.txt: 1 case\(s\) not in the training list \(other\)"):
+        brats_data.validation_subset(train_ids, str(listed), seed=1)
+    with pytest.raises(UserError, match="6 validation case"):
+        brats_data.validation_subset(train_ids, "7", seed=1)
+    with pytest.raises(UserError, match="expected a number of cases or a file"):
+        brats_data.validation_subset(train_ids, "missing.txt", seed=1)
