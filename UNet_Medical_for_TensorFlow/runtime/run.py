@@ -183,7 +183,9 @@ def train_steps(session, start_step, last_step, probability_fn):
             session.log.record(step, {"loss": loss - l2_loss, "l2_loss": l2_loss, "images_per_sec": timer.last_rate},
                                (step, last_step))
         if args.evaluate_every and step % args.evaluate_every == 0 and ctx.is_chief:
-            evaluate(session, probability_fn, step)
+            with timer.paused():  # images/s and the step times count training alone
+                evaluate(session, probability_fn, step)
+            step_start = time.perf_counter()
         if checkpoints and step % args.checkpoint_every == 0:  # every worker saves, at the same steps
             checkpoints.save(step)
     if checkpoints and session.step % args.checkpoint_every:
