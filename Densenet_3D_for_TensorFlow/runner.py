@@ -165,6 +165,7 @@ def make_loss_fn(model):
 
 BEST_FOLDER = "best"  # <model_dir>/best: the best validation's weights, beside checkpoints/ (the last)
 BEST_RECORD = "best.json"  # in BEST_FOLDER: its step, checkpoint name and Dice
+VALIDATION_EVENTS = os.path.join("tensorboard", "validation")  # in <model_dir>: the [val] figures for TensorBoard
 
 
 def read_best(run_dir):
@@ -190,7 +191,9 @@ class Validation:
     """Scores the --val_cases during training and keeps the weights of the best mean Dice.
 
     Call it with the step: it predicts every validation case (--inference),
-    logs the mean Dice per region and over the regions, and when that mean is
+    logs the mean Dice per region and over the regions (also as TensorBoard
+    scalars ``val_dice_<region>`` and ``val_dice_mean`` in
+    ``<model_dir>/tensorboard/validation``), and when that mean is
     the best so far saves the weights to ``<model_dir>/best`` (a checkpoint with
     its portable weights, one kept) and :data:`BEST_RECORD`. A continued run
     keeps its best (:func:`restore_or_start` removes an earlier run's on a fresh start).
@@ -203,6 +206,7 @@ class Validation:
         self.best_dice = best[1]["mean_dice"] if best else -1.0
         self.manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), self.folder, max_to_keep=1,
                                                   checkpoint_name="ckpt")
+        self.writer = None  # opened at the first validation, so that a run that fails earlier leaves no folder
 
     def __call__(self, step):
         args = self.args
@@ -218,6 +222,11 @@ class Validation:
             dice.append([metrics.dice(select(labels), select(loaded.label)) for select in metrics.REGIONS.values()])
         per_region = dict(zip(metrics.REGIONS, np.mean(dice, axis=0).tolist()))
         mean = sum(per_region.values()) / len(per_region)
+        self.writer = self.writer or tf.summary.create_file_writer(os.path.join(args.model_dir, VALIDATION_EVENTS))
+        with self.writer.as_default():
+            for name, value in [*per_region.items(), ("mean", mean)]:
+                tf.summary.scalar(f"val_dice_{name}", value, step=step)
+        self.writer.flush()
         line = (f"[val] step {step}: Dice " + " ".join(f"{r.upper()} {d:.4f}" for r, d in per_region.items()) +
                 f", mean {mean:.4f} over {len(self.cases)} case(s)")
         if mean > self.best_dice:

@@ -228,6 +228,13 @@ def test_validation_cases_are_scored_and_the_best_weights_tested(synthetic_root,
     # Every --eval_every steps and at the end; each says the Dice of every region.
     assert [line.split(":")[0] for line in scored] == ["[val] step 2", "[val] step 3"], lines
     assert all(" WT " in line and " TC " in line and " ET " in line for line in scored)
+    import tensorflow as tf
+
+    # The same figures for TensorBoard, at the same steps.
+    events = run / runner.VALIDATION_EVENTS
+    tags = {(value.tag, event.step) for name in os.listdir(events)
+            for event in tf.compat.v1.train.summary_iterator(str(events / name)) for value in event.summary.value}
+    assert tags == {(f"val_dice_{name}", step) for name in ("wt", "tc", "et", "mean") for step in (2, 3)}
     prefix, record = runner.read_best(str(run))
     assert record["checkpoint"] == f"ckpt-{record['step']}" and os.path.isfile(prefix + ".weights.npz")
     assert f"the best so far: {prefix}" in scored[record["step"] - 2]
