@@ -175,12 +175,12 @@ def restore_checkpoint(checkpoint, prefix, partial=False, model=None):
 def latest_checkpoint(run_dir):
     """The prefix of the newest checkpoint of run folder ``run_dir``, or None when it has none.
 
-    TensorFlow writes the state file only after a checkpoint's files, so a
-    killed save leaves the previous checkpoint named.
+    TensorFlow rewrites the checkpoint list (the file ``checkpoint``) only
+    after a checkpoint's files, so a killed save leaves the previous one named.
 
     Raises:
-      UserError: the state file cannot be parsed, names no checkpoint, or
-        names one whose ``.index`` file is gone.
+      UserError: the list cannot be parsed, names no checkpoint, or names one
+        whose ``.index`` file is gone.
     """
     folder = checkpoint_folder(run_dir)
     state_file = os.path.join(folder, CHECKPOINT_LIST)
