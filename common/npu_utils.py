@@ -144,16 +144,19 @@ def has_checkpoint(run_dir):
 def parse_args_given(parser, argv=None):
     """``parser.parse_args(argv)``, and the set of ``dest`` names whose flag was on the command line.
 
-    argparse fills in a default only for an attribute the namespace lacks, so a
-    namespace pre-filled with a sentinel shows which flags the user gave.
+    argparse fills in a default only for a flag the command line lacks, so a
+    second parse with every default set to a sentinel (``set_defaults``, put
+    back afterwards) shows which flags the user gave.
     """
+    args = parser.parse_args(argv)
+    defaults = {dest: parser.get_default(dest) for dest in vars(args)}
     unset = object()
-    dests = {action.dest for action in parser._actions if action.dest != argparse.SUPPRESS}
-    args = parser.parse_args(argv, namespace=argparse.Namespace(**{d: unset for d in dests}))
-    given = {d for d in dests if getattr(args, d) is not unset}
-    for dest in dests - given:
-        setattr(args, dest, parser.get_default(dest))
-    return args, given
+    parser.set_defaults(**{dest: unset for dest in defaults})
+    try:
+        marked = parser.parse_args(argv)
+    finally:
+        parser.set_defaults(**defaults)
+    return args, {dest for dest in defaults if getattr(marked, dest) is not unset}
 
 
 def write_run_config(model_dir, values):
