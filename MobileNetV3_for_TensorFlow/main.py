@@ -15,7 +15,7 @@
 
     python3 main.py --data_path=DIR [--mode=train_and_evaluate] [--model=small] ...
 
-Run ``python3 main.py --help`` for every flag; config/config.json holds the defaults.
+Run ``python3 main.py --help`` for every flag and its default.
 """
 
 import os
@@ -26,15 +26,25 @@ import sys
 MODEL_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [p for p in (MODEL_DIR, os.path.dirname(MODEL_DIR)) if p not in sys.path]
 
-from common import npu_utils  # noqa: E402
-from runtime import config, inference, modes, network, training  # noqa: E402
+try:
+    from common import npu_utils
+except ImportError:  # the model directory was copied without the repository around it
+    print(f"error: {MODEL_DIR} needs the repository's common/ folder beside it "
+          f"({os.path.join(os.path.dirname(MODEL_DIR), 'common')}); copy the model directory with it",
+          file=sys.stderr)
+    sys.exit(2)
+from runtime import flags  # noqa: E402  (no TensorFlow: --help and flag errors answer at once)
 
 
 @npu_utils.exit_on_user_error
 def main(argv=None):
-    args, given = config.parse_args(argv)  # flags over config/config.json
-    ctx = npu_utils.setup_device(args)  # device, precision, ranks
-    if args.mode in config.TRAINING_MODES:
+    args, given = flags.parse_args(argv)  # every flag and its default
+    ctx = npu_utils.setup_device(args)  # device, precision, ranks (loads TensorFlow)
+
+    # Deferred, like everything below: TensorFlow loads only once the flags are good.
+    from runtime import inference, modes, network, training
+
+    if args.mode in flags.TRAINING_MODES:
         training.take_resumed_settings(args, given)  # a resumed run keeps its network and input size
         dataset = modes.load_data(args, need_train=True)  # checked file lists
         training.train(args, ctx, dataset)  # restore or start, train, save best/ and final

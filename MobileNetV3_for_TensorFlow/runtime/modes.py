@@ -18,7 +18,7 @@ import os
 from common import npu_utils
 from common.npu_utils import UserError
 from data_loading import folders, pipeline
-from runtime import config, inference, network
+from runtime import flags, inference, network
 
 
 def load_data(args, need_train):
@@ -54,7 +54,7 @@ def load_data(args, need_train):
 def load_run(args, given):
     """The model of the finished run ``--model_dir`` for evaluate, predict and export.
 
-    The network settings (:data:`config.RUN_KEYS`) come from the run's
+    The network settings (:data:`flags.RUN_KEYS`) come from the run's
     config.json, and a flag that contradicts them is refused; the task,
     input size and class count are then checked against the saved model.
     --weights is only where training starts and is not used here.
@@ -65,7 +65,7 @@ def load_run(args, given):
     if args.weights:
         print(f"[model] weights={args.weights} is only where training starts; --mode={args.mode} uses "
               f"the model of --model_dir={args.save_dir}", flush=True)
-    npu_utils.take_from_run_config(args, given, config.RUN_KEYS, args.save_dir,
+    npu_utils.take_from_run_config(args, given, flags.RUN_KEYS, args.save_dir,
                                    why="its model was trained so")
     model, names = network.load_saved(args.save_dir)
     _fit_args_to_model(args, model, names)
@@ -105,7 +105,7 @@ def evaluate(args, model, names, dataset):
                         f"{args.eval_dir} holds {dataset.class_names}")
     checker = pipeline.DecodeChecker(args.skip_bad_images)
     data = pipeline.eval_dataset(dataset.validation.paths, dataset.validation.labels, args.task,
-                                 args.height, args.width, args.batch, config.cache_bytes(args), checker,
+                                 args.height, args.width, args.batch, flags.cache_bytes(args), checker,
                                  len(names))
     result = inference.evaluate(model, data, args.task, len(names), args.batch)
     checker.end_pass("evaluation")

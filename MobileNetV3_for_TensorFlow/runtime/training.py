@@ -38,7 +38,7 @@ import tensorflow as tf
 from common import npu_utils
 from common.npu_utils import UserError, keras
 from data_loading import pipeline
-from runtime import config, inference
+from runtime import flags, inference
 from runtime.metrics import BEST_METRIC
 from runtime.network import build_network, load_initial_weights, save_model, set_backbone_trainable
 from runtime.recipe import WarmupDecay, averaged_weights, make_loss, make_optimizer
@@ -129,7 +129,7 @@ def take_resumed_settings(args, given):
     A flag that contradicts the saved run is refused (common/npu_utils).
     """
     if args.resume and npu_utils.latest_checkpoint(args.save_dir):
-        keys = [key for key in config.RUN_KEYS if key != "class_number"]
+        keys = [key for key in flags.RUN_KEYS if key != "class_number"]
         npu_utils.take_from_run_config(args, given, keys, args.save_dir,
                                        why="its checkpoint continues only that network; --resume=False "
                                            "starts over")
@@ -158,7 +158,7 @@ def train(args, ctx, dataset):
         _restore_or_start(state)
         _prepare_loop(state, dataset)  # a split kept in memory is decoded (and its files checked) here
         if ctx.is_chief:  # every check passed and the restore succeeded
-            npu_utils.write_run_config(args.save_dir, config.run_config_values(args))
+            npu_utils.write_run_config(args.save_dir, flags.run_config_values(args))
         state.timer = npu_utils.StepTimer(args.batch * ctx.ranks.rank_size, first_step=state.step)
         for epoch in range(state.step // state.steps_per_epoch, args.epochs):
             if state.step >= state.total_steps:
@@ -243,10 +243,10 @@ def _prepare_loop(state, dataset):
     state.checker = pipeline.DecodeChecker(args.skip_bad_images)
     state.train_data = pipeline.TrainData(ctx.shard(dataset.train.paths), ctx.shard(dataset.train.labels),
                                           args.task, args.height, args.width, args.batch, args.seed,
-                                          state.steps_per_epoch, config.cache_bytes(args), state.checker,
+                                          state.steps_per_epoch, flags.cache_bytes(args), state.checker,
                                           args.class_number)
     state.val_data = pipeline.eval_dataset(dataset.validation.paths, dataset.validation.labels, args.task,
-                                           args.height, args.width, args.batch, config.cache_bytes(args),
+                                           args.height, args.width, args.batch, flags.cache_bytes(args),
                                            state.checker, args.class_number)
     decoded_mb = state.train_data.bytes_needed / 1024 ** 2
     kept = "kept in memory" if state.train_data.cached else "streamed from the files every epoch"

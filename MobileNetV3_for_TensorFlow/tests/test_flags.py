@@ -16,12 +16,15 @@ spellings), main.py's aliases, and the README names every flag."""
 
 import json
 import os
+import shutil
 import subprocess
+import sys
+import time
 
 import pytest
 
 from common.npu_utils import UserError
-from runtime import config
+from runtime import flags
 
 MODEL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Every main.py flag test/model_flags.sh passes through as given, with a value main.py accepts.
@@ -37,10 +40,10 @@ MAIN_ARGS = ('source ../../common/train_script.sh; source model_flags.sh "$@"; m
              'model_args; printf "%s\\n" "${args[@]}"')
 
 
-def _script_args(flags):
-    result = subprocess.run(["bash", "-c", MAIN_ARGS, "bash", "--data_path=/tmp", *flags],
+def _script_args(argv):
+    result = subprocess.run(["bash", "-c", MAIN_ARGS, "bash", "--data_path=/tmp", *argv],
                             cwd=os.path.join(MODEL_DIR, "test"), capture_output=True, text=True)
-    return result, config.build_parser().parse_args(result.stdout.splitlines()) if result.returncode == 0 else None
+    return result, flags.build_parser().parse_args(result.stdout.splitlines()) if result.returncode == 0 else None
 
 
 def _readme():
@@ -83,10 +86,10 @@ def test_seed_spellings_and_run_folder(tmp_path):
 def test_warmup_covers_the_first_logging_interval():
     # The launcher leaves out the steps up to the warm-up; a resumed segment's first TRAIN line covers
     # the step that traced the graph again, and all steps of its logging interval.
-    def warmup(flags, base):
+    def warmup(argv, base):
         result = subprocess.run(["bash", "-c", f'source ../../common/train_script.sh; source model_flags.sh; '
                                                f'mz_parse_flags "$@"; model_warmup {base}', "bash", "--data_path=/tmp",
-                                 *flags], cwd=os.path.join(MODEL_DIR, "test"), capture_output=True, text=True)
+                                 *argv], cwd=os.path.join(MODEL_DIR, "test"), capture_output=True, text=True)
         return result.stdout.strip()
     assert [warmup([], 2), warmup(["--log_every=5"], 2), warmup(["--log_every=3"], 5)] == ["2", "5", "5"]
 
@@ -100,7 +103,7 @@ def test_help_lists_the_common_names():
         assert name in result.stdout, name
 
 
-@pytest.mark.parametrize("flags", [
+@pytest.mark.parametrize("argv", [
     ["--mode=evaluate", "--model_dir=R", "--batch_size=3", "--max_steps=4", "--log_every=5",
      "--checkpoint_every=6", "--resume=False"],
     ["--mode=evaluate", "--modeldir=R", "--batch=3", "--max_step=4", "--log_every=5", "--save_interval=6",
@@ -108,20 +111,20 @@ def test_help_lists_the_common_names():
     ["--mode=evaluate", "--save_dir=R", "--batch=3", "--max_step=4", "--log_every=5", "--save_interval=6",
      "--resume", "False"],
 ])
-def test_main_py_common_names_and_aliases(flags):
-    args, given = config.parse_args(flags)
+def test_main_py_common_names_and_aliases(argv):
+    args, given = flags.parse_args(argv)
     assert (args.mode, args.save_dir, args.batch, args.max_step, args.log_every) == ("evaluate", "R", 3, 4, 5)
     assert (args.checkpoint_every, args.resume) == (6, False)
     assert {"save_dir", "batch", "max_step", "checkpoint_every", "resume"} <= given
     # Not given: a run folder that holds a checkpoint is refused (common/checkpoints.py).
-    assert config.parse_args([])[0].resume is None
+    assert flags.parse_args([])[0].resume is None
     # The seed's --loss_scale spellings, as the scripts read them: True is the default dynamic scaling.
-    assert [config.parse_args([f"--loss_scale={v}"])[0].loss_scale for v in ("True", "false", "128")] == [None, 0, 128]
+    assert [flags.parse_args([f"--loss_scale={v}"])[0].loss_scale for v in ("True", "false", "128")] == [None, 0, 128]
 
 
 def test_readme_names_every_flag():
     readme = _readme()
-    options = [option for action in config.build_parser()._actions for option in action.option_strings
+    options = [option for action in flags.build_parser()._actions for option in action.option_strings
                if option.startswith("--")]
     assert [option for option in options if f"`{option}" not in readme] == []
     script_section = readme[readme.index("### 脚本参数"):readme.index("main.py flags (")]
@@ -142,12 +145,33 @@ def test_readme_names_every_flag():
     ("save_dir", None, '"save_dir" must be a folder path, got null'),
 ])
 def test_config_file_values_are_checked(tmp_path, key, value, message):
-    with open(config.DEFAULT_CONFIG, encoding="utf-8") as handle:
+    with open(flags.DEFAULT_CONFIG, encoding="utf-8") as handle:
         values = json.load(handle)
     path = tmp_path / "config.json"
     path.write_text(json.dumps({**values, key: value}))
     with pytest.raises(UserError) as error:
-        config.parse_args([f"--config={path}"])
+        flags.parse_args([f"--config={path}"])
     assert str(error.value) == f"--config={path}: {message}"
     path.write_text(json.dumps({**values, "height": 64.0}))
-    assert config.parse_args([f"--config={path}"])[0].height == 64
+    assert flags.parse_args([f"--config={path}"])[0].height == 64
+
+
+def test_help_answers_at_once_and_a_lone_directory_says_what_it_needs(tmp_path, python_env):
+    # --help loads no TensorFlow (generous bound for a loaded 2-core machine; about 0.1 s when quiet).
+    began = time.perf_counter()
+    result = subprocess.run([sys.executable, "main.py", "--help"], cwd=MODEL_DIR, capture_output=True, text=True,
+                            env=python_env)
+    assert result.returncode == 0 and "--batch_size" in result.stdout
+    assert time.perf_counter() - began < 1.0
+    assert "tensorflow" not in subprocess.run(
+        [sys.executable, "-c", "import sys; import main; from runtime import flags; flags.parse_args([]); "
+                               "print(' '.join(sys.modules))"],
+        cwd=MODEL_DIR, capture_output=True, text=True, env=python_env).stdout.split()
+    # The model directory alone, as ModelZoo hands it out: one line, exit 2.
+    lone = tmp_path / "MobileNetV3_for_TensorFlow"
+    shutil.copytree(MODEL_DIR, lone, ignore=shutil.ignore_patterns("tests", "test", ".pytest_cache", "__pycache__"))
+    result = subprocess.run([sys.executable, "main.py", "--help"], cwd=lone, capture_output=True, text=True,
+                            env=python_env)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (f"error: {lone} needs the repository's common/ folder beside it ({tmp_path / 'common'}); "
+                             "copy the model directory with it\n")

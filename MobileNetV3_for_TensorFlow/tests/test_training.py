@@ -402,13 +402,13 @@ def test_performance_8p_script_on_two_ranks_killed_and_rerun(python_env, tmp_pat
 def test_paper_recipe_sets_every_flag_not_given(capsys):
     # Its training run (the saved models hold the averaged weights) is in
     # test_restore_failure_keeps_config_and_resume_false_starts_over.
-    from runtime import config
-    args, _ = config.parse_args(["--recipe=paper", "--batch_size=32", "--optimizer=adam"])
+    from runtime import flags
+    args, _ = flags.parse_args(["--recipe=paper", "--batch_size=32", "--optimizer=adam"])
     assert (args.optimizer, args.lr_schedule, args.lr_decay_epochs, args.lr_decay_rate) == ("adam", "step", 3, 0.99)
     assert (args.learning_rate, args.weight_decay, args.ema_momentum) == (0.1 * 32 / 4096, 1e-5, 0.9999)
     assert "[recipe] paper: --lr_schedule=step" in capsys.readouterr().out
     # The line names the values used, also those given (the learning rate is then not scaled).
-    config.parse_args(["--recipe=paper", "--batch_size=32", "--learning_rate=0.001", "--dropout=0.2"])
+    flags.parse_args(["--recipe=paper", "--batch_size=32", "--learning_rate=0.001", "--dropout=0.2"])
     assert capsys.readouterr().out.strip() == (
         "[recipe] paper: --optimizer=rmsprop --lr_schedule=step --lr_decay_epochs=3 --lr_decay_rate=0.99 "
         "--warmup_epochs=0 --weight_decay=1e-05 --ema_momentum=0.9999 --bn_momentum=0.99; as given: "
