@@ -67,6 +67,14 @@ CHECKPOINT_SUBDIR = "checkpoints"  # a run folder's checkpoints: <run folder>/ch
 CHECKPOINT_LIST = "checkpoint"  # TensorFlow's file naming a folder's checkpoints, rewritten after each save
 
 
+class FlagParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are a UserError of one line, without the usage text (exit 2
+    through ``exit_on_user_error``)."""
+
+    def error(self, message):
+        raise UserError(f"{message} (see --help)")
+
+
 def str2bool(value):
     """argparse type for ModelZoo booleans: ``--flag=True|False|1|0|yes|no``."""
     lowered = str(value).strip().lower()

@@ -25,6 +25,8 @@ fi
 RANK_SIZE="${RANK_SIZE:-1}"
 RANK_ID_START="${RANK_ID_START:-0}"
 export RANK_SIZE RANK_ID_START
+# Where the runs' output/<device>/ folders go (tests point it into a temporary folder).
+mz_output_root="${MZ_OUTPUT_DIR:-${cur_path}/output}"
 
 # Debug parameters (ModelZoo defaults).
 data_path=""
@@ -174,7 +176,7 @@ mz_launch() {
   cd "${model_dir}" || exit 1
   # A --ckpt_path run folder keeps every run's logs (logs/segment-NNN/) and the summary covers them all.
   "${mz_python}" "${repo_root}/common/launcher.py" launch \
-    --output_root="${cur_path}/output" ${ckpt_path:+"--run_folder=${run_folder}"} \
+    --output_root="${mz_output_root}" ${ckpt_path:+"--run_folder=${run_folder}"} \
     --precision_mode="${precision_mode}" --over_dump="${over_dump}" \
     --data_dump_flag="${data_dump_flag}" --data_dump_step="${data_dump_step}" \
     --profiling="${profiling}" --autotune="${autotune}" "$@"
