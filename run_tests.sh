@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of common/ and of each model directory on both stacks:
+# Checks the house rules (common/check_repository.py), then runs every test of common/ and of each
+# model directory on both stacks:
 #   default  TF 2.21 / Keras 3 in .venv (requirements.txt)
 #   tf26     TF 2.6.5 / Keras 2.6 in .venv-tf26 (requirements-tf26.txt, Python 3.9),
 #            the stack of the Ascend adapter; skipped in one line without a Python 3.9.
@@ -30,6 +31,9 @@ run_stack() {
   done
   return "${status}"
 }
+
+# The house rules (licence headers, layout, imports, function length, ...) are a check, not tests.
+python3 common/check_repository.py || status=1
 
 # Both venvs are set up before any test runs: the cross-stack tests use the other one.
 stacks=()

@@ -1,0 +1,137 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The house rules, checked over the files git would commit: run_tests.sh runs this before the tests.
+
+    python3 common/check_repository.py
+
+The ModelZoo gate's checks (licence header, no large files, logs or
+checkpoints, scripts leaving the environment to env.sh), one layout in every
+model directory, model code importing only common.npu_utils and no other
+model, public TensorFlow and argparse APIs only, no version tests, functions
+of at most 60 lines outside flag tables, main.py a table of contents. Prints
+one line per breach and exits 1 when there is one.
+"""
+
+import ast
+import os
+import re
+import subprocess
+import sys
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS = ("Densenet_3D_for_TensorFlow", "MobileNetV3_for_TensorFlow", "UNet_Medical_for_TensorFlow")
+LICENCE_LINE = "# Licensed under the Apache License, Version 2.0"
+# Every model directory: the same folders, the same runtime/ modules for the same roles, these files.
+MODEL_FOLDERS = {"data_loading", "model", "runtime", "test", "tests"}
+RUNTIME_MODULES = {"__init__.py", "flags.py", "training.py", "evaluation.py", "inference.py", "metrics.py"}
+MODEL_FILES = ("main.py", "benchmark.py", "README.md", "LICENSE", "requirements.txt", "modelzoo_level.txt",
+               "test/env.sh", "test/model_flags.sh", "test/train_full_1p.sh", "test/train_performance_1p.sh",
+               "test/train_full_8p.sh", "test/train_performance_8p.sh")
+BANNED_FILES = re.compile(r"(\.log$|loss.*\.txt$|\.pb$|\.ckpt|ckpt-\d|\.index$|\.data-\d+-of-\d+$|\.h5$|\.keras$)")
+ENV_EXPORT = re.compile(r"^\s*export\s+(LD_LIBRARY_PATH|PATH|ASCEND_OPP_PATH|install_path)=", re.M)
+VERSION_TEST = re.compile(r"__version__|\bKERAS3\b|\btf\.version\b|\bversion_info\b|\bVERSION\b")
+PRIVATE_API = re.compile(r"\._actions\b|tensorflow\.core\b|tensorflow\.python\b")
+MAX_FUNCTION_LINES = 60
+MAX_MAIN_LINES = 65
+
+
+def tracked_files():
+    """The files git tracks plus the untracked ones it does not ignore (what a commit would hold)."""
+    result = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT,
+                            capture_output=True, text=True, check=True)
+    return [f for f in result.stdout.splitlines() if os.path.isfile(os.path.join(REPO_ROOT, f))]
+
+
+def _read(path):
+    with open(os.path.join(REPO_ROOT, path), encoding="utf-8") as handle:
+        return handle.read()
+
+
+def _imports(path):
+    for node in ast.walk(ast.parse(_read(path), path)):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module == "common":
+            yield from (f"common.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module
+
+
+def check_gate(files):
+    """The ModelZoo gate: licence headers, file sizes, no logs or checkpoints, env.sh owns the environment."""
+    yield from (f"{f}: no Apache-2.0 licence header" for f in files
+                if f.endswith(".py") and LICENCE_LINE not in _read(f)[:1000])
+    yield from (f"{f}: over 2 MB" for f in files if os.path.getsize(os.path.join(REPO_ROOT, f)) > 2 * 1024 * 1024)
+    yield from (f"{f}: a log, loss file or checkpoint" for f in files if BANNED_FILES.search(os.path.basename(f)))
+    yield from (f"{f}: sets the environment that test/env.sh owns" for f in files
+                if re.search(r"/test/train[^/]*\.sh$", f) and ENV_EXPORT.search(_read(f)))
+
+
+def check_layout(files):
+    """The same rooms under the same names in every model directory."""
+    found = sorted({f.split("/")[0] for f in files if f.endswith("_for_TensorFlow/README.md")})
+    if found != list(MODELS):
+        yield f"model directories: {found}, expected {list(MODELS)}"
+    for model in MODELS:
+        mine = [f[len(model) + 1:] for f in files if f.startswith(model + "/")]
+        folders = {f.split("/")[0] for f in mine if "/" in f}
+        if folders != MODEL_FOLDERS:
+            yield f"{model}: folders {sorted(folders)}, expected {sorted(MODEL_FOLDERS)}"
+        runtime = {f.split("/")[1] for f in mine if f.startswith("runtime/") and f.count("/") == 1}
+        if runtime != RUNTIME_MODULES:
+            yield f"{model}/runtime: {sorted(runtime)}, expected {sorted(RUNTIME_MODULES)}"
+        yield from (f"{model}: no {name}" for name in MODEL_FILES if name not in mine)
+        main_lines = len(_read(f"{model}/main.py").splitlines()) if "main.py" in mine else 0
+        if main_lines > MAX_MAIN_LINES:
+            yield f"{model}/main.py: {main_lines} lines; a table of contents stays within {MAX_MAIN_LINES}"
+
+
+def check_python(files):
+    """Imports between directories, public APIs, no version tests, short functions."""
+    for path in (f for f in files if f.endswith(".py")):
+        source, names = _read(path), set(_imports(path))
+        model = path.split("/")[0] if path.split("/")[0] in MODELS else None
+        if model and "/tests/" not in path:  # tests may read the launcher's summary
+            yield from (f"{path}: imports {name}" for name in sorted(names)
+                        if (name.startswith("common") and name != "common.npu_utils")
+                        or any(other in name for other in MODELS if other != model))
+        if model and (VERSION_TEST.search(source) or "keras" in names or any(n.startswith("keras.") for n in names)):
+            yield f"{path}: tests a version or imports keras (take it from common.npu_utils)"
+        if PRIVATE_API.search(source) and path != "common/check_repository.py":
+            yield f"{path}: uses a private API ({PRIVATE_API.search(source).group(0)})"
+        if "/tests/" not in path:
+            yield from _long_functions(path)
+
+
+def _long_functions(path):
+    for node in ast.walk(ast.parse(_read(path), path)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            length = node.end_lineno - node.lineno + 1
+            # Flag tables (argparse parsers) are data laid out one flag a line.
+            if length > MAX_FUNCTION_LINES and not re.search(r"parser|flags", node.name):
+                yield f"{path}:{node.lineno} {node.name}: {length} lines (at most {MAX_FUNCTION_LINES})"
+
+
+def main():
+    files = tracked_files()
+    problems = [p for check in (check_gate, check_layout, check_python) for p in check(files)]
+    for problem in problems:
+        print(f"[check_repository] {problem}")
+    print(f"[check_repository] {len(problems)} breach(es) of the house rules" if problems
+          else "[check_repository] the house rules hold")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
