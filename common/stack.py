@@ -22,6 +22,7 @@ it through ``common.npu_utils`` (``from common.npu_utils import keras``) and
 never tests a version itself. Importing it imports TensorFlow.
 """
 
+import functools
 import random
 
 import numpy as np
@@ -131,87 +132,83 @@ def build_optimizer(optimizer, variables):
         optimizer._create_all_weights(variables)  # Keras 2.6's only way; no public one exists
 
 
-def decoupled_optimizer(optimizer_class, learning_rate, weight_decay=0.0, ema_momentum=0.0,
-                        exclude_from_weight_decay=(), **options):
-    """``optimizer_class`` (keras.optimizers.Adam, RMSprop, ...) with Keras 3's decoupled weight decay and
-    moving average of the weights, on either stack.
+def decoupled_optimizer(optimizer_class, learning_rate, weight_decay=0.0, exclude_from_weight_decay=(),
+                        accumulator_start=None, **options):
+    """``optimizer_class`` (keras.optimizers.Adam, RMSprop, ...) with Keras 3's decoupled weight decay, on either stack.
 
     Each step, before the update, ``w -= learning_rate * weight_decay * w`` for
-    every variable whose name holds none of ``exclude_from_weight_decay``;
-    after it, with ``ema_momentum`` > 0, ``average = m * average + (1 - m) * w``
-    (``m`` = 0 at the first step). Keras 3's optimizers take ``weight_decay=``
-    and ``use_ema=``; Keras 2.6's take neither, so there a subclass does the
-    same per variable around the stock update, the averages kept as the slot
-    "average". :func:`overwrite_with_moving_average` reads them on both.
+    every variable whose name holds none of ``exclude_from_weight_decay``.
+    Keras 3's optimizers take ``weight_decay=``; Keras 2.6's do not, so there a
+    subclass does the same per variable around the stock update.
+
+    ``accumulator_start`` (RMSprop only): the value the squared-gradient
+    average starts at; None keeps Keras' 0. TF1's ``tf.train.RMSPropOptimizer``
+    starts it at 1.0, so its first steps are small; with momentum both stacks'
+    RMSprop then do TF1's ``ApplyRMSProp`` (epsilon inside the square root).
     """
+    if accumulator_start is not None:
+        if not issubclass(optimizer_class, keras.optimizers.RMSprop):
+            raise ValueError(f"accumulator_start is for RMSprop, not {optimizer_class.__name__}")
+        optimizer_class = _rmsprop_from(float(accumulator_start))
     if KERAS3:
-        optimizer = optimizer_class(learning_rate, weight_decay=weight_decay or None, use_ema=ema_momentum > 0,
-                                    ema_momentum=ema_momentum or 0.99, **options)
+        optimizer = optimizer_class(learning_rate, weight_decay=weight_decay or None, **options)
         if weight_decay:
             optimizer.exclude_from_weight_decay(var_names=list(exclude_from_weight_decay))
         return optimizer
-    if not (weight_decay or ema_momentum):
+    if not weight_decay:
         return optimizer_class(learning_rate, **options)
-    return _keras2_decoupled_class(optimizer_class)(learning_rate, weight_decay, ema_momentum,
-                                                    exclude_from_weight_decay, **options)
+    return _keras2_decoupled_class(optimizer_class)(learning_rate, weight_decay, exclude_from_weight_decay,
+                                                    **options)
+
+
+@functools.lru_cache(maxsize=None)
+def _rmsprop_from(start):
+    """keras.optimizers.RMSprop whose squared-gradient averages start at ``start``."""
+
+    class RMSpropFrom(keras.optimizers.RMSprop):
+        if KERAS3:
+            def build(self, var_list):
+                super().build(var_list)
+                for velocity in self._velocities:  # Keras 3 creates them as zeros, with no initializer option
+                    velocity.assign(tf.fill(velocity.shape, tf.constant(start, velocity.dtype)))
+        else:
+            def _create_slots(self, var_list):
+                for var in var_list:  # the stock _create_slots then finds them made
+                    self.add_slot(var, "rms", initializer=tf.keras.initializers.Constant(start))
+                super()._create_slots(var_list)
+
+    return RMSpropFrom
 
 
 _DECOUPLED_CLASSES = {}
 
 
 def _keras2_decoupled_class(base):
-    """A subclass of the Keras 2.6 optimizer ``base`` doing :func:`decoupled_optimizer`'s decay and average."""
+    """A subclass of the Keras 2.6 optimizer ``base`` doing :func:`decoupled_optimizer`'s decay."""
     if base in _DECOUPLED_CLASSES:
         return _DECOUPLED_CLASSES[base]
 
     class Decoupled(base):
-        def __init__(self, learning_rate, weight_decay, ema_momentum, exclude_from_weight_decay, **options):
+        def __init__(self, learning_rate, weight_decay, exclude_from_weight_decay, **options):
             super().__init__(learning_rate, **options)
-            self.weight_decay, self.ema_momentum = float(weight_decay), float(ema_momentum)
-            self.use_ema = self.ema_momentum > 0
+            self.weight_decay = float(weight_decay)
             self._no_decay = tuple(exclude_from_weight_decay)
-
-        def _create_slots(self, var_list):
-            super()._create_slots(var_list)
-            if self.use_ema:
-                for var in var_list:
-                    self.add_slot(var, "average")
 
         def _decays(self, var):
             short_name = var.name.split("/")[-1].split(":")[0]  # "block0_expand/kernel:0" -> "kernel"
             return self.weight_decay > 0 and not any(part in short_name for part in self._no_decay)
 
         def _resource_apply_dense(self, grad, var, apply_state=None):
-            # Called per variable inside the strategy's update, as Keras 3 applies its decay and average.
-            decay = []
-            if self._decays(var):
-                rate = self._decayed_lr(var.dtype.base_dtype) * self.weight_decay
-                decay = [var.assign_sub(var * rate, read_value=False)]
-            with tf.control_dependencies(decay):
-                update = super()._resource_apply_dense(grad, var, apply_state)
-            if not self.use_ema:
-                return update
-            with tf.control_dependencies([update]):
-                average = self.get_slot(var, "average")
-                momentum = tf.cast(tf.not_equal(self.iterations, 0), var.dtype.base_dtype) * self.ema_momentum
-                return average.assign(momentum * average + (1.0 - momentum) * var, read_value=False)
+            # Called per variable inside the strategy's update, as Keras 3 applies its decay.
+            if not self._decays(var):
+                return super()._resource_apply_dense(grad, var, apply_state)
+            rate = self._decayed_lr(var.dtype.base_dtype) * self.weight_decay
+            with tf.control_dependencies([var.assign_sub(var * rate, read_value=False)]):
+                return super()._resource_apply_dense(grad, var, apply_state)
 
     Decoupled.__name__ = Decoupled.__qualname__ = f"Decoupled{base.__name__}"
     _DECOUPLED_CLASSES[base] = Decoupled
     return Decoupled
-
-
-def overwrite_with_moving_average(optimizer, variables):
-    """Set ``variables`` to the moving averages a :func:`decoupled_optimizer` keeps of them; False (and
-    nothing changed) when it keeps none. ``optimizer`` is the unwrapped one (no loss scaling)."""
-    if not getattr(optimizer, "use_ema", False):
-        return False
-    if KERAS3:
-        optimizer.finalize_variable_values(variables)
-    else:
-        for variable in variables:
-            variable.assign(optimizer.get_slot(variable, "average"))
-    return True
 
 
 def export_saved_model(model, path):

@@ -48,7 +48,7 @@ MODES = ("train", "evaluate", "train_and_evaluate", "predict", "export")
 # rate of 0.1, with batch size 4096 ... learning rate decay rate of 0.01 every 3 epochs ... dropout of
 # 0.8 [keep probability], and l2 weight decay 1e-5 ... exponential moving average with decay 0.9999".
 PAPER_RECIPE = {"optimizer": "rmsprop", "lr_schedule": "step", "lr_decay_epochs": 3.0, "lr_decay_rate": 0.99,
-                "warmup_epochs": 0.0, "weight_decay": 1e-5, "ema_momentum": 0.9999, "dropout": 0.2,
+                "warmup_epochs": 0.0, "weight_decay": 1e-5, "weight_decay_mode": "l2", "ema_momentum": 0.9999, "dropout": 0.2,
                 "bn_momentum": 0.99}
 PAPER_LEARNING_RATE, PAPER_BATCH = 0.1, 4096
 TRAINING_MODES = ("train", "train_and_evaluate")
@@ -126,17 +126,24 @@ def build_parser():
     train.add_argument("--recipe", choices=("seed", "paper"), default="seed",
                        help="seed: the flags' own defaults (Adam, cosine); paper: the paper's ImageNet recipe "
                             "for every flag not given: --optimizer=rmsprop --lr_schedule=step "
-                            "--lr_decay_epochs=3 --lr_decay_rate=0.99 --weight_decay=1e-5 "
+                            "--lr_decay_epochs=3 --lr_decay_rate=0.99 --weight_decay=1e-5 --weight_decay_mode=l2 "
                             "--ema_momentum=0.9999, --learning_rate 0.1 x global batch / 4096")
     train.add_argument("--optimizer", choices=("adam", "rmsprop"), default="adam",
-                       help="adam (the seed's); rmsprop with the paper's momentum 0.9")
+                       help="adam (the seed's); rmsprop: TF1's RMSPropOptimizer as the paper ran it (squared-"
+                            "gradient average starting at 1, epsilon 1e-3 inside the square root, decay 0.9, "
+                            "momentum 0.9)")
     train.add_argument("--weight_decay", type=float, default=0.0,
-                       help="decoupled weight decay of conv kernels (Keras optimizer weight_decay; the "
-                            "paper: 1e-5); 0 = none")
+                       help="weight decay of the kernels (not BN, not biases; the paper: 1e-5), as "
+                            "--weight_decay_mode says; 0 = none")
+    train.add_argument("--weight_decay_mode", choices=("l2", "decoupled"), default="l2",
+                       help="l2: weight_decay x sum(w^2)/2 added to the loss (the paper's, TF-slim's "
+                            "l2_regularizer); decoupled: w -= learning_rate x weight_decay x w each step "
+                            "(Keras 3's optimizer weight_decay)")
     train.add_argument("--ema_momentum", type=float, default=0.0,
-                       help="keep an exponential moving average of the weights with this momentum (the "
-                            "paper: 0.9999); the best and final models and so evaluate, predict and export "
-                            "use it; 0 = none")
+                       help="keep TF's ExponentialMovingAverage of the weights and BatchNorm moving statistics "
+                            "with this decay and its warm-up min(decay, (1 + step) / (10 + step)) (the paper: "
+                            "0.9999); the best and final models and so evaluate, predict and export use it; "
+                            "0 = none")
     train.add_argument("--lr_schedule", choices=("cosine", "step", "constant"), default="cosine",
                        help="decay after warm-up")
     train.add_argument("--warmup_epochs", type=float, default=0.0, help="linear warm-up from 0, in epochs")

@@ -22,10 +22,14 @@ from common import npu_utils
 from common.npu_utils import keras
 from data_loading.folders import IGNORE_LABEL
 
-# The paper's RMSProp: momentum 0.9; rho and epsilon as in TF-slim's MobileNet recipes.
-RMSPROP = {"rho": 0.9, "momentum": 0.9, "epsilon": 1e-3}
+# The paper's RMSProp: TF1's tf.train.RMSPropOptimizer (squared-gradient average starting at 1,
+# epsilon inside the square root), momentum 0.9, decay (rho) 0.9, epsilon 1e-3 as the TPU MnasNet and
+# EfficientNet trainers of the same authors set them.
+RMSPROP = {"rho": 0.9, "momentum": 0.9, "epsilon": 1e-3, "accumulator_start": 1.0}
 # Weights that weight decay leaves alone (as TF-slim's l2 regulariser did): BN scales and offsets, biases.
 NO_WEIGHT_DECAY = ("gamma", "beta", "bias")
+# BatchNormalization's moving statistics, averaged with the weights as the paper's TPU trainers did.
+BN_STATISTICS = ("moving_mean", "moving_variance")
 
 
 class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
@@ -61,26 +65,41 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def make_optimizer(ctx, args, schedule):
-    """Adam (default) or RMSProp through ``ctx.wrap_optimizer``: dynamic loss scaling under float16
+    """Adam (default) or TF1's RMSProp through ``ctx.wrap_optimizer``: dynamic loss scaling under float16
     (--loss_scale=0: none), the Ascend adapter's wrappers on NPU.
 
-    --weight_decay is Keras 3's decoupled decay (``w -= lr * decay * w`` each
-    step), applied to conv kernels only (not to BN, biases); --ema_momentum
-    keeps a moving average of the weights (see :func:`averaged_weights`).
-    Both work the same on the two stacks (common/stack.py, decoupled_optimizer).
+    --weight_decay_mode=decoupled applies --weight_decay as Keras 3's
+    decoupled decay (``w -= lr * decay * w`` each step) to the kernels (not
+    to BN, biases), on both stacks (common/stack.py, decoupled_optimizer);
+    --weight_decay_mode=l2 (the paper's) is a term of the loss (:func:`make_loss`).
     """
     optimizer_class, options = ((keras.optimizers.RMSprop, RMSPROP) if args.optimizer == "rmsprop"
                                 else (keras.optimizers.Adam, {}))
-    optimizer = npu_utils.decoupled_optimizer(optimizer_class, schedule, args.weight_decay, args.ema_momentum,
-                                              NO_WEIGHT_DECAY, **options)
+    decoupled = args.weight_decay if args.weight_decay_mode == "decoupled" else 0.0
+    optimizer = npu_utils.decoupled_optimizer(optimizer_class, schedule, decoupled, NO_WEIGHT_DECAY, **options)
     if args.loss_scale and not ctx.precision.loss_scaling:
         print(f"[train] warning: --loss_scale has no effect with precision {ctx.precision.policy} "
               "(loss scaling is for float16 on GPU; the Ascend adapter scales itself)", flush=True)
     return ctx.wrap_optimizer(optimizer, initial_scale=args.loss_scale)
 
 
-def make_loss(model, task, num_classes, label_smoothing):
-    """``loss_fn(images, labels) -> scalar``: the mean over the local batch.
+def _short_name(variable):
+    """``"block0_expand/kernel:0"`` (Keras 2.6) or ``"kernel"`` (Keras 3) -> ``"kernel"``."""
+    return variable.name.split("/")[-1].split(":")[0]
+
+
+def l2_loss(variables, weight_decay):
+    """``weight_decay * sum(||w||^2 / 2)`` over the kernels of ``variables`` (TF-slim's l2_regularizer:
+    not BN scales and offsets, not biases); 0.0 without weight decay."""
+    kernels = [v for v in variables if not any(part in _short_name(v) for part in NO_WEIGHT_DECAY)]
+    if not weight_decay or not kernels:
+        return 0.0
+    return weight_decay * tf.add_n([tf.nn.l2_loss(tf.cast(v, tf.float32)) for v in kernels])
+
+
+def make_loss(model, task, num_classes, label_smoothing, l2=0.0):
+    """``loss_fn(images, labels) -> scalar``: the mean over the local batch, plus :func:`l2_loss` of
+    the weights being trained with factor ``l2`` (--weight_decay under --weight_decay_mode=l2).
 
     Classification: categorical cross-entropy with label smoothing.
     Segmentation: pixel cross-entropy over pixels whose label is not 255.
@@ -91,7 +110,8 @@ def make_loss(model, task, num_classes, label_smoothing):
             valid = tf.not_equal(masks, IGNORE_LABEL)
             pixel_loss = keras.losses.sparse_categorical_crossentropy(tf.where(valid, masks, 0), probabilities)
             weight = tf.cast(valid, pixel_loss.dtype)
-            return tf.reduce_sum(pixel_loss * weight) / tf.maximum(tf.reduce_sum(weight), 1.0)
+            mean = tf.reduce_sum(pixel_loss * weight) / tf.maximum(tf.reduce_sum(weight), 1.0)
+            return mean + l2_loss(model.trainable_variables, l2)
         return loss_fn
     # The loss function, not the Loss class: under a tf.distribute strategy the
     # class divides by the replica count, and make_train_step averages already.
@@ -99,24 +119,57 @@ def make_loss(model, task, num_classes, label_smoothing):
         per_image = keras.losses.categorical_crossentropy(tf.one_hot(labels, num_classes),
                                                           model(images, training=True),
                                                           label_smoothing=label_smoothing)
-        return tf.reduce_mean(per_image)
+        return tf.reduce_mean(per_image) + l2_loss(model.trainable_variables, l2)
     return loss_fn
 
 
-@contextlib.contextmanager
-def averaged_weights(optimizer, variables):
-    """Inside the block ``variables`` hold the optimizer's moving averages (--ema_momentum), then their own values.
+def averaged_variables(model):
+    """What --ema_momentum averages: the trainable weights and BatchNormalization's moving statistics."""
+    statistics = [v for v in model.non_trainable_weights if _short_name(v) in BN_STATISTICS]
+    return list(model.trainable_weights) + statistics
 
-    Without a moving average the block changes nothing. ``variables`` are the
-    ones the optimizer was built with (all trainable weights).
+
+class MovingAverage:
+    """TF's ``tf.train.ExponentialMovingAverage(decay, num_updates=step)`` of ``variables``, as the paper's
+    TF1 trainers applied it after each step's update.
+
+    After step ``n`` (1, 2, ...) every average moves by
+    ``average -= (1 - d) * (average - value)`` with
+    ``d = min(decay, (1 + n) / (10 + n))``: the warm-up lets a short run's
+    average follow the weights. The averages start at the values of
+    :meth:`reset` (the weights training starts from). Create it inside the
+    strategy's scope; :attr:`averages` go into the checkpoint.
     """
-    inner = getattr(optimizer, "inner_optimizer", optimizer)  # under a LossScaleOptimizer
-    current = [variable.numpy() for variable in variables]
-    if not npu_utils.overwrite_with_moving_average(inner, variables):
-        yield
-        return
-    try:
-        yield
-    finally:
-        for variable, value in zip(variables, current):
-            variable.assign(value)
+
+    def __init__(self, variables, decay):
+        self.decay = float(decay)
+        self.variables = list(variables)
+        self.averages = [tf.Variable(v, trainable=False, name=f"average_{i}") for i, v in enumerate(self.variables)]
+        self._update = tf.function(self._apply)
+
+    def _apply(self, step):
+        n = tf.cast(step, tf.float32)
+        decay = tf.minimum(self.decay, (1.0 + n) / (10.0 + n))
+        for average, variable in zip(self.averages, self.variables):
+            average.assign_sub((1.0 - decay) * (average - tf.cast(variable, average.dtype)))
+
+    def update(self, step):
+        """Move the averages after optimizer step ``step`` (a tensor or tf.Variable: one trace)."""
+        self._update(step)
+
+    def reset(self):
+        """Start the averages at the variables' current values."""
+        for average, variable in zip(self.averages, self.variables):
+            average.assign(variable)
+
+    @contextlib.contextmanager
+    def swapped(self):
+        """Inside the block the variables hold their averages, then their own values again."""
+        current = [variable.numpy() for variable in self.variables]
+        for average, variable in zip(self.averages, self.variables):
+            variable.assign(average)
+        try:
+            yield
+        finally:
+            for variable, value in zip(self.variables, current):
+                variable.assign(value)

@@ -26,6 +26,7 @@ The shape: :func:`train` -> :func:`_build` (network, optimizer, checkpoints)
 sharing one :class:`TrainState`.
 """
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -41,7 +42,7 @@ from data_loading import pipeline
 from runtime import flags, inference
 from runtime.metrics import BEST_METRIC
 from runtime.network import build_network, load_initial_weights, save_model, set_backbone_trainable
-from runtime.recipe import WarmupDecay, averaged_weights, make_loss, make_optimizer
+from runtime.recipe import MovingAverage, WarmupDecay, averaged_variables, make_loss, make_optimizer
 
 HISTORY_FILE = "history.csv"
 
@@ -114,12 +115,11 @@ class TrainState:
     history: object = None
     timer: object = None  # npu_utils.StepTimer, from the first step of this process
     checker: object = None  # pipeline.DecodeChecker: files that failed to decode
-
-    trainable: list = None  # the weights the optimizer was built with (all, also while the backbone is frozen)
+    average: MovingAverage = None  # --ema_momentum's moving average, or None
 
     def averaged(self):
         """Context: the model holds the moving average of its weights (--ema_momentum), if there is one."""
-        return averaged_weights(self.optimizer, self.trainable)
+        return self.average.swapped() if self.average else contextlib.nullcontext()
 
 
 def take_resumed_settings(args, given):
@@ -204,10 +204,13 @@ def _build(args, ctx, dataset):
         optimizer = make_optimizer(ctx, args, schedule)
         npu_utils.build_optimizer(optimizer, model.trainable_variables)
         global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=global_step)
+        # Of every weight, also those a --freeze_backbone_epochs run does not train yet.
+        average = MovingAverage(averaged_variables(model), args.ema_momentum) if args.ema_momentum else None
+    parts = {"average": average.averages} if average else {}
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=global_step, **parts)
     checkpoints = npu_utils.RunCheckpoints(checkpoint, model, args.save_dir, ctx, args.keep_checkpoints)
     return TrainState(args, ctx, model, optimizer, schedule, checkpoints, global_step, steps_per_epoch,
-                      total_steps, trainable=list(model.trainable_variables))
+                      total_steps, average=average)
 
 
 def _restore_or_start(state):
@@ -228,11 +231,15 @@ def _restore_or_start(state):
         state.step = int(state.global_step.numpy())
         state.best_value = _read_best(os.path.join(args.save_dir, "best"), BEST_METRIC[args.task])
         print(f"[train] resuming at step {state.step}", flush=True)
-    elif args.resume is False and ctx.is_chief and os.path.exists(os.path.join(args.save_dir, HISTORY_FILE)):
-        os.remove(os.path.join(args.save_dir, HISTORY_FILE))  # the new run's history replaces it
+    else:
+        if state.average:  # the average starts at the weights training starts from, as TF's does
+            state.average.reset()
+        if args.resume is False and ctx.is_chief and os.path.exists(os.path.join(args.save_dir, HISTORY_FILE)):
+            os.remove(os.path.join(args.save_dir, HISTORY_FILE))  # the new run's history replaces it
     with ctx.strategy.scope():  # every rank decides alike when to save a best model (see _model_folder)
         best_value = tf.Variable(state.best_value, dtype=tf.float32, trainable=False, name="best_value")
-    ctx.broadcast_variables(model.weights + npu_utils.optimizer_variables(state.optimizer)
+    averages = state.average.averages if state.average else []
+    ctx.broadcast_variables(model.weights + npu_utils.optimizer_variables(state.optimizer) + averages
                             + [state.global_step, best_value])
     state.step, state.best_value = int(state.global_step.numpy()), float(best_value.numpy())
 
@@ -254,7 +261,8 @@ def _prepare_loop(state, dataset):
           f"{len(dataset.train.paths)} train / {len(dataset.validation.paths)} validation images, "
           f"{state.steps_per_epoch} steps per epoch, {state.total_steps} steps; training images {kept} "
           f"({decoded_mb:.0f} MB decoded per process, --cache_budget_mb={args.cache_budget_mb:g})", flush=True)
-    loss_fn = make_loss(state.model, args.task, args.class_number, args.label_smoothing)
+    l2 = args.weight_decay if args.weight_decay_mode == "l2" else 0.0
+    loss_fn = make_loss(state.model, args.task, args.class_number, args.label_smoothing, l2)
     state.steps = {"full": npu_utils.make_train_step(ctx, state.model, state.optimizer, loss_fn), "head": None}
     if args.freeze_backbone_epochs > 0:
         set_backbone_trainable(state.model, False)
@@ -287,6 +295,8 @@ def _train_epoch(state, epoch):
                 f"non-finite loss ({loss}) at step {state.step}: training stopped and nothing was saved after "
                 f"it; the last good checkpoint stays: {state.checkpoints.manager.latest_checkpoint or 'none'}")
         state.global_step.assign(state.step)
+        if state.average:
+            state.average.update(state.global_step)  # TF's num_updates: the steps done, this one included
         losses.append(loss)
         if state.step % args.log_every == 0:
             print(state.timer.line(state.step, loss), flush=True)

@@ -11,7 +11,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""What the two stacks and an NPU demand: steps traced once, decay and average as Keras 3 defines them,
+"""What the two stacks and an NPU demand: steps traced once, the same optimizer steps on both,
 the stand-in Ascend adapter, and run folders that move between TF 2.6.5 / Keras 2.6 and TF 2.21 / Keras 3.
 
 run_tests.sh runs this file on each stack, so the cross-stack test covers both directions.
@@ -69,39 +69,15 @@ def test_steps_are_traced_once_also_for_the_last_partial_batch(tmp_path, capsys)
         assert list(csv.DictReader(handle)) == first[:3]  # padding changes no prediction
 
 
-def test_decoupled_weight_decay_and_moving_average_follow_keras3(tmp_path):
-    # SGD on loss = sum(c * w): the gradient is c. Each step w <- w - lr * decay * w - lr * c (not for
-    # the bias), and the average is w after the first step, then m * average + (1 - m) * w.
-    layer = keras.layers.Dense(2, kernel_initializer="ones", bias_initializer="ones", name="dense")
-    layer.build((None, 3))
-    variables = [layer.kernel, layer.bias]
-    lr, decay, momentum, c = 0.1, 0.5, 0.25, 2.0
-    optimizer = npu_utils.decoupled_optimizer(keras.optimizers.SGD, lr, decay, momentum, ("bias",))
-    npu_utils.build_optimizer(optimizer, variables)
-    kernel, bias, averages = 1.0, 1.0, None
-    for _ in range(3):
-        optimizer.apply_gradients([(tf.fill(v.shape, c), v) for v in variables])
-        kernel, bias = kernel - lr * decay * kernel - lr * c, bias - lr * c
-        averages = (kernel, bias) if averages is None else tuple(
-            momentum * a + (1 - momentum) * w for a, w in zip(averages, (kernel, bias)))
-    np.testing.assert_allclose(layer.kernel.numpy(), kernel, rtol=1e-6)
-    np.testing.assert_allclose(layer.bias.numpy(), bias, rtol=1e-6)
-    assert npu_utils.overwrite_with_moving_average(optimizer, variables)
-    np.testing.assert_allclose(layer.kernel.numpy(), averages[0], rtol=1e-6)
-    np.testing.assert_allclose(layer.bias.numpy(), averages[1], rtol=1e-6)
-    plain = npu_utils.decoupled_optimizer(keras.optimizers.Adam, lr)
-    assert not npu_utils.overwrite_with_moving_average(plain, variables)
-
-
-# Five RMSprop steps with weight decay and a moving average (the paper recipe's optimizer) on an LR-ASPP
-# model from the weights in argv[1]; prints the losses and the averaged weights' sum.
+# Five RMSprop steps with decoupled weight decay and a moving average on an LR-ASPP model from the
+# weights in argv[1]; prints the losses and the averaged weights' sum.
 FIVE_STEPS = """
 import sys, types
 import numpy as np
 import tensorflow as tf
 from common import npu_utils
 from model.lraspp import build_lraspp
-from runtime.recipe import WarmupDecay, averaged_weights, make_loss, make_optimizer
+from runtime.recipe import MovingAverage, WarmupDecay, averaged_variables, make_loss, make_optimizer
 model = build_lraspp("small", 0.5, 3, bn_momentum=0.9)
 npu_utils.load_portable_weights(model, sys.argv[1])
 rng = np.random.default_rng(0)
@@ -109,17 +85,19 @@ images = tf.constant(rng.uniform(0, 255, (2, 32, 32, 3)).astype("float32"))
 masks = tf.constant(rng.integers(0, 3, (2, 32, 32)).astype("int32"))
 ctx = types.SimpleNamespace(precision=types.SimpleNamespace(loss_scaling=False, policy="float32"),
                             wrap_optimizer=lambda optimizer, initial_scale=None: optimizer)
-flags = types.SimpleNamespace(optimizer="rmsprop", weight_decay=0.01, ema_momentum=0.5, loss_scale=None)
+flags = types.SimpleNamespace(optimizer="rmsprop", weight_decay=0.01, weight_decay_mode="decoupled", loss_scale=None)
 optimizer = make_optimizer(ctx, flags, WarmupDecay(0.003, 5))
 loss_fn = make_loss(model, "segmentation", 3, 0.0)
 npu_utils.build_optimizer(optimizer, model.trainable_variables)
-for _ in range(5):
+average = MovingAverage(averaged_variables(model), 0.5)
+for step in range(1, 6):
     with tf.GradientTape() as tape:
         loss = loss_fn(images, masks)
     grads = tape.gradient(loss, model.trainable_variables)
     optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    average.update(tf.constant(step))
     print("loss", float(loss))
-with averaged_weights(optimizer, model.trainable_variables):
+with average.swapped():
     print("average", float(sum(tf.reduce_sum(v) for v in model.trainable_variables)))
 """
 

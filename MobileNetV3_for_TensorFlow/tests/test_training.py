@@ -411,5 +411,5 @@ def test_paper_recipe_sets_every_flag_not_given(capsys):
     flags.parse_args(["--recipe=paper", "--batch_size=32", "--learning_rate=0.001", "--dropout=0.2"])
     assert capsys.readouterr().out.strip() == (
         "[recipe] paper: --optimizer=rmsprop --lr_schedule=step --lr_decay_epochs=3 --lr_decay_rate=0.99 "
-        "--warmup_epochs=0 --weight_decay=1e-05 --ema_momentum=0.9999 --bn_momentum=0.99; as given: "
-        "--dropout=0.2 --learning_rate=0.001")
+        "--warmup_epochs=0 --weight_decay=1e-05 --weight_decay_mode=l2 --ema_momentum=0.9999 --bn_momentum=0.99; "
+        "as given: --dropout=0.2 --learning_rate=0.001")

@@ -1,0 +1,101 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The paper recipe's optimizer: the first steps equal a hand-computed TF1 RMSProp + L2 + moving average."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from common import npu_utils
+from common.npu_utils import keras
+from runtime import flags
+from runtime.recipe import MovingAverage, WarmupDecay, averaged_variables, make_loss, make_optimizer
+
+BN_EPSILON = 1e-3  # Keras' BatchNormalization default on both stacks
+
+
+def _tiny_model():
+    """BN without scale and offset (its batch statistics, nothing to train) -> Dense softmax: (N, 4) -> (N, 3)."""
+    inputs = keras.Input((4,))
+    x = keras.layers.BatchNormalization(center=False, scale=False, momentum=0.5, name="bn")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="dense")(x))
+
+
+def test_first_steps_equal_tf1_rmsprop_with_l2_and_moving_average_with_warmup():
+    lr, l2, decay = 0.1, 0.01, 0.2  # decay 0.2 so that the warm-up (2/11, then 3/12 > 0.2) and the cap both act
+    args, _ = flags.parse_args(["--optimizer=rmsprop", f"--weight_decay={l2}", f"--ema_momentum={decay}",
+                                f"--learning_rate={lr}"])
+    ctx = npu_utils.setup_device(args)
+    npu_utils.set_random_seed(0)
+    model = _tiny_model()
+    optimizer = make_optimizer(ctx, args, WarmupDecay(lr, 3, kind="constant"))
+    npu_utils.build_optimizer(optimizer, model.trainable_variables)
+    step = npu_utils.make_train_step(ctx, model, optimizer, make_loss(model, "classification", 3, 0.0, l2))
+    average = MovingAverage(averaged_variables(model), args.ema_momentum)
+    average.reset()
+
+    rng = np.random.default_rng(0)
+    kernel, bias = (v.numpy().astype(np.float64) for v in model.get_layer("dense").weights)
+    ms = [np.ones_like(kernel), np.ones_like(bias)]  # TF1: the squared-gradient average starts at 1
+    mom = [np.zeros_like(kernel), np.zeros_like(bias)]
+    averages = [kernel, bias, np.zeros(4), np.ones(4)]  # the weights and BN's initial moving mean and variance
+    for n in (1, 2, 3):
+        x = rng.normal(2.0, 3.0, (8, 4)).astype(np.float32)
+        labels = rng.integers(0, 3, 8)
+        loss = float(step(tf.constant(x), tf.constant(labels)))
+        average.update(tf.constant(n, tf.int64))
+        # The forward pass in NumPy: batch normalisation with the batch statistics, softmax, cross-entropy.
+        normalised = (x - x.mean(0)) / np.sqrt(x.var(0) + BN_EPSILON)
+        logits = normalised @ kernel + bias
+        probabilities = np.exp(logits - logits.max(1, keepdims=True))
+        probabilities /= probabilities.sum(1, keepdims=True)
+        onehot = np.eye(3)[labels]
+        expected_loss = -np.mean(np.sum(onehot * np.log(probabilities), 1)) + l2 * np.sum(kernel ** 2) / 2
+        assert loss == pytest.approx(expected_loss, rel=1e-5)
+        # The gradients: cross-entropy, plus l2 * w for the kernel only (no decay of biases).
+        error = (probabilities - onehot) / len(x)
+        grads = [normalised.T @ error + l2 * kernel, error.sum(0)]
+        # TF1's ApplyRMSProp: ms = rho ms + (1 - rho) g^2; mom = momentum mom + lr g / sqrt(ms + eps); w -= mom.
+        weights = [kernel, bias]
+        for i, grad in enumerate(grads):
+            ms[i] = 0.9 * ms[i] + 0.1 * grad ** 2
+            mom[i] = 0.9 * mom[i] + lr * grad / np.sqrt(ms[i] + 1e-3)
+            weights[i] = weights[i] - mom[i]
+        kernel, bias = weights
+        np.testing.assert_allclose(model.get_layer("dense").kernel.numpy(), kernel, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(model.get_layer("dense").bias.numpy(), bias, rtol=1e-5, atol=1e-7)
+        # TF's ExponentialMovingAverage(decay, num_updates=n) over the weights and BN's moving statistics.
+        d = min(decay, (1 + n) / (10 + n))
+        statistics = [v.numpy() for v in model.get_layer("bn").weights]  # moving mean, moving variance
+        averages = [a - (1 - d) * (a - w) for a, w in zip(averages, [kernel, bias, *statistics])]
+        for kept, expected in zip(average.averages, averages):
+            np.testing.assert_allclose(kept.numpy(), expected, rtol=1e-5, atol=1e-7)
+    # Inside swapped() the model holds the averages (the saved models' weights), then its own again.
+    with average.swapped():
+        np.testing.assert_allclose(model.get_layer("dense").kernel.numpy(), averages[0], rtol=1e-5)
+        np.testing.assert_allclose(model.get_layer("bn").weights[0].numpy(), averages[2], rtol=1e-5)
+    np.testing.assert_allclose(model.get_layer("dense").kernel.numpy(), kernel, rtol=1e-5, atol=1e-7)
+
+
+def test_decoupled_mode_decays_the_kernel_outside_the_loss():
+    # Adam on loss = 0 (zero gradients): only the decoupled decay moves the kernel, w <- w (1 - lr decay).
+    args, _ = flags.parse_args(["--weight_decay=0.5", "--weight_decay_mode=decoupled", "--learning_rate=0.1"])
+    layer = keras.layers.Dense(2, kernel_initializer="ones", bias_initializer="ones", name="dense")
+    layer.build((None, 3))
+    optimizer = make_optimizer(npu_utils.setup_device(args), args, WarmupDecay(0.1, 2, kind="constant"))
+    npu_utils.build_optimizer(optimizer, [layer.kernel, layer.bias])
+    for _ in range(2):
+        optimizer.apply_gradients([(tf.zeros_like(v), v) for v in (layer.kernel, layer.bias)])
+    np.testing.assert_allclose(layer.kernel.numpy(), 0.95 ** 2, rtol=1e-6)
+    np.testing.assert_allclose(layer.bias.numpy(), 1.0)
