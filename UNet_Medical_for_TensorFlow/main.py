@@ -19,12 +19,17 @@
 import os
 import sys
 
-# The repository root holds common/, shared by the three models; this makes
-# `python3 main.py` work from the model directory and from test/*.sh alike.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from common import npu_utils  # noqa: E402
+# This directory and the repository root (common/, shared by the models), from anywhere main.py starts.
+MODEL_DIR = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [MODEL_DIR, os.path.dirname(MODEL_DIR)]
+try:
+    from common import npu_utils
+except ModuleNotFoundError as missing:  # the model directory copied without the repository around it
+    if missing.name != "common":
+        raise
+    print(f"error: {MODEL_DIR} needs the repository's common/ folder beside it ({os.path.dirname(MODEL_DIR)}/"
+          "common); copy the model directory with it", file=sys.stderr)
+    sys.exit(2)
 from runtime import flags  # noqa: E402  (no TensorFlow: --help and flag errors answer at once)
 
 
@@ -35,25 +40,24 @@ def main(argv=None):
 
     # Deferred, like everything below: TensorFlow loads only once the flags are good.
     from data_loading import readers
-    from runtime import run, session as sessions
+    from runtime import evaluation, inference, training
 
     npu_utils.set_random_seed(args.seed)
-    data = readers.read_dataset(args.data_dir, args.n_classes, need_test=args.exec_mode.endswith("predict"),
-                                need_train=args.exec_mode != "predict")  # only what the mode uses
-    session = sessions.create(args, ctx, data)  # folds, network, optimizer, checkpoint manager
-    step = sessions.restore_or_start(session)  # then writes config.json when training
-
-    probability_fn = run.make_probability_fn(session.model, ctx.use_xla, args.batch_size)
+    data = readers.read_dataset(args.data_path, args.n_classes, need_test=args.mode.endswith("predict"),
+                                need_train=args.mode != "predict")  # only what the mode uses
+    session = training.create(args, ctx, data)  # folds, network, optimizer, checkpoint manager
+    step = training.restore_or_start(session)  # then writes config.json when training
+    probability_fn = inference.make_probability_fn(session.model, ctx.use_xla, args.batch_size)
     if flags.trains(args):
-        step = run.train(session, probability_fn)  # also evaluates every --evaluate_every steps
+        step = training.train(session, probability_fn)  # also evaluates every --evaluate_every steps
     if not ctx.is_chief:
         return 0
     if args.benchmark and not flags.trains(args):
-        run.benchmark_inference(session, probability_fn)
-    elif args.exec_mode.endswith("evaluate"):
-        run.evaluate(session, probability_fn, step)
-    elif args.exec_mode.endswith("predict"):
-        run.predict(session, probability_fn)
+        inference.benchmark_inference(session, probability_fn)
+    elif args.mode.endswith("evaluate"):
+        evaluation.evaluate(session, probability_fn, step)
+    elif args.mode.endswith("predict"):
+        inference.predict(session, probability_fn)
     return 0
 
 

@@ -30,13 +30,13 @@ FOLD_SCHEMES = ("partition", "nvidia")
 NVIDIA_TRAIN_RATIO = 0.8  # NVIDIA's ``ratio``: the first int(0.8 * n) slices of the rotated order train
 
 
-def check_fold(fold, n_slices=None, source="--data_dir"):
+def check_fold(fold, n_slices=None, source="--data_path"):
     """The one check of ``--crossvalidation_idx``: in range, and (given ``n_slices``) enough slices.
 
     Args:
       fold: 0..NUM_FOLDS-1, or None (train on every slice).
       n_slices: slices or images of the data, when they are known.
-      source: how to name the data in the message (``--data_dir=DIR``).
+      source: how to name the data in the message (``--data_path=DIR``).
     Raises:
       UserError: one line naming the flag and the data.
     """
@@ -50,7 +50,7 @@ def check_fold(fold, n_slices=None, source="--data_dir"):
                         "out to train on all of them")
 
 
-def fold_split(n_slices, fold, seed, source="--data_dir", scheme="partition"):
+def fold_split(n_slices, fold, seed, source="--data_path", scheme="partition"):
     """Training and validation slice indices of one fold.
 
     Args:

@@ -207,12 +207,12 @@ def read_dataset(data_dir, n_classes=2, need_test=True, need_train=True):
         file is named).
     """
     if not os.path.isdir(data_dir):
-        raise UserError(f"--data_dir={data_dir}: folder not found")
+        raise UserError(f"--data_path={data_dir}: folder not found")
     own = [os.path.join(data_dir, name) for name in (("images",) if need_train else ("images", "test"))]
     if any(os.path.isdir(folder) for folder in own):
         return read_folder(data_dir, n_classes, need_train=need_train)
     if n_classes != 2:
-        raise UserError(f"--n_classes={n_classes}: the ISBI stacks in --data_dir={data_dir} have 2 "
+        raise UserError(f"--n_classes={n_classes}: the ISBI stacks in --data_path={data_dir} have 2 "
                         "classes (own data with more classes goes in images/ and masks/)")
     return read_isbi(data_dir, need_test=need_test, need_train=need_train)
 
@@ -225,5 +225,5 @@ def check_min_size(data, out_size):
     """
     smallest = min((min(image.shape) for image in data.images + data.test_images), default=out_size)
     if smallest < out_size:
-        raise UserError(f"--data_dir: an image is only {smallest} pixels on a side but --tile_size "
+        raise UserError(f"--data_path: an image is only {smallest} pixels on a side but --tile_size "
                         f"predicts {out_size}x{out_size} windows; use a smaller --tile_size")

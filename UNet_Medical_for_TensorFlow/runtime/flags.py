@@ -13,19 +13,21 @@
 # limitations under the License.
 """Every flag of the model, in one place, with its default and meaning; the checks; config.json.
 
-The reference's spellings (NVIDIA: ``--exec_mode``, ``--data_dir``,
-``--resume_training``, ``--xla``, ``--amp``, ``--no-augment``) and the
-repository's common names (``--mode``, ``--data_path``, ``--resume``) are
-aliases of one flag each. NVIDIA's ``--fold N`` is ``--crossvalidation_idx=N``
+The parsed names (``args.<dest>``) are the ones every model of the
+repository shares (``data_path``, ``model_dir``, ``mode``, ``max_steps``,
+``batch_size``, ``resume``, ...). The reference's spellings (NVIDIA:
+``--exec_mode``, ``--data_dir``, ``--resume_training``, ``--xla``, ``--amp``,
+``--no-augment``) are aliases of those flags. NVIDIA's ``--fold N`` is ``--crossvalidation_idx=N``
 with NVIDIA's folds (``--fold_scheme=nvidia`` unless given), and NVIDIA's
 ``--log_dir FILE.json`` writes NVIDIA's JSON lines to that file, so the
 commands of NVIDIA's TF2 README and ``examples/*.sh`` run as written.
 
 ``config.json`` in ``--model_dir`` (common/npu_utils.RUN_CONFIG) is written by
 training once every check passed and the checkpoint restore succeeded
-(runtime/session.py). evaluate, predict and a resumed training read it here:
+(runtime/training.py). evaluate, predict and a resumed training read it here:
 the network's shape (evaluate and resume: also the fold and seed) come from
-there, so they need not be repeated and cannot silently differ.
+there, so they need not be repeated and cannot silently differ. A config.json
+written before the common names (``data_dir``, ``exec_mode`` keys) reads the same.
 
 Imports no TensorFlow: ``--help`` and a flag error answer at once.
 """
@@ -63,9 +65,9 @@ WHY = {"evaluate": "its checkpoint fits only that network, and another fold or s
 
 def build_parser():
     """The argparse parser of main.py (NVIDIA's flags, the common aliases, ours, common/npu_utils's)."""
-    parser = argparse.ArgumentParser(description="UNet for the ISBI 2012 EM stack (NVIDIA UNet_Medical).",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--exec_mode", "--mode", dest="exec_mode", default="train", choices=EXEC_MODES,
+    parser = npu_utils.FlagParser(description="UNet for the ISBI 2012 EM stack (NVIDIA UNet_Medical).",
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--mode", "--exec_mode", dest="mode", default="train", choices=EXEC_MODES,
                         help="what to run (the seed README's default: train)")
     parser.add_argument("--model_dir", default="./results",
                         help="the run folder: checkpoints, config.json, TensorBoard, the exported unet.keras "
@@ -73,7 +75,7 @@ def build_parser():
     parser.add_argument("--log_dir", default=None,
                         help="a folder: also write JSON lines to LOG_DIR/log.jsonl; a path ending in .json "
                              "(NVIDIA's --log_dir $3/log.json): NVIDIA's dllogger lines to that file")
-    parser.add_argument("--data_dir", "--data_path", dest="data_dir", default="./data",
+    parser.add_argument("--data_path", "--data_dir", dest="data_path", default="./data",
                         help="ISBI stacks (train-volume.tif, train-labels.tif, test-volume.tif) "
                              "or own data (images/, masks/, optional test/)")
     parser.add_argument("--batch_size", type=int, default=1, help="tiles per step per device")
@@ -144,7 +146,7 @@ def nvidia_log_file(log_dir):
 
 def trains(args):
     """True for the modes that train (train, train_and_evaluate, train_and_predict)."""
-    return args.exec_mode.startswith("train")
+    return args.mode.startswith("train")
 
 
 def check_step_plan(args, total_steps):
@@ -228,7 +230,7 @@ def take_from_training_run(args, given):
     A flag also on the command line must agree with the training run (one
     line naming both values otherwise); ``--tile_size`` and ``--batch_size``
     may differ (and, in a resume, ``--input_mode``). evaluate and predict say
-    when ``--data_dir`` is not the run's. Nothing changes when ``--model_dir``
+    when ``--data_path`` is not the run's. Nothing changes when ``--model_dir``
     holds no config.json.
 
     Raises:
@@ -239,15 +241,15 @@ def take_from_training_run(args, given):
             names = ARCHITECTURE_FLAGS + FOLD_FLAGS + tuple(n for n in INPUT_FLAGS if n not in given)
             npu_utils.take_from_run_config(args, given, names, args.model_dir, WHY["resume"])
         return
-    evaluates = args.exec_mode == "evaluate" and not args.benchmark
+    evaluates = args.mode == "evaluate" and not args.benchmark
     config = npu_utils.read_run_config(args.model_dir)
     if config is None:
         if not args.benchmark:  # a --benchmark of random weights needs no training run
             raise UserError(f"--model_dir={args.model_dir}: no training run there (no {npu_utils.RUN_CONFIG}); "
-                            f"--exec_mode={args.exec_mode} needs the --model_dir of a training run")
+                            f"--mode={args.mode} needs the --model_dir of a training run")
         return
     if evaluates and config.get("crossvalidation_idx", 0) is None:
-        raise UserError(f"--exec_mode=evaluate: the training run in "
+        raise UserError(f"--mode=evaluate: the training run in "
                         f"{os.path.join(args.model_dir, npu_utils.RUN_CONFIG)} trained on every slice "
                         "(no --crossvalidation_idx), so no slice is held out to evaluate on")
     _check_input_of_training_run(args, given, config)
@@ -258,7 +260,7 @@ def take_from_training_run(args, given):
 
 
 def _check_input_of_training_run(args, given, config):
-    """evaluate/predict: refuse another ``--input_mode`` than the run's; say when ``--data_dir`` differs.
+    """evaluate/predict: refuse another ``--input_mode`` than the run's; say when ``--data_path`` differs.
 
     Raises:
       UserError: ``--input_mode`` given and not the training run's.
@@ -269,11 +271,11 @@ def _check_input_of_training_run(args, given, config):
         raise UserError(f"--input_mode={args.input_mode} contradicts the training run in {path}, which used "
                         f"--input_mode={trained_mode} (the network learned that input path; the other one would "
                         f"score it wrongly); leave --input_mode out")
-    trained_data = config.get("data_dir")
-    if trained_data and os.path.realpath(trained_data) != os.path.realpath(args.data_dir):
-        print(f"[flags] --data_dir={args.data_dir} is not the training run's --data_dir={trained_data} "
+    trained_data = config.get("data_path", config.get("data_dir"))  # a run of an earlier version: data_dir
+    if trained_data and os.path.realpath(trained_data) != os.path.realpath(args.data_path):
+        print(f"[flags] --data_path={args.data_path} is not the training run's --data_path={trained_data} "
               f"({path}; a relative path there is relative to where training ran): "
-              f"--exec_mode={args.exec_mode} reads {args.data_dir}", flush=True)
+              f"--mode={args.mode} reads {args.data_path}", flush=True)
 
 
 def parse_args(argv=None):
@@ -289,9 +291,9 @@ def parse_args(argv=None):
     take_from_training_run(args, given)
     # train_and_evaluate evaluates even after a --benchmark training; evaluate
     # --benchmark times random tiles and needs no validation slices.
-    needs_fold = args.exec_mode == "train_and_evaluate" or (args.exec_mode == "evaluate" and not args.benchmark)
+    needs_fold = args.mode == "train_and_evaluate" or (args.mode == "evaluate" and not args.benchmark)
     if needs_fold and args.crossvalidation_idx is None:
-        raise UserError(f"--exec_mode={args.exec_mode} needs --crossvalidation_idx (the validation slices)")
+        raise UserError(f"--mode={args.mode} needs --crossvalidation_idx (the validation slices)")
     if trains(args) and args.evaluate_every and args.crossvalidation_idx is None:
         raise UserError(f"--evaluate_every={args.evaluate_every} needs --crossvalidation_idx or --fold "
                         "(the validation slices)")

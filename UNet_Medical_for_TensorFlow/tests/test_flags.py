@@ -15,6 +15,10 @@
 
 import os
 import re
+import shutil
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -43,7 +47,7 @@ def test_bad_flags(argv, message, tmp_path):
 
 def test_defaults_are_the_seed_readme_ones():
     args = flags.parse_args([])
-    assert (args.exec_mode, args.batch_size, args.max_steps, args.learning_rate, args.weight_decay,
+    assert (args.mode, args.batch_size, args.max_steps, args.learning_rate, args.weight_decay,
             args.warmup_steps, args.log_every, args.seed) == ("train", 1, 1000, 1e-4, 5e-4, 200, 100, 0)
 
 
@@ -104,10 +108,21 @@ def test_evaluate_and_predict_refuse_another_input_mode_and_name_another_data_di
         capsys.readouterr()
         args = flags.parse_args([f"--model_dir={tmp_path}", f"--exec_mode={mode}", f"--data_dir={tmp_path}/other"])
         assert args.input_mode == "resize"
-        assert (f"[flags] --data_dir={tmp_path}/other is not the training run's --data_dir={tmp_path}/isbi"
+        assert (f"[flags] --data_path={tmp_path}/other is not the training run's --data_path={tmp_path}/isbi"
                 in capsys.readouterr().out)
     flags.parse_args([f"--model_dir={tmp_path}", "--exec_mode=predict", f"--data_dir={tmp_path}/isbi/"])
     assert "is not the training run's" not in capsys.readouterr().out
+
+
+def test_an_old_runs_config_with_the_reference_key_names_still_reads(tmp_path, capsys):
+    """A config.json saved with ``data_dir`` and ``exec_mode`` (the earlier parsed names) works as before."""
+    config = vars(flags.parse_args([f"--model_dir={tmp_path}", "--crossvalidation_idx=1", "--base_filters=4",
+                                    f"--data_path={tmp_path}/isbi"]))
+    config["data_dir"], config["exec_mode"] = config.pop("data_path"), config.pop("mode")
+    npu_utils.write_run_config(str(tmp_path), config)
+    args = flags.parse_args([f"--model_dir={tmp_path}", "--exec_mode=evaluate", f"--data_dir={tmp_path}/other"])
+    assert (args.mode, args.base_filters, args.crossvalidation_idx) == ("evaluate", 4, 1)
+    assert f"is not the training run's --data_path={tmp_path}/isbi" in capsys.readouterr().out
 
 
 def test_evaluate_refuses_a_run_that_trained_on_every_slice(tmp_path):
@@ -129,7 +144,7 @@ def test_common_names_are_aliases(tmp_path):
     args = flags.parse_args(["--mode=train_and_evaluate", "--data_path=/d", f"--model_dir={tmp_path}",
                              "--crossvalidation_idx=0", "--resume=False", "--max_steps=5", "--log_every=2",
                              "--checkpoint_every=3", "--batch_size=2"])
-    assert (args.exec_mode, args.data_dir, args.resume, args.max_steps, args.log_every,
+    assert (args.mode, args.data_path, args.resume, args.max_steps, args.log_every,
             args.checkpoint_every, args.batch_size) == ("train_and_evaluate", "/d", False, 5, 2, 3, 2)
     assert flags.parse_args(["--resume"]).resume is True
     assert flags.parse_args(["--resume_training"]).resume is True  # NVIDIA's spelling
@@ -163,3 +178,18 @@ def test_resume_takes_the_run_and_refuses_another_fold(tmp_path, capsys):
                                            f"which used {used} (a resumed run continues")
     # --resume=False starts a new run: nothing is taken or refused.
     assert flags.parse_args([f"--model_dir={tmp_path}", "--resume=False", "--seed=1"]).seed == 1
+
+
+def test_help_answers_at_once_and_a_lone_directory_says_what_it_needs(tmp_path):
+    # A generous bound for a loaded 2-core machine (about 0.3 s when quiet).
+    began = time.perf_counter()
+    result = subprocess.run([sys.executable, "main.py", "--help"], cwd=MODEL_DIR, capture_output=True, text=True)
+    assert result.returncode == 0 and "--data_path DATA_PATH, --data_dir DATA_PATH" in result.stdout
+    assert time.perf_counter() - began < 1.0  # no TensorFlow: tests/test_training.py checks the imports
+    # The model directory alone, as ModelZoo hands it out: one line, exit 2.
+    lone = tmp_path / "UNet_Medical_for_TensorFlow"
+    shutil.copytree(MODEL_DIR, lone, ignore=shutil.ignore_patterns("tests", "test", ".pytest_cache", "__pycache__"))
+    result = subprocess.run([sys.executable, "main.py", "--help"], cwd=lone, capture_output=True, text=True)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (f"error: {lone} needs the repository's common/ folder beside it ({tmp_path / 'common'}); "
+                             "copy the model directory with it\n")

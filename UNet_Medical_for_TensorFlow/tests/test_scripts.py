@@ -29,13 +29,19 @@ from conftest import MODEL_DIR
 SMALL = ["--base_filters=4", "--tile_size=220", "--batch_size=2", "--learning_rate=0.001"]
 
 
+@pytest.fixture(autouse=True)
+def output_in_tmp_path(tmp_path, monkeypatch):
+    """The scripts' output/<device>/ folders go to a temporary folder (common/train_script.sh), not test/output/."""
+    monkeypatch.setenv("MZ_OUTPUT_DIR", str(tmp_path / "output"))
+
+
 def run_script(name, *argv, cwd=MODEL_DIR, env=None):
     return subprocess.run(["bash", os.path.join(MODEL_DIR, "test", name), *argv], capture_output=True,
                           text=True, cwd=cwd, timeout=300, env=env)
 
 
 def summary(name):
-    path = os.path.join(MODEL_DIR, "test", "output", "0", name)
+    path = os.path.join(os.environ["MZ_OUTPUT_DIR"], "0", name)
     with open(path, encoding="utf-8") as handle:
         return dict(line.strip().split(" = ", 1) for line in handle if " = " in line)
 
@@ -52,7 +58,7 @@ def accuracy_summary(case_name, log_every):
         assert key in values, key
     assert values["CaseName"] == case_name
     assert 0 <= float(values["TrainAccuracy"]) <= 1 and float(values["ActualFPS"]) > 0
-    with open(os.path.join(MODEL_DIR, "test", "output", "0", "train_0.log"), encoding="utf-8") as log:
+    with open(os.path.join(os.environ["MZ_OUTPUT_DIR"], "0", "train_0.log"), encoding="utf-8") as log:
         steps = [step for step in map(parse_step_line, log) if step]
     assert steps[0][0] == log_every and len(steps) > 1
     after_first = [images_per_sec for step, _, images_per_sec, _ in steps[1:]]
@@ -149,7 +155,7 @@ def test_a_killed_run_resumes_through_the_script(isbi_dir, tmp_path):
     assert [step[0] for step in resumed] == list(range(saved + 1, 41))
     by_step = {step[0]: step[1] for step in killed + resumed}  # a step trained again: the later line
     case = "UNet_Medical_for_TensorFlow_bs2_1p_acc"
-    with open(os.path.join(MODEL_DIR, "test", "output", "0", f"train_{case}_loss.txt"), encoding="utf-8") as f:
+    with open(os.path.join(os.environ["MZ_OUTPUT_DIR"], "0", f"train_{case}_loss.txt"), encoding="utf-8") as f:
         losses = [float(line) for line in f]
     assert losses == pytest.approx([by_step[step] for step in range(1, 41)], abs=1e-6)
 
@@ -236,7 +242,7 @@ def test_help_lists_the_common_names_and_the_8p_scripts_exec_the_1p_ones():
 def test_loop_runs_ten_steps_on_this_stack(isbi_dir, tmp_path):
     """loop.sh (the seed's 10 steps; a tiny width here) runs main.py on this suite's stack: its export
     has this stack's file format."""
-    from runtime.run import EXPORT_FILE
+    from runtime.inference import EXPORT_FILE
 
     result = subprocess.run(["bash", os.path.join(MODEL_DIR, "loop.sh"), "--base_filters=2", "--tile_size=188"],
                             capture_output=True, text=True, timeout=300, cwd=str(tmp_path),

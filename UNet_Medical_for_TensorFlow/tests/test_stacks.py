@@ -44,11 +44,11 @@ def test_inference_is_traced_once_for_every_image_size_and_partial_batch():
     one trace of the fixed (batch, tile, tile, 1) step, and the padding does not change the output."""
     from data_loading import tiles
     from model import unet
-    from runtime import run
+    from runtime import inference
 
     npu_utils.set_random_seed(0)
     model = unet.build_unet(base_filters=2, tile_size=188)  # 188 -> 4: many tiles per small image
-    probability_fn = run.make_probability_fn(model, use_xla=False, batch_size=4)
+    probability_fn = inference.make_probability_fn(model, use_xla=False, batch_size=4)
     before = npu_utils.TRACES["inference"]
     rng = np.random.default_rng(0)
     first, second = rng.uniform(-1, 1, (10, 10)), rng.uniform(-1, 1, (9, 14))  # 9 tiles (4+4+1), 12 (4+4+4)
@@ -58,7 +58,7 @@ def test_inference_is_traced_once_for_every_image_size_and_partial_batch():
     whole = probability_fn(resized)  # 2 of 4
     assert npu_utils.TRACES["inference"] - before == 1
 
-    one_by_one = run.make_probability_fn(model, use_xla=False, batch_size=1)
+    one_by_one = inference.make_probability_fn(model, use_xla=False, batch_size=1)
     np.testing.assert_allclose(tiles.predict_tiled(one_by_one, first.astype(np.float32), 188, 4), stitched[0],
                                atol=1e-6)
     np.testing.assert_allclose(np.concatenate([one_by_one(resized[:1]), one_by_one(resized[1:])]), whole, atol=1e-6)
@@ -72,7 +72,7 @@ def test_training_step_is_traced_once(isbi_dir):
 
     from data_loading import pipeline, readers
     from model import unet
-    from runtime import losses
+    from runtime import metrics
 
     data = readers.read_isbi(isbi_dir, need_test=False)
     dataset = pipeline.train_dataset(data.images[:5], data.labels[:5], 188, 4, 2, batch_size=3, seed=0,
@@ -82,10 +82,10 @@ def test_training_step_is_traced_once(isbi_dir):
     ctx = npu_utils.RunContext("cpu", npu_utils.Precision("float32"), False, npu_utils.Ranks(),
                                tf.distribute.get_strategy())
     optimizer = npu_utils.keras.optimizers.Adam(1e-3)
-    npu_utils.build_optimizer(optimizer, model.trainable_variables)  # as runtime/session.create does
+    npu_utils.build_optimizer(optimizer, model.trainable_variables)  # as runtime/training.create does
     step = npu_utils.make_train_step(ctx, model, optimizer,
-                                     lambda x, y: losses.total_loss(model(x, training=True), y,
-                                                                    model.trainable_variables, 5e-4),
+                                     lambda x, y: metrics.total_loss(model(x, training=True), y,
+                                                                     model.trainable_variables, 5e-4),
                                      name="unet_test_step")
     for images, onehot in dataset.take(3):
         assert np.isfinite(float(step(images, onehot)))

@@ -42,16 +42,16 @@ def test_short_training_learns(isbi_dir, tmp_path):
     """150 steps of a 4-filter UNet: validation Dice far above the untrained network's."""
     from data_loading import folds, readers, tiles
     from model import unet
-    from runtime import losses, run
+    from runtime import inference, metrics
 
     data = readers.read_isbi(isbi_dir, need_test=False)
     _, validation = folds.fold_split(len(data.images), 1, seed=0)
     npu_utils.set_random_seed(0)  # the untrained figure must not depend on the tests run before
     untrained = unet.build_unet(base_filters=4, tile_size=220)
-    probability_fn = run.make_probability_fn(untrained, False, batch_size=1)
+    probability_fn = inference.make_probability_fn(untrained, False, batch_size=1)
     probabilities = [tiles.predict_tiled(probability_fn, tiles.normalize(data.images[i].astype(np.float32)), 220, 36)
                      for i in validation]
-    before = losses.segmentation_metrics(probabilities, [data.labels[i] for i in validation], 2)["dice"]
+    before = metrics.segmentation_metrics(probabilities, [data.labels[i] for i in validation], 2)["dice"]
 
     result = run_main("--data_dir", isbi_dir, "--model_dir", str(tmp_path / "run"), "--crossvalidation_idx=1",
                       "--exec_mode=train_and_evaluate", "--max_steps=150", "--log_every=50", *SMALL)
@@ -61,10 +61,10 @@ def test_short_training_learns(isbi_dir, tmp_path):
     # A random network already scores some Dice on the majority class (0.64 seen): the gain is what counts.
     assert after["dice"] > 0.85 and after["dice"] > before + 0.3
     assert after["pixel_error"] < 0.1
-    assert os.path.isfile(tmp_path / "run" / run.EXPORT_FILE)
+    assert os.path.isfile(tmp_path / "run" / inference.EXPORT_FILE)
 
     # The export loads without this repository's code.
-    exported = npu_utils.keras.models.load_model(str(tmp_path / "run" / run.EXPORT_FILE))
+    exported = npu_utils.keras.models.load_model(str(tmp_path / "run" / inference.EXPORT_FILE))
     assert exported.output_shape == (None, 36, 36, 2)
 
     # Predict reads only what it uses: a folder with test-volume.tif alone serves.
@@ -125,7 +125,7 @@ def test_transfer_learning_from_a_two_class_run_to_three_classes(isbi_dir, tmp_p
     assert result.returncode == 0, result.stderr[-2000:]
     assert "all layers but logits (different class count)" in result.stdout
 
-    from runtime.run import EXPORT_FILE
+    from runtime.inference import EXPORT_FILE
     before = npu_utils.keras.models.load_model(os.path.join(source, EXPORT_FILE))
     after = npu_utils.keras.models.load_model(os.path.join(target, EXPORT_FILE))
     assert after.output_shape[-1] == 3
@@ -141,6 +141,19 @@ def test_inference_benchmark_prints_statistics(isbi_dir, tmp_path):
     figures = metrics_of(result.stdout)
     assert set(figures) == {"throughput", "latency_ms_mean", "latency_ms_p90", "latency_ms_p95", "latency_ms_p99"}
     assert figures["throughput"] > 0 and figures["latency_ms_p99"] >= figures["latency_ms_p90"] > 0
+
+
+def test_benchmark_script_prints_inference_and_training_figures():
+    """benchmark.py (random tiles, no dataset) on a tiny width: every figure of both parts, memory included."""
+    result = subprocess.run([sys.executable, os.path.join(MODEL_DIR, "benchmark.py"), "--base_filters=2",
+                             "--tile_size=188", "--steps=2", "--warmup_steps=1"], capture_output=True, text=True,
+                            cwd=MODEL_DIR, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = metrics_of(result.stdout)
+    names = ("throughput", "latency_ms_mean", "latency_ms_p90", "latency_ms_p95", "latency_ms_p99", "peak_rss_mb")
+    assert set(figures) == {f"{part}_{name}" for part in ("inference", "train") for name in names}
+    assert figures["train_peak_rss_mb"] >= figures["inference_peak_rss_mb"] > 0
+    assert figures["train_throughput"] > 0 and figures["inference_throughput"] > 0
 
 
 def test_evaluate_takes_the_network_and_fold_from_the_training_run(isbi_dir, tmp_path):
@@ -177,13 +190,13 @@ def test_fewer_slices_than_folds_is_one_line_and_exit_2(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: --crossvalidation_idx=0 needs at least 5 training slices/images (5 folds) but "
-        f"--data_dir={tmp_path} holds 3; leave --crossvalidation_idx out to train on all of them")
+        f"--data_path={tmp_path} holds 3; leave --crossvalidation_idx out to train on all of them")
     assert not os.path.exists(tmp_path / "run" / "config.json")  # stopped before any work
 
 
 def test_resuming_a_run_that_reached_max_steps_exports_it(isbi_dir, tmp_path):
     """Killed after its last checkpoint but before the export: resuming writes unet.keras (unet.h5 on TF 2.6)."""
-    from runtime.run import EXPORT_FILE
+    from runtime.inference import EXPORT_FILE
 
     model_dir = str(tmp_path / "run")
     common = ["--data_dir", isbi_dir, "--model_dir", model_dir, "--max_steps=2", "--log_every=1",

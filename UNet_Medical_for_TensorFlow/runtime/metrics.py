@@ -11,7 +11,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Loss (cross-entropy + 1 - soft Dice + L2) and the evaluation metrics.
+"""Loss (cross-entropy + 1 - soft Dice + L2), the evaluation metrics, the benchmark statistics; METRIC lines.
 
 As NVIDIA's TF2 UNet_Medical: soft Dice per sample and class is
 ``(2 * sum(p * t) + eps) / (sum(p^2) + sum(t^2) + eps)`` with p = softmax,
@@ -21,7 +21,10 @@ averaged over the batch and the classes; ``eval dice = 1 - dice loss``.
 import numpy as np
 import tensorflow as tf
 
+from common import npu_utils
+
 DICE_EPSILON = 1e-6
+PERCENTILES = (90, 95, 99)  # of the benchmark's step latency
 
 
 def soft_dice(probabilities, onehot, epsilon=DICE_EPSILON):
@@ -118,3 +121,33 @@ def segmentation_metrics(probabilities, labels, n_classes):
         per_image["iou"].append((intersection + DICE_EPSILON) / (union + DICE_EPSILON))
         per_image["pixel_error"].append(np.mean(p.argmax(-1) != t))
     return {name: float(np.mean(values)) for name, values in per_image.items()}
+
+
+def benchmark_statistics(step_seconds, images_per_step, warmup_steps):
+    """Throughput and latency of the steps after ``warmup_steps``.
+
+    Args:
+      step_seconds: wall time of each step, in order.
+      images_per_step: global batch (batch size x ranks).
+      warmup_steps: leading steps left out (tracing, compilation, caches).
+    Returns:
+      dict: ``throughput`` (images/s, mean over steps of images/step_time),
+      ``latency_ms_mean`` and ``latency_ms_p90/p95/p99``.
+    Raises:
+      ValueError: no step left after the warm-up.
+    """
+    kept = np.asarray(step_seconds[warmup_steps:], np.float64)
+    if kept.size == 0:
+        raise ValueError(f"no step after the {warmup_steps} warm-up steps; raise --max_steps")
+    stats = {"throughput": float(np.mean(images_per_step / kept)),
+             "latency_ms_mean": float(kept.mean() * 1000)}
+    stats.update({f"latency_ms_p{p}": float(np.percentile(kept, p) * 1000) for p in PERCENTILES})
+    return stats
+
+
+def report(log, values, step):
+    """One METRIC line per figure of ``values`` ({name: float}) on stdout, and the same in ``log``
+    (training.RunLog: JSON lines and TensorBoard) at ``step``."""
+    for name, value in values.items():
+        print(npu_utils.format_metric_line(name, value), flush=True)
+    log.record(step, values)

@@ -11,7 +11,13 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""One run's state (a :class:`Session`): data split, network, optimizer, checkpoints, logs; restore-or-start.
+"""The run's session and the training loop.
+
+A :class:`Session` (data split, network, optimizer, checkpoints, logs) is built
+by :func:`create` for every mode; :func:`restore_or_start` restores or starts
+it; :func:`train` trains it. Training uses common/npu_utils.make_train_step
+(XLA, loss scaling, gradient averaging over workers) and
+common/npu_utils.StepTimer (wall-clock images/s, input pipeline included).
 
 A training's checkpoints follow the rules every model shares
 (common/npu_utils.RunCheckpoints: ``--model_dir/checkpoints/ckpt-<step>``,
@@ -24,6 +30,7 @@ import dataclasses
 import datetime
 import functools
 import json
+import math
 import os
 import time
 
@@ -31,9 +38,9 @@ import tensorflow as tf
 
 from common import npu_utils
 from common.npu_utils import UserError, keras
-from data_loading import folds, readers
+from data_loading import folds, pipeline, readers
 from model import tile_sizes, unet
-from runtime import flags, run
+from runtime import evaluation, flags, inference, metrics
 
 # The training step in a checkpoint: a variable of the tf.train.Checkpoint itself, so its key is the same
 # on both stacks (the model's variables are not).
@@ -133,7 +140,7 @@ def create(args, ctx, data):
     train_indices, validation_indices = [], []  # predict alone reads no training slices
     if data.images:
         train_indices, validation_indices = folds.fold_split(len(data.images), args.crossvalidation_idx, args.seed,
-                                                             source=f"--data_dir={args.data_dir}",
+                                                             source=f"--data_path={args.data_path}",
                                                              scheme=args.fold_scheme)
     with ctx.strategy.scope():
         model = unet.build_unet(base_filters=args.base_filters, tile_size=args.tile_size,
@@ -188,10 +195,10 @@ def _load_export(session):
     Raises:
       UserError: no export in ``--model_dir`` (for instance one written on the other stack).
     """
-    path = os.path.join(session.args.model_dir, run.EXPORT_FILE)
+    path = os.path.join(session.args.model_dir, inference.EXPORT_FILE)
     if not os.path.isfile(path):
-        raise UserError(f"--use_savedmodel: no {path} (training writes it at its end, {run.EXPORT_FILE} on this "
-                        "stack); train to the end or leave out --use_savedmodel to use the last checkpoint")
+        raise UserError(f"--use_savedmodel: no {path} (training writes it at its end, {inference.EXPORT_FILE} on "
+                        "this stack); train to the end or leave out --use_savedmodel to use the last checkpoint")
     session.model.load_weights(path)
     print(f"[run] weights of {path} (--use_savedmodel)", flush=True)
 
@@ -222,7 +229,7 @@ def restore_or_start(session):
         if latest:
             _restore_weights(session, latest)
         elif not args.benchmark:
-            raise UserError(f"--model_dir={args.model_dir}: no checkpoint to {args.exec_mode} with")
+            raise UserError(f"--model_dir={args.model_dir}: no checkpoint to {args.mode} with")
     if trains and not session.step and args.pretrained_checkpoint:
         load_pretrained(session.model, args.pretrained_checkpoint)
     # The same start on every rank, whatever each one's view of the run folder (and of a pretrained run).
@@ -264,3 +271,114 @@ def load_pretrained(model, source_dir):
         layer.set_weights(weights)
     kept = "all layers" if not skipped else "all layers but logits (different class count)"
     print(f"[train] started from {latest}: {kept}", flush=True)
+
+
+def steps_per_epoch(session):
+    """Steps of one epoch: as many tiles as the training fold has slices, over the global batch."""
+    global_batch = session.args.batch_size * session.ctx.ranks.rank_size
+    return math.ceil(len(session.train_indices) / global_batch)
+
+
+def total_steps(session):
+    """The training's last step: the first of ``--max_steps`` and ``--train_epochs`` it reaches (0 = no cap)."""
+    args = session.args
+    caps = [args.max_steps] if args.max_steps else []
+    if args.train_epochs:
+        caps.append(args.train_epochs * steps_per_epoch(session))
+        print(f"[train] --train_epochs={args.train_epochs}: {steps_per_epoch(session)} steps per epoch "
+              f"({len(session.train_indices)} training slices); stops at step {min(caps)}", flush=True)
+    flags.check_step_plan(args, min(caps))
+    return min(caps)
+
+
+def train(session, probability_fn):
+    """Train from the checkpoint's step to the step cap, then export; returns the last step.
+
+    ``probability_fn`` (:func:`runtime.inference.make_probability_fn`) scores the validation fold every ``--evaluate_every`` steps.
+
+    A run whose checkpoint already reaches the cap (killed after its last
+    checkpoint but before the export) trains nothing and exports.
+
+    Raises:
+      npu_utils.TrainingDiverged: a non-finite loss (the last good checkpoint stays as it is).
+    """
+    args, start_step, last_step = session.args, session.step, total_steps(session)
+    if start_step >= last_step:
+        cap = (f"--max_steps={last_step}" if last_step == args.max_steps
+               else f"step {last_step} (--train_epochs={args.train_epochs})")
+        print(f"[train] checkpoint step {start_step} already reaches {cap}", flush=True)
+    else:
+        try:
+            train_steps(session, start_step, last_step, probability_fn)
+        finally:
+            if session.checkpoints:  # a non-chief worker's scratch checkpoints go, also after a failure
+                session.checkpoints.close()
+    if session.ctx.is_chief and not args.benchmark:
+        path = os.path.join(args.model_dir, inference.EXPORT_FILE)
+        session.model.save(path)
+        print(f"[train] exported {path} at step {session.step} (keras.models.load_model "
+              "needs no code of this repository)", flush=True)
+    return max(start_step, last_step)
+
+
+def _train_dataset(session, start_step):
+    args, ctx, data = session.args, session.ctx, session.data
+    shard = ctx.shard(session.train_indices)
+    if not shard:
+        raise UserError(f"RANK_SIZE={ctx.ranks.rank_size} is more than the {len(session.train_indices)} "
+                        "training slices")
+    return pipeline.train_dataset([data.images[i] for i in shard], [data.labels[i] for i in shard],
+                                  args.tile_size, session.out, data.n_classes, args.batch_size, args.seed,
+                                  augment=args.augment, rank_id=ctx.ranks.rank_id, start_batch=start_step,
+                                  augment_set=args.augment_set, input_mode=args.input_mode)
+
+
+def train_steps(session, start_step, last_step, probability_fn):
+    """Steps ``start_step + 1 .. last_step``, with TRAIN lines, checkpoints, the benchmark figures and
+    (chief, every ``--evaluate_every`` steps) the validation fold's metrics.
+
+    The tile stream starts at batch ``start_step``, so a resumed run sees the
+    batches an uninterrupted run would have seen (same --batch_size and ranks).
+    """
+    args, ctx, model, checkpoint = session.args, session.ctx, session.model, session.checkpoint
+
+    def loss_fn(images, onehot):
+        return metrics.total_loss(model(images, training=True), onehot, model.trainable_variables,
+                                 args.weight_decay)
+
+    train_step = npu_utils.make_train_step(ctx, model, session.optimizer, loss_fn)
+    global_batch = args.batch_size * ctx.ranks.rank_size
+    checkpoints = session.checkpoints  # None for --benchmark: no checkpoints
+    iterator = iter(_train_dataset(session, start_step))
+    timer = npu_utils.StepTimer(global_batch, first_step=start_step)
+    step_seconds, step_start = [], time.perf_counter()
+    for step in range(start_step + 1, last_step + 1):
+        logs = step % args.log_every == 0 or step == last_step
+        # The L2 term of this step's loss, from the weights before the update (the same on every worker),
+        # so that the logged loss is NVIDIA's cross-entropy + Dice loss with the L2 term beside it.
+        l2_loss = float(metrics.weight_decay_loss(model.trainable_variables, args.weight_decay)) if logs else 0.0
+        loss = float(train_step(*next(iterator)))
+        if not math.isfinite(loss):
+            last_good = checkpoints.manager.latest_checkpoint if checkpoints else None
+            raise npu_utils.TrainingDiverged(
+                f"loss is {loss} at step {step}; stopped without saving, the last good checkpoint is "
+                f"{last_good or 'none'}")
+        checkpoint.step.assign(step)
+        now = time.perf_counter()
+        step_seconds.append(now - step_start)  # wall clock, input pipeline included, as the StepTimer
+        step_start = now
+        if logs:
+            print(f"{timer.line(step, loss - l2_loss)} l2_loss={l2_loss:.6f}", flush=True)
+            session.log.record(step, {"loss": loss - l2_loss, "l2_loss": l2_loss, "images_per_sec": timer.last_rate},
+                               (step, last_step))
+        if args.evaluate_every and step % args.evaluate_every == 0 and ctx.is_chief:
+            with timer.paused():  # images/s and the step times count training alone
+                evaluation.evaluate(session, probability_fn, step)
+            step_start = time.perf_counter()
+        if checkpoints and step % args.checkpoint_every == 0:  # every worker saves, at the same steps
+            checkpoints.save(step)
+    if checkpoints and session.step % args.checkpoint_every:
+        checkpoints.save(session.step)
+    if args.benchmark:
+        metrics.report(session.log, metrics.benchmark_statistics(step_seconds, global_batch, args.warmup_steps),
+                       last_step)

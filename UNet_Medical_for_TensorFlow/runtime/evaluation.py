@@ -1,0 +1,44 @@
+# Copyright 2026 The ModelZoo TF2 medical imaging authors. All Rights Reserved.
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Evaluation of the validation fold: NVIDIA's figures and the native-resolution metrics."""
+
+from data_loading import tiles
+from runtime import inference, metrics
+
+
+def evaluate(session, probability_fn, step):
+    """Metrics of the validation slices, printed as METRIC lines; returns them.
+
+    ``eval_dice_score``, ``eval_ce_loss``, ``eval_dice_loss`` and
+    ``eval_total_loss`` are NVIDIA's figures (:func:`runtime.metrics.nvidia_eval_losses`)
+    at the network's output on the run's input path: exactly NVIDIA's with
+    ``--input_mode=resize`` (slices and labels resized to the output size),
+    the same formula on the stitched native-size probabilities with
+    overlap tiles. ``dice``, ``dice_soft``, ``iou`` and ``pixel_error`` are at
+    native resolution. Images of different sizes are scored one by one.
+    """
+    args, data = session.args, session.data
+    images = [data.images[i] for i in session.validation_indices]
+    labels = [data.labels[i] for i in session.validation_indices]
+    if args.input_mode == "resize":
+        at_output = inference.resized_probabilities(session, probability_fn, images)
+        output_labels = [tiles.resize_labels(label, data.n_classes, session.out) for label in labels]
+        native = inference.to_native_size(at_output, images)
+    else:
+        native = inference.predict_images(session, probability_fn, images)
+        at_output, output_labels = native, labels
+    figures = {**metrics.nvidia_eval_losses(at_output, output_labels, data.n_classes, args.batch_size),
+               **metrics.segmentation_metrics(native, labels, data.n_classes)}
+    metrics.report(session.log, figures, step)
+    return figures
