@@ -21,8 +21,15 @@ Parts (``--parts``, comma-separated):
   images, float32), with and without XLA.
 - ``amp``: this network in float32 beside ``--use_amp`` (the precision main.py
   chooses: mixed_bfloat16 on a CPU with bf16, else float32 and a note).
-- ``pipeline``: the training tf.data pipeline alone (read, decode, resize,
-  augment, batch; streamed from the files) on a folder of 500x375 JPEGs.
+- ``pipeline``: the training tf.data pipeline alone (read, decode the random
+  box, resize, augment, batch; streamed from the files) on a folder of
+  500x375 JPEGs, with one and with two images decoded at once
+  (``num_parallel_calls`` 1 and 2).
+- ``with_pipeline``: Small (``--networks``' first) trained main.py's way
+  (common/npu_utils.make_train_step, Adam, float32) on batches of that
+  pipeline streaming the folder, beside the same network and keras.applications
+  on in-memory batches; the three alternate ``--rounds`` times in one process
+  and each reports its median.
 - ``scaling``: ``main.py --mode=train`` on ``--small_count`` and
   ``--large_count`` ImageNet-like 500x375 JPEGs: peak RSS of the process and
   the time from its start to its first TRAIN line.
@@ -30,7 +37,8 @@ Parts (``--parts``, comma-separated):
 The JPEG folders are written under ``--jpeg_root`` (default /tmp/mnv3_benchmark),
 never inside the repository, and reused when they exist.
 
-    python3 benchmark/benchmark.py [--parts training,amp,pipeline] [--networks small,large] [--steps 6] [--xla off,on]
+    python3 benchmark/benchmark.py [--parts training,amp,pipeline,with_pipeline] [--networks small,large] [--steps 6]
+                                   [--xla off,on] [--rounds 5]
     python3 benchmark/benchmark.py --parts scaling [--small_count 600 --large_count 12600]
 """
 
@@ -61,23 +69,38 @@ CLASSES = 4
 VALIDATION_PER_CLASS = 25  # the same 100 validation images in every folder
 
 
-def time_training(ctx, model, batch, size, steps, warmup):
-    """Images/s of ``steps`` training steps after ``warmup`` untimed ones."""
+def train_step(ctx, model):
+    """main.py's compiled step (common/npu_utils.make_train_step) with Adam and cross-entropy on class indices."""
     optimizer = ctx.wrap_optimizer(keras.optimizers.Adam(1e-3))
-    cross_entropy = keras.losses.CategoricalCrossentropy()
+    cross_entropy = keras.losses.SparseCategoricalCrossentropy()
 
     def loss_fn(images, labels):
         return cross_entropy(labels, model(images, training=True))
 
-    step = npu_utils.make_train_step(ctx, model, optimizer, loss_fn)
+    return npu_utils.make_train_step(ctx, model, optimizer, loss_fn)
+
+
+def in_memory_batches(batch, size):
+    """The same random batch forever: float32 (batch, size, size, 3) in [0, 255] and int32 (batch,) labels."""
     images = tf.random.uniform((batch, size, size, 3), 0, 255, seed=1)
-    labels = tf.one_hot(tf.range(batch) % 1000, 1000)
-    for _ in range(warmup):
-        float(step(images, labels))
+    labels = tf.range(batch) % 1000
+    while True:
+        yield images, labels
+
+
+def time_steps(step, batches, batch, steps):
+    """Images/s of ``steps`` calls of ``step`` on the next ``steps`` of ``batches``."""
     start = time.perf_counter()
     for _ in range(steps):
-        float(step(images, labels))
+        float(step(*next(batches)))
     return batch * steps / (time.perf_counter() - start)
+
+
+def time_training(ctx, model, batch, size, steps, warmup):
+    """Images/s of ``steps`` training steps on in-memory batches after ``warmup`` untimed ones."""
+    step, batches = train_step(ctx, model), in_memory_batches(batch, size)
+    time_steps(step, batches, batch, warmup)
+    return time_steps(step, batches, batch, steps)
 
 
 def training_rows(ctx, args):
@@ -150,17 +173,55 @@ def jpeg_folder(root, train_count):
     return folder
 
 
-def time_pipeline(folder, batch, size, batches):
-    """Images/s of the training pipeline streaming ``folder``'s JPEGs (decode, resize, augment, batch)."""
+def streamed_batches(folder, batch, size, parallel_calls=pipeline.AUTOTUNE):
+    """main.py's training batches of ``folder``'s training split (too large for the default cache: streamed)."""
     dataset = folders.load_classification(os.path.join(folder, "train"), os.path.join(folder, "validation"))
     data = pipeline.TrainData(dataset.train.paths, dataset.train.labels, "classification", size, size, batch,
-                              seed=0, steps_per_epoch=len(dataset.train.paths) // batch, cache_bytes=0)
+                              seed=0, steps_per_epoch=len(dataset.train.paths) // batch,
+                              parallel_calls=parallel_calls)
+    if data.cached:
+        raise SystemExit(f"{folder}'s training images fit the default cache: the pipeline would not stream")
     iterator = iter(data.epoch(0))
     next(iterator)  # tracing and the first reads
+    return iterator
+
+
+def time_pipeline(folder, batch, size, batches, parallel_calls):
+    """Images/s of the training pipeline alone streaming ``folder``'s JPEGs (decode, resize, augment, batch)."""
+    iterator = streamed_batches(folder, batch, size, parallel_calls)
     start = time.perf_counter()
     for _ in range(batches):
         next(iterator)
     return batch * batches / (time.perf_counter() - start)
+
+
+def with_pipeline_rows(ctx, args, folder):
+    """Median images/s of keras.applications and this network on in-memory batches and this network on the
+    streamed pipeline, alternating ``args.rounds`` times (so a change of the machine's load hits all three)."""
+    network = args.networks.split(",")[0]
+    reference = {"small": keras.applications.MobileNetV3Small, "large": keras.applications.MobileNetV3Large}
+    shape = (args.size, args.size, 3)
+    with ctx.strategy.scope():
+        npu_utils.set_random_seed(0)
+        models = {"keras.applications, in-memory batches": reference[network](
+                      input_shape=shape, weights=None, include_preprocessing=True),
+                  "this, in-memory batches": build_classifier(network, 1.0, 1000, shape),
+                  "this, streamed JPEG pipeline": build_classifier(network, 1.0, 1000, shape)}
+    runs = {}
+    for name, model in models.items():
+        batches = (streamed_batches(folder, args.batch, args.size) if "pipeline" in name
+                   else in_memory_batches(args.batch, args.size))
+        runs[name] = (train_step(ctx, model), batches)
+        time_steps(*runs[name], args.batch, args.warmup)
+    speeds = {name: [] for name in runs}
+    for _ in range(args.rounds):
+        for name, (step, batches) in runs.items():
+            speeds[name].append(time_steps(step, batches, args.batch, args.steps))
+    rows = [(network, name, float(np.median(values)), min(values), max(values)) for name, values in speeds.items()]
+    for row in rows:
+        print(f"{row[0]:6s} {row[1]:38s} median {row[2]:7.2f} images/s (range {row[3]:.2f}-{row[4]:.2f})",
+              flush=True)
+    return rows
 
 
 def first_step_and_peak_rss(folder, args, run_dir):
@@ -196,7 +257,8 @@ def scaling_rows(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--parts", default="training,amp,pipeline", help="training, amp, pipeline, scaling")
+    parser.add_argument("--parts", default="training,amp,pipeline",
+                        help="training, amp, pipeline, with_pipeline, scaling")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--steps", type=int, default=6, help="timed steps per configuration")
@@ -204,6 +266,7 @@ def main():
     parser.add_argument("--networks", default="small,large")
     parser.add_argument("--xla", default="off,on", help="training part: rows without (off) and with (on) XLA")
     parser.add_argument("--pipeline_batches", type=int, default=24)
+    parser.add_argument("--rounds", type=int, default=5, help="with_pipeline: alternating rounds of --steps steps")
     parser.add_argument("--jpeg_root", default="/tmp/mnv3_benchmark", help="where the JPEG folders are written")
     parser.add_argument("--small_count", type=int, default=600, help="JPEGs of the small folder (train + 100 val)")
     parser.add_argument("--large_count", type=int, default=12600, help="JPEGs of the large folder")
@@ -221,9 +284,18 @@ def main():
             print(f"| {network} | {name} | {xla} | {policy} | {speed:.2f} |")
     if "pipeline" in parts:
         folder = jpeg_folder(args.jpeg_root, args.large_count - VALIDATION_PER_CLASS * CLASSES)
-        speed = time_pipeline(folder, args.batch, args.size, args.pipeline_batches)
-        print(f"\ninput pipeline alone ({JPEG_SIZE[0]}x{JPEG_SIZE[1]} JPEGs streamed, decode, resize, augment, "
-              f"batch {args.batch} at {args.size}x{args.size}, {os.cpu_count()} cores): {speed:.1f} images/s")
+        speeds = [time_pipeline(folder, args.batch, args.size, args.pipeline_batches, calls) for calls in (1, 2)]
+        print(f"\ninput pipeline alone ({JPEG_SIZE[0]}x{JPEG_SIZE[1]} JPEGs streamed, decode the random box, "
+              f"resize, augment, batch {args.batch} at {args.size}x{args.size}, {os.cpu_count()} cores): "
+              f"num_parallel_calls=1 {speeds[0]:.1f} images/s, 2 {speeds[1]:.1f} images/s, "
+              f"ratio {speeds[1] / speeds[0]:.2f}")
+    if "with_pipeline" in parts:
+        folder = jpeg_folder(args.jpeg_root, args.large_count - VALIDATION_PER_CLASS * CLASSES)
+        rows = with_pipeline_rows(ctx, args, folder)
+        print("\n| network | implementation, input | median training images/s | range |\n|---|---|---|---|")
+        for network, name, median, low, high in rows:
+            print(f"| {network} | {name} | {median:.2f} | {low:.2f}-{high:.2f} |")
+        print(f"streamed pipeline / keras.applications in-memory: {rows[2][2] / rows[0][2]:.2f}x")
     if "scaling" in parts:
         (small, small_s, small_mb), (large, large_s, large_mb) = scaling_rows(args)
         print(f"\n| JPEGs | time to the first TRAIN line (s) | peak RSS (MB) |\n|---|---|---|\n"

@@ -11,27 +11,40 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""tf.data pipelines: a shuffled file list, decode + resize + augment in a parallel map, batch, prefetch.
+"""tf.data pipelines: a shuffled file list, read + decode + crop + augment in a parallel map, batch, prefetch.
 
 Images come out NHWC float32 RGB in [0, 255] (the model rescales them);
 classification labels are int32 class indices, segmentation labels int32
 (batch, height, width) masks with 255 = ignore.
 
-Only the file list (paths and labels) is held per image: every epoch
-shuffles the list of indices (a full shuffle, cheap), and the map reads,
-decodes, resizes and augments each file. A split whose decoded images fit
-``cache_bytes`` is decoded once and kept in memory instead (never by
-accident: the budget is the --cache_budget_mb flag). Both give the same
-batches. Training order and every augmentation are a function of (seed,
-epoch): stateless random ops take per-element seeds from
-``tf.data.Dataset.random``, so a resumed run sees the same batches as an
-uninterrupted one.
+One geometry for training and evaluation, both from the decoded original:
+training takes an Inception-style random box of the original image (area
+8%-100%, aspect 3/4-4/3; the evaluation centre box when 10 draws fail) and
+resizes it to the input size; evaluation and predict resize the shorter
+side so that the centre crop keeps 87.5% and crop the centre. A JPEG is
+decoded with ``tf.io.decode_and_crop_jpeg``, so only the box is decoded, at
+full resolution; other formats are decoded whole and cropped. Everything on
+the per-image path is a TensorFlow op in the tf.data map (no Python there, so
+no global lock caps the decode at one core), except the PIL read of
+segmentation masks, which TensorFlow's PNG decoder cannot read as palette indices.
 
-Files are checked when they are decoded, by the decoder that trains on them
-(TensorFlow's: it rejects a PNG with a bad CRC that Pillow reads): a
-:class:`DecodeChecker` records each file that fails, and the training loop
-stops with one line naming it, or with --skip_bad_images lists the skipped
-files at the end of the epoch.
+Only the file list (paths and labels) is held per image: every epoch
+shuffles the list of indices (a full shuffle, cheap), and the map reads and
+decodes each file. A training split whose decoded originals fit
+``cache_bytes`` is decoded once and kept in memory instead (never by
+accident: the budget is the --cache_budget_mb flag); the boxes are then cut
+from the kept originals, which gives the same batches. Training order and
+every augmentation are a function of (seed, epoch): stateless random ops
+take per-element seeds from ``tf.data.Dataset.random``, so a resumed run sees
+the same batches as an uninterrupted one.
+
+Bad files are found on the error path only: when a batch fails to decode,
+:func:`_checked` decodes that batch's files one by one to name the bad ones
+(with TensorFlow's decoder, which rejects a PNG with a bad CRC that Pillow
+reads), records them in the run's :class:`DecodeChecker` and rebuilds the
+stream without them from the same position. The training loop then stops with
+one line naming the file, or with --skip_bad_images lists the skipped files
+at the end of the epoch.
 """
 
 import math
@@ -47,30 +60,26 @@ from data_loading.folders import IGNORE_LABEL, mask_values_problem, read_mask
 
 AUTOTUNE = tf.data.AUTOTUNE
 # Evaluation resizes so that the centre crop keeps 87.5% of the image (the
-# usual ImageNet protocol); training decodes images to the same size first.
+# usual ImageNet protocol); a training box that cannot be drawn falls back to that centre box.
 CENTRE_FRACTION = 0.875
 # Default memory budget for decoded images kept in memory, per process.
 DEFAULT_CACHE_BYTES = 300 * 1024 ** 2
-# Augmentation strengths (chosen for small datasets; see README).
-CROP_AREA = (0.25, 1.0)
+# Inception's random box (Szegedy et al. 2015; keras-cv's RandomCropAndResize defaults alike).
+CROP_AREA = (0.08, 1.0)
 CROP_ASPECT = (3 / 4, 4 / 3)
+CROP_ATTEMPTS = 10
+# Augmentation strengths after the crop (chosen for small datasets; see README).
 MAX_ROTATION_DEGREES = 10.0
 BRIGHTNESS, CONTRAST, SATURATION, HUE = 0.2, 0.2, 0.2, 0.02
-
-
-def cache_size(height, width):
-    """(height, width) to which training images are decoded before cropping."""
-    return math.ceil(height / CENTRE_FRACTION), math.ceil(width / CENTRE_FRACTION)
-
-
-def cache_bytes_needed(count, height, width, channels=3):
-    """Bytes of ``count`` decoded uint8 training images (and masks) at :func:`cache_size`."""
-    cached_h, cached_w = cache_size(height, width)
-    return count * cached_h * cached_w * channels
+# What TensorFlow raises for a file that does not read or decode.
+DECODE_ERRORS = (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.DataLossError)
+JPEG_MAGIC = b"\xff\xd8\xff"
+# Columns decoded beyond each side of a JPEG box (two chroma samples of 4:1:1, the widest subsampling).
+JPEG_EDGE = 8
 
 
 class DecodeChecker:
-    """Decodes image files in the input pipeline and remembers the ones that fail.
+    """The files of a run that failed to decode (found on the pipelines' error path).
 
     Args:
       skip_bad_images: False: :meth:`raise_if_bad` raises for the first bad
@@ -84,24 +93,10 @@ class DecodeChecker:
         self._wrong_masks = {}  # mask path -> problem (never skipped)
         self._lock = threading.Lock()
 
-    def _read(self, path):
-        """Eager: (uint8 (h, w, 3), True), or (an empty image, False) for a file that does not decode."""
-        try:
-            return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False), True
-        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.DataLossError) as error:
-            name = os.fsdecode(path.numpy())
-            # "{{function_node ...}} Invalid PNG data, size 3172 [Op:DecodeImage] name: " -> the middle.
-            reason = re.sub(r"\{\{.*?\}\}|\[Op:.*", "", str(error).strip().splitlines()[0]).strip()
-            with self._lock:
-                self._bad.setdefault(name, reason)
-            return tf.zeros([0, 0, 3], tf.uint8), False
-
-    def decode(self, path):
-        """Graph op: ``(image, ok)`` with image uint8 (h, w, 3); ``ok`` is False for a bad file."""
-        image, ok = tf.py_function(self._read, [path], (tf.uint8, tf.bool))
-        image.set_shape([None, None, 3])
-        ok.set_shape([])
-        return image, ok
+    def record(self, path, reason):
+        """Remember that ``path`` (str) does not decode, for ``reason`` (a sentence)."""
+        with self._lock:
+            self._bad.setdefault(path, reason)
 
     def decode_mask(self, path, num_classes):
         """Graph op: a mask PNG's class indices as uint8 (h, w, 1): palette indices or grey values.
@@ -155,6 +150,127 @@ class DecodeChecker:
                 print(f"[data]   {path}: {reason}", flush=True)
 
 
+def decode_problem(path):
+    """Why the image file ``path`` (str) does not read or decode (TensorFlow's message), or None.
+
+    Eager and whole-image: only called on the error path, for the files of a batch that failed.
+    """
+    try:
+        tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        return None
+    except DECODE_ERRORS as error:
+        # "{{function_node ...}} Invalid PNG data, size 3172 [Op:DecodeImage] name: " -> the middle.
+        return re.sub(r"\{\{.*?\}\}|\[Op:.*", "", str(error).strip().splitlines()[0]).strip()
+
+
+def _checked(build, window, paths, excluded, reasons, checker):
+    """The elements of ``build(excluded, done)``, rebuilt without the bad files whenever an element fails.
+
+    Args:
+      build: ``(excluded, done) -> tf.data.Dataset``: the stream without the
+        files whose ``excluded`` entry is True, from its element ``done`` on.
+      window: ``(excluded, done) -> [file index]``: the files element ``done``
+        of that stream is made of (the ones to check when it fails).
+      paths: the file of each index.
+      excluded: numpy bool (files,): files known to be bad; updated in place.
+      reasons: dict file index -> why it does not decode; updated in place.
+      checker: :class:`DecodeChecker` that records each bad file found.
+    Yields:
+      the elements, in the order of a stream that never held the bad files.
+    Raises:
+      the pipeline's error when none of the failing element's files is bad
+      (a problem that is not a file's).
+    """
+    done = 0
+    while True:
+        try:
+            for element in build(tf.constant(excluded), done):
+                yield element
+                done += 1
+            return
+        except DECODE_ERRORS:
+            found = False
+            for index in window(excluded, done):
+                reason = decode_problem(paths[index])
+                if reason is not None:
+                    reasons[index] = reason
+                    checker.record(paths[index], reason)
+                    excluded[index] = found = True
+            if not found:
+                raise
+
+
+def _is_jpeg(contents):
+    return tf.equal(tf.strings.substr(contents, 0, len(JPEG_MAGIC)), JPEG_MAGIC)
+
+
+def decode_whole(contents):
+    """uint8 (h, w, 3) RGB of an encoded JPEG, PNG, GIF or BMP (its first frame)."""
+    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def centre_box(shape, height, width):
+    """``(begin, size)`` int32 (3,) of the evaluation's centre crop in an image of ``shape`` (h, w, c).
+
+    The box :func:`resize_centre_crop` keeps, in the original's pixels.
+    """
+    original = tf.cast(shape[:2], tf.float32)
+    scale = tf.maximum(height / original[0], width / original[1]) / CENTRE_FRACTION
+    size = tf.cast(tf.round(tf.constant([height, width], tf.float32) / scale), tf.int32)
+    size = tf.clip_by_value(size, 1, tf.cast(shape[:2], tf.int32))
+    begin = (tf.cast(shape[:2], tf.int32) - size) // 2
+    return tf.concat([begin, [0]], 0), tf.concat([size, [-1]], 0)
+
+
+def random_box(shape, seed, height, width):
+    """``(begin, size)`` int32 (3,) of a random training box in an image of ``shape`` (h, w, c).
+
+    Inception-style: area CROP_AREA of the image, aspect CROP_ASPECT, and
+    the evaluation's centre box when CROP_ATTEMPTS draws all fail (TensorFlow
+    then returns the whole image).
+    """
+    shape = tf.cast(shape, tf.int32)
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        shape, tf.zeros([1, 0, 4]), seed=seed, min_object_covered=0.0, aspect_ratio_range=CROP_ASPECT,
+        area_range=CROP_AREA, max_attempts=CROP_ATTEMPTS, use_image_if_no_bounding_boxes=True)
+    failed = tf.reduce_all(tf.equal(size[:2], shape[:2]))
+    centre_begin, centre_size = centre_box(shape, height, width)
+    return (tf.where(failed, centre_begin, begin),
+            tf.where(failed, centre_size, tf.concat([size[:2], [-1]], 0)))
+
+
+def decode_random_box(contents, seed, height, width):
+    """A random training box of an encoded image, decoded: ``(uint8 (h', w', 3), begin, size)``.
+
+    JPEG: the box is drawn on the header's shape and only it is decoded
+    (``tf.io.decode_and_crop_jpeg``, full resolution). Other formats are
+    decoded whole, then cropped. ``begin``/``size`` (int32 (3,)) locate the
+    box in the original, for the mask.
+    """
+
+    def jpeg():
+        shape = tf.image.extract_jpeg_shape(contents, tf.int32)
+        begin, size = random_box(shape, seed, height, width)
+        # libjpeg-turbo upsamples the chroma of a cropped decode's edge columns from the edge itself,
+        # not from the neighbouring pixels: decode JPEG_EDGE more columns each side and cut them off,
+        # so the box's pixels are the whole image's exactly (tested).
+        left = tf.maximum(begin[1] - JPEG_EDGE, 0)
+        right = tf.minimum(begin[1] + size[1] + JPEG_EDGE, shape[1])
+        wide = tf.io.decode_and_crop_jpeg(contents, tf.stack([begin[0], left, size[0], right - left]), channels=3)
+        return tf.slice(wide, tf.stack([0, begin[1] - left, 0]), size), begin, size
+
+    def other():
+        image = decode_whole(contents)
+        begin, size = random_box(tf.shape(image), seed, height, width)
+        return tf.slice(image, begin, size), begin, size
+
+    crop, begin, size = tf.cond(_is_jpeg(contents), jpeg, other)
+    crop.set_shape([None, None, 3])
+    return crop, begin, size
+
+
 def resize_centre_crop(image, height, width):
     """Resize keeping the aspect ratio so the crop is 87.5% of the image, then crop the centre."""
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
@@ -190,25 +306,21 @@ def _colour_jitter(image, seeds):
     return tf.clip_by_value(image, 0.0, 1.0) * 255.0
 
 
-def augment(image, seed, height, width, mask=None):
-    """Random resized crop, horizontal flip, small rotation, colour jitter.
+def augment(crop, seeds, height, width, mask=None):
+    """Resize a training box to the input size, then horizontal flip, small rotation, colour jitter.
 
     Args:
-      image: uint8 (h, w, 3).
-      seed: int (2,) stateless seed of this element.
+      crop: uint8 (h, w, 3), the random box of the original (:func:`decode_random_box`).
+      seeds: int (8, 2) stateless seeds of this element (the first one drew the box).
       height, width: output size.
-      mask: optional uint8 (h, w, 1); it gets the same crop, flip and
-        rotation (nearest neighbour, 255 where the rotation leaves the image).
+      mask: optional uint8 (h, w, 1), the same box of the mask; it gets the
+        same resize (nearest neighbour), flip and rotation (255 where the
+        rotation leaves the image).
     Returns:
       float32 (height, width, 3) image in [0, 255], and the int32
       (height, width) mask when one was given.
     """
-    seeds = tf.random.experimental.stateless_split(seed, 8)
-    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        tf.shape(image), tf.zeros([1, 0, 4]), seed=seeds[0], min_object_covered=0.0,
-        aspect_ratio_range=CROP_ASPECT, area_range=CROP_AREA, max_attempts=10,
-        use_image_if_no_bounding_boxes=True)
-    image = tf.image.resize(tf.slice(image, begin, size), (height, width))
+    image = tf.image.resize(crop, (height, width))
     flip = tf.random.stateless_uniform([], seeds[1]) < 0.5
     transform = _rotation(seeds[2], height, width)
     image = tf.cond(flip, lambda: tf.image.flip_left_right(image), lambda: image)
@@ -216,30 +328,40 @@ def augment(image, seed, height, width, mask=None):
     image = _colour_jitter(image, seeds[3:7])
     if mask is None:
         return image
-    mask = tf.image.resize(tf.slice(mask, begin, size), (height, width), method="nearest")
+    mask = tf.image.resize(mask, (height, width), method="nearest")
     mask = tf.cond(flip, lambda: tf.image.flip_left_right(mask), lambda: mask)
     mask = _rotate(tf.cast(mask, tf.float32), transform, "NEAREST", "CONSTANT", float(IGNORE_LABEL))
     return image, tf.cast(mask[..., 0], tf.int32)
 
 
-def _decoder(checker, task, size, num_classes):
-    """``load(path, label) -> (image, label, ok)``: decode and resize to ``size``, the mask too (uint8)."""
+class _KeptOriginals:
+    """Decoded originals of a split held in one flat uint8 buffer (images of any size, no padding).
 
-    def load(path, label):
-        image, ok = checker.decode(path)
-        image = tf.cond(ok, lambda: tf.cast(tf.image.resize(image, size, antialias=True) + 0.5, tf.uint8),
-                        lambda: tf.zeros(size + (3,), tf.uint8))
-        if task == "segmentation":
-            label = tf.cond(ok, lambda: tf.image.resize(checker.decode_mask(label, num_classes), size,
-                                                        method="nearest"),
-                            lambda: tf.zeros(size + (1,), tf.uint8))
-        return image, label, ok
+    Args:
+      images: uint8 (total,) every image's pixels (h, w, 3) one after the other.
+      masks: uint8 (total / 3,) the masks' pixels (h, w, 1), or None.
+      offsets: int64 (N,) where image i starts in ``images`` (its mask at offset / 3).
+      shapes: int32 (N, 2) each image's (h, w).
+      labels: (N,) class indices, or None (segmentation: the masks).
+    """
 
-    return load
+    def __init__(self, images, masks, offsets, shapes, labels):
+        self.images, self.masks = tf.constant(images), None if masks is None else tf.constant(masks)
+        self.offsets, self.shapes = tf.constant(offsets), tf.constant(shapes)
+        self.labels, self.count = labels, len(offsets)
 
-
-def _good(image, label, ok):
-    return ok
+    def get(self, index):
+        """Graph: ``(image uint8 (h, w, 3), mask uint8 (h, w, 1) or None)`` of kept image ``index``."""
+        shape = tf.gather(self.shapes, index)
+        offset = tf.gather(self.offsets, index)
+        pixels = shape[0] * shape[1]
+        image = tf.reshape(tf.slice(self.images, [offset], [tf.cast(pixels * 3, tf.int64)]),
+                           tf.concat([shape, [3]], 0))
+        if self.masks is None:
+            return image, None
+        mask = tf.reshape(tf.slice(self.masks, [offset // 3], [tf.cast(pixels, tf.int64)]),
+                          tf.concat([shape, [1]], 0))
+        return image, mask
 
 
 class TrainData:
@@ -253,127 +375,237 @@ class TrainData:
       batch: per-process batch size.
       seed: drives the order and the augmentations.
       steps_per_epoch: batches per epoch (the same on every worker).
-      cache_bytes: keep the decoded split in memory when it needs at most
-        this many bytes (0: never).
+      cache_bytes: keep the decoded originals in memory when they need at
+        most this many bytes (0: never).
       checker: the :class:`DecodeChecker` of the run (default: stop at a bad file).
       num_classes: segmentation: mask values must be below it or 255 (the default 255 checks nothing).
+      parallel_calls: images decoded at once (``num_parallel_calls`` of the map).
     """
 
     def __init__(self, paths, labels, task, height, width, batch, seed, steps_per_epoch,
-                 cache_bytes=DEFAULT_CACHE_BYTES, checker=None, num_classes=IGNORE_LABEL):
+                 cache_bytes=DEFAULT_CACHE_BYTES, checker=None, num_classes=IGNORE_LABEL, parallel_calls=AUTOTUNE):
         self.task, self.height, self.width = task, height, width
         self.batch, self.seed, self.steps_per_epoch = batch, seed, steps_per_epoch
         self.checker = checker or DecodeChecker()
-        self.count = len(paths)
+        self.num_classes, self.parallel_calls = num_classes, parallel_calls
+        self.paths, self.count = list(paths), len(paths)
+        self.channels = 4 if task == "segmentation" else 3
         label_dtype = tf.string if task == "segmentation" else tf.int32
-        self.paths = tf.constant(paths, tf.string)
-        self.labels = tf.constant(labels, label_dtype)
-        self.bytes_needed = cache_bytes_needed(self.count, height, width, 4 if task == "segmentation" else 3)
-        self.cached = 0 < self.bytes_needed <= cache_bytes
-        self.decode = _decoder(self.checker, task, cache_size(height, width), num_classes)
-        if self.cached:
-            self._images, self._labels = self._decode_all()
+        self._paths = tf.constant(self.paths, tf.string)
+        self._labels = tf.constant(labels, label_dtype)
+        self._excluded = np.zeros(self.count, bool)  # files found bad (by index), left out of later epochs
+        self._reasons = {}  # their index -> why
+        # Originals are at least the input size as a rule: a lower bound that needs no file read.
+        self.bytes_needed = self.count * height * width * self.channels
+        self.kept = None
+        if 0 < self.bytes_needed <= cache_bytes:
+            self.kept = self._decode_all(cache_bytes)
+        self.cached = self.kept is not None
 
-    def _decode_all(self):
-        """Every image of the split decoded at the cache size: (N, h, w, 3) uint8 and the labels.
+    def _decode_all(self, cache_bytes):
+        """The split's decoded originals as :class:`_KeptOriginals`, or None when they need more than ``cache_bytes``.
 
-        Filled into one preallocated array, so the peak is about twice the
-        decoded split (the array and its tensor copy), not three times.
+        Filled into one buffer of ``cache_bytes`` (its pages are only
+        touched as far as they are written), so the peak is about twice the
+        decoded split (the buffer and its tensor copy). Bad files are
+        recorded and left out.
         """
-        data = tf.data.Dataset.from_tensor_slices((self.paths, self.labels))
-        data = data.map(self.decode, num_parallel_calls=AUTOTUNE).filter(_good).batch(256)
-        images, labels, count = None, [], 0
-        for image, label, _ in data:
-            if images is None:
-                images = np.empty((self.count,) + tuple(image.shape[1:]), np.uint8)
-            images[count:count + len(image)] = image.numpy()
-            labels.append(label.numpy())
-            count += len(image)
+        segmentation = self.task == "segmentation"
+        indices = tf.data.Dataset.range(self.count)
+
+        def load(index):
+            image = decode_whole(tf.io.read_file(tf.gather(self._paths, index)))
+            if segmentation:
+                return index, image, self.checker.decode_mask(tf.gather(self._labels, index), self.num_classes)
+            return index, image, tf.zeros([0, 0, 1], tf.uint8)
+
+        def build(excluded, done):
+            return (indices.filter(lambda index: tf.logical_not(excluded[index])).skip(done)
+                    .map(load, num_parallel_calls=self.parallel_calls).prefetch(AUTOTUNE))
+
+        def window(excluded, done):
+            return [int(np.flatnonzero(~excluded)[done])]
+
+        buffer = np.empty(cache_bytes, np.uint8)
+        masks = np.empty(cache_bytes // 3, np.uint8) if segmentation else None
+        offsets, shapes, kept, filled = [], [], [], 0
+        for index, image, mask in _checked(build, window, self.paths, self._excluded, self._reasons, self.checker):
+            image = image.numpy()
+            if filled + image.size > cache_bytes * 3 // self.channels:
+                self.bytes_needed = int(filled / len(kept) * self.count * self.channels / 3)
+                return None
+            buffer[filled:filled + image.size] = image.ravel()
+            if segmentation:
+                masks[filled // 3:(filled + image.size) // 3] = mask.numpy().ravel()
+            offsets.append(filled)
+            shapes.append(image.shape[:2])
+            kept.append(int(index))
+            filled += image.size
         self.checker.raise_if_bad()
-        if not count:
+        if not kept:
             raise UserError("no training image could be decoded")
-        return tf.constant(images[:count]), tf.constant(np.concatenate(labels))
+        self.bytes_needed = filled * self.channels // 3
+        labels = None if segmentation else tf.gather(self._labels, kept)
+        return _KeptOriginals(buffer[:filled], None if masks is None else masks[:filled // 3],
+                              np.array(offsets, np.int64), np.array(shapes, np.int32).reshape(-1, 2), labels)
 
-    def _element(self, index):
-        """``(image, label, ok)`` of list index ``index``: from memory, or read and decoded."""
-        if self.cached:
-            return tf.gather(self._images, index), tf.gather(self._labels, index), tf.constant(True)
-        return self.decode(tf.gather(self.paths, index), tf.gather(self.labels, index))
+    def _element(self, index, seed):
+        """Graph: ``(image, label)`` of list index ``index``, augmented with the stateless ``seed``."""
+        seeds = tf.random.experimental.stateless_split(seed, 8)
+        height, width = self.height, self.width
+        if self.kept is not None:
+            image, mask = self.kept.get(index)
+            begin, size = random_box(tf.shape(image), seeds[0], height, width)
+            crop = tf.slice(image, begin, size)
+            if mask is None:
+                return augment(crop, seeds, height, width), tf.gather(self.kept.labels, index)
+            return augment(crop, seeds, height, width, mask=tf.slice(mask, begin, size))
+        crop, begin, size = decode_random_box(tf.io.read_file(tf.gather(self._paths, index)), seeds[0],
+                                              height, width)
+        label = tf.gather(self._labels, index)
+        if self.task != "segmentation":
+            return augment(crop, seeds, height, width), label
+        mask = tf.slice(self.checker.decode_mask(label, self.num_classes), begin, size)
+        return augment(crop, seeds, height, width, mask=mask)
 
-    def epoch(self, epoch, skip_batches=0):
-        """The batches of ``epoch`` (0-based) after the first ``skip_batches``.
+    def _elements(self, epoch, excluded):
+        """``(index, seed)`` of every element of ``epoch``, the files of ``excluded`` left out.
 
-        The shuffled list repeats, so an epoch whose bad files were skipped
-        still has ``steps_per_epoch`` full batches.
+        The seeds are drawn before the bad files are left out, so leaving one
+        out does not change the augmentation of the others.
         """
-        count = int(self._images.shape[0]) if self.cached else self.count
+        count = self.kept.count if self.kept is not None else self.count
         order = tf.data.Dataset.range(count).shuffle(count, seed=self.seed * 1009 + epoch).repeat()
         seeds = tf.data.Dataset.random(seed=self.seed * 7919 + epoch).batch(2)
-        elements = tf.data.Dataset.zip((order, seeds)).skip(skip_batches * self.batch)
-        height, width, task = self.height, self.width, self.task
+        elements = tf.data.Dataset.zip((order, seeds))
+        if self.kept is None:
+            elements = elements.filter(lambda index, seed: tf.logical_not(excluded[index]))
+        return elements
 
-        def load_and_augment(index, seed):
-            image, label, ok = self._element(index)
-            if task == "segmentation":
-                image, label = augment(image, seed, height, width, mask=label)
-            else:
-                image = augment(image, seed, height, width)
-            return image, label, ok
+    def dataset(self, epoch, skip_batches=0, excluded=None):
+        """The tf.data batches of ``epoch`` (0-based) after the first ``skip_batches``, without error handling.
 
-        data = elements.map(load_and_augment, num_parallel_calls=AUTOTUNE, deterministic=True).filter(_good)
-        data = data.map(lambda image, label, ok: (image, label))
+        The shuffled list repeats, so an epoch whose bad files were left out
+        still has ``steps_per_epoch`` full batches.
+        """
+        excluded = tf.constant(self._excluded) if excluded is None else excluded
+        elements = self._elements(epoch, excluded).skip(skip_batches * self.batch)
+        data = elements.map(self._element, num_parallel_calls=self.parallel_calls, deterministic=True)
         data = data.take((self.steps_per_epoch - skip_batches) * self.batch)
         return data.batch(self.batch, drop_remainder=True).prefetch(AUTOTUNE)
+
+    def epoch(self, epoch, skip_batches=0):
+        """The batches of ``epoch`` (0-based) after the first ``skip_batches`` (an iterator of (images, labels)).
+
+        A batch that fails to decode is replaced: its bad files are recorded
+        in the checker (and left out of later epochs, which record them
+        again), and the stream goes on without them.
+        """
+        for index, reason in self._reasons.items():
+            self.checker.record(self.paths[index], reason)
+
+        def build(excluded, done):
+            return self.dataset(epoch, skip_batches + done, excluded)
+
+        def window(excluded, done):
+            start = (skip_batches + done) * self.batch
+            elements = self._elements(epoch, tf.constant(excluded)).skip(start).take(self.batch)
+            return [int(index) for index, _ in elements]
+
+        yield from _checked(build, window, self.paths, self._excluded, self._reasons, self.checker)
+
+
+class CheckedBatches:
+    """Batches of a file list in its order, re-iterable; bad files are found on the error path and left out.
+
+    Args:
+      build: ``excluded -> tf.data.Dataset`` of the batches of the files
+        whose ``excluded`` (bool (files,)) entry is False, in list order.
+      paths: the file list.
+      batch: files per batch.
+      checker: :class:`DecodeChecker` that records the bad files.
+    """
+
+    def __init__(self, build, paths, batch, checker):
+        self._build, self.paths, self.batch, self.checker = build, list(paths), batch, checker
+        self._excluded = np.zeros(len(self.paths), bool)
+        self._reasons = {}
+        self._built_without = 0  # bad files the current dataset leaves out
+        self.data = build(tf.constant(self._excluded))
+
+    def __iter__(self):
+        def build(excluded, done):
+            if int(np.sum(self._excluded)) != self._built_without:
+                self._built_without = int(np.sum(self._excluded))
+                self.data = self._build(excluded)
+            return self.data.skip(done)  # a kept (cached) split still fills completely
+
+        def window(excluded, done):
+            return list(np.flatnonzero(~excluded)[done * self.batch:(done + 1) * self.batch])
+
+        yield from _checked(build, window, self.paths, self._excluded, self._reasons, self.checker)
+
+
+def _file_list(paths, excluded, *others):
+    """``tf.data`` of (path, *others) slices without the files of ``excluded``."""
+    data = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string),) + tuple(others) + (excluded,))
+    return data.filter(lambda *element: tf.logical_not(element[-1])).map(lambda *element: element[:-1])
 
 
 def eval_dataset(paths, labels, task, height, width, batch, cache_bytes=DEFAULT_CACHE_BYTES, checker=None,
                  num_classes=IGNORE_LABEL):
-    """Evaluation batches: resize + centre crop (classification) or resize (segmentation).
+    """Evaluation batches (images, labels): resize + centre crop (classification) or resize (segmentation).
 
     Segmentation images and masks are resized to (height, width), masks
     nearest-neighbour; the last batch may be smaller. Kept in memory after
     the first pass when the float32 images fit ``cache_bytes``; bad files are
     left out and recorded by ``checker``, as are masks with values of
     ``num_classes`` or more (other than 255).
+
+    Returns:
+      :class:`CheckedBatches` of float32 (b, height, width, 3) images and
+      int32 (b,) labels or (b, height, width) masks.
     """
     checker = checker or DecodeChecker()
     label_dtype = tf.string if task == "segmentation" else tf.int32
+    labels = tf.constant(labels, label_dtype)
+    cached = len(paths) * height * width * 4 * (4 if task == "segmentation" else 3) <= cache_bytes
 
     def load(path, label):
-        image, ok = checker.decode(path)
-        if task == "segmentation":
-            image = tf.cond(ok, lambda: tf.image.resize(image, (height, width), antialias=True),
-                            lambda: tf.zeros((height, width, 3)))
-            mask = tf.cond(ok, lambda: tf.image.resize(checker.decode_mask(label, num_classes), (height, width),
-                                                       method="nearest"),
-                           lambda: tf.zeros((height, width, 1), tf.uint8))
-            return image, tf.cast(mask[..., 0], tf.int32), ok
-        image = tf.cond(ok, lambda: resize_centre_crop(image, height, width), lambda: tf.zeros((height, width, 3)))
-        return image, label, ok
+        image = decode_whole(tf.io.read_file(path))
+        if task != "segmentation":
+            return resize_centre_crop(image, height, width), label
+        image = tf.image.resize(image, (height, width), antialias=True)
+        mask = tf.image.resize(checker.decode_mask(label, num_classes), (height, width), method="nearest")
+        return image, tf.cast(mask[..., 0], tf.int32)
 
-    data = tf.data.Dataset.from_tensor_slices((tf.constant(paths), tf.constant(labels, label_dtype)))
-    data = data.map(load, num_parallel_calls=AUTOTUNE).filter(_good).map(lambda image, label, ok: (image, label))
-    if len(paths) * height * width * 4 * (4 if task == "segmentation" else 3) <= cache_bytes:
-        data = data.cache()
-    return data.batch(batch).prefetch(AUTOTUNE)
+    def build(excluded):
+        data = _file_list(paths, excluded, labels).map(load, num_parallel_calls=AUTOTUNE)
+        if cached:
+            data = data.cache()
+        return data.batch(batch).prefetch(AUTOTUNE)
+
+    return CheckedBatches(build, paths, batch, checker)
 
 
 def predict_dataset(paths, height, width, task, batch, checker):
     """Images to predict, resized like evaluation: ``(images, original (h, w), paths)`` batches.
 
     Files that do not decode are left out and recorded by ``checker``.
+
+    Returns:
+      :class:`CheckedBatches` of float32 (b, height, width, 3), int32 (b, 2), string (b,).
     """
 
     def load(path):
-        image, ok = checker.decode(path)
-        size = tf.shape(image)[:2]
+        image = decode_whole(tf.io.read_file(path))
         if task == "segmentation":
-            resized = tf.cond(ok, lambda: tf.image.resize(image, (height, width), antialias=True),
-                              lambda: tf.zeros((height, width, 3)))
+            resized = tf.image.resize(image, (height, width), antialias=True)
         else:
-            resized = tf.cond(ok, lambda: resize_centre_crop(image, height, width), lambda: tf.zeros((height, width, 3)))
-        return resized, size, path, ok
+            resized = resize_centre_crop(image, height, width)
+        return resized, tf.shape(image)[:2], path
 
-    data = tf.data.Dataset.from_tensor_slices(tf.constant(paths))
-    data = data.map(load, num_parallel_calls=AUTOTUNE).filter(lambda image, size, path, ok: ok)
-    return data.map(lambda image, size, path, ok: (image, size, path)).batch(batch).prefetch(AUTOTUNE)
+    def build(excluded):
+        return _file_list(paths, excluded).map(load, num_parallel_calls=AUTOTUNE).batch(batch).prefetch(AUTOTUNE)
+
+    return CheckedBatches(build, paths, batch, checker)

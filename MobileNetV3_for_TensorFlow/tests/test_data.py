@@ -170,6 +170,56 @@ def test_full_shuffle_visits_every_image_once_per_epoch(synthetic_root):
     assert orders[0] != orders[1]
 
 
+def test_training_boxes_of_a_200x100_image_come_from_the_full_resolution_decode(tmp_path):
+    # Noise: every box is a different patch, so a box cut from a smaller or squashed copy would not match.
+    pixels = np.random.default_rng(0).integers(0, 255, (100, 200, 3), dtype=np.uint8)
+    for name in ("wide.jpg", "wide.png"):
+        Image.fromarray(pixels).save(tmp_path / name, quality=95)
+        contents = tf.io.read_file(str(tmp_path / name))
+        whole = tf.io.decode_image(contents, channels=3).numpy()
+        aspects = []
+        for seed in range(12):
+            crop, begin, size = pipeline.decode_random_box(contents, tf.constant([seed, 7]), 64, 64)
+            (top, left, _), (height, width, _) = begin.numpy(), size.numpy()
+            np.testing.assert_array_equal(crop.numpy(), whole[top:top + height, left:left + width])
+            # The range of the drawn box (TensorFlow rounds its sides to whole pixels).
+            assert 3 / 4 - 1 / height <= width / height <= 4 / 3 + 1 / height
+            assert 0.08 <= height * width / (100 * 200) <= 1.0
+            aspects.append(width / height)
+        assert max(aspects) - min(aspects) > 0.2  # the aspect is drawn, not the image's 2:1 squashed
+    # No box of aspect 3/4-4/3 covers 8% of a 10x1000 strip: the evaluation's centre box instead.
+    begin, size = pipeline.random_box(tf.constant([10, 1000, 3]), tf.constant([0, 1]), 64, 64)
+    centre_begin, centre_size = pipeline.centre_box(tf.constant([10, 1000, 3]), 64, 64)
+    np.testing.assert_array_equal(begin, centre_begin)
+    np.testing.assert_array_equal(size, centre_size)
+    assert size.numpy()[:2].tolist() == [9, 9] and begin.numpy()[:2].tolist() == [0, 495]
+
+
+def _graph_ops(dataset):
+    """The op types of a tf.data pipeline's graph, its map functions' bodies included."""
+    graph = tf.compat.v1.GraphDef.FromString(dataset._as_serialized_graph().numpy())
+    ops = {node.op for node in graph.node}
+    for function in graph.library.function:
+        ops |= {node.op for node in function.node_def}
+    return ops
+
+
+def test_no_python_on_the_image_path(synthetic_root):
+    dataset = folders.load_classification(str(synthetic_root / "cls" / "train"),
+                                          str(synthetic_root / "cls" / "validation"))
+    python_ops = {"PyFunc", "PyFuncStateless", "EagerPyFunc"}
+    streamed = pipeline.TrainData(dataset.train.paths, dataset.train.labels, "classification", 32, 32, 4,
+                                  seed=0, steps_per_epoch=2, cache_bytes=0)
+    ops = _graph_ops(streamed.dataset(0))
+    assert {"DecodeAndCropJpeg", "ExtractJpegShape", "DecodeImage"} <= ops and not ops & python_ops
+    cached = pipeline.TrainData(dataset.train.paths, dataset.train.labels, "classification", 32, 32, 4,
+                                seed=0, steps_per_epoch=2)
+    assert cached.cached and not _graph_ops(cached.dataset(0)) & python_ops
+    evaluation = pipeline.eval_dataset(dataset.validation.paths, dataset.validation.labels, "classification",
+                                       32, 32, 4)
+    assert "DecodeImage" in _graph_ops(evaluation.data) and not _graph_ops(evaluation.data) & python_ops
+
+
 def test_segmentation_errors(tmp_path, synthetic_root):
     root = tmp_path / "seg"
     shutil.copytree(synthetic_root / "seg", root)
