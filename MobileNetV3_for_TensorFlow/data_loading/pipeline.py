@@ -280,19 +280,35 @@ def resize_centre_crop(image, height, width):
     return tf.image.resize_with_crop_or_pad(image, height, width)
 
 
-def _rotation(seed, height, width):
-    """A projective transform rotating (height, width) images about their centre."""
-    angle = tf.random.stateless_uniform([], seed, -1.0, 1.0) * MAX_ROTATION_DEGREES * math.pi / 180
+def _crop_transform(seeds, crop_shape, height, width):
+    """The projective transform from a (height, width) output to its crop: resize, flip and rotation in one.
+
+    The output is the crop resized to (height, width) (bilinear, half-pixel
+    centres, as ``tf.image.resize``), flipped left-right with probability 0.5
+    and rotated about its centre by up to MAX_ROTATION_DEGREES; one
+    resampling of the crop instead of three. Returns float32 (1, 8): output
+    pixel (x, y) samples the crop at (a0 x + a1 y + a2, b0 x + b1 y + b2).
+    """
+    angle = tf.random.stateless_uniform([], seeds[2], -1.0, 1.0) * MAX_ROTATION_DEGREES * math.pi / 180
     cos, sin = tf.cos(angle), tf.sin(angle)
     h, w = float(height - 1), float(width - 1)
+    # Rotation about the output's centre: output (x, y) -> (cos x - sin y + x_offset, sin x + cos y + y_offset).
     x_offset = (w - (cos * w - sin * h)) / 2
     y_offset = (h - (sin * w + cos * h)) / 2
-    return tf.stack([cos, -sin, x_offset, sin, cos, y_offset, 0.0, 0.0])[None]
+    # Flip: x -> (width - 1) - x, i.e. x -> sign x + shift.
+    flip = tf.random.stateless_uniform([], seeds[1]) < 0.5
+    sign, shift = tf.where(flip, -1.0, 1.0), tf.where(flip, w, 0.0)
+    # Resize with half-pixel centres: output x -> (x + 0.5) * crop_width / width - 0.5.
+    crop = tf.cast(crop_shape[:2], tf.float32)
+    scale_y, scale_x = crop[0] / height, crop[1] / width
+    return tf.stack([scale_x * sign * cos, -scale_x * sign * sin,
+                     scale_x * (sign * x_offset + shift) + 0.5 * scale_x - 0.5,
+                     scale_y * sin, scale_y * cos, scale_y * y_offset + 0.5 * scale_y - 0.5, 0.0, 0.0])[None]
 
 
-def _rotate(image, transform, interpolation, fill_mode, fill_value):
+def _transform(image, transform, height, width, interpolation, fill_mode, fill_value):
     return tf.raw_ops.ImageProjectiveTransformV3(
-        images=image[None], transforms=transform, output_shape=tf.shape(image)[:2],
+        images=image[None], transforms=transform, output_shape=tf.constant([height, width]),
         fill_value=fill_value, interpolation=interpolation, fill_mode=fill_mode)[0]
 
 
@@ -307,30 +323,26 @@ def _colour_jitter(image, seeds):
 
 
 def augment(crop, seeds, height, width, mask=None):
-    """Resize a training box to the input size, then horizontal flip, small rotation, colour jitter.
+    """Resize a training box to the input size with a random horizontal flip and small rotation, then colour jitter.
 
     Args:
       crop: uint8 (h, w, 3), the random box of the original (:func:`decode_random_box`).
       seeds: int (8, 2) stateless seeds of this element (the first one drew the box).
       height, width: output size.
       mask: optional uint8 (h, w, 1), the same box of the mask; it gets the
-        same resize (nearest neighbour), flip and rotation (255 where the
-        rotation leaves the image).
+        same resize, flip and rotation (nearest neighbour, 255 where the
+        rotation leaves the box).
     Returns:
       float32 (height, width, 3) image in [0, 255], and the int32
       (height, width) mask when one was given.
     """
-    image = tf.image.resize(crop, (height, width))
-    flip = tf.random.stateless_uniform([], seeds[1]) < 0.5
-    transform = _rotation(seeds[2], height, width)
-    image = tf.cond(flip, lambda: tf.image.flip_left_right(image), lambda: image)
-    image = _rotate(image, transform, "BILINEAR", "REFLECT", 0.0)
+    transform = _crop_transform(seeds, tf.shape(crop), height, width)
+    image = _transform(tf.cast(crop, tf.float32), transform, height, width, "BILINEAR", "REFLECT", 0.0)
     image = _colour_jitter(image, seeds[3:7])
     if mask is None:
         return image
-    mask = tf.image.resize(mask, (height, width), method="nearest")
-    mask = tf.cond(flip, lambda: tf.image.flip_left_right(mask), lambda: mask)
-    mask = _rotate(tf.cast(mask, tf.float32), transform, "NEAREST", "CONSTANT", float(IGNORE_LABEL))
+    mask = _transform(tf.cast(mask, tf.float32), transform, height, width, "NEAREST", "CONSTANT",
+                      float(IGNORE_LABEL))
     return image, tf.cast(mask[..., 0], tf.int32)
 
 
