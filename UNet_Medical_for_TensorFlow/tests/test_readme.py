@@ -25,7 +25,8 @@ from runtime import flags
 
 README = open(os.path.join(MODEL_DIR, "README.md"), encoding="utf-8").read()
 COMMANDS = [line.strip() for line in README.splitlines() if line.startswith("    ") and
-            re.match(r"\s+(RANK_SIZE=\d+ |data_dir=\S+ )?(bash test/|python3 main.py|python3 download_dataset.py)",
+            re.match(r"\s+(RANK_SIZE=\d+ |data_dir=\S+ |PATH=\S+ )?(bash test/|python3 main.py|python3 benchmark.py|"
+                     r"python3 download_dataset.py)",
                      line)]
 
 
@@ -33,9 +34,18 @@ def test_the_readme_shows_commands():
     assert len(COMMANDS) > 10
 
 
-@pytest.mark.parametrize("command", [c for c in COMMANDS if c.startswith("python3 main.py")])
+@pytest.mark.parametrize("command", [c for c in COMMANDS if "python3 main.py" in c])
 def test_main_py_commands_parse(command):
-    flags.build_parser().parse_args(shlex.split(command)[2:])
+    argv = shlex.split(command)
+    flags.build_parser().parse_args(argv[argv.index("main.py") + 1:])
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if "python3 benchmark.py" in c])
+def test_benchmark_commands_parse(command):
+    import benchmark
+
+    argv = shlex.split(command)
+    benchmark.build_parser().parse_args(argv[argv.index("benchmark.py") + 1:])
 
 
 @pytest.mark.parametrize("command", [c for c in COMMANDS if "bash test/" in c])
