@@ -4,7 +4,7 @@
 # holds the TC and ET Dice and the training patches/s.
 #   bash test/train_full_1p.sh --data_path=BraTS2017/HGG [--train_steps=N ...]
 #   bash test/train_full_1p.sh --data_path=... --ckpt_path=runs/dense24   # rerun: continues
-source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../common/train_script.sh"
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../common/train_script_legacy.sh"
 source "${cur_path}/model_flags.sh"
 mz_parse_flags "$@"
 mz_run_folder

@@ -3,7 +3,7 @@
 # checkpoints or test; the .log holds patches/s and voxels/s (labelled
 # voxels: patches/s x (patch_size - 26)^3).
 #   bash test/train_performance_1p.sh --data_path=BraTS2017/HGG
-source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../common/train_script.sh"
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../common/train_script_legacy.sh"
 source "${cur_path}/model_flags.sh"
 train_steps=100
 mz_parse_flags "$@"

@@ -3,7 +3,7 @@
 # validation split. TrainAccuracy = validation top-1 (METRIC top1; mIoU with
 # --task=segmentation).
 #   bash test/train_full_1p.sh --data_path=DIR [--model=small] [--batch_size=N] [--ckpt_path=DIR] ...
-source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../common/train_script.sh"
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../common/train_script_legacy.sh"
 source "${cur_path}/model_flags.sh" "$@"
 mz_parse_flags "$@"
 mz_run_folder

@@ -2,7 +2,7 @@
 # Performance run on one device: a short training (--train_steps steps), no final evaluation.
 # The summary is ${Network}_bs${batch_size}_${RANK_SIZE}p_perf.
 #   bash test/train_performance_1p.sh --data_path=DIR [--model=small] [--batch_size=N] ...
-source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../common/train_script.sh"
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../common/train_script_legacy.sh"
 source "${cur_path}/model_flags.sh" "$@"
 train_epochs=1
 train_steps=50

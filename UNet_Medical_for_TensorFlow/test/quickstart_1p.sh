@@ -9,4 +9,4 @@ if [ ! -f "${data_dir}/test-volume.tif" ]; then
   (cd "${model_dir}" && "${mz_python}" -m data_loading.synthetic --data_dir="${data_dir}" --slices=30 --size=256) || exit 1
 fi
 cd "${model_dir}" && bash test/train_full_1p.sh --data_path="${data_dir}" --base_filters=8 --tile_size=252 \
-  --batch_size=4 --learning_rate=0.001 --max_step=300 --log_every=50
+  --batch_size=4 --learning_rate=0.001 --max_steps=300 --log_every=50

@@ -9,17 +9,21 @@
 #   bash test/train_5fold_1p.sh --data_path=DIR [train_full_1p.sh flags]
 set -uo pipefail
 cur_path="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+output_root="${MZ_OUTPUT_DIR:-${cur_path}/output}"
 ckpt_path=""
 passed=()
-for para in "$@"; do
-  case "${para}" in
-    --crossvalidation_idx=*) echo "[Error] train_5fold_1p.sh runs every fold itself" >&2; exit 1 ;;
-    --ckpt_path=*) ckpt_path="${para#*=}" ;;
-    -h|--help) exec bash "${cur_path}/train_full_1p.sh" --help ;;
-    *) passed+=("${para}") ;;
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    --crossvalidation_idx|--crossvalidation_idx=*|--fold|--fold=*)
+      echo "[Error] ${1%%=*}: train_5fold_1p.sh runs every fold itself" >&2; exit 2 ;;
+    --ckpt_path=*|--model_dir=*) ckpt_path="${1#*=}" ;;
+    --ckpt_path|--model_dir) ckpt_path="${2:-}"; shift ;;
+    -h|--help)  # this script's help: train_full_1p.sh's flags, and what this script passes on
+      MZ_SCRIPT="${MZ_SCRIPT:-${BASH_SOURCE[0]}}" exec bash "${cur_path}/train_full_1p.sh" "${passed[@]}" "$@" ;;
+    *) passed+=("$1") ;;
   esac
+  shift
 done
-# The folds' output goes through tee, so the launcher would not see a terminal.
 [ -t 1 ] && export MZ_SHOW_PROGRESS="${MZ_SHOW_PROGRESS:-1}"
 device="${ASCEND_DEVICE_ID:-0}"
 fold_out="$(mktemp)"
@@ -33,7 +37,7 @@ for fold in 0 1 2 3 4; do
     | tee "${fold_out}"
   rc=${PIPESTATUS[0]}
   dice="$(sed -n 's/^Final Train Accuracy : //p' "${fold_out}")"
-  log="${cur_path}/output/${device}/train_${device}.log"
+  log="${output_root}/${device}/train_${device}.log"
   if [ "${rc}" -ne 0 ] && [ -n "${ckpt_path}" ] && grep -q '^\[train\] checkpoint step .* already reaches' "${log}"; then
     # A rerun: this fold's run had reached its last step, so the launcher saw no TRAIN line
     # and made no summary; main.py still evaluated it, and that line is in the log.
@@ -42,8 +46,8 @@ for fold in 0 1 2 3 4; do
       "(hence no summary above); its eval_dice_score: ${dice}"
   fi
   [ "${rc}" -eq 0 ] || { echo "[Error] fold ${fold} failed (exit ${rc})" >&2; exit "${rc}"; }
-  rm -rf "${cur_path}/output/folds/${fold}"
-  mkdir -p "${cur_path}/output/folds" && cp -r "${cur_path}/output/${device}" "${cur_path}/output/folds/${fold}"
+  rm -rf "${output_root}/folds/${fold}"
+  mkdir -p "${output_root}/folds" && cp -r "${output_root}/${device}" "${output_root}/folds/${fold}"
   dices+=("${dice}")
 done
 python3 - "${dices[@]}" <<'PY'

@@ -1,15 +1,13 @@
 #!/usr/bin/env bash
-# ModelZoo accuracy run on one device: train_and_evaluate on one fold, then the
-# summary with TrainAccuracy = NVIDIA's eval_dice_score of the validation slices
-# (runtime/losses.nvidia_eval_losses). Run from the model directory or from test/:
-#   bash test/train_full_1p.sh --data_path=DIR [flags]   (--help lists them)
-source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../common/train_script.sh"
-source "${cur_path}/model_flags.sh"
-mz_parse_flags "$@"
-mz_run_folder
-model_args
+# ModelZoo accuracy run on one device: train_and_evaluate on one fold (--crossvalidation_idx, 0 by
+# default), then the summary with TrainAccuracy = NVIDIA's eval_dice_score of the validation slices
+# (runtime/metrics.py). Every main.py flag is a flag of this script too.
+#   bash test/train_full_1p.sh --data_path=DIR [flags]
+mz_common="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../common/train_script.sh"
+[ -f "${mz_common}" ] || { echo "[Error] $(basename "$0") needs the repository's common/ folder beside this model directory" >&2; exit 2; }
+source "${mz_common}"
+mz_parse_flags --mode=train_and_evaluate --crossvalidation_idx=0 --augment=True -- "$@"
 # ActualFPS leaves out the first TRAIN interval (steps 1..log_every): it holds
 # the graph tracing and compilation and is many times slower than the rest.
-mz_launch --network="${Network}" --batch_size="${batch_size}" --case_kind=acc \
-  --warmup_steps="${log_every}" --accuracy_key=eval_dice_score --extra_keys=dice,dice_soft,iou,pixel_error -- \
-  "${mz_python}" "${model_dir}/main.py" --exec_mode=train_and_evaluate "${args[@]}"
+mz_launch --case_kind=acc --warmup_steps="${arg_log_every}" --accuracy_key=eval_dice_score \
+  --extra_keys=dice,dice_soft,iou,pixel_error

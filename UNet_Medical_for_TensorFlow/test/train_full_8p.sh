@@ -4,4 +4,4 @@
 # of the slices; the same flags as train_full_1p.sh (--batch_size is per device).
 #   bash test/train_full_8p.sh --data_path=DIR [flags]   (--help lists them)
 export RANK_SIZE="${RANK_SIZE:-8}"  # one process per device; set RANK_SIZE to change
-exec bash "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/train_full_1p.sh" "$@"
+MZ_SCRIPT="${BASH_SOURCE[0]}" exec bash "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/train_full_1p.sh" "$@"

@@ -18,16 +18,24 @@
 #   bash test/train_nvidia_5fold_1p.sh --data_path=DIR [--amp] [flags]
 precision=must_keep_origin_dtype
 passed=()
-for para in "$@"; do
-  case "${para}" in
-    --amp|--amp=True) precision=allow_mix_precision ;;
-    --amp=False) precision=must_keep_origin_dtype ;;
-    *) passed+=("${para}") ;;
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    --amp=True|--amp=true|--amp=1) precision=allow_mix_precision ;;
+    --amp=False|--amp=false|--amp=0) precision=must_keep_origin_dtype ;;
+    --amp=*) echo "[Error] --amp=${1#*=}: expected True or False" >&2; exit 2 ;;
+    --amp)  # bare, or followed by its value
+      precision=allow_mix_precision
+      case "${2:-}" in
+        True|true|1) shift ;;
+        False|false|0) precision=must_keep_origin_dtype; shift ;;
+      esac ;;
+    *) passed+=("$1") ;;
   esac
+  shift
 done
 echo "[recipe] NVIDIA's precision: --precision_mode=${precision} (float32 unless --amp); 6,400 steps on one" \
-  "device as NVIDIA's 1-GPU run (NVIDIA's N-GPU run: --train_steps=6400/N on N devices)"
-exec bash "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/train_5fold_1p.sh" \
-  --fold_scheme=nvidia --batch_size=8 --train_steps=6400 --learning_rate=0.0001 --augment=True --augment_set=nvidia \
+  "device as NVIDIA's 1-GPU run (NVIDIA's N-GPU run: --max_steps=6400/N on N devices)"
+MZ_SCRIPT="${MZ_SCRIPT:-${BASH_SOURCE[0]}}" exec bash "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/train_5fold_1p.sh" \
+  --fold_scheme=nvidia --batch_size=8 --max_steps=6400 --learning_rate=0.0001 --augment=True --augment_set=nvidia \
   --input_mode=resize --base_filters=64 --tile_size=572 --precision_mode="${precision}" --use_xla=True \
   --log_every=100 "${passed[@]}"

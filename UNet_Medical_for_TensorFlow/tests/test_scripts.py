@@ -18,6 +18,7 @@ import os
 import re
 import signal
 import statistics
+import shutil
 import subprocess
 import time
 
@@ -212,11 +213,14 @@ def test_train_performance_1p(isbi_dir):
 
 @pytest.mark.parametrize("argv,expected", [
     ([], 'para "data_path" must be config'),
-    (["--data_path=/tmp", "--max_stepz=3"], "unknown flag '--max_stepz=3'"),
+    (["--data_path=/tmp", "--max_stepz=3"], "unrecognized arguments: --max_stepz=3"),
+    (["--data_path", "/tmp", "--batch_size", "abc"], "argument --batch_size: invalid int value: 'abc'"),
+    (["--data_path=/tmp", "--tile_size=100"], "--tile_size"),
 ])
 def test_script_argument_errors(argv, expected):
+    """A bad flag or value is one line from the script, exit 2, before anything runs (main.py's own checks)."""
     result = run_script("train_full_1p.sh", *argv)
-    assert result.returncode == 1 and expected in result.stderr
+    assert result.returncode == 2 and expected in result.stderr and len(result.stderr.splitlines()) == 1
 
 
 def test_failing_training_fails_the_script(tmp_path):
@@ -233,7 +237,10 @@ def test_help_lists_the_common_names_and_the_8p_scripts_exec_the_1p_ones():
     for name in ("--data_path", "--batch_size", "--train_epochs", "--train_steps", "--max_step", "--learning_rate",
                  "--ckpt_path", "--resume", "--crossvalidation_idx", "--augment_set", "--input_mode"):
         assert name in result.stdout, name
-    assert "(default 1000)" in result.stdout  # --train_steps: this model's default
+    assert "this script sets --mode=train_and_evaluate --crossvalidation_idx=0 --augment=True" in result.stdout
+    assert result.stdout.startswith("usage: bash test/train_full_1p.sh")
+    for name in ("train_full_8p.sh", "train_5fold_1p.sh"):  # each script's help is its own
+        assert run_script(name, "--help").stdout.startswith(f"usage: bash test/{name}")
     for kind in ("full", "performance"):
         text = open(os.path.join(MODEL_DIR, "test", f"train_{kind}_8p.sh"), encoding="utf-8").read()
         assert 'RANK_SIZE="${RANK_SIZE:-8}"' in text and f"train_{kind}_1p.sh" in text
@@ -244,9 +251,20 @@ def test_loop_runs_ten_steps_on_this_stack(isbi_dir, tmp_path):
     has this stack's file format."""
     from runtime.inference import EXPORT_FILE
 
-    result = subprocess.run(["bash", os.path.join(MODEL_DIR, "loop.sh"), "--base_filters=2", "--tile_size=188"],
-                            capture_output=True, text=True, timeout=300, cwd=str(tmp_path),
-                            env=dict(os.environ, data_dir=isbi_dir, model_dir=str(tmp_path / "loop")))
+    # The seed's arguments, the dataset relative to where loop.sh is started from.
+    result = subprocess.run(["bash", os.path.join(MODEL_DIR, "loop.sh"), "--data_dir", os.path.basename(isbi_dir),
+                             "--base_filters=2", "--tile_size=188"],
+                            capture_output=True, text=True, timeout=300, cwd=os.path.dirname(isbi_dir),
+                            env=dict(os.environ, model_dir=str(tmp_path / "loop")))
     assert result.returncode == 0, result.stdout[-1000:] + result.stderr[-2000:]
     assert re.findall(r"TRAIN step=(\d+)", result.stdout) == [str(step) for step in range(1, 11)]
     assert os.path.isfile(tmp_path / "loop" / EXPORT_FILE)
+
+
+def test_the_model_directory_alone_says_it_needs_common(tmp_path):
+    """ModelZoo hands out one directory: without the repository's common/ beside it a script says so."""
+    lone = tmp_path / "UNet_Medical_for_TensorFlow"
+    shutil.copytree(MODEL_DIR, lone, ignore=shutil.ignore_patterns("tests", "output", "__pycache__"))
+    result = subprocess.run(["bash", str(lone / "test" / "train_full_1p.sh"), "--help"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1 and "common/" in result.stderr

@@ -11,109 +11,173 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Tests of common/train_script.sh, the flag loop of every model's test/*.sh,
-through a stand-in model directory whose script prints what it parsed."""
+"""Tests of common/train_script.sh and common/script_flags.py, the flags of every model's test/*.sh,
+through a stand-in model directory whose main.py prints what it got."""
 
+import json
 import os
+import shutil
 import subprocess
 
 import pytest
 
 COMMON = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-FAKE_SCRIPT = """\
-source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../common/train_script.sh"
-Network=Fake_for_TensorFlow
-batch_size=8
-train_epochs=3
-train_steps=0
-learning_rate=0.01
-checkpoint_every=50
-depth=2
-model_flag() {
-  case "$1" in
-    --depth=*) depth="${1#*=}" ;;
-    *) return 1 ;;
-  esac
-}
-model_help() { echo "    --depth=N                layers (default ${depth})"; }
-mz_parse_flags "$@"
-mz_run_folder
-echo "batch=${batch_size} epochs=${train_epochs} steps=${train_steps} lr=${learning_rate} depth=${depth}"
-echo "folder=${run_folder} resume=${run_resume} every=${checkpoint_every} keep=${keep_checkpoints}"
-if [ -n "${LAUNCH:-}" ]; then
-  mz_launch --network=Fake --batch_size="${batch_size}" --case_kind=perf -- \
-    "${mz_python}" -c "print('TRAIN step=1 loss=0.5 images_per_sec=2.0 elapsed_sec=1.0')"
-fi
+FLAGS_PY = """\
+from common import npu_utils
+from common.npu_utils import UserError
+
+
+def build_parser():
+    parser = npu_utils.FlagParser(description="fake model")
+    parser.add_argument("--data_path", "--data_dir", dest="data_path", default=None)
+    parser.add_argument("--mode", choices=("train", "train_and_evaluate"), default="train_and_evaluate")
+    parser.add_argument("--model_dir", "--save_dir", dest="model_dir", default="./results")
+    parser.add_argument("--batch_size", type=int, default=8, help="per device (default 8)")
+    parser.add_argument("--max_steps", type=int, default=0)
+    parser.add_argument("--log_every", type=int, default=10)
+    parser.add_argument("--depth", type=int, default=2, help="layers (default 2)")
+    npu_utils.add_bool_flag(parser, "--augment", "augment", default=False)
+    npu_utils.add_checkpoint_flags(parser, checkpoint_every=50)
+    npu_utils.add_device_flags(parser)
+    return parser
+
+
+def parse_args(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.depth > 9:
+        raise UserError(f"--depth={args.depth}: at most 9")
+    return args
+"""
+
+MAIN_PY = """\
+import json, os, sys
+sys.path[:0] = [os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+from common import npu_utils
+from runtime import flags
+
+@npu_utils.exit_on_user_error
+def main():
+    args = flags.parse_args()
+    print("ARGS " + json.dumps(vars(args)))
+    print("TRAIN step=1 loss=0.5 images_per_sec=2.0 elapsed_sec=1.0")
+    return 0
+
+sys.exit(main())
+"""
+
+SCRIPT = """\
+#!/usr/bin/env bash
+# The fake model's accuracy run.
+#   bash test/train_full_1p.sh --data_path=DIR
+common_script="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../common/train_script.sh"
+[ -f "${common_script}" ] || { echo "[Error] ${common_script}: missing" >&2; exit 2; }
+source "${common_script}"
+mz_parse_flags --mode=train --max_steps=100 -- "$@"
+echo "batch=${arg_batch_size} log_every=${arg_log_every} launch=${mz_launch_args[*]}"
+mz_launch --case_kind=perf --warmup_steps="${arg_log_every}"
 """
 
 
 @pytest.fixture
 def fake_model(tmp_path):
     repo = tmp_path / "repo"
-    (repo / "Fake_for_TensorFlow" / "test").mkdir(parents=True)
+    model = repo / "Fake_for_TensorFlow"
+    (model / "test").mkdir(parents=True)
+    (model / "runtime").mkdir()
     os.symlink(COMMON, repo / "common")
-    (repo / "Fake_for_TensorFlow" / "test" / "env.sh").write_text("")
-    script = repo / "Fake_for_TensorFlow" / "test" / "train_full_1p.sh"
-    script.write_text(FAKE_SCRIPT)
+    (model / "runtime" / "__init__.py").write_text("")
+    (model / "runtime" / "flags.py").write_text(FLAGS_PY)
+    (model / "main.py").write_text(MAIN_PY)
+    (model / "test" / "env.sh").write_text("")
+    (model / "test" / "model_flags.sh").write_text("Network=Fake_for_TensorFlow\n")
+    script = model / "test" / "train_full_1p.sh"
+    script.write_text(SCRIPT)
     (tmp_path / "data").mkdir()
 
-    def run(*flags, launch=False):
-        env = dict(os.environ, **({"LAUNCH": "1"} if launch else {}))
+    def run(*flags):
+        env = dict(os.environ, MZ_OUTPUT_DIR=str(tmp_path / "output"))
         env.pop("RANK_SIZE", None)
-        return subprocess.run(["bash", str(script), *flags], capture_output=True, text=True, timeout=60,
-                              cwd=tmp_path, env=env)
+        result = subprocess.run(["bash", str(script), *flags], capture_output=True, text=True, timeout=120,
+                                cwd=tmp_path, env=env)
+        log = tmp_path / "output" / "0" / "train_0.log"
+        args = [json.loads(line[5:]) for line in (log.read_text().splitlines() if log.exists() else [])
+                if line.startswith("ARGS ")]
+        log.unlink(missing_ok=True)
+        return result, (args[0] if args else None)
     return run
 
 
-def test_help_lists_the_common_names_with_the_models_defaults(fake_model):
-    result = fake_model("--help")
+def test_help_is_the_scripts_own_with_main_pys_flags_and_the_scripts_settings(fake_model):
+    result, _ = fake_model("--help")
     assert result.returncode == 0
-    for expected in ("--batch_size=N           per device (default 8)", "--train_epochs=N         epochs (default 3)",
-                     "--max_step and --max_steps are aliases (default 0)", "--ckpt_path=DIR", "--resume=True|False",
-                     "--checkpoint_every=N     steps between checkpoints (default 50)",
-                     "--keep_checkpoints=N     how many of the newest checkpoints stay (default 3)",
-                     "--precision_mode=MODE", "Fake_for_TensorFlow flags:", "--depth=N                layers (default 2)"):
+    assert result.stdout.startswith("usage: bash test/train_full_1p.sh --data_path=DIR [flags]")
+    for expected in ("The fake model's accuracy run.", "--ckpt_path DIR", "--precision_mode",
+                     "this script sets --mode=train --max_steps=100", "--depth DEPTH", "layers (default 2)"):
         assert expected in result.stdout
 
 
-def test_common_names_aliases_and_model_flags(fake_model):
-    result = fake_model("--data_path=data", "--batch_size=2", "--max_step=5", "--learning_rate=0.1", "--depth=4")
+def test_main_pys_flags_in_every_spelling_with_the_scripts_settings_and_the_users_winning(fake_model, tmp_path):
+    result, args = fake_model("--data_path", "data", "--batch_size", "2", "--depth=4", "--augment", "--max_steps=7")
     assert result.returncode == 0, result.stderr
-    assert "batch=2 epochs=3 steps=5 lr=0.1 depth=4" in result.stdout
-    assert "folder={output_dir}/ckpt resume=False every=50 keep=3" in result.stdout  # the fresh per-rank folder
-    assert "every=7 keep=1" in fake_model("--data_path=data", "--checkpoint_every=7", "--keep_checkpoints=1").stdout
-    assert "steps=7 " in fake_model("--data_path=data", "--max_steps=6", "--train_steps=7").stdout
+    assert "batch=2 log_every=10" in result.stdout
+    assert args["data_path"] == str(tmp_path / "data") and args["mode"] == "train"
+    assert (args["batch_size"], args["depth"], args["augment"], args["max_steps"]) == (2, 4, True, 7)
+    assert args["model_dir"] == str(tmp_path / "output" / "0" / "ckpt") and args["resume"] is False
+    assert (args["checkpoint_every"], args["keep_checkpoints"]) == (50, 3)  # main.py's defaults
+    _, args = fake_model("--data_dir=data", "--train_steps=9", "--checkpoint_every", "7", "--keep_checkpoints=1")
+    assert (args["max_steps"], args["checkpoint_every"], args["keep_checkpoints"]) == (9, 7, 1)
 
 
-def test_ckpt_path_is_an_absolute_folder_that_resumes_unless_told_not_to(fake_model, tmp_path):
-    result = fake_model("--data_path=data", "--ckpt_path=runs/a")
+def test_ckpt_path_or_model_dir_is_an_absolute_run_folder_that_resumes_unless_told_not_to(fake_model, tmp_path):
+    result, args = fake_model("--data_path=data", "--ckpt_path=runs/a")
     assert result.returncode == 0, result.stderr
-    assert f"folder={tmp_path}/runs/a resume=True" in result.stdout and (tmp_path / "runs" / "a").is_dir()
-    assert "resume=False" in fake_model("--data_path=data", "--ckpt_path=runs/a", "--resume=False").stdout
+    assert args["model_dir"] == str(tmp_path / "runs" / "a") and args["resume"] is True
+    assert (tmp_path / "runs" / "a" / "logs" / "segment-001").is_dir()
+    assert fake_model("--data_path=data", "--save_dir=runs/a", "--resume=False")[1]["resume"] is False
 
 
 def test_a_ckpt_path_inside_output_survives_the_next_run_with_every_runs_log(fake_model, tmp_path):
-    output = tmp_path / "repo" / "Fake_for_TensorFlow" / "test" / "output"
+    output = tmp_path / "output"
     for _ in range(2):
-        result = fake_model("--data_path=data", "--ckpt_path=repo/Fake_for_TensorFlow/test/output/0/ckpt",
-                            launch=True)
+        result, _ = fake_model("--data_path=data", "--ckpt_path=output/0/ckpt")
         assert result.returncode == 0, result.stderr
         (output / "0" / "ckpt" / "ckpt-1.index").write_text("kept")
     assert (output / "0" / "ckpt" / "ckpt-1.index").read_text() == "kept"
     assert sorted(os.listdir(output / "0" / "ckpt" / "logs")) == ["segment-001", "segment-002"]
-    assert "RunSegments = 2" in (output / "0" / "Fake_bs8_1p_perf.log").read_text()
+    assert "RunSegments = 2" in (output / "0" / "Fake_for_TensorFlow_bs8_1p_perf.log").read_text()
+
+
+def test_the_debug_flags_go_to_the_launcher(fake_model):
+    result, args = fake_model("--data_path=data", "--profiling", "--precision_mode", "allow_mix_precision")
+    assert result.returncode == 0, result.stderr
+    assert "--profiling=True" in result.stdout and "--precision_mode=allow_mix_precision" in result.stdout
+    assert args["profiling"] is True and args["precision_mode"] == "allow_mix_precision"
 
 
 @pytest.mark.parametrize("flags, message", [
-    (("--data_path=data", "--resume=maybe"), "[Error] --resume=maybe: expected True or False"),
-    (("--data_path=data", "--ckpt_path=data/file"), "[Error] --ckpt_path=data/file is a file, not a folder"),
-    (("--data_path=data", "--checkpoint_every=0"), "[Error] --checkpoint_every=0: expected an integer >= 1"),
-    (("--data_path=data", "--keep_checkpoints=x"), "[Error] --keep_checkpoints=x: expected an integer >= 1"),
-    (("--data_path=data", "--depht=3"), "[Error] unknown flag '--depht=3'; see --help"),
-    (("--batch_size=2",), '[Error] para "data_path" must be config'),
+    (("--data_path=data", "--resume=maybe"), "argument --resume: expected True or False, got 'maybe'"),
+    (("--data_path=data", "--ckpt_path=data/file"), "--ckpt_path=data/file is a file, not a folder"),
+    (("--data_path=data", "--checkpoint_every=0"), "argument --checkpoint_every: expected an integer >= 1"),
+    (("--data_path=data", "--batch_size", "abc"), "argument --batch_size: invalid int value: 'abc'"),
+    (("--data_path=data", "--depht=3"), "unrecognized arguments: --depht=3"),
+    (("--data_path=data", "--depth=10"), "--depth=10: at most 9"),
+    (("--data_path=data", "--over_dump=perhaps"), "argument --over_dump: expected True or False"),
+    (("--data_path=data", "--ckpt_path=a", "--model_dir=b"), "--ckpt_path and main.py's --model_dir"),
+    (("--data_path=missing",), "--data_path=missing is not a folder"),
+    (("--batch_size=2",), 'para "data_path" must be config'),
 ])
-def test_bad_flags_end_with_one_line(fake_model, tmp_path, flags, message):
+def test_bad_flags_end_with_one_line_and_exit_2(fake_model, tmp_path, flags, message):
     (tmp_path / "data" / "file").write_text("")
-    result = fake_model(*flags)
-    assert result.returncode == 1 and result.stderr.strip() == message
+    result, args = fake_model(*flags)
+    assert result.returncode == 2 and args is None
+    assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
+    assert result.stderr.startswith("[Error] ")
+
+
+def test_a_model_directory_alone_says_what_it_needs(fake_model, tmp_path):
+    alone = tmp_path / "alone"
+    shutil.copytree(tmp_path / "repo" / "Fake_for_TensorFlow", alone / "Fake_for_TensorFlow")
+    result = subprocess.run(["bash", "Fake_for_TensorFlow/test/train_full_1p.sh", "--help"], cwd=alone,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1 and "common" in result.stderr
