@@ -65,8 +65,8 @@ def parse_metric_lines(text):
     return metrics
 
 
-def throughput(steps, warmup_steps):
-    """Mean images/sec over the step lines after the warm-up of the run segment they come from.
+def timed_steps(steps, warmup_steps):
+    """The step lines after the warm-up of the run segment they come from.
 
     The warm-up is counted from where the segment started, which a resumed
     run's log does not say: one logging interval before its first line (the
@@ -78,9 +78,25 @@ def throughput(steps, warmup_steps):
     first = steps[0][0]
     start = first - (steps[1][0] - first if len(steps) > 1 else 1)
     kept = [s for s in steps if s[0] > start + warmup_steps]
-    if not kept:
-        kept = steps[1:] or steps
+    return kept or steps[1:] or steps
+
+
+def throughput(steps, warmup_steps):
+    """Mean images/sec over the step lines after the warm-up (``timed_steps``)."""
+    kept = timed_steps(steps, warmup_steps)
     return sum(s[2] for s in kept) / len(kept)
+
+
+def step_latencies(steps, warmup_steps, images_per_step):
+    """A performance run's step time in ms: mean and 90/95/99th percentiles (nearest rank) over the
+    step lines after the warm-up, each line's mean step time being ``images_per_step / images_per_sec``
+    (per step when the run logs every step, as the performance scripts do)."""
+    times = sorted(1000.0 * images_per_step / s[2] for s in timed_steps(steps, warmup_steps) if s[2] > 0)
+    if not times:
+        return {}
+    ranked = {f"latency_ms_p{p}": times[min(len(times) - 1, math.ceil(p / 100 * len(times)) - 1)]
+              for p in (90, 95, 99)}
+    return {"latency_ms_mean": sum(times) / len(times), **ranked}
 
 
 @dataclasses.dataclass
@@ -126,8 +142,8 @@ class Summary:
 
 
 def summarize(log_text, *, network, batch_size, rank_size, case_name, e2e_sec,
-              warmup_steps=0, accuracy_key=None, extra_keys=()):
-    """Build the :class:`Summary` of a training log.
+              warmup_steps=0, accuracy_key=None, extra_keys=(), latencies=False):
+    """Build the :class:`Summary` of a training log; ``latencies`` adds a performance run's step times.
 
     Raises:
       UserError: no step lines, or a requested metric is missing.
@@ -145,7 +161,8 @@ def summarize(log_text, *, network, batch_size, rank_size, case_name, e2e_sec,
                    case_name=case_name, fps=throughput(steps, warmup_steps), e2e_sec=int(e2e_sec),
                    losses=[s[1] for s in steps],
                    accuracy=metrics[accuracy_key] if accuracy_key else None,
-                   extra={k: metrics[k] for k in extra_keys})
+                   extra={**{k: metrics[k] for k in extra_keys},
+                          **(step_latencies(steps, warmup_steps, batch_size * rank_size) if latencies else {})})
 
 
 def write_summary(summary, output_dir):
@@ -387,7 +404,8 @@ def _report(args, rank_size, case_name, e2e_sec, chief_dir, chief_log):
         summary = summarize(log_text, network=args.network, batch_size=args.batch_size,
                             rank_size=rank_size, case_name=case_name, e2e_sec=e2e_sec,
                             warmup_steps=args.warmup_steps, accuracy_key=args.accuracy_key,
-                            extra_keys=[k for k in args.extra_keys.split(",") if k])
+                            extra_keys=[k for k in args.extra_keys.split(",") if k],
+                            latencies=args.case_kind == "perf")
     except UserError as error:
         print(f"[Error] {error}; log: {chief_log}", file=sys.stderr)
         return 1

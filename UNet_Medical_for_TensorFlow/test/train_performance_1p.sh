@@ -7,5 +7,4 @@ mz_common="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../common/train_scri
 [ -f "${mz_common}" ] || { echo "[Error] $(basename "$0") needs the repository's common/ folder beside this model directory" >&2; exit 2; }
 source "${mz_common}"
 mz_parse_flags --mode=train --benchmark --max_steps=50 --log_every=1 --warmup_steps=10 -- "$@"
-mz_launch --case_kind=perf --warmup_steps="${arg_warmup_steps}" \
-  --extra_keys=throughput,latency_ms_mean,latency_ms_p90,latency_ms_p95,latency_ms_p99
+mz_launch --case_kind=perf --warmup_steps="${arg_warmup_steps}"

@@ -423,6 +423,14 @@ def test_summary_has_exactly_the_modelzoo_keys(tmp_path):
                                       "Final Train Accuracy : 0.8125", "E2E Training Duration sec : 12"]
 
 
+def test_a_performance_summary_adds_the_step_times_after_the_warm_up():
+    # LOG: steps 1-4 at 10, 20, 30, 40 images/s, batch 2: after a 2-step warm-up 66.7 and 50 ms a step.
+    summary = launcher.summarize(LOG, network="Net", batch_size=2, rank_size=1, case_name="Net_bs2_1p_perf",
+                                  e2e_sec=3, warmup_steps=2, latencies=True)
+    assert summary.extra == pytest.approx({"latency_ms_mean": 175 / 3, "latency_ms_p90": 200 / 3,
+                                           "latency_ms_p95": 200 / 3, "latency_ms_p99": 200 / 3})
+
+
 def test_summary_refuses_logs_without_steps_or_metric():
     with pytest.raises(UserError, match="no 'TRAIN step"):
         launcher.summarize("nothing", network="N", batch_size=1, rank_size=1, case_name="c", e2e_sec=1)
