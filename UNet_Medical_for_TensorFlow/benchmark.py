@@ -102,6 +102,7 @@ def timed(step, count):
 
 
 def print_figures(prefix, figures):
+    """One METRIC line per figure ({name: float}), its name prefixed with the part timed."""
     for name, value in figures.items():
         print(npu_utils.format_metric_line(f"{prefix}_{name}", value), flush=True)
 

@@ -294,7 +294,8 @@ def total_steps(session):
 def train(session, probability_fn):
     """Train from the checkpoint's step to the step cap, then export; returns the last step.
 
-    ``probability_fn`` (:func:`runtime.inference.make_probability_fn`) scores the validation fold every ``--evaluate_every`` steps.
+    ``probability_fn`` (:func:`runtime.inference.make_probability_fn`) scores the validation fold every
+    ``--evaluate_every`` steps.
 
     A run whose checkpoint already reaches the cap (killed after its last
     checkpoint but before the export) trains nothing and exports.
