@@ -20,9 +20,9 @@ the extension. Segmentation: ``<data_path>/{train,validation}/images/`` and
 single-channel PNGs of class indices (grey values or palette indices), 255 = ignore.
 
 Every problem raises :class:`UserError` naming the folder or file. Image
-files are not opened here: they are checked when the input pipeline decodes
-them (data_loading/pipeline.DecodeChecker), so a run does not read every
-image before its first step.
+files are not opened here: a file that does not decode is named by the input
+pipeline when its batch fails (data_loading/pipeline), so a run does not
+read every image before its first step.
 """
 
 import dataclasses
