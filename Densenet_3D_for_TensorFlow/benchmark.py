@@ -40,42 +40,57 @@ import time
 import numpy as np
 import tensorflow as tf
 
-# Run from the model directory: the repository root holds `common`.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The repository root holds common/; this directory model/, data_loading/ and runtime/.
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.dirname(HERE), HERE]
 
 from common import npu_utils  # noqa: E402
 from common.npu_utils import keras  # noqa: E402
-
-import brats_data  # noqa: E402
-import inference  # noqa: E402
-import runner  # noqa: E402
-import synthetic_brats  # noqa: E402
-import tf_models  # noqa: E402
+from data_loading import synthetic  # noqa: E402
+from data_loading.cases import discover_cases  # noqa: E402
+from data_loading.nifti import load_case  # noqa: E402
+from data_loading.patches import patch_dataset  # noqa: E402
+from model import specs, tf_models  # noqa: E402
+from runtime import flags, inference, metrics  # noqa: E402
 
 
 def parse_args(argv=None):
+    """The benchmark's flags; the model, block size, window batch, batch size and learning rate default to
+    main.py's (runtime/flags.py)."""
+    main_flags = flags.build_parser()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model_name", default="dense24", choices=tf_models.MODEL_NAMES)
-    parser.add_argument("--shape", type=int, nargs=3, default=(240, 240, 155), help="volume for inference timing")
-    parser.add_argument("--block_size", type=int, default=102, help="block inference: kept block edge")
-    parser.add_argument("--windows", type=int, default=48, help="windows timed for the extrapolation")
-    parser.add_argument("--window_batch", type=int, default=8, help="windows per network call")
-    parser.add_argument("--train_steps", type=int, default=10, help="timed training steps (after 2 warm-up)")
-    parser.add_argument("--batch_size", type=int, default=2, help="training patches per step")
-    parser.add_argument("--pipeline_cases", type=int, default=2, help="synthetic full-size cases for the pipeline")
-    parser.add_argument("--pipeline_batches", type=int, default=200, help="batches read from the pipeline")
-    parser.add_argument("--data_dir", default=None, help="case folders for the pipeline (default: synthetic, "
-                        "written to a temporary folder)")
+    parser.add_argument("--model_name", default=main_flags.get_default("model_name"), choices=specs.MODEL_NAMES,
+                        help="network (default %(default)s)")
+    parser.add_argument("--shape", type=int, nargs=3, default=(240, 240, 155),
+                        help="volume for inference timing (default %(default)s)")
+    parser.add_argument("--block_size", type=int, default=main_flags.get_default("block_size"),
+                        help="block inference: kept block edge (default %(default)s)")
+    parser.add_argument("--windows", type=int, default=48,
+                        help="windows timed for the extrapolation (default %(default)s)")
+    parser.add_argument("--window_batch", type=int, default=main_flags.get_default("window_batch"),
+                        help="windows per network call (default %(default)s)")
+    parser.add_argument("--train_steps", type=int, default=10,
+                        help="timed training steps (after 2 warm-up) (default %(default)s)")
+    parser.add_argument("--batch_size", type=int, default=main_flags.get_default("batch_size"),
+                        help="training patches per step (default %(default)s)")
+    parser.add_argument("--learning_rate", type=float, default=main_flags.get_default("learning_rate"),
+                        help="Adam learning rate of the timed steps (default %(default)s)")
+    parser.add_argument("--pipeline_cases", type=int, default=2,
+                        help="synthetic full-size cases for the pipeline (default %(default)s)")
+    parser.add_argument("--pipeline_batches", type=int, default=200,
+                        help="batches read from the pipeline (default %(default)s)")
+    parser.add_argument("--data_path", "--data_dir", dest="data_path", default=None,
+                        help="case folders for the pipeline (default: synthetic, written to a temporary folder)")
     npu_utils.add_device_flags(parser)
     return parser.parse_args(argv)
 
 
-def time_training(ctx, model_name, batch_size, steps):
+def time_training(ctx, model_name, batch_size, learning_rate, steps):
     """Patches/s of the real training step (loss of both heads, Adam) on random 38^3 patches."""
     with ctx.strategy.scope():
         model = tf_models.build_model(model_name)
-        optimizer = ctx.wrap_optimizer(keras.optimizers.Adam(5e-4))
-    step = npu_utils.make_train_step(ctx, model, optimizer, runner.make_loss_fn(model))
+        optimizer = ctx.wrap_optimizer(keras.optimizers.Adam(learning_rate))
+    step = npu_utils.make_train_step(ctx, model, optimizer, metrics.make_loss_fn(model))
     rng = np.random.default_rng(0)
     images = tf.constant(rng.normal(size=(batch_size, 38, 38, 38, 4)).astype(np.float32))
     labels = tf.constant(rng.choice([0, 1, 2, 4], size=(batch_size, 12, 12, 12)).astype(np.int32))
@@ -88,16 +103,16 @@ def time_training(ctx, model_name, batch_size, steps):
 
 
 def time_pipeline(data_dir, batches, batch_size):
-    """Patches/s of brats_data.patch_dataset alone (loading, normalising, sampling, cutting)."""
-    cases = brats_data.discover_cases(data_dir)[0]
+    """Patches/s of data_loading.patches.patch_dataset alone (loading, normalising, sampling, cutting)."""
+    cases = discover_cases(data_dir)[0]
 
     def load_fn(index):
-        loaded = brats_data.load_case(cases[index])
+        loaded = load_case(cases[index])
         return loaded.image, loaded.label
 
-    dataset = brats_data.patch_dataset(load_fn, len(cases), num_tumour=200, num_background=200,
-                                       patch_size=(38, 38, 38), label_size=(12, 12, 12), batch_size=batch_size,
-                                       seed=0, epoch=0).take(batches)
+    dataset = patch_dataset(load_fn, len(cases), num_tumour=200, num_background=200,
+                            patch_size=(38, 38, 38), label_size=(12, 12, 12), batch_size=batch_size,
+                            seed=0, epoch=0).take(batches)
     start = time.time()
     count = sum(int(images.shape[0]) for images, _ in dataset)
     return count / (time.time() - start), len(cases)
@@ -107,7 +122,7 @@ def time_block(model, model_name, image, block_size):
     """Seconds and (X, Y, Z) labels of block inference with ``model``'s weights under the current dtype policy."""
     block_fn = inference.make_predict_fn(tf_models.inference_twin(model, model_name), "block_predict")
     # Trace the block shape before timing.
-    block_fn(np.zeros((1,) + (block_size + 2 * tf_models.CROP_MARGIN,) * 3 + (4,), np.float32))
+    block_fn(np.zeros((1,) + (block_size + 2 * specs.CROP_MARGIN,) * 3 + (4,), np.float32))
     start = time.time()
     labels = inference.predict_labels(block_fn, image, "block", block_size)
     return time.time() - start, labels
@@ -166,17 +181,17 @@ def main(argv=None):
     for policy in policies:
         keras.mixed_precision.set_global_policy(policy)
         npu_utils.set_random_seed(0)
-        rate = time_training(ctx, args.model_name, args.batch_size, args.train_steps)
+        rate = time_training(ctx, args.model_name, args.batch_size, args.learning_rate, args.train_steps)
         print(f"training {policy}: {rate:.2f} patches/s ({args.model_name}, batch {args.batch_size}, 38^3, "
               f"{rate * 12 ** 3:.0f} labelled voxels/s)", flush=True)
 
     with tempfile.TemporaryDirectory() as scratch:
-        data_dir = args.data_dir or scratch
-        if args.data_dir is None:
-            synthetic_brats.write_dataset(scratch, args.pipeline_cases, args.shape, seed=0)
+        data_dir = args.data_path or scratch
+        if args.data_path is None:
+            synthetic.write_dataset(scratch, args.pipeline_cases, args.shape, seed=0)
         rate, cases = time_pipeline(data_dir, args.pipeline_batches, args.batch_size)
         print(f"pipeline: {rate:.1f} patches/s ({cases} cases, no training)", flush=True)
-        case = brats_data.load_case(brats_data.discover_cases(data_dir)[0][0], with_label=False)
+        case = load_case(discover_cases(data_dir)[0][0], with_label=False)
     npu_utils.set_random_seed(0)
     report_inference(args, case.image, policies)
     return 0

@@ -15,7 +15,7 @@
 
     python3 main.py -r DATA --mode train_test -mn dense24 -nc True -e 5
 
-Every flag is defined in config.py (``python3 main.py --help``). A user's
+Every flag is defined in runtime/flags.py (``python3 main.py --help``). A user's
 mistake ends with one ``error:`` line and exit status 2, a diverged training
 with exit status 3 (common/npu_utils.exit_on_user_error).
 """
@@ -24,28 +24,38 @@ import os
 import sys
 
 # main.py runs from the model directory and from test/*.sh: put the repository
-# root on sys.path so `common` imports either way.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from common import npu_utils  # noqa: E402
-
-import config  # noqa: E402
-import runner  # noqa: E402
+# root (common/) and this directory (model/, data_loading/, runtime/) on sys.path.
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.dirname(HERE), HERE]
+try:
+    from common import npu_utils
+except ModuleNotFoundError as missing:  # the directory copied alone, without the repository around it
+    if missing.name != "common":
+        raise
+    sys.stderr.write(f"error: main.py needs the repository's common/ folder beside this directory "
+                     f"({os.path.join(os.path.dirname(HERE), 'common')} is missing)\n")
+    sys.exit(2)
+from runtime import flags  # noqa: E402  (no TensorFlow: --help and flag errors answer at once)
 
 
 @npu_utils.exit_on_user_error
 def main(argv=None):
-    args = config.parse_args(argv)                       # flags: config.py
-    ctx = runner.setup(args)                             # device, precision, ranks, seed
-    data = runner.prepare_data(args, ctx)                # cases, split, checks, N4
-    model, optimizer = runner.build_network(args, ctx)   # tf_models + Adam
+    args = flags.parse_args(argv)  # every flag; test/predict/resume read the run's config.json
+
+    # Deferred: TensorFlow loads only once the flags are good.
+    from data_loading import run_data
+    from runtime import evaluation, inference, training
+
+    ctx = training.setup(args)  # device, precision, ranks, seed
+    data = run_data.prepare_data(args, ctx)  # cases, split, checks, N4
+    model, optimizer = training.build_network(args, ctx)  # model/tf_models + Adam
 
     if args.mode in ("train", "train_test"):
-        model = runner.train(args, ctx, model, optimizer, data)  # writes config.json after its checks
+        model = training.train(args, ctx, model, optimizer, data)  # writes config.json after its checks
     if args.mode in ("test", "train_test") and ctx.is_chief and not args.benchmark:
-        runner.test(args, model, data, trained_here=args.mode == "train_test")
+        evaluation.test(args, model, data, trained_here=args.mode == "train_test")
     if args.mode == "predict" and ctx.is_chief:
-        runner.predict(args, model, data)
+        inference.predict(args, model, data)
     if data.skipped_case_ids:
         print(f"[data] bad cases left out of this run (--skip_bad_cases): {', '.join(data.skipped_case_ids)}")
     return 0

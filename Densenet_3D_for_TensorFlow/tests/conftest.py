@@ -39,8 +39,8 @@ def synthetic_root(tmp_path_factory):
 
     Tests copy cases they modify; they never change these files.
     """
-    import synthetic_brats
+    from data_loading import synthetic
 
     root = tmp_path_factory.mktemp("brats")
-    synthetic_brats.write_dataset(str(root), SYNTHETIC_CASES, SYNTHETIC_SHAPE, seed=7)
+    synthetic.write_dataset(str(root), SYNTHETIC_CASES, SYNTHETIC_SHAPE, seed=7)
     return str(root)

@@ -19,9 +19,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-import inference
-import tf_models
 from common import npu_utils
+from model import tf_models
+from runtime import inference
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +141,11 @@ def test_png_written(tmp_path):
     from PIL import Image
     image = Image.open(path)
     assert image.size == (3 * 32, 3 * 32) and os.path.getsize(path) > 1000
+
+
+def test_predict_labels_needs_the_size_of_its_method():
+    image = np.ones((30, 30, 30, 4), np.float32)
+    with pytest.raises(ValueError, match="'block' needs block"):
+        inference.predict_labels(None, image, "block", window_batch=8)
+    with pytest.raises(ValueError, match="'window' needs window_batch"):
+        inference.predict_labels(None, image, "window", block=20)

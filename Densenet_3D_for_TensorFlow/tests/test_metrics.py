@@ -20,7 +20,7 @@ import math
 import numpy as np
 import pytest
 
-import metrics
+from runtime import metrics
 
 
 def _mask(shape, *boxes):

@@ -16,8 +16,8 @@
 import numpy as np
 import pytest
 
-import tf_models
 from common.npu_utils import keras
+from model import specs, tf_models
 
 # The reference page's counts, computed from the layer list with BN moving
 # statistics. They match exactly once three details of the reference graph are
@@ -35,7 +35,7 @@ def test_parameter_counts_match_the_reference_page(name, count):
 
 
 def test_no_dense_spellings_are_the_same_model():
-    assert tf_models.canonical_model_name("no-dense") == tf_models.canonical_model_name("no_dense")
+    assert specs.canonical_model_name("no-dense") == specs.canonical_model_name("no_dense")
 
 
 def test_unknown_name_and_bad_arguments_raise():

@@ -23,26 +23,26 @@ import shutil
 import numpy as np
 import pytest
 
-import brats_data
-import config
 import main
-import runner
 from common import npu_utils
 from common.npu_utils import UserError
+from data_loading import run_data, split, synthetic
+from model import tf_models, weights
+from runtime import evaluation, flags, inference, training
 
 # A tenth of dense24's widths and 30^3 patches (4^3 labelled centres): about
 # 0.3 s per step of 4 patches on 2 cores. One block of 40^3 kept covers a synthetic case.
 TINY = ["--width_multiplier", "0.1", "-ws", "30", "-hs", "30", "-cs", "30", "-ps", "4", "-bs", "4",
         "--tumour_centres", "20", "--background_centres", "20", "-nc", "False", "-lr", "0.003",
-        "--log_every_steps", "20", "--save_png", "False", "--block_size", "40"]
+        "--log_every", "20", "--save_png", "False", "--block_size", "40"]
 
 
 def _setup(root, model_dir, *extra):
-    args = config.parse_args(["-r", root, "--model_dir", str(model_dir), *TINY, *extra])
+    args = flags.parse_args(["-r", root, "--model_dir", str(model_dir), *TINY, *extra])
     ctx = npu_utils.setup_device(args)
     npu_utils.set_random_seed(args.seed)
-    data = runner.prepare_data(args, ctx, log=lambda line: None)
-    model, optimizer = runner.build_network(args, ctx)
+    data = run_data.prepare_data(args, ctx, log=lambda line: None)
+    model, optimizer = training.build_network(args, ctx)
     return args, ctx, data, model, optimizer
 
 
@@ -58,11 +58,11 @@ def test_short_training_learns_and_resumes_with_optimizer_state(synthetic_root, 
     shutil.copytree(synthetic_root, data_root)
     args, ctx, data, model, optimizer = _setup(data_root, tmp_path / "run", "--mode", "train_test",
                                                "--max_steps", "100", "-nc", "True")
-    untrained = _mean_wt_dice(runner.test(args, model, data, trained_here=True, log=lambda line: None))
+    untrained = _mean_wt_dice(evaluation.test(args, model, data, trained_here=True, log=lambda line: None))
     traces = npu_utils.TRACES["train_step"]
-    runner.train(args, ctx, model, optimizer, data, log=lambda line: None)
+    training.train(args, ctx, model, optimizer, data, log=lambda line: None)
     assert npu_utils.TRACES["train_step"] == traces + 1  # 100 steps of one fixed batch shape: one trace
-    trained = _mean_wt_dice(runner.test(args, model, data, trained_here=True, log=lambda line: None))
+    trained = _mean_wt_dice(evaluation.test(args, model, data, trained_here=True, log=lambda line: None))
     # Measured: about 0.2 untrained, 0.6 after 80 steps.
     assert trained > 0.45 and trained > untrained + 0.25, (untrained, trained)
     assert os.path.exists(os.path.join(args.save_path, f"{data.test_cases[0].case_id}.nii.gz"))
@@ -71,12 +71,12 @@ def test_short_training_learns_and_resumes_with_optimizer_state(synthetic_root, 
     args2, ctx2, data2, model2, optimizer2 = _setup(data_root, tmp_path / "run", "--max_steps", "100",
                                                     "-nc", "True")
     with pytest.raises(UserError, match=r"already holds a checkpoint \(ckpt-100\): --resume=True continues"):
-        runner.train(args2, ctx2, model2, optimizer2, data2, log=lambda line: None)
+        training.train(args2, ctx2, model2, optimizer2, data2, log=lambda line: None)
     # ...and with -c it takes the weights and the optimizer's state from the last checkpoint.
     args3, ctx3, data3, model3, optimizer3 = _setup(data_root, tmp_path / "run", "--max_steps", "100",
                                                     "-nc", "True", "-c", "True")
     lines = []
-    runner.train(args3, ctx3, model3, optimizer3, data3, log=lines.append)
+    training.train(args3, ctx3, model3, optimizer3, data3, log=lines.append)
     assert any(line.endswith("resumed from " + str(tmp_path / "run" / "checkpoints" / "ckpt-100"))
                for line in lines), lines
     assert int(optimizer3.iterations.numpy()) == 100
@@ -90,25 +90,25 @@ def _check_run_config(data_root, run):
     saved = json.loads((run / "config.json").read_text())
     assert (saved["model_name"], saved["width_multiplier"], saved["n4_correction"]) == ("dense24", 0.1, True)
     assert not list(run.glob("config_*.json"))
-    taken = config.parse_args(["-r", data_root, "--mode", "test", "--model_dir", str(run)])
+    taken = flags.parse_args(["-r", data_root, "--mode", "test", "--model_dir", str(run)])
     assert (taken.width_multiplier, taken.n4_correction) == (0.1, True)
     with pytest.raises(UserError, match=r"--width_multiplier=0.2 contradicts the training run in .*config.json, "
                                         r"which used --width_multiplier=0.1"):
-        config.parse_args(["-r", data_root, "--mode", "predict", "-lp", str(run / "checkpoints"),
-                           "--width_multiplier", "0.2"])
+        flags.parse_args(["-r", data_root, "--mode", "predict", "-lp", str(run / "checkpoints"),
+                          "--width_multiplier", "0.2"])
     with pytest.raises(UserError, match="--model_name=dense48 contradicts"):
-        config.parse_args(["-r", data_root, "--model_dir", str(run), "-c", "True", "-mn", "dense48"])
+        flags.parse_args(["-r", data_root, "--model_dir", str(run), "-c", "True", "-mn", "dense48"])
     # A restore that fails leaves config.json as it was (THE RULE: written once the run is set to go).
     (run / "config.json").unlink()
     args, ctx, data, model, optimizer = _setup(data_root, run, "-nc", "True", "-c", "True",
                                                "--width_multiplier", "0.2")
     with pytest.raises(UserError, match="ckpt-100 cannot be continued by this model: "):
-        runner.train(args, ctx, model, optimizer, data, log=lambda line: None)
+        training.train(args, ctx, model, optimizer, data, log=lambda line: None)
     assert not (run / "config.json").exists()
     # --resume=False starts over: the old checkpoints go before the new run saves its own.
     args, ctx, data, model, optimizer = _setup(data_root, run, "-nc", "True", "--resume=False")
     lines = []
-    state = runner.restore_or_start(args, ctx, model, optimizer, data, log=lines.append)
+    state = training.restore_or_start(args, ctx, model, optimizer, data, log=lines.append)
     assert state.step == 0 and state.checkpoints.latest is None
     assert any("starting over" in line for line in lines) and not list((run / "checkpoints").glob("ckpt-*"))
 
@@ -141,17 +141,17 @@ def test_non_finite_loss_exits_3_without_saving_then_the_folder_is_refused(synth
 
 def test_flag_checks():
     base = ["-r", "."]
-    assert config.parse_args(base + ["-nc", "False"]).n4_correction is False
-    assert config.parse_args(base).n4_correction is True
-    assert config.parse_args(base + ["-mn", "dense24_nocorrection"]).n4_correction is False
-    assert config.parse_args(base + ["-mn", "no-dense"]).model_name == "no_dense"
-    assert config.parse_args(base + ["-c", "False"]).resume is False
-    assert config.parse_args(base).resume is None  # not given: a folder with checkpoints is refused
+    assert flags.parse_args(base + ["-nc", "False"]).n4_correction is False
+    assert flags.parse_args(base).n4_correction is True
+    assert flags.parse_args(base + ["-mn", "dense24_nocorrection"]).n4_correction is False
+    assert flags.parse_args(base + ["-mn", "no-dense"]).model_name == "no_dense"
+    assert flags.parse_args(base + ["-c", "False"]).resume is False
+    assert flags.parse_args(base).resume is None  # not given: a folder with checkpoints is refused
     with pytest.raises(UserError, match="dense24_nocorrection"):
-        config.parse_args(base + ["-mn", "dense24_nocorrection", "-nc", "True"])
+        flags.parse_args(base + ["-mn", "dense24_nocorrection", "-nc", "True"])
     with pytest.raises(UserError, match="-ws=40 and -ps=12"):
-        config.parse_args(base + ["-ws", "40"])
-    assert config.parse_args(base + ["--benchmark"]).max_steps == 20
+        flags.parse_args(base + ["-ws", "40"])
+    assert flags.parse_args(base + ["--benchmark"]).max_steps == 20
 
 
 def test_fine_tuning_refuses_weights_trained_with_another_n4_setting(tmp_path):
@@ -159,52 +159,48 @@ def test_fine_tuning_refuses_weights_trained_with_another_n4_setting(tmp_path):
     for load_path in (tmp_path / "source", tmp_path / "source" / "checkpoints" / "ckpt-100"):
         with pytest.raises(UserError, match=rf"^-lp {load_path}: its run used -nc True \({tmp_path}/source/"
                                             r"config.json\), this run -nc False: fine-tune with the N4 setting"):
-            config.parse_args(["-r", ".", "-lp", str(load_path), "-nc", "False"])
-        assert config.parse_args(["-r", ".", "-lp", str(load_path)]).n4_correction is True
+            flags.parse_args(["-r", ".", "-lp", str(load_path), "-nc", "False"])
+        assert flags.parse_args(["-r", ".", "-lp", str(load_path)]).n4_correction is True
 
 
 def test_benchmark_says_which_inference_flags_it_does_not_use(capsys):
-    config.parse_args(["-r", ".", "--benchmark", "--inference=window", "--block_size=48", "--seed=3"])
+    flags.parse_args(["-r", ".", "--benchmark", "--inference=window", "--block_size=48", "--seed=3"])
     assert capsys.readouterr().out == ("[flags] --inference --block_size not used: --benchmark times training "
                                        "only, without a test\n")
-    config.parse_args(["-r", ".", "--inference=window"])
+    flags.parse_args(["-r", ".", "--inference=window"])
     assert capsys.readouterr().out == ""
 
 
 def test_weights_of_another_width_stop_with_one_line(tmp_path):
     import tensorflow as tf
 
-    import tf_models
-
     prefix = tf.train.Checkpoint(model=tf_models.build_model("dense24", 0.1)).save(
         str(tmp_path / "checkpoints" / "ckpt"))
     narrow = tf_models.build_model("dense24", 0.1)
-    assert runner.load_weights(narrow, str(tmp_path)) == prefix
+    assert weights.load_weights(narrow, str(tmp_path)) == prefix
     with pytest.raises(UserError, match=r"-lp .*ckpt-1: does not fit -mn dense24 \(--width_multiplier too\?\)"):
-        runner.load_weights(tf_models.build_model("dense24", 0.2), prefix)
+        weights.load_weights(tf_models.build_model("dense24", 0.2), prefix)
 
 
 def test_common_names_are_aliases_of_the_reference_flags():
-    common = config.parse_args(["--data_path", "d", "--mode", "train", "--model_dir", "m", "--batch_size", "3",
-                                "--max_steps", "7", "--log_every", "5", "--checkpoint_every", "9",
-                                "--resume=True"])
-    reference = config.parse_args(["-r", "d", "--model_dir", "m", "-bs", "3", "--max_steps", "7",
-                                   "--log_every_steps", "5", "--save_every_steps", "9", "-c", "True"])
+    common = flags.parse_args(["--data_path", "d", "--mode", "train", "--model_dir", "m", "--batch_size", "3",
+                               "--max_steps", "7", "--log_every", "5", "--checkpoint_every", "9",
+                               "--resume=True"])
+    reference = flags.parse_args(["-r", "d", "--model_dir", "m", "-bs", "3", "--max_steps", "7",
+                                  "--log_every_steps", "5", "--save_every_steps", "9", "-c", "True"])
     assert vars(common) == vars(reference)
-    assert common.resume is True and common.log_every_steps == 5 and common.checkpoint_every == 9
-    assert config.parse_args(["-r", "d", "--resume"]).resume is True
-    assert config.parse_args(["-r", "d", "--resume=False"]).resume is False
+    assert common.resume is True and common.log_every == 5 and common.checkpoint_every == 9
+    assert flags.parse_args(["-r", "d", "--resume"]).resume is True
+    assert flags.parse_args(["-r", "d", "--resume=False"]).resume is False
 
 
 def test_brats_2021_and_2023_folders_train_and_predict_in_their_own_label_convention(tmp_path):
     import nibabel as nib
 
-    import synthetic_brats
-
     tiny = [*TINY, "--max_steps", "2", "-bs", "2", "--tumour_centres", "1", "--background_centres", "1"]
     for scheme in ("2021", "2023"):
         data, run = tmp_path / scheme, tmp_path / f"run{scheme}"
-        synthetic_brats.write_dataset(str(data), 3, (30, 30, 30), seed=1, scheme=scheme)
+        synthetic.write_dataset(str(data), 3, (30, 30, 30), seed=1, scheme=scheme)
         assert main.main(["-r", str(data), "--model_dir", str(run), "--mode", "train_test", *tiny]) == 0
         assert main.main(["-r", str(data), "--model_dir", str(run), "--mode", "predict", "-sp", str(tmp_path / "p"),
                           "--save_png", "False"]) == 0
@@ -223,7 +219,7 @@ def test_validation_cases_are_scored_and_the_best_weights_tested(synthetic_root,
     assert len(val_ids) == 1 and val_ids[0] not in {case.case_id for case in data.train_cases}
     assert len(data.train_cases) == 3  # 4 of the 5 cases train, one of them now validates
     lines = []
-    model = runner.train(args, ctx, model, optimizer, data, log=lines.append)
+    model = training.train(args, ctx, model, optimizer, data, log=lines.append)
     scored = [line for line in lines if line.startswith("[val]")]
     # Every --eval_every steps and at the end; each says the Dice of every region.
     assert [line.split(":")[0] for line in scored] == ["[val] step 2", "[val] step 3"], lines
@@ -231,35 +227,35 @@ def test_validation_cases_are_scored_and_the_best_weights_tested(synthetic_root,
     import tensorflow as tf
 
     # The same figures for TensorBoard, at the same steps.
-    events = run / runner.VALIDATION_EVENTS
+    events = run / evaluation.VALIDATION_EVENTS
     tags = {(value.tag, event.step) for name in os.listdir(events)
             for event in tf.compat.v1.train.summary_iterator(str(events / name)) for value in event.summary.value}
     assert tags == {(f"val_dice_{name}", step) for name in ("wt", "tc", "et", "mean") for step in (2, 3)}
-    prefix, record = runner.read_best(str(run))
+    prefix, record = weights.read_best(str(run))
     assert record["checkpoint"] == f"ckpt-{record['step']}" and os.path.isfile(prefix + ".weights.npz")
     assert f"the best so far: {prefix}" in scored[record["step"] - 2]
     assert os.path.isfile(os.path.join(run, "checkpoints", "ckpt-3.index"))  # the last stays beside it
-    # What the test phase of --mode train_test loads and says (runner.test's first step).
+    # What the test phase of --mode train_test loads and says (evaluation.test's first step).
     capsys.readouterr()
-    runner._restore_for_inference(args, model, trained_here=True)
+    inference.restore_for_inference(args, model, trained_here=True)
     assert f"[train_test] weights: the best validation, {prefix} (step {record['step']}" in capsys.readouterr().out
     args.test_weights = "last"
-    runner._restore_for_inference(args, model, trained_here=True)
+    inference.restore_for_inference(args, model, trained_here=True)
     assert "[train_test] weights: this training's last step" in capsys.readouterr().out
 
 
 def test_validation_subset_from_a_count_or_a_file(tmp_path):
     train_ids = [f"case{i}" for i in range(6)]
-    two = brats_data.validation_subset(train_ids, "2", seed=1)
-    assert len(two) == 2 and two == brats_data.validation_subset(train_ids, "2", seed=1)
-    assert brats_data.validation_subset(train_ids, "0", seed=1) == []
+    two = split.validation_subset(train_ids, "2", seed=1)
+    assert len(two) == 2 and two == split.validation_subset(train_ids, "2", seed=1)
+    assert split.validation_subset(train_ids, "0", seed=1) == []
     listed = tmp_path / "val.txt"
     listed.write_text("case4\ncase1")
-    assert brats_data.validation_subset(train_ids, str(listed), seed=1) == ["case1", "case4"]  # the list's order
+    assert split.validation_subset(train_ids, str(listed), seed=1) == ["case1", "case4"]  # the list's order
     listed.write_text("case1\nother")
     with pytest.raises(UserError, match=r"val\.txt: 1 case\(s\) not in the training list \(other\)"):
-        brats_data.validation_subset(train_ids, str(listed), seed=1)
+        split.validation_subset(train_ids, str(listed), seed=1)
     with pytest.raises(UserError, match="6 validation case"):
-        brats_data.validation_subset(train_ids, "7", seed=1)
+        split.validation_subset(train_ids, "7", seed=1)
     with pytest.raises(UserError, match="expected a number of cases or a file"):
-        brats_data.validation_subset(train_ids, "missing.txt", seed=1)
+        split.validation_subset(train_ids, "missing.txt", seed=1)

@@ -13,22 +13,28 @@
 # limitations under the License.
 """Every flag of main.py, with its default and help, the checks between flags, and the run config.
 
-The reference ``train.py`` flags keep their short names (-gpu, -bs, -mn, -nc,
--e, -r, -sp, -lp, -c, -ws/-hs/-cs, -ps); -nc and -c are real booleans here
-(``-nc False`` is off; the reference's ``type=bool`` read "False" as True).
-The repository's common names are aliases of the same flags: --mode,
---data_path (-r), --model_dir, --batch_size (-bs), --max_steps, --log_every
-(--log_every_steps), --checkpoint_every (--save_every_steps), --resume (-c,
---continue_training); --keep_checkpoints is the repository's own.
+Parsed names are the repository's common ones (``args.data_path``,
+``model_dir``, ``mode``, ``max_steps``, ``train_epochs``, ``batch_size``,
+``learning_rate``, ``log_every``, ``seed``, ``resume``, ``checkpoint_every``,
+``keep_checkpoints``). The reference ``train.py`` flags stay accepted as
+aliases under their short names (-gpu, -bs, -mn, -nc, -e, -r, -sp, -lp, -c,
+-ws/-hs/-cs, -ps), and so do this model's earlier spellings (--epochs,
+--log_every_steps, --save_every_steps, --continue_training); -nc and -c are
+real booleans here (``-nc False`` is off; the reference's ``type=bool`` read
+"False" as True). A run's config.json stores the parsed names; what test,
+predict and a resume read from it (:data:`RUN_CONFIG_NAMES`) kept its names,
+so an older run's config.json reads as before.
+
+Imports no TensorFlow (only ``model.specs`` and ``common.npu_utils``): ``--help``
+and a flag error answer at once.
 """
 
-import argparse
 import hashlib
 import os
 
 from common import npu_utils
 from common.npu_utils import UserError
-from tf_models import CROP_MARGIN, MODEL_NAMES, canonical_model_name
+from model.specs import CROP_MARGIN, MODEL_NAMES, canonical_model_name
 
 # What test, predict and a resumed training take from the training run's
 # config.json: the network its checkpoint holds and the data it was trained on.
@@ -36,7 +42,7 @@ RUN_CONFIG_NAMES = ("model_name", "width_multiplier", "n4_correction")
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = npu_utils.FlagParser(
         description="Hierarchical densely connected 3D CNN for BraTS (Chen et al. 2018): "
                     "train, test or predict.")
     parser.add_argument("--mode", choices=("train", "test", "train_test", "predict"), default="train",
@@ -50,7 +56,9 @@ def build_parser():
     parser.add_argument("-nc", "--n4_correction", type=npu_utils.str2bool, nargs="?", const=True, default=None,
                         metavar="True|False", help="N4 bias-field correction, cached beside the data "
                         "(default True, False for dense24_nocorrection)")
-    parser.add_argument("-e", "--epochs", type=int, default=5, help="training epochs (default %(default)s)")
+    parser.add_argument("--train_epochs", "-e", "--epochs", dest="train_epochs", type=int, default=5,
+                        help="training epochs of --tumour_centres + --background_centres patches per case "
+                             "(default %(default)s)")
     parser.add_argument("-bs", "--batch_size", type=int, default=2, help="patches per device and step "
                         "(default %(default)s)")
     parser.add_argument("-lr", "--learning_rate", type=float, default=5e-4,
@@ -76,7 +84,7 @@ def build_parser():
     npu_utils.add_bool_flag(parser, "--benchmark", help_text="time training only: no checkpoints or test; "
                             "20 steps unless --max_steps; prints patches/s and voxels/s")
     npu_utils.add_bool_flag(parser, "--skip_bad_cases", help_text="leave out bad cases (listed) instead of stopping")
-    parser.add_argument("--log_every_steps", "--log_every", dest="log_every_steps", type=int, default=20,
+    parser.add_argument("--log_every", "--log_every_steps", dest="log_every", type=int, default=20,
                         help="print a TRAIN line every N steps (default %(default)s)")
     parser.add_argument("--inference", choices=("block", "window"), default="block",
                         help="block: fully convolutional blocks, every head voxel; window: the reference's "
@@ -183,9 +191,9 @@ def _note_unused_by_benchmark(args, given):
 
 
 def _check_ranges(args):
-    for flag, value in (("-e", args.epochs), ("-bs", args.batch_size), ("--log_every_steps", args.log_every_steps),
-                        ("--block_size", args.block_size), ("--window_batch", args.window_batch),
-                        ("--eval_every", args.eval_every),
+    for flag, value in (("--train_epochs", args.train_epochs), ("-bs", args.batch_size),
+                        ("--log_every", args.log_every), ("--block_size", args.block_size),
+                        ("--window_batch", args.window_batch), ("--eval_every", args.eval_every),
                         ("--workers", args.workers)):
         if value < 1:
             raise UserError(f"{flag} must be at least 1, got {value}")

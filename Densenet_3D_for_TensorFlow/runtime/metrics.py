@@ -11,7 +11,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""BraTS evaluation: Dice, sensitivity, specificity and HD95 for WT, TC and ET.
+"""The training loss and the BraTS scores: Dice, sensitivity, specificity and HD95 for WT, TC and ET.
 
 Regions of the BraTS label values {0, 1, 2, 4}: whole tumour WT = label > 0,
 tumour core TC = label in {1, 4}, enhancing tumour ET = label == 4. A region
@@ -29,7 +29,10 @@ Dice and HD95 (:func:`lesion_wise_scores`).
 import csv
 
 import numpy as np
+import tensorflow as tf
 from scipy import ndimage
+
+from common.npu_utils import keras
 
 REGIONS = {
     "wt": lambda label: label > 0,
@@ -256,3 +259,21 @@ def write_csv(path, rows):
         for row in rows + summary_rows(rows):
             writer.writerow({c: (row.get(c, "") if c in ["case"] + count_columns() else f"{row[c]:.6f}")
                              for c in columns})
+
+
+def make_loss_fn(model):
+    """``loss_fn(images, labels) -> scalar``: CE of the 2-class head + CE of the 5-class head.
+
+    images (N, X, Y, Z, 4) float32; labels (N, x, y, z) int32 in 0..4 over the
+    labelled centre. Each CE is the mean over the local batch's voxels.
+    """
+    def cross_entropy(labels, logits):
+        # The loss function, not the Loss class: under a tf.distribute strategy
+        # the class divides by the replica count, and make_train_step averages already.
+        return tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
+
+    def loss_fn(images, labels):
+        outputs = model(images, training=True)
+        return cross_entropy(tf.cast(labels > 0, tf.int32), outputs["wt"]) + cross_entropy(labels, outputs["labels"])
+
+    return loss_fn

@@ -14,7 +14,7 @@
 """Synthetic BraTS-format cases: for tests, the quickstart and benchmarks.
 
 Each case folder ``<out>/<case>/`` holds ``<case>_{flair,t1,t1ce,t2,seg}.nii.gz``
-(or the BraTS 2021 / 2023 names, :data:`SCHEMES`) with a real affine (1 mm
+(or the BraTS 2021 / 2023 names, :data:`SCHEMES` below) with a real affine (1 mm
 voxels, BraTS-like orientation and origin). The "brain" is an ellipsoid;
 the tumour is an oedema ellipsoid (label 2) around a core of necrosis (1)
 inside an enhancing rim (4, or 3 in the 2023 scheme); the four contrasts
@@ -22,7 +22,7 @@ differ by sub-region as they do in MRI. Noise and a smooth multiplicative bias f
 (a low-order polynomial, different per modality) are added, so N4 has
 something to remove.
 
-CLI:  python synthetic_brats.py --out DIR --cases 4 --shape 48 48 40 [--seed 0] [--dtype int16]
+CLI:  python3 data_loading/synthetic.py --out DIR --cases 4 --shape 48 48 40 [--seed 0] [--dtype int16]
       [--scheme 2017|2021|2023] [--names LIST]
 """
 
@@ -158,7 +158,7 @@ def main(argv=None):
                              "2023 (BraTS-GLI-00001-000-t2f..., enhancing tumour = 3) (default %(default)s)")
     parser.add_argument("--names", default=None,
                         help="a case list (one id a line) naming the cases instead of --cases, e.g. "
-                             "reference_split/train.txt and test.txt concatenated")
+                             "data_loading/reference_split/train.txt and test.txt concatenated")
     args = parser.parse_args(argv)
     if args.cases < 1 or min(args.shape) < 24:
         parser.error("--cases must be at least 1 and every --shape value at least 24")

@@ -36,7 +36,7 @@ import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
-from brats_data import IMAGE_KINDS
+from data_loading.cases import IMAGE_KINDS
 
 SHRINK_FACTOR = 3
 ITERATIONS = (50, 50, 30, 20)  # per fitting level, coarse to fine
@@ -110,7 +110,7 @@ def correct_cases(cases, cache_dir, workers=None, log=print):
     """Make sure every case has up-to-date corrected volumes; returns {case_id: {kind: path}}.
 
     Args:
-      cases: checked :class:`brats_data.Case` objects.
+      cases: checked :class:`data_loading.cases.Case` objects.
       cache_dir: the folder used for cases whose folder is read-only.
       workers: parallel processes (default: the CPU count, at most the case count).
     """

@@ -19,7 +19,7 @@ block therefore gives, for every voxel at least 13 voxels inside the block,
 the same logits that a 38^3 window centred there would give, while computing
 far fewer voxels than 3,564 windows that each keep only 12^3 of 38^3. The
 block method runs the 'valid'-padding twin of the network
-(:func:`tf_models.inference_twin`), which skips the margin voxels that the
+(:func:`model.tf_models.inference_twin`), which skips the margin voxels that the
 final crop would throw away, and only over the head's bounding box: outside
 the skull-stripped head every modality is 0 and the label is background by
 definition (:func:`predict_labels`).
@@ -30,6 +30,8 @@ the BraTS values {0, 1, 2, 4}.
 
 import itertools
 import math
+import os
+import time
 
 import nibabel as nib
 import numpy as np
@@ -37,7 +39,12 @@ import tensorflow as tf
 from PIL import Image
 
 from common import npu_utils
-from tf_models import CROP_MARGIN
+from data_loading.cases import to_file_labels
+from data_loading.nifti import load_case
+from model import tf_models
+from model.specs import CROP_MARGIN
+from model.weights import load_weights, read_best
+from runtime import flags, metrics
 
 # Class index -> BraTS label. Class 3 is unused in BraTS 2017, so it never wins the argmax.
 BRATS_CLASSES = (0, 1, 2, 4)
@@ -73,7 +80,7 @@ def head_box(inside):
     return tuple(slice(int(indices.min()), int(indices.max()) + 1) for indices in np.nonzero(inside))
 
 
-def predict_labels(predict_fn, image, method="block", block=122, window_batch=8):
+def predict_labels(predict_fn, image, method, block=None, window_batch=None):
     """BraTS labels of a whole case; outside the head (all modalities 0) they are 0.
 
     Training never centres a patch outside the head, so that region is
@@ -81,15 +88,21 @@ def predict_labels(predict_fn, image, method="block", block=122, window_batch=8)
 
     Args:
       predict_fn: see :func:`make_predict_fn`; for 'block' preferably of the
-        :func:`tf_models.inference_twin` (same logits, less work).
+        :func:`model.tf_models.inference_twin` (same logits, less work).
       image: (X, Y, Z, 4) float32, normalised (background 0).
       method: 'block' (every head voxel, run over the head's bounding box only)
         or 'window' (the reference's 38^3 windows on its 3,564-window grid:
         every voxel at least 13 from the border; the border stays 0).
-      block, window_batch: see :func:`predict_blocks` and :func:`predict_windows`.
+      block: the kept block edge of 'block' (see :func:`predict_blocks`; --block_size).
+      window_batch: the windows per call of 'window' (see :func:`predict_windows`; --window_batch).
     Returns:
       (X, Y, Z) uint8 labels in {0, 1, 2, 4}.
+    Raises:
+      ValueError: an unknown method, or the method's own size (block, window_batch) missing.
     """
+    if method not in ("block", "window") or (block if method == "block" else window_batch) is None:
+        raise ValueError(f"predict_labels: method {method!r} with block={block}, window_batch={window_batch}: "
+                         "'block' needs block, 'window' needs window_batch")
     inside = head_mask(image)
     labels = np.zeros(inside.shape, np.uint8)
     if not inside.any():
@@ -105,7 +118,7 @@ def predict_labels(predict_fn, image, method="block", block=122, window_batch=8)
     return labels
 
 
-def predict_blocks(predict_fn, image, block=122):
+def predict_blocks(predict_fn, image, block):
     """Logits for every voxel of ``image`` by fully convolutional blocks of one fixed shape.
 
     Every block keeps ``block``^3 voxels and reads them with a 13-voxel margin,
@@ -161,7 +174,7 @@ def nonzero_window_corners(image, window=38, stride=12):
     return corners[np.array(keep, bool)] if len(corners) else corners
 
 
-def predict_windows(predict_fn, image, window=38, batch_size=8, corners=None):
+def predict_windows(predict_fn, image, *, batch_size, window=38, corners=None):
     """The reference method: 38^3 windows on the reference's grid, each adding its logits over its 12^3 centre.
 
     The grid (:func:`window_corners`) is the reference's, clamped last window
@@ -254,3 +267,56 @@ def save_png(path, flair, prediction, truth=None):
         for c, panel in enumerate(row):
             canvas[r * height:r * height + panel.shape[0], c * width:c * width + panel.shape[1]] = panel
     Image.fromarray(canvas.astype(np.uint8)).save(path)
+
+
+def restore_for_inference(args, model, trained_here):
+    """Put the weights --test_weights asks for into ``model`` and say which they are: the run's best
+    validation weights when it has them (not when -lp names a checkpoint), else its last checkpoint."""
+    explicit = args.load_path and os.path.isfile(args.load_path + ".index")
+    best = read_best(flags.weights_run_folder(args)) if args.test_weights == "best" and not explicit else None
+    if best:
+        load_weights(model, best[0], flag="--test_weights=best")
+        print(f"[{args.mode}] weights: the best validation, {best[0]} (step {best[1]['step']}, mean Dice "
+              f"{best[1]['mean_dice']:.4f}); --test_weights=last takes the last checkpoint")
+    elif trained_here:
+        print(f"[{args.mode}] weights: this training's last step")
+    else:
+        if args.load_path:
+            log_path = load_weights(model, args.load_path)
+        else:
+            log_path = load_weights(model, args.model_dir, flag="--model_dir")
+        print(f"[{args.mode}] weights: the last checkpoint, {log_path}")
+
+
+def run_inference(args, model, cases, data, with_truth, log):
+    os.makedirs(args.save_path, exist_ok=True)
+    if args.inference == "block":
+        model = tf_models.inference_twin(model, args.model_name, args.width_multiplier)
+    predict_fn = make_predict_fn(model, f"{args.inference}_predict")
+    rows = []
+    for case in cases:
+        loaded = load_case(case, data.image_paths[case.case_id], with_label=with_truth)
+        started = time.time()
+        labels = predict_labels(predict_fn, loaded.image, args.inference, args.block_size, args.window_batch)
+        seconds = time.time() - started
+        save_prediction(os.path.join(args.save_path, f"{case.case_id}.nii.gz"),
+                        to_file_labels(labels, case), loaded.affine, loaded.header)
+        if args.save_png:
+            save_png(os.path.join(args.save_path, f"{case.case_id}.png"), loaded.image[..., 0], labels,
+                     loaded.label)
+        message = f"[{args.mode}] {case.case_id}: {args.inference} inference {seconds:.1f} s"
+        if with_truth:
+            brain = np.any(loaded.image != 0, axis=-1)  # normalise() keeps the background at 0
+            row = dict(metrics.case_metrics(labels, loaded.label, loaded.spacing, brain,
+                                            lesion_wise=args.metrics == "brats2023"), case=case.case_id)
+            rows.append(row)
+            message += f", Dice WT {row['wt_dice']:.4f} TC {row['tc_dice']:.4f} ET {row['et_dice']:.4f}"
+        log(message)
+    return rows
+
+
+def predict(args, model, data, log=print):
+    """Label every case of --data_path and save NIfTI (and PNG) into -sp."""
+    restore_for_inference(args, model, trained_here=False)
+    run_inference(args, model, data.test_cases, data, with_truth=False, log=log)
+    log(f"[predict] {len(data.test_cases)} predictions in {args.save_path}")
