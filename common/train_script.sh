@@ -50,6 +50,17 @@ mz_parse_flags() {
   eval "${code}"
 }
 
+# mz_refuse_inside_output FLAG PATH: a folder meant to outlast the run (a cache) may not lie in the
+# output folder, which every run recreates; one line and exit 2 if it does.
+mz_refuse_inside_output() {
+  [ -n "$2" ] || return 0
+  case "$(realpath -m "$2")/" in
+    "$(realpath -m "${mz_output_root}")/"*)
+      echo "[Error] $1=$2 is inside ${mz_output_root}, which every run recreates" >&2
+      exit 2 ;;
+  esac
+}
+
 # mz_launch LAUNCH_OPTION...: runs main.py with mz_main_args once per rank through
 # common/launcher.py, with its output in output/<device>/train_<device>.log, prints the
 # Final result lines and writes output/<device>/${CaseName}.log. Exits with the training's

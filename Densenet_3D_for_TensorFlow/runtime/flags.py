@@ -53,7 +53,7 @@ def build_parser():
                              "e.g. BraTS 2017's HGG/; train.txt/test.txt in it choose the split")
     parser.add_argument("-mn", "--model_name", default="dense24", choices=MODEL_NAMES + ("no_dense",),
                         help="network (default %(default)s); dense24_nocorrection is dense24 on uncorrected data")
-    parser.add_argument("-nc", "--n4_correction", type=npu_utils.str2bool, nargs="?", const=True, default=None,
+    parser.add_argument("-nc", "--n4_correction", "--n4", type=npu_utils.str2bool, nargs="?", const=True, default=None,
                         metavar="True|False", help="N4 bias-field correction, cached beside the data "
                         "(default True, False for dense24_nocorrection)")
     parser.add_argument("--train_epochs", "-e", "--epochs", dest="train_epochs", type=int, default=5,
@@ -75,6 +75,10 @@ def build_parser():
     parser.add_argument("-cs", "--patch_depth", type=int, default=38, help="training patch Z (default %(default)s)")
     parser.add_argument("-ps", "--label_size", type=int, default=12,
                         help="labelled centre of a patch; must be patch size - 26 (default %(default)s)")
+    parser.add_argument("--patch_size", type=int, default=None, metavar="N",
+                        help="a cubic training patch: -ws, -hs and -cs N and -ps N - 26")
+    parser.add_argument("--centres", type=int, default=None, metavar="N",
+                        help="--tumour_centres and --background_centres N")
     parser.add_argument("--tumour_centres", type=int, default=200,
                         help="patch centres in the tumour per case and epoch (default %(default)s)")
     parser.add_argument("--background_centres", type=int, default=200,
@@ -148,6 +152,7 @@ def parse_args(argv=None):
     """
     args, given = npu_utils.parse_args_given(build_parser(), argv)
     args.model_name = canonical_model_name(args.model_name)
+    _apply_shorthands(args, given)
     args.model_dir = args.model_dir or os.path.join("results", args.model_name)
     if args.mode in ("test", "predict") or (args.resume and not args.benchmark):
         npu_utils.take_from_run_config(args, given, RUN_CONFIG_NAMES, weights_run_folder(args))
@@ -164,6 +169,23 @@ def parse_args(argv=None):
     args.save_path = args.save_path or os.path.join(args.model_dir, "predictions")
     args.n4_cache_dir = args.n4_cache_dir or default_n4_cache_dir(args.data_path)
     return args
+
+
+def _apply_shorthands(args, given):
+    """--patch_size and --centres: one value for the flags they stand for, which may not be given too."""
+    shorthands = {"patch_size": {"patch_width": 0, "patch_height": 0, "patch_depth": 0,
+                                 "label_size": -2 * CROP_MARGIN},
+                  "centres": {"tumour_centres": 0, "background_centres": 0}}
+    for shorthand, targets in shorthands.items():
+        value = getattr(args, shorthand)
+        if value is None:
+            continue
+        both = sorted(given & set(targets))
+        if both:
+            raise UserError(f"--{shorthand} sets --{', --'.join(targets)}: give it or them, not both "
+                            f"(--{both[0]} given)")
+        for name, offset in targets.items():
+            setattr(args, name, value + offset)
 
 
 def default_n4_cache_dir(data_path, env=None):

@@ -5,4 +5,4 @@
 # train_full_1p.sh (--batch_size is per device).
 #   RANK_SIZE=8 bash test/train_full_8p.sh --data_path=BraTS2017/HGG
 export RANK_SIZE="${RANK_SIZE:-8}"
-exec bash "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/train_full_1p.sh" "$@"
+MZ_SCRIPT="${BASH_SOURCE[0]}" exec bash "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/train_full_1p.sh" "$@"

@@ -3,4 +3,4 @@
 # with one data-parallel process per device (--batch_size is per device).
 #   RANK_SIZE=8 bash test/train_performance_8p.sh --data_path=BraTS2017/HGG
 export RANK_SIZE="${RANK_SIZE:-8}"
-exec bash "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/train_performance_1p.sh" "$@"
+MZ_SCRIPT="${BASH_SOURCE[0]}" exec bash "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/train_performance_1p.sh" "$@"
