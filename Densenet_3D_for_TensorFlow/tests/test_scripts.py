@@ -17,7 +17,8 @@ killed (SIGKILL) and rerun resumes from its last checkpoint, on one rank and on
 two, and the run folder keeps every segment's logs.
 
 The scripts run in a copy of the model directory (next to links to common/
-and .venv) so that a test never replaces a user's test/output/.
+and .venv) and write their output/<device>/ folders into a temporary folder
+(MZ_OUTPUT_DIR), so that a test never replaces a user's test/output/.
 """
 
 import os
@@ -48,6 +49,15 @@ def script_repo(tmp_path_factory):
     shutil.copytree(MODEL_DIR, root / os.path.basename(MODEL_DIR),
                     ignore=shutil.ignore_patterns("tests", "output", "results", "__pycache__", "*.log"))
     return root / os.path.basename(MODEL_DIR)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def script_output(tmp_path_factory):
+    """The scripts' output root (MZ_OUTPUT_DIR, read by common/train_script.sh): a temporary folder."""
+    output = tmp_path_factory.mktemp("output")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MZ_OUTPUT_DIR", str(output))
+        yield output
 
 
 def _env(rank_size=None):
@@ -97,13 +107,13 @@ def _summary(path):
         return dict(line.rstrip("\n").split(" = ", 1) for line in handle if " = " in line)
 
 
-def test_train_performance_1p_end_to_end_with_n4(script_repo, synthetic_root, tmp_path):
+def test_train_performance_1p_end_to_end_with_n4(script_repo, script_output, synthetic_root, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(synthetic_root, data)
     result = _run(["bash", "train_performance_1p.sh", f"--data_path={data}", "--max_steps=4",
                    "--n4=True", *TINY_SCRIPT_FLAGS], cwd=script_repo / "test")
     assert result.returncode == 0, result.stdout + result.stderr
-    output = script_repo / "test" / "output" / "0"
+    output = script_output / "0"
     summary = _summary(output / "Densenet_3D_for_TensorFlow_bs2_1p_perf.log")
     assert set(LOG_KEYS + ["patches_per_sec", "voxels_per_sec"]) <= set(summary)
     assert "TrainAccuracy" not in summary
@@ -113,7 +123,7 @@ def test_train_performance_1p_end_to_end_with_n4(script_repo, synthetic_root, tm
     assert not (output / "ckpt" / "checkpoints").exists()  # --benchmark saves nothing
 
 
-def test_train_full_8p_on_two_ranks_killed_and_rerun_resumes(script_repo, synthetic_root, tmp_path):
+def test_train_full_8p_on_two_ranks_killed_and_rerun_resumes(script_repo, script_output, synthetic_root, tmp_path):
     # 4 training cases shared out, 2 x (4 + 4) patches per rank and epoch in batches of 2: 8 steps per epoch.
     run = tmp_path / "run"
     command = ["bash", "test/train_full_8p.sh", f"--data_path={synthetic_root}", f"--ckpt_path={run}",
@@ -122,7 +132,7 @@ def test_train_full_8p_on_two_ranks_killed_and_rerun_resumes(script_repo, synthe
     assert resumed >= 2
     result = _run(command, cwd=script_repo, rank_size="2")
     assert result.returncode == 0, result.stdout + result.stderr
-    output = script_repo / "test" / "output"
+    output = script_output
     summary = _summary(output / "0" / "Densenet_3D_for_TensorFlow_bs2_2p_acc.log")
     assert set(LOG_KEYS + ["TrainAccuracy", "tc_dice", "et_dice"]) <= set(summary)
     assert summary["RankSize"] == "2" and summary["RunSegments"] == "2" and summary["RunSteps"] == "1-6"
@@ -163,12 +173,13 @@ def test_bad_case_stops_main_with_its_file_named(synthetic_root, tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("error: 1 of ")
 
 
-def test_sigkilled_script_rerun_resumes_and_its_run_folder_holds_the_whole_run(script_repo, synthetic_root):
+def test_sigkilled_script_rerun_resumes_and_its_run_folder_holds_the_whole_run(script_repo, script_output,
+                                                                               synthetic_root):
     # 4 training cases x 2 centres / batch 2: 4 steps per epoch; a checkpoint every 2 steps, the last 2 kept.
-    # The run folder where a ModelZoo user puts it, inside test/output/0, which every run recreates: kept.
-    run = script_repo / "test" / "output" / "0" / "ckpt"
+    # The run folder where a ModelZoo user puts it, inside output/0, which every run recreates: kept.
+    run = script_output / "0" / "ckpt"
     shutil.rmtree(run, ignore_errors=True)  # an earlier test's run
-    command = ["bash", "test/train_full_1p.sh", f"--data_path={synthetic_root}", "--ckpt_path=test/output/0/ckpt",
+    command = ["bash", "test/train_full_1p.sh", f"--data_path={synthetic_root}", f"--ckpt_path={run}",
                "--train_steps=12", "--checkpoint_every=2", "--keep_checkpoints=2", "--log_every=1", "--n4=False",
                "--centres=1", "--inference=window", "--skip_bad_cases=True",
                *[flag for flag in TINY_SCRIPT_FLAGS if not flag.startswith("--centres")]]
@@ -176,7 +187,7 @@ def test_sigkilled_script_rerun_resumes_and_its_run_folder_holds_the_whole_run(s
     assert resumed >= 2
     result = _run(command, cwd=script_repo)
     assert result.returncode == 0, result.stdout + result.stderr
-    output = script_repo / "test" / "output" / "0"
+    output = script_output / "0"
     log = (output / "train_0.log").read_text()
     assert "--inference=window --skip_bad_cases=True" in log.splitlines()[0]
     assert f"from {run}/train.txt and {run}/test.txt" in log  # the first run's split, reused
