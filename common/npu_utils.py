@@ -69,7 +69,12 @@ CHECKPOINT_LIST = "checkpoint"  # TensorFlow's file naming a folder's checkpoint
 
 class FlagParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are a UserError of one line, without the usage text (exit 2
-    through ``exit_on_user_error``)."""
+    through ``exit_on_user_error``), and which takes a flag only as spelled in full: a prefix that
+    happens to match one flag today would silently mean another once a flag is added."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(**kwargs)
 
     def error(self, message):
         raise UserError(f"{message} (see --help)")
@@ -89,7 +94,7 @@ def add_bool_flag(parser, name, help_text, default=False, aliases=(), dest=None)
     """Add ``--name`` (True), ``--name=True`` and ``--name=False``; ``aliases`` are other spellings."""
     extra = {"dest": dest} if dest else {}
     parser.add_argument(name, *aliases, type=str2bool, nargs="?", const=True, default=default,
-                        metavar="True|False", help=f"{help_text} (default {default})", **extra)
+                        metavar="True|False", help=f"{help_text} (default %(default)s)", **extra)
 
 
 def add_device_flags(parser):
@@ -130,9 +135,9 @@ def add_checkpoint_flags(parser, checkpoint_every, resume_aliases=(), every_alia
                   "fresh); False: start over, deleting its checkpoints; not given: refuse a folder that holds one",
                   default=None, aliases=resume_aliases, dest="resume")
     group.add_argument("--checkpoint_every", *every_aliases, dest="checkpoint_every", type=positive_int,
-                       default=checkpoint_every, help=f"steps between checkpoints (default {checkpoint_every})")
+                       default=checkpoint_every, help="steps between checkpoints (default %(default)s)")
     group.add_argument("--keep_checkpoints", type=positive_int, default=3,
-                       help="how many of the newest checkpoints stay (default 3)")
+                       help="how many of the newest checkpoints stay (default %(default)s)")
     return parser
 
 

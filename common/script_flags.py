@@ -48,13 +48,13 @@ RUN_FOLDER_PLACEHOLDER = "{output_dir}/ckpt"  # the launcher's per-rank folder, 
 
 def launcher_parser():
     """The flags a script handles itself (ModelZoo debug parameters and the run folder); the rest are main.py's."""
-    parser = FlagParser(add_help=False, allow_abbrev=False, prog="script")
+    parser = FlagParser(add_help=False, prog="script")
     group = parser.add_argument_group("script flags (ModelZoo; common/train_script.sh)")
     group.add_argument("--ckpt_path", metavar="DIR",
                        help="run folder kept across reruns: checkpoints, config.json, every run's logs in "
                             "logs/segment-NNN/ (default: output/<device>/ckpt, made anew by every run); main.py's "
                             "--model_dir is the same flag")
-    group.add_argument("--train_steps", metavar="N", type=int,
+    group.add_argument("--train_steps", "--max_step", metavar="N", type=int,
                        help="the ModelZoo name of main.py's --max_steps (step cap)")
     group.add_argument("--precision_mode", choices=PRECISION_MODES,
                        help="default: the device's own; GPU and CPU map it to a Keras policy")
