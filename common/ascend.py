@@ -38,8 +38,8 @@ def add_flags(group, add_bool_flag):
     for flag, (what, folder) in SWITCHES.items():
         add_bool_flag(group, f"--{flag}", f"{what} (Ascend only)")
         if folder:
-            group.add_argument(f"--{folder[0]}", default=folder[1], help=f"where it goes (default {folder[1]})")
-    group.add_argument("--data_dump_step", default="10", help="steps to dump, e.g. 10 or 0|5|10 (default 10)")
+            group.add_argument(f"--{folder[0]}", default=folder[1], help="where it goes (default %(default)s)")
+    group.add_argument("--data_dump_step", default="10", help="steps to dump, e.g. 10 or 0|5|10 (default %(default)s)")
     for flag, what in FILES.items():
         group.add_argument(f"--{flag}", default=None, help=f"{what} (Ascend only)")
 
