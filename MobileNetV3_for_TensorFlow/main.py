@@ -30,8 +30,7 @@ try:
     from common import npu_utils
 except ImportError:  # the model directory was copied without the repository around it
     print(f"error: {MODEL_DIR} needs the repository's common/ folder beside it "
-          f"({os.path.join(os.path.dirname(MODEL_DIR), 'common')}); copy the model directory with it",
-          file=sys.stderr)
+          f"({os.path.join(os.path.dirname(MODEL_DIR), 'common')}); copy the model directory with it", file=sys.stderr)
     sys.exit(2)
 from runtime import flags  # noqa: E402  (no TensorFlow: --help and flag errors answer at once)
 
@@ -41,23 +40,24 @@ def main(argv=None):
     args, given = flags.parse_args(argv)  # every flag and its default
     ctx = npu_utils.setup_device(args)  # device, precision, ranks (loads TensorFlow)
 
-    # Deferred, like everything below: TensorFlow loads only once the flags are good.
-    from runtime import inference, modes, network, training
+    from model import network  # deferred, like everything below: TensorFlow loads once the flags are good
+    from runtime import evaluation, inference, training
 
+    training.note_cpu_costs(ctx)  # a precision or XLA request that slows this network on a CPU says so
     if args.mode in flags.TRAINING_MODES:
         training.take_resumed_settings(args, given)  # a resumed run keeps its network and input size
-        dataset = modes.load_data(args, need_train=True)  # checked file lists
+        dataset = evaluation.load_data(args, need_train=True)  # checked file lists
         training.train(args, ctx, dataset)  # restore or start, train, save best/ and final
-        if args.mode == "train_and_evaluate" and ctx.is_chief:  # the report is the chief's
-            modes.evaluate(args, *network.load_saved(args.save_dir), dataset)
+        if args.mode == "train_and_evaluate" and ctx.is_chief and not args.benchmark:  # the report is the chief's
+            evaluation.evaluate_run(args, *network.load_saved(args.model_dir), dataset)
         return 0
-    model, names = modes.load_run(args, given)  # the finished run of --model_dir
+    model, names = inference.load_run(args, given)  # the finished run of --model_dir
     if args.mode == "evaluate":
-        modes.evaluate(args, model, names, modes.load_data(args, need_train=False))
+        evaluation.evaluate_run(args, model, names, evaluation.load_data(args, need_train=False))
     elif args.mode == "predict":
-        modes.predict(args, model, names)
+        inference.predict_run(args, model, names)
     else:
-        inference.export(model, names, os.path.join(args.save_dir, "export"))
+        inference.export(model, names, os.path.join(args.model_dir, "export"))
     return 0
 
 

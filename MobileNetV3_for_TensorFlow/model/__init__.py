@@ -11,4 +11,4 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""MobileNetV3 networks: block tables, backbone, classifier, LR-ASPP head."""
+"""MobileNetV3 networks (block tables, backbone, classifier, LR-ASPP head), weights loading, the optimiser recipe."""

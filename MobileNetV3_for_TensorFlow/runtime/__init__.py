@@ -11,4 +11,4 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Run modes: configuration, training loop, evaluation, prediction, export."""
+"""Run modes: flags, training loop, evaluation, prediction and export, losses and metrics."""

@@ -11,45 +11,26 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""The one place that defines the flags, and their merge with config/config.json.
+"""The one place that defines the flags and their defaults (``python3 main.py --help`` shows them).
 
-``config/config.json`` holds the seed's keys and defaults (model, height,
-width, class_number, learning_rate, batch, epochs, train_dir, eval_dir,
-save_dir, weights); a flag given on the command line overrides its key.
+Loads no TensorFlow, so ``--help`` and a flag error answer at once. The
+seed's config/config.json keys (model, height, width, class_number,
+learning_rate, batch, epochs, train_dir, eval_dir, save_dir, weights) are
+flags here, with the seed's values as defaults and its spellings as aliases.
 """
 
 import argparse
-import json
-import os
 
 from common import npu_utils
 from common.npu_utils import UserError
 
-MODEL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_CONFIG = os.path.join(MODEL_DIR, "config", "config.json")
-# What each key of config/config.json must hold: (the sentence of the error, the range check).
-CONFIG_RULES = {
-    "model": ('"small" or "large"', lambda v: v in ("small", "large")),
-    "height": ("an integer of at least 32 (pixels)", lambda v: v >= 32),
-    "width": ("an integer of at least 32 (pixels)", lambda v: v >= 32),
-    "class_number": ("an integer, 0 (take it from the class folders) or more", lambda v: v >= 0),
-    "learning_rate": ("a positive number", lambda v: v > 0),
-    "batch": ("a positive integer (images per device and step)", lambda v: v >= 1),
-    "epochs": ("a positive integer", lambda v: v >= 1),
-    "train_dir": ("a folder path, or \"\" (set by --data_path)", lambda v: True),
-    "eval_dir": ("a folder path, or \"\" (set by --data_path)", lambda v: True),
-    "save_dir": ("a folder path", lambda v: True),
-    "weights": ("\"\", \"imagenet\" or a path", lambda v: True),
-}
-CONFIG_KEYS = tuple(CONFIG_RULES)
-INTEGER_KEYS = ("height", "width", "class_number", "batch", "epochs")
 MODES = ("train", "evaluate", "train_and_evaluate", "predict", "export")
 # The paper's ImageNet training (Section 5.1): "RMSPropOptimizer with 0.9 momentum ... initial learning
 # rate of 0.1, with batch size 4096 ... learning rate decay rate of 0.01 every 3 epochs ... dropout of
 # 0.8 [keep probability], and l2 weight decay 1e-5 ... exponential moving average with decay 0.9999".
 PAPER_RECIPE = {"optimizer": "rmsprop", "lr_schedule": "step", "lr_decay_epochs": 3.0, "lr_decay_rate": 0.99,
-                "warmup_epochs": 0.0, "weight_decay": 1e-5, "weight_decay_mode": "l2", "ema_momentum": 0.9999, "dropout": 0.2,
-                "bn_momentum": 0.99}
+                "warmup_epochs": 0.0, "weight_decay": 1e-5, "weight_decay_mode": "l2", "ema_momentum": 0.9999,
+                "dropout": 0.2, "bn_momentum": 0.99}
 PAPER_LEARNING_RATE, PAPER_BATCH = 0.1, 4096
 TRAINING_MODES = ("train", "train_and_evaluate")
 # What evaluate, predict, export and a resumed training take from the training
@@ -67,44 +48,39 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def build_parser():
-    """The argparse parser of main.py; config keys default to None (= from the config file)."""
-    parser = argparse.ArgumentParser(
+    """The argparse parser of main.py: every flag, its default and its help."""
+    parser = npu_utils.FlagParser(  # a flag error is one line (exit 2), not the usage text
         description="MobileNetV3 Small/Large classification and LR-ASPP segmentation (TF 2.21 / Keras 3 or "
                     "TF 2.6.5 / Keras 2.6).",
         formatter_class=_HelpFormatter, allow_abbrev=False)
-    parser.add_argument("--config", default=DEFAULT_CONFIG, help="JSON file of the config keys")
     parser.add_argument("--mode", choices=MODES, default="train",
                         help="train; evaluate (validation split); train_and_evaluate; "
                              "predict (--input); export (SavedModel + the Keras model file)")
     parser.add_argument("--task", choices=("classification", "segmentation"), default="classification",
                         help="class folders, or image/mask pairs with the LR-ASPP head")
 
-    config = parser.add_argument_group("config keys (None = take the value from --config)")
-    config.add_argument("--model", choices=("small", "large"), default=None, help="MobileNetV3 size")
-    config.add_argument("--height", type=int, default=None, help="input height in pixels")
-    config.add_argument("--width", type=int, default=None, help="input width in pixels")
-    config.add_argument("--class_number", type=int, default=None,
-                        help="classes; classification: must equal the class folders, 0 = take it "
-                             "from the folders; segmentation: mask classes incl. background")
-    config.add_argument("--learning_rate", type=float, default=None,
-                        help="peak learning rate (after warm-up), for the global batch")
-    config.add_argument("--batch_size", "--batch", dest="batch", type=int, default=None, metavar="N",
-                        help="images per device and step")
-    config.add_argument("--epochs", "--train_epochs", dest="epochs", type=int, default=None,
-                        help="training epochs")
-    config.add_argument("--train_dir", default=None, help="training folder (overridden by --data_path)")
-    config.add_argument("--eval_dir", default=None, help="validation folder (overridden by --data_path)")
-    config.add_argument("--model_dir", "--save_dir", "--modeldir", dest="save_dir", default=None, metavar="DIR",
-                        help="run folder: checkpoints, best model, config.json, logs, exports")
-    config.add_argument("--weights", default=None,
-                        help="training: where to start: imagenet (keras.applications' ImageNet weights of "
-                             "the same --model and --alpha), a keras.applications .h5 weights file, or an "
-                             "earlier run (of either stack): its folder, its model file or a checkpoint "
-                             "(backbone only when the class count differs); evaluate, predict and export ignore it")
+    # The seed's config/config.json keys, with its values as the defaults.
+    run = parser.add_argument_group("network, input and run folder")
+    run.add_argument("--model", choices=("small", "large"), default="small", help="MobileNetV3 size")
+    run.add_argument("--height", type=int, default=224, help="input height in pixels")
+    run.add_argument("--width", type=int, default=224, help="input width in pixels")
+    run.add_argument("--class_number", type=int, default=2,
+                     help="classes; classification: must equal the class folders, 0 = take it "
+                          "from the folders; segmentation: mask classes incl. background")
+    run.add_argument("--model_dir", "--save_dir", "--modeldir", dest="model_dir", default="results", metavar="DIR",
+                     help="run folder: checkpoints, best model, config.json, logs, exports")
+    run.add_argument("--weights", default="",
+                     help="training: where to start: imagenet (keras.applications' ImageNet weights of "
+                          "the same --model and --alpha), a keras.applications .h5 weights file, or an "
+                          "earlier run (of either stack): its folder, its model file or a checkpoint "
+                          "(backbone only when the class count differs); evaluate, predict and export ignore "
+                          "it; empty = newly initialised")
 
     data = parser.add_argument_group("data")
     data.add_argument("--data_path", default=None,
-                      help="folder holding train/ and validation/ (or eval/); sets train_dir and eval_dir")
+                      help="folder holding train/ and validation/ (or eval/); sets --train_dir and --eval_dir")
+    data.add_argument("--train_dir", default="", help="training folder (instead of --data_path)")
+    data.add_argument("--eval_dir", default="", help="validation folder (instead of --data_path)")
     npu_utils.add_bool_flag(data, "--skip_bad_images", "skip images that fail to decode (found when they are "
                             "read) and list them at the end of the epoch, instead of stopping")
     data.add_argument("--cache_budget_mb", type=float, default=300,
@@ -123,6 +99,12 @@ def build_parser():
     net.add_argument("--dropout", type=float, default=0.2, help="dropout before the classifier (paper: 0.2)")
 
     train = parser.add_argument_group("training")
+    train.add_argument("--batch_size", "--batch", dest="batch_size", type=int, default=2, metavar="N",
+                       help="images per device and step")
+    train.add_argument("--train_epochs", "--epochs", dest="train_epochs", type=int, default=20, metavar="N",
+                       help="training epochs")
+    train.add_argument("--learning_rate", type=float, default=0.001,
+                       help="peak learning rate (after warm-up), for the global batch")
     train.add_argument("--recipe", choices=("seed", "paper"), default="seed",
                        help="seed: the flags' own defaults (Adam, cosine); paper: the paper's ImageNet recipe "
                             "for every flag not given: --optimizer=rmsprop --lr_schedule=step "
@@ -152,7 +134,7 @@ def build_parser():
     train.add_argument("--lr_decay_rate", type=float, default=0.99,
                        help="step schedule: learning-rate factor per decay")
     train.add_argument("--label_smoothing", type=float, default=0.0, help="classification label smoothing")
-    train.add_argument("--max_steps", "--max_step", dest="max_step", type=int, default=0, metavar="N",
+    train.add_argument("--max_steps", "--max_step", dest="max_steps", type=int, default=0, metavar="N",
                        help="stop after this many steps in total (0 = no cap)")
     train.add_argument("--log_every", type=int, default=1, help="print a TRAIN line every N steps")
     train.add_argument("--freeze_backbone_epochs", type=int, default=0,
@@ -162,6 +144,8 @@ def build_parser():
                             "default 32768; 0 = no loss scaling); the seed's True: dynamic at the default "
                             "scale, False: none")
     train.add_argument("--seed", type=int, default=0, help="one seed for order, augmentation and initialisation")
+    npu_utils.add_bool_flag(train, "--benchmark", "time training only: no checkpoints (none read, none written), "
+                            "no validation, no best/ or final model; TRAIN lines as usual")
     # Every epoch's end is a checkpoint too; --save_interval is the seed's spelling.
     npu_utils.add_checkpoint_flags(parser, checkpoint_every=100, every_aliases=("--save_interval",))
     npu_utils.add_device_flags(parser)
@@ -188,7 +172,7 @@ def apply_paper_recipe(args, given):
     epochs, weight decay 1e-5, a moving average of the weights (0.9999),
     dropout 0.2 and BN momentum 0.99 (both already the defaults).
     """
-    global_batch = args.batch * npu_utils.read_ranks().rank_size
+    global_batch = args.batch_size * npu_utils.read_ranks().rank_size
     values = dict(PAPER_RECIPE, learning_rate=PAPER_LEARNING_RATE * global_batch / PAPER_BATCH)
     taken = [name for name in values if name not in given]
     for name in taken:
@@ -209,64 +193,25 @@ def _flag_values(args, names):
                     else f"--{name}={getattr(args, name)}" for name in names)
 
 
-def load_config(path):
-    """The config file's keys as a dict.
-
-    Raises:
-      UserError: unreadable, not a JSON object, unknown or missing keys.
-    """
-    try:
-        with open(path, encoding="utf-8") as handle:
-            config = json.load(handle)
-    except (OSError, ValueError) as error:
-        raise UserError(f"--config={path} is not a readable JSON file ({error})") from None
-    if not isinstance(config, dict):
-        raise UserError(f"--config={path} must hold a JSON object")
-    unknown = sorted(set(config) - set(CONFIG_KEYS))
-    missing = sorted(set(CONFIG_KEYS) - set(config))
-    if unknown or missing:
-        raise UserError(f"--config={path}: unknown keys {unknown}, missing keys {missing}; "
-                        f"expected exactly {list(CONFIG_KEYS)}")
-    for key, (expected, check) in CONFIG_RULES.items():
-        value = config[key]
-        if not _config_value_fits(key, value, check):
-            raise UserError(f"--config={path}: \"{key}\" must be {expected}, got {json.dumps(value)}")
-    return config
-
-
-def _config_value_fits(key, value, check):
-    """True when ``value`` has the JSON type of ``key`` (a bool is no number here) and passes ``check``."""
-    wanted = str if key in ("model", "train_dir", "eval_dir", "save_dir", "weights") else (int, float)
-    if isinstance(value, bool) or not isinstance(value, wanted):
-        return False
-    if key in INTEGER_KEYS and not float(value).is_integer():
-        return False
-    return check(value)
-
-
 def parse_args(argv=None):
-    """Parse flags, fill the config keys from the config file and check the values.
+    """Parse the flags and check their values.
 
     Returns:
-      ``(args, given)``: the argparse.Namespace with every flag and config key
+      ``(args, given)``: the argparse.Namespace with every flag
       set, and the set of ``dest`` names given on the command line (under any alias).
     Raises:
-      UserError: a bad config file or a value out of range.
+      UserError: a value out of range.
     """
     args, given = npu_utils.parse_args_given(build_parser(), argv)
     if args.class_number == 0:
         given.discard("class_number")  # 0 means "from the folders", not a value to compare
-    config = load_config(args.config)
-    for key in CONFIG_KEYS:
-        if getattr(args, key) is None:
-            setattr(args, key, int(config[key]) if key in INTEGER_KEYS else config[key])
     if args.recipe == "paper":
         apply_paper_recipe(args, given)
     if args.data_path:
         from data_loading.folders import split_folders
         args.train_dir, args.eval_dir = split_folders(args.data_path)
-    positive = {"height": args.height, "width": args.width, "batch": args.batch, "epochs": args.epochs,
-                "log_every": args.log_every}
+    positive = {"height": args.height, "width": args.width, "batch_size": args.batch_size,
+                "train_epochs": args.train_epochs, "log_every": args.log_every}
     for name, value in positive.items():
         if not isinstance(value, int) or value < 1:
             raise UserError(f"--{name}={value} must be a positive integer")
@@ -290,12 +235,14 @@ def parse_args(argv=None):
         raise UserError(f"--label_smoothing={args.label_smoothing} must be in [0, 1)")
     if not 0 <= args.dropout < 1:
         raise UserError(f"--dropout={args.dropout} must be in [0, 1)")
-    if args.max_step < 0:
-        raise UserError(f"--max_steps={args.max_step} must be 0 (no cap) or a step count")
-    if args.class_number is None or args.class_number < 0:
+    if args.max_steps < 0:
+        raise UserError(f"--max_steps={args.max_steps} must be 0 (no cap) or a step count")
+    if args.class_number < 0:
         raise UserError(f"class_number={args.class_number} must be 0 (from the folders) or a class count")
-    if not args.save_dir:
-        raise UserError("save_dir is empty: set it in the config file or pass --model_dir")
+    if not args.model_dir:
+        raise UserError("--model_dir is empty: pass the run folder")
+    if args.benchmark and args.mode not in TRAINING_MODES:
+        raise UserError(f"--benchmark times training; --mode={args.mode} does not train")
     if args.loss_scale is not None and args.loss_scale < 0:
         raise UserError(f"--loss_scale={args.loss_scale} must be a positive initial scale, or 0 for none")
     if args.mode == "predict" and not args.input:
@@ -304,7 +251,7 @@ def parse_args(argv=None):
 
 
 def run_config_values(args):
-    """What training saves as the run's config.json: every resolved flag and config key."""
+    """What training saves as the run's config.json: every resolved flag."""
     return dict(sorted(vars(args).items()))
 
 

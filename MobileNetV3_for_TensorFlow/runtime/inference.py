@@ -11,7 +11,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Evaluation, prediction and export of a trained network."""
+"""A finished run's model (for evaluate, predict and export), the inference step, prediction and export."""
 
 import csv
 import functools
@@ -22,9 +22,9 @@ import tensorflow as tf
 from PIL import Image
 
 from common import npu_utils
-from data_loading import pipeline
-from runtime import metrics
-from runtime.network import save_model
+from data_loading import folders, pipeline
+from model import network
+from runtime import flags
 
 
 # The name under which npu_utils.TRACES counts the traces of the inference step.
@@ -37,7 +37,7 @@ def _compiled(model):
     return npu_utils.step_function(lambda images: model(images, training=False), INFERENCE_STEP)
 
 
-def _forward(model, batch):
+def forward_fn(model, batch):
     """``forward(images) -> outputs`` through the step of ``model`` at a fixed batch of ``batch`` images.
 
     A smaller batch (the last one of a split) is padded with zeros and its
@@ -55,56 +55,47 @@ def _forward(model, batch):
     return forward
 
 
-def evaluate(model, data, task, num_classes, batch):
-    """Run ``model`` over ``data`` (batches of at most ``batch`` images, labels) and compute the metrics.
+def load_run(args, given):
+    """The model of the finished run ``--model_dir`` for evaluate, predict and export.
+
+    The network settings (:data:`flags.RUN_KEYS`) come from the run's
+    config.json, and a flag that contradicts them is refused; the task,
+    input size and class count are then checked against the saved model.
+    --weights is only where training starts and is not used here.
 
     Returns:
-      :func:`metrics.classification_metrics` or :func:`metrics.segmentation_metrics`.
+      ``(model, class_names)``.
     """
-    forward = _forward(model, batch)
-    if task == "segmentation":
-        confusion = np.zeros((num_classes, num_classes), np.int64)
-        for images, masks in data:
-            predicted = np.argmax(forward(images).numpy(), axis=-1)
-            confusion += metrics.confusion_matrix(masks.numpy(), predicted, num_classes)
-        return metrics.segmentation_metrics(confusion)
-    probabilities, labels = [], []
-    for images, batch_labels in data:
-        probabilities.append(forward(images).numpy())
-        labels.append(batch_labels.numpy())
-    return metrics.classification_metrics(np.concatenate(probabilities), np.concatenate(labels))
+    if args.weights:
+        print(f"[model] weights={args.weights} is only where training starts; --mode={args.mode} uses "
+              f"the model of --model_dir={args.model_dir}", flush=True)
+    npu_utils.take_from_run_config(args, given, flags.RUN_KEYS, args.model_dir,
+                                   why="its model was trained so")
+    model, names = network.load_saved(args.model_dir)
+    _fit_args_to_model(args, model, names)
+    return model, names
 
 
-def scalar_metrics(result):
-    """The scalar entries of a metrics dict, in the order they are printed."""
-    return {name: value for name, value in result.items() if np.isscalar(value)}
+def _fit_args_to_model(args, model, names):
+    """Take the task, the input size and the class count from a saved model rather than from the flags.
 
-
-def print_metric_lines(result):
-    for name, value in scalar_metrics(result).items():
-        print(npu_utils.format_metric_line(name, value), flush=True)
-
-
-def report(result, class_names, task, folder):
-    """Print METRIC lines, per-class figures and the confusion matrix; write them into ``folder``.
-
-    Writes ``metrics.txt``, ``confusion_matrix.txt`` and ``confusion_matrix.png``.
+    A run folder without config.json (an older run, or a copied .keras model)
+    still evaluates right. A classifier is saved with a fixed (height, width);
+    an LR-ASPP model takes any size and outputs a map (N, H, W, classes).
+    ``names`` are the model's class names (its class_names.json).
     """
-    os.makedirs(folder, exist_ok=True)
-    print_metric_lines(result)
-    per_class_name = "IoU" if task == "segmentation" else "accuracy"
-    lines = [f"{name}={value:.6f}" for name, value in scalar_metrics(result).items()]
-    lines += [f"class {i} {name}: {per_class_name} {value:.4f}"
-              for i, (name, value) in enumerate(zip(class_names, result["per_class"]))]
-    text = metrics.confusion_text(result["confusion"], class_names)
-    print("\n".join(lines[len(scalar_metrics(result)):]))
-    print(text)
-    with open(os.path.join(folder, "metrics.txt"), "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + "\n")
-    with open(os.path.join(folder, "confusion_matrix.txt"), "w", encoding="utf-8") as handle:
-        handle.write(text + "\n")
-    metrics.confusion_png(result["confusion"], class_names, os.path.join(folder, "confusion_matrix.png"))
-    print(f"[evaluate] confusion matrix and metrics in {folder}", flush=True)
+    task = "segmentation" if len(model.output_shape) == 4 else "classification"
+    if task != args.task:
+        print(f"[model] the saved model does {task}: using --task={task}", flush=True)
+        args.task = task
+    height, width = model.input_shape[1:3]
+    if height and (height, width) != (args.height, args.width):
+        print(f"[model] the saved model takes {height}x{width} images: using --height={height} "
+              f"--width={width}", flush=True)
+        args.height, args.width = height, width
+    if args.class_number != len(names):
+        print(f"[model] the saved model has {len(names)} classes: using --class_number={len(names)}", flush=True)
+        args.class_number = len(names)
 
 
 def predict(model, class_names, paths, task, height, width, batch, output, checker=None):
@@ -118,7 +109,7 @@ def predict(model, class_names, paths, task, height, width, batch, output, check
     """
     checker = checker or pipeline.DecodeChecker()
     data = pipeline.predict_dataset(paths, height, width, task, batch, checker)
-    forward = _forward(model, batch)
+    forward = forward_fn(model, batch)
     written = 0
     if task == "segmentation":
         os.makedirs(output, exist_ok=True)
@@ -148,7 +139,16 @@ def predict(model, class_names, paths, task, height, width, batch, output, check
 def export(model, class_names, folder):
     """Write a TF SavedModel (``saved_model/``), the Keras model file, its portable weights and
     ``class_names.json``."""
-    save_model(model, class_names, folder)
+    network.save_model(model, class_names, folder)
     npu_utils.export_saved_model(model, os.path.join(folder, "saved_model"))
     print(f"[export] SavedModel in {os.path.join(folder, 'saved_model')}, Keras model and class names in {folder}",
           flush=True)
+
+
+def predict_run(args, model, names):
+    """Predict every image of --input into --output (CSV, or a folder of PNG masks)."""
+    checker = pipeline.DecodeChecker(args.skip_bad_images)
+    default = "predictions" if args.task == "segmentation" else "predictions.csv"
+    predict(model, names, folders.list_images(args.input), args.task, args.height, args.width,
+            args.batch_size, args.output or os.path.join(args.model_dir, default), checker)
+    checker.end_pass("prediction")

@@ -18,12 +18,42 @@ the ones the best checkpoint is chosen by, so the two cannot drift apart.
 """
 
 import numpy as np
+import tensorflow as tf
 from PIL import Image, ImageDraw
 
+from common.npu_utils import keras
 from data_loading.folders import IGNORE_LABEL
+from model.recipe import l2_loss
 
 # Metric that picks the best checkpoint, per task (higher is better).
 BEST_METRIC = {"classification": "top1", "segmentation": "miou"}
+
+
+
+def make_loss(model, task, num_classes, label_smoothing, l2=0.0):
+    """``loss_fn(images, labels) -> scalar``: the mean over the local batch, plus :func:`l2_loss` of
+    the weights being trained with factor ``l2`` (--weight_decay under --weight_decay_mode=l2).
+
+    Classification: categorical cross-entropy with label smoothing.
+    Segmentation: pixel cross-entropy over pixels whose label is not 255.
+    """
+    if task == "segmentation":
+        def loss_fn(images, masks):
+            probabilities = model(images, training=True)
+            valid = tf.not_equal(masks, IGNORE_LABEL)
+            pixel_loss = keras.losses.sparse_categorical_crossentropy(tf.where(valid, masks, 0), probabilities)
+            weight = tf.cast(valid, pixel_loss.dtype)
+            mean = tf.reduce_sum(pixel_loss * weight) / tf.maximum(tf.reduce_sum(weight), 1.0)
+            return mean + l2_loss(model.trainable_variables, l2)
+        return loss_fn
+    # The loss function, not the Loss class: under a tf.distribute strategy the
+    # class divides by the replica count, and make_train_step averages already.
+    def loss_fn(images, labels):
+        per_image = keras.losses.categorical_crossentropy(tf.one_hot(labels, num_classes),
+                                                          model(images, training=True),
+                                                          label_smoothing=label_smoothing)
+        return tf.reduce_mean(per_image) + l2_loss(model.trainable_variables, l2)
+    return loss_fn
 
 
 def confusion_matrix(labels, predictions, num_classes):

@@ -39,10 +39,10 @@ import tensorflow as tf
 from common import npu_utils
 from common.npu_utils import UserError, keras
 from data_loading import pipeline
-from runtime import flags, inference
-from runtime.metrics import BEST_METRIC
-from runtime.network import build_network, load_initial_weights, save_model, set_backbone_trainable
-from runtime.recipe import MovingAverage, WarmupDecay, averaged_variables, make_loss, make_optimizer
+from model.network import build_network, load_initial_weights, save_model, set_backbone_trainable
+from model.recipe import MovingAverage, WarmupDecay, averaged_variables, make_optimizer
+from runtime import evaluation, flags
+from runtime.metrics import BEST_METRIC, make_loss
 
 HISTORY_FILE = "history.csv"
 
@@ -103,7 +103,7 @@ class TrainState:
     model: keras.Model
     optimizer: keras.optimizers.Optimizer
     schedule: WarmupDecay
-    checkpoints: npu_utils.RunCheckpoints  # the run folder's checkpoints (this rank's scratch folder off the chief)
+    checkpoints: npu_utils.RunCheckpoints  # the run folder's (this rank's scratch one off the chief); None: --benchmark
     global_step: tf.Variable
     steps_per_epoch: int
     total_steps: int
@@ -122,15 +122,36 @@ class TrainState:
         return self.average.swapped() if self.average else contextlib.nullcontext()
 
 
+# What a precision or compiler request costs this network on a CPU, as measured (MobileNetV3-Small at 224,
+# batch 32, training on in-memory batches, against float32 without XLA in the same process, on a 2-core AMD
+# EPYC with AVX-512 BF16, TF 2.21: python3 benchmark/benchmark.py --parts training,amp --networks small).
+# bfloat16 is slow in the depthwise convolutions; a variant keeping those in float32 still trained at 0.73x.
+CPU_COSTS = {
+    "mixed_bfloat16": "mixed_bfloat16 trains this network at about 0.5-0.65x the speed of float32 on a CPU (its "
+                      "depthwise convolutions; measured on a 2-core AMD EPYC with AVX-512 BF16); "
+                      "--precision_mode=must_keep_origin_dtype keeps float32",
+    "xla": "--use_xla trains this network at about 0.05-0.16x the speed of float32 without XLA on a CPU "
+           "(measured on a 2-core AMD EPYC; keras.applications' MobileNetV3 alike); leave it out for speed",
+}
+
+
+def note_cpu_costs(ctx):
+    """Print a :data:`CPU_COSTS` line for each such request of this run on a CPU (``ctx``: npu_utils.RunContext)."""
+    asked = [ctx.precision.policy] + (["xla"] if ctx.use_xla else []) if ctx.device == "cpu" else []
+    for name in asked:
+        if name in CPU_COSTS:
+            print(f"[device] note: {CPU_COSTS[name]}", flush=True)
+
+
 def take_resumed_settings(args, given):
     """A run that resumes keeps its network and input size: take them from its config.json.
 
     Called before the data is read, since --task decides how the folders are read.
     A flag that contradicts the saved run is refused (common/npu_utils).
     """
-    if args.resume and npu_utils.latest_checkpoint(args.save_dir):
+    if args.resume and not args.benchmark and npu_utils.latest_checkpoint(args.model_dir):
         keys = [key for key in flags.RUN_KEYS if key != "class_number"]
-        npu_utils.take_from_run_config(args, given, keys, args.save_dir,
+        npu_utils.take_from_run_config(args, given, keys, args.model_dir,
                                        why="its checkpoint continues only that network; --resume=False "
                                            "starts over")
 
@@ -138,7 +159,7 @@ def take_resumed_settings(args, given):
 def train(args, ctx, dataset):
     """Train the network of ``args`` on ``dataset``; returns the final model.
 
-    Writes into ``args.save_dir``: ``config.json`` (the run's flags, once the
+    Writes into ``args.model_dir``: ``config.json`` (the run's flags, once the
     checks and the restore succeeded), ``checkpoints/`` (every
     --checkpoint_every steps and every epoch, each with its portable
     weights), ``best/`` (the model file, its portable weights,
@@ -146,7 +167,9 @@ def train(args, ctx, dataset):
     or miou), the same three files of the final model,
     ``history.csv`` and ``tensorboard/``. The model file is ``model.keras``
     on Keras 3 and ``model.h5`` on Keras 2.6; the other stack reads the
-    portable weights ``model.weights.npz`` beside it.
+    portable weights ``model.weights.npz`` beside it. A --benchmark run
+    writes only config.json: it times the steps, reads and writes no
+    checkpoint, and neither validates nor saves a model.
 
     Raises:
       UserError: too few images for one batch, unusable --weights, or a
@@ -158,21 +181,26 @@ def train(args, ctx, dataset):
         _restore_or_start(state)
         _prepare_loop(state, dataset)  # a split kept in memory is decoded (and its files checked) here
         if ctx.is_chief:  # every check passed and the restore succeeded
-            npu_utils.write_run_config(args.save_dir, flags.run_config_values(args))
-        state.timer = npu_utils.StepTimer(args.batch * ctx.ranks.rank_size, first_step=state.step)
-        for epoch in range(state.step // state.steps_per_epoch, args.epochs):
+            npu_utils.write_run_config(args.model_dir, flags.run_config_values(args))
+        state.timer = npu_utils.StepTimer(args.batch_size * ctx.ranks.rank_size, first_step=state.step)
+        for epoch in range(state.step // state.steps_per_epoch, args.train_epochs):
             if state.step >= state.total_steps:
                 break
             losses = _train_epoch(state, epoch)
-            with state.timer.paused():
-                _end_epoch(state, epoch, losses, dataset.class_names)
-        with state.averaged():
-            _save_trainable(state.model, dataset.class_names, _model_folder(state))
+            if not args.benchmark:
+                with state.timer.paused():
+                    _end_epoch(state, epoch, losses, dataset.class_names)
+        if not args.benchmark:
+            with state.averaged():
+                _save_trainable(state.model, dataset.class_names, _model_folder(state))
     finally:
-        state.checkpoints.close()
-    if ctx.is_chief:
-        print(f"[train] final model in {args.save_dir}; best {BEST_METRIC[args.task]}={state.best_value:.4f} in "
-              f"{os.path.join(args.save_dir, 'best')}", flush=True)
+        if state.checkpoints:
+            state.checkpoints.close()
+    if ctx.is_chief and args.benchmark:
+        print(f"[train] --benchmark: {state.step} steps timed; no checkpoint, validation or model saved", flush=True)
+    elif ctx.is_chief:
+        print(f"[train] final model in {args.model_dir}; best {BEST_METRIC[args.task]}={state.best_value:.4f} in "
+              f"{os.path.join(args.model_dir, 'best')}", flush=True)
     return state.model
 
 
@@ -180,21 +208,22 @@ def _model_folder(state):
     """Where this rank saves the best and final models: the run folder on the chief; inside its scratch
     checkpoint folder on the others. Every rank saves: under MultiWorkerMirroredStrategy reading some
     variables (Keras 2.6's BatchNormalization statistics) is an all-reduce that every worker must join."""
-    return state.args.save_dir if state.ctx.is_chief else os.path.join(state.checkpoints.directory, "saved_model")
+    return state.args.model_dir if state.ctx.is_chief else os.path.join(state.checkpoints.directory, "saved_model")
 
 
 def _plan_steps(args, ctx, image_count):
     """``(steps_per_epoch, total_steps)``: every rank runs the same number of full batches."""
-    steps_per_epoch = image_count // ctx.ranks.rank_size // args.batch
+    steps_per_epoch = image_count // ctx.ranks.rank_size // args.batch_size
     if steps_per_epoch < 1:
-        raise UserError(f"--batch_size={args.batch} x {ctx.ranks.rank_size} workers is more than the "
+        raise UserError(f"--batch_size={args.batch_size} x {ctx.ranks.rank_size} workers is more than the "
                         f"{image_count} training images")
-    total_steps = args.epochs * steps_per_epoch
-    return steps_per_epoch, min(total_steps, args.max_step) if args.max_step else total_steps
+    total_steps = args.train_epochs * steps_per_epoch
+    return steps_per_epoch, min(total_steps, args.max_steps) if args.max_steps else total_steps
 
 
 def _build(args, ctx, dataset):
-    """The :class:`TrainState` of a fresh network and optimizer, with the run folder's checkpoints."""
+    """The :class:`TrainState` of a fresh network and optimizer, with the run folder's checkpoints (none
+    for --benchmark)."""
     steps_per_epoch, total_steps = _plan_steps(args, ctx, len(dataset.train.paths))
     npu_utils.set_random_seed(args.seed)
     schedule = WarmupDecay(args.learning_rate, total_steps, round(args.warmup_epochs * steps_per_epoch),
@@ -208,7 +237,8 @@ def _build(args, ctx, dataset):
         average = MovingAverage(averaged_variables(model), args.ema_momentum) if args.ema_momentum else None
     parts = {"average": average.averages} if average else {}
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=global_step, **parts)
-    checkpoints = npu_utils.RunCheckpoints(checkpoint, model, args.save_dir, ctx, args.keep_checkpoints)
+    checkpoints = None if args.benchmark else npu_utils.RunCheckpoints(checkpoint, model, args.model_dir, ctx,
+                                                                       args.keep_checkpoints)
     return TrainState(args, ctx, model, optimizer, schedule, checkpoints, global_step, steps_per_epoch,
                       total_steps, average=average)
 
@@ -223,19 +253,21 @@ def _restore_or_start(state):
     """
     args, ctx, model = state.args, state.ctx, state.model
     # Not given with a checkpoint there is refused by restore_or_start, before any download of --weights.
-    if args.weights and (args.resume is False or not state.checkpoints.latest):
+    checkpoints = state.checkpoints
+    if args.weights and (checkpoints is None or args.resume is False or not checkpoints.latest):
         print(f"[train] {load_initial_weights(model, args.weights, args.model, args.alpha)}", flush=True)
     # The network flags came from the run's config.json (take_resumed_settings): a checkpoint that still does
     # not fit differs in its class count, or comes from the other stack; the one-line error says which.
-    if state.checkpoints.restore_or_start(args.resume, log=lambda line: print(line, flush=True)):
+    restored = checkpoints is not None and checkpoints.restore_or_start(args.resume, log=lambda l: print(l, flush=True))
+    if restored:
         state.step = int(state.global_step.numpy())
-        state.best_value = _read_best(os.path.join(args.save_dir, "best"), BEST_METRIC[args.task])
+        state.best_value = _read_best(os.path.join(args.model_dir, "best"), BEST_METRIC[args.task])
         print(f"[train] resuming at step {state.step}", flush=True)
     else:
         if state.average:  # the average starts at the weights training starts from, as TF's does
             state.average.reset()
-        if args.resume is False and ctx.is_chief and os.path.exists(os.path.join(args.save_dir, HISTORY_FILE)):
-            os.remove(os.path.join(args.save_dir, HISTORY_FILE))  # the new run's history replaces it
+        if args.resume is False and ctx.is_chief and os.path.exists(os.path.join(args.model_dir, HISTORY_FILE)):
+            os.remove(os.path.join(args.model_dir, HISTORY_FILE))  # the new run's history replaces it
     with ctx.strategy.scope():  # every rank decides alike when to save a best model (see _model_folder)
         best_value = tf.Variable(state.best_value, dtype=tf.float32, trainable=False, name="best_value")
     averages = state.average.averages if state.average else []
@@ -249,12 +281,13 @@ def _prepare_loop(state, dataset):
     args, ctx = state.args, state.ctx
     state.checker = pipeline.DecodeChecker(args.skip_bad_images)
     state.train_data = pipeline.TrainData(ctx.shard(dataset.train.paths), ctx.shard(dataset.train.labels),
-                                          args.task, args.height, args.width, args.batch, args.seed,
+                                          args.task, args.height, args.width, args.batch_size, args.seed,
                                           state.steps_per_epoch, flags.cache_bytes(args), state.checker,
                                           args.class_number)
-    state.val_data = pipeline.eval_dataset(dataset.validation.paths, dataset.validation.labels, args.task,
-                                           args.height, args.width, args.batch, flags.cache_bytes(args),
-                                           state.checker, args.class_number)
+    if not args.benchmark:  # a --benchmark run does not validate
+        state.val_data = pipeline.eval_dataset(dataset.validation.paths, dataset.validation.labels, args.task,
+                                               args.height, args.width, args.batch_size, flags.cache_bytes(args),
+                                               state.checker, args.class_number)
     decoded_mb = state.train_data.bytes_needed / 1024 ** 2
     kept = "kept in memory" if state.train_data.cached else "streamed from the files every epoch"
     print(f"[train] {args.task} {args.model} alpha {args.alpha:g}, {args.class_number} classes, "
@@ -268,7 +301,7 @@ def _prepare_loop(state, dataset):
         set_backbone_trainable(state.model, False)
         state.steps["head"] = npu_utils.make_train_step(ctx, state.model, state.optimizer, loss_fn)
         set_backbone_trainable(state.model, True)
-    state.history = History(args.save_dir, ctx.is_chief)
+    state.history = History(args.model_dir, ctx.is_chief and not args.benchmark)
 
 
 def _train_epoch(state, epoch):
@@ -293,7 +326,7 @@ def _train_epoch(state, epoch):
             print(npu_utils.format_step_line(state.step, loss, 0.0, state.timer.elapsed()), flush=True)
             raise npu_utils.TrainingDiverged(
                 f"non-finite loss ({loss}) at step {state.step}: training stopped and nothing was saved after "
-                f"it; the last good checkpoint stays: {state.checkpoints.manager.latest_checkpoint or 'none'}")
+                f"it; the last good checkpoint stays: {_latest(state) or 'none'}")
         state.global_step.assign(state.step)
         if state.average:
             state.average.update(state.global_step)  # TF's num_updates: the steps done, this one included
@@ -303,11 +336,16 @@ def _train_epoch(state, epoch):
         state.history.scalars(state.step, {"loss": loss, "learning_rate": float(state.schedule(state.step - 1))})
         if bar is not None:
             bar.update(state.step - epoch * spe, [("loss", loss)])
-        if state.step % args.checkpoint_every == 0:
+        if state.checkpoints and state.step % args.checkpoint_every == 0:
             state.checkpoints.save(state.step)
         if state.step >= state.total_steps:
             break
     return losses
+
+
+def _latest(state):
+    """The run's newest checkpoint, or None (also in a --benchmark run, which has none)."""
+    return state.checkpoints.manager.latest_checkpoint if state.checkpoints else None
 
 
 def _end_epoch(state, epoch, losses, class_names):
@@ -317,9 +355,9 @@ def _end_epoch(state, epoch, losses, class_names):
     if latest is None or not latest.endswith(f"-{step}"):
         state.checkpoints.save(step)
     with state.averaged():  # the weights evaluate, predict and export will use
-        result = inference.evaluate(state.model, state.val_data, args.task, args.class_number, args.batch)
+        result = evaluation.evaluate(state.model, state.val_data, args.task, args.class_number, args.batch_size)
         state.checker.end_pass(f"epoch {epoch + 1}")
-        inference.print_metric_lines(result)
+        evaluation.print_metric_lines(result)
         best_metric = BEST_METRIC[args.task]
         value = result[best_metric]
         # Every rank evaluated the same weights on the whole validation split: all take this branch alike.
@@ -331,7 +369,7 @@ def _end_epoch(state, epoch, losses, class_names):
                 with open(os.path.join(best_dir, "best.json"), "w", encoding="utf-8") as handle:
                     json.dump({"metric": best_metric, "value": value, "step": step, "epoch": epoch + 1}, handle)
                 print(f"[train] best {best_metric}={value:.4f} at epoch {epoch + 1}: saved {best_dir}", flush=True)
-    scalars = inference.scalar_metrics(result)
+    scalars = evaluation.scalar_metrics(result)
     state.history.scalars(step, {f"val_{name}": v for name, v in scalars.items()})
     state.history.epoch({"epoch": epoch + 1, "step": step, "loss": sum(losses) / max(len(losses), 1),
                          "learning_rate": float(state.schedule(step - 1)),

@@ -20,7 +20,8 @@ import tensorflow as tf
 from common import npu_utils
 from common.npu_utils import keras
 from runtime import flags
-from runtime.recipe import MovingAverage, WarmupDecay, averaged_variables, make_loss, make_optimizer
+from model.recipe import MovingAverage, WarmupDecay, averaged_variables, make_optimizer
+from runtime.metrics import make_loss
 
 BN_EPSILON = 1e-3  # Keras' BatchNormalization default on both stacks
 
@@ -99,3 +100,16 @@ def test_decoupled_mode_decays_the_kernel_outside_the_loss():
         optimizer.apply_gradients([(tf.zeros_like(v), v) for v in (layer.kernel, layer.bias)])
     np.testing.assert_allclose(layer.kernel.numpy(), 0.95 ** 2, rtol=1e-6)
     np.testing.assert_allclose(layer.bias.numpy(), 1.0)
+
+
+def test_slow_cpu_requests_say_what_they_cost(capsys):
+    from runtime import training
+    ranks = npu_utils.read_ranks({})
+    training.note_cpu_costs(npu_utils.RunContext("cpu", npu_utils.Precision("mixed_bfloat16"), True, ranks, None))
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" trains ")[0] for line in lines] == ["[device] note: mixed_bfloat16",
+                                                             "[device] note: --use_xla"]
+    assert "0.5-0.65x the speed of float32" in lines[0] and "0.05-0.16x" in lines[1]
+    training.note_cpu_costs(npu_utils.RunContext("cpu", npu_utils.Precision("float32"), False, ranks, None))
+    training.note_cpu_costs(npu_utils.RunContext("gpu", npu_utils.Precision("mixed_float16"), True, ranks, None))
+    assert capsys.readouterr().out == ""

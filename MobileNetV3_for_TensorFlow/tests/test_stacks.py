@@ -33,7 +33,8 @@ from common.npu_utils import keras
 from common.tests.stacks import NPU_STAND_IN, other_stack_python
 from data_loading import synthetic
 from model.mobilenet_v3 import build_classifier
-from runtime import inference, network
+from model import network
+from runtime import inference
 
 MODEL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # 3 classes of 2 training and 1 validation 32x32 images: 3 steps of 2 per epoch, and the
@@ -77,7 +78,8 @@ import numpy as np
 import tensorflow as tf
 from common import npu_utils
 from model.lraspp import build_lraspp
-from runtime.recipe import MovingAverage, WarmupDecay, averaged_variables, make_loss, make_optimizer
+from model.recipe import MovingAverage, WarmupDecay, averaged_variables, make_optimizer
+from runtime.metrics import make_loss
 model = build_lraspp("small", 0.5, 3, bn_momentum=0.9)
 npu_utils.load_portable_weights(model, sys.argv[1])
 rng = np.random.default_rng(0)
@@ -173,4 +175,4 @@ def test_run_folder_of_the_other_stack(tmp_path, python_env, capsys):
     assert stop.value.code == 2 and last.startswith(f"error: --resume: {run / 'checkpoints' / 'ckpt-3'} cannot be "
                                                     "continued by this model")
     assert "checkpoints do not cross between Keras 2 and Keras 3" in last
-    assert (run / "config.json").read_text() == saved and json.loads(saved)["epochs"] == 1
+    assert (run / "config.json").read_text() == saved and json.loads(saved)["train_epochs"] == 1

@@ -32,7 +32,8 @@ from PIL import Image
 
 import main
 from common.npu_utils import keras
-from runtime import inference, network
+from model import network
+from runtime import inference
 
 MODEL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # 32x32 crops of the 64x64 synthetic images: 4 classes learn to about 0.9 validation top-1 in 8 epochs.
@@ -175,7 +176,7 @@ def test_segmentation_training_beats_chance(synthetic_root, tmp_path, capsys):
     # Predicting one class everywhere gives at most about 1/3 mean IoU over 3 classes.
     assert miou > 0.4
     assert os.path.isfile(tmp_path / "eval" / "confusion_matrix.png")
-    # evaluate takes the task and the input size (64, not config/config.json's 224) from the training run.
+    # evaluate takes the task and the input size (64, not the default 224) from the training run.
     assert main.main(["--mode=evaluate", f"--data_path={synthetic_root / 'seg'}", f"--model_dir={tmp_path}"]) == 0
     out = capsys.readouterr().out
     assert (f"[flags] from {tmp_path / 'config.json'}: --task=segmentation --model=small --alpha=0.5 --height=64 "
@@ -220,6 +221,24 @@ def test_weights_load_backbone_and_new_classifier(tmp_path):
     network.set_backbone_trainable(target, False)
     trainable = {layer.name for layer in target.layers if layer.trainable_weights}
     assert trainable == {"head_conv", "logits"}
+
+
+def test_benchmark_times_training_only(tmp_path, capsys):
+    # 2 classes of 2 images at batch 2: 2 steps per epoch, 2 epochs; train_and_evaluate evaluates nothing.
+    run = tmp_path / "run"
+    assert main.main([f"--data_path={_tiny_classes(tmp_path / 'data', 2)}", *TINY_RUN, "--max_steps=0",
+                      "--train_epochs=2", "--checkpoint_every=1", "--mode=train_and_evaluate", "--benchmark",
+                      "--recipe=paper", f"--model_dir={run}"]) == 0
+    out = capsys.readouterr().out
+    assert [line.split()[1] for line in out.splitlines() if line.startswith("TRAIN ")] == [
+        "step=1", "step=2", "step=3", "step=4"]
+    assert "[train] --benchmark: 4 steps timed; no checkpoint, validation or model saved" in out
+    assert "METRIC" not in out
+    assert sorted(path.name for path in run.iterdir()) == ["config.json"]
+    with pytest.raises(SystemExit) as stop:
+        main.main(["--mode=evaluate", "--benchmark", f"--model_dir={run}"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip() == "error: --benchmark times training; --mode=evaluate does not train"
 
 
 def _tiny_classes(folder, classes):
@@ -277,15 +296,19 @@ def test_weights_from_checkpoint_of_same_class_count_loads_everything(three_clas
     from model.mobilenet_v3 import build_classifier
     prefix = tf.train.latest_checkpoint(str(three_class_checkpoints))
     source = _restored(prefix, 3)
-    # A checkpoint without its portable weights file (written before they were) loads through its object graph.
+    # A checkpoint without its portable weights file (written before they were) loads whole (tf.train.Checkpoint).
     for path in three_class_checkpoints.glob(os.path.basename(prefix) + ".*"):
         if not path.name.endswith(".weights.npz"):
             shutil.copy(path, tmp_path)
-    for checkpoint in (prefix, str(tmp_path / os.path.basename(prefix))):
+    legacy = str(tmp_path / os.path.basename(prefix))
+    for checkpoint, message in ((prefix, f"loaded 88 layers (210 tensors) from {prefix}"),
+                                (legacy, f"loaded the whole network from {legacy}")):
         target = build_classifier("small", 0.5, 3, input_shape=(32, 32, 3))
-        assert network.load_initial_weights(target, checkpoint) == f"loaded 88 layers (210 tensors) from {checkpoint}"
+        assert network.load_initial_weights(target, checkpoint) == message
         for loaded, saved in zip(target.weights, source.weights):
             np.testing.assert_array_equal(loaded.numpy(), saved.numpy())
+    with pytest.raises(network.UserError, match="loads only into the same network and class count"):
+        network.load_initial_weights(build_classifier("small", 0.5, 4, input_shape=(32, 32, 3)), legacy)
     target = build_classifier("small", 0.5, 3, input_shape=(32, 32, 3))
     assert network.load_initial_weights(target, str(three_class_checkpoints)) == (
         f"loaded 88 layers (210 tensors) from {prefix}")
@@ -302,14 +325,12 @@ def test_evaluate_takes_classes_from_the_run_folder_not_from_weights(three_class
     from model.mobilenet_v3 import build_classifier
     run = three_class_checkpoints.parent
     data = run.parent / "data"
-    # weights in the config file, as for fine-tuning: evaluate must still use the run folder's model.
+    # --weights, as for fine-tuning: evaluate must still use the run folder's model.
     network.save_model(build_classifier("small", 0.5, 4, input_shape=(32, 32, 3)), list("abcd"),
                        str(tmp_path / "source"))
-    config = json.loads((Path(MODEL_DIR) / "config" / "config.json").read_text())
-    (tmp_path / "config.json").write_text(json.dumps({**config, "weights": str(tmp_path / "source")}))
     capsys.readouterr()
-    # The config's class_number (2) differs from the model's 3 classes; no --class_number is needed.
-    assert main.main(["--mode=evaluate", f"--config={tmp_path / 'config.json'}", f"--data_path={data}",
+    # The default class_number (2) differs from the model's 3 classes; no --class_number is needed.
+    assert main.main(["--mode=evaluate", f"--weights={tmp_path / 'source'}", f"--data_path={data}",
                       f"--modeldir={run}"]) == 0
     out = capsys.readouterr().out
     assert f"[model] using {run / 'best' / network.MODEL_FILE}" in out

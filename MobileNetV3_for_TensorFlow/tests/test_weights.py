@@ -23,7 +23,7 @@ from common import npu_utils
 from common.npu_utils import UserError, keras
 from model.lraspp import build_lraspp
 from model.mobilenet_v3 import build_classifier
-from runtime import network
+from model import network
 
 
 def _reference_file(path, include_top=True, legacy=False):

@@ -21,8 +21,6 @@ import warnings
 import h5py
 import numpy as np
 import tensorflow as tf
-from google.protobuf.message import DecodeError
-from tensorflow.core.protobuf import trackable_object_graph_pb2
 
 from common import npu_utils
 from common.npu_utils import UserError, keras
@@ -47,8 +45,6 @@ KERAS_APPLICATIONS = {"small": keras.applications.MobileNetV3Small, "large": ker
 # keras.applications' model names, lower-cased ("MobileNetV3Small" on Keras 3, "MobilenetV3small" on Keras 2.6).
 KERAS_APPLICATIONS_NAMES = ("mobilenetv3small", "mobilenetv3large")
 CLASS_NAMES_FILE = "class_names.json"
-# Where tf.train.Checkpoint stores its object graph (a TrackableObjectGraph proto).
-OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 
 
 def build_network(args, num_classes):
@@ -198,47 +194,20 @@ def _portable_layers(path):
     return layers
 
 
-def _weight_name(weight):
-    """A weight's own name on either stack: "kernel" of Keras 3's "kernel" and Keras 2.6's "conv/kernel:0"."""
-    return weight.name.split("/")[-1].split(":")[0]
+def _restore_whole_checkpoint(model, prefix):
+    """Load a training checkpoint that has no portable weights file beside it (written before they were).
 
-
-def _checkpoint_layers(prefix, model):
-    """The weights in a training checkpoint of this stack by layer of ``model``, as :func:`_keras_layers`.
-
-    For a checkpoint without its portable weights file (written before they
-    were); the weights are matched to ``model``'s by name.
-
-    runtime/training.py saves ``tf.train.Checkpoint(model=..., optimizer=...,
-    step=...)``. A trainable variable is stored under the optimizer's key
-    (``optimizer/_trainable_variables/N/...``), so the keys do not say which
-    layer a value belongs to; the checkpoint's object graph does: the model's
-    variables are those reachable from its ``model`` object, each with its
-    full name, the Keras path ``layer/weight``. The optimizer's slots
-    (moments, iterations) are not reachable from the model and are left out.
+    Without it a checkpoint's keys do not name the layers (Keras stores a
+    trainable variable under the optimizer's key), so it loads whole, through
+    ``tf.train.Checkpoint(model=...)``, into a network of the same
+    --model, --alpha and class count, written on this stack.
     """
-    reader = tf.train.load_checkpoint(prefix)
-    graph = trackable_object_graph_pb2.TrackableObjectGraph()
-    graph.ParseFromString(reader.get_tensor(OBJECT_GRAPH_KEY))
-    pending = [child.node_id for child in graph.nodes[0].children if child.local_name == "model"]
-    seen, layers = set(pending), {}
-    while pending:
-        node = graph.nodes[pending.pop()]
-        for attribute in node.attributes:
-            if attribute.name == "VARIABLE_VALUE" and "/" in attribute.full_name:
-                layer, weight = attribute.full_name.rsplit("/", 1)
-                layers.setdefault(layer, {})[weight] = reader.get_tensor(attribute.checkpoint_key)
-        for child in node.children:
-            if child.node_id not in seen:
-                seen.add(child.node_id)
-                pending.append(child.node_id)
-    ordered = {}
-    for layer in model.layers:
-        saved = layers.get(layer.name, {})
-        names = [_weight_name(weight) for weight in layer.weights]
-        # A layer whose weight names differ keeps what was saved, which then does not match in shape.
-        ordered[layer.name] = [saved[n] for n in names] if set(names) <= set(saved) else list(saved.values())
-    return {name: values for name, values in ordered.items() if values}
+    try:
+        tf.train.Checkpoint(model=model).read(prefix).expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as error:
+        raise UserError(f"--weights={prefix}: a checkpoint without its portable weights file loads only into the "
+                        f"same network and class count, written on this stack ({str(error)[:200]})") from None
+    return f"loaded the whole network from {prefix}"
 
 
 def _copy_matching_layers(model, source_layers, source):
@@ -402,8 +371,4 @@ def load_initial_weights(model, path, network=None, alpha=None):
                         "model, a run folder nor a checkpoint")
     if os.path.isfile(npu_utils.portable_weights_path(prefix)):
         return _copy_matching_layers(model, _portable_layers(npu_utils.portable_weights_path(prefix)), prefix)
-    try:
-        source_layers = _checkpoint_layers(prefix, model)
-    except (tf.errors.OpError, DecodeError) as error:
-        raise UserError(f"--weights={prefix}: not a readable TF2 checkpoint ({str(error)[:200]})") from None
-    return _copy_matching_layers(model, source_layers, prefix)
+    return _restore_whole_checkpoint(model, prefix)

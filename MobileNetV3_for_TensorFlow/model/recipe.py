@@ -11,7 +11,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""What a training run optimises and how: the learning-rate schedule, the optimizer, the loss."""
+"""The optimiser recipe: learning-rate schedule, TF1's RMSProp (the paper's) or Adam, weight decay, moving average."""
 
 import contextlib
 import math
@@ -20,7 +20,6 @@ import tensorflow as tf
 
 from common import npu_utils
 from common.npu_utils import keras
-from data_loading.folders import IGNORE_LABEL
 
 # The paper's RMSProp: TF1's tf.train.RMSPropOptimizer (squared-gradient average starting at 1,
 # epsilon inside the square root), momentum 0.9, decay (rho) 0.9, epsilon 1e-3 as the TPU MnasNet and
@@ -71,7 +70,7 @@ def make_optimizer(ctx, args, schedule):
     --weight_decay_mode=decoupled applies --weight_decay as Keras 3's
     decoupled decay (``w -= lr * decay * w`` each step) to the kernels (not
     to BN, biases), on both stacks (common/stack.py, decoupled_optimizer);
-    --weight_decay_mode=l2 (the paper's) is a term of the loss (:func:`make_loss`).
+    --weight_decay_mode=l2 (the paper's) is a term of the loss (:func:`l2_loss`, in runtime.metrics.make_loss).
     """
     optimizer_class, options = ((keras.optimizers.RMSprop, RMSPROP) if args.optimizer == "rmsprop"
                                 else (keras.optimizers.Adam, {}))
@@ -95,32 +94,6 @@ def l2_loss(variables, weight_decay):
     if not weight_decay or not kernels:
         return 0.0
     return weight_decay * tf.add_n([tf.nn.l2_loss(tf.cast(v, tf.float32)) for v in kernels])
-
-
-def make_loss(model, task, num_classes, label_smoothing, l2=0.0):
-    """``loss_fn(images, labels) -> scalar``: the mean over the local batch, plus :func:`l2_loss` of
-    the weights being trained with factor ``l2`` (--weight_decay under --weight_decay_mode=l2).
-
-    Classification: categorical cross-entropy with label smoothing.
-    Segmentation: pixel cross-entropy over pixels whose label is not 255.
-    """
-    if task == "segmentation":
-        def loss_fn(images, masks):
-            probabilities = model(images, training=True)
-            valid = tf.not_equal(masks, IGNORE_LABEL)
-            pixel_loss = keras.losses.sparse_categorical_crossentropy(tf.where(valid, masks, 0), probabilities)
-            weight = tf.cast(valid, pixel_loss.dtype)
-            mean = tf.reduce_sum(pixel_loss * weight) / tf.maximum(tf.reduce_sum(weight), 1.0)
-            return mean + l2_loss(model.trainable_variables, l2)
-        return loss_fn
-    # The loss function, not the Loss class: under a tf.distribute strategy the
-    # class divides by the replica count, and make_train_step averages already.
-    def loss_fn(images, labels):
-        per_image = keras.losses.categorical_crossentropy(tf.one_hot(labels, num_classes),
-                                                          model(images, training=True),
-                                                          label_smoothing=label_smoothing)
-        return tf.reduce_mean(per_image) + l2_loss(model.trainable_variables, l2)
-    return loss_fn
 
 
 def averaged_variables(model):
