@@ -187,12 +187,13 @@ def streamed_batches(folder, batch, size, parallel_calls=pipeline.AUTOTUNE):
 
 
 def time_pipeline(folder, batch, size, batches, parallel_calls):
-    """Images/s of the training pipeline alone streaming ``folder``'s JPEGs (decode, resize, augment, batch)."""
+    """The training pipeline alone streaming ``folder``'s JPEGs (decode, resize, augment, batch): images/s and
+    the process's CPU milliseconds per image (which other processes' load does not change much)."""
     iterator = streamed_batches(folder, batch, size, parallel_calls)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(batches):
         next(iterator)
-    return batch * batches / (time.perf_counter() - start)
+    return batch * batches / (time.perf_counter() - start), (time.process_time() - cpu_start) * 1000 / (batch * batches)
 
 
 def with_pipeline_rows(ctx, args, folder):
@@ -284,11 +285,13 @@ def main():
             print(f"| {network} | {name} | {xla} | {policy} | {speed:.2f} |")
     if "pipeline" in parts:
         folder = jpeg_folder(args.jpeg_root, args.large_count - VALIDATION_PER_CLASS * CLASSES)
-        speeds = [time_pipeline(folder, args.batch, args.size, args.pipeline_batches, calls) for calls in (1, 2)]
+        (one, one_cpu), (two, two_cpu) = [time_pipeline(folder, args.batch, args.size, args.pipeline_batches, calls)
+                                          for calls in (1, 2)]
         print(f"\ninput pipeline alone ({JPEG_SIZE[0]}x{JPEG_SIZE[1]} JPEGs streamed, decode the random box, "
-              f"resize, augment, batch {args.batch} at {args.size}x{args.size}, {os.cpu_count()} cores): "
-              f"num_parallel_calls=1 {speeds[0]:.1f} images/s, 2 {speeds[1]:.1f} images/s, "
-              f"ratio {speeds[1] / speeds[0]:.2f}")
+              f"resize, augment, batch {args.batch} at {args.size}x{args.size}, {os.cpu_count()} cores, "
+              f"load average {os.getloadavg()[0]:.1f}): num_parallel_calls=1 {one:.1f} images/s "
+              f"({one_cpu:.2f} CPU ms per image), 2 {two:.1f} images/s ({two_cpu:.2f} CPU ms per image), "
+              f"ratio {two / one:.2f}")
     if "with_pipeline" in parts:
         folder = jpeg_folder(args.jpeg_root, args.large_count - VALIDATION_PER_CLASS * CLASSES)
         rows = with_pipeline_rows(ctx, args, folder)
