@@ -41,6 +41,8 @@ def synthetic_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def python_env():
-    """Environment for subprocesses: quiet TensorFlow logs."""
-    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+def python_env(tmp_path_factory):
+    """Environment for subprocesses: quiet TensorFlow logs; the scripts' output/<device>/ folders in a
+    temporary folder (common/train_script.sh's MZ_OUTPUT_DIR), never in the source tree's test/output/."""
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1",
+                MZ_OUTPUT_DIR=str(tmp_path_factory.mktemp("script_output")))

@@ -51,7 +51,7 @@ def _case_log(output_dir, case_name):
 
 
 def _script(name, args, env):
-    # A copy of test/ would change output paths; the scripts write into test/output/.
+    # The scripts write their output/<device>/ folders into env's MZ_OUTPUT_DIR (tests/conftest.py).
     return subprocess.run(["bash", f"test/{name}", *args], cwd=MODEL_DIR, env=env,
                           capture_output=True, text=True)
 
@@ -89,10 +89,10 @@ def trained(synthetic_root, python_env):
     """Train Small (alpha 0.5, 32x32, 10 steps per epoch) on the synthetic class folders via
     train_full_1p.sh, SIGKILLed once it saved step 20 and run again with the same command.
 
-    Its run folder lies inside test/output/, which every script run recreates: it must survive.
-    Yields the second run's result, test/output/0 and the run folder.
+    Its run folder lies inside the output folder, which every script run recreates: it must survive.
+    Yields the second run's result, the output folder of device 0 and the run folder.
     """
-    output_dir = Path(MODEL_DIR) / "test" / "output" / "0"
+    output_dir = Path(python_env["MZ_OUTPUT_DIR"]) / "0"
     run = output_dir / "killed_run"
     shutil.rmtree(run, ignore_errors=True)
     command = ["bash", "test/train_full_1p.sh", f"--data_path={synthetic_root / 'cls'}", *SMALL_RUN,
@@ -412,7 +412,7 @@ def test_performance_8p_script_on_two_ranks_killed_and_rerun(python_env, tmp_pat
     start = _resumed_step(text)
     assert start >= 1 and [step for step, _ in steps] == list(range(start + 1, 4))
     assert _resumed_step(_segment_steps(run, 2, device=1)[1]) == start
-    case = _case_log(os.path.join(MODEL_DIR, "test", "output", "0"), "MobileNetV3_for_TensorFlow_bs2_2p_perf")
+    case = _case_log(os.path.join(env["MZ_OUTPUT_DIR"], "0"), "MobileNetV3_for_TensorFlow_bs2_2p_perf")
     assert set(CASE_KEYS) <= set(case) and case["RankSize"] == "2" and "TrainAccuracy" not in case
     assert (case["RunSteps"], case["RunSegments"]) == ("1-3", "2")
     # The other worker's scratch checkpoints (checkpoints/.worker-1) are gone after a clean finish.
