@@ -112,7 +112,7 @@ def _parse(parse, argv):
     """``parse(argv)``, its notes held back (main.py prints them again), any error as a UserError of one line."""
     notes = io.StringIO()
     try:
-        with contextlib.redirect_stderr(notes):
+        with contextlib.redirect_stderr(notes), contextlib.redirect_stdout(notes):
             result = parse(argv)
     except SystemExit as stop:
         if stop.code in (0, None):

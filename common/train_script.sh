@@ -47,7 +47,7 @@ mz_parse_flags() {
   case " $* " in
     *" -h "*|*" --help "*) echo "${code}"; exit 0 ;;
   esac
-  eval "${code}"
+  eval "${code}" || { echo "[Error] common/script_flags.py printed no shell code" >&2; exit 1; }
 }
 
 # mz_refuse_inside_output FLAG PATH: a folder meant to outlast the run (a cache) may not lie in the
@@ -65,10 +65,15 @@ mz_refuse_inside_output() {
 # common/launcher.py, with its output in output/<device>/train_<device>.log, prints the
 # Final result lines and writes output/<device>/${CaseName}.log. Exits with the training's
 # status. A run folder (--ckpt_path) keeps every run's logs (logs/segment-NNN/) and the
-# summary covers them all.
+# summary covers them all. MZ_DRY_RUN=1 prints the launcher's command instead of running it.
 mz_launch() {
-  "${mz_python}" "${repo_root}/common/launcher.py" launch --network="${Network}" --batch_size="${arg_batch_size}" \
-    --output_root="${mz_output_root}" "${mz_launch_args[@]}" "$@" \
-    -- "${mz_python}" "${model_dir}/main.py" "${mz_main_args[@]}"
+  local launch=("${mz_python}" "${repo_root}/common/launcher.py" launch --network="${Network}"
+                --batch_size="${arg_batch_size}" --output_root="${mz_output_root}" "${mz_launch_args[@]}" "$@"
+                -- "${mz_python}" "${model_dir}/main.py" "${mz_main_args[@]}")
+  if [ "${MZ_DRY_RUN:-0}" = 1 ]; then  # print the command, one argument a line, and run nothing
+    printf '%s\n' "${launch[@]}"
+    exit 0
+  fi
+  "${launch[@]}"
   exit $?
 }

@@ -4,7 +4,7 @@
 # MobileNetV3-Small briefly through test/train_full_1p.sh (a few minutes on 2 CPU cores).
 set -uo pipefail
 data_dir="${1:?usage: bash test/quickstart_1p.sh DATA_DIR}"
-source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../common/train_script_legacy.sh"  # sets mz_python, model_dir
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../common/train_script.sh"  # sets mz_python, model_dir
 cd "${model_dir}" || exit 1
 "${mz_python}" -m data_loading.synthetic --output="${data_dir}" --classes=4 --size=64 || exit 1
 bash test/train_full_1p.sh --data_path="${data_dir}" --class_number=0 --height=64 --width=64 \

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Accuracy run on one device: train, then evaluate the best model on the
 # validation split. TrainAccuracy = validation top-1 (METRIC top1; mIoU with
-# --task=segmentation).
+# --task=segmentation). Every main.py flag is a flag of this script too.
 #   bash test/train_full_1p.sh --data_path=DIR [--model=small] [--batch_size=N] [--ckpt_path=DIR] ...
-source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../common/train_script_legacy.sh"
-source "${cur_path}/model_flags.sh" "$@"
-mz_parse_flags "$@"
-mz_run_folder
-model_args
-mz_launch --network="${Network}" --batch_size="${batch_size}" --case_kind=acc \
-  --accuracy_key="${accuracy_key}" --warmup_steps="$(model_warmup 2)" -- \
-  "${mz_python}" "${model_dir}/main.py" --mode=train_and_evaluate "${args[@]}"
+mz_common="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../common/train_script.sh"
+[ -f "${mz_common}" ] || { echo "[Error] $(basename "$0") needs the repository's common/ folder beside this model directory" >&2; exit 2; }
+source "${mz_common}"
+mz_parse_flags --mode=train_and_evaluate --batch_size=32 -- "$@"
+accuracy_key=top1
+[ "${arg_task}" = segmentation ] && accuracy_key=miou
+# The first TRAIN line of a run (or of a resumed segment) covers the steps that traced the graph:
+# the warm-up is at least one logging interval.
+mz_launch --case_kind=acc --accuracy_key="${accuracy_key}" --warmup_steps="$(( arg_log_every > 2 ? arg_log_every : 2 ))"

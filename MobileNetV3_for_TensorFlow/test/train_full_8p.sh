@@ -3,4 +3,4 @@
 # common/npu_utils): the same flags as train_full_1p.sh; --batch_size is per device.
 #   RANK_SIZE=8 by default; set RANK_TABLE_FILE on Ascend, WORKER_HOSTS or TF_CONFIG across hosts.
 export RANK_SIZE="${RANK_SIZE:-8}"
-exec bash "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/train_full_1p.sh" "$@"
+MZ_SCRIPT="${BASH_SOURCE[0]}" exec bash "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/train_full_1p.sh" "$@"

@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
-# Performance run on one device: a short training (--train_steps steps), no final evaluation.
-# The summary is ${Network}_bs${batch_size}_${RANK_SIZE}p_perf.
+# Performance run on one device: 50 timed training steps (main.py --benchmark:
+# no checkpoints, no validation, no best/ model), a TRAIN line every step; the
+# summary's step times leave out the first 5 (graph tracing). Every main.py
+# flag is a flag of this script too.
 #   bash test/train_performance_1p.sh --data_path=DIR [--model=small] [--batch_size=N] ...
-source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../common/train_script_legacy.sh"
-source "${cur_path}/model_flags.sh" "$@"
-train_epochs=1
-train_steps=50
-mz_parse_flags "$@"
-mz_run_folder
-model_args
-mz_launch --network="${Network}" --batch_size="${batch_size}" --case_kind=perf --warmup_steps="$(model_warmup 5)" -- \
-  "${mz_python}" "${model_dir}/main.py" --mode=train "${args[@]}"
+mz_common="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../common/train_script.sh"
+[ -f "${mz_common}" ] || { echo "[Error] $(basename "$0") needs the repository's common/ folder beside this model directory" >&2; exit 2; }
+source "${mz_common}"
+mz_parse_flags --mode=train --benchmark --batch_size=32 --max_steps=50 --log_every=1 -- "$@"
+mz_launch --case_kind=perf --warmup_steps="$(( arg_log_every > 5 ? arg_log_every : 5 ))"

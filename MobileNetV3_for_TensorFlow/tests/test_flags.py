@@ -26,23 +26,36 @@ import pytest
 from runtime import flags
 
 MODEL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Every main.py flag test/model_flags.sh passes through as given, with a value main.py accepts.
+# Main.py flags a script passes on as given (any main.py flag is a script flag), with values main.py accepts.
 PASSED_THROUGH = ["--alpha=0.5", "--height=32", "--width=32", "--class_number=0", "--checkpoint_every=5",
                   "--bn_momentum=0.9", "--seed=1", "--optimizer=rmsprop",
                   "--lr_schedule=step", "--warmup_epochs=1", "--lr_decay_epochs=2", "--lr_decay_rate=0.9",
                   "--label_smoothing=0.1", "--dropout=0.3", "--weights=/runs/earlier", "--freeze_backbone_epochs=1",
                   "--loss_scale=128", "--use_xla=False", "--skip_bad_images=True", "--cache_budget_mb=10",
                   "--recipe=paper", "--weight_decay=1e-4", "--ema_momentum=0.99", "--log_every=2"]
-# What a test/*.sh script does before mz_launch: the shared flag loop, the run folder, the
-# main.py arguments (printed one a line). Run from test/, as a script sourced there would.
-MAIN_ARGS = ('source ../../common/train_script.sh; source model_flags.sh "$@"; mz_parse_flags "$@"; mz_run_folder; '
-             'model_args; printf "%s\\n" "${args[@]}"')
 
 
-def _script_args(argv):
-    result = subprocess.run(["bash", "-c", MAIN_ARGS, "bash", "--data_path=/tmp", *argv],
-                            cwd=os.path.join(MODEL_DIR, "test"), capture_output=True, text=True)
-    return result, flags.build_parser().parse_args(result.stdout.splitlines()) if result.returncode == 0 else None
+@pytest.fixture(scope="module")
+def data_path(tmp_path_factory):
+    """A --data_path main.py's checks accept: train/ and validation/ (the scripts check flags before running)."""
+    root = tmp_path_factory.mktemp("folders")
+    for split in ("train", "validation"):
+        (root / split / "a").mkdir(parents=True)
+    return str(root)
+
+
+def _launch_command(data_path, argv, script="train_full_1p.sh"):
+    """The launcher command a script would run (MZ_DRY_RUN=1, common/train_script.sh), one argument a line."""
+    return subprocess.run(["bash", os.path.join(MODEL_DIR, "test", script), f"--data_path={data_path}", *argv],
+                          env=dict(os.environ, MZ_DRY_RUN="1"), capture_output=True, text=True, timeout=60)
+
+
+def _script_args(data_path, argv):
+    """The script's result and the main.py flags it would run, as main.py's parser reads them."""
+    result = _launch_command(data_path, argv)
+    lines = result.stdout.splitlines()
+    main_args = lines[lines.index(os.path.join(MODEL_DIR, "main.py")) + 1:] if result.returncode == 0 else None
+    return result, flags.build_parser().parse_args(main_args) if main_args is not None else None
 
 
 def _readme():
@@ -50,23 +63,24 @@ def _readme():
         return handle.read()
 
 
-def test_script_flags_reach_main_py():
-    result, args = _script_args(["--batch_size=4", "--max_step=3", "--train_epochs=2", "--keep_checkpoints=2",
+def test_script_flags_reach_main_py(data_path):
+    result, args = _script_args(data_path, ["--batch_size=4", "--max_step=3", "--train_epochs=2", "--keep_checkpoints=2",
                                  *PASSED_THROUGH])
     assert result.returncode == 0, result.stderr
     assert set(PASSED_THROUGH) <= set(result.stdout.splitlines())
     assert (args.keep_checkpoints, args.checkpoint_every) == (2, 5)
     assert (args.loss_scale, args.dropout, args.lr_decay_epochs, args.lr_decay_rate) == (128, 0.3, 2, 0.9)
-    assert (args.batch_size, args.max_steps, args.train_epochs, args.data_path) == (4, 3, 2, "/tmp")
+    assert (args.batch_size, args.max_steps, args.train_epochs, args.data_path) == (4, 3, 2, data_path)
     # Without --ckpt_path the run folder is the launcher's fresh per-rank folder: nothing to resume.
     assert (args.model_dir, args.resume) == ("{output_dir}/ckpt", False)
-    # As in the other models' scripts, mixed precision is the shared --precision_mode, not --use_amp.
-    result, _ = _script_args(["--use_amp=True"])
-    assert result.returncode == 1 and "unknown flag '--use_amp=True'" in result.stderr
+    # The script's settings come first, a flag the user gives wins; main.py's spellings work as in main.py.
+    assert (args.mode, _script_args(data_path, [])[1].batch_size) == ("train_and_evaluate", 32)
+    result, args = _script_args(data_path, ["--use_amp", "--batch_size", "8"])
+    assert result.returncode == 0 and (args.use_amp, args.batch_size) == (True, 8)
 
 
-def test_seed_spellings_and_run_folder(tmp_path):
-    result, args = _script_args(["--batch=4", "--epochs=2", "--train_steps=5", f"--modeldir={tmp_path / 'run'}",
+def test_seed_spellings_and_run_folder(data_path, tmp_path):
+    result, args = _script_args(data_path, ["--batch=4", "--epochs=2", "--train_steps=5", f"--modeldir={tmp_path / 'run'}",
                                  "--loss_scale=False", "--save_interval=7"])
     assert result.returncode == 0, result.stderr
     assert (args.batch_size, args.train_epochs, args.max_steps, args.loss_scale,
@@ -74,33 +88,33 @@ def test_seed_spellings_and_run_folder(tmp_path):
     # The seed's --loss_scale=True|False reach main.py as given, which reads them as the scripts document.
     assert "--loss_scale=False" in result.stdout.splitlines()
     assert (args.model_dir, args.resume) == (str(tmp_path / "run"), True) and (tmp_path / "run").is_dir()
-    _, args = _script_args([f"--ckpt_path={tmp_path / 'run'}", "--resume=False", "--loss_scale=True",
+    _, args = _script_args(data_path, [f"--ckpt_path={tmp_path / 'run'}", "--resume=False", "--loss_scale=True",
                             "--max_steps=7"])
     assert (args.resume, args.loss_scale, args.max_steps) == (False, None, 7)
     # --recipe=paper scales the learning rate itself unless the script is given one, whatever its value.
-    result, _ = _script_args(["--recipe=paper"])
+    result, _ = _script_args(data_path, ["--recipe=paper"])
     assert not [arg for arg in result.stdout.splitlines() if arg.startswith("--learning_rate")]
-    assert _script_args(["--recipe=paper", "--learning_rate=0.01"])[1].learning_rate == 0.01
-    assert _script_args(["--recipe=paper", "--learning_rate=0.001"])[1].learning_rate == 0.001
+    assert _script_args(data_path, ["--recipe=paper", "--learning_rate=0.01"])[1].learning_rate == 0.01
+    assert _script_args(data_path, ["--recipe=paper", "--learning_rate=0.001"])[1].learning_rate == 0.001
 
 
-def test_warmup_covers_the_first_logging_interval():
+def test_warmup_covers_the_first_logging_interval(data_path):
     # The launcher leaves out the steps up to the warm-up; a resumed segment's first TRAIN line covers
     # the step that traced the graph again, and all steps of its logging interval.
-    def warmup(argv, base):
-        result = subprocess.run(["bash", "-c", f'source ../../common/train_script.sh; source model_flags.sh; '
-                                               f'mz_parse_flags "$@"; model_warmup {base}', "bash", "--data_path=/tmp",
-                                 *argv], cwd=os.path.join(MODEL_DIR, "test"), capture_output=True, text=True)
-        return result.stdout.strip()
-    assert [warmup([], 2), warmup(["--log_every=5"], 2), warmup(["--log_every=3"], 5)] == ["2", "5", "5"]
+    def warmup(argv, script):
+        lines = _launch_command(data_path, argv, script).stdout.splitlines()
+        return [line.split("=", 1)[1] for line in lines if line.startswith("--warmup_steps=")]
+    assert warmup([], "train_full_1p.sh") == ["2"] and warmup(["--log_every=5"], "train_full_1p.sh") == ["5"]
+    assert warmup(["--log_every=3"], "train_performance_1p.sh") == ["5"]
 
 
 def test_help_lists_the_common_names():
     result = subprocess.run(["bash", "test/train_performance_8p.sh", "--help"], cwd=MODEL_DIR,
                             capture_output=True, text=True)
     assert result.returncode == 0
+    assert result.stdout.startswith("usage: bash test/train_performance_8p.sh")  # its own help
     for name in ("--batch_size", "--train_epochs", "--train_steps", "--learning_rate", "--ckpt_path",
-                 "--resume", "--batch=N", "--modeldir=DIR", "--loss_scale=True|False"):
+                 "--resume", "--batch ", "--modeldir", "--loss_scale", "this script sets --mode=train --benchmark"):
         assert name in result.stdout, name
 
 

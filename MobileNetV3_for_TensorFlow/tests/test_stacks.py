@@ -25,7 +25,6 @@ import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import main
 from common import npu_utils

@@ -21,7 +21,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -157,9 +156,11 @@ def test_predict_and_export(trained, synthetic_root, tmp_path):
 def test_performance_script_unknown_flag_and_no_data(python_env):
     # The performance run itself is tested through train_performance_8p.sh, which runs this script.
     result = _script("train_performance_1p.sh", ["--data_path=/tmp", "--colour=red"], python_env)
-    assert result.returncode == 1 and "unknown flag '--colour=red'" in result.stderr
+    assert result.returncode == 2 and "unrecognized arguments: --colour=red" in result.stderr
     result = _script("train_full_1p.sh", [], python_env)
-    assert result.returncode == 1 and 'para "data_path" must be config' in result.stderr
+    assert result.returncode == 2 and result.stderr.strip() == '[Error] para "data_path" must be config'
+    result = _script("train_full_1p.sh", ["--data_path", "/tmp"], python_env)  # checked before anything runs
+    assert result.returncode == 2 and "/tmp/train" in result.stderr and len(result.stderr.splitlines()) == 1
 
 
 def test_segmentation_training_beats_chance(synthetic_root, tmp_path, capsys):
