@@ -11,12 +11,55 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""The shorthand flags of runtime/flags.py: --patch_size, --centres and --n4."""
+"""The flags: the repository's parsed names with the seed's spellings as aliases, the shorthands
+--patch_size, --centres and --n4, defaults shown by --help, --help and flag errors without TensorFlow,
+an older run's config.json, and a lone copy of the directory."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 
 from common.npu_utils import UserError
+from conftest import MODEL_DIR
 from runtime import flags
+
+# Runs main.py as `python3 main.py ARGS` would and reports whether TensorFlow was loaded and the exit status.
+PROBE = """import runpy, sys
+sys.argv = ["main.py"] + sys.argv[1:]
+try:
+    runpy.run_path("main.py", run_name="__main__")
+    code = 0
+except SystemExit as done:
+    code = done.code
+print("tensorflow" in sys.modules, code)
+"""
+
+
+def _env():
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def test_parsed_names_are_the_common_ones_and_the_seed_spellings_are_aliases():
+    common = flags.parse_args(["--data_path", "d", "--model_dir", "m", "--mode", "train", "--max_steps", "7",
+                               "--train_epochs", "3", "--batch_size", "4", "--learning_rate", "0.01",
+                               "--log_every", "5", "--seed", "9", "--resume", "--checkpoint_every", "11",
+                               "--keep_checkpoints", "2"])
+    seed = flags.parse_args(["-r", "d", "--model_dir", "m", "--max_steps", "7", "-e", "3", "-bs", "4", "-lr", "0.01",
+                             "--log_every_steps", "5", "--seed", "9", "-c", "True", "--save_every_steps", "11",
+                             "--keep_checkpoints", "2"])
+    assert vars(common) == vars(seed)
+    assert {name: vars(common)[name] for name in ("data_path", "model_dir", "mode", "max_steps", "train_epochs",
+                                                  "batch_size", "learning_rate", "log_every", "seed", "resume",
+                                                  "checkpoint_every", "keep_checkpoints")} == \
+        dict(data_path="d", model_dir="m", mode="train", max_steps=7, train_epochs=3, batch_size=4,
+             learning_rate=0.01, log_every=5, seed=9, resume=True, checkpoint_every=11, keep_checkpoints=2)
+    assert flags.parse_args(["-r", "d", "--epochs", "2", "--continue_training=False"]).train_epochs == 2
 
 
 def test_patch_size_and_centres_set_the_flags_they_stand_for(tmp_path):
@@ -32,3 +75,43 @@ def test_patch_size_and_centres_set_the_flags_they_stand_for(tmp_path):
 def test_a_shorthand_and_a_flag_it_sets_are_refused_together(tmp_path, argv, given):
     with pytest.raises(UserError, match=f"not both \\({given} given\\)"):
         flags.parse_args(["-r", str(tmp_path), *argv])
+
+
+def test_help_shows_each_default_once_stated():
+    text = " ".join(flags.build_parser().format_help().split())
+    for shown in ("(default 102)", "(default 5)", "(default 2)", "(default 0.0005)", "(default 20)",
+                  "(default 1234)", "(default block)", "(default 1000)"):
+        assert shown in text, shown
+
+
+def test_a_bad_value_is_one_line_and_exit_2():
+    result = subprocess.run([sys.executable, "main.py", "-r", "d", "--batch_size=abc"], cwd=MODEL_DIR, env=_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "error: argument -bs/--batch_size: invalid int value: 'abc' (see --help)"]
+
+
+def test_help_and_flag_errors_load_no_tensorflow():
+    for argv, code in ((["--help"], 0), (["-r", "d", "--batch_size=abc"], 2), (["-r", "d", "-ws", "30"], 2)):
+        result = subprocess.run([sys.executable, "-c", PROBE, *argv], cwd=MODEL_DIR, env=_env(), capture_output=True,
+                                text=True, timeout=120)
+        assert result.stdout.splitlines()[-1] == f"False {code}", (argv, result.stdout, result.stderr)
+
+
+def test_an_older_runs_config_json_with_the_earlier_flag_names_still_reads(tmp_path):
+    older = {"model_name": "dense48", "width_multiplier": 0.5, "n4_correction": False, "epochs": 3,
+             "log_every_steps": 7, "data_path": "d", "model_dir": str(tmp_path)}
+    (tmp_path / "config.json").write_text(json.dumps(older))
+    args = flags.parse_args(["-r", "d", "--mode", "test", "--model_dir", str(tmp_path)])
+    assert (args.model_name, args.width_multiplier, args.n4_correction) == ("dense48", 0.5, False)
+
+
+def test_a_lone_copy_of_the_directory_says_in_one_line_that_it_needs_common(tmp_path):
+    lone = tmp_path / os.path.basename(MODEL_DIR)
+    shutil.copytree(MODEL_DIR, lone, ignore=shutil.ignore_patterns("tests", "output", "results", "__pycache__"))
+    for argv in (["--help"], ["-r", "d"]):
+        result = subprocess.run([sys.executable, "main.py", *argv], cwd=lone, env=_env(), capture_output=True,
+                                text=True, timeout=120)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and result.stdout == "" and len(lines) == 1, result.stderr
+        assert "needs the repository's common/ folder" in lines[0] and str(tmp_path / "common") in lines[0]
