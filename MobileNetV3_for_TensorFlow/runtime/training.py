@@ -124,7 +124,7 @@ class TrainState:
 
 # What a precision or compiler request costs this network on a CPU, as measured (MobileNetV3-Small at 224,
 # batch 32, training on in-memory batches, against float32 without XLA in the same process, on a 2-core AMD
-# EPYC with AVX-512 BF16, TF 2.21: python3 benchmark/benchmark.py --parts training,amp --networks small).
+# EPYC with AVX-512 BF16, TF 2.21: python3 benchmark.py --parts training,amp --networks small).
 # bfloat16 is slow in the depthwise convolutions; a variant keeping those in float32 still trained at 0.73x.
 CPU_COSTS = {
     "mixed_bfloat16": "mixed_bfloat16 trains this network at about 0.5-0.65x the speed of float32 on a CPU (its "

@@ -37,9 +37,9 @@ Parts (``--parts``, comma-separated):
 The JPEG folders are written under ``--jpeg_root`` (default /tmp/mnv3_benchmark),
 never inside the repository, and reused when they exist.
 
-    python3 benchmark/benchmark.py [--parts training,amp,pipeline,with_pipeline] [--networks small,large] [--steps 6]
+    python3 benchmark.py [--parts training,amp,pipeline,with_pipeline] [--networks small,large] [--steps 6]
                                    [--xla off,on] [--rounds 5]
-    python3 benchmark/benchmark.py --parts scaling [--small_count 600 --large_count 12600]
+    python3 benchmark.py --parts scaling [--small_count 600 --large_count 12600]
 """
 
 import argparse
@@ -53,7 +53,7 @@ import time
 import numpy as np
 from PIL import Image
 
-MODEL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODEL_DIR = os.path.dirname(os.path.abspath(__file__))
 # This model's packages and the repository's common/ package.
 sys.path[:0] = [MODEL_DIR, os.path.dirname(MODEL_DIR)]
 
