@@ -234,6 +234,8 @@ class RunCheckpoints:
         self.directory = folder if self.is_chief else os.path.join(folder, f".worker-{ctx.ranks.rank_id}")
         if not self.is_chief:
             shutil.rmtree(self.directory, ignore_errors=True)  # left by a killed run
+        for partial in glob.glob(os.path.join(glob.escape(self.directory), ".weights-*.tmp")):
+            os.remove(partial)  # portable weights half written when a run was killed
         self.manager = tf.train.CheckpointManager(checkpoint, self.directory, max_to_keep=keep,
                                                   checkpoint_name="ckpt")
 

@@ -46,7 +46,7 @@ from common.errors import DIVERGED_EXIT, TrainingDiverged, UserError, exit_on_us
 _LAZY = {"common.stack": ("keras", "STACK", "MODEL_FILE_SUFFIX", "set_random_seed",
                           "register_serializable", "optimizer_variables", "build_optimizer",
                           "hard_sigmoid_layer", "hard_swish_layer", "decoupled_optimizer",
-                          "overwrite_with_moving_average", "export_saved_model", "CPU_BFLOAT16"),
+                          "export_saved_model", "CPU_BFLOAT16"),
          "common.checkpoints": ("save_checkpoint", "restore_checkpoint", "save_portable_weights",
                                 "load_portable_weights", "portable_weights_path", "RunCheckpoints",
                                 "latest_checkpoint")}

@@ -154,7 +154,7 @@ def test_predict_and_export(trained, synthetic_root, tmp_path):
 
 
 def test_performance_script_unknown_flag_and_no_data(python_env):
-    # The performance run itself is tested through train_performance_8p.sh, which runs this script.
+    # The performance run itself: test_performance_script_is_a_timed_training_only.
     result = _script("train_performance_1p.sh", ["--data_path=/tmp", "--colour=red"], python_env)
     assert result.returncode == 2 and "unrecognized arguments: --colour=red" in result.stderr
     result = _script("train_full_1p.sh", [], python_env)
@@ -398,10 +398,24 @@ def _check_averaged_weights_saved(run):
     np.testing.assert_array_equal(averaged.get_layer(kernel).get_weights()[0], best.get_layer(kernel).get_weights()[0])
 
 
-def test_performance_8p_script_on_two_ranks_killed_and_rerun(python_env, tmp_path):
+def test_performance_script_is_a_timed_training_only(python_env, tmp_path):
+    data = _tiny_classes(tmp_path / "data", 2)
+    result = _script("train_performance_1p.sh", [f"--data_path={data}", "--class_number=0", "--height=32",
+                                                 "--width=32", "--alpha=0.5", "--batch_size", "2", "--max_steps=8"],
+                     python_env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    output = os.path.join(python_env["MZ_OUTPUT_DIR"], "0")
+    case = _case_log(output, "MobileNetV3_for_TensorFlow_bs2_1p_perf")
+    latencies = ["latency_ms_mean", "latency_ms_p90", "latency_ms_p95", "latency_ms_p99"]
+    assert set(case) == set(CASE_KEYS + latencies)  # the keys of every model's performance run
+    assert not {"checkpoints", "best"} & set(os.listdir(os.path.join(output, "ckpt")))  # no checkpoint, no best/
+
+
+def test_full_8p_script_on_two_ranks_killed_and_rerun(python_env, tmp_path):
+    # The performance scripts are --benchmark runs, which keep no checkpoints: the accuracy script resumes.
     data = _tiny_classes(tmp_path / "data", 2)  # 4 training images: 2 ranks x batch 2 x 1 step per epoch
     run = tmp_path / "run"
-    command = ["bash", "test/train_performance_8p.sh", f"--data_path={data}", "--class_number=0", "--height=32",
+    command = ["bash", "test/train_full_8p.sh", f"--data_path={data}", "--class_number=0", "--height=32",
                "--width=32", "--alpha=0.5", "--batch=2", "--train_epochs=3", "--train_steps=0",
                "--checkpoint_every=1", f"--ckpt_path={run}"]
     env = dict(python_env, RANK_SIZE="2")
@@ -413,8 +427,8 @@ def test_performance_8p_script_on_two_ranks_killed_and_rerun(python_env, tmp_pat
     start = _resumed_step(text)
     assert start >= 1 and [step for step, _ in steps] == list(range(start + 1, 4))
     assert _resumed_step(_segment_steps(run, 2, device=1)[1]) == start
-    case = _case_log(os.path.join(env["MZ_OUTPUT_DIR"], "0"), "MobileNetV3_for_TensorFlow_bs2_2p_perf")
-    assert set(CASE_KEYS) <= set(case) and case["RankSize"] == "2" and "TrainAccuracy" not in case
+    case = _case_log(os.path.join(env["MZ_OUTPUT_DIR"], "0"), "MobileNetV3_for_TensorFlow_bs2_2p_acc")
+    assert set(CASE_KEYS) <= set(case) and case["RankSize"] == "2" and "TrainAccuracy" in case
     assert (case["RunSteps"], case["RunSegments"]) == ("1-3", "2")
     # The other worker's scratch checkpoints (checkpoints/.worker-1) are gone after a clean finish.
     assert sorted(path.name for path in (run / "checkpoints").iterdir() if path.name.startswith(".")) == []

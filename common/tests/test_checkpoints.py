@@ -151,6 +151,13 @@ def test_run_checkpoints_refuse_non_finite_weights_and_damaged_lists(toy, tmp_pa
     assert not npu_utils.has_checkpoint(str(tmp_path))
 
 
+def test_portable_weights_half_written_by_a_killed_run_are_removed_at_the_next_start(toy, tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / ".weights-abc123.tmp").write_bytes(b"half")
+    _run(toy, tmp_path)
+    assert os.listdir(tmp_path / "checkpoints") == []
+
+
 def test_a_non_chief_worker_saves_into_its_own_scratch_folder_which_close_removes(toy, tmp_path):
     worker, _ = _run(toy, tmp_path, rank=1)
     assert worker.save(1).startswith(str(tmp_path / "checkpoints" / ".worker-1"))
