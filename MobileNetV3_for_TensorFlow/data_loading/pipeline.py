@@ -561,7 +561,17 @@ class CheckedBatches:
 def _file_list(paths, excluded, *others):
     """``tf.data`` of (path, *others) slices without the files of ``excluded``."""
     data = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string),) + tuple(others) + (excluded,))
-    return data.filter(lambda *element: tf.logical_not(element[-1])).map(lambda *element: element[:-1])
+    return data.filter(_kept).map(_without_flag)
+
+
+def _kept(*element):
+    """Whether a (path, *others, excluded) slice stays (named functions: autograph cannot tell apart two
+    lambdas on one line, and says so on every run)."""
+    return tf.logical_not(element[-1])
+
+
+def _without_flag(*element):
+    return element[:-1]
 
 
 def eval_dataset(paths, labels, task, height, width, batch, cache_bytes=DEFAULT_CACHE_BYTES, checker=None,
