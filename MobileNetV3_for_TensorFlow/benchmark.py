@@ -24,7 +24,7 @@ Parts (``--parts``, comma-separated):
 - ``pipeline``: the training tf.data pipeline alone (read, decode the random
   box, resize, augment, batch; streamed from the files) on a folder of
   500x375 JPEGs, with one and with two images decoded at once
-  (``num_parallel_calls`` 1 and 2).
+  (``num_parallel_calls`` 1 and 2); ``--max_rotation`` as main.py's.
 - ``with_pipeline``: Small (``--networks``' first) trained main.py's way
   (common/npu_utils.make_train_step, Adam, float32) on batches of that
   pipeline streaming the folder, beside the same network and keras.applications
@@ -173,12 +173,12 @@ def jpeg_folder(root, train_count):
     return folder
 
 
-def streamed_batches(folder, batch, size, parallel_calls=pipeline.AUTOTUNE):
+def streamed_batches(folder, batch, size, parallel_calls=pipeline.AUTOTUNE, max_rotation=0.0):
     """main.py's training batches of ``folder``'s training split (too large for the default cache: streamed)."""
     dataset = folders.load_classification(os.path.join(folder, "train"), os.path.join(folder, "validation"))
     data = pipeline.TrainData(dataset.train.paths, dataset.train.labels, "classification", size, size, batch,
                               seed=0, steps_per_epoch=len(dataset.train.paths) // batch,
-                              parallel_calls=parallel_calls)
+                              parallel_calls=parallel_calls, max_rotation=max_rotation)
     if data.cached:
         raise SystemExit(f"{folder}'s training images fit the default cache: the pipeline would not stream")
     iterator = iter(data.epoch(0))
@@ -186,10 +186,10 @@ def streamed_batches(folder, batch, size, parallel_calls=pipeline.AUTOTUNE):
     return iterator
 
 
-def time_pipeline(folder, batch, size, batches, parallel_calls):
+def time_pipeline(folder, batch, size, batches, parallel_calls, max_rotation):
     """The training pipeline alone streaming ``folder``'s JPEGs (decode, resize, augment, batch): images/s and
     the process's CPU milliseconds per image (which other processes' load does not change much)."""
-    iterator = streamed_batches(folder, batch, size, parallel_calls)
+    iterator = streamed_batches(folder, batch, size, parallel_calls, max_rotation)
     start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(batches):
         next(iterator)
@@ -210,8 +210,8 @@ def with_pipeline_rows(ctx, args, folder):
                   "this, streamed JPEG pipeline": build_classifier(network, 1.0, 1000, shape)}
     runs = {}
     for name, model in models.items():
-        batches = (streamed_batches(folder, args.batch, args.size) if "pipeline" in name
-                   else in_memory_batches(args.batch, args.size))
+        batches = (streamed_batches(folder, args.batch, args.size, max_rotation=args.max_rotation)
+                   if "pipeline" in name else in_memory_batches(args.batch, args.size))
         runs[name] = (train_step(ctx, model), batches)
         time_steps(*runs[name], args.batch, args.warmup)
     speeds = {name: [] for name in runs}
@@ -268,6 +268,8 @@ def main():
     parser.add_argument("--xla", default="off,on", help="training part: rows without (off) and with (on) XLA")
     parser.add_argument("--pipeline_batches", type=int, default=24)
     parser.add_argument("--rounds", type=int, default=5, help="with_pipeline: alternating rounds of --steps steps")
+    parser.add_argument("--max_rotation", type=float, default=0.0,
+                        help="pipeline, with_pipeline: main.py's --max_rotation (degrees) of the pipeline")
     parser.add_argument("--jpeg_root", default="/tmp/mnv3_benchmark", help="where the JPEG folders are written")
     parser.add_argument("--small_count", type=int, default=600, help="JPEGs of the small folder (train + 100 val)")
     parser.add_argument("--large_count", type=int, default=12600, help="JPEGs of the large folder")
@@ -285,10 +287,12 @@ def main():
             print(f"| {network} | {name} | {xla} | {policy} | {speed:.2f} |")
     if "pipeline" in parts:
         folder = jpeg_folder(args.jpeg_root, args.large_count - VALIDATION_PER_CLASS * CLASSES)
-        (one, one_cpu), (two, two_cpu) = [time_pipeline(folder, args.batch, args.size, args.pipeline_batches, calls)
-                                          for calls in (1, 2)]
+        (one, one_cpu), (two, two_cpu) = [
+            time_pipeline(folder, args.batch, args.size, args.pipeline_batches, calls, args.max_rotation)
+            for calls in (1, 2)]
         print(f"\ninput pipeline alone ({JPEG_SIZE[0]}x{JPEG_SIZE[1]} JPEGs streamed, decode the random box, "
-              f"resize, augment, batch {args.batch} at {args.size}x{args.size}, {os.cpu_count()} cores, "
+              f"resize, augment (--max_rotation={args.max_rotation:g}), batch {args.batch} at "
+              f"{args.size}x{args.size}, {os.cpu_count()} cores, "
               f"load average {os.getloadavg()[0]:.1f}): num_parallel_calls=1 {one:.1f} images/s "
               f"({one_cpu:.2f} CPU ms per image), 2 {two:.1f} images/s ({two_cpu:.2f} CPU ms per image), "
               f"ratio {two / one:.2f}")

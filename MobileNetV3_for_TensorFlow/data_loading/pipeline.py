@@ -19,8 +19,9 @@ classification labels are int32 class indices, segmentation labels int32
 
 One geometry for training and evaluation, both from the decoded original:
 training takes an Inception-style random box of the original image (area
-8%-100%, aspect 3/4-4/3; the evaluation centre box when 10 draws fail) and
-resizes it to the input size; evaluation and predict resize the shorter
+8%-100%, aspect 3/4-4/3; the evaluation centre box when 10 draws fail),
+resizes it to the input size and flips it left-right at random (optionally
+also a small random rotation, in the same resampling); evaluation and predict resize the shorter
 side so that the centre crop keeps 87.5% and crop the centre. A JPEG is
 decoded with ``tf.io.decode_and_crop_jpeg``, so only the box is decoded, at
 full resolution; other formats are decoded whole and cropped. Everything on
@@ -68,8 +69,7 @@ DEFAULT_CACHE_BYTES = 300 * 1024 ** 2
 CROP_AREA = (0.08, 1.0)
 CROP_ASPECT = (3 / 4, 4 / 3)
 CROP_ATTEMPTS = 10
-# Augmentation strengths after the crop (chosen for small datasets; see README).
-MAX_ROTATION_DEGREES = 10.0
+# Colour jitter strengths after the crop (chosen for small datasets; see README).
 BRIGHTNESS, CONTRAST, SATURATION, HUE = 0.2, 0.2, 0.2, 0.02
 # What TensorFlow raises for a file that does not read or decode.
 DECODE_ERRORS = (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.DataLossError)
@@ -280,23 +280,23 @@ def resize_centre_crop(image, height, width):
     return tf.image.resize_with_crop_or_pad(image, height, width)
 
 
-def _crop_transform(seeds, crop_shape, height, width):
+def _crop_transform(seeds, crop_shape, height, width, max_rotation):
     """The projective transform from a (height, width) output to its crop: resize, flip and rotation in one.
 
     The output is the crop resized to (height, width) (bilinear, half-pixel
     centres, as ``tf.image.resize``), flipped left-right with probability 0.5
-    and rotated about its centre by up to MAX_ROTATION_DEGREES; one
+    and rotated about its centre by up to ``max_rotation`` degrees; one
     resampling of the crop instead of three. Returns float32 (1, 8): output
     pixel (x, y) samples the crop at (a0 x + a1 y + a2, b0 x + b1 y + b2).
     """
-    angle = tf.random.stateless_uniform([], seeds[2], -1.0, 1.0) * MAX_ROTATION_DEGREES * math.pi / 180
+    angle = tf.random.stateless_uniform([], seeds[2], -1.0, 1.0) * max_rotation * math.pi / 180
     cos, sin = tf.cos(angle), tf.sin(angle)
     h, w = float(height - 1), float(width - 1)
     # Rotation about the output's centre: output (x, y) -> (cos x - sin y + x_offset, sin x + cos y + y_offset).
     x_offset = (w - (cos * w - sin * h)) / 2
     y_offset = (h - (sin * w + cos * h)) / 2
     # Flip: x -> (width - 1) - x, i.e. x -> sign x + shift.
-    flip = tf.random.stateless_uniform([], seeds[1]) < 0.5
+    flip = _flip_drawn(seeds)
     sign, shift = tf.where(flip, -1.0, 1.0), tf.where(flip, w, 0.0)
     # Resize with half-pixel centres: output x -> (x + 0.5) * crop_width / width - 0.5.
     crop = tf.cast(crop_shape[:2], tf.float32)
@@ -322,8 +322,20 @@ def _colour_jitter(image, seeds):
     return tf.clip_by_value(image, 0.0, 1.0) * 255.0
 
 
-def augment(crop, seeds, height, width, mask=None):
-    """Resize a training box to the input size with a random horizontal flip and small rotation, then colour jitter.
+def _flip_drawn(seeds):
+    """Whether this element is flipped left-right (probability 0.5), drawn from ``seeds[1]``."""
+    return tf.random.stateless_uniform([], seeds[1]) < 0.5
+
+
+def _resize_and_flip(image, seeds, height, width, method):
+    """``image`` (h, w, c) resized to (height, width) with ``method``, mirrored when :func:`_flip_drawn`."""
+    image = tf.image.resize(image, (height, width), method=method)
+    # tf.cond, not tf.where: tf.where computes the mirror image of every element and selects pixel by pixel.
+    return tf.cond(_flip_drawn(seeds), lambda: tf.reverse(image, [1]), lambda: image)
+
+
+def augment(crop, seeds, height, width, mask=None, max_rotation=0.0):
+    """Resize a training box to the input size with a random horizontal flip (and rotation), then colour jitter.
 
     Args:
       crop: uint8 (h, w, 3), the random box of the original (:func:`decode_random_box`).
@@ -332,17 +344,26 @@ def augment(crop, seeds, height, width, mask=None):
       mask: optional uint8 (h, w, 1), the same box of the mask; it gets the
         same resize, flip and rotation (nearest neighbour, 255 where the
         rotation leaves the box).
+      max_rotation: rotate by a random angle of up to this many degrees
+        (Python float; 0: none). The rotation resamples the box with a
+        projective transform, which costs several times a plain resize.
     Returns:
       float32 (height, width, 3) image in [0, 255], and the int32
       (height, width) mask when one was given.
     """
-    transform = _crop_transform(seeds, tf.shape(crop), height, width)
-    image = _transform(tf.cast(crop, tf.float32), transform, height, width, "BILINEAR", "REFLECT", 0.0)
+    if max_rotation:
+        transform = _crop_transform(seeds, tf.shape(crop), height, width, max_rotation)
+        image = _transform(tf.cast(crop, tf.float32), transform, height, width, "BILINEAR", "REFLECT", 0.0)
+        if mask is not None:
+            mask = _transform(tf.cast(mask, tf.float32), transform, height, width, "NEAREST", "CONSTANT",
+                              float(IGNORE_LABEL))
+    else:
+        image = _resize_and_flip(crop, seeds, height, width, "bilinear")
+        if mask is not None:
+            mask = _resize_and_flip(mask, seeds, height, width, "nearest")
     image = _colour_jitter(image, seeds[3:7])
     if mask is None:
         return image
-    mask = _transform(tf.cast(mask, tf.float32), transform, height, width, "NEAREST", "CONSTANT",
-                      float(IGNORE_LABEL))
     return image, tf.cast(mask[..., 0], tf.int32)
 
 
@@ -392,11 +413,13 @@ class TrainData:
       checker: the :class:`DecodeChecker` of the run (default: stop at a bad file).
       num_classes: segmentation: mask values must be below it or 255 (the default 255 checks nothing).
       parallel_calls: images decoded at once (``num_parallel_calls`` of the map).
+      max_rotation: random rotation of up to this many degrees (0: none; see :func:`augment`).
     """
 
     def __init__(self, paths, labels, task, height, width, batch, seed, steps_per_epoch,
-                 cache_bytes=DEFAULT_CACHE_BYTES, checker=None, num_classes=IGNORE_LABEL, parallel_calls=AUTOTUNE):
-        self.task, self.height, self.width = task, height, width
+                 cache_bytes=DEFAULT_CACHE_BYTES, checker=None, num_classes=IGNORE_LABEL, parallel_calls=AUTOTUNE,
+                 max_rotation=0.0):
+        self.task, self.height, self.width, self.max_rotation = task, height, width, float(max_rotation)
         self.batch, self.seed, self.steps_per_epoch = batch, seed, steps_per_epoch
         self.checker = checker or DecodeChecker()
         self.num_classes, self.parallel_calls = num_classes, parallel_calls
@@ -469,16 +492,16 @@ class TrainData:
             image, mask = self.kept.get(index)
             begin, size = random_box(tf.shape(image), seeds[0], height, width)
             crop = tf.slice(image, begin, size)
-            if mask is None:
-                return augment(crop, seeds, height, width), tf.gather(self.kept.labels, index)
-            return augment(crop, seeds, height, width, mask=tf.slice(mask, begin, size))
-        crop, begin, size = decode_random_box(tf.io.read_file(tf.gather(self._paths, index)), seeds[0],
-                                              height, width)
-        label = tf.gather(self._labels, index)
+            label = tf.gather(self.kept.labels, index) if mask is None else tf.slice(mask, begin, size)
+        else:
+            crop, begin, size = decode_random_box(tf.io.read_file(tf.gather(self._paths, index)), seeds[0],
+                                                  height, width)
+            label = tf.gather(self._labels, index)
+            if self.task == "segmentation":
+                label = tf.slice(self.checker.decode_mask(label, self.num_classes), begin, size)
         if self.task != "segmentation":
-            return augment(crop, seeds, height, width), label
-        mask = tf.slice(self.checker.decode_mask(label, self.num_classes), begin, size)
-        return augment(crop, seeds, height, width, mask=mask)
+            return augment(crop, seeds, height, width, max_rotation=self.max_rotation), label
+        return augment(crop, seeds, height, width, mask=label, max_rotation=self.max_rotation)
 
     def _elements(self, epoch, excluded):
         """``(index, seed)`` of every element of ``epoch``, the files of ``excluded`` left out.

@@ -283,7 +283,7 @@ def _prepare_loop(state, dataset):
     state.train_data = pipeline.TrainData(ctx.shard(dataset.train.paths), ctx.shard(dataset.train.labels),
                                           args.task, args.height, args.width, args.batch_size, args.seed,
                                           state.steps_per_epoch, flags.cache_bytes(args), state.checker,
-                                          args.class_number)
+                                          args.class_number, max_rotation=args.max_rotation)
     if not args.benchmark:  # a --benchmark run does not validate
         state.val_data = pipeline.eval_dataset(dataset.validation.paths, dataset.validation.labels, args.task,
                                                args.height, args.width, args.batch_size, flags.cache_bytes(args),

@@ -247,11 +247,25 @@ def test_segmentation_errors(tmp_path, synthetic_root):
         folders.load_segmentation(None, val, 3)
 
 
-def test_segmentation_augmentation_keeps_image_and_mask_aligned(synthetic_root):
+def test_training_box_is_resized_and_mirrored_at_random_without_rotation():
+    # Noise, so a shifted or resampled-twice image would not match.
+    crop = tf.constant(np.random.default_rng(1).integers(0, 255, (90, 70, 3), dtype=np.uint8))
+    resized = tf.image.resize(crop, (32, 32)).numpy()
+    mirrored = []
+    for seed in range(8):
+        seeds = tf.random.experimental.stateless_split(tf.constant([seed, 5]), 8)
+        image = pipeline._resize_and_flip(crop, seeds, 32, 32, "bilinear").numpy()
+        mirrored.append(np.array_equal(image, resized[:, ::-1]))
+        assert mirrored[-1] or np.array_equal(image, resized)
+    assert 0 < sum(mirrored) < len(mirrored)
+
+
+@pytest.mark.parametrize("max_rotation", [0.0, 10.0])
+def test_segmentation_augmentation_keeps_image_and_mask_aligned(synthetic_root, max_rotation):
     dataset = folders.load_segmentation(str(synthetic_root / "seg" / "train"),
                                         str(synthetic_root / "seg" / "validation"), 3)
     data = pipeline.TrainData(dataset.train.paths[:4], dataset.train.labels[:4], "segmentation",
-                              64, 64, 4, seed=3, steps_per_epoch=1)
+                              64, 64, 4, seed=3, steps_per_epoch=1, max_rotation=max_rotation)
     images, masks = next(iter(data.epoch(0)))
     assert images.shape == (4, 64, 64, 3) and masks.shape == (4, 64, 64)
     masks = masks.numpy()
@@ -311,6 +325,8 @@ def test_cli_user_errors_are_one_line(tmp_path, synthetic_root, python_env):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: class_number=7 but ")
     assert "Traceback" not in result.stderr
+    result = _main(["--max_rotation=-5"], python_env)
+    assert (result.returncode, result.stderr) == (2, "error: --max_rotation=-5.0 must be in [0, 180] degrees\n")
     result = _main(["--height=abc"], python_env)
     assert (result.returncode, result.stderr) == (2, "error: argument --height: invalid int value: 'abc' (see --help)\n")
 

@@ -32,7 +32,8 @@ PASSED_THROUGH = ["--alpha=0.5", "--height=32", "--width=32", "--class_number=0"
                   "--lr_schedule=step", "--warmup_epochs=1", "--lr_decay_epochs=2", "--lr_decay_rate=0.9",
                   "--label_smoothing=0.1", "--dropout=0.3", "--weights=/runs/earlier", "--freeze_backbone_epochs=1",
                   "--loss_scale=128", "--use_xla=False", "--skip_bad_images=True", "--cache_budget_mb=10",
-                  "--recipe=paper", "--weight_decay=1e-4", "--ema_momentum=0.99", "--log_every=2"]
+                  "--recipe=paper", "--weight_decay=1e-4", "--ema_momentum=0.99", "--log_every=2",
+                  "--max_rotation=10"]
 
 
 @pytest.fixture(scope="module")
