@@ -21,10 +21,11 @@ One geometry for training and evaluation, both from the decoded original:
 training takes an Inception-style random box of the original image (area
 8%-100%, aspect 3/4-4/3; the evaluation centre box when 10 draws fail),
 resizes it to the input size and flips it left-right at random (optionally
-also a small random rotation, in the same resampling); evaluation and predict resize the shorter
-side so that the centre crop keeps 87.5% and crop the centre. A JPEG is
-decoded with ``tf.io.decode_and_crop_jpeg``, so only the box is decoded, at
-full resolution; other formats are decoded whole and cropped. Everything on
+also a small random rotation, in the same resampling); evaluation and
+predict resize the shorter side so that the centre crop keeps 87.5% and
+crop the centre. A JPEG is decoded with ``tf.io.decode_and_crop_jpeg``, so
+only the box is decoded, at full resolution; other formats are decoded whole
+and cropped. Everything on
 the per-image path is a TensorFlow op in the tf.data map (no Python there, so
 no global lock caps the decode at one core), except the PIL read of
 segmentation masks, which TensorFlow's PNG decoder cannot read as palette indices.
