@@ -25,10 +25,10 @@ also a small random rotation, in the same resampling); evaluation and
 predict resize the shorter side so that the centre crop keeps 87.5% and
 crop the centre. A JPEG is decoded with ``tf.io.decode_and_crop_jpeg``, so
 only the box is decoded, at full resolution; other formats are decoded whole
-and cropped. Everything on
-the per-image path is a TensorFlow op in the tf.data map (no Python there, so
-no global lock caps the decode at one core), except the PIL read of
-segmentation masks, which TensorFlow's PNG decoder cannot read as palette indices.
+and cropped. Everything on the per-image path is a TensorFlow op in the
+tf.data map (no Python there, so no global lock caps the decode at one core),
+except the PIL read of segmentation masks, which TensorFlow's PNG decoder
+cannot read as palette indices.
 
 Only the file list (paths and labels) is held per image: every epoch
 shuffles the list of indices (a full shuffle, cheap), and the map reads and
