@@ -24,12 +24,13 @@ Parts (``--parts``, comma-separated):
 - ``pipeline``: the training tf.data pipeline alone (read, decode the random
   box, resize, augment, batch; streamed from the files) on a folder of
   500x375 JPEGs, with one and with two images decoded at once
-  (``num_parallel_calls`` 1 and 2); ``--max_rotation`` as main.py's.
+  (``num_parallel_calls`` 1 and 2).
 - ``with_pipeline``: Small (``--networks``' first) trained main.py's way
   (common/npu_utils.make_train_step, Adam, float32) on batches of that
   pipeline streaming the folder, beside the same network and keras.applications
   on in-memory batches; the three alternate ``--rounds`` times in one process
-  and each reports its median.
+  and each reports its median. Both pipeline parts take main.py's
+  ``--max_rotation`` (default 0, main.py's default).
 - ``scaling``: ``main.py --mode=train`` on ``--small_count`` and
   ``--large_count`` ImageNet-like 500x375 JPEGs: peak RSS of the process and
   the time from its start to its first TRAIN line.
@@ -38,7 +39,7 @@ The JPEG folders are written under ``--jpeg_root`` (default /tmp/mnv3_benchmark)
 never inside the repository, and reused when they exist.
 
     python3 benchmark.py [--parts training,amp,pipeline,with_pipeline] [--networks small,large] [--steps 6]
-                                   [--xla off,on] [--rounds 5]
+                                   [--xla off,on] [--rounds 5] [--max_rotation 0]
     python3 benchmark.py --parts scaling [--small_count 600 --large_count 12600]
 """
 
