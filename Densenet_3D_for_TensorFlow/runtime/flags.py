@@ -111,9 +111,11 @@ def build_parser():
                              "run has them, else the last checkpoint; last, the newest checkpoint "
                              "(default %(default)s)")
     parser.add_argument("--metrics", choices=("brats", "brats2023"), default="brats",
-                        help="brats: Dice, sensitivity, specificity (over the brain) and HD95 per region; "
-                             "brats2023 adds BraTS 2023's lesion-wise Dice and HD95 (adult glioma rules) "
-                             "(default %(default)s)")
+                        help="brats: Dice, sensitivity, specificity (over the brain) and HD95 (medpy's "
+                             "definition) per region, this repository's BraTS 2017 conventions; brats2023: the "
+                             "columns of BraTS 2023's evaluation code in its conventions (legacy Dice and HD95 "
+                             "by DeepMind's surface distances, sensitivity, specificity, lesion-wise Dice and "
+                             "HD95, Num_TP/FP/FN, truth volume; adult glioma rules) (default %(default)s)")
     parser.add_argument("--window_batch", type=int, default=8,
                         help="windows per network call of window inference (default %(default)s)")
     npu_utils.add_bool_flag(parser, "--save_png", help_text="write a PNG per case (slices of FLAIR, prediction, "

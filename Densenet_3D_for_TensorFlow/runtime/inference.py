@@ -307,8 +307,8 @@ def run_inference(args, model, cases, data, with_truth, log):
         message = f"[{args.mode}] {case.case_id}: {args.inference} inference {seconds:.1f} s"
         if with_truth:
             brain = np.any(loaded.image != 0, axis=-1)  # normalise() keeps the background at 0
-            row = dict(metrics.case_metrics(labels, loaded.label, loaded.spacing, brain,
-                                            lesion_wise=args.metrics == "brats2023"), case=case.case_id)
+            row = dict(metrics.case_metrics(labels, loaded.label, loaded.spacing, brain, scores=args.metrics),
+                       case=case.case_id)
             rows.append(row)
             message += f", Dice WT {row['wt_dice']:.4f} TC {row['tc_dice']:.4f} ET {row['et_dice']:.4f}"
         log(message)

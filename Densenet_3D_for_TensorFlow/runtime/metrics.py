@@ -11,19 +11,23 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""The training loss and the BraTS scores: Dice, sensitivity, specificity and HD95 for WT, TC and ET.
+"""The training loss and the BraTS scores per region (WT, TC, ET), in one of two sets of conventions.
 
 Regions of the BraTS label values {0, 1, 2, 4}: whole tumour WT = label > 0,
-tumour core TC = label in {1, 4}, enhancing tumour ET = label == 4. A region
-that is empty in exactly one of prediction and truth is scored as the BraTS
-challenge scores it (Dice 0, HD95 373.13 mm) and counted per region; both
-empty: Dice 1, HD95 0. Specificity counts the voxels of the brain mask
-only (the non-zero voxels of the images). Over the cases, each metric gets
-the summary rows BraTS reports: mean, sample standard deviation, median,
-25th and 75th percentile, the 373.13 mm cases included.
+tumour core TC = label in {1, 4}, enhancing tumour ET = label == 4.
 
-With ``lesion_wise=True`` each region also gets BraTS 2023's lesion-wise
-Dice and HD95 (:func:`lesion_wise_scores`).
+``brats`` (this repository's BraTS 2017 table, :func:`case_metrics`): Dice; sensitivity (1.0 when the truth
+is empty); specificity over the brain mask only; HD95 by medpy's definition (``medpy.metric.binary.hd95``);
+a region empty in exactly one of prediction and truth scores Dice 0 and HD95 373.13 mm, counted per region;
+both empty: Dice 1, HD95 0.
+
+``brats2023``: the columns of BraTS 2023's evaluation code in its conventions
+(:mod:`runtime.scoring.brats2023`): legacy Dice and HD95 (DeepMind's surface distances, 374 mm for one
+empty mask), sensitivity and specificity over the whole volume, lesion-wise Dice and HD95, the numbers of
+true positive, false positive and false negative lesions, and the truth volume.
+
+Over the cases, each metric gets the summary rows BraTS reports: mean, sample standard deviation, median,
+25th and 75th percentile, the 373.13 / 374 mm cases included.
 """
 
 import csv
@@ -33,6 +37,8 @@ import tensorflow as tf
 from scipy import ndimage
 
 from common.npu_utils import keras
+from runtime.scoring import brats2023
+from runtime.scoring.surfaces import bounding_box
 
 REGIONS = {
     "wt": lambda label: label > 0,
@@ -43,17 +49,17 @@ METRIC_NAMES = ("dice", "sensitivity", "specificity", "hd95")
 # The BraTS challenge's HD95 of a region found in only one of prediction and
 # truth: the diagonal of the 240x240x155 volume at 1 mm, sqrt(240^2+240^2+155^2).
 HD95_ONE_EMPTY = 373.13
-LESION_METRIC_NAMES = ("lesion_dice", "lesion_hd95")
-
-# BraTS 2023 lesion-wise rules, adult glioma (BraTS-GLI) constants, from the challenge's evaluation code
-# (https://github.com/rachitsaluja/BraTS-2023-Metrics): truth lesions are grown by 3 dilations with the
-# 18-connected cross to decide which lesions are one and which predicted components touch them; a truth
-# lesion of at most 50 mm^3 is left out; an unmatched lesion or component scores HD95 374 mm.
-LESION_DILATIONS = 3
-LESION_MIN_VOLUME_MM3 = 50.0
-LESION_HD95_MISSED = 374.0
-_COMPONENTS_26 = ndimage.generate_binary_structure(3, 3)
-_DILATION_18 = ndimage.generate_binary_structure(3, 2)
+SCORES = ("brats", "brats2023")  # the --metrics choices
+# The columns the printed table shows per region (metrics.csv has every column).
+TABLE_NAMES = {"brats": ("dice", "hd95", "sensitivity", "specificity"),
+               "brats2023": ("dice", "hd95", "sensitivity", "specificity", "lesion_dice", "lesion_hd95")}
+TABLE_TITLES = {
+    "brats": "BraTS 2017 conventions: HD95 by medpy's definition (373.13 mm when one mask is empty), "
+             "specificity over the brain, sensitivity 1 for an empty truth",
+    "brats2023": "BraTS 2023 evaluation code's conventions: HD95 by DeepMind's surface distances (374 mm when "
+                 "one mask is empty), specificity over the volume, sensitivity 0 for an empty truth, "
+                 "lesion-wise scores of adult glioma",
+}
 
 
 def dice(prediction, truth):
@@ -94,7 +100,7 @@ def one_empty(prediction, truth):
 
 
 def hd95(prediction, truth, spacing=(1.0, 1.0, 1.0)):
-    """95th percentile of the symmetric surface distances, in mm.
+    """95th percentile of the symmetric surface distances, in mm (the 2017 table's definition).
 
     ``prediction`` and ``truth`` are (X, Y, Z) bool masks; ``spacing`` is the
     voxel size in mm along X, Y, Z (the NIfTI zooms).
@@ -105,73 +111,34 @@ def hd95(prediction, truth, spacing=(1.0, 1.0, 1.0)):
     voxel of the other (Euclidean, scaled by ``spacing``) are pooled, and the
     95th percentile is NumPy's default (linear interpolation). BraTS
     conventions for empty masks: both empty 0.0; exactly one empty
-    :data:`HD95_ONE_EMPTY` (373.13 mm).
+    :data:`HD95_ONE_EMPTY` (373.13 mm). The distance transforms run inside the
+    masks' bounding box plus one voxel: every surface voxel and its nearest one lie in it.
     """
     if not prediction.any() and not truth.any():
         return 0.0
     if one_empty(prediction, truth):
         return HD95_ONE_EMPTY
-    surface_p, surface_t = _surface(prediction), _surface(truth)
+    box = bounding_box(prediction | truth, margin=1)
+    surface_p, surface_t = _surface(prediction[box]), _surface(truth[box])
     to_t = ndimage.distance_transform_edt(~surface_t, sampling=spacing)
     to_p = ndimage.distance_transform_edt(~surface_p, sampling=spacing)
     distances = np.concatenate([to_t[surface_p], to_p[surface_t]])
     return float(np.percentile(distances, 95))
 
 
-def lesion_wise_scores(prediction, truth, spacing=(1.0, 1.0, 1.0)):
-    """BraTS 2023's lesion-wise Dice and HD95 (mm) of one region, as its evaluation code computes them.
-
-    ``prediction`` and ``truth`` are (X, Y, Z) bool masks; ``spacing`` the voxel size in mm along X, Y, Z.
-
-    1. Truth lesions: the connected components (26-connectivity) of the truth
-       dilated :data:`LESION_DILATIONS` times (18-connected cross); a lesion is
-       the truth voxels inside one of them, so lesions closer than the
-       dilation count as one.
-    2. Predicted components: 26-connectivity. A component that meets a
-       lesion's own dilation matches it; the lesion's Dice and HD95 are taken
-       against the union of its matching components (no match: Dice 0,
-       HD95 :data:`LESION_HD95_MISSED`, a false negative).
-    3. Lesions of at most :data:`LESION_MIN_VOLUME_MM3` are left out (their
-       matching components are not false positives either).
-    4. Every component that matches no lesion is a false positive: Dice 0,
-       HD95 374 mm.
-    The scores are the means over kept lesions and false positives; with
-    neither (e.g. both masks empty): Dice 1, HD95 0. Pairs are scored by
-    :func:`dice` and :func:`hd95` (medpy's surface definition; the challenge
-    code uses DeepMind's ``surface_distance``, which can differ slightly).
-
-    Returns ``(dice, hd95)``.
-    """
-    def dilate(mask):
-        return ndimage.binary_dilation(mask, structure=_DILATION_18, iterations=LESION_DILATIONS)
-
-    grown, num_lesions = ndimage.label(dilate(truth), structure=_COMPONENTS_26)
-    components, num_components = ndimage.label(prediction, structure=_COMPONENTS_26)
-    voxel_mm3 = float(np.prod(spacing))
-    matched, dices, distances = set(), [], []
-    for index in range(1, num_lesions + 1):
-        lesion = truth & (grown == index)
-        hits = np.unique(components[dilate(lesion)])
-        hits = hits[hits != 0]
-        matched.update(hits.tolist())
-        if lesion.sum() * voxel_mm3 <= LESION_MIN_VOLUME_MM3:
-            continue
-        found = np.isin(components, hits)
-        dices.append(dice(found, lesion))
-        distances.append(hd95(found, lesion, spacing) if hits.size else LESION_HD95_MISSED)
-    false_positives = num_components - len(matched)
-    count = len(dices) + false_positives
-    if count == 0:
-        return 1.0, 0.0
-    return sum(dices) / count, (sum(distances) + false_positives * LESION_HD95_MISSED) / count
+def _region_metrics_2017(prediction, truth, spacing, brain):
+    """``{name: value}`` of :data:`METRIC_NAMES` for one region's (X, Y, Z) bool masks, 2017 conventions."""
+    return dict(dice=dice(prediction, truth), sensitivity=sensitivity(prediction, truth),
+                specificity=specificity(prediction, truth, brain), hd95=hd95(prediction, truth, spacing))
 
 
-def case_metrics(prediction, truth, spacing=(1.0, 1.0, 1.0), brain=None, lesion_wise=False):
+def case_metrics(prediction, truth, spacing=(1.0, 1.0, 1.0), brain=None, scores="brats"):
     """All metrics of one case from (X, Y, Z) label volumes in the BraTS values {0, 1, 2, 4}.
 
-    ``spacing``: voxel size in mm along X, Y, Z (for HD95); ``brain``: (X, Y, Z)
-    bool mask specificity is counted over (None: the whole volume);
-    ``lesion_wise``: add BraTS 2023's lesion-wise Dice and HD95.
+    ``spacing``: voxel size in mm along X, Y, Z (for HD95 and volumes); ``brain``: (X, Y, Z)
+    bool mask the 2017 specificity is counted over (None: the whole volume);
+    ``scores``: ``brats`` (the 2017 table's conventions) or ``brats2023`` (the
+    columns and conventions of BraTS 2023's evaluation code, ``brain`` unused).
 
     Returns ``{"wt_dice": ..., "tc_hd95": ..., "et_one_empty": 0 or 1, ...}``:
     every :func:`metric_columns` entry and, per region, ``<region>_one_empty``.
@@ -179,20 +146,23 @@ def case_metrics(prediction, truth, spacing=(1.0, 1.0, 1.0), brain=None, lesion_
     results = {}
     for region, select in REGIONS.items():
         p, t = select(prediction), select(truth)
-        results[f"{region}_dice"] = dice(p, t)
-        results[f"{region}_sensitivity"] = sensitivity(p, t)
-        results[f"{region}_specificity"] = specificity(p, t, brain)
-        results[f"{region}_hd95"] = hd95(p, t, spacing)
+        values = (brats2023.region_scores(p, t, spacing) if scores == "brats2023"
+                  else _region_metrics_2017(p, t, spacing, brain))
+        results.update({f"{region}_{name}": value for name, value in values.items()})
         results[f"{region}_one_empty"] = int(one_empty(p, t))
-        if lesion_wise:
-            results[f"{region}_lesion_dice"], results[f"{region}_lesion_hd95"] = lesion_wise_scores(p, t, spacing)
     return results
 
 
+def scores_of(rows):
+    """Which conventions the rows of :func:`case_metrics` follow: ``brats`` or ``brats2023``."""
+    return "brats2023" if rows and "wt_lesion_dice" in rows[0] else "brats"
+
+
 def metric_columns(rows=()):
-    """The per-region metric names: ``wt_dice``, ``wt_sensitivity``, ..., ``et_hd95``, and
-    ``<region>_lesion_dice`` and ``_lesion_hd95`` when the first of ``rows`` has them."""
-    names = METRIC_NAMES + (LESION_METRIC_NAMES if rows and "wt_lesion_dice" in rows[0] else ())
+    """The per-region metric names: ``wt_dice``, ``wt_sensitivity``, ..., ``et_hd95`` (2017), or
+    ``wt_dice`` ... ``et_gt_volume`` (:data:`runtime.scoring.brats2023.COLUMNS`) when the first of ``rows``
+    has lesion-wise columns."""
+    names = brats2023.COLUMNS if scores_of(rows) == "brats2023" else METRIC_NAMES
     return [f"{region}_{name}" for region in REGIONS for name in names]
 
 
@@ -230,19 +200,26 @@ def summary_rows(rows):
     return summary
 
 
+def _short(column):
+    """A table header for a column: ``wt_sensitivity`` -> ``wt_sens``, ``et_lesion_hd95`` -> ``et_les_hd95``."""
+    return column.replace("sensitivity", "sens").replace("specificity", "spec").replace("lesion", "les")
+
+
 def format_table(rows):
-    """A per-case text table (Dice and HD95 of each region, lesion-wise too when the rows have them), the
-    summary rows, and the one-empty counts."""
-    columns = [c for c in metric_columns(rows) if c.endswith(("dice", "hd95"))]
-    width = 16 if len(columns) > 6 else 11  # room for "wt_lesion_hd95"
-    header = f"{'case':<32}" + "".join(f"{c:>{width}}" for c in columns)
-    lines = [header]
+    """A text table: a line naming the conventions, per case Dice, HD95, sensitivity and specificity of each
+    region (and lesion-wise Dice and HD95 with ``brats2023`` rows), the summary rows, the one-empty counts."""
+    scores = scores_of(rows)
+    columns = [f"{region}_{name}" for region in REGIONS for name in TABLE_NAMES[scores]]
+    width = max(len(_short(c)) for c in columns) + 2
+    lines = [f"scores in the {TABLE_TITLES[scores]}",
+             f"{'case':<32}" + "".join(f"{_short(c):>{width}}" for c in columns)]
     summary = summary_rows(rows)
     means = summary[0]
     for row in rows + summary:
         lines.append(f"{row['case'][:32]:<32}" + "".join(f"{row[c]:>{width}.4f}" for c in columns))
+    missed = HD95_ONE_EMPTY if scores == "brats" else brats2023.HD95_MISSED
     counts = ", ".join(f"{region.upper()} {means[f'{region}_one_empty']}" for region in REGIONS)
-    lines.append(f"cases with exactly one empty mask (HD95 {HD95_ONE_EMPTY} mm): {counts} of {len(rows)}")
+    lines.append(f"cases with exactly one empty mask (HD95 {missed:g} mm): {counts} of {len(rows)}")
     return "\n".join(lines)
 
 

@@ -11,8 +11,8 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Dice, sensitivity, specificity, HD95 and BraTS 2023's lesion-wise scores on masks with known answers, and
-the summary rows over cases."""
+"""Dice, sensitivity, specificity and HD95 of the 2017 table on masks with known answers, the 2023 columns
+through case_metrics, the printed table and metrics.csv, and the summary rows over cases."""
 
 import csv
 import math
@@ -112,6 +112,7 @@ def test_case_metrics_regions_and_csv(tmp_path):
     assert [r["et_one_empty"] for r in written] == ["1", "0", "1", "", "", "", ""]
     assert written[2]["wt_one_empty"] == "0"
     table = metrics.format_table(rows).splitlines()
+    assert table[1].split()[1:5] == ["wt_dice", "wt_hd95", "wt_sens", "wt_spec"]
     assert [line.split()[0] for line in table[-6:-1]] == ["mean", "std", "median", "25quantile", "75quantile"]
     assert table[-1] == "cases with exactly one empty mask (HD95 373.13 mm): WT 0, TC 0, ET 1 of 2"
 
@@ -135,35 +136,7 @@ def test_summary_rows_over_cases_by_hand_with_the_373_rule():
     assert np.isnan(metrics.summary_rows(rows[:1])[1]["wt_dice"])  # std of one case
 
 
-def test_lesion_wise_scores_worked_by_hand():
-    shape = (30, 30, 30)
-    lesion_a = np.s_[2:6, 2:6, 2:6]  # 64 voxels
-    lesion_b = np.s_[2:6, 2:6, 20:24]  # 64 voxels, never predicted: a false negative
-    lesion_c = np.s_[20:23, 20:23, 2:5]  # 27 voxels: at most 50 mm^3 at 1 mm, left out
-    truth = _mask(shape, lesion_a, lesion_b, lesion_c)
-    # A exactly, plus one voxel 2 beyond A's face: a separate component inside A's 3-voxel dilation, so it
-    # joins A's match (Dice 2 x 64 / (65 + 64); 112 of the 113 surface distances are 0, so HD95 0). C
-    # exactly (a match of a left-out lesion is no false positive); one far voxel: a false positive.
-    prediction = _mask(shape, lesion_a, np.s_[7, 3, 3], lesion_c, np.s_[25, 25, 25])
-    lesion_dice, lesion_hd95 = metrics.lesion_wise_scores(prediction, truth)
-    # Scored: A, B (0, 374 mm), the false positive (0, 374 mm).
-    assert lesion_dice == pytest.approx(128 / 129 / 3) and lesion_hd95 == pytest.approx(748 / 3)
-    # 2 mm voxels along x: C is 54 mm^3 and counts (Dice 1, HD95 0); dilation counts voxels, not mm.
-    lesion_dice, lesion_hd95 = metrics.lesion_wise_scores(prediction, truth, spacing=(2.0, 1.0, 1.0))
-    assert lesion_dice == pytest.approx((128 / 129 + 1) / 4) and lesion_hd95 == pytest.approx(187.0)
-    empty = np.zeros(shape, bool)
-    assert metrics.lesion_wise_scores(empty, empty) == (1.0, 0.0)
-    assert metrics.lesion_wise_scores(empty, _mask(shape, lesion_c)) == (1.0, 0.0)  # only a left-out lesion
-    # Two cubes 2 voxels apart are one lesion (their dilations meet): finding one gives Dice 2 x 64 / 192,
-    # not (1 + 0) / 2. HD95: 112 zeros, then the far cube's surface to the near cube's face x = 5: 16 x 3,
-    # 12 x 4, 12 x 5, 16 x 6; the 95th percentile of the 168 is at index 158.65, among the 6s.
-    pair = _mask(shape, np.s_[2:6, 2:6, 2:6], np.s_[8:12, 2:6, 2:6])
-    found = _mask(shape, np.s_[2:6, 2:6, 2:6])
-    lesion_dice, lesion_hd95 = metrics.lesion_wise_scores(found, pair)
-    assert lesion_dice == pytest.approx(2 / 3) and lesion_hd95 == pytest.approx(6.0)
-
-
-def test_case_metrics_lesion_wise_columns_and_brain(tmp_path):
+def test_case_metrics_in_the_2023_conventions_table_and_csv(tmp_path):
     truth = np.zeros((16, 16, 16), np.uint8)
     truth[2:8, 2:8, 2:8] = 2
     truth[3:7, 3:7, 3:7] = 4
@@ -171,13 +144,27 @@ def test_case_metrics_lesion_wise_columns_and_brain(tmp_path):
     prediction[12, 12, 12] = 2  # a false-positive WT voxel
     brain = np.zeros(truth.shape, bool)
     brain[:14] = True
-    row = metrics.case_metrics(prediction, truth, brain=brain, lesion_wise=True)
+    row = metrics.case_metrics(prediction, truth, brain=brain, scores="brats2023")
     assert row["wt_lesion_dice"] == 0.5 and row["wt_lesion_hd95"] == 187.0
+    assert (row["wt_num_tp"], row["wt_num_fp"], row["wt_num_fn"]) == (1, 1, 0) and row["wt_gt_volume"] == 216.0
     assert row["et_lesion_dice"] == 1.0 and row["et_lesion_hd95"] == 0.0
-    assert row["wt_specificity"] == 1 - 1 / (14 * 16 * 16 - 216)
+    # The code's specificity counts the whole volume (the brain mask is the 2017 table's).
+    assert row["wt_specificity"] == 1 - 1 / (16 ** 3 - 216)
+    assert metrics.case_metrics(prediction, truth, brain=brain)["wt_specificity"] == 1 - 1 / (14 * 16 * 16 - 216)
+    # A region absent from the truth and predicted: sensitivity 0 here, 1 in the 2017 table; HD95 374 vs 373.13.
+    missed = np.where(truth == 4, 1, truth).astype(np.uint8)
+    row_2023 = metrics.case_metrics(truth, missed, scores="brats2023")
+    row_2017 = metrics.case_metrics(truth, missed)
+    assert (row_2023["et_sensitivity"], row_2023["et_hd95"]) == (0.0, 374.0)
+    assert (row_2017["et_sensitivity"], row_2017["et_hd95"]) == (1.0, 373.13)
     rows = [dict(row, case="a")]
-    assert "et_lesion_hd95" in metrics.metric_columns(rows) and "et_lesion_hd95" not in metrics.metric_columns()
+    assert "et_num_fn" in metrics.metric_columns(rows) and "et_num_fn" not in metrics.metric_columns()
     metrics.write_csv(str(tmp_path / "metrics.csv"), rows)
     written = list(csv.DictReader((tmp_path / "metrics.csv").open()))
     assert float(written[1]["wt_lesion_hd95"]) == 187.0  # the mean row
-    assert "wt_lesion_dice" in metrics.format_table(rows).splitlines()[0]
+    table = metrics.format_table(rows).splitlines()
+    assert table[0].startswith("scores in the BraTS 2023 evaluation code's conventions")
+    assert table[1].split()[1:7] == ["wt_dice", "wt_hd95", "wt_sens", "wt_spec", "wt_les_dice", "wt_les_hd95"]
+    assert table[-1].startswith("cases with exactly one empty mask (HD95 374 mm)")
+    assert metrics.format_table([dict(row_2017, case="b")]).splitlines()[0].startswith(
+        "scores in the BraTS 2017 conventions")
