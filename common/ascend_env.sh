@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Ascend toolkit environment, sourced by every model's test/env.sh.
+# The Ascend toolkit and TF adapter environment, sourced by every model's test/env.sh.
 # Where the toolkit is not installed (GPU and CPU machines) it changes nothing
 # but the job defaults below, so sourcing it is always safe.
 install_path="${ASCEND_INSTALL_PATH:-/usr/local/Ascend}"
@@ -12,6 +12,10 @@ if [ -d "${install_path}" ]; then
     export PATH="${install_path}/fwkacllib/ccec_compiler/bin:${install_path}/fwkacllib/bin:${PATH}"
     export ASCEND_OPP_PATH="${install_path}/opp"
     export ASCEND_AICPU_PATH="${install_path}"
+  fi
+  # The TF adapter's own libraries (npu_device), as ModelZoo's TF2 scripts source them.
+  if [ -f "${install_path}/tfplugin/set_env.sh" ]; then
+    source "${install_path}/tfplugin/set_env.sh"
   fi
 fi
 export JOB_ID="${JOB_ID:-10087}"

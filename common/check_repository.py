@@ -33,11 +33,11 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = ("Densenet_3D_for_TensorFlow", "MobileNetV3_for_TensorFlow", "UNet_Medical_for_TensorFlow")
 LICENCE_LINE = "# Licensed under the Apache License, Version 2.0"
 # Every model directory: the same folders, the same runtime/ modules for the same roles, these files.
-MODEL_FOLDERS = {"data_loading", "model", "runtime", "test", "tests"}
+MODEL_FOLDERS = {"configs", "data_loading", "model", "runtime", "test", "tests"}
 RUNTIME_MODULES = {"__init__.py", "flags.py", "training.py", "evaluation.py", "inference.py", "metrics.py"}
 MODEL_FILES = ("main.py", "benchmark.py", "README.md", "LICENSE", "requirements.txt", "modelzoo_level.txt",
                "test/env.sh", "test/model_flags.sh", "test/train_full_1p.sh", "test/train_performance_1p.sh",
-               "test/train_full_8p.sh", "test/train_performance_8p.sh")
+               "test/train_full_8p.sh", "test/train_performance_8p.sh", "configs/rank_table_8p.json")
 BANNED_FILES = re.compile(r"(\.log$|loss.*\.txt$|\.pb$|\.ckpt|ckpt-\d|\.index$|\.data-\d+-of-\d+$|\.h5$|\.keras$)")
 ENV_EXPORT = re.compile(r"^\s*export\s+(LD_LIBRARY_PATH|PATH|ASCEND_OPP_PATH|install_path)=", re.M)
 VERSION_TEST = re.compile(r"__version__|\bKERAS3\b|\btf\.version\b|\bversion_info\b|\bVERSION\b")

@@ -24,7 +24,9 @@ stdout is a terminal or ``MZ_SHOW_PROGRESS=1``, waits, and writes the summary
 """
 
 import argparse
+import collections
 import dataclasses
+import importlib.util
 import math
 import os
 import platform
@@ -37,19 +39,24 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from common import ascend  # noqa: E402
 from common.cluster import env_int, read_ranks  # noqa: E402
 from common.errors import UserError  # noqa: E402
-from common.npu_utils import METRIC_LINE_RE, STEP_LINE_RE, str2bool  # noqa: E402
+from common.npu_utils import METRIC_LINE_RE, STEP_LINE_RE  # noqa: E402
+
+
+StepLine = collections.namedtuple("StepLine", "step loss images_per_sec elapsed_sec step_ms")
 
 
 def parse_step_line(line):
-    """The ``(step, loss, images_per_sec, elapsed_sec)`` of a step line, or None."""
+    """The :class:`StepLine` of a TRAIN line (``step_ms`` None on a line without it), or None."""
     match = STEP_LINE_RE.search(line)
     if not match:
         return None
-    step, loss, ips, elapsed = match.groups()
+    step, loss, ips, elapsed, step_ms = match.groups()
     try:
-        return int(step), float(loss), float(ips), float(elapsed)
+        return StepLine(int(step), float(loss), float(ips), float(elapsed),
+                        None if step_ms is None else float(step_ms))
     except ValueError:
         return None
 
@@ -75,28 +82,51 @@ def timed_steps(steps, warmup_steps):
     step is a warm-up step (a very short run), the first line is still left
     out if there are others.
     """
-    first = steps[0][0]
-    start = first - (steps[1][0] - first if len(steps) > 1 else 1)
-    kept = [s for s in steps if s[0] > start + warmup_steps]
+    start = _segment_start(steps)
+    kept = [s for s in steps if s.step > start + warmup_steps]
     return kept or steps[1:] or steps
 
 
-def throughput(steps, warmup_steps):
-    """Mean images/sec over the step lines after the warm-up (``timed_steps``)."""
-    kept = timed_steps(steps, warmup_steps)
-    return sum(s[2] for s in kept) / len(kept)
+def _segment_start(steps):
+    """The step a log's segment started after: one logging interval before its first line."""
+    return steps[0].step - (steps[1].step - steps[0].step if len(steps) > 1 else 1)
+
+
+def step_times(steps, warmup_steps, images_per_step):
+    """``(steps covered, mean step time in ms)`` of each TRAIN line after the warm-up (``timed_steps``).
+
+    A line's time is its ``step_ms`` (unrounded); a line without it (a log of
+    an older version) gives ``images_per_step / images_per_sec``.
+    """
+    previous = dict(zip((s.step for s in steps), [_segment_start(steps)] + [s.step for s in steps[:-1]]))
+    times = []
+    for line in timed_steps(steps, warmup_steps):
+        ms = line.step_ms if line.step_ms is not None else (
+            1000.0 * images_per_step / line.images_per_sec if line.images_per_sec > 0 else float("inf"))
+        times.append((max(line.step - previous[line.step], 1), ms))
+    return times
+
+
+def throughput(steps, warmup_steps, images_per_step):
+    """ActualFPS: the images of the steps after the warm-up over their time, ``images_per_step x 1000 /
+    mean step time``; not the mean of the lines' images/s, which lets a fast line outweigh a slow one."""
+    times = step_times(steps, warmup_steps, images_per_step)
+    seconds = sum(count * ms for count, ms in times) / 1000.0
+    return images_per_step * sum(count for count, _ in times) / seconds if seconds > 0 else 0.0
 
 
 def step_latencies(steps, warmup_steps, images_per_step):
-    """A performance run's step time in ms: mean and 90/95/99th percentiles (nearest rank) over the
-    step lines after the warm-up, each line's mean step time being ``images_per_step / images_per_sec``
-    (per step when the run logs every step, as the performance scripts do)."""
-    times = sorted(1000.0 * images_per_step / s[2] for s in timed_steps(steps, warmup_steps) if s[2] > 0)
+    """A performance run's step time in ms: the mean (weighted by the steps each line covers) and the
+    90/95/99th percentiles (nearest rank) of the lines' step times after the warm-up (per step when the
+    run logs every step, as the performance scripts do)."""
+    times = step_times(steps, warmup_steps, images_per_step)
     if not times:
         return {}
-    ranked = {f"latency_ms_p{p}": times[min(len(times) - 1, math.ceil(p / 100 * len(times)) - 1)]
-              for p in (90, 95, 99)}
-    return {"latency_ms_mean": sum(times) / len(times), **ranked}
+    ranked = sorted(ms for _, ms in times)
+    percentiles = {f"latency_ms_p{p}": ranked[min(len(ranked) - 1, math.ceil(p / 100 * len(ranked)) - 1)]
+                   for p in (90, 95, 99)}
+    mean = sum(count * ms for count, ms in times) / sum(count for count, _ in times)
+    return {"latency_ms_mean": mean, **percentiles}
 
 
 @dataclasses.dataclass
@@ -158,8 +188,8 @@ def summarize(log_text, *, network, batch_size, rank_size, case_name, e2e_sec,
     if missing:
         raise UserError(f"the training log has no METRIC line for {', '.join(missing)}")
     return Summary(network=network, rank_size=rank_size, batch_size=batch_size,
-                   case_name=case_name, fps=throughput(steps, warmup_steps), e2e_sec=int(e2e_sec),
-                   losses=[s[1] for s in steps],
+                   case_name=case_name, fps=throughput(steps, warmup_steps, batch_size * rank_size),
+                   e2e_sec=int(e2e_sec), losses=[s.loss for s in steps],
                    accuracy=metrics[accuracy_key] if accuracy_key else None,
                    extra={**{k: metrics[k] for k in extra_keys},
                           **(step_latencies(steps, warmup_steps, batch_size * rank_size) if latencies else {})})
@@ -211,7 +241,7 @@ def run_history(run_folder, log_name):
         segments += 1
         with open(path, encoding="utf-8", errors="replace") as handle:
             for step in filter(None, map(parse_step_line, handle)):
-                by_step[step[0]] = step
+                by_step[step.step] = step
         try:
             with open(os.path.join(folder, "started"), encoding="utf-8") as handle:
                 seconds += max(os.path.getmtime(path) - float(handle.read()), 0.0)
@@ -226,9 +256,9 @@ def add_run_history(summary, run_folder, log_name, segment_steps):
     steps, segments, seconds = run_history(run_folder, log_name)
     if not steps:
         return
-    summary.losses = [s[1] for s in steps]
-    summary.run = [("SegmentSteps", f"{segment_steps[0][0]}-{segment_steps[-1][0]}"),
-                   ("RunSteps", f"{steps[0][0]}-{steps[-1][0]}"), ("RunSegments", segments),
+    summary.losses = [s.loss for s in steps]
+    summary.run = [("SegmentSteps", f"{segment_steps[0].step}-{segment_steps[-1].step}"),
+                   ("RunSteps", f"{steps[0].step}-{steps[-1].step}"), ("RunSegments", segments),
                    ("RunE2ETrainingTime", int(seconds))]
 
 
@@ -263,29 +293,23 @@ def _launch_parser():
     parser.add_argument("--run_folder", default=None,
                         help="the run folder kept across reruns (--ckpt_path): each rank's log of every run "
                              "goes to its logs/segment-NNN/ too, and the summary covers all segments")
-    parser.add_argument("--precision_mode", default="", help="passed on when set")
-    for flag in ("over_dump", "data_dump_flag", "profiling", "autotune"):
-        parser.add_argument(f"--{flag}", type=str2bool, default=False)
-    parser.add_argument("--data_dump_step", default="10")
+    parser.add_argument("--rank_table_file", default=None,
+                        help="several devices: exported as RANK_TABLE_FILE (the HCCL rank table), checked on Ascend")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     return parser
 
 
-def _device_flags_for(args, output_root):
-    """The main.py flags for the script's debug parameters, creating the dump folders."""
-    flags = [f"--precision_mode={args.precision_mode}"] if args.precision_mode else []
-    for flag, folder, path_flag in (("over_dump", "overflow_dump", "over_dump_path"),
-                                    ("data_dump_flag", "data_dump", "data_dump_path"),
-                                    ("profiling", "profiling", "profiling_dump_path")):
-        if getattr(args, flag):
-            path = os.path.join(output_root, folder)
-            os.makedirs(path, exist_ok=True)
-            flags += [f"--{flag}=True", f"--{path_flag}={path}"]
-    if args.data_dump_flag:
-        flags.append(f"--data_dump_step={args.data_dump_step}")
-    if args.autotune:
-        flags.append("--autotune=True")
-    return flags
+def _check_ascend_ranks(rank_size, env):
+    """On Ascend with several devices: what the adapter's ``open()`` will need, checked before any rank starts.
+
+    Only a process with the adapter installed is on Ascend; elsewhere the ranks find each other
+    through ``WORKER_HOSTS`` (made here) or ``TF_CONFIG``, and a rank table is not read.
+    """
+    if rank_size == 1 or importlib.util.find_spec("npu_device") is None:
+        return
+    ascend.check_distribution_environment(rank_size, env)
+    if env.get("RANK_TABLE_FILE"):
+        ascend.check_rank_table(env["RANK_TABLE_FILE"], rank_size)
 
 
 def _tail(path, lines=20):
@@ -323,8 +347,10 @@ def _copy_lines(source, logs, echo):
 def _clear(folder, keep=None):
     """Remove ``folder`` (made anew by every run), all but ``keep`` and the folders that lead to it
     when the run folder (--ckpt_path) lies inside it."""
-    keep = os.path.abspath(keep) if keep else None
-    folder = os.path.abspath(folder)
+    # Real paths: a run folder named through a symbolic link (or from a folder reached through one) is
+    # still recognised inside the output folder.
+    keep = os.path.realpath(keep) if keep else None
+    folder = os.path.realpath(folder)
     if keep is None or not keep.startswith(folder + os.sep):
         shutil.rmtree(folder, ignore_errors=True)
         return
@@ -369,11 +395,13 @@ def launch(argv):
     ranks = read_ranks()
     rank_id_start = env_int(os.environ, "RANK_ID_START", 0, minimum=0)
     case_name = f"{args.network}_bs{args.batch_size}_{ranks.rank_size}p_{args.case_kind}"
-    os.makedirs(args.output_root, exist_ok=True)
-    command = command + _device_flags_for(args, args.output_root)
     # Unbuffered, so that the log files and the progress on screen follow the training.
     env = dict(os.environ, RANK_SIZE=str(ranks.rank_size), JOB_ID=os.environ.get("JOB_ID", "10087"),
                PYTHONUNBUFFERED="1")
+    if args.rank_table_file:
+        env["RANK_TABLE_FILE"] = os.path.abspath(args.rank_table_file)
+    _check_ascend_ranks(ranks.rank_size, env)
+    os.makedirs(args.output_root, exist_ok=True)
     if ranks.rank_size > 1 and not env.get("TF_CONFIG") and not env.get("WORKER_HOSTS"):
         env["WORKER_HOSTS"] = ",".join(f"127.0.0.1:{p}" for p in _free_ports(ranks.rank_size))
 

@@ -61,7 +61,6 @@ def __getattr__(name):
 
 PRECISION_MODES = ("allow_fp32_to_fp16", "force_fp16", "must_keep_origin_dtype", "allow_mix_precision")
 MIXED_MODES = ("allow_mix_precision", "force_fp16")  # 16-bit arithmetic wherever the device has it
-NPU_DEFAULT_PRECISION_MODE = "allow_fp32_to_fp16"  # what the Ascend adapter runs when asked for nothing
 RUN_CONFIG = "config.json"  # the training run's flags, in its --model_dir
 CHECKPOINT_SUBDIR = "checkpoints"  # a run folder's checkpoints: <run folder>/checkpoints/ckpt-<step>
 CHECKPOINT_LIST = "checkpoint"  # TensorFlow's file naming a folder's checkpoints, rewritten after each save
@@ -102,7 +101,9 @@ def add_device_flags(parser):
     group = parser.add_argument_group("device and precision (common/npu_utils)")
     group.add_argument("--precision_mode", default=None, choices=PRECISION_MODES,
                        help="ModelZoo precision mode; on GPU and CPU it maps to a Keras dtype policy "
-                            f"(default: the device's float32, {NPU_DEFAULT_PRECISION_MODE} on Ascend)")
+                            "(default: the device's float32; on Ascend the adapter's own default, which the "
+                            "device line names: allow_fp32_to_fp16 on the 910, must_keep_origin_dtype on "
+                            "910B/910C; force_fp16 is for inference, per Huawei's precision guide)")
     add_bool_flag(group, "--use_amp", "automatic mixed precision (= allow_mix_precision)")
     add_bool_flag(group, "--use_xla", "compile the training step with XLA (GPU and CPU)")
     ascend.add_flags(group, add_bool_flag)
@@ -245,7 +246,11 @@ class Precision:
 
 
 def choose_precision(device, precision_mode=None, use_amp=False, bf16_capable=False):
-    """Map a ModelZoo precision request to what ``device`` ("npu", "gpu", "cpu") supports."""
+    """Map a ModelZoo precision request to what ``device`` ("npu", "gpu", "cpu") supports.
+
+    On the NPU no request leaves ``npu_precision_mode`` None: the adapter's own
+    default runs (it differs between chips; ``ascend.open_adapter`` names it).
+    """
     if precision_mode is not None and precision_mode not in PRECISION_MODES:
         raise UserError(f"--precision_mode={precision_mode!r} is not one of {', '.join(PRECISION_MODES)}")
     if use_amp and precision_mode not in (None, "allow_mix_precision"):
@@ -253,7 +258,9 @@ def choose_precision(device, precision_mode=None, use_amp=False, bf16_capable=Fa
     requested = precision_mode or ("allow_mix_precision" if use_amp else None)
     mixed = requested in MIXED_MODES
     if device == "npu":  # the adapter computes in float16 for these; its loss scaling keeps gradients finite
-        return Precision("float32", npu_precision_mode=requested or NPU_DEFAULT_PRECISION_MODE, loss_scaling=mixed)
+        note = ("force_fp16 is for online inference (Huawei's TF 2.6.5 precision-tuning guide); training "
+                "takes allow_mix_precision" if requested == "force_fp16" else "")
+        return Precision("float32", npu_precision_mode=requested, loss_scaling=mixed, note=note)
     if device not in ("gpu", "cpu"):
         raise ValueError(f"device must be npu, gpu or cpu, got {device!r}")
     if not mixed:
@@ -288,13 +295,20 @@ class RunContext:
         return self.ranks.rank_size > 1
 
     def wrap_optimizer(self, optimizer, initial_scale=None):
-        """Add dynamic loss scaling for float16 (on Ascend the adapter's ``NpuLossScaleOptimizer``)
-        and, on several NPUs, the adapter's gradient all-reduce. Every model's optimizer goes through it.
-        ``initial_scale``: Keras' loss scaling starts there (None: 2 ** 15; 0: no loss scaling)."""
+        """Add loss scaling for float16 and, on several NPUs, the adapter's gradient all-reduce. Every
+        model's optimizer goes through it.
+
+        ``initial_scale``: None is dynamic loss scaling from its default scale
+        (Keras' 2 ** 15; on Ascend ``NpuLossScaleOptimizer``'s own), 0 none; a
+        number X is a dynamic scale from X on GPU, and on Ascend the static
+        scale ``NpuLossScaleOptimizer(dynamic=False, initial_scale=X)``, as
+        ModelZoo's TF2 BERT builds it.
+        """
         from common import stack
         if self.npu is not None:
-            if self.precision.loss_scaling:
-                optimizer = self.npu.train.optimizer.NpuLossScaleOptimizer(optimizer)
+            if self.precision.loss_scaling and initial_scale != 0:
+                scale = {} if initial_scale is None else {"dynamic": False, "initial_scale": initial_scale}
+                optimizer = self.npu.train.optimizer.NpuLossScaleOptimizer(optimizer, **scale)
             if self.multi_worker:
                 optimizer = self.npu.distribute.npu_distributed_keras_optimizer_wrapper(optimizer)
             return optimizer
@@ -348,16 +362,17 @@ class RunContext:
         return list(items)[self.ranks.rank_id::self.ranks.rank_size]
 
 
-def setup_device(args, env=None):
+def setup_device(args):
     """Choose device, precision and distribution from the :func:`add_device_flags` flags and the
-    rank variables; set the Keras dtype policy; print one line saying what the run uses."""
-    env = os.environ if env is None else env
-    ranks = read_ranks(env)
-    try:
-        npu = importlib.import_module("npu_device")
-    except ImportError:
-        npu = None
-    tf_config = None if npu is not None else worker_tf_config(ranks, env)  # Ascend: RANK_TABLE_FILE
+    rank variables of the environment; set the Keras dtype policy; print one line saying what the run
+    uses. On Ascend the adapter is given its options and opened (``ascend.open_adapter``).
+
+    Raises:
+      UserError: a bad rank variable, a broken adapter install, or an option the adapter refuses.
+    """
+    ranks = read_ranks()
+    npu = ascend.import_adapter()
+    tf_config = None if npu is not None else worker_tf_config(ranks)  # Ascend: the rank table
     import tensorflow as tf
     from common.stack import CPU_BFLOAT16, keras
 
@@ -370,9 +385,10 @@ def setup_device(args, env=None):
     precision = choose_precision(device, args.precision_mode, args.use_amp,
                                  bf16_capable=device == "cpu" and CPU_BFLOAT16 and cpu_has_bf16())
     if npu is not None:
-        ascend.open_adapter(npu, args, precision.npu_precision_mode)
+        precision_words = ascend.open_adapter(npu, args, precision.npu_precision_mode, ranks.rank_size)
     else:
         ascend.warn_unused_flags(args, device)
+        precision_words = precision.policy
     keras.mixed_precision.set_global_policy(precision.policy)
     use_xla = bool(args.use_xla) and npu is None
     if args.use_xla and npu is not None:
@@ -382,7 +398,7 @@ def setup_device(args, env=None):
         os.environ["TF_CONFIG"] = json.dumps(tf_config)
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     note = f" ({precision.note})" if precision.note else ""
-    print(f"[device] {device.upper()} {ranks.device_id}, precision {precision.npu_precision_mode or precision.policy}"
+    print(f"[device] {device.upper()} {ranks.device_id}, precision {precision_words}"
           f"{note}{', XLA' if use_xla else ''}, rank {ranks.rank_id} of {ranks.rank_size}", flush=True)
     return RunContext(device, precision, use_xla, ranks, strategy, npu)
 
@@ -440,15 +456,19 @@ def make_train_step(ctx, model, optimizer, loss_fn, name="train_step"):
     return step
 
 
-# Keys and values never carry units; NaN and inf print as "nan" and "inf".
-STEP_LINE_RE = re.compile(r"\bTRAIN step=(\d+) loss=(\S+) images_per_sec=(\S+) elapsed_sec=(\S+)")
+# Keys and values never carry units; NaN and inf print as "nan" and "inf". step_ms, the mean wall-clock
+# time of the steps since the previous line (unrounded to the microsecond), is what the summary's
+# ActualFPS and step-time percentiles are computed from; images_per_sec is for reading.
+STEP_LINE_RE = re.compile(r"\bTRAIN step=(\d+) loss=(\S+) images_per_sec=(\S+) elapsed_sec=(\S+)(?: step_ms=(\S+))?")
 METRIC_LINE_RE = re.compile(r"\bMETRIC (\w+)=(\S+)")
 
 
-def format_step_line(step, loss, images_per_sec, elapsed_sec):
-    """``TRAIN step=12 loss=0.412345 images_per_sec=3.21 elapsed_sec=40.12`` (global images/s)."""
-    return (f"TRAIN step={int(step)} loss={float(loss):.6f} "
+def format_step_line(step, loss, images_per_sec, elapsed_sec, step_ms=None):
+    """``TRAIN step=12 loss=0.412345 images_per_sec=3.21 elapsed_sec=40.12 step_ms=2492.215``
+    (global images/s; ``step_ms`` left out when None, as on a line that reports a failed step)."""
+    line = (f"TRAIN step={int(step)} loss={float(loss):.6f} "
             f"images_per_sec={float(images_per_sec):.2f} elapsed_sec={float(elapsed_sec):.2f}")
+    return line if step_ms is None else f"{line} step_ms={float(step_ms):.3f}"
 
 
 def format_metric_line(name, value):
@@ -492,9 +512,10 @@ class StepTimer:
         return self._clock() - self._start
 
     def line(self, step, loss):
-        """The TRAIN line of ``step``: images/s over the steps since the previous line."""
+        """The TRAIN line of ``step``: images/s and the mean step time over the steps since the previous line."""
         now = self._clock()
         seconds = max(now - self._mark - self._paused, 1e-9)
-        self.last_rate = (step - self._step) * self.images_per_step / seconds
+        steps = max(step - self._step, 1)
+        self.last_rate = steps * self.images_per_step / seconds
         self._mark, self._step, self._paused = now, step, 0.0
-        return format_step_line(step, loss, self.last_rate, now - self._start)
+        return format_step_line(step, loss, self.last_rate, now - self._start, step_ms=1000.0 * seconds / steps)

@@ -13,10 +13,11 @@
 # limitations under the License.
 """The flags of a model's test/*.sh, parsed by the model's own main.py parser (common/train_script.sh calls this).
 
-    python3 common/script_flags.py MODEL_DIR SCRIPT N SETTING_1 .. SETTING_N USER_FLAG ...
+    python3 common/script_flags.py MODEL_DIR SCRIPT OUTPUT_ROOT N SETTING_1 .. SETTING_N USER_FLAG ...
 
 A script takes the ModelZoo flags below (the launcher's) and every flag of the
-model's ``main.py``, spelled as ``main.py`` spells them (``--flag=value``,
+model's ``main.py`` (the ModelZoo/Ascend debugging flags among them, declared
+once in common/ascend.py), spelled as ``main.py`` spells them (``--flag=value``,
 ``--flag value``, a bare boolean), with ``main.py``'s defaults: the model's
 ``runtime/flags.py`` is the one source of each flag and default. The script's
 SETTINGS (its own main.py flags, e.g. ``--mode=train``) come first, so a flag
@@ -40,14 +41,17 @@ import tempfile
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
+from common import ascend  # noqa: E402
+from common.cluster import env_int  # noqa: E402
 from common.errors import USER_ERROR_EXIT, UserError  # noqa: E402
-from common.npu_utils import PRECISION_MODES, FlagParser, add_bool_flag, parse_args_given, positive_int  # noqa: E402
+from common.npu_utils import FlagParser, parse_args_given  # noqa: E402
 
 RUN_FOLDER_PLACEHOLDER = "{output_dir}/ckpt"  # the launcher's per-rank folder, made anew by every run
+DEFAULT_RANK_TABLE = os.path.join("configs", "rank_table_8p.json")  # in the model directory, as ModelZoo's
 
 
 def launcher_parser():
-    """The flags a script handles itself (ModelZoo debug parameters and the run folder); the rest are main.py's."""
+    """The flags a script handles itself (the run folder, the step cap, the rank table); the rest are main.py's."""
     parser = FlagParser(add_help=False, prog="script")
     group = parser.add_argument_group("script flags (ModelZoo; common/train_script.sh)")
     group.add_argument("--ckpt_path", metavar="DIR",
@@ -56,14 +60,10 @@ def launcher_parser():
                             "--model_dir is the same flag")
     group.add_argument("--train_steps", "--max_step", metavar="N", type=int,
                        help="the ModelZoo name of main.py's --max_steps (step cap)")
-    group.add_argument("--precision_mode", choices=PRECISION_MODES,
-                       help="default: the device's own; GPU and CPU map it to a Keras policy")
-    for name, what in (("over_dump", "overflow detection dump into output/overflow_dump"),
-                       ("data_dump_flag", "operator data dump into output/data_dump"),
-                       ("profiling", "profiling into output/profiling"),
-                       ("autotune", "operator auto-tuning")):
-        add_bool_flag(group, f"--{name}", f"{what} (Ascend only)")
-    group.add_argument("--data_dump_step", type=positive_int, default=10, help="steps to dump (default 10)")
+    group.add_argument("--rank_table_file", metavar="FILE",
+                       help="several devices (train_*_8p.sh) on Ascend: the HCCL rank table, exported as "
+                            f"RANK_TABLE_FILE (default: $RANK_TABLE_FILE, else {DEFAULT_RANK_TABLE}, a template "
+                            "to fill in; with CM_CHIEF_IP set, none)")
     return parser
 
 
@@ -121,7 +121,29 @@ def _parse(parse, argv):
     return result
 
 
-def resolve(model_dir, settings, user_flags, launcher):
+def _rank_table(script_args, model_dir):
+    """The launcher's ``--rank_table_file`` for this run, or None: only with several ranks (RANK_SIZE, which
+    train_script.sh set: 1 unless an 8p script called it), never beside CM_CHIEF_IP unless asked for."""
+    rank_size = env_int(os.environ, "RANK_SIZE", 1, 1)
+    if rank_size == 1:
+        if script_args.rank_table_file:
+            raise UserError("--rank_table_file is for several devices (train_full_8p.sh, "
+                            "train_performance_8p.sh); this run has one")
+        return None
+    if script_args.rank_table_file:
+        return os.path.abspath(script_args.rank_table_file)
+    if os.environ.get("RANK_TABLE_FILE") or os.environ.get("CM_CHIEF_IP"):
+        return None  # the environment's, exported as it is
+    return os.path.join(model_dir, DEFAULT_RANK_TABLE)
+
+
+def _dump_folders(parsed, given, output_root):
+    """A switched-on dump or profiling goes under the script's output folder unless the user named its folder."""
+    return [f"--{switch.path_flag}={os.path.join(output_root, switch.folder)}" for switch in ascend.SWITCHES
+            if switch.path_flag and getattr(parsed, switch.flag) and switch.path_flag not in given]
+
+
+def resolve(model_dir, output_root, settings, user_flags, launcher):
     """The main.py arguments, the launcher's options and the parsed main.py values; raises UserError."""
     script_args, rest = launcher.parse_known_args(user_flags)
     flags = _model_flags(model_dir)
@@ -136,12 +158,13 @@ def resolve(model_dir, settings, user_flags, launcher):
         raise UserError('para "data_path" must be config')
     if not os.path.isdir(parsed.data_path):
         raise UserError(f"--data_path={parsed.data_path} is not a folder")
+    rank_table = _rank_table(script_args, model_dir)
     resume = parsed.resume if "resume" in given else True
     if ckpt_path:
         if os.path.exists(ckpt_path) and not os.path.isdir(ckpt_path):
             raise UserError(f"--ckpt_path={ckpt_path} is a file, not a folder")
-        os.makedirs(ckpt_path, exist_ok=True)
     run_folder = os.path.abspath(ckpt_path) if ckpt_path else RUN_FOLDER_PLACEHOLDER
+    main_args += _dump_folders(parsed, given, output_root)
     main_args += [f"--data_path={os.path.abspath(parsed.data_path)}", f"--model_dir={run_folder}",
                   f"--resume={bool(resume and ckpt_path)}"]
     if script_args.train_steps is not None:
@@ -150,13 +173,11 @@ def resolve(model_dir, settings, user_flags, launcher):
         checked = [arg.replace("{output_dir}", fresh) for arg in main_args]
         values = _parse(flags.parse_args, checked)
     values = values[0] if isinstance(values, tuple) else values  # some parse_args return (args, given)
-    launch_args = [f"--data_dump_step={script_args.data_dump_step}"]
-    launch_args += [f"--{name}={getattr(script_args, name)}"
-                    for name in ("over_dump", "data_dump_flag", "profiling", "autotune")]
-    if script_args.precision_mode:
-        launch_args.append(f"--precision_mode={script_args.precision_mode}")
-    if ckpt_path:
-        launch_args.append(f"--run_folder={run_folder}")
+    if ckpt_path:  # made once every flag passed: a refused flag creates nothing
+        os.makedirs(ckpt_path, exist_ok=True)
+    launch_args = [f"--run_folder={run_folder}"] if ckpt_path else []
+    if rank_table:
+        launch_args.append(f"--rank_table_file={rank_table}")
     return main_args, launch_args, vars(values)
 
 
@@ -172,14 +193,14 @@ def shell_assignments(main_args, launch_args, values):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    model_dir, script, count = argv[0], argv[1], int(argv[2])
-    settings, user_flags = argv[3:3 + count], argv[3 + count:]
+    model_dir, script, output_root, count = argv[0], argv[1], argv[2], int(argv[3])
+    settings, user_flags = argv[4:4 + count], argv[4 + count:]
     launcher = launcher_parser()
     if "-h" in user_flags or "--help" in user_flags:
         print_help(script, settings, user_flags, launcher, _model_flags(model_dir).build_parser)
         return 0
     try:
-        print(shell_assignments(*resolve(model_dir, settings, user_flags, launcher)))
+        print(shell_assignments(*resolve(model_dir, output_root, settings, user_flags, launcher)))
     except UserError as error:
         print(f"[Error] {error}", file=sys.stderr)
         return USER_ERROR_EXIT

@@ -22,7 +22,9 @@ if [ -z "${VIRTUAL_ENV:-}" ] && [ -x "${repo_root}/.venv/bin/python" ] \
   mz_python="${repo_root}/.venv/bin/python"
 fi
 
-RANK_SIZE="${RANK_SIZE:-1}"
+# One process, whatever RANK_SIZE the shell holds (left over from an 8p job, say), as ModelZoo's 1p
+# scripts pin it; the 8p scripts pass their rank count as MZ_RANK_SIZE.
+RANK_SIZE="${MZ_RANK_SIZE:-1}"
 RANK_ID_START="${RANK_ID_START:-0}"
 export RANK_SIZE RANK_ID_START
 # Where the runs' output/<device>/ folders go (tests point it into a temporary folder).
@@ -42,8 +44,8 @@ mz_parse_flags() {
   done
   [ "$#" -gt 0 ] && shift
   local code
-  code="$("${mz_python}" "${repo_root}/common/script_flags.py" "${model_dir}" "$0" "${#settings[@]}" \
-          "${settings[@]}" "$@")" || exit $?
+  code="$("${mz_python}" "${repo_root}/common/script_flags.py" "${model_dir}" "$0" "${mz_output_root}" \
+          "${#settings[@]}" "${settings[@]}" "$@")" || exit $?
   case " $* " in
     *" -h "*|*" --help "*) echo "${code}"; exit 0 ;;
   esac

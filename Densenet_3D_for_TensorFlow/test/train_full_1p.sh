@@ -15,4 +15,4 @@ mz_refuse_inside_output --n4_cache_dir "${arg_n4_cache_dir}"
 # first line, so a warm-up of --log_every steps leaves the tracing step out
 # wherever the segment starts (common/launcher.py timed_steps()).
 mz_launch --case_kind=acc --warmup_steps="${arg_log_every}" --accuracy_key=wt_dice \
-  --extra_keys=tc_dice,et_dice,patches_per_sec
+  --extra_keys=tc_dice,et_dice

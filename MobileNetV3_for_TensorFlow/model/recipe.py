@@ -64,8 +64,8 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def make_optimizer(ctx, args, schedule):
-    """Adam (default) or TF1's RMSProp through ``ctx.wrap_optimizer``: dynamic loss scaling under float16
-    (--loss_scale=0: none), the Ascend adapter's wrappers on NPU.
+    """Adam (default) or TF1's RMSProp through ``ctx.wrap_optimizer``: loss scaling under float16 (--loss_scale:
+    GPU's initial dynamic scale, Ascend's static scale; 0: none), the Ascend adapter's wrappers on NPU.
 
     --weight_decay_mode=decoupled applies --weight_decay as Keras 3's
     decoupled decay (``w -= lr * decay * w`` each step) to the kernels (not
@@ -78,7 +78,7 @@ def make_optimizer(ctx, args, schedule):
     optimizer = npu_utils.decoupled_optimizer(optimizer_class, schedule, decoupled, NO_WEIGHT_DECAY, **options)
     if args.loss_scale and not ctx.precision.loss_scaling:
         print(f"[train] warning: --loss_scale has no effect with precision {ctx.precision.policy} "
-              "(loss scaling is for float16 on GPU; the Ascend adapter scales itself)", flush=True)
+              "(loss scaling is for float16: allow_mix_precision or force_fp16, on GPU or Ascend)", flush=True)
     return ctx.wrap_optimizer(optimizer, initial_scale=args.loss_scale)
 
 

@@ -144,9 +144,10 @@ def build_parser():
     train.add_argument("--freeze_backbone_epochs", type=int, default=0,
                        help="train only the classifier (or LR-ASPP head) for the first N epochs")
     train.add_argument("--loss_scale", type=_loss_scale, default=None, metavar="X|True|False",
-                       help="initial dynamic loss scale under float16 mixed precision (GPU only; "
-                            "default 32768; 0 = no loss scaling); the seed's True: dynamic at the default "
-                            "scale, False: none")
+                       help="loss scale under float16 mixed precision: on GPU the initial dynamic scale "
+                            "(default 32768), on Ascend a static scale (NpuLossScaleOptimizer(dynamic=False, "
+                            "initial_scale=X); default: its dynamic scaling); 0 = no loss scaling; the seed's "
+                            "True: dynamic at the default scale, False: none")
     train.add_argument("--seed", type=int, default=0, help="one seed for order, augmentation and initialisation")
     npu_utils.add_bool_flag(train, "--benchmark", "time training only: no checkpoints (none read, none written), "
                             "no validation, no best/ or final model; TRAIN lines as usual")

@@ -25,6 +25,7 @@ import time
 import pytest
 
 from common.launcher import parse_step_line
+from common.tests.summaries import images_over_time
 from conftest import MODEL_DIR
 
 SMALL = ["--base_filters=4", "--tile_size=220", "--batch_size=2", "--learning_rate=0.001"]
@@ -50,8 +51,8 @@ def summary(name):
 def accuracy_summary(case_name, log_every):
     """The summary of an accuracy run (train_full_*.sh), after checking that it holds every key.
 
-    ActualFPS must be the mean images/sec of the TRAIN lines after the first
-    one (the first interval holds the graph tracing and compilation).
+    ActualFPS must be the images over the seconds of the TRAIN lines after the
+    first one (the first interval holds the graph tracing and compilation).
     """
     values = summary(f"{case_name}.log")
     for key in ("Network", "RankSize", "BatchSize", "DeviceType", "CaseName", "ActualFPS", "TrainingTime",
@@ -60,10 +61,11 @@ def accuracy_summary(case_name, log_every):
     assert values["CaseName"] == case_name
     assert 0 <= float(values["TrainAccuracy"]) <= 1 and float(values["ActualFPS"]) > 0
     with open(os.path.join(os.environ["MZ_OUTPUT_DIR"], "0", "train_0.log"), encoding="utf-8") as log:
-        steps = [step for step in map(parse_step_line, log) if step]
-    assert steps[0][0] == log_every and len(steps) > 1
-    after_first = [images_per_sec for step, _, images_per_sec, _ in steps[1:]]
-    assert float(values["ActualFPS"]) == pytest.approx(sum(after_first) / len(after_first), abs=0.006)
+        text = log.read()
+    steps = [step for step in map(parse_step_line, text.splitlines()) if step]
+    assert steps[0].step == log_every and len(steps) > 1
+    fps, _ = images_over_time(text, int(values["BatchSize"]) * int(values["RankSize"]), log_every)
+    assert float(values["ActualFPS"]) == pytest.approx(fps, abs=0.006)
     return values
 
 
@@ -165,9 +167,8 @@ def test_a_killed_run_resumes_through_the_script(isbi_dir, tmp_path):
     assert 0 <= float(values["TrainAccuracy"]) <= 1
     # The launcher's warm-up (--log_every steps) counts from where the segment started: step saved + 1,
     # whose interval holds the tracing, is left out; with it the figure would be lower.
-    rates = [step[2] for step in resumed]
-    assert float(values["ActualFPS"]) == pytest.approx(sum(rates[1:]) / len(rates[1:]), abs=0.006)
-    assert float(values["ActualFPS"]) > sum(rates) / len(rates) + 0.01
+    assert float(values["ActualFPS"]) == pytest.approx(images_over_time(resumed_text, 2, 1)[0], abs=0.006)
+    assert float(values["ActualFPS"]) > images_over_time(resumed_text, 2, 0)[0] + 0.01
 
 
 def test_train_full_8p_on_two_ranks_killed_and_resumed(isbi_dir, tmp_path):
@@ -209,6 +210,11 @@ def test_train_performance_1p(isbi_dir):
     latencies = [float(values[f"latency_ms_{name}"]) for name in ("p90", "p95", "p99")]
     assert float(values["ActualFPS"]) > 0 and float(values["latency_ms_mean"]) > 0
     assert latencies == sorted(latencies) and latencies[0] > 0
+    # One speed: images over the time of steps 11-14 (after the 10 warm-up steps) = batch x 1000 / mean step time
+    with open(os.path.join(os.environ["MZ_OUTPUT_DIR"], "0", "train_0.log"), encoding="utf-8") as log:
+        fps, _ = images_over_time(log.read(), 2, 10)
+    assert float(values["ActualFPS"]) == pytest.approx(fps, abs=0.006)
+    assert float(values["TrainingTime"]) == pytest.approx(float(values["latency_ms_mean"]), abs=0.006)
 
 
 @pytest.mark.parametrize("argv,expected", [

@@ -36,7 +36,6 @@ from common import launcher, npu_utils  # noqa: E402
 from common.npu_utils import UserError  # noqa: E402
 
 LAUNCHER = os.path.join(REPO_ROOT, "common", "launcher.py")
-STAND_IN = os.path.join(REPO_ROOT, "common", "tests", "npu_stand_in")
 
 
 def parse(argv=()):
@@ -95,7 +94,7 @@ def test_exit_on_user_error_prints_one_line_and_exits_2(capsys):
 # ---------------------------------------------------------------- precision
 
 @pytest.mark.parametrize("device, mode, amp, bf16, policy, npu_mode, scaling", [
-    ("npu", None, False, False, "float32", "allow_fp32_to_fp16", False),
+    ("npu", None, False, False, "float32", None, False),  # the adapter's own default
     ("npu", "force_fp16", False, False, "float32", "force_fp16", True),
     ("npu", "must_keep_origin_dtype", False, False, "float32", "must_keep_origin_dtype", False),
     ("npu", None, True, False, "float32", "allow_mix_precision", True),
@@ -186,13 +185,20 @@ def test_bad_worker_configuration(env, message):
 
 # ---------------------------------------------------------------- device set-up
 
-def test_cpu_setup_prints_one_line_and_warns_for_each_ascend_flag(capsys):
+@pytest.fixture
+def one_process(monkeypatch):
+    """An environment without rank variables, as setup_device reads it (os.environ)."""
+    for name in ("RANK_SIZE", "RANK_ID", "TF_CONFIG", "WORKER_HOSTS", "ASCEND_DEVICE_ID", "DEVICE_ID"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_cpu_setup_prints_one_line_and_warns_for_each_ascend_flag(capsys, one_process):
     from common.npu_utils import keras
     import tensorflow as tf
     args = parse(["--over_dump", "--data_dump_flag", "--profiling", "--autotune",
                   "--mixlist_file=ops.json", "--fusion_switch_file=fusion.cfg"])
     try:
-        ctx = npu_utils.setup_device(args, env={})
+        ctx = npu_utils.setup_device(args)
         lines = capsys.readouterr().out.splitlines()
         assert ctx.device == "cpu" and ctx.npu is None and ctx.is_chief and not ctx.multi_worker
         assert ctx.strategy is tf.distribute.get_strategy()
@@ -206,10 +212,10 @@ def test_cpu_setup_prints_one_line_and_warns_for_each_ascend_flag(capsys):
         keras.mixed_precision.set_global_policy("float32")
 
 
-def test_cpu_setup_with_amp_follows_the_cpu_flags(capsys):
+def test_cpu_setup_with_amp_follows_the_cpu_flags(capsys, one_process):
     from common.npu_utils import keras
     try:
-        ctx = npu_utils.setup_device(parse(["--use_amp", "--use_xla"]), env={})
+        ctx = npu_utils.setup_device(parse(["--use_amp", "--use_xla"]))
         line = capsys.readouterr().out.strip().splitlines()[-1]
         from common.stack import CPU_BFLOAT16  # TF 2.6.5 has no bfloat16 convolutions on the CPU
         expected = "mixed_bfloat16" if CPU_BFLOAT16 and npu_utils.cpu_has_bf16() else "float32"
@@ -219,78 +225,6 @@ def test_cpu_setup_with_amp_follows_the_cpu_flags(capsys):
         assert ctx.use_xla
     finally:
         keras.mixed_precision.set_global_policy("float32")
-
-
-@pytest.fixture
-def fake_npu(monkeypatch):
-    """The stand-in npu_device, fresh for each test."""
-    monkeypatch.syspath_prepend(STAND_IN)
-    sys.modules.pop("npu_device", None)
-    yield
-    sys.modules.pop("npu_device", None)
-
-
-def test_npu_setup_sets_adapter_options(fake_npu, tmp_path, capsys):
-    from common.npu_utils import keras
-    args = parse(["--precision_mode=allow_mix_precision", "--over_dump",
-                  f"--over_dump_path={tmp_path}/over", "--data_dump_flag", "--data_dump_step=0|5",
-                  f"--data_dump_path={tmp_path}/data", "--profiling",
-                  f"--profiling_dump_path={tmp_path}/prof", "--autotune", "--use_xla",
-                  "--mixlist_file=mix.json", "--fusion_switch_file=fusion.cfg"])
-    ctx = npu_utils.setup_device(args, env={})
-    npu = sys.modules["npu_device"]
-    options = npu.global_options()
-    assert ctx.device == "npu" and not ctx.use_xla
-    assert options.precision_mode == "allow_mix_precision"
-    assert options.dump_config.enable_dump_debug and options.dump_config.dump_debug_mode == "all"
-    assert options.dump_config.dump_path == f"{tmp_path}/data"  # the data dump is set after the overflow one
-    assert options.dump_config.enable_dump and options.dump_config.dump_step == "0|5"
-    assert options.profiling_config.enable_profiling
-    assert json.loads(options.profiling_config.profiling_options)["output"] == f"{tmp_path}/prof"
-    assert options.modify_mixlist.endswith("mix.json") and options.fusion_switch_file.endswith("fusion.cfg")
-    assert options.auto_tune_mode == "RL,GA"
-    assert npu.calls == ["open", "as_default"]
-    assert all(os.path.isdir(tmp_path / d) for d in ("over", "data", "prof"))
-    out = capsys.readouterr().out
-    assert "--use_xla has no effect on NPU" in out
-    assert "[device] NPU 0, precision allow_mix_precision, rank 0 of 1" in out
-    assert keras.mixed_precision.global_policy().name == "float32"
-
-
-def test_npu_options_after_open_are_refused_by_the_stand_in(fake_npu):
-    npu_utils.setup_device(parse([]), env={})
-    npu = sys.modules["npu_device"]
-    with pytest.raises(RuntimeError, match="after npu_device.open"):
-        npu.global_options().precision_mode = "force_fp16"
-
-
-def test_npu_multi_device_trains_through_the_adapter_wrappers(fake_npu):
-    """Two NPUs, allow_mix_precision: the adapter's loss scaling and distributed optimizer wrap the
-    optimizer, the step all-reduces through them, variables are broadcast, and the step learns."""
-    import numpy as np
-    import tensorflow as tf
-    from common import stack
-    from common.npu_utils import keras
-    ctx = npu_utils.setup_device(parse(["--precision_mode=allow_mix_precision"]),
-                                 env={"RANK_SIZE": "2", "RANK_ID": "1", "ASCEND_DEVICE_ID": "1"})
-    npu = sys.modules["npu_device"]
-    assert ctx.strategy is tf.distribute.get_strategy()  # no tf.distribute strategy on Ascend
-    assert npu.global_options().precision_mode == "allow_mix_precision"
-    grads = [tf.constant(1.0)]
-    assert ctx.average_gradients(grads) is grads  # the wrapped optimizer averages, not the step
-    npu_utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
-    optimizer = ctx.wrap_optimizer(keras.optimizers.SGD(0.1))
-    assert stack.is_loss_scaled(optimizer)
-    assert npu.calls[-2:] == ["NpuLossScaleOptimizer", "npu_distributed_keras_optimizer_wrapper"]
-    step = npu_utils.make_train_step(ctx, model, optimizer,
-                                     lambda x, y: tf.reduce_mean(tf.square(model(x, training=True) - y)))
-    assert ("broadcast", 0, 2) in npu.calls
-    x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
-    y = x @ np.array([[1.0], [-2.0], [0.5]], "float32")
-    losses = [float(step(x, y)) for _ in range(50)]
-    assert ("all_reduce", "mean") in npu.calls
-    assert losses[-1] < 0.01 * losses[0]
 
 
 def test_step_function_counts_traces_and_fixed_shapes_trace_once():
@@ -368,11 +302,11 @@ def test_restore_checkpoint_restores_or_returns_one_quiet_error(tmp_path):
 
 
 def test_step_line_round_trip():
-    line = npu_utils.format_step_line(12, 0.4123456, 3.214, 40.1234)
-    assert line == "TRAIN step=12 loss=0.412346 images_per_sec=3.21 elapsed_sec=40.12"
-    assert launcher.parse_step_line("I1122 12:00:00 " + line) == (12, 0.412346, 3.21, 40.12)
-    step, loss, _, _ = launcher.parse_step_line(npu_utils.format_step_line(3, float("nan"), 1, 1))
-    assert step == 3 and loss != loss
+    line = npu_utils.format_step_line(12, 0.4123456, 3.214, 40.1234, step_ms=2489.1234567)
+    assert line == "TRAIN step=12 loss=0.412346 images_per_sec=3.21 elapsed_sec=40.12 step_ms=2489.123"
+    assert launcher.parse_step_line("I1122 12:00:00 " + line + " l2_loss=0.1") == (12, 0.412346, 3.21, 40.12, 2489.123)
+    failed = launcher.parse_step_line(npu_utils.format_step_line(3, float("nan"), 1, 1))
+    assert failed.step == 3 and failed.loss != failed.loss and failed.step_ms is None
     assert launcher.parse_step_line("step 12 loss 0.4") is None
 
 
@@ -384,23 +318,55 @@ def test_metric_line_round_trip():
         npu_utils.format_metric_line("val dice", 1)
 
 
+def lines(*rows, batch=2):
+    """StepLines of (step, step_ms) with images/s as a StepTimer prints it (rounded)."""
+    return [launcher.StepLine(step, 1.0, round(batch * 1000 / ms, 2), 0.0, ms) for step, ms in rows]
+
+
+def test_actual_fps_is_images_over_time_not_the_mean_of_the_lines_rates():
+    # Batch 4, a line every step; one slow line (an epoch boundary): 20 images in 1.4 s.
+    steps = lines((10, 100.0), (11, 100.0), (12, 100.0), (13, 1000.0), (14, 100.0), (15, 100.0), batch=4)
+    assert launcher.throughput(steps, warmup_steps=1, images_per_step=4) == pytest.approx(20 / 1.4)
+    mean_of_rates = sum(s.images_per_sec for s in steps[1:]) / 5
+    assert mean_of_rates == pytest.approx(32.8)  # what averaging the lines would have said
+    # A line every 10 steps covers 10 steps: 2 x 10 steps of 100 and 200 ms after the warm-up.
+    every_10 = lines((10, 50.0), (20, 100.0), (30, 200.0), batch=2)
+    assert launcher.throughput(every_10, warmup_steps=10, images_per_step=2) == pytest.approx(2 * 1000 / 150)
+
+
 def test_throughput_leaves_out_warmup_steps():
-    steps = [(1, 1.0, 2.0, 0), (2, 1.0, 10.0, 0), (3, 1.0, 20.0, 0)]
-    assert launcher.throughput(steps, warmup_steps=1) == 15.0
-    assert launcher.throughput(steps, warmup_steps=5) == 15.0  # all warm-up: only the first left out
-    assert launcher.throughput(steps[:1], warmup_steps=5) == 2.0
+    steps = lines((1, 1000.0), (2, 200.0), (3, 100.0))
+    assert launcher.throughput(steps, warmup_steps=1, images_per_step=2) == pytest.approx(4 / 0.3)
+    assert launcher.throughput(steps, 5, 2) == pytest.approx(4 / 0.3)  # all warm-up: only the first left out
+    assert launcher.throughput(steps[:1], 5, 2) == pytest.approx(2.0)
+
+
+def test_throughput_reads_a_line_without_step_ms_from_its_rate():
+    old = [launcher.StepLine(1, 1.0, 2.0, 0, None), launcher.StepLine(2, 1.0, 10.0, 0, None),
+           launcher.StepLine(3, 1.0, 40.0, 0, None)]
+    assert launcher.throughput(old, warmup_steps=1, images_per_step=2) == pytest.approx(4 / 0.25)
 
 
 def test_throughput_counts_the_warmup_from_where_a_resumed_segment_starts():
     # Resumed at step 160, a line every step: its first line (161) holds the tracing, not 1.
-    every_step = [(161, 1.0, 1.0, 0), (162, 1.0, 10.0, 0), (163, 1.0, 20.0, 0)]
-    assert launcher.throughput(every_step, warmup_steps=1) == 15.0
+    every_step = lines((161, 1000.0), (162, 100.0), (163, 100.0))
+    assert launcher.throughput(every_step, warmup_steps=1, images_per_step=2) == pytest.approx(20.0)
     # Resumed at step 160, a line every 100 steps: the first interval (161-200) is the warm-up.
-    every_100 = [(200, 1.0, 1.0, 0), (300, 1.0, 10.0, 0), (400, 1.0, 20.0, 0)]
-    assert launcher.throughput(every_100, warmup_steps=100) == 15.0
+    every_100 = lines((200, 1000.0), (300, 100.0), (400, 100.0))
+    assert launcher.throughput(every_100, warmup_steps=100, images_per_step=2) == pytest.approx(20.0)
 
 
-LOG = "\n".join([npu_utils.format_step_line(s, 1.0 / s, 10.0 * s, s) for s in (1, 2, 3, 4)]
+def test_step_time_percentiles_come_from_unrounded_times():
+    # DenseNet-like steps of 3.3 s at batch 1: images/s rounds to 0.30 for all of them.
+    steps = lines((1, 9000.0), (2, 3301.5), (3, 3333.25), (4, 3349.75), (5, 3310.0), batch=1)
+    assert {s.images_per_sec for s in steps[1:]} == {0.3}
+    latencies = launcher.step_latencies(steps, warmup_steps=1, images_per_step=1)
+    assert latencies == pytest.approx({"latency_ms_mean": (3301.5 + 3333.25 + 3349.75 + 3310.0) / 4,
+                                       "latency_ms_p90": 3349.75, "latency_ms_p95": 3349.75,
+                                       "latency_ms_p99": 3349.75})
+
+
+LOG = "\n".join([npu_utils.format_step_line(s, 1.0 / s, 10.0 * s, s, step_ms=200.0 / s) for s in (1, 2, 3, 4)]
                 + [npu_utils.format_metric_line("dice", 0.8125), npu_utils.format_metric_line("tc", 0.5)])
 
 
@@ -413,22 +379,23 @@ def test_summary_has_exactly_the_modelzoo_keys(tmp_path):
     assert keys == ["Network", "RankSize", "BatchSize", "DeviceType", "CaseName", "ActualFPS",
                     "TrainingTime", "TrainAccuracy", "ActualLoss", "E2ETrainingTime", "tc"]
     values = dict(line.split(" = ") for line in lines)
-    assert values["ActualFPS"] == "35.00" and values["TrainingTime"] == "57.14"
+    # steps 3 and 4 after the warm-up: 66.667 and 50 ms, batch 2: 4 images in 0.11667 s
+    assert values["ActualFPS"] == "34.29" and values["TrainingTime"] == "58.33"
     assert values["TrainAccuracy"] == "0.8125" and values["ActualLoss"] == "0.250000"
     assert values["E2ETrainingTime"] == "12" and values["tc"] == "0.5000"
     assert (tmp_path / "train_Net_bs2_1p_acc_loss.txt").read_text().split() == [
         "1.000000", "0.500000", "0.333333", "0.250000"]
     assert summary.result_lines() == ["------------------ Final result ------------------",
-                                      "Final Performance images/sec : 35.00",
+                                      "Final Performance images/sec : 34.29",
                                       "Final Train Accuracy : 0.8125", "E2E Training Duration sec : 12"]
 
 
 def test_a_performance_summary_adds_the_step_times_after_the_warm_up():
-    # LOG: steps 1-4 at 10, 20, 30, 40 images/s, batch 2: after a 2-step warm-up 66.7 and 50 ms a step.
+    # LOG: steps 1-4 of 200, 100, 66.667, 50 ms, batch 2: after a 2-step warm-up 66.667 and 50 ms a step.
     summary = launcher.summarize(LOG, network="Net", batch_size=2, rank_size=1, case_name="Net_bs2_1p_perf",
                                   e2e_sec=3, warmup_steps=2, latencies=True)
-    assert summary.extra == pytest.approx({"latency_ms_mean": 175 / 3, "latency_ms_p90": 200 / 3,
-                                           "latency_ms_p95": 200 / 3, "latency_ms_p99": 200 / 3})
+    assert summary.extra == pytest.approx({"latency_ms_mean": (66.667 + 50) / 2, "latency_ms_p90": 66.667,
+                                           "latency_ms_p95": 66.667, "latency_ms_p99": 66.667})
 
 
 def test_summary_refuses_logs_without_steps_or_metric():
@@ -461,22 +428,21 @@ TRAIN_SCRIPT = f"""
     print("env", os.environ["RANK_ID"], os.environ["RANK_SIZE"], os.environ["ASCEND_DEVICE_ID"],
           os.environ.get("WORKER_HOSTS", ""))
     for step in (1, 2, 3):
-        print(npu_utils.format_step_line(step, 1.0 / step, 4.0 * step, step))
+        print(npu_utils.format_step_line(step, 1.0 / step, 4.0 * step, step, step_ms=500.0 / step))
     print(npu_utils.format_metric_line("dice", 0.75))
 """
 
 
 def test_launch_writes_summary_and_passes_the_rank_folder(tmp_path):
-    result = _launch(tmp_path, TRAIN_SCRIPT, "--case_kind=acc", "--accuracy_key=dice", "--warmup_steps=1",
-                     "--over_dump=True", "--precision_mode=force_fp16")
+    result = _launch(tmp_path, TRAIN_SCRIPT, "--case_kind=acc", "--accuracy_key=dice", "--warmup_steps=1")
     assert result.returncode == 0, result.stderr
-    assert "Final Performance images/sec : 10.00" in result.stdout
+    # steps 2 and 3 after the warm-up, 250 and 166.667 ms at batch 2: 4 images in 0.41667 s
+    assert "Final Performance images/sec : 9.60" in result.stdout
     assert "Final Train Accuracy : 0.7500" in result.stdout
     rank_dir = tmp_path / "output" / "0"
     log = (rank_dir / "train_0.log").read_text()
-    assert f"--out={rank_dir} --precision_mode=force_fp16 --over_dump=True " \
-           f"--over_dump_path={tmp_path}/output/overflow_dump" in log
-    assert (rank_dir / "ckpt").is_dir() and (tmp_path / "output" / "overflow_dump").is_dir()
+    assert f"command: {sys.executable} {tmp_path}/train.py --out={rank_dir}\n" in log
+    assert (rank_dir / "ckpt").is_dir()
     values = dict(line.split(" = ") for line in (rank_dir / "Net_bs2_1p_acc.log").read_text().splitlines())
     assert values["CaseName"] == "Net_bs2_1p_acc" and values["TrainAccuracy"] == "0.7500"
     assert values["ActualLoss"] == "0.333333" and values["RankSize"] == "1"
@@ -489,7 +455,7 @@ def test_launch_shows_rank_0_lines_as_they_come_only_when_asked(tmp_path):
     shown = _launch(tmp_path, noisy, "--case_kind=perf", env_extra={"MZ_SHOW_PROGRESS": "1"})
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
-    assert lines.index("TRAIN step=3 loss=0.333333 images_per_sec=12.00 elapsed_sec=3.00") < lines.index(
+    assert lines.index("TRAIN step=3 loss=0.333333 images_per_sec=12.00 elapsed_sec=3.00 step_ms=166.667") < lines.index(
         "------------------ Final result ------------------")
     # TensorFlow's start-up note stays off the screen; the log file still holds every line
     assert "oneDNN" not in shown.stdout
@@ -503,7 +469,8 @@ SEGMENT_SCRIPT = f"""
     from common import npu_utils
     first, last, status = (int(a) for a in sys.argv[1:4])
     for step in range(first, last + 1):
-        print(npu_utils.format_step_line(step, 1.0 / step, 100.0 if step == first else 10.0, step))
+        print(npu_utils.format_step_line(step, 1.0 / step, 100.0 if step == first else 10.0, step,
+                                         step_ms=20.0 if step == first else 200.0))
     print(npu_utils.format_metric_line("dice", 0.75))
     sys.exit(status)
 """

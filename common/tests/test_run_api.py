@@ -51,10 +51,10 @@ def test_step_timer_counts_the_input_pipeline_and_the_step():
         clock.advance(0.3)  # the training step
         if step % 3 == 0:
             lines.append(timer.line(step, loss=0.5))
-    assert lines == ["TRAIN step=3 loss=0.500000 images_per_sec=16.00 elapsed_sec=1.50",
-                     "TRAIN step=6 loss=0.500000 images_per_sec=16.00 elapsed_sec=3.00"]
+    assert lines == ["TRAIN step=3 loss=0.500000 images_per_sec=16.00 elapsed_sec=1.50 step_ms=500.000",
+                     "TRAIN step=6 loss=0.500000 images_per_sec=16.00 elapsed_sec=3.00 step_ms=500.000"]
     parsed = [launcher.parse_step_line(line) for line in lines]
-    assert launcher.throughput(parsed, warmup_steps=0) == 16.0
+    assert launcher.throughput(parsed, warmup_steps=0, images_per_step=8) == 16.0
 
 
 def test_step_timer_leaves_out_paused_time_and_starts_at_a_resumed_step():
@@ -63,7 +63,8 @@ def test_step_timer_leaves_out_paused_time_and_starts_at_a_resumed_step():
     clock.advance(1.0)  # steps 101 and 102
     with timer.paused():
         clock.advance(30.0)  # a mid-run evaluation
-    assert timer.line(102, 0.1) == "TRAIN step=102 loss=0.100000 images_per_sec=20.00 elapsed_sec=31.00"
+    line = timer.line(102, 0.1)
+    assert line == "TRAIN step=102 loss=0.100000 images_per_sec=20.00 elapsed_sec=31.00 step_ms=500.000"
     assert timer.last_rate == 20.0 and timer.elapsed() == 31.0
 
 

@@ -18,10 +18,12 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
 COMMON = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NPU_STAND_IN = os.path.join(COMMON, "tests", "npu_stand_in")
 
 FLAGS_PY = """\
 from common import npu_utils
@@ -60,10 +62,22 @@ from runtime import flags
 def main():
     args = flags.parse_args()
     print("ARGS " + json.dumps(vars(args)))
-    print("TRAIN step=1 loss=0.5 images_per_sec=2.0 elapsed_sec=1.0")
+    if os.environ.get("FAKE_OPEN_DEVICE") == "1":  # the device set-up, on the stand-in adapter
+        ctx = npu_utils.setup_device(args)
+        import npu_device
+        print("OPTIONS " + json.dumps(npu_device.opened_options))
+        print(f"RANKS {ctx.ranks.rank_id} {ctx.ranks.rank_size} {os.environ.get('RANK_TABLE_FILE', '')}")
+    print("TRAIN step=1 loss=0.5 images_per_sec=2.0 elapsed_sec=1.0 step_ms=4000.0")
     return 0
 
 sys.exit(main())
+"""
+
+SCRIPT_8P = """\
+#!/usr/bin/env bash
+# The fake model on several devices.
+MZ_RANK_SIZE="${RANK_SIZE:-8}" MZ_SCRIPT="${BASH_SOURCE[0]}" \\
+  exec bash "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/train_full_1p.sh" "$@"
 """
 
 SCRIPT = """\
@@ -93,19 +107,32 @@ def fake_model(tmp_path):
     (model / "test" / "model_flags.sh").write_text("Network=Fake_for_TensorFlow\n")
     script = model / "test" / "train_full_1p.sh"
     script.write_text(SCRIPT)
+    (model / "test" / "train_full_8p.sh").write_text(SCRIPT_8P)
+    (model / "configs").mkdir()
+    shutil.copy(os.path.join(os.path.dirname(COMMON), "UNet_Medical_for_TensorFlow", "configs", "rank_table_8p.json"),
+                model / "configs")
     (tmp_path / "data").mkdir()
 
-    def run(*flags):
-        env = dict(os.environ, MZ_OUTPUT_DIR=str(tmp_path / "output"))
-        env.pop("RANK_SIZE", None)
-        result = subprocess.run(["bash", str(script), *flags], capture_output=True, text=True, timeout=120,
-                                cwd=tmp_path, env=env)
+    def run(*flags, script_name="train_full_1p.sh", env_extra=None):
+        env = {k: v for k, v in os.environ.items() if k not in (
+            "RANK_SIZE", "RANK_ID", "RANK_TABLE_FILE", "CM_CHIEF_IP", "TF_CONFIG", "WORKER_HOSTS", "MZ_RANK_SIZE")}
+        env.update(MZ_OUTPUT_DIR=str(tmp_path / "output"), **(env_extra or {}))
+        env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env["PATH"]])  # this stack's python3
+        result = subprocess.run(["bash", str(model / "test" / script_name), *flags], capture_output=True, text=True,
+                                timeout=180, cwd=tmp_path, env=env)
         log = tmp_path / "output" / "0" / "train_0.log"
-        args = [json.loads(line[5:]) for line in (log.read_text().splitlines() if log.exists() else [])
-                if line.startswith("ARGS ")]
+        text = log.read_text() if log.exists() else ""
+        args = [json.loads(line[5:]) for line in text.splitlines() if line.startswith("ARGS ")]
+        run.log = text
         log.unlink(missing_ok=True)
         return result, (args[0] if args else None)
     return run
+
+
+def on_the_stand_in(generation="current", **extra):
+    """The environment of a run whose main.py opens the stand-in adapter of ``generation``."""
+    return dict(PYTHONPATH=os.pathsep.join([NPU_STAND_IN, os.environ.get("PYTHONPATH", "")]), FAKE_OPEN_DEVICE="1",
+                NPU_STAND_IN_GENERATION=generation, **extra)
 
 
 def test_help_is_the_scripts_own_with_main_pys_flags_and_the_scripts_settings(fake_model):
@@ -148,11 +175,83 @@ def test_a_ckpt_path_inside_output_survives_the_next_run_with_every_runs_log(fak
     assert "RunSegments = 2" in (output / "0" / "Fake_for_TensorFlow_bs8_1p_perf.log").read_text()
 
 
-def test_the_debug_flags_go_to_the_launcher(fake_model):
+def test_the_debug_flags_are_main_pys_and_a_dump_goes_under_the_output_folder(fake_model, tmp_path):
     result, args = fake_model("--data_path=data", "--profiling", "--precision_mode", "allow_mix_precision")
     assert result.returncode == 0, result.stderr
-    assert "--profiling=True" in result.stdout and "--precision_mode=allow_mix_precision" in result.stdout
     assert args["profiling"] is True and args["precision_mode"] == "allow_mix_precision"
+    assert args["profiling_dump_path"] == str(tmp_path / "output" / "profiling")
+    assert args["over_dump_path"] == os.path.join("output", "overflow_dump")  # not switched on: main.py's default
+
+
+@pytest.mark.parametrize("generation", ["r1.10", "current"])
+def test_dump_steps_and_a_users_dump_folder_reach_the_adapter(fake_model, tmp_path, generation):
+    result, args = fake_model("--data_path=data", "--data_dump_flag", "--data_dump_step=0|5|10", "--autotune",
+                              f"--data_dump_path={tmp_path}/mine", env_extra=on_the_stand_in(generation))
+    assert result.returncode == 0, result.stderr
+    options = json.loads(next(line[8:] for line in fake_model.log.splitlines() if line.startswith("OPTIONS ")))
+    assert (options["dump_step"], options["dump_path"]) == ("0|5|10", f"{tmp_path}/mine")
+    assert options.get("aoe_mode" if generation == "current" else "auto_tune_mode") in ("2", "RL,GA")
+    assert args["data_dump_path"] == f"{tmp_path}/mine"
+
+
+def test_an_inherited_rank_size_runs_one_process_in_a_1p_script(fake_model, tmp_path):
+    result, _ = fake_model("--data_path=data", env_extra={"RANK_SIZE": "2"})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "output" / "0" / "Fake_for_TensorFlow_bs8_1p_perf.log").is_file()
+    assert not (tmp_path / "output" / "1").exists()
+
+
+def test_an_8p_run_on_ascend_needs_a_filled_rank_table_before_any_rank_starts(fake_model, tmp_path):
+    result, args = fake_model("--data_path=data", script_name="train_full_8p.sh",
+                              env_extra=on_the_stand_in(RANK_SIZE="2"))
+    assert result.returncode == 2 and args is None
+    template = tmp_path / "repo" / "Fake_for_TensorFlow" / "configs" / "rank_table_8p.json"
+    assert result.stderr == (f"[Error] RANK_TABLE_FILE={template}: 'SERVER_IP' is not an IP address: fill in the "
+                             "template with this server's and its devices' addresses (README, several devices)\n")
+    assert not (tmp_path / "output" / "0").exists()
+
+
+@pytest.mark.parametrize("generation", ["r1.10", "current"])
+def test_an_8p_run_with_a_rank_table_runs_its_ranks_through_the_adapter(fake_model, tmp_path, generation):
+    table = tmp_path / "rank_table.json"
+    table.write_text(json.dumps({"server_count": "1", "status": "completed", "version": "1.0", "server_list": [
+        {"server_id": "10.0.0.1", "device": [{"device_id": str(i), "device_ip": f"192.168.10{i}.1", "rank_id": str(i)}
+                                             for i in range(2)]}]}))
+    result, _ = fake_model("--data_path=data", "--rank_table_file=rank_table.json", script_name="train_full_8p.sh",
+                           env_extra=on_the_stand_in(generation, RANK_SIZE="2"))
+    assert result.returncode == 0, result.stderr
+    assert f"RANKS 0 2 {table}" in fake_model.log
+    assert f"RANKS 1 2 {table}" in (tmp_path / "output" / "1" / "train_1.log").read_text()
+    assert (tmp_path / "output" / "0" / "Fake_for_TensorFlow_bs8_2p_perf.log").is_file()
+
+
+def test_several_ranks_on_ascend_without_a_table_or_chief_stop_in_the_launcher(tmp_path):
+    env = dict({k: v for k, v in os.environ.items() if k not in ("RANK_TABLE_FILE", "CM_CHIEF_IP")},
+               RANK_SIZE="2", PYTHONPATH=NPU_STAND_IN)
+    result = subprocess.run([sys.executable, os.path.join(COMMON, "launcher.py"), "launch", "--network=N",
+                             "--batch_size=1", "--case_kind=perf", f"--output_root={tmp_path}/output", "--",
+                             sys.executable, "-c", "print('ran')"], capture_output=True, text=True, timeout=60,
+                            env=env)
+    assert result.returncode == 2 and not (tmp_path / "output").exists()
+    assert result.stderr == ("[Error] RANK_SIZE=2 on Ascend needs RANK_TABLE_FILE (the HCCL rank table; "
+                             "train_full_8p.sh --rank_table_file) or CM_CHIEF_IP; neither is set\n")
+
+
+def test_a_broken_adapter_install_stops_the_script_in_one_line(fake_model):
+    result, _ = fake_model("--data_path=data", env_extra=on_the_stand_in(NPU_STAND_IN_BROKEN="1"))
+    assert result.returncode == 2
+    error = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(error) == 1 and "npu_device is installed but does not import (ImportError: libge_runner" in error[0]
+
+
+def test_a_run_folder_reached_through_a_symbolic_link_survives_the_next_run(fake_model, tmp_path):
+    os.symlink(tmp_path, tmp_path / "link")
+    kept = tmp_path / "output" / "0" / "keep_ck"
+    for _ in range(2):
+        result, _ = fake_model("--data_path=data", f"--ckpt_path={tmp_path}/link/output/0/keep_ck")
+        assert result.returncode == 0, result.stderr
+        (kept / "ckpt-1.index").write_text("kept")
+    assert sorted(os.listdir(kept / "logs")) == ["segment-001", "segment-002"]
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -163,6 +262,9 @@ def test_the_debug_flags_go_to_the_launcher(fake_model):
     (("--data_path=data", "--depht=3"), "unrecognized arguments: --depht=3"),
     (("--data_path=data", "--depth=10"), "--depth=10: at most 9"),
     (("--data_path=data", "--over_dump=perhaps"), "argument --over_dump: expected True or False"),
+    (("--data_path=data", "--data_dump_step=0,5"), "argument --data_dump_step: expected steps and ranges"),
+    (("--data_path=data", "--rank_table_file=t.json"), "--rank_table_file is for several devices"),
+    (("--data_path=data", "--ckpt_path=made", "--depth=10"), "--depth=10: at most 9"),
     (("--data_path=data", "--ckpt_path=a", "--model_dir=b"), "--ckpt_path and main.py's --model_dir"),
     (("--data_path=missing",), "--data_path=missing is not a folder"),
     (("--batch_size=2",), 'para "data_path" must be config'),
@@ -171,6 +273,7 @@ def test_bad_flags_end_with_one_line_and_exit_2(fake_model, tmp_path, flags, mes
     (tmp_path / "data" / "file").write_text("")
     result, args = fake_model(*flags)
     assert result.returncode == 2 and args is None
+    assert not (tmp_path / "made").exists()  # a refused flag creates nothing
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
     assert result.stderr.startswith("[Error] ")
 
