@@ -18,7 +18,8 @@ cover every slice. ``nvidia``: NVIDIA's TF2 UNet_Medical folds exactly
 (data_loading/data_loader.py, ``Dataset._get_val_train_indices``): it shifts
 its folds by ``int((1.0 - 0.8) * 30) = 5`` slices (the float product is
 5.999...), so its five validation sets of 6 overlap and slices 2, 10, 13
-and 28 are never validated; fold 0 validates ``[0, 3, 12, 15, 21, 25]``.
+and 28 are never validated; fold 0 validates ``[0, 3, 12, 15, 21, 25]``, in
+NVIDIA's order ``[25, 3, 0, 21, 15, 12]``, which its evaluation batches follow.
 """
 
 import numpy as np
@@ -62,8 +63,11 @@ def fold_split(n_slices, fold, seed, source="--data_path", scheme="partition"):
         ``range(n_slices)`` with sizes differing by at most one; "nvidia":
         NVIDIA's overlapping folds (see the module's docstring).
     Returns:
-      ``(train, validation)``: sorted lists of indices; validation is empty
-      when ``fold`` is None.
+      ``(train, validation)``: lists of indices, sorted but for "nvidia"'s
+      validation list, which is in NVIDIA's evaluation order (its
+      ``eval_dice_score`` averages batches of that order, so the order
+      decides the figure when ``--batch_size`` does not divide the fold);
+      validation is empty when ``fold`` is None.
     Raises:
       UserError: ``fold`` out of range or fewer slices than folds (:func:`check_fold`).
       ValueError: an unknown ``scheme``.
@@ -89,4 +93,4 @@ def _nvidia_fold(n_slices, fold, seed):
     shift = int((1.0 - NVIDIA_TRAIN_RATIO) * n_slices)
     order = np.roll(order, fold * shift)  # = collections.deque.rotate
     cut = int(NVIDIA_TRAIN_RATIO * n_slices)
-    return sorted(order[:cut].tolist()), sorted(order[cut:].tolist())
+    return sorted(order[:cut].tolist()), order[cut:].tolist()

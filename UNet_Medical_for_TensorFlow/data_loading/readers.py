@@ -69,6 +69,9 @@ def _decode(path, what, modes=("L",)):
         raise UserError(f"{path}: file not found ({what})")
     try:
         file_format, pages = tiff.read_pages(path)
+    except tiff.IncompleteTiff as error:
+        raise UserError(f"{path}: {error}; the file is cut short or damaged (expected every page it promises)"
+                        ) from None
     except (OSError, UnidentifiedImageError, ValueError, TypeError, SyntaxError, EOFError, struct.error,
             Image.DecompressionBombError) as error:
         # Pillow ends a truncated TIFF in any of these (TypeError "Missing dimensions" for a cut-off header;
