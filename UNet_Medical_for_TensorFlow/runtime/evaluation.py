@@ -26,7 +26,12 @@ def evaluate(session, probability_fn, step):
     ``--input_mode=resize`` (slices and labels resized to the output size),
     the same formula on the stitched native-size probabilities with
     overlap tiles. ``dice``, ``dice_soft``, ``iou`` and ``pixel_error`` are at
-    native resolution. Images of different sizes are scored one by one.
+    native resolution. Images of different sizes are scored one by one. With
+    two classes, ``v_rand`` and ``v_info`` are the ISBI 2012 challenge's
+    scores of the native-resolution cell probabilities, each with the threshold
+    that gave it (:func:`runtime.metrics.isbi_challenge_scores`). The slices
+    are taken in the fold's order (NVIDIA's under ``--fold_scheme=nvidia``),
+    which groups NVIDIA's batches.
     """
     args, data = session.args, session.data
     images = [data.images[i] for i in session.validation_indices]
@@ -40,5 +45,7 @@ def evaluate(session, probability_fn, step):
         at_output, output_labels = native, labels
     figures = {**metrics.nvidia_eval_losses(at_output, output_labels, data.n_classes, args.batch_size),
                **metrics.segmentation_metrics(native, labels, data.n_classes)}
+    if data.n_classes == 2:  # the challenge scores cell against membrane
+        figures.update(metrics.isbi_challenge_scores([p[..., 1] for p in native], labels))
     metrics.report(session.log, figures, step)
     return figures

@@ -11,15 +11,23 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Loss (cross-entropy + 1 - soft Dice + L2), the evaluation metrics, the benchmark statistics; METRIC lines.
+"""Loss (cross-entropy + 1 - soft Dice + L2), the evaluation metrics, the ISBI 2012 challenge's scores, the
+benchmark statistics; METRIC lines.
 
 As NVIDIA's TF2 UNet_Medical: soft Dice per sample and class is
 ``(2 * sum(p * t) + eps) / (sum(p^2) + sum(t^2) + eps)`` with p = softmax,
 averaged over the batch and the classes; ``eval dice = 1 - dice loss``.
+
+The ISBI 2012 challenge ranks by V_rand and V_info (Arganda-Carreras et al.,
+"Crowdsourcing the creation of image segmentation algorithms for
+connectomics", Front. Neuroanat. 2015; computed by Fiji's
+trainableSegmentation.metrics RandError and VariationOfInformation, which the
+challenge's evaluation script calls): see :func:`isbi_challenge_scores`.
 """
 
 import numpy as np
 import tensorflow as tf
+from scipy import ndimage
 
 from common import npu_utils
 
@@ -121,6 +129,141 @@ def segmentation_metrics(probabilities, labels, n_classes):
         per_image["iou"].append((intersection + DICE_EPSILON) / (union + DICE_EPSILON))
         per_image["pixel_error"].append(np.mean(p.argmax(-1) != t))
     return {name: float(np.mean(values)) for name, values in per_image.items()}
+
+
+def _challenge_thresholds():
+    """The challenge script's thresholds: from 0.0 by 0.1 while <= 1.0, summed in floating point as its loop
+    sums them, so that the last one is 0.9999999999999999 and keeps pixels of probability 1.0."""
+    thresholds, threshold = [], 0.0
+    while threshold <= 1.0:
+        thresholds.append(threshold)
+        threshold += 0.1
+    return tuple(thresholds)
+
+
+CHALLENGE_THRESHOLDS = _challenge_thresholds()
+
+
+def segments(foreground):
+    """4-connected components of a boolean (H, W) map (Fiji's connectedComponents(..., 4)).
+
+    Returns an int (H, W) map: 0 outside ``foreground``, 1..K a segment each.
+    """
+    return ndimage.label(foreground)[0]  # scipy's default 2-D structure is the 4-neighbourhood
+
+
+def thin_borders(labels):
+    """Borders of an int (H, W) segment map thinned to at most one pixel: a seeded watershed on the flat border.
+
+    Every segment grows into the 0 pixels around it breadth-first, one
+    4-neighbour step at a time, all segments at once; a 0 pixel that two
+    segments reach in the same step stays 0 (a dam) and stops both. So a
+    border of odd width keeps its middle pixel and one of even width none
+    (the two segments then touch but keep their labels). 0 pixels that no
+    segment reaches stay 0. Returns the grown int (H, W) map.
+    """
+    labels = labels.copy()
+    dams = np.zeros(labels.shape, bool)
+    none = np.iinfo(labels.dtype).max
+    while True:
+        padded = np.pad(labels, 1)
+        neighbours = np.stack([padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:]])
+        highest = neighbours.max(axis=0)
+        lowest = np.where(neighbours > 0, neighbours, none).min(axis=0)
+        reached = (labels == 0) & ~dams & (highest > 0)
+        if not reached.any():
+            return labels
+        dams |= reached & (lowest != highest)
+        claimed = reached & (lowest == highest)
+        labels[claimed] = highest[claimed]
+
+
+def _overlap_table(true_segments, proposed_segments):
+    """Pixel counts of the ground truth's foreground: row i-1 for true segment i, column j for proposed segment j
+    (column 0: the proposal's border pixels). A (K, L + 1) float array."""
+    inside = true_segments > 0
+    rows, columns = true_segments[inside] - 1, proposed_segments[inside]
+    shape = (int(true_segments.max()), int(proposed_segments.max()) + 1)
+    return np.bincount(rows * shape[1] + columns, minlength=shape[0] * shape[1]).reshape(shape).astype(np.float64)
+
+
+def rand_pair_counts(true_segments, proposed_segments):
+    """Foreground-restricted Rand pair counts of one slice (Fiji's N^2 normalisation, in pixel pairs).
+
+    Only pixels of the ground truth's foreground count; each border pixel of
+    the proposal inside it is a segment of its own.
+
+    Args:
+      true_segments, proposed_segments: int (H, W) segment maps, 0 = border.
+    Returns:
+      ``(both, true, proposed)``: ordered pixel pairs (a pixel with itself
+      included) in one segment in both maps, in the ground truth, in the proposal.
+    """
+    table = _overlap_table(true_segments, proposed_segments)
+    singles = table[:, 0].sum()
+    joint = table[:, 1:]
+    return ((joint ** 2).sum() + singles, (table.sum(axis=1) ** 2).sum(), (joint.sum(axis=0) ** 2).sum() + singles)
+
+
+def _entropy(probabilities):
+    probabilities = probabilities[probabilities > 0]
+    return float(-(probabilities * np.log(probabilities)).sum())
+
+
+def information_score(true_segments, proposed_segments):
+    """Foreground-restricted information-theoretic score of one slice: ``2 I(T;S) / (H(T) + H(S))``.
+
+    The F-score of Fiji's split and merge scores ``I/H(T)`` and ``I/H(S)``
+    over the ground truth's foreground, each border pixel of the proposal a
+    segment of its own; 0 when either map is one segment (H = 0), as Fiji sets it.
+
+    Args:
+      true_segments, proposed_segments: int (H, W) segment maps, 0 = border.
+    """
+    table = _overlap_table(true_segments, proposed_segments)
+    total = table.sum()
+    probabilities = table / total
+    singles = probabilities[:, 0].sum() * np.log(total)  # each border pixel: (1/n) log n
+    h_true = _entropy(probabilities.sum(axis=1))
+    h_proposed = _entropy(probabilities[:, 1:].sum(axis=0)) + singles
+    h_joint = _entropy(probabilities[:, 1:].ravel()) + singles
+    if h_true == 0 or h_proposed == 0:
+        return 0.0
+    return 2 * (h_true + h_proposed - h_joint) / (h_true + h_proposed)
+
+
+def isbi_challenge_scores(cell_probabilities, labels):
+    """The ISBI 2012 challenge's V_rand and V_info, each the best over the challenge's thresholds.
+
+    At each threshold of :data:`CHALLENGE_THRESHOLDS` a slice's segments are
+    the 4-connected components of its pixels above it (the non-membrane
+    region), their borders thinned (:func:`thin_borders`); the ground truth's
+    are the components of its cell pixels. V_rand is the F-score of the
+    foreground-restricted Rand pair counts summed over the slices
+    (:func:`rand_pair_counts`, Fiji sums them so), V_info the mean over
+    slices of :func:`information_score` (Fiji averages per slice). Slices
+    without ground-truth foreground are left out. 1 is perfect.
+
+    Args:
+      cell_probabilities: list of (H, W) float maps in [0, 1], each pixel's
+        probability of cell interior (the challenge's submission: 0 = membrane).
+      labels: list of (H, W) int class maps of the same sizes, 1 = cell, 0 = membrane.
+    Returns:
+      dict: ``v_rand``, ``v_rand_threshold``, ``v_info``, ``v_info_threshold``
+      (the first threshold of the best score); empty when no slice has foreground.
+    """
+    pairs = [(p, segments(t > 0)) for p, t in zip(cell_probabilities, labels) if np.any(t > 0)]
+    if not pairs:
+        return {}
+    best = {"v_rand": (-1.0, None), "v_info": (-1.0, None)}
+    for threshold in CHALLENGE_THRESHOLDS:
+        proposals = [thin_borders(segments(p > threshold)) for p, _ in pairs]
+        both, true, proposed = np.sum([rand_pair_counts(t, s) for (_, t), s in zip(pairs, proposals)], axis=0)
+        scores = {"v_rand": 2 * both / (true + proposed),
+                  "v_info": float(np.mean([information_score(t, s) for (_, t), s in zip(pairs, proposals)]))}
+        best.update({name: (score, threshold) for name, score in scores.items() if score > best[name][0]})
+    return {key: float(value) for name, (score, threshold) in best.items()
+            for key, value in ((name, score), (f"{name}_threshold", threshold))}
 
 
 def benchmark_statistics(step_seconds, images_per_step, warmup_steps):
