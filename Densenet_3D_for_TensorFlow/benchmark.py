@@ -12,9 +12,10 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 """Speed on this machine: training patches/s, the data pipeline's own patches/s,
-and whole-volume inference seconds with the block and the window method.
+whole-volume inference seconds with the block and the window method, and the seconds of one case's scores.
 
-    python3 benchmark.py [--model_name dense24] [--shape 240 240 155] [--windows 48] [--use_amp]
+    python3 benchmark.py [--model_name dense24] [--width_multiplier 1.0] [--shape 240 240 155] [--windows 48]
+                         [--parts training pipeline inference scores] [--use_amp]
 
 With ``--use_amp`` (or a mixed ``--precision_mode``) training and block
 inference are timed in float32 and in the device's mixed policy
@@ -28,7 +29,11 @@ included), which covers every voxel at least 13 from the border. Its time is
 measured on ``--windows`` windows and extrapolated to the windows it runs
 (those with a non-zero input voxel) and to all windows of the grid; on the
 timed windows' centres the block method's labels are compared with the
-window method's. Prints one line per figure.
+window method's. The scores part times ``runtime.metrics.case_metrics`` in
+both conventions (``--metrics=brats`` and ``brats2023``) on the first
+synthetic case's labels against a prediction made from them (shifted, part
+of the enhancing tumour dropped, three false-positive blobs). Prints one line
+per figure. ``--help`` answers without loading TensorFlow.
 """
 
 import argparse
@@ -38,20 +43,21 @@ import tempfile
 import time
 
 import numpy as np
-import tensorflow as tf
 
 # The repository root holds common/; this directory model/, data_loading/ and runtime/.
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(HERE), HERE]
 
+# Only modules without TensorFlow at the top, so that --help and flag errors answer at once; each timing
+# function imports what it times.
 from common import npu_utils  # noqa: E402
-from common.npu_utils import keras  # noqa: E402
 from data_loading import synthetic  # noqa: E402
 from data_loading.cases import discover_cases  # noqa: E402
 from data_loading.nifti import load_case  # noqa: E402
-from data_loading.patches import patch_dataset  # noqa: E402
-from model import specs, tf_models  # noqa: E402
-from runtime import flags, inference, metrics  # noqa: E402
+from model import specs  # noqa: E402
+from runtime import flags  # noqa: E402
+
+PARTS = ("training", "pipeline", "inference", "scores")
 
 
 def parse_args(argv=None):
@@ -61,6 +67,10 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_name", default=main_flags.get_default("model_name"), choices=specs.MODEL_NAMES,
                         help="network (default %(default)s)")
+    parser.add_argument("--width_multiplier", type=float, default=main_flags.get_default("width_multiplier"),
+                        help="scales every width, as main.py's flag (default %(default)s)")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS),
+                        help="what to time (default: all of %(choices)s)")
     parser.add_argument("--shape", type=int, nargs=3, default=(240, 240, 155),
                         help="volume for inference timing (default %(default)s)")
     parser.add_argument("--block_size", type=int, default=main_flags.get_default("block_size"),
@@ -85,11 +95,17 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def time_training(ctx, model_name, batch_size, learning_rate, steps):
+def time_training(ctx, args):
     """Patches/s of the real training step (loss of both heads, Adam) on random 38^3 patches."""
+    import tensorflow as tf
+    from common.npu_utils import keras
+    from model import tf_models
+    from runtime import metrics
+
+    batch_size, steps = args.batch_size, args.train_steps
     with ctx.strategy.scope():
-        model = tf_models.build_model(model_name)
-        optimizer = ctx.wrap_optimizer(keras.optimizers.Adam(learning_rate))
+        model = tf_models.build_model(args.model_name, args.width_multiplier)
+        optimizer = ctx.wrap_optimizer(keras.optimizers.Adam(args.learning_rate))
     step = npu_utils.make_train_step(ctx, model, optimizer, metrics.make_loss_fn(model))
     rng = np.random.default_rng(0)
     images = tf.constant(rng.normal(size=(batch_size, 38, 38, 38, 4)).astype(np.float32))
@@ -104,6 +120,8 @@ def time_training(ctx, model_name, batch_size, learning_rate, steps):
 
 def time_pipeline(data_dir, batches, batch_size):
     """Patches/s of data_loading.patches.patch_dataset alone (loading, normalising, sampling, cutting)."""
+    from data_loading.patches import patch_dataset
+
     cases = discover_cases(data_dir)[0]
 
     def load_fn(index):
@@ -118,9 +136,14 @@ def time_pipeline(data_dir, batches, batch_size):
     return count / (time.time() - start), len(cases)
 
 
-def time_block(model, model_name, image, block_size):
+def time_block(model, args, image):
     """Seconds and (X, Y, Z) labels of block inference with ``model``'s weights under the current dtype policy."""
-    block_fn = inference.make_predict_fn(tf_models.inference_twin(model, model_name), "block_predict")
+    from model import tf_models
+    from runtime import inference
+
+    block_size = args.block_size
+    twin = tf_models.inference_twin(model, args.model_name, args.width_multiplier)
+    block_fn = inference.make_predict_fn(twin, "block_predict")
     # Trace the block shape before timing.
     block_fn(np.zeros((1,) + (block_size + 2 * specs.CROP_MARGIN,) * 3 + (4,), np.float32))
     start = time.time()
@@ -136,6 +159,8 @@ def time_windows(model, image, block_labels, num_windows, window_batch):
       the window method runs), all windows of the grid, block labels equal on
       the timed windows' centres).
     """
+    from runtime import inference
+
     window_fn = inference.make_predict_fn(model, "window_predict")
     window_fn(np.zeros((window_batch, 38, 38, 38, 4), np.float32))  # trace before timing
     corners = inference.nonzero_window_corners(image)
@@ -152,12 +177,17 @@ def time_windows(model, image, block_labels, num_windows, window_batch):
 
 def report_inference(args, image, policies):
     """Print the block and window lines in float32, then the block line of each other policy."""
+    from common.npu_utils import keras
+    from model import tf_models
+    from runtime import inference
+
     keras.mixed_precision.set_global_policy("float32")
-    model = tf_models.build_model(args.model_name)  # untrained, seeded: the same weights for every policy
-    block_s, labels = time_block(model, args.model_name, image, args.block_size)
+    # Untrained, seeded: the same weights for every policy.
+    model = tf_models.build_model(args.model_name, args.width_multiplier)
+    block_s, labels = time_block(model, args, image)
     window_s, timed, run, total, same = time_windows(model, image, labels, args.windows, args.window_batch)
     window_run, window_all = window_s / timed * run, window_s / timed * total
-    print(f"inference {image.shape[:3]} float32: block method {block_s:.1f} s (blocks of "
+    print(f"inference {image.shape[:3]} float32 ({args.model_name}, width {args.width_multiplier:g}): block method {block_s:.1f} s (blocks of "
           f"{args.block_size}^3 kept); window method {window_s:.1f} s for {timed} windows -> "
           f"{window_run:.0f} s for the {run} with a non-zero input ({window_all:.0f} s for all {total}); "
           f"block is {window_run / block_s:.1f}x faster ({window_all / block_s:.1f}x against all windows); "
@@ -165,35 +195,75 @@ def report_inference(args, image, policies):
     inside = inference.head_mask(image)
     for policy in policies[1:]:
         keras.mixed_precision.set_global_policy(policy)
-        seconds, other = time_block(model, args.model_name, image, args.block_size)
+        seconds, other = time_block(model, args, image)
         agree = float((other[inside] == labels[inside]).mean())
         print(f"inference {image.shape[:3]} {policy}: block method {seconds:.1f} s ({block_s / seconds:.2f}x "
               f"float32); labels equal to float32's on {agree:.2%} of the head's voxels (untrained weights)",
               flush=True)
 
 
-@npu_utils.exit_on_user_error
-def main(argv=None):
-    args = parse_args(argv)
-    ctx = npu_utils.setup_device(args)
-    # --use_amp / --precision_mode: time float32 and the device's mixed policy side by side.
-    policies = ["float32"] + ([ctx.precision.policy] if ctx.precision.policy != "float32" else [])
+def scored_prediction(truth):
+    """A plausible (X, Y, Z) prediction from a truth label volume: shifted 2 voxels along X, the enhancing
+    tumour of the upper half of Z read as necrosis, three 5^3 false-positive blobs of oedema."""
+    prediction = np.roll(truth, 2, axis=0)
+    upper = prediction[:, :, truth.shape[2] // 2:]
+    upper[upper == 4] = 1
+    for fraction in (0.2, 0.5, 0.8):
+        corner = [int(size * fraction) for size in truth.shape]
+        prediction[tuple(slice(c, c + 5) for c in corner)] = 2
+    return prediction
+
+
+def time_scores(case):
+    """Print the seconds of ``metrics.case_metrics`` on one loaded case, in each set of conventions."""
+    from runtime import metrics
+
+    prediction = scored_prediction(case.label)
+    brain = np.any(case.image != 0, axis=-1)
+    for scores in metrics.SCORES:
+        start = time.time()
+        row = metrics.case_metrics(prediction, case.label, case.spacing, brain, scores=scores)
+        seconds = time.time() - start
+        extra = (f", WT lesions TP/FP/FN {row['wt_num_tp']}/{row['wt_num_fp']}/{row['wt_num_fn']}"
+                 if scores == "brats2023" else "")
+        print(f"scores {case.label.shape} --metrics={scores}: {seconds:.2f} s per case (WT Dice "
+              f"{row['wt_dice']:.3f}, HD95 {row['wt_hd95']:.2f} mm{extra})", flush=True)
+
+
+def report_training(args, ctx, policies):
+    """Print the training line of each policy."""
+    from common.npu_utils import keras
+
     for policy in policies:
         keras.mixed_precision.set_global_policy(policy)
         npu_utils.set_random_seed(0)
-        rate = time_training(ctx, args.model_name, args.batch_size, args.learning_rate, args.train_steps)
-        print(f"training {policy}: {rate:.2f} patches/s ({args.model_name}, batch {args.batch_size}, 38^3, "
+        rate = time_training(ctx, args)
+        print(f"training {policy}: {rate:.2f} patches/s ({args.model_name}, width {args.width_multiplier:g}, batch "
+              f"{args.batch_size}, 38^3, "
               f"{rate * 12 ** 3:.0f} labelled voxels/s)", flush=True)
 
+
+@npu_utils.exit_on_user_error
+def main(argv=None):
+    args = parse_args(argv)
+    ctx = npu_utils.setup_device(args) if {"training", "inference"} & set(args.parts) else None
+    # --use_amp / --precision_mode: time float32 and the device's mixed policy side by side.
+    policies = ["float32"] + ([ctx.precision.policy] if ctx and ctx.precision.policy != "float32" else [])
+    if "training" in args.parts:
+        report_training(args, ctx, policies)
     with tempfile.TemporaryDirectory() as scratch:
         data_dir = args.data_path or scratch
         if args.data_path is None:
             synthetic.write_dataset(scratch, args.pipeline_cases, args.shape, seed=0)
-        rate, cases = time_pipeline(data_dir, args.pipeline_batches, args.batch_size)
-        print(f"pipeline: {rate:.1f} patches/s ({cases} cases, no training)", flush=True)
-        case = load_case(discover_cases(data_dir)[0][0], with_label=False)
-    npu_utils.set_random_seed(0)
-    report_inference(args, case.image, policies)
+        if "pipeline" in args.parts:
+            rate, cases = time_pipeline(data_dir, args.pipeline_batches, args.batch_size)
+            print(f"pipeline: {rate:.1f} patches/s ({cases} cases, no training)", flush=True)
+        case = load_case(discover_cases(data_dir)[0][0])
+    if "scores" in args.parts:
+        time_scores(case)
+    if "inference" in args.parts:
+        npu_utils.set_random_seed(0)
+        report_inference(args, case.image, policies)
     return 0
 
 

@@ -36,26 +36,17 @@ def _rounded(values):
     return tuple(round(float(v), 4) for v in np.ravel(values))
 
 
-def _file_problems(path, kind, reference, scheme):
-    """Problems of one file; ``reference`` holds the case's first readable file (filled in by the first call)."""
+def _file_problems(path, kind, scheme):
+    """``(grid, problems)`` of one file: its grid (``shape`` and :func:`data_loading.nifti.geometry`; None
+    when it cannot be read or is not 3-D) and what is wrong with its values."""
     try:
         image = nib.load(path)
         data = voxels(image)
     except Exception as error:  # nibabel raises many types for a damaged file
-        return [f"{path}: cannot be read as NIfTI ({error.__class__.__name__}: {error})"]
+        return None, [f"{path}: cannot be read as NIfTI ({error.__class__.__name__}: {error})"]
     if data.ndim != 3:
-        return [f"{path}: is {data.ndim}-D with shape {data.shape}, expected a 3-D volume"]
+        return None, [f"{path}: is {data.ndim}-D with shape {data.shape}, expected a 3-D volume"]
     problems = []
-    grid = dict(geometry(image.affine), shape=data.shape)
-    if not reference:
-        reference.update(grid, kind=kind)
-    if data.shape != reference["shape"]:
-        problems.append(f"{path}: shape {data.shape} differs from the {reference['kind']} volume's "
-                        f"{reference['shape']}")
-    for name, tolerance in GEOMETRY_TOLERANCES.items():
-        if not np.allclose(grid[name], reference[name], rtol=0, atol=tolerance):
-            problems.append(f"{path}: {name} {_rounded(grid[name])} differs from the {reference['kind']} "
-                            f"volume's {_rounded(reference[name])}")
     if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all():
         problems.append(f"{path}: has {int((~np.isfinite(data)).sum())} NaN or infinite voxels")
     elif kind in IMAGE_KINDS and data.min() == data.max():
@@ -66,6 +57,28 @@ def _file_problems(path, kind, reference, scheme):
         if bad:
             problems.append(f"{path}: label values {bad[:6]} outside {{{', '.join(map(str, valid))}}} "
                             f"({scheme.name})")
+    return dict(geometry(image.affine), shape=data.shape), problems
+
+
+def _differences(grid, reference):
+    """The names of the grid entries (shape, spacing, origin, direction) where two grids disagree."""
+    names = [name for name, tolerance in GEOMETRY_TOLERANCES.items()
+             if not np.allclose(grid[name], reference[name], rtol=0, atol=tolerance)]
+    return (["shape"] if grid["shape"] != reference["shape"] else []) + names
+
+
+def _grid_problems(grids):
+    """One problem per file off the case's grid: the grid most of its files share (on a tie, the first
+    file's), so that one bad file, FLAIR too, is the one named. ``grids``: ``[(path, kind, grid)]``."""
+    agreeing = [[other for other in grids if not _differences(grid, other[2])] for _, _, grid in grids]
+    majority = max(range(len(grids)), key=lambda index: (len(agreeing[index]), -index))
+    reference, kinds = grids[majority][2], ", ".join(kind for _, kind, _ in agreeing[majority])
+    problems = []
+    for path, _, grid in grids:
+        for name in _differences(grid, reference):
+            value, expected = ((grid[name], reference[name]) if name == "shape"
+                               else (_rounded(grid[name]), _rounded(reference[name])))
+            problems.append(f"{path}: {name} {value} differs from the {kinds} volumes' {expected}")
     return problems
 
 
@@ -74,19 +87,22 @@ def check_case(case, need_label=True):
 
     Checks: each file present once, readable, 3-D (a 4-D volume with a last
     axis of 1 counts as 3-D), the same shape, spacing, origin and direction as
-    the case's first file (within :data:`GEOMETRY_TOLERANCES`), finite values,
-    no all-zero or constant modality, labels within the scheme's ({0, 1, 2, 4};
-    BraTS 2023 {0, 1, 2, 3}). Each message names the file and, for a mismatch,
-    both values.
+    the case's other files (within :data:`GEOMETRY_TOLERANCES`; a file is named
+    when it is off the grid most files share), finite values, no all-zero or
+    constant modality, labels within the scheme's ({0, 1, 2, 4}; BraTS 2023
+    {0, 1, 2, 3}). Each message names the file and, for a mismatch, both values.
     """
     kinds = FILE_KINDS if need_label else IMAGE_KINDS
     problems = file_list_problems(case, kinds)
     if problems:
         return problems
-    reference = {}
+    grids = []
     for kind in kinds:
-        problems += _file_problems(case.path(kind), kind, reference, SCHEMES[case.scheme])
-    return problems
+        grid, file_problems = _file_problems(case.path(kind), kind, SCHEMES[case.scheme])
+        problems += file_problems
+        if grid is not None:
+            grids.append((case.path(kind), kind, grid))
+    return problems + (_grid_problems(grids) if grids else [])
 
 
 def check_cases(cases, skip_bad_cases, need_label=True, workers=2, log=print):

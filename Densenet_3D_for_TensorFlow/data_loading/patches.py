@@ -14,7 +14,8 @@
 """Training patches: centres in the tumour and in brain background, cut into a tf.data pipeline.
 
 Each 38^3 x 4 input patch comes with the labels of its centre 12^3 (the
-voxels the network predicts); see the reference's sampling in the README.
+voxels the network predicts). How this sampling differs from the reference's: the README's
+"Normalisation and sampling against the reference".
 """
 
 import numpy as np

@@ -191,7 +191,8 @@ def _save_like(path, data, reference):
 
 def test_every_kind_of_bad_case_is_named_with_its_file(synthetic_root, tmp_path):
     make = {name: _copy_case(synthetic_root, "Synth_001", tmp_path / name, "Synth_001")
-            for name in ("missing", "shape", "dims", "nan", "labels", "spacing", "origin", "constant", "good")}
+            for name in ("missing", "shape", "dims", "nan", "labels", "spacing", "origin", "constant", "good",
+                         "flair_shape", "flair_origin")}
     os.remove(os.path.join(make["missing"], "Synth_001_t1ce.nii.gz"))
     t2 = os.path.join(make["shape"], "Synth_001_t2.nii.gz")
     _save_like(t2, np.arange(40 * 40 * 30, dtype=np.int16).reshape(40, 40, 30), t2)
@@ -213,13 +214,22 @@ def test_every_kind_of_bad_case_is_named_with_its_file(synthetic_root, tmp_path)
     moved = image.affine.copy()
     moved[:3, 3] += (0.0, 0.5, 0.0)
     nib.save(nib.Nifti1Image(np.asanyarray(image.dataobj), moved), t1)
+    # A bad FLAIR (the first file read) is named itself, not the four files that agree with each other.
+    flair = os.path.join(make["flair_shape"], "Synth_001_flair.nii.gz")
+    _save_like(flair, np.arange(40 * 40 * 30, dtype=np.int16).reshape(40, 40, 30), flair)
+    flair = os.path.join(make["flair_origin"], "Synth_001_flair.nii.gz")
+    nib.save(nib.Nifti1Image(np.asanyarray(nib.load(flair).dataobj), moved), flair)
     t1ce = os.path.join(make["constant"], "Synth_001_t1ce.nii.gz")
     _save_like(t1ce, np.zeros((40, 40, 36), np.int16), t1ce)
     expected = {"missing": ("Synth_001_t1ce.nii.gz", "missing"), "shape": ("Synth_001_t2.nii.gz", "differs"),
                 "spacing": ("Synth_001_seg.nii.gz",
-                            "spacing (1.0, 1.0, 2.0) differs from the flair volume's (1.0, 1.0, 1.0)"),
+                            "spacing (1.0, 1.0, 2.0) differs from the flair, t1, t1ce, t2 volumes' (1.0, 1.0, 1.0)"),
                 "origin": ("Synth_001_t1.nii.gz",
-                           "origin (0.0, 239.5, 0.0) differs from the flair volume's (0.0, 239.0, 0.0)"),
+                           "origin (0.0, 239.5, 0.0) differs from the flair, t1ce, t2, seg volumes' (0.0, 239.0, 0.0)"),
+                "flair_shape": ("Synth_001_flair.nii.gz",
+                                "shape (40, 40, 30) differs from the t1, t1ce, t2, seg volumes' (40, 40, 36)"),
+                "flair_origin": ("Synth_001_flair.nii.gz",
+                                 "origin (0.0, 239.5, 0.0) differs from the t1, t1ce, t2, seg volumes'"),
                 "constant": ("Synth_001_t1ce.nii.gz", "every voxel is 0: an empty or constant t1ce volume"),
                 "dims": ("Synth_001_flair.nii.gz", "4-D"), "nan": ("Synth_001_t1.nii.gz", "NaN"),
                 "labels": ("Synth_001_seg.nii.gz", "[3]")}
