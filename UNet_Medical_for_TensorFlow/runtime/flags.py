@@ -41,6 +41,8 @@ from common.npu_utils import UserError
 from data_loading import folds
 from model import tile_sizes
 
+# NumPy seeds its generators (the folds' permutation, the tiles) from 0..2**32-1 only.
+MAX_SEED = 2 ** 32 - 1
 EXEC_MODES = ("train", "evaluate", "predict", "train_and_predict", "train_and_evaluate")
 INPUT_MODES = ("overlap_tile", "resize")
 AUGMENT_SETS = ("nvidia", "full")
@@ -51,9 +53,10 @@ ARCHITECTURE_FLAGS = ("base_filters", "n_classes")
 FOLD_FLAGS = ("seed", "crossvalidation_idx", "fold_scheme")
 # Taken from the training run by evaluate and predict (a resume: unless given).
 # The tile size and batch size may differ: the network is fully convolutional,
-# so any valid tile size runs the same weights, and the batch size only groups
-# NVIDIA's eval_dice_score. The input path may not: a network trained on
-# resized slices scores native-resolution tiles wrongly, and the reverse.
+# so any valid overlap tile runs the same weights at the same scale, and the
+# batch size only groups NVIDIA's eval_dice_score. The input path may not: a
+# network trained on resized slices scores native-resolution tiles wrongly,
+# and the reverse; nor may the tile size of a resize run, which sets the scale.
 INPUT_FLAGS = ("tile_size", "input_mode", "batch_size")
 FREE_INPUT_FLAGS = ("tile_size", "batch_size")
 WHY = {"evaluate": "its checkpoint fits only that network, and another fold or seed would score slices "
@@ -127,6 +130,9 @@ def build_parser():
                              "unless given")
     parser.add_argument("--n_classes", type=int, default=2,
                         help="classes of own data (ISBI: 2); evaluate/predict/resume: the training run's")
+    npu_utils.add_bool_flag(parser, "--save_probabilities", "predict: also write each pixel's cell probability as a "
+                            "32-bit float TIFF beside the masks (ISBI: test-probabilities.tif, one page per slice, "
+                            "the ISBI 2012 challenge's submission format: 0 = membrane, 1 = cell interior)")
     parser.add_argument("--pretrained_checkpoint", default=None,
                         help="--model_dir of an earlier run to start from (all but the last layer "
                              "when the class count differs)")
@@ -178,6 +184,11 @@ def _check_values(args):
         check_step_plan(args, args.max_steps)
     if args.n_classes < 2:
         raise UserError(f"--n_classes={args.n_classes} must be at least 2")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise UserError(f"--seed={args.seed} must be in 0..{MAX_SEED} (NumPy's seed range)")
+    if args.save_probabilities and not args.mode.endswith("predict"):
+        raise UserError(f"--save_probabilities writes predictions; --mode={args.mode} makes none "
+                        "(predict or train_and_predict)")
     folds.check_fold(args.crossvalidation_idx)
     if args.model_dir:
         check_folder_flag("model_dir", args.model_dir)
@@ -228,8 +239,9 @@ def take_from_training_run(args, given):
     """evaluate, predict and a resume: the network (evaluate, resume: also the fold) from config.json.
 
     A flag also on the command line must agree with the training run (one
-    line naming both values otherwise); ``--tile_size`` and ``--batch_size``
-    may differ (and, in a resume, ``--input_mode``). evaluate and predict say
+    line naming both values otherwise); ``--tile_size`` (but for evaluate and
+    predict of an ``--input_mode=resize`` run) and ``--batch_size`` may differ
+    (and, in a resume, ``--input_mode``). evaluate and predict say
     when ``--data_path`` is not the run's. Nothing changes when ``--model_dir``
     holds no config.json.
 
@@ -260,10 +272,11 @@ def take_from_training_run(args, given):
 
 
 def _check_input_of_training_run(args, given, config):
-    """evaluate/predict: refuse another ``--input_mode`` than the run's; say when ``--data_path`` differs.
+    """evaluate/predict: refuse another ``--input_mode`` than the run's, and another ``--tile_size`` than a
+    resize run's (the scale its slices were resized to); say when ``--data_path`` differs.
 
     Raises:
-      UserError: ``--input_mode`` given and not the training run's.
+      UserError: ``--input_mode``, or a resize run's ``--tile_size``, given and not the training run's.
     """
     path = os.path.join(args.model_dir, npu_utils.RUN_CONFIG)
     trained_mode = config.get("input_mode")
@@ -271,6 +284,12 @@ def _check_input_of_training_run(args, given, config):
         raise UserError(f"--input_mode={args.input_mode} contradicts the training run in {path}, which used "
                         f"--input_mode={trained_mode} (the network learned that input path; the other one would "
                         f"score it wrongly); leave --input_mode out")
+    trained_tile = config.get("tile_size")
+    if (trained_mode == "resize" and "tile_size" in given and args.tile_size != trained_tile
+            and not args.benchmark):  # a --benchmark times random tiles: no scale to keep
+        raise UserError(f"--tile_size={args.tile_size} contradicts the training run in {path}, which resized every "
+                        f"slice to the output of --tile_size={trained_tile} (--input_mode=resize: another tile size "
+                        "shows the network another scale); leave --tile_size out")
     trained_data = config.get("data_path", config.get("data_dir"))  # a run of an earlier version: data_dir
     if trained_data and os.path.realpath(trained_data) != os.path.realpath(args.data_path):
         print(f"[flags] --data_path={args.data_path} is not the training run's --data_path={trained_data} "
@@ -303,4 +322,7 @@ def parse_args(argv=None):
         tile_sizes.output_size(args.tile_size)
     except ValueError as error:
         raise UserError(f"--tile_size: {error}") from None
+    if args.save_probabilities and args.n_classes != 2:
+        raise UserError(f"--save_probabilities writes one probability per pixel (cell against membrane); "
+                        f"--n_classes={args.n_classes} has {args.n_classes} classes")
     return args

@@ -29,6 +29,7 @@ from runtime import metrics
 # keras.models.load_model reads it without this repository's code: unet.keras (Keras 3) or unet.h5 (Keras 2.6).
 EXPORT_FILE = "unet" + npu_utils.MODEL_FILE_SUFFIX
 OVERLAY_SLICES = 3  # PNG overlays written next to the predicted masks
+PROBABILITY_FILE = "test-probabilities.tif"  # --save_probabilities of the ISBI test stack
 
 
 def make_probability_fn(model, use_xla, batch_size):
@@ -80,10 +81,11 @@ def resized_probabilities(session, probability_fn, images):
 
 
 def predict(session, probability_fn):
-    """Masks of the test images in ``--model_dir/predictions``, with PNG overlays.
+    """Masks of the test images in ``--model_dir/predictions``, with PNG overlays; says how many it read and wrote.
 
     ISBI: ``test-masks.tif``, (N, 512, 512) uint8, 255 = cell, 0 = membrane,
     like the labels. Own data: one PNG of class indices per test image.
+    ``--save_probabilities`` adds the cell probabilities (:func:`write_probabilities`).
     """
     args, data = session.args, session.data
     if not data.test_images:
@@ -91,7 +93,8 @@ def predict(session, probability_fn):
                         "(test-volume.tif, or a test/ folder for own data)")
     folder = os.path.join(args.model_dir, "predictions")
     os.makedirs(folder, exist_ok=True)
-    classes = [p.argmax(-1).astype(np.uint8) for p in predict_images(session, probability_fn, data.test_images)]
+    probabilities = predict_images(session, probability_fn, data.test_images)
+    classes = [p.argmax(-1).astype(np.uint8) for p in probabilities]
     if data.source == "isbi":
         written = [os.path.join(folder, data.test_names[0])]
         tiff.write_stack(written[0], np.stack(classes) * 255)
@@ -99,12 +102,42 @@ def predict(session, probability_fn):
         written = [os.path.join(folder, name) for name in data.test_names]
         for path, mask in zip(written, classes):
             Image.fromarray(mask).save(path)
+    if args.save_probabilities:
+        written += write_probabilities(folder, data, probabilities)
     for index, (image, mask) in enumerate(list(zip(data.test_images, classes))[:OVERLAY_SLICES]):
         overlay = np.repeat(image[..., None], 3, axis=-1)
         overlay[mask == 0] = (0.5 * overlay[mask == 0] + [127, 0, 0]).astype(np.uint8)  # class 0 in red
         written.append(os.path.join(folder, f"overlay_{index:03d}.png"))
         Image.fromarray(overlay).save(written[-1])
-    print(f"[predict] wrote {', '.join(written)}", flush=True)
+    maps = f" and {len(classes)} probability maps" if args.save_probabilities else ""
+    print(f"[predict] read {len(data.test_images)} test {'slices' if data.source == 'isbi' else 'images'}, "
+          f"wrote {len(classes)} masks{maps}: {', '.join(written)}", flush=True)
+
+
+def write_probabilities(folder, data, probabilities):
+    """Each pixel's cell probability as 32-bit float TIFF in [0, 1]: the ISBI 2012 challenge's submission format.
+
+    The challenge takes one float page per slice, 0 = membrane and 1 = cell
+    interior (as the labels' 0 and 255). ISBI: ``test-probabilities.tif``,
+    (N, H, W); own data: ``<name>-probabilities.tif`` per test image.
+
+    Args:
+      folder: the predictions folder.
+      data: readers.SegmentationData with two classes.
+      probabilities: list of (H, W, 2) softmax maps, one per test image.
+    Returns:
+      the paths written.
+    """
+    # Resizing and stitching average probabilities, which may overshoot [0, 1] by a rounding step.
+    cell = [np.clip(p[..., 1], 0.0, 1.0).astype(np.float32) for p in probabilities]
+    if data.source == "isbi":
+        paths = [os.path.join(folder, PROBABILITY_FILE)]
+        tiff.write_stack(paths[0], np.stack(cell))
+        return paths
+    paths = [os.path.join(folder, os.path.splitext(name)[0] + "-probabilities.tif") for name in data.test_names]
+    for path, page in zip(paths, cell):
+        tiff.write_stack(path, page[None])
+    return paths
 
 
 def benchmark_inference(session, probability_fn):

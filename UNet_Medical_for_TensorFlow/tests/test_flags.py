@@ -39,6 +39,10 @@ from runtime import flags
     (["--batch_size=0"], "--batch_size=0"),
     (["--n_classes=1"], "--n_classes=1"),
     (["--benchmark", "--max_steps=10", "--warmup_steps=10"], "leaves no step"),
+    (["--seed=-1"], r"--seed=-1 must be in 0\.\.4294967295 \(NumPy's seed range\)"),
+    (["--seed=4294967296"], "--seed=4294967296 must be in 0"),
+    (["--save_probabilities"], "--save_probabilities writes predictions; --mode=train makes none"),
+    (["--mode=train_and_predict", "--save_probabilities", "--n_classes=3"], "--n_classes=3 has 3 classes"),
 ])
 def test_bad_flags(argv, message, tmp_path):
     with pytest.raises(UserError, match=message):
@@ -193,3 +197,31 @@ def test_help_answers_at_once_and_a_lone_directory_says_what_it_needs(tmp_path):
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == (f"error: {lone} needs the repository's common/ folder beside it ({tmp_path / 'common'}); "
                              "copy the model directory with it\n")
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296"])
+def test_a_seed_outside_numpys_range_is_one_line_and_exit_2(seed):
+    result = subprocess.run([sys.executable, "main.py", "--seed", seed], cwd=MODEL_DIR, capture_output=True,
+                            text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [f"error: --seed={seed} must be in 0..4294967295 (NumPy's seed range)"]
+
+
+def test_a_resize_run_is_evaluated_and_predicted_at_its_own_scale(tmp_path):
+    """resize: the tile size sets the scale of the slices, so evaluate/predict refuse another one; overlap tiles
+    keep taking any valid size, and a --benchmark (random tiles) any size too."""
+    _training_run(tmp_path / "resize", "--crossvalidation_idx=2", "--input_mode=resize", "--tile_size=316")
+    for mode in ("evaluate", "predict"):
+        with pytest.raises(UserError) as error:
+            flags.parse_args([f"--model_dir={tmp_path / 'resize'}", f"--exec_mode={mode}", "--tile_size=252"])
+        assert str(error.value) == (
+            f"--tile_size=252 contradicts the training run in {tmp_path / 'resize'}/config.json, which resized every "
+            "slice to the output of --tile_size=316 (--input_mode=resize: another tile size shows the network another "
+            "scale); leave --tile_size out")
+        assert flags.parse_args([f"--model_dir={tmp_path / 'resize'}", f"--exec_mode={mode}",
+                                 "--tile_size=316"]).tile_size == 316
+    assert flags.parse_args([f"--model_dir={tmp_path / 'resize'}", "--exec_mode=evaluate", "--benchmark",
+                             "--tile_size=252"]).tile_size == 252
+    _training_run(tmp_path / "tiles", "--crossvalidation_idx=2", "--tile_size=316")
+    assert flags.parse_args([f"--model_dir={tmp_path / 'tiles'}", "--exec_mode=evaluate",
+                             "--tile_size=252"]).tile_size == 252
