@@ -109,7 +109,8 @@ def step_times(steps, warmup_steps, images_per_step):
 
 def throughput(steps, warmup_steps, images_per_step):
     """ActualFPS: the images of the steps after the warm-up over their time, ``images_per_step x 1000 /
-    mean step time``; not the mean of the lines' images/s, which lets a fast line outweigh a slow one."""
+    mean step time``; not the mean of the lines' images/s, where a slow line counts as one rate among many
+    whatever its time."""
     times = step_times(steps, warmup_steps, images_per_step)
     seconds = sum(count * ms for count, ms in times) / 1000.0
     return images_per_step * sum(count for count, _ in times) / seconds if seconds > 0 else 0.0
@@ -288,8 +289,8 @@ def _launch_parser():
     parser.add_argument("--accuracy_key", default=None, help="METRIC reported as TrainAccuracy")
     parser.add_argument("--extra_keys", default="", help="comma-separated METRICs added to the .log")
     parser.add_argument("--warmup_steps", type=int, default=0,
-                        help="TRAIN lines up to this step number are left out of the FPS average "
-                             "(pass the logging period to drop the first, tracing, interval)")
+                        help="TRAIN lines up to this many steps after the segment's start are left out of "
+                             "ActualFPS (pass the logging period to drop the first, tracing, interval)")
     parser.add_argument("--run_folder", default=None,
                         help="the run folder kept across reruns (--ckpt_path): each rank's log of every run "
                              "goes to its logs/segment-NNN/ too, and the summary covers all segments")
