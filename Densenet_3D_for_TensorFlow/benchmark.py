@@ -187,8 +187,9 @@ def report_inference(args, image, policies):
     block_s, labels = time_block(model, args, image)
     window_s, timed, run, total, same = time_windows(model, image, labels, args.windows, args.window_batch)
     window_run, window_all = window_s / timed * run, window_s / timed * total
-    print(f"inference {image.shape[:3]} float32 ({args.model_name}, width {args.width_multiplier:g}): block method {block_s:.1f} s (blocks of "
-          f"{args.block_size}^3 kept); window method {window_s:.1f} s for {timed} windows -> "
+    print(f"inference {image.shape[:3]} float32 ({args.model_name}, width {args.width_multiplier:g}): block "
+          f"method {block_s:.1f} s (blocks of {args.block_size}^3 kept); window method {window_s:.1f} s for "
+          f"{timed} windows -> "
           f"{window_run:.0f} s for the {run} with a non-zero input ({window_all:.0f} s for all {total}); "
           f"block is {window_run / block_s:.1f}x faster ({window_all / block_s:.1f}x against all windows); "
           f"labels on the timed windows {'equal' if same else 'DIFFER'}", flush=True)

@@ -24,7 +24,7 @@ import numpy as np
 
 from common.npu_utils import UserError
 from data_loading.cases import FILE_KINDS, IMAGE_KINDS, SCHEMES, file_list_problems
-from data_loading.nifti import geometry, voxels
+from data_loading.nifti import geometry, orientation_problem, voxels
 
 
 # How far a case's files may disagree on their grid: BraTS volumes share one
@@ -57,6 +57,9 @@ def _file_problems(path, kind, scheme):
         if bad:
             problems.append(f"{path}: label values {bad[:6]} outside {{{', '.join(map(str, valid))}}} "
                             f"({scheme.name})")
+    orientation = orientation_problem(image.affine)
+    if orientation:  # no grid to compare: its axes are what is wrong
+        return None, problems + [f"{path}: {orientation}"]
     return dict(geometry(image.affine), shape=data.shape), problems
 
 
@@ -86,7 +89,7 @@ def check_case(case, need_label=True):
     """Everything wrong with one case, as ``"<file>: <problem>"`` strings (empty when it is fine).
 
     Checks: each file present once, readable, 3-D (a 4-D volume with a last
-    axis of 1 counts as 3-D), the same shape, spacing, origin and direction as
+    axis of 1 counts as 3-D), an affine with an orientation, the same shape, spacing, origin and direction as
     the case's other files (within :data:`GEOMETRY_TOLERANCES`; a file is named
     when it is off the grid most files share), finite values, no all-zero or
     constant modality, labels within the scheme's ({0, 1, 2, 4}; BraTS 2023

@@ -13,8 +13,10 @@
 # limitations under the License.
 """Reading NIfTI volumes: voxel arrays, their grid, and one case loaded and normalised into memory.
 
-Arrays keep the NIfTI voxel order (X, Y, Z); a case's image is float32
-(X, Y, Z, 4) with channels flair, t2, t1, t1ce (:data:`data_loading.cases.CHANNELS`).
+A loaded case's arrays are in one voxel order whatever the files' (:data:`NETWORK_AXCODES`, the order BraTS
+stores its volumes in, so a BraTS case is read as stored); a case stored otherwise is flipped and permuted to
+it, and :func:`to_file_order` brings a prediction back to the file's own voxel order, for its own affine.
+A case's image is float32 (X, Y, Z, 4) with channels flair, t2, t1, t1ce (:data:`data_loading.cases.CHANNELS`).
 """
 
 import dataclasses
@@ -22,6 +24,7 @@ import dataclasses
 import nibabel as nib
 import numpy as np
 
+from common.npu_utils import UserError
 from data_loading.cases import CHANNELS, IMAGE_KINDS, to_internal_labels
 from data_loading.preprocessing import normalise
 
@@ -30,6 +33,44 @@ def voxels(image):
     """The voxel array of a nibabel image; a 4-D volume with a last axis of 1 is squeezed to (X, Y, Z)."""
     data = np.asanyarray(image.dataobj)
     return data[..., 0] if data.ndim == 4 and data.shape[-1] == 1 else data
+
+
+# The voxel order the network sees: BraTS's on-disk one (nibabel axis codes; the first axis runs towards the
+# patient's left, the second towards posterior, the third superior).
+NETWORK_AXCODES = ("L", "P", "S")
+
+
+def orientation_problem(affine):
+    """Why a 4x4 voxel-to-world ``affine`` has no voxel order to bring to :data:`NETWORK_AXCODES` (a zero or
+    repeated axis), or None when it has one."""
+    if np.isnan(nib.orientations.io_orientation(affine)).any():
+        return f"its affine has no orientation (a zero or degenerate axis: {np.round(affine[:3, :3], 4).tolist()})"
+    return None
+
+
+def to_network_order(affine):
+    """The nibabel orientation transform, (3, 2) rows of (new axis, flip) per file axis, from the voxel order
+    of a file with ``affine`` to :data:`NETWORK_AXCODES`; raises UserError when it has none."""
+    problem = orientation_problem(affine)
+    if problem:
+        raise UserError(problem)
+    return nib.orientations.ornt_transform(nib.orientations.io_orientation(affine),
+                                           nib.orientations.axcodes2ornt(NETWORK_AXCODES))
+
+
+def to_file_order(volume, transform):
+    """An (X, Y, Z, ...) array in the network's voxel order back in the file's: the inverse of ``transform``
+    (:func:`to_network_order` of the file's affine)."""
+    inverse = np.zeros_like(transform)
+    for axis, (new_axis, flip) in enumerate(transform):
+        inverse[int(new_axis)] = (axis, flip)
+    return np.ascontiguousarray(nib.orientations.apply_orientation(volume, inverse))
+
+
+def _read_in_network_order(path):
+    """The (X, Y, Z) voxels of one file in the network's voxel order."""
+    image = nib.load(path)
+    return np.ascontiguousarray(nib.orientations.apply_orientation(voxels(image), to_network_order(image.affine)))
 
 
 def geometry(affine):
@@ -41,14 +82,16 @@ def geometry(affine):
 
 @dataclasses.dataclass
 class LoadedCase:
-    """A case in memory: ``image`` float32 (X, Y, Z, 4) normalised, ``label`` uint8 (X, Y, Z) or None."""
+    """A case in memory: ``image`` float32 (X, Y, Z, 4) normalised, ``label`` uint8 (X, Y, Z) or None, in the
+    network's voxel order; ``affine`` and ``header`` are the flair file's own."""
 
     case_id: str
     image: np.ndarray
     label: np.ndarray
     affine: np.ndarray
     header: object
-    spacing: tuple
+    spacing: tuple  # mm along the arrays' X, Y, Z
+    orientation: np.ndarray  # to_network_order() of the flair file: to_file_order(labels, orientation)
 
 
 def load_case(case, image_paths=None, with_label=True):
@@ -64,10 +107,14 @@ def load_case(case, image_paths=None, with_label=True):
     """
     image_paths = image_paths or {kind: case.path(kind) for kind in IMAGE_KINDS}
     flair = nib.load(case.path("flair"))
-    channels = [normalise(voxels(nib.load(image_paths[kind]))) for kind in CHANNELS]
+    orientation = to_network_order(flair.affine)
+    channels = [normalise(_read_in_network_order(image_paths[kind])) for kind in CHANNELS]
     label = None
     if with_label:
-        label = to_internal_labels(voxels(nib.load(case.path("seg"))).astype(np.uint8), case)
+        label = to_internal_labels(_read_in_network_order(case.path("seg")).astype(np.uint8), case)
+    zooms = flair.header.get_zooms()[:3]
+    spacing = [0.0] * 3
+    for axis, (new_axis, _) in enumerate(orientation):
+        spacing[int(new_axis)] = float(zooms[axis])
     return LoadedCase(case_id=case.case_id, image=np.stack(channels, axis=-1), label=label,
-                      affine=flair.affine, header=flair.header,
-                      spacing=tuple(float(s) for s in flair.header.get_zooms()[:3]))
+                      affine=flair.affine, header=flair.header, spacing=tuple(spacing), orientation=orientation)

@@ -40,7 +40,7 @@ from PIL import Image
 
 from common import npu_utils
 from data_loading.cases import to_file_labels
-from data_loading.nifti import load_case
+from data_loading.nifti import NETWORK_AXCODES, load_case, to_file_order
 from model import tf_models
 from model.specs import CROP_MARGIN
 from model.weights import load_weights, read_best
@@ -288,6 +288,12 @@ def restore_for_inference(args, model, trained_here):
         print(f"[{args.mode}] weights: the last checkpoint, {log_path}")
 
 
+def _stored_order(loaded):
+    """", stored as RAS, read as LPS" for a case whose files are not in the network's voxel order, else ""."""
+    stored = tuple(nib.aff2axcodes(loaded.affine))
+    return "" if stored == NETWORK_AXCODES else f", stored as {''.join(stored)}, read as {''.join(NETWORK_AXCODES)}"
+
+
 def run_inference(args, model, cases, data, with_truth, log):
     os.makedirs(args.save_path, exist_ok=True)
     if args.inference == "block":
@@ -300,11 +306,11 @@ def run_inference(args, model, cases, data, with_truth, log):
         labels = predict_labels(predict_fn, loaded.image, args.inference, args.block_size, args.window_batch)
         seconds = time.time() - started
         save_prediction(os.path.join(args.save_path, f"{case.case_id}.nii.gz"),
-                        to_file_labels(labels, case), loaded.affine, loaded.header)
+                        to_file_labels(to_file_order(labels, loaded.orientation), case), loaded.affine, loaded.header)
         if args.save_png:
             save_png(os.path.join(args.save_path, f"{case.case_id}.png"), loaded.image[..., 0], labels,
                      loaded.label)
-        message = f"[{args.mode}] {case.case_id}: {args.inference} inference {seconds:.1f} s"
+        message = f"[{args.mode}] {case.case_id}: {args.inference} inference {seconds:.1f} s{_stored_order(loaded)}"
         if with_truth:
             brain = np.any(loaded.image != 0, axis=-1)  # normalise() keeps the background at 0
             row = dict(metrics.case_metrics(labels, loaded.label, loaded.spacing, brain, scores=args.metrics),

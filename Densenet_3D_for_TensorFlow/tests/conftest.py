@@ -44,3 +44,22 @@ def synthetic_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("brats")
     synthetic.write_dataset(str(root), SYNTHETIC_CASES, SYNTHETIC_SHAPE, seed=7)
     return str(root)
+
+
+def write_reoriented_case(source_folder, dest_folder, orientation, scale=(1.0, 1.0, 1.0)):
+    """Copy a case folder with every file's voxels flipped and permuted by the nibabel ``orientation``
+    ((3, 2) rows of (new axis, flip) per axis) and the affine changed to match, so that each voxel keeps its
+    place in the world; ``scale`` first stretches the source's voxels (mm along its axes). Returns the copy's
+    folder."""
+    import nibabel as nib
+    import numpy as np
+
+    os.makedirs(dest_folder)
+    for name in sorted(os.listdir(source_folder)):
+        image = nib.load(os.path.join(source_folder, name))
+        data = np.asanyarray(image.dataobj)
+        affine = image.affine @ np.diag(list(scale) + [1.0])
+        moved = nib.orientations.apply_orientation(data, orientation)
+        new_affine = affine @ nib.orientations.inv_ornt_aff(orientation, data.shape)
+        nib.save(nib.Nifti1Image(np.ascontiguousarray(moved), new_affine), os.path.join(dest_folder, name))
+    return dest_folder

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from common.npu_utils import UserError
+from conftest import write_reoriented_case
 from data_loading import cases, checks, n4_correction, nifti, patches, preprocessing, split, synthetic
 
 # SHA-256 of the reference's case lists as shipped in ../shared/reference/densenet3d_split/.
@@ -243,6 +244,44 @@ def test_every_kind_of_bad_case_is_named_with_its_file(synthetic_root, tmp_path)
     assert len(lines) == 1 and "Synth_001_seg.nii.gz" in lines[0]
     kept = checks.check_cases(scanned, skip_bad_cases=True, log=lines.append)
     assert kept == scanned[:1] and "skipped 1" in lines[-1]
+
+
+# Axes permuted (y, x, z), the new second (the old first) and the third flipped: LPS becomes PRI.
+PERMUTED_AND_FLIPPED = np.array([[1, -1], [0, 1], [2, -1]])
+
+
+def test_a_case_stored_in_another_orientation_is_read_in_the_networks_voxel_order(synthetic_root, tmp_path):
+    source = os.path.join(synthetic_root, "Synth_001")
+    stretched = write_reoriented_case(source, str(tmp_path / "stretched" / "Synth_001"),
+                                      np.array([[0, 1], [1, 1], [2, 1]]), scale=(1.0, 1.5, 2.0))
+    moved = write_reoriented_case(source, str(tmp_path / "moved" / "Synth_001"), PERMUTED_AND_FLIPPED,
+                                  scale=(1.0, 1.5, 2.0))
+    assert nib.aff2axcodes(nib.load(os.path.join(moved, "Synth_001_flair.nii.gz")).affine) != nifti.NETWORK_AXCODES
+    original, reoriented = (nifti.load_case(cases.scan_case(folder)) for folder in (stretched, moved))
+    np.testing.assert_array_equal(reoriented.image, original.image)
+    np.testing.assert_array_equal(reoriented.label, original.label)
+    assert reoriented.spacing == original.spacing == (1.0, 1.5, 2.0)
+    # Back in the file's own voxel order: the seg file as stored.
+    stored = np.asanyarray(nib.load(os.path.join(moved, "Synth_001_seg.nii.gz")).dataobj)
+    np.testing.assert_array_equal(nifti.to_file_order(reoriented.label, reoriented.orientation), stored)
+    assert not checks.check_case(cases.scan_case(moved))
+
+
+def test_a_case_whose_orientation_cannot_be_handled_is_one_line(synthetic_root, tmp_path):
+    folder = _copy_case(synthetic_root, "Synth_001", tmp_path)
+    for kind in cases.FILE_KINDS:
+        path = os.path.join(folder, f"Synth_001_{kind}.nii.gz")
+        image = nib.load(path)
+        flat = image.affine.copy()
+        flat[:3, 2] = 0.0  # no third axis: only an sform can say so (nibabel refuses such a qform)
+        written = nib.Nifti1Image(np.asanyarray(image.dataobj), image.affine)
+        written.set_qform(None, code=0)
+        written.set_sform(flat, code=1)
+        nib.save(written, path)
+    problems = checks.check_case(cases.scan_case(folder))
+    assert len(problems) == 5 and all("its affine has no orientation" in p for p in problems), problems
+    with pytest.raises(UserError, match="no orientation"):
+        nifti.load_case(cases.scan_case(folder))
 
 
 def test_a_4d_volume_with_a_last_axis_of_1_is_read_as_3d(synthetic_root, tmp_path):

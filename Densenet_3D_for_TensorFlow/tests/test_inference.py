@@ -14,12 +14,15 @@
 """Block inference equals the reference window inference; NIfTI output and PNG."""
 
 import os
+import types
 
 import nibabel as nib
 import numpy as np
 import pytest
 
 from common import npu_utils
+from conftest import write_reoriented_case
+from data_loading import cases
 from model import tf_models
 from runtime import inference
 
@@ -130,6 +133,31 @@ def test_nifti_output_keeps_affine_header_and_values(tmp_path):
     assert written.header.get_zooms() == pytest.approx((1.2, 1.0, 2.5))
     np.testing.assert_array_equal(np.asanyarray(written.dataobj), labels)
     assert written.get_data_dtype() == np.uint8
+
+
+def test_a_case_flipped_and_permuted_on_disk_gets_the_same_labels(model, synthetic_root, tmp_path):
+    """Predicted on a copy stored in another voxel order, the written labels are the original's voxel for
+    voxel once brought to the copy's order, with the copy's own affine."""
+    orientation = np.array([[1, -1], [0, 1], [2, -1]])  # axes (y, x, z), the new second and third flipped
+    source = os.path.join(synthetic_root, "Synth_002")
+    moved = write_reoriented_case(source, str(tmp_path / "moved" / "Synth_002"), orientation)
+    args = types.SimpleNamespace(save_path=str(tmp_path / "predictions"), inference="block", model_name="dense24",
+                                 width_multiplier=0.15, block_size=24, window_batch=4, save_png=False,
+                                 mode="predict", metrics="brats")
+    lines = []
+    written = {}
+    for name, folder in (("original", source), ("moved", moved)):
+        case = cases.scan_case(folder)
+        args.save_path = str(tmp_path / name)
+        inference.run_inference(args, model, [case], types.SimpleNamespace(image_paths={case.case_id: None}),
+                                with_truth=False, log=lines.append)
+        written[name] = nib.load(os.path.join(args.save_path, "Synth_002.nii.gz"))
+    np.testing.assert_allclose(written["moved"].affine, nib.load(os.path.join(moved, "Synth_002_flair.nii.gz")).affine)
+    original = np.asanyarray(written["original"].dataobj)
+    assert len(np.unique(original)) > 1  # the untrained network predicts more than one class here
+    np.testing.assert_array_equal(np.asanyarray(written["moved"].dataobj),
+                                  nib.orientations.apply_orientation(original, orientation))
+    assert ", stored as" not in lines[0] and lines[1].endswith(", stored as PRI, read as LPS")
 
 
 def test_png_written(tmp_path):
