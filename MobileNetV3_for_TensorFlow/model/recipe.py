@@ -25,7 +25,7 @@ from common.npu_utils import keras
 # epsilon inside the square root), momentum 0.9, decay (rho) 0.9, epsilon 1e-3 as the TPU MnasNet and
 # EfficientNet trainers of the same authors set them.
 RMSPROP = {"rho": 0.9, "momentum": 0.9, "epsilon": 1e-3, "accumulator_start": 1.0}
-# Weights that weight decay leaves alone (as TF-slim's l2 regulariser did): BN scales and offsets, biases.
+# Weights that --weight_decay_mode=decoupled leaves alone (by name): BN scales and offsets, biases.
 NO_WEIGHT_DECAY = ("gamma", "beta", "bias")
 # BatchNormalization's moving statistics, averaged with the weights as the paper's TPU trainers did.
 BN_STATISTICS = ("moving_mean", "moving_variance")
@@ -68,9 +68,10 @@ def make_optimizer(ctx, args, schedule):
     GPU's initial dynamic scale, Ascend's static scale; 0: none), the Ascend adapter's wrappers on NPU.
 
     --weight_decay_mode=decoupled applies --weight_decay as Keras 3's
-    decoupled decay (``w -= lr * decay * w`` each step) to the kernels (not
-    to BN, biases), on both stacks (common/stack.py, decoupled_optimizer);
-    --weight_decay_mode=l2 (the paper's) is a term of the loss (:func:`l2_loss`, in runtime.metrics.make_loss).
+    decoupled decay (``w -= lr * decay * w`` each step) to the weights not
+    named in :data:`NO_WEIGHT_DECAY` (so also to the depthwise kernels), on
+    both stacks (common/stack.py, decoupled_optimizer); --weight_decay_mode=l2
+    (the paper's) is a term of the loss, on TF-slim's weights (:func:`l2_loss`, in runtime.metrics.make_loss).
     """
     optimizer_class, options = ((keras.optimizers.RMSprop, RMSPROP) if args.optimizer == "rmsprop"
                                 else (keras.optimizers.Adam, {}))
@@ -87,13 +88,28 @@ def _short_name(variable):
     return variable.name.split("/")[-1].split(":")[0]
 
 
-def l2_loss(variables, weight_decay):
-    """``weight_decay * sum(||w||^2 / 2)`` over the kernels of ``variables`` (TF-slim's l2_regularizer:
-    not BN scales and offsets, not biases); 0.0 without weight decay."""
-    kernels = [v for v in variables if not any(part in _short_name(v) for part in NO_WEIGHT_DECAY)]
-    if not weight_decay or not kernels:
+def decayed_kernels(model):
+    """The weights that --weight_decay_mode=l2 decays, as TF-slim's MobileNet ``training_scope`` sets its
+    regularisers: the kernels of the trainable Conv2D and Dense layers of ``model`` (a flat functional model).
+
+    Not the depthwise kernels (TF-slim gives ``separable_conv2d`` no
+    regulariser), BN scales and offsets, or biases (``l2_regularizer`` is a
+    ``weights_regularizer`` only). A layer frozen by --freeze_backbone_epochs
+    is left out while it is frozen, as its weights do not change then.
+    """
+    return [layer.kernel for layer in model.layers
+            # DepthwiseConv2D is a subclass of Conv2D in Keras 2.6: ruled out first.
+            if layer.trainable and not isinstance(layer, keras.layers.DepthwiseConv2D)
+            and isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
+
+
+def l2_loss(model, weight_decay):
+    """``weight_decay * sum(||w||^2 / 2)`` over :func:`decayed_kernels` of ``model`` (TF-slim's
+    ``l2_regularizer``, summed as ``tf.losses.get_regularization_loss`` does); 0.0 without weight decay."""
+    kernels = decayed_kernels(model) if weight_decay else []
+    if not kernels:
         return 0.0
-    return weight_decay * tf.add_n([tf.nn.l2_loss(tf.cast(v, tf.float32)) for v in kernels])
+    return weight_decay * tf.add_n([tf.nn.l2_loss(tf.cast(kernel, tf.float32)) for kernel in kernels])
 
 
 def averaged_variables(model):

@@ -27,32 +27,44 @@ from model.recipe import l2_loss
 
 # Metric that picks the best checkpoint, per task (higher is better).
 BEST_METRIC = {"classification": "top1", "segmentation": "miou"}
+# The networks' last layer (model/mobilenet_v3.py, model/lraspp.py): the softmax over the logits.
+PREDICTIONS_LAYER = "predictions"
 
+
+def logits_model(model):
+    """The model's scores before its final softmax (the input of its "predictions" layer), sharing its
+    layers: NHWC images -> (batch, classes) or (batch, height, width, classes) logits."""
+    return keras.Model(model.inputs, model.get_layer(PREDICTIONS_LAYER).input)
 
 
 def make_loss(model, task, num_classes, label_smoothing, l2=0.0):
     """``loss_fn(images, labels) -> scalar``: the mean over the local batch, plus :func:`l2_loss` of
     the weights being trained with factor ``l2`` (--weight_decay under --weight_decay_mode=l2).
 
-    Classification: categorical cross-entropy with label smoothing.
-    Segmentation: pixel cross-entropy over pixels whose label is not 255.
+    Computed from the logits (``from_logits=True``): the same value as the
+    cross-entropy of the softmax outputs, without the log of a probability
+    that rounds to 0 (tests/test_recipe.py). Classification: categorical
+    cross-entropy with label smoothing. Segmentation: pixel cross-entropy over
+    pixels whose label is not 255.
     """
+    scores = logits_model(model)
     if task == "segmentation":
         def loss_fn(images, masks):
-            probabilities = model(images, training=True)
+            logits = tf.cast(scores(images, training=True), tf.float32)
             valid = tf.not_equal(masks, IGNORE_LABEL)
-            pixel_loss = keras.losses.sparse_categorical_crossentropy(tf.where(valid, masks, 0), probabilities)
+            pixel_loss = keras.losses.sparse_categorical_crossentropy(tf.where(valid, masks, 0), logits,
+                                                                      from_logits=True)
             weight = tf.cast(valid, pixel_loss.dtype)
             mean = tf.reduce_sum(pixel_loss * weight) / tf.maximum(tf.reduce_sum(weight), 1.0)
-            return mean + l2_loss(model.trainable_variables, l2)
+            return mean + l2_loss(model, l2)
         return loss_fn
     # The loss function, not the Loss class: under a tf.distribute strategy the
     # class divides by the replica count, and make_train_step averages already.
     def loss_fn(images, labels):
         per_image = keras.losses.categorical_crossentropy(tf.one_hot(labels, num_classes),
-                                                          model(images, training=True),
-                                                          label_smoothing=label_smoothing)
-        return tf.reduce_mean(per_image) + l2_loss(model.trainable_variables, l2)
+                                                          tf.cast(scores(images, training=True), tf.float32),
+                                                          from_logits=True, label_smoothing=label_smoothing)
+        return tf.reduce_mean(per_image) + l2_loss(model, l2)
     return loss_fn
 
 

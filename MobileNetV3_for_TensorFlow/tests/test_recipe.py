@@ -20,17 +20,22 @@ import tensorflow as tf
 from common import npu_utils
 from common.npu_utils import keras
 from runtime import flags
-from model.recipe import MovingAverage, WarmupDecay, averaged_variables, make_optimizer
+from model.lraspp import build_lraspp
+from model.mobilenet_v3 import build_classifier
+from model.network import set_backbone_trainable
+from model.recipe import MovingAverage, WarmupDecay, averaged_variables, decayed_kernels, l2_loss, make_optimizer
 from runtime.metrics import make_loss
 
 BN_EPSILON = 1e-3  # Keras' BatchNormalization default on both stacks
 
 
 def _tiny_model():
-    """BN without scale and offset (its batch statistics, nothing to train) -> Dense softmax: (N, 4) -> (N, 3)."""
+    """BN without scale and offset (its batch statistics, nothing to train) -> Dense -> softmax "predictions"
+    (the networks' last layer, whose input the loss takes as logits): (N, 4) -> (N, 3)."""
     inputs = keras.Input((4,))
     x = keras.layers.BatchNormalization(center=False, scale=False, momentum=0.5, name="bn")(inputs)
-    return keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="dense")(x))
+    x = keras.layers.Dense(3, name="dense")(x)
+    return keras.Model(inputs, keras.layers.Activation("softmax", name="predictions")(x))
 
 
 def test_first_steps_equal_tf1_rmsprop_with_l2_and_moving_average_with_warmup():
@@ -113,3 +118,58 @@ def test_slow_cpu_requests_say_what_they_cost(capsys):
     training.note_cpu_costs(npu_utils.RunContext("cpu", npu_utils.Precision("float32"), False, ranks, None))
     training.note_cpu_costs(npu_utils.RunContext("gpu", npu_utils.Precision("mixed_float16"), True, ranks, None))
     assert capsys.readouterr().out == ""
+
+
+def _conv_layers(model):
+    return [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+
+
+def _decayed_layers(model):
+    """The names of the layers whose kernel :func:`decayed_kernels` returns."""
+    kernels = decayed_kernels(model)
+    return [layer.name for layer in model.layers if any(getattr(layer, "kernel", None) is k for k in kernels)]
+
+
+def test_l2_decays_the_conv_and_dense_kernels_and_not_the_depthwise_ones():
+    # TF-slim's MobileNet training_scope: l2_regularizer on conv2d, none on separable_conv2d (depthwise).
+    model = build_classifier("small", 0.5, 3, input_shape=(32, 32, 3), dropout=0.0)
+    decayed = _decayed_layers(model)
+    # Keras 2.6's DepthwiseConv2D is a Conv2D: the depthwise layers are among _conv_layers there.
+    depthwise = [layer.name for layer in model.layers if isinstance(layer, keras.layers.DepthwiseConv2D)]
+    assert len(depthwise) == 11 and all(name.endswith("_depthwise") for name in depthwise)
+    assert decayed == [name for name in _conv_layers(model) if name not in depthwise]
+    assert decayed[0] == "stem_conv" and decayed[-2:] == ["head_conv", "logits"]
+    assert {"block0_se_reduce", "block0_se_expand", "block0_project", "block1_expand"} <= set(decayed)
+    expected = 1e-5 * sum(np.sum(k.numpy().astype(np.float64) ** 2) / 2 for k in decayed_kernels(model))
+    assert float(l2_loss(model, 1e-5)) == pytest.approx(expected, rel=1e-5)
+    assert l2_loss(model, 0.0) == 0.0
+    # While the backbone is frozen only the classifier's kernels decay (the others do not train).
+    set_backbone_trainable(model, False)
+    assert _decayed_layers(model) == ["head_conv", "logits"]
+
+
+def _probability_loss(model, images, labels, task, num_classes, smoothing):
+    """The cross-entropy of the model's softmax outputs (the loss before it was computed from logits)."""
+    probabilities = model(images, training=True)
+    if task == "classification":
+        return tf.reduce_mean(keras.losses.categorical_crossentropy(tf.one_hot(labels, num_classes), probabilities,
+                                                                    label_smoothing=smoothing))
+    valid = tf.not_equal(labels, 255)
+    pixel = keras.losses.sparse_categorical_crossentropy(tf.where(valid, labels, 0), probabilities)
+    return tf.reduce_sum(tf.where(valid, pixel, 0.0)) / tf.reduce_sum(tf.cast(valid, tf.float32))
+
+
+@pytest.mark.parametrize("task", ["classification", "segmentation"])
+def test_the_loss_from_logits_equals_the_cross_entropy_of_the_probabilities(task):
+    npu_utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.uniform(0, 255, (2, 64, 64, 3)), tf.float32)
+    if task == "classification":
+        model, smoothing = build_classifier("small", 0.5, 3, input_shape=(64, 64, 3), dropout=0.0), 0.1
+        labels = tf.constant([0, 2])
+    else:
+        model, smoothing = build_lraspp("small", 0.5, 3, input_shape=(64, 64, 3)), 0.0
+        labels = tf.constant(rng.choice([0, 1, 2, 255], (2, 64, 64)), tf.int32)
+    loss = make_loss(model, task, 3, smoothing, l2=1e-3)(images, labels)
+    expected = _probability_loss(model, images, labels, task, 3, smoothing) + l2_loss(model, 1e-3)
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
