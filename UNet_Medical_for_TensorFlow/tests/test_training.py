@@ -280,4 +280,15 @@ def test_own_images_of_different_sizes_train_and_evaluate(tmp_path):
                       "--crossvalidation_idx=0", "--max_steps=1", "--base_filters=2", "--tile_size=188",
                       "--batch_size=2")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert {"eval_dice_score", "dice", "iou", "pixel_error"} <= set(metrics_of(result.stdout))
+    assert {"eval_dice_score", "dice", "iou", "pixel_error", "v_rand", "v_info"} <= set(metrics_of(result.stdout))
+    # Own data's probability maps: one single-page 32-bit float TIFF per test image.
+    predicted = run_main("--data_path", str(tmp_path), "--model_dir", str(tmp_path / "run"), "--mode=predict",
+                         "--save_probabilities")
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    path = tmp_path / "run" / "predictions" / "000-probabilities.tif"
+    assert "[predict] read 1 test images, wrote 1 masks and 1 probability maps: " in predicted.stdout
+    from PIL import Image
+    with Image.open(path) as image:
+        page = np.array(image)
+        assert (image.n_frames, image.mode, page.dtype, page.shape) == (1, "F", np.float32, (32, 32))
+    assert 0 <= page.min() and page.max() <= 1
