@@ -31,6 +31,11 @@ Parts (``--parts``, comma-separated):
   on in-memory batches; the three alternate ``--rounds`` times in one process
   and each reports its median. Both pipeline parts take main.py's
   ``--max_rotation`` (default 0, main.py's default).
+- ``resampling``: CPU milliseconds per image of resizing a training box to
+  ``--size`` with the pipeline's filter (bilinear, antialiased:
+  data_loading/augment.resize) against plain bilinear (the training filter
+  before), for the mean Inception box of a 500x375 image (318x318) and of a
+  4000x3000 photo (2540x2540), one image at a time in a tf.data map.
 - ``scaling``: ``main.py --mode=train`` on ``--small_count`` and
   ``--large_count`` ImageNet-like 500x375 JPEGs: peak RSS of the process and
   the time from its start to its first TRAIN line.
@@ -41,6 +46,7 @@ never inside the repository, and reused when they exist.
     python3 benchmark.py [--parts training,amp,pipeline,with_pipeline] [--networks small,large] [--steps 6]
                                    [--xla off,on] [--rounds 5] [--max_rotation 0]
     python3 benchmark.py --parts scaling [--small_count 600 --large_count 12600]
+    python3 benchmark.py --parts resampling [--size 224]
 """
 
 import argparse
@@ -62,7 +68,7 @@ import tensorflow as tf  # noqa: E402
 
 from common import npu_utils  # noqa: E402
 from common.npu_utils import keras  # noqa: E402
-from data_loading import folders, pipeline  # noqa: E402
+from data_loading import augment, folders, pipeline  # noqa: E402
 from model.mobilenet_v3 import build_classifier  # noqa: E402
 
 JPEG_SIZE = (500, 375)  # width, height: a typical ImageNet photo
@@ -179,7 +185,7 @@ def streamed_batches(folder, batch, size, parallel_calls=pipeline.AUTOTUNE, max_
     dataset = folders.load_classification(os.path.join(folder, "train"), os.path.join(folder, "validation"))
     data = pipeline.TrainData(dataset.train.paths, dataset.train.labels, "classification", size, size, batch,
                               seed=0, steps_per_epoch=len(dataset.train.paths) // batch,
-                              parallel_calls=parallel_calls, max_rotation=max_rotation)
+                              parallel_calls=parallel_calls, augmentation=augment.Augmentation(max_rotation))
     if data.cached:
         raise SystemExit(f"{folder}'s training images fit the default cache: the pipeline would not stream")
     iterator = iter(data.epoch(0))
@@ -226,6 +232,30 @@ def with_pipeline_rows(ctx, args, folder):
     return rows
 
 
+# Sides of the mean Inception box (54% of the area) of a 500x375 image and of a 4000x3000 photo.
+RESAMPLING_BOXES = (318, 2540)
+
+
+def resampling_rows(size, images=96):
+    """Print the CPU ms per image of plain and antialiased bilinear: a random uint8 box resized to ``size`` x
+    ``size``, ``images`` times, one image at a time in a one-call tf.data map (as the pipeline's)."""
+    for side in RESAMPLING_BOXES:
+        box = tf.constant(np.random.default_rng(0).integers(0, 255, (side, side, 3), dtype=np.uint8))
+        costs = []
+        for antialias in (False, True):
+            data = tf.data.Dataset.from_tensors(box).repeat(images).map(
+                lambda image, antialias=antialias: tf.image.resize(image, (size, size), antialias=antialias),
+                num_parallel_calls=1).batch(8)
+            for _ in data.take(1):  # tracing
+                pass
+            start = time.process_time()
+            for _ in data:
+                pass
+            costs.append((time.process_time() - start) * 1000 / images)
+        print(f"box {side}x{side} -> {size}x{size}: bilinear {costs[0]:.2f}, antialiased {costs[1]:.2f} CPU ms "
+              f"per image (load average {os.getloadavg()[0]:.1f})", flush=True)
+
+
 def first_step_and_peak_rss(folder, args, run_dir):
     """``main.py --mode=train`` on ``folder``: (seconds from start to the first TRAIN line, peak RSS in MB)."""
     command = [sys.executable, os.path.join(MODEL_DIR, "main.py"), "--mode=train", f"--data_path={folder}",
@@ -260,7 +290,7 @@ def scaling_rows(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parts", default="training,amp,pipeline",
-                        help="training, amp, pipeline, with_pipeline, scaling")
+                        help="training, amp, pipeline, with_pipeline, resampling, scaling")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--steps", type=int, default=6, help="timed steps per configuration")
@@ -304,6 +334,8 @@ def main():
         for network, name, median, low, high in rows:
             print(f"| {network} | {name} | {median:.2f} | {low:.2f}-{high:.2f} |")
         print(f"streamed pipeline / keras.applications in-memory: {rows[2][2] / rows[0][2]:.2f}x")
+    if "resampling" in parts:
+        resampling_rows(args.size)
     if "scaling" in parts:
         (small, small_s, small_mb), (large, large_s, large_mb) = scaling_rows(args)
         print(f"\n| JPEGs | time to the first TRAIN line (s) | peak RSS (MB) |\n|---|---|---|\n"

@@ -14,8 +14,10 @@
 """Finding and checking the user's image folders (no TensorFlow here).
 
 Classification: ``<data_path>/train/<class>/`` and ``<data_path>/validation/<class>/``
-(``eval/`` is accepted for the second), JPEG or PNG files with any case of
-the extension. Segmentation: ``<data_path>/{train,validation}/images/`` and
+(``eval/`` is accepted for the second); a class holds every image file
+anywhere below its folder, sub-folders included, as Keras'
+``image_dataset_from_directory`` finds them (its extensions, in any case;
+symbolic links to folders not followed). Segmentation: ``<data_path>/{train,validation}/images/`` and
 ``.../masks/``, an image and its mask sharing the file name stem; masks are
 single-channel PNGs of class indices (grey values or palette indices), 255 = ignore.
 
@@ -33,7 +35,8 @@ from PIL import Image
 
 from common.npu_utils import UserError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+# Keras' image_dataset_from_directory's extensions (tf.io.decode_image reads them all; a GIF's first frame).
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 VALIDATION_FOLDERS = ("validation", "eval")
 IGNORE_LABEL = 255
 
@@ -65,6 +68,13 @@ def _image_files(folder):
                   and os.path.isfile(os.path.join(folder, name)))
 
 
+def _image_files_below(folder):
+    """The image files anywhere below ``folder`` in Keras' ``index_directory`` order: folders sorted by
+    path, files by name; symbolic links to folders not followed (its ``follow_links=False``)."""
+    return [os.path.join(root, name) for root, _, names in sorted(os.walk(folder), key=lambda walked: walked[0])
+            for name in sorted(names) if name.lower().endswith(IMAGE_EXTENSIONS)]
+
+
 def split_folders(data_path):
     """``(train_dir, validation_dir)`` inside ``data_path``.
 
@@ -83,7 +93,7 @@ def split_folders(data_path):
 
 
 def scan_class_folder(root):
-    """``(class_names, {class: [files]})`` of a folder of class sub-folders.
+    """``(class_names, {class: [files]})`` of a folder of class sub-folders (files from every depth).
 
     Raises:
       UserError: ``root`` is missing, has no class folders, or a class folder has no images.
@@ -95,20 +105,30 @@ def scan_class_folder(root):
         raise UserError(f"no class folders in {root}: expected {root}/<class name>/<images>")
     files = {}
     for name in class_names:
-        files[name] = _image_files(os.path.join(root, name))
+        files[name] = _image_files_below(os.path.join(root, name))
         if not files[name]:
             raise UserError(f"class folder {os.path.join(root, name)} has no images "
-                            f"({', '.join(IMAGE_EXTENSIONS)} in any case)")
+                            f"({', '.join(IMAGE_EXTENSIONS)} in any case, sub-folders included)")
     return class_names, files
 
 
+def count_line(root, class_names, files):
+    """The one line that says what a split holds: images per class, and how many lie in sub-folders."""
+    total = sum(len(files[name]) for name in class_names)
+    nested = sum(os.path.dirname(path) != os.path.join(root, name) for name in class_names for path in files[name])
+    counts = ", ".join(f"{name} {len(files[name])}" for name in class_names)
+    below = f"; {nested} of them in sub-folders" if nested else ""
+    return f"[data] {root}: {total} images in {len(class_names)} classes ({counts}){below}"
+
+
 def load_class_split(root):
-    """One split of class folders: ``(Split, class_names)``.
+    """One split of class folders: ``(Split, class_names)``; prints :func:`count_line`.
 
     Raises:
       UserError: see :func:`scan_class_folder`.
     """
     class_names, files = scan_class_folder(root)
+    print(count_line(root, class_names, files), flush=True)
     paths, labels = [], []
     for index, name in enumerate(class_names):
         paths += files[name]
@@ -116,29 +136,44 @@ def load_class_split(root):
     return Split(paths, labels), class_names
 
 
+def match_classes(split, split_names, class_names, root):
+    """``split`` (labels indexing ``split_names``) relabelled to index ``class_names``, matched by name.
+
+    The split may hold only some of the classes (their per-class figures are
+    then NaN); a class the model does not know is an error.
+
+    Raises:
+      UserError: ``root`` holds a class folder that is not in ``class_names``.
+    """
+    unknown = [name for name in split_names if name not in class_names]
+    if unknown:
+        raise UserError(f"{root} holds the class folders {unknown}, which the model does not have "
+                        f"(its classes: {class_names})")
+    missing = [name for name in class_names if name not in split_names]
+    if missing:
+        print(f"[data] {root} holds {len(split_names)} of the {len(class_names)} classes (matched by name); "
+              f"none of {missing}", flush=True)
+    index = {name: position for position, name in enumerate(class_names)}
+    return Split(split.paths, [index[split_names[label]] for label in split.labels])
+
+
 def load_classification(train_dir, validation_dir):
     """Find and label the images of both splits.
 
     Args:
-      train_dir, validation_dir: folders of class sub-folders.
+      train_dir, validation_dir: folders of class sub-folders; the second may
+        hold only some of the first's classes.
     Returns:
-      :class:`Dataset`; labels index the sorted class names.
+      :class:`Dataset`; labels index the sorted class names of ``train_dir``.
     Raises:
-      UserError: see :func:`scan_class_folder`, a single class, or different class sets.
+      UserError: see :func:`scan_class_folder`, a single class, or a validation class not in training.
     """
-    class_names, _ = scan_class_folder(train_dir)
+    train, class_names = load_class_split(train_dir)
     if len(class_names) < 2:  # one class trains to loss 0 and top-1 1.0 whatever the images show
         raise UserError(f"{train_dir} has one class folder ({class_names[0]}): classification needs at least "
                         "two classes")
-    val_names, _ = scan_class_folder(validation_dir)
-    if val_names != class_names:
-        only_train = sorted(set(class_names) - set(val_names))
-        only_val = sorted(set(val_names) - set(class_names))
-        raise UserError(f"{train_dir} and {validation_dir} have different classes: "
-                        f"only in train {only_train}, only in validation {only_val}")
-    train, _ = load_class_split(train_dir)
-    validation, _ = load_class_split(validation_dir)
-    return Dataset(train, validation, class_names)
+    validation, val_names = load_class_split(validation_dir)
+    return Dataset(train, match_classes(validation, val_names, class_names, validation_dir), class_names)
 
 
 def _pair_folder(split_dir):
@@ -223,7 +258,7 @@ def load_segmentation(train_dir, validation_dir, num_classes):
     Raises:
       UserError: a missing folder, unmatched names, a size mismatch, a mask
         that is not a single-channel PNG (its values are checked when it is
-        decoded: data_loading/pipeline.DecodeChecker).
+        decoded: data_loading/decoding.DecodeChecker).
     """
     if num_classes < 2:
         raise UserError(f"--class_number={num_classes}: segmentation needs at least 2 classes (background included)")

@@ -19,7 +19,7 @@ import numpy as np
 
 from common import npu_utils
 from common.npu_utils import UserError
-from data_loading import folders, pipeline
+from data_loading import decoding, folders, pipeline
 from runtime import flags, inference, metrics
 
 
@@ -47,7 +47,7 @@ def load_data(args, need_train):
     if need_train and args.task == "classification":
         if args.class_number not in (0, len(dataset.class_names)):
             raise UserError(
-                f"class_number={args.class_number} but {args.eval_dir} has {len(dataset.class_names)} class "
+                f"class_number={args.class_number} but {args.train_dir} has {len(dataset.class_names)} class "
                 f"folders; pass --class_number={len(dataset.class_names)} (or 0 to take it from the folders)")
         args.class_number = len(dataset.class_names)
     return dataset
@@ -108,14 +108,17 @@ def report(result, class_names, task, folder):
 def evaluate_run(args, model, names, dataset):
     """Evaluate on the validation split and write the report into ``<model_dir>/eval``.
 
+    A classification folder may hold some of the model's classes, matched
+    by name (the others' per-class accuracy is NaN).
+
     Raises:
-      UserError: the validation folders hold other classes than the model's.
+      UserError: the validation folders hold a class the model does not have.
     """
-    if names != dataset.class_names:
-        raise UserError(f"the model in {args.model_dir} was trained on the classes {names}, but "
-                        f"{args.eval_dir} holds {dataset.class_names}")
-    checker = pipeline.DecodeChecker(args.skip_bad_images)
-    data = pipeline.eval_dataset(dataset.validation.paths, dataset.validation.labels, args.task,
+    validation = dataset.validation
+    if args.task == "classification":
+        validation = folders.match_classes(validation, dataset.class_names, names, args.eval_dir)
+    checker = decoding.DecodeChecker(args.skip_bad_images)
+    data = pipeline.eval_dataset(validation.paths, validation.labels, args.task,
                                  args.height, args.width, args.batch_size, flags.cache_bytes(args), checker,
                                  len(names))
     result = evaluate(model, data, args.task, len(names), args.batch_size)

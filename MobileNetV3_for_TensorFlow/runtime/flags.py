@@ -28,9 +28,10 @@ MODES = ("train", "evaluate", "train_and_evaluate", "predict", "export")
 # The paper's ImageNet training (Section 5.1): "RMSPropOptimizer with 0.9 momentum ... initial learning
 # rate of 0.1, with batch size 4096 ... learning rate decay rate of 0.01 every 3 epochs ... dropout of
 # 0.8 [keep probability], and l2 weight decay 1e-5 ... exponential moving average with decay 0.9999".
+# Its colour distortion: TF-slim's inception_preprocessing, which TF-slim's MobileNet training uses.
 PAPER_RECIPE = {"optimizer": "rmsprop", "lr_schedule": "step", "lr_decay_epochs": 3.0, "lr_decay_rate": 0.99,
                 "warmup_epochs": 0.0, "weight_decay": 1e-5, "weight_decay_mode": "l2", "ema_momentum": 0.9999,
-                "dropout": 0.2, "bn_momentum": 0.99}
+                "dropout": 0.2, "bn_momentum": 0.99, "color_distortion": "inception"}
 PAPER_LEARNING_RATE, PAPER_BATCH = 0.1, 4096
 TRAINING_MODES = ("train", "train_and_evaluate")
 # What evaluate, predict, export and a resumed training take from the training
@@ -88,8 +89,14 @@ def build_parser():
                            "per process, else stream them from the files every epoch; 0 = always stream")
     data.add_argument("--max_rotation", type=float, default=0.0, metavar="DEGREES",
                       help="training augmentation: also rotate each image by a random angle of up to this many "
-                           "degrees (0 = the Inception-style crop, resize and flip alone; a rotation costs the "
-                           "input pipeline about 1.3 CPU ms per 224x224 image more, see README)")
+                           "degrees (0 = the Inception-style crop, resize and flip alone; its cost: README)")
+    data.add_argument("--color_distortion", choices=("jitter", "inception"), default="jitter",
+                      help="training colour distortion: jitter = brightness +-0.2, contrast and saturation "
+                           "x[0.8, 1.2], hue +-0.02 (for small datasets); inception = TF-slim "
+                           "inception_preprocessing's (fast mode): brightness +-32/255, saturation x[0.5, 1.5], "
+                           "in a random order (--recipe=paper's)")
+    data.add_argument("--color_jitter", type=float, default=1.0, metavar="STRENGTH",
+                      help="multiplies the ranges of --color_distortion, in [0, 2]; 0 = no colour distortion")
     data.add_argument("--input", default=None, help="predict: an image file or a folder of images")
     data.add_argument("--output", default=None,
                       help="predict: CSV file (classification) or folder of PNG masks (segmentation); "
@@ -113,7 +120,8 @@ def build_parser():
                        help="seed: the flags' own defaults (Adam, cosine); paper: the paper's ImageNet recipe "
                             "for every flag not given: --optimizer=rmsprop --lr_schedule=step "
                             "--lr_decay_epochs=3 --lr_decay_rate=0.99 --weight_decay=1e-5 --weight_decay_mode=l2 "
-                            "--ema_momentum=0.9999, --learning_rate 0.1 x global batch / 4096")
+                            "--ema_momentum=0.9999 --color_distortion=inception, --learning_rate 0.1 x global "
+                            "batch / 4096")
     train.add_argument("--optimizer", choices=("adam", "rmsprop"), default="adam",
                        help="adam (the seed's); rmsprop: TF1's RMSPropOptimizer as the paper ran it (squared-"
                             "gradient average starting at 1, epsilon 1e-3 inside the square root, decay 0.9, "
@@ -175,7 +183,8 @@ def apply_paper_recipe(args, given):
     RMSProp with momentum 0.9, learning rate 0.1 at batch 4096 scaled linearly
     to this run's global batch (--batch_size x RANK_SIZE), x0.99 every 3
     epochs, weight decay 1e-5, a moving average of the weights (0.9999),
-    dropout 0.2 and BN momentum 0.99 (both already the defaults).
+    dropout 0.2 and BN momentum 0.99 (both already the defaults), and
+    TF-slim's Inception colour distortion.
     """
     global_batch = args.batch_size * npu_utils.read_ranks().rank_size
     values = dict(PAPER_RECIPE, learning_rate=PAPER_LEARNING_RATE * global_batch / PAPER_BATCH)
@@ -228,6 +237,8 @@ def parse_args(argv=None):
         raise UserError(f"--cache_budget_mb={args.cache_budget_mb} must be 0 (always stream) or a size in MB")
     if not 0 <= args.max_rotation <= 180:
         raise UserError(f"--max_rotation={args.max_rotation} must be in [0, 180] degrees")
+    if not 0 <= args.color_jitter <= 2:  # beyond 2 a contrast or saturation factor would go below 0
+        raise UserError(f"--color_jitter={args.color_jitter} must be in [0, 2] (0 = no colour distortion)")
     if not args.learning_rate > 0:
         raise UserError(f"--learning_rate={args.learning_rate} must be positive")
     if not args.alpha > 0:

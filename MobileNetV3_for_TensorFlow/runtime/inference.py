@@ -22,7 +22,7 @@ import tensorflow as tf
 from PIL import Image
 
 from common import npu_utils
-from data_loading import folders, pipeline
+from data_loading import decoding, folders, pipeline
 from model import network
 from runtime import flags
 
@@ -107,7 +107,7 @@ def predict(model, class_names, paths, task, height, width, batch, output, check
     decode stops the run (UserError naming it) or, when ``checker`` skips
     bad images, gets no row.
     """
-    checker = checker or pipeline.DecodeChecker()
+    checker = checker or decoding.DecodeChecker()
     data = pipeline.predict_dataset(paths, height, width, task, batch, checker)
     forward = forward_fn(model, batch)
     written = 0
@@ -147,7 +147,7 @@ def export(model, class_names, folder):
 
 def predict_run(args, model, names):
     """Predict every image of --input into --output (CSV, or a folder of PNG masks)."""
-    checker = pipeline.DecodeChecker(args.skip_bad_images)
+    checker = decoding.DecodeChecker(args.skip_bad_images)
     default = "predictions" if args.task == "segmentation" else "predictions.csv"
     predict(model, names, folders.list_images(args.input), args.task, args.height, args.width,
             args.batch_size, args.output or os.path.join(args.model_dir, default), checker)

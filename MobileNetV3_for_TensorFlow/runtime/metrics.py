@@ -11,11 +11,13 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Evaluation metrics and their reports (NumPy; no TensorFlow).
+"""The training loss, evaluation metrics and their reports (the metrics in NumPy).
 
 The names below are the ones printed as ``METRIC <name>=<value>`` lines and
 the ones the best checkpoint is chosen by, so the two cannot drift apart.
 """
+
+import math
 
 import numpy as np
 import tensorflow as tf
@@ -27,6 +29,10 @@ from model.recipe import l2_loss
 
 # Metric that picks the best checkpoint, per task (higher is better).
 BEST_METRIC = {"classification": "top1", "segmentation": "miou"}
+# chance_hint: validation top-1 within this of chance counts as "at chance", and a mean training loss under
+# this fraction of ln(classes) (a uniform guess's cross-entropy) as "training has learnt".
+CHANCE_MARGIN = 0.05
+LEARNT_LOSS_FRACTION = 0.5
 # The networks' last layer (model/mobilenet_v3.py, model/lraspp.py): the softmax over the logits.
 PREDICTIONS_LAYER = "predictions"
 
@@ -99,6 +105,30 @@ def classification_metrics(probabilities, labels):
         top5 = np.argsort(-probabilities, axis=1)[:, :5]
         result["top5"] = float(np.mean(np.any(top5 == labels[:, None], axis=1)))
     return result
+
+
+def chance_hint(result, train_loss):
+    """The one-line hint for a classification validation that sits at chance while training has learnt, or None.
+
+    At chance: top-1 at most :data:`CHANCE_MARGIN` above the share of the
+    largest validation class (what always guessing it scores; at least 1/C).
+    Learnt: the epoch's mean training loss (``train_loss``) below
+    :data:`LEARNT_LOSS_FRACTION` of ln(C), the cross-entropy of a uniform guess
+    (training accuracy is not computed; the loss stands for it).
+
+    Args:
+      result: :func:`classification_metrics` of the validation split.
+      train_loss: the epoch's mean training loss.
+    """
+    confusion = result["confusion"]
+    chance = confusion.sum(axis=1).max() / max(confusion.sum(), 1)
+    uniform_loss = math.log(confusion.shape[0])
+    if result["top1"] > chance + CHANCE_MARGIN or not train_loss < LEARNT_LOSS_FRACTION * uniform_loss:
+        return None
+    return (f"[train] hint: validation top1 {result['top1']:.3f} is at chance ({chance:.3f}) while the training "
+            f"loss {train_loss:.3f} is far below a uniform guess's {uniform_loss:.3f}: on a short run BatchNorm's "
+            "moving statistics (and a --ema_momentum average) lag the weights; try --bn_momentum=0.9, more steps, "
+            "or --ema_momentum=0")
 
 
 def segmentation_metrics(confusion):

@@ -38,11 +38,11 @@ import tensorflow as tf
 
 from common import npu_utils
 from common.npu_utils import UserError, keras
-from data_loading import pipeline
+from data_loading import augment, decoding, pipeline
 from model.network import build_network, load_initial_weights, save_model, set_backbone_trainable
 from model.recipe import MovingAverage, WarmupDecay, averaged_variables, make_optimizer
 from runtime import evaluation, flags
-from runtime.metrics import BEST_METRIC, make_loss
+from runtime.metrics import BEST_METRIC, chance_hint, make_loss
 
 HISTORY_FILE = "history.csv"
 
@@ -114,7 +114,7 @@ class TrainState:
     steps: dict = None  # {"full": step function, "head": step function or None}
     history: object = None
     timer: object = None  # npu_utils.StepTimer, from the first step of this process
-    checker: object = None  # pipeline.DecodeChecker: files that failed to decode
+    checker: object = None  # decoding.DecodeChecker: files that failed to decode
     average: MovingAverage = None  # --ema_momentum's moving average, or None
 
     def averaged(self):
@@ -122,16 +122,14 @@ class TrainState:
         return self.average.swapped() if self.average else contextlib.nullcontext()
 
 
-# What a precision or compiler request costs this network on a CPU, as measured (MobileNetV3-Small at 224,
-# batch 32, training on in-memory batches, against float32 without XLA in the same process, on a 2-core AMD
-# EPYC with AVX-512 BF16, TF 2.21: python3 benchmark.py --parts training,amp --networks small).
-# bfloat16 is slow in the depthwise convolutions; a variant keeping those in float32 still trained at 0.73x.
+# Precision and compiler requests that slow this network down on a CPU. The figures are measured, so they live
+# in the README (section 性能, with the command that gave them), not here.
 CPU_COSTS = {
-    "mixed_bfloat16": "mixed_bfloat16 trains this network at about 0.5-0.65x the speed of float32 on a CPU (its "
-                      "depthwise convolutions; measured on a 2-core AMD EPYC with AVX-512 BF16); "
-                      "--precision_mode=must_keep_origin_dtype keeps float32",
-    "xla": "--use_xla trains this network at about 0.05-0.16x the speed of float32 without XLA on a CPU "
-           "(measured on a 2-core AMD EPYC; keras.applications' MobileNetV3 alike); leave it out for speed",
+    "mixed_bfloat16": "mixed_bfloat16 trains this network slower than float32 on a CPU (its depthwise "
+                      "convolutions; measured figures: README, 性能); --precision_mode=must_keep_origin_dtype "
+                      "keeps float32",
+    "xla": "--use_xla trains this network several times slower than float32 without XLA on a CPU "
+           "(keras.applications' MobileNetV3 alike; measured figures: README, 性能); leave it out for speed",
 }
 
 
@@ -279,11 +277,12 @@ def _restore_or_start(state):
 def _prepare_loop(state, dataset):
     """The input pipelines, the compiled steps and the history of ``state``."""
     args, ctx = state.args, state.ctx
-    state.checker = pipeline.DecodeChecker(args.skip_bad_images)
+    state.checker = decoding.DecodeChecker(args.skip_bad_images)
     state.train_data = pipeline.TrainData(ctx.shard(dataset.train.paths), ctx.shard(dataset.train.labels),
                                           args.task, args.height, args.width, args.batch_size, args.seed,
                                           state.steps_per_epoch, flags.cache_bytes(args), state.checker,
-                                          args.class_number, max_rotation=args.max_rotation)
+                                          args.class_number, augmentation=augment.Augmentation(
+                                              args.max_rotation, args.color_distortion, args.color_jitter))
     if not args.benchmark:  # a --benchmark run does not validate
         state.val_data = pipeline.eval_dataset(dataset.validation.paths, dataset.validation.labels, args.task,
                                                args.height, args.width, args.batch_size, flags.cache_bytes(args),
@@ -358,6 +357,9 @@ def _end_epoch(state, epoch, losses, class_names):
         result = evaluation.evaluate(state.model, state.val_data, args.task, args.class_number, args.batch_size)
         state.checker.end_pass(f"epoch {epoch + 1}")
         evaluation.print_metric_lines(result)
+        hint = chance_hint(result, sum(losses) / max(len(losses), 1)) if args.task == "classification" else None
+        if hint and state.ctx.is_chief:
+            print(hint, flush=True)
         best_metric = BEST_METRIC[args.task]
         value = result[best_metric]
         # Every rank evaluated the same weights on the whole validation split: all take this branch alike.

@@ -24,10 +24,13 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from common.npu_utils import UserError
-from data_loading import folders, pipeline, synthetic
+from common.npu_utils import UserError, keras
+from data_loading import augment, decoding, folders, pipeline, synthetic
 
 MODEL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Pillow's format per extension; a PNG named .txt and a TIFF are not images to Keras' directory reader.
+SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".gif": "GIF", ".txt": "PNG",
+                ".tif": "TIFF"}
 
 
 @pytest.fixture()
@@ -81,8 +84,30 @@ def test_no_classes_empty_class_and_different_classes(class_data, tmp_path):
         folders.load_classification(str(class_data / "train"), str(class_data / "validation"))
     (class_data / "train" / "class_9" / "a.png").write_bytes(
         (class_data / "train" / "class_0" / "train_0003.png").read_bytes())
-    with pytest.raises(UserError, match=r"different classes: only in train \['class_9'\]"):
+    # A validation folder with some of the classes is matched by name; one with a class training lacks is refused.
+    dataset = folders.load_classification(str(class_data / "train"), str(class_data / "validation"))
+    assert dataset.class_names[-1] == "class_9" and 4 not in dataset.validation.labels
+    shutil.move(str(class_data / "train" / "class_9"), str(class_data / "validation" / "class_9"))
+    with pytest.raises(UserError) as error:
         folders.load_classification(str(class_data / "train"), str(class_data / "validation"))
+    assert str(error.value) == (f"{class_data / 'validation'} holds the class folders ['class_9'], which the model "
+                                "does not have (its classes: ['class_0', 'class_1', 'class_2', 'class_3'])")
+
+
+def test_class_folders_hold_every_image_below_them_as_keras_finds_them(tmp_path, capsys):
+    root = tmp_path / "train"
+    image = Image.new("RGB", (8, 8), "red")
+    for relative in ("cat/a.png", "cat/B.JPG", "cat/2019/c.jpeg", "cat/2019/deep/d.bmp", "cat/2020/e.gif",
+                     "dog/x.png", "dog/sub/y.PNG", "dog/sub/notes.txt", "dog/z.tif"):
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image.save(path, format=SAVE_FORMATS[path.suffix.lower()])
+    (root / "dog" / "linked").symlink_to(root / "cat" / "2019", target_is_directory=True)  # not followed
+    split, names = folders.load_class_split(str(root))
+    assert capsys.readouterr().out == (f"[data] {root}: 7 images in 2 classes (cat 5, dog 2); "
+                                       "4 of them in sub-folders\n")
+    keras_files = keras.utils.image_dataset_from_directory(str(root), shuffle=False, image_size=(8, 8)).file_paths
+    assert names == ["cat", "dog"] and split.paths == keras_files and split.labels == [0] * 5 + [1] * 2
 
 
 def _bad_files(folder):
@@ -108,14 +133,14 @@ def test_bad_images_found_at_decode_time(class_data, tmp_path, capsys):
     dataset = folders.load_classification(str(class_data / "train"), str(class_data / "validation"))
     assert set(bad) <= set(dataset.train.paths)
     paths = dataset.train.paths[:5] + bad
-    stop = pipeline.DecodeChecker()
+    stop = decoding.DecodeChecker()
     data = pipeline.TrainData(paths, list(range(len(paths))), "classification", 32, 32, 4, seed=0,
                               steps_per_epoch=2, cache_bytes=0, checker=stop)
     assert len([batch for batch in data.epoch(0)]) == 2  # the bad ones are left out of the batches
     with pytest.raises(UserError, match=r"^image .*(bad_crc.png|truncated.jpg|not_an_image.jpg) cannot be "
                                         r"decoded \(.+\) \(and 2 more\); .* --skip_bad_images"):
         stop.raise_if_bad()
-    skip = pipeline.DecodeChecker(skip_bad_images=True)
+    skip = decoding.DecodeChecker(skip_bad_images=True)
     data = pipeline.TrainData(paths, list(range(len(paths))), "classification", 32, 32, 4, seed=0,
                               steps_per_epoch=2, cache_bytes=10 ** 9, checker=skip)
     assert data.cached and len([batch for batch in data.epoch(0)]) == 2
@@ -179,7 +204,7 @@ def test_training_boxes_of_a_200x100_image_come_from_the_full_resolution_decode(
         whole = tf.io.decode_image(contents, channels=3).numpy()
         aspects = []
         for seed in range(12):
-            crop, begin, size = pipeline.decode_random_box(contents, tf.constant([seed, 7]), 64, 64)
+            crop, begin, size = decoding.decode_random_box(contents, tf.constant([seed, 7]), 64, 64)
             (top, left, _), (height, width, _) = begin.numpy(), size.numpy()
             np.testing.assert_array_equal(crop.numpy(), whole[top:top + height, left:left + width])
             # The range of the drawn box (TensorFlow rounds its sides to whole pixels).
@@ -188,8 +213,8 @@ def test_training_boxes_of_a_200x100_image_come_from_the_full_resolution_decode(
             aspects.append(width / height)
         assert max(aspects) - min(aspects) > 0.2  # the aspect is drawn, not the image's 2:1 squashed
     # No box of aspect 3/4-4/3 covers 8% of a 10x1000 strip: the evaluation's centre box instead.
-    begin, size = pipeline.random_box(tf.constant([10, 1000, 3]), tf.constant([0, 1]), 64, 64)
-    centre_begin, centre_size = pipeline.centre_box(tf.constant([10, 1000, 3]), 64, 64)
+    begin, size = augment.random_box(tf.constant([10, 1000, 3]), tf.constant([0, 1]), 64, 64)
+    centre_begin, centre_size = augment.centre_box(tf.constant([10, 1000, 3]), 64, 64)
     np.testing.assert_array_equal(begin, centre_begin)
     np.testing.assert_array_equal(size, centre_size)
     assert size.numpy()[:2].tolist() == [9, 9] and begin.numpy()[:2].tolist() == [0, 495]
@@ -227,7 +252,7 @@ def test_segmentation_errors(tmp_path, synthetic_root):
     dataset = folders.load_segmentation(train, val, 3)
     assert len(dataset.train.paths) == 24
     # Mask values are checked when the pipeline decodes the masks (with or without --skip_bad_images).
-    checker = pipeline.DecodeChecker(skip_bad_images=True)
+    checker = decoding.DecodeChecker(skip_bad_images=True)
     list(pipeline.eval_dataset(dataset.validation.paths[:2], dataset.validation.labels[:2], "segmentation",
                                32, 32, 2, checker=checker, num_classes=2))
     with pytest.raises(UserError, match=r"^mask .*validation/masks/000[01].png has values \[2\] outside 0..1 "
@@ -250,14 +275,46 @@ def test_segmentation_errors(tmp_path, synthetic_root):
 def test_training_box_is_resized_and_mirrored_at_random_without_rotation():
     # Noise, so a shifted or resampled-twice image would not match.
     crop = tf.constant(np.random.default_rng(1).integers(0, 255, (90, 70, 3), dtype=np.uint8))
-    resized = tf.image.resize(crop, (32, 32)).numpy()
+    resized = tf.image.resize(crop, (32, 32), antialias=True).numpy()
     mirrored = []
     for seed in range(8):
         seeds = tf.random.experimental.stateless_split(tf.constant([seed, 5]), 8)
-        image = pipeline._resize_and_flip(crop, seeds, 32, 32, "bilinear").numpy()
+        image = augment.augment(crop, seeds, 32, 32, augment.Augmentation(color_jitter=0.0)).numpy()
         mirrored.append(np.array_equal(image, resized[:, ::-1]))
         assert mirrored[-1] or np.array_equal(image, resized)
     assert 0 < sum(mirrored) < len(mirrored)
+
+
+def test_training_and_evaluation_resample_with_one_filter():
+    # 1-pixel black and white stripes shrunk 25x: an antialiased filter gives even grey in both; plain
+    # bilinear (training's filter before) gave neighbouring pixels 255 grey levels apart.
+    stripes = tf.constant(np.tile(np.array([0, 255], np.uint8)[None, :, None], (800, 400, 3)))
+    seeds = tf.random.experimental.stateless_split(tf.constant([0, 5]), 8)
+    trained = augment.augment(stripes, seeds, 32, 32, augment.Augmentation(color_jitter=0.0)).numpy()
+    evaluated = augment.resize_centre_crop(stripes, 32, 32).numpy()
+    for image in (trained, evaluated):
+        assert np.abs(np.diff(image, axis=1)).max() < 2 and abs(image.mean() - 127.5) < 1
+
+
+@pytest.mark.parametrize("strength", [1.0, 0.5])
+def test_inception_colour_distortion_has_tf_slims_ranges(strength):
+    # A grey image: saturation leaves it alone, so each image moves by its brightness delta, at most
+    # 32/255 x strength (TF-slim's max_delta=32/255), both ways.
+    grey = tf.fill([8, 8, 3], 100.0)
+    shifts = []
+    for seed in range(40):
+        seeds = tf.random.experimental.stateless_split(tf.constant([seed, 1]), 4)
+        image = augment.colour(grey, seeds, "inception", strength).numpy()
+        assert np.ptp(image) < 1e-3
+        shifts.append(float(image[0, 0, 0]) - 100.0)
+    assert max(np.abs(shifts)) <= 32 * strength + 1e-3 and min(shifts) < -8 * strength < 8 * strength < max(shifts)
+    # Saturation x[0.5, 1.5] of a coloured pixel: its spread around grey changes by at most that factor.
+    pixel = tf.constant([[[120.0, 100.0, 80.0]]])
+    for seed in range(20):
+        seeds = tf.random.experimental.stateless_split(tf.constant([seed, 2]), 4)
+        spread = np.ptp(augment.colour(pixel, seeds, "inception", strength).numpy())
+        assert (1 - 0.5 * strength) * 40 - 1e-3 <= spread <= (1 + 0.5 * strength) * 40 + 1e-3
+    assert augment.colour(pixel, seeds, "inception", 0.0) is pixel
 
 
 @pytest.mark.parametrize("max_rotation", [0.0, 10.0])
@@ -265,7 +322,8 @@ def test_segmentation_augmentation_keeps_image_and_mask_aligned(synthetic_root, 
     dataset = folders.load_segmentation(str(synthetic_root / "seg" / "train"),
                                         str(synthetic_root / "seg" / "validation"), 3)
     data = pipeline.TrainData(dataset.train.paths[:4], dataset.train.labels[:4], "segmentation",
-                              64, 64, 4, seed=3, steps_per_epoch=1, max_rotation=max_rotation)
+                              64, 64, 4, seed=3, steps_per_epoch=1,
+                              augmentation=augment.Augmentation(max_rotation=max_rotation))
     images, masks = next(iter(data.epoch(0)))
     assert images.shape == (4, 64, 64, 3) and masks.shape == (4, 64, 64)
     masks = masks.numpy()
@@ -327,6 +385,9 @@ def test_cli_user_errors_are_one_line(tmp_path, synthetic_root, python_env):
     assert "Traceback" not in result.stderr
     result = _main(["--max_rotation=-5"], python_env)
     assert (result.returncode, result.stderr) == (2, "error: --max_rotation=-5.0 must be in [0, 180] degrees\n")
+    result = _main(["--color_jitter=3"], python_env)
+    assert (result.returncode, result.stderr) == (
+        2, "error: --color_jitter=3.0 must be in [0, 2] (0 = no colour distortion)\n")
     result = _main(["--height=abc"], python_env)
     assert (result.returncode, result.stderr) == (2, "error: argument --height: invalid int value: 'abc' (see --help)\n")
 

@@ -347,12 +347,19 @@ def test_evaluate_takes_classes_from_the_run_folder_not_from_weights(three_class
     assert capsys.readouterr().err.strip() == (
         f"error: --height=64 contradicts the training run in {run / 'config.json'}, which used --height=32 "
         "(its model was trained so); leave --height out")
+    # A folder of some of the model's classes is evaluated on them, matched by name; an unknown class is refused.
+    assert main.main(["--mode=evaluate", f"--data_path={_tiny_classes(tmp_path / 'two', 2)}",
+                      f"--modeldir={run}"]) == 0
+    out = capsys.readouterr().out
+    assert (f"[data] {tmp_path / 'two' / 'validation'} holds 2 of the 3 classes (matched by name); "
+            "none of ['class_2']") in out
+    assert "METRIC top1=" in out and "class 2 class_2: accuracy nan" in out
     with pytest.raises(SystemExit) as stop:
-        main.main(["--mode=evaluate", f"--data_path={_tiny_classes(tmp_path / 'two', 2)}", f"--modeldir={run}"])
+        main.main(["--mode=evaluate", f"--data_path={_tiny_classes(tmp_path / 'four', 4)}", f"--modeldir={run}"])
     assert stop.value.code == 2
     assert capsys.readouterr().err.strip() == (
-        f"error: the model in {run} was trained on the classes ['class_0', 'class_1', 'class_2'], but "
-        f"{tmp_path / 'two' / 'validation'} holds ['class_0', 'class_1']")
+        f"error: {tmp_path / 'four' / 'validation'} holds the class folders ['class_3'], which the model does not "
+        "have (its classes: ['class_0', 'class_1', 'class_2'])")
 
 
 def test_restore_failure_keeps_config_and_resume_false_starts_over(three_class_checkpoints, tmp_path, capsys):
@@ -451,5 +458,6 @@ def test_paper_recipe_sets_every_flag_not_given(capsys):
     flags.parse_args(["--recipe=paper", "--batch_size=32", "--learning_rate=0.001", "--dropout=0.2"])
     assert capsys.readouterr().out.strip() == (
         "[recipe] paper: --optimizer=rmsprop --lr_schedule=step --lr_decay_epochs=3 --lr_decay_rate=0.99 "
-        "--warmup_epochs=0 --weight_decay=1e-05 --weight_decay_mode=l2 --ema_momentum=0.9999 --bn_momentum=0.99; "
+        "--warmup_epochs=0 --weight_decay=1e-05 --weight_decay_mode=l2 --ema_momentum=0.9999 --bn_momentum=0.99 "
+        "--color_distortion=inception; "
         "as given: --dropout=0.2 --learning_rate=0.001")
