@@ -83,7 +83,7 @@ def test_training_on_the_stand_in_adapter(synthetic_root, tmp_path):
     NpuLossScaleOptimizer (allow_mix_precision), then its test."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (NPU_STAND_IN, os.environ.get("PYTHONPATH")) if p))
     trained = run_main("-r", synthetic_root, "--model_dir", str(tmp_path / "run"), "--mode", "train_test",
-                       "--max_steps", "2", "--precision_mode", "allow_mix_precision", *TINY, env=env)
+                       "--max_steps", "2", "--precision_mode", "allow_mix_precision", "--autotune", *TINY, env=env)
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert "[device] NPU 0, precision allow_mix_precision, rank 0 of 1" in trained.stdout
     assert re.findall(r"TRAIN step=(\d+)", trained.stdout) == ["1", "2"]

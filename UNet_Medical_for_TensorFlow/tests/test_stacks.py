@@ -127,13 +127,15 @@ def test_a_run_folder_moves_between_the_stacks(isbi_dir, tmp_path):
 
 
 def test_training_on_the_stand_in_adapter(isbi_dir, tmp_path):
-    """main.py on the NPU code path (the stand-in npu_device computes on the CPU), with the adapter's
-    NpuLossScaleOptimizer (allow_mix_precision), then evaluate."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (NPU_STAND_IN, os.environ.get("PYTHONPATH")) if p))
+    """main.py on the NPU code path (the stand-in npu_device of the r1.10 generation, auto_tune_mode,
+    computes on the CPU), with the adapter's NpuLossScaleOptimizer (allow_mix_precision) and --autotune,
+    then evaluate. DenseNet-3D's and MobileNetV3's tests take the current generation."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (NPU_STAND_IN, os.environ.get("PYTHONPATH")) if p),
+               NPU_STAND_IN_GENERATION="r1.10")
     run_dir = str(tmp_path / "run")
     trained = run_main("--data_dir", isbi_dir, "--model_dir", run_dir, "--exec_mode=train_and_evaluate",
-                       "--crossvalidation_idx=0", "--max_steps=2", "--precision_mode=allow_mix_precision", *TINY,
-                       env=env)
+                       "--crossvalidation_idx=0", "--max_steps=2", "--precision_mode=allow_mix_precision",
+                       "--autotune", *TINY, env=env)
     assert trained.returncode == 0, trained.stderr[-2000:]
     assert "[device] NPU 0, precision allow_mix_precision, rank 0 of 1" in trained.stdout
     assert re.findall(r"TRAIN step=(\d+)", trained.stdout) == ["1", "2"]

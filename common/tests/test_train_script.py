@@ -183,15 +183,29 @@ def test_the_debug_flags_are_main_pys_and_a_dump_goes_under_the_output_folder(fa
     assert args["over_dump_path"] == os.path.join("output", "overflow_dump")  # not switched on: main.py's default
 
 
+def adapter_options(log_text):
+    """The options the stand-in adapter's open() saw, as the fake main.py printed them."""
+    return json.loads(next(line[8:] for line in log_text.splitlines() if line.startswith("OPTIONS ")))
+
+
 @pytest.mark.parametrize("generation", ["r1.10", "current"])
 def test_dump_steps_and_a_users_dump_folder_reach_the_adapter(fake_model, tmp_path, generation):
     result, args = fake_model("--data_path=data", "--data_dump_flag", "--data_dump_step=0|5|10", "--autotune",
                               f"--data_dump_path={tmp_path}/mine", env_extra=on_the_stand_in(generation))
     assert result.returncode == 0, result.stderr
-    options = json.loads(next(line[8:] for line in fake_model.log.splitlines() if line.startswith("OPTIONS ")))
+    options = adapter_options(fake_model.log)
     assert (options["dump_step"], options["dump_path"]) == ("0|5|10", f"{tmp_path}/mine")
     assert options.get("aoe_mode" if generation == "current" else "auto_tune_mode") in ("2", "RL,GA")
     assert args["data_dump_path"] == f"{tmp_path}/mine"
+
+
+@pytest.mark.parametrize("generation", ["r1.10", "current"])
+def test_a_users_overflow_dump_folder_reaches_the_adapter(fake_model, tmp_path, generation):
+    result, _ = fake_model("--data_path=data", "--over_dump", "--over_dump_path=over",
+                           env_extra=on_the_stand_in(generation))
+    assert result.returncode == 0, result.stderr
+    options = adapter_options(fake_model.log)
+    assert (options["enable_dump_debug"], options["dump_path"]) == ("1", str(tmp_path / "over"))
 
 
 def test_an_inherited_rank_size_runs_one_process_in_a_1p_script(fake_model, tmp_path):
@@ -201,9 +215,10 @@ def test_an_inherited_rank_size_runs_one_process_in_a_1p_script(fake_model, tmp_
     assert not (tmp_path / "output" / "1").exists()
 
 
-def test_an_8p_run_on_ascend_needs_a_filled_rank_table_before_any_rank_starts(fake_model, tmp_path):
+@pytest.mark.parametrize("generation", ["r1.10", "current"])
+def test_an_8p_run_on_ascend_needs_a_filled_rank_table_before_any_rank_starts(fake_model, tmp_path, generation):
     result, args = fake_model("--data_path=data", script_name="train_full_8p.sh",
-                              env_extra=on_the_stand_in(RANK_SIZE="2"))
+                              env_extra=on_the_stand_in(generation, RANK_SIZE="2"))
     assert result.returncode == 2 and args is None
     template = tmp_path / "repo" / "Fake_for_TensorFlow" / "configs" / "rank_table_8p.json"
     assert result.stderr == (f"[Error] RANK_TABLE_FILE={template}: 'SERVER_IP' is not an IP address: fill in the "
@@ -237,8 +252,9 @@ def test_several_ranks_on_ascend_without_a_table_or_chief_stop_in_the_launcher(t
                              "train_full_8p.sh --rank_table_file) or CM_CHIEF_IP; neither is set\n")
 
 
-def test_a_broken_adapter_install_stops_the_script_in_one_line(fake_model):
-    result, _ = fake_model("--data_path=data", env_extra=on_the_stand_in(NPU_STAND_IN_BROKEN="1"))
+@pytest.mark.parametrize("generation", ["r1.10", "current"])
+def test_a_broken_adapter_install_stops_the_script_in_one_line(fake_model, generation):
+    result, _ = fake_model("--data_path=data", env_extra=on_the_stand_in(generation, NPU_STAND_IN_BROKEN="1"))
     assert result.returncode == 2
     error = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(error) == 1 and "npu_device is installed but does not import (ImportError: libge_runner" in error[0]
