@@ -47,7 +47,7 @@ def _need(data, start, length, what):
     """Raise IncompleteTiff unless ``data[start:start + length]`` lies inside the file."""
     if start + length > len(data):
         raise IncompleteTiff(f"{what} (bytes {start}-{start + length}) lies beyond the end of the file, "
-                         f"which has {len(data)} bytes")
+                             f"which has {len(data)} bytes")
 
 
 def _directory(data, order, layout, offset, page):
@@ -73,6 +73,7 @@ def _directory(data, order, layout, offset, page):
 
 
 def _integers(data, order, entry, what):
+    """The values of an entry of offsets or byte counts (already checked to lie inside the file)."""
     kind, count, value_at = entry
     if kind not in INTEGER_CODES:
         raise IncompleteTiff(f"{what} has field type {kind}; expected an integer type")

@@ -109,9 +109,14 @@ def predict(session, probability_fn):
         overlay[mask == 0] = (0.5 * overlay[mask == 0] + [127, 0, 0]).astype(np.uint8)  # class 0 in red
         written.append(os.path.join(folder, f"overlay_{index:03d}.png"))
         Image.fromarray(overlay).save(written[-1])
-    maps = f" and {len(classes)} probability maps" if args.save_probabilities else ""
-    print(f"[predict] read {len(data.test_images)} test {'slices' if data.source == 'isbi' else 'images'}, "
-          f"wrote {len(classes)} masks{maps}: {', '.join(written)}", flush=True)
+    maps = f" and {_count(len(classes), 'probability map')}" if args.save_probabilities else ""
+    read = _count(len(data.test_images), "test slice" if data.source == "isbi" else "test image")
+    print(f"[predict] read {read}, wrote {_count(len(classes), 'mask')}{maps}: {', '.join(written)}", flush=True)
+
+
+def _count(number, noun):
+    """``30 masks``, ``1 mask``: a count with its noun in the right number."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def write_probabilities(folder, data, probabilities):

@@ -286,7 +286,7 @@ def test_own_images_of_different_sizes_train_and_evaluate(tmp_path):
                          "--save_probabilities")
     assert predicted.returncode == 0, predicted.stderr[-2000:]
     path = tmp_path / "run" / "predictions" / "000-probabilities.tif"
-    assert "[predict] read 1 test images, wrote 1 masks and 1 probability maps: " in predicted.stdout
+    assert "[predict] read 1 test image, wrote 1 mask and 1 probability map: " in predicted.stdout
     from PIL import Image
     with Image.open(path) as image:
         page = np.array(image)
