@@ -11,7 +11,7 @@
 # takes a data folder, writes the synthetic data there and runs
 # test/train_full_1p.sh on it. Nothing here changes.
 set -uo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "$0")" || exit 1
 repo_root="$(pwd)"
 stack=default
 for arg in "$@"; do

@@ -10,7 +10,7 @@
 # run at the same time (see below; RUN_TESTS_PARALLEL=0 runs them one after the other).
 # Exits non-zero when any test fails.
 set -uo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "$0")" || exit 1
 
 report_dir="$(mktemp -d)"
 trap 'rm -rf "${report_dir}"' EXIT

@@ -19,7 +19,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -150,16 +149,18 @@ def test_readme_names_every_flag():
 
 
 def test_help_answers_at_once_and_a_lone_directory_says_what_it_needs(tmp_path, python_env):
-    # --help loads no TensorFlow (generous bound for a loaded 2-core machine; about 0.1 s when quiet).
-    began = time.perf_counter()
+    # --help and flag parsing load no TensorFlow (what makes them answer at once; no duration is asserted).
     result = subprocess.run([sys.executable, "main.py", "--help"], cwd=MODEL_DIR, capture_output=True, text=True,
-                            env=python_env)
+                            env=python_env, timeout=120)
     assert result.returncode == 0 and "--batch_size" in result.stdout
-    assert time.perf_counter() - began < 1.0
-    assert "tensorflow" not in subprocess.run(
-        [sys.executable, "-c", "import sys; import main; from runtime import flags; flags.parse_args([]); "
+    modules = subprocess.run(
+        [sys.executable, "-c", "import contextlib, io, sys; import main; from runtime import flags; "
+                               "flags.parse_args([])\nwith contextlib.suppress(SystemExit), "
+                               "contextlib.redirect_stdout(io.StringIO()): flags.parse_args(['--help'])\n"
                                "print(' '.join(sys.modules))"],
-        cwd=MODEL_DIR, capture_output=True, text=True, env=python_env).stdout.split()
+        cwd=MODEL_DIR, capture_output=True, text=True, env=python_env, timeout=120)
+    assert modules.returncode == 0, modules.stderr
+    assert "tensorflow" not in modules.stdout.split()
     # The model directory alone, as ModelZoo hands it out: one line, exit 2.
     lone = tmp_path / "MobileNetV3_for_TensorFlow"
     shutil.copytree(MODEL_DIR, lone, ignore=shutil.ignore_patterns("tests", "test", ".pytest_cache", "__pycache__"))

@@ -18,7 +18,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -185,11 +184,11 @@ def test_resume_takes_the_run_and_refuses_another_fold(tmp_path, capsys):
 
 
 def test_help_answers_at_once_and_a_lone_directory_says_what_it_needs(tmp_path):
-    # A generous bound for a loaded 2-core machine (about 0.3 s when quiet).
-    began = time.perf_counter()
-    result = subprocess.run([sys.executable, "main.py", "--help"], cwd=MODEL_DIR, capture_output=True, text=True)
+    # --help loads no TensorFlow, which makes it answer at once (tests/test_training.py checks the imports;
+    # no duration is asserted).
+    result = subprocess.run([sys.executable, "main.py", "--help"], cwd=MODEL_DIR, capture_output=True, text=True,
+                            timeout=120)
     assert result.returncode == 0 and "--data_path DATA_PATH, --data_dir DATA_PATH" in result.stdout
-    assert time.perf_counter() - began < 1.0  # no TensorFlow: tests/test_training.py checks the imports
     # The model directory alone, as ModelZoo hands it out: one line, exit 2.
     lone = tmp_path / "UNet_Medical_for_TensorFlow"
     shutil.copytree(MODEL_DIR, lone, ignore=shutil.ignore_patterns("tests", "test", ".pytest_cache", "__pycache__"))
