@@ -54,6 +54,7 @@ from common import npu_utils  # noqa: E402
 from data_loading import synthetic  # noqa: E402
 from data_loading.cases import discover_cases  # noqa: E402
 from data_loading.nifti import load_case  # noqa: E402
+from data_loading.preprocessing import head_mask  # noqa: E402
 from model import specs  # noqa: E402
 from runtime import flags  # noqa: E402
 
@@ -126,7 +127,7 @@ def time_pipeline(data_dir, batches, batch_size):
 
     def load_fn(index):
         loaded = load_case(cases[index])
-        return loaded.image, loaded.label
+        return loaded.image, loaded.label, loaded.background
 
     dataset = patch_dataset(load_fn, len(cases), num_tumour=200, num_background=200,
                             patch_size=(38, 38, 38), label_size=(12, 12, 12), batch_size=batch_size,
@@ -136,7 +137,7 @@ def time_pipeline(data_dir, batches, batch_size):
     return count / (time.time() - start), len(cases)
 
 
-def time_block(model, args, image):
+def time_block(model, args, case):
     """Seconds and (X, Y, Z) labels of block inference with ``model``'s weights under the current dtype policy."""
     from model import tf_models
     from runtime import inference
@@ -147,11 +148,11 @@ def time_block(model, args, image):
     # Trace the block shape before timing.
     block_fn(np.zeros((1,) + (block_size + 2 * specs.CROP_MARGIN,) * 3 + (4,), np.float32))
     start = time.time()
-    labels = inference.predict_labels(block_fn, image, "block", block_size)
+    labels = inference.predict_labels(block_fn, case.image, "block", block_size, background=case.background)
     return time.time() - start, labels
 
 
-def time_windows(model, image, block_labels, num_windows, window_batch):
+def time_windows(model, case, block_labels, num_windows, window_batch):
     """The window method on ``num_windows`` random windows of the reference grid.
 
     Returns:
@@ -163,19 +164,20 @@ def time_windows(model, image, block_labels, num_windows, window_batch):
 
     window_fn = inference.make_predict_fn(model, "window_predict")
     window_fn(np.zeros((window_batch, 38, 38, 38, 4), np.float32))  # trace before timing
-    corners = inference.nonzero_window_corners(image)
+    image, background = case.image, case.background
+    corners = inference.nonzero_window_corners(image, background=background)
     chosen = corners[np.random.default_rng(0).choice(len(corners), size=min(num_windows, len(corners)),
                                                      replace=False)]
     start = time.time()
     window_logits, counts = inference.predict_windows(window_fn, image, batch_size=window_batch, corners=chosen)
     seconds = time.time() - start
     covered = counts > 0
-    window_labels = np.where(inference.head_mask(image), inference.logits_to_labels(window_logits), 0)
+    window_labels = np.where(head_mask(image, background), inference.logits_to_labels(window_logits), 0)
     same = np.array_equal(block_labels[covered], window_labels[covered])
     return seconds, len(chosen), len(corners), len(inference.window_corners(image.shape[:3])), same
 
 
-def report_inference(args, image, policies):
+def report_inference(args, case, policies):
     """Print the block and window lines in float32, then the block line of each other policy."""
     from common.npu_utils import keras
     from model import tf_models
@@ -184,8 +186,9 @@ def report_inference(args, image, policies):
     keras.mixed_precision.set_global_policy("float32")
     # Untrained, seeded: the same weights for every policy.
     model = tf_models.build_model(args.model_name, args.width_multiplier)
-    block_s, labels = time_block(model, args, image)
-    window_s, timed, run, total, same = time_windows(model, image, labels, args.windows, args.window_batch)
+    block_s, labels = time_block(model, args, case)
+    window_s, timed, run, total, same = time_windows(model, case, labels, args.windows, args.window_batch)
+    image = case.image
     window_run, window_all = window_s / timed * run, window_s / timed * total
     print(f"inference {image.shape[:3]} float32 ({args.model_name}, width {args.width_multiplier:g}): block "
           f"method {block_s:.1f} s (blocks of {args.block_size}^3 kept); window method {window_s:.1f} s for "
@@ -193,10 +196,10 @@ def report_inference(args, image, policies):
           f"{window_run:.0f} s for the {run} with a non-zero input ({window_all:.0f} s for all {total}); "
           f"block is {window_run / block_s:.1f}x faster ({window_all / block_s:.1f}x against all windows); "
           f"labels on the timed windows {'equal' if same else 'DIFFER'}", flush=True)
-    inside = inference.head_mask(image)
+    inside = head_mask(image, case.background)
     for policy in policies[1:]:
         keras.mixed_precision.set_global_policy(policy)
-        seconds, other = time_block(model, args, image)
+        seconds, other = time_block(model, args, case)
         agree = float((other[inside] == labels[inside]).mean())
         print(f"inference {image.shape[:3]} {policy}: block method {seconds:.1f} s ({block_s / seconds:.2f}x "
               f"float32); labels equal to float32's on {agree:.2%} of the head's voxels (untrained weights)",
@@ -220,7 +223,7 @@ def time_scores(case):
     from runtime import metrics
 
     prediction = scored_prediction(case.label)
-    brain = np.any(case.image != 0, axis=-1)
+    brain = head_mask(case.image, case.background)
     for scores in metrics.SCORES:
         start = time.time()
         row = metrics.case_metrics(prediction, case.label, case.spacing, brain, scores=scores)
@@ -264,7 +267,7 @@ def main(argv=None):
         time_scores(case)
     if "inference" in args.parts:
         npu_utils.set_random_seed(0)
-        report_inference(args, case.image, policies)
+        report_inference(args, case, policies)
     return 0
 
 

@@ -92,9 +92,10 @@ class LoadedCase:
     header: object
     spacing: tuple  # mm along the arrays' X, Y, Z
     orientation: np.ndarray  # to_network_order() of the flair file: to_file_order(labels, orientation)
+    background: np.ndarray  # (4,) float32: each channel's value outside the head (what a 0 on disk became)
 
 
-def load_case(case, image_paths=None, with_label=True):
+def load_case(case, image_paths=None, with_label=True, normalisation="reference"):
     """Load and normalise one case.
 
     Args:
@@ -102,13 +103,15 @@ def load_case(case, image_paths=None, with_label=True):
       image_paths: modality -> file to read instead of the case's own (the
         N4-corrected files); None reads the originals.
       with_label: also read the seg file.
+      normalisation: see :func:`data_loading.preprocessing.normalise` (--normalisation).
     Returns:
       :class:`LoadedCase`; affine, header and spacing come from the flair file.
     """
     image_paths = image_paths or {kind: case.path(kind) for kind in IMAGE_KINDS}
     flair = nib.load(case.path("flair"))
     orientation = to_network_order(flair.affine)
-    channels = [normalise(_read_in_network_order(image_paths[kind])) for kind in CHANNELS]
+    channels, background = zip(*[normalise(_read_in_network_order(image_paths[kind]), normalisation)
+                                 for kind in CHANNELS])
     label = None
     if with_label:
         label = to_internal_labels(_read_in_network_order(case.path("seg")).astype(np.uint8), case)
@@ -117,4 +120,5 @@ def load_case(case, image_paths=None, with_label=True):
     for axis, (new_axis, _) in enumerate(orientation):
         spacing[int(new_axis)] = float(zooms[axis])
     return LoadedCase(case_id=case.case_id, image=np.stack(channels, axis=-1), label=label,
-                      affine=flair.affine, header=flair.header, spacing=tuple(spacing), orientation=orientation)
+                      affine=flair.affine, header=flair.header, spacing=tuple(spacing), orientation=orientation,
+                      background=np.array(background, np.float32))

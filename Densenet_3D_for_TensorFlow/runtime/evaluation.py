@@ -58,9 +58,9 @@ class Validation:
         predict_fn = inference.make_predict_fn(model, "validate")
         dice = []
         for case in self.cases:
-            loaded = load_case(case, self.image_paths[case.case_id])
+            loaded = load_case(case, self.image_paths[case.case_id], normalisation=args.normalisation)
             labels = inference.predict_labels(predict_fn, loaded.image, args.inference, args.block_size,
-                                              args.window_batch)
+                                              args.window_batch, loaded.background)
             dice.append([metrics.dice(select(labels), select(loaded.label)) for select in metrics.REGIONS.values()])
         per_region = dict(zip(metrics.REGIONS, np.mean(dice, axis=0).tolist()))
         mean = sum(per_region.values()) / len(per_region)

@@ -38,7 +38,7 @@ from model.specs import CROP_MARGIN, MODEL_NAMES, canonical_model_name
 
 # What test, predict and a resumed training take from the training run's
 # config.json: the network its checkpoint holds and the data it was trained on.
-RUN_CONFIG_NAMES = ("model_name", "width_multiplier", "n4_correction")
+RUN_CONFIG_NAMES = ("model_name", "width_multiplier", "n4_correction", "normalisation")
 
 
 def build_parser():
@@ -83,6 +83,16 @@ def build_parser():
                         help="patch centres in the tumour per case and epoch (default %(default)s)")
     parser.add_argument("--background_centres", type=int, default=200,
                         help="patch centres in brain background per case and epoch (default %(default)s)")
+    parser.add_argument("--normalisation", choices=("reference", "zero_background"), default="reference",
+                        help="reference: each modality z-scored with the mean and std of its non-zero voxels over "
+                             "the whole volume, the background becoming -mean/std, as the reference code does; "
+                             "zero_background: the same z-score of the non-zero voxels, the background kept 0 "
+                             "(this model's earlier inputs; a run folder whose config.json predates the flag) "
+                             "(default %(default)s)")
+    parser.add_argument("--sampling", choices=("reference", "mixed"), default="reference",
+                        help="reference: distinct centres, one case's patches in a run of batches, as the "
+                             "reference code; mixed: two cases' patches interleaved and shuffled in a buffer of 64 "
+                             "(default %(default)s)")
     parser.add_argument("--max_steps", type=int, default=0,
                         help="stop training after this many steps in total (0: run every epoch; default %(default)s)")
     npu_utils.add_bool_flag(parser, "--benchmark", help_text="time training only: no checkpoints or test; "
@@ -141,6 +151,17 @@ def build_parser():
     return parser
 
 
+def _take_from_run_config(args, given):
+    """Take :data:`RUN_CONFIG_NAMES` from the weights' run config.json; one written before --normalisation
+    existed trained on zero_background inputs."""
+    folder = weights_run_folder(args)
+    config = npu_utils.take_from_run_config(args, given, RUN_CONFIG_NAMES, folder)
+    if config is not None and "normalisation" not in config and "normalisation" not in given:
+        args.normalisation = "zero_background"
+        print(f"[flags] {os.path.join(folder, npu_utils.RUN_CONFIG)} predates --normalisation: its run trained on "
+              "--normalisation=zero_background, so this run reads the cases so", flush=True)
+
+
 def parse_args(argv=None):
     """Parse and check the flags; fill in the defaults that depend on other flags.
 
@@ -157,7 +178,7 @@ def parse_args(argv=None):
     _apply_shorthands(args, given)
     args.model_dir = args.model_dir or os.path.join("results", args.model_name)
     if args.mode in ("test", "predict") or (args.resume and not args.benchmark):
-        npu_utils.take_from_run_config(args, given, RUN_CONFIG_NAMES, weights_run_folder(args))
+        _take_from_run_config(args, given)
     if args.n4_correction is None:
         args.n4_correction = args.model_name != "dense24_nocorrection"
     elif args.n4_correction and args.model_name == "dense24_nocorrection":

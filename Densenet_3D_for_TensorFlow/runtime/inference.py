@@ -41,6 +41,7 @@ from PIL import Image
 from common import npu_utils
 from data_loading.cases import to_file_labels
 from data_loading.nifti import NETWORK_AXCODES, load_case, to_file_order
+from data_loading.preprocessing import head_mask, pad_image
 from model import tf_models
 from model.specs import CROP_MARGIN
 from model.weights import load_weights, read_best
@@ -70,18 +71,18 @@ def logits_to_labels(logits):
     return np.asarray(BRATS_CLASSES, np.uint8)[best]
 
 
-def head_mask(image):
-    """(X, Y, Z, 4) image -> (X, Y, Z) bool: the voxels where any modality is non-zero."""
-    return (image != 0).any(axis=-1)
-
-
 def head_box(inside):
     """The smallest box (a tuple of 3 slices) holding every True voxel of the (X, Y, Z) mask ``inside``."""
     return tuple(slice(int(indices.min()), int(indices.max()) + 1) for indices in np.nonzero(inside))
 
 
-def predict_labels(predict_fn, image, method, block=None, window_batch=None):
-    """BraTS labels of a whole case; outside the head (all modalities 0) they are 0.
+def _background(image, background):
+    """The (C,) background values of an (X, Y, Z, C) image: ``background``, or zeros when None."""
+    return np.zeros(image.shape[-1], np.float32) if background is None else np.asarray(background, np.float32)
+
+
+def predict_labels(predict_fn, image, method, block=None, window_batch=None, background=None):
+    """BraTS labels of a whole case; outside the head (all modalities at their background) they are 0.
 
     Training never centres a patch outside the head, so that region is
     background by definition (the reference meant to skip its all-zero windows).
@@ -89,12 +90,13 @@ def predict_labels(predict_fn, image, method, block=None, window_batch=None):
     Args:
       predict_fn: see :func:`make_predict_fn`; for 'block' preferably of the
         :func:`model.tf_models.inference_twin` (same logits, less work).
-      image: (X, Y, Z, 4) float32, normalised (background 0).
+      image: (X, Y, Z, 4) float32, normalised.
       method: 'block' (every head voxel, run over the head's bounding box only)
         or 'window' (the reference's 38^3 windows on its 3,564-window grid:
         every voxel at least 13 from the border; the border stays 0).
       block: the kept block edge of 'block' (see :func:`predict_blocks`; --block_size).
       window_batch: the windows per call of 'window' (see :func:`predict_windows`; --window_batch).
+      background: (4,) each channel's value outside the head (``LoadedCase.background``); None: zeros.
     Returns:
       (X, Y, Z) uint8 labels in {0, 1, 2, 4}.
     Raises:
@@ -103,22 +105,24 @@ def predict_labels(predict_fn, image, method, block=None, window_batch=None):
     if method not in ("block", "window") or (block if method == "block" else window_batch) is None:
         raise ValueError(f"predict_labels: method {method!r} with block={block}, window_batch={window_batch}: "
                          "'block' needs block, 'window' needs window_batch")
-    inside = head_mask(image)
+    background = _background(image, background)
+    inside = head_mask(image, background)
     labels = np.zeros(inside.shape, np.uint8)
     if not inside.any():
         return labels
     if method == "block":
-        # Beyond the box the image is 0, as is the zero padding predict_blocks adds: the same input.
+        # Beyond the box the image is at its background values, as is the padding predict_blocks adds: the
+        # same input.
         box = head_box(inside)
-        labels[box] = logits_to_labels(predict_blocks(predict_fn, image[box], block))
+        labels[box] = logits_to_labels(predict_blocks(predict_fn, image[box], block, background))
     else:
-        logits, _ = predict_windows(predict_fn, image, batch_size=window_batch)
+        logits, _ = predict_windows(predict_fn, image, batch_size=window_batch, background=background)
         labels = logits_to_labels(logits)
     labels[~inside] = 0
     return labels
 
 
-def predict_blocks(predict_fn, image, block):
+def predict_blocks(predict_fn, image, block, background=None):
     """Logits for every voxel of ``image`` by fully convolutional blocks of one fixed shape.
 
     Every block keeps ``block``^3 voxels and reads them with a 13-voxel margin,
@@ -139,7 +143,7 @@ def predict_blocks(predict_fn, image, block):
     shape = image.shape[:3]
     counts = [math.ceil(size / block) for size in shape]
     pad = [(CROP_MARGIN, CROP_MARGIN + n * block - size) for n, size in zip(counts, shape)]
-    padded = np.pad(image, pad + [(0, 0)])
+    padded = pad_image(image, pad, _background(image, background))
     logits = np.zeros([n * block for n in counts] + [5], np.float32)
     for index in itertools.product(*[range(n) for n in counts]):
         start = [i * block for i in index]
@@ -166,15 +170,16 @@ def window_corners(shape, window=38, stride=12):
     return np.array(list(itertools.product(*axes)), np.int64).reshape(-1, 3)
 
 
-def nonzero_window_corners(image, window=38, stride=12):
-    """The corners of the grid's windows with a non-zero input voxel: the ones the reference meant to run."""
+def nonzero_window_corners(image, window=38, stride=12, background=None):
+    """The corners of the grid's windows with a head voxel (some channel off its ``background``, None: 0; a
+    non-zero voxel on disk): the ones the reference meant to run."""
     corners = window_corners(image.shape[:3], window, stride)
-    inside = head_mask(image)
+    inside = head_mask(image, _background(image, background))
     keep = [inside[x:x + window, y:y + window, z:z + window].any() for x, y, z in corners]
     return corners[np.array(keep, bool)] if len(corners) else corners
 
 
-def predict_windows(predict_fn, image, *, batch_size, window=38, corners=None):
+def predict_windows(predict_fn, image, *, batch_size, window=38, corners=None, background=None):
     """The reference method: 38^3 windows on the reference's grid, each adding its logits over its 12^3 centre.
 
     The grid (:func:`window_corners`) is the reference's, clamped last window
@@ -183,8 +188,8 @@ def predict_windows(predict_fn, image, *, batch_size, window=38, corners=None):
     as in the reference. Voxels within 13 of the border get no window.
     Window skipping differs from the reference in one way: the reference
     meant to skip windows whose input is all 0 but, by an operator-precedence
-    slip, skips the windows with no zero voxel; this skips the all-zero
-    windows (their centre is outside the head, background by definition)
+    slip, skips the windows with no zero voxel; this skips the windows
+    without a head voxel (their centre is outside the head, background by definition)
     and runs every other one, so its logits equal the reference's wherever
     the reference runs a window.
 
@@ -196,11 +201,12 @@ def predict_windows(predict_fn, image, *, batch_size, window=38, corners=None):
         all-zero windows (whose logits are dropped), so ``predict_fn`` always
         sees (batch_size, window, window, window, 4).
       corners: optional subset of :func:`nonzero_window_corners` (for timing).
+      background: (4,) the channels' values outside the head, for :func:`nonzero_window_corners`.
     Returns:
       ((X, Y, Z, 5) summed logits, (X, Y, Z) uint8 count of the windows that covered each voxel).
     """
     centre = window - 2 * CROP_MARGIN
-    corners = nonzero_window_corners(image, window, centre) if corners is None else corners
+    corners = nonzero_window_corners(image, window, centre, background) if corners is None else corners
     logits = np.zeros(image.shape[:3] + (5,), np.float32)
     counts = np.zeros(image.shape[:3], np.uint8)
     for first in range(0, len(corners), batch_size):
@@ -229,8 +235,8 @@ def save_prediction(path, labels, affine, header):
 LABEL_COLOURS = {1: (230, 40, 40), 2: (40, 200, 60), 4: (250, 220, 30)}
 
 
-def _to_grey(flair):
-    brain = flair[flair != 0]
+def _to_grey(flair, background):
+    brain = flair[flair != background]
     low, high = (np.percentile(brain, [1, 99]) if brain.size else (0.0, 1.0))
     scaled = np.clip((flair - low) / max(high - low, 1e-6), 0, 1) * 255
     scaled[flair == 0] = 0  # outside the head stays black
@@ -245,14 +251,16 @@ def _overlay(grey, label, alpha=0.45):
     return out
 
 
-def save_png(path, flair, prediction, truth=None):
+def save_png(path, flair, prediction, truth=None, background=0.0):
     """A PNG with rows axial, coronal, sagittal; columns FLAIR, prediction overlay, truth overlay.
 
-    Slices pass through the centre of the true tumour (else the predicted one, else the volume).
+    Slices pass through the centre of the true tumour (else the predicted one, else the volume). ``flair``,
+    ``prediction`` and ``truth`` are (X, Y, Z); ``background`` is FLAIR's value outside the head (grey scale
+    from the head's 1st to 99th percentile).
     """
     tumour = np.argwhere((truth if truth is not None and truth.any() else prediction) > 0)
     centre = tumour.mean(axis=0).astype(int) if len(tumour) else np.array(flair.shape) // 2
-    grey = _to_grey(flair)
+    grey = _to_grey(flair, background)
     rows = []
     for axis in (2, 1, 0):  # axial (fixed z), coronal (fixed y), sagittal (fixed x)
         take = lambda volume: np.rot90(np.take(volume, centre[axis], axis=axis))  # noqa: E731
@@ -301,18 +309,20 @@ def run_inference(args, model, cases, data, with_truth, log):
     predict_fn = make_predict_fn(model, f"{args.inference}_predict")
     rows = []
     for case in cases:
-        loaded = load_case(case, data.image_paths[case.case_id], with_label=with_truth)
+        loaded = load_case(case, data.image_paths[case.case_id], with_label=with_truth,
+                           normalisation=args.normalisation)
         started = time.time()
-        labels = predict_labels(predict_fn, loaded.image, args.inference, args.block_size, args.window_batch)
+        labels = predict_labels(predict_fn, loaded.image, args.inference, args.block_size, args.window_batch,
+                                loaded.background)
         seconds = time.time() - started
         save_prediction(os.path.join(args.save_path, f"{case.case_id}.nii.gz"),
                         to_file_labels(to_file_order(labels, loaded.orientation), case), loaded.affine, loaded.header)
         if args.save_png:
             save_png(os.path.join(args.save_path, f"{case.case_id}.png"), loaded.image[..., 0], labels,
-                     loaded.label)
+                     loaded.label, loaded.background[0])
         message = f"[{args.mode}] {case.case_id}: {args.inference} inference {seconds:.1f} s{_stored_order(loaded)}"
         if with_truth:
-            brain = np.any(loaded.image != 0, axis=-1)  # normalise() keeps the background at 0
+            brain = head_mask(loaded.image, loaded.background)
             row = dict(metrics.case_metrics(labels, loaded.label, loaded.spacing, brain, scores=args.metrics),
                        case=case.case_id)
             rows.append(row)

@@ -31,7 +31,7 @@ import tensorflow as tf
 from common import npu_utils
 from common.npu_utils import TrainingDiverged, UserError, keras
 from data_loading.nifti import load_case
-from data_loading.patches import patch_dataset
+from data_loading.patches import patch_dataset, steps_per_epoch as epoch_steps
 from model import tf_models
 from model.weights import BEST_FOLDER, load_weights
 from runtime import flags, metrics
@@ -94,7 +94,8 @@ def restore_or_start(args, ctx, model, optimizer, data, log=print):
     cases_per_rank = len(data.train_cases) // ctx.ranks.rank_size
     if cases_per_rank == 0:
         raise UserError(f"{len(data.train_cases)} training case(s) cannot feed RANK_SIZE={ctx.ranks.rank_size} ranks")
-    steps_per_epoch = cases_per_rank * (args.tumour_centres + args.background_centres) // args.batch_size
+    steps_per_epoch = epoch_steps(cases_per_rank, args.tumour_centres + args.background_centres, args.batch_size,
+                                  args.sampling)
     total_steps = args.train_epochs * steps_per_epoch
     if args.max_steps:
         total_steps = min(total_steps, args.max_steps)
@@ -129,13 +130,13 @@ def train_epoch(state, train_step, timer):
 
     def load_fn(index):
         case = state.cases[index]
-        loaded = load_case(case, state.image_paths[case.case_id])
-        return loaded.image, loaded.label
+        loaded = load_case(case, state.image_paths[case.case_id], normalisation=args.normalisation)
+        return loaded.image, loaded.label, loaded.background
 
     dataset = patch_dataset(
         load_fn, len(state.cases), num_tumour=args.tumour_centres, num_background=args.background_centres,
         patch_size=(args.patch_width, args.patch_height, args.patch_depth), label_size=(args.label_size,) * 3,
-        batch_size=args.batch_size, seed=args.seed, epoch=epoch,
+        batch_size=args.batch_size, seed=args.seed, epoch=epoch, sampling=args.sampling,
     ).take(state.steps_per_epoch).skip(state.step % state.steps_per_epoch)
     for images, labels in dataset:
         loss = float(train_step(images, labels))

@@ -296,13 +296,20 @@ def test_a_4d_volume_with_a_last_axis_of_1_is_read_as_3d(synthetic_root, tmp_pat
     assert loaded.image.shape == (40, 40, 36, 4) and loaded.label.shape == (40, 40, 36)
 
 
-def test_normalise_non_zero_voxels_only():
-    volume = np.zeros((6, 6, 6), np.float32)
+def test_normalise_as_the_reference_and_with_a_zero_background():
+    volume = np.zeros((6, 6, 6), np.int16)
     volume[1:5, 1:5, 1:5] = np.arange(64).reshape(4, 4, 4) + 10
-    out = preprocessing.normalise(volume)
     brain = volume != 0
-    assert abs(out[brain].mean()) < 1e-5 and abs(out[brain].std() - 1) < 1e-4
-    assert (out[~brain] == 0).all()
+    # The reference's formula: (image - mean) / std of the non-zero voxels, over the whole volume, in float64.
+    values = volume[brain].astype(np.float64)
+    expected = ((volume - values.mean()) / values.std()).astype(np.float32)
+    out, background = preprocessing.normalise(volume)
+    np.testing.assert_array_equal(out, expected)
+    assert background == np.float32(-values.mean() / values.std()) and (out[~brain] == background).all()
+    zero, background = preprocessing.normalise(volume, "zero_background")
+    np.testing.assert_array_equal(zero[brain], expected[brain])
+    assert background == 0.0 and (zero[~brain] == 0).all()
+    np.testing.assert_array_equal(preprocessing.head_mask(np.stack([out, zero], -1), [out[0, 0, 0], 0.0]), brain)
 
 
 def test_load_case_channel_order_and_geometry(synthetic_root, tmp_path):
@@ -316,7 +323,7 @@ def test_load_case_channel_order_and_geometry(synthetic_root, tmp_path):
         _save_like(os.path.join(folder, f"Synth_002_{kind}.nii.gz"), volume, reference)
     loaded = nifti.load_case(cases.scan_case(folder))
     assert loaded.image.shape == (40, 40, 36, 4) and loaded.image.dtype == np.float32
-    firsts = [int(np.argwhere(loaded.image[..., c] != 0)[:, 0].min()) for c in range(4)]
+    firsts = [int(np.argwhere(loaded.image[..., c] != loaded.background[c])[:, 0].min()) for c in range(4)]
     order = [cases.IMAGE_KINDS[i] for i in firsts]
     assert order == ["flair", "t2", "t1", "t1ce"]
     np.testing.assert_array_equal(loaded.affine, synthetic.case_affine())
@@ -334,6 +341,15 @@ def test_patch_corners_stay_inside_and_hit_tumour():
     assert (corners >= 0).all() and (corners + 38 <= np.array(label.shape)).all()
     centre_hits = [label[x + 13:x + 25, y + 13:y + 25, z + 13:z + 25].any() for x, y, z in corners]
     assert sum(centre_hits) >= 20  # each tumour centre lies in its patch's labelled centre
+    # Distinct centres, as the reference draws them: all 80 tumour voxels for 80 tumour centres.
+    corners = patches.sample_patch_corners(label, brain, 80, 0, (12, 12, 12), rng)
+    assert len({tuple(c) for c in corners}) == 80
+
+
+def test_reference_batches_of_one_case_clamp_the_last():
+    np.testing.assert_array_equal(patches.reference_batch_order(5, 2), [0, 1, 2, 3, 3, 4])
+    np.testing.assert_array_equal(patches.reference_batch_order(4, 2), [0, 1, 2, 3])
+    assert patches.steps_per_epoch(3, 5, 2, "reference") == 9 and patches.steps_per_epoch(3, 5, 2, "mixed") == 7
 
 
 def test_patch_dataset_shapes_determinism_and_one_load_per_case_and_epoch(synthetic_root):
@@ -343,12 +359,12 @@ def test_patch_dataset_shapes_determinism_and_one_load_per_case_and_epoch(synthe
     def load_fn(index):
         loads.append(index)
         loaded = nifti.load_case(found[index])
-        return loaded.image, loaded.label
+        return loaded.image, loaded.label, loaded.background
 
-    def epoch_batches(epoch):
+    def epoch_batches(epoch, sampling="mixed"):
         dataset = patches.patch_dataset(load_fn, len(found), num_tumour=3, num_background=3,
                                         patch_size=(38, 38, 38), label_size=(12, 12, 12), batch_size=4,
-                                        seed=5, epoch=epoch)
+                                        seed=5, epoch=epoch, sampling=sampling)
         return [(x.numpy(), y.numpy()) for x, y in dataset]
 
     first = epoch_batches(0)
@@ -364,10 +380,28 @@ def test_patch_dataset_shapes_determinism_and_one_load_per_case_and_epoch(synthe
     assert not np.array_equal(first[0][0], other[0][0])
     # A run continued at step 2 of the epoch (after a kill) gets the batches the first run would have.
     dataset = patches.patch_dataset(load_fn, len(found), num_tumour=3, num_background=3, patch_size=(38, 38, 38),
-                                    label_size=(12, 12, 12), batch_size=4, seed=5, epoch=0).skip(2)
+                                    label_size=(12, 12, 12), batch_size=4, seed=5, epoch=0, sampling="mixed").skip(2)
     for (x1, y1), (x2, y2) in zip(first[2:], dataset):
         np.testing.assert_array_equal(x1, x2.numpy())
         np.testing.assert_array_equal(y1, y2.numpy())
+
+
+def test_reference_sampling_keeps_each_cases_patches_in_its_own_batches(synthetic_root):
+    found = cases.discover_cases(synthetic_root)[0][:3]
+    loaded = [nifti.load_case(case) for case in found]
+
+    def load_fn(index):  # case i's values moved to around 1000 i, so that each patch tells its case
+        case = loaded[index]
+        return case.image + 1000.0 * index, case.label, case.background + 1000.0 * index
+
+    dataset = patches.patch_dataset(load_fn, len(found), num_tumour=3, num_background=2, patch_size=(38, 38, 38),
+                                    label_size=(12, 12, 12), batch_size=2, seed=5, epoch=0)
+    batches = [x.numpy() for x, _ in dataset]
+    # 5 patches a case: 3 batches each (the last repeats a patch), one case's in a row, 9 in the epoch.
+    assert len(batches) == 9 == patches.steps_per_epoch(3, 5, 2, "reference")
+    cases_of_batches = [sorted({int(round(patch.mean() / 1000)) for patch in batch}) for batch in batches]
+    order = np.random.default_rng([5, 0]).permutation(3).tolist()
+    assert cases_of_batches == [[index] for index in order for _ in range(3)]
 
 
 def test_synthetic_case_format(synthetic_root):

@@ -104,6 +104,20 @@ def test_an_older_runs_config_json_with_the_earlier_flag_names_still_reads(tmp_p
     (tmp_path / "config.json").write_text(json.dumps(older))
     args = flags.parse_args(["-r", "d", "--mode", "test", "--model_dir", str(tmp_path)])
     assert (args.model_name, args.width_multiplier, args.n4_correction) == ("dense48", 0.5, False)
+    # It predates --normalisation: its weights were trained on zero-background inputs, and are tested so.
+    assert args.normalisation == "zero_background"
+
+
+def test_test_and_predict_take_the_normalisation_of_the_training_run(tmp_path, capsys):
+    assert flags.parse_args(["-r", "d"]).normalisation == "reference" and flags.parse_args(["-r", "d"]).sampling \
+        == "reference"
+    config = {"model_name": "dense24", "width_multiplier": 1.0, "n4_correction": True,
+              "normalisation": "zero_background", "data_path": "d", "model_dir": str(tmp_path)}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    args = flags.parse_args(["-r", "d", "--mode", "predict", "--model_dir", str(tmp_path)])
+    assert args.normalisation == "zero_background" and "--normalisation=zero_background" in capsys.readouterr().out
+    with pytest.raises(UserError, match="--normalisation=reference contradicts the training run"):
+        flags.parse_args(["-r", "d", "--mode", "test", "--model_dir", str(tmp_path), "--normalisation=reference"])
 
 
 def test_a_lone_copy_of_the_directory_says_in_one_line_that_it_needs_common(tmp_path):

@@ -22,7 +22,9 @@ import pytest
 
 from common import npu_utils
 from conftest import write_reoriented_case
-from data_loading import cases
+from data_loading import cases, synthetic
+from data_loading.nifti import load_case
+from data_loading.preprocessing import head_mask
 from model import tf_models
 from runtime import inference
 
@@ -70,29 +72,58 @@ def test_block_size_does_not_change_the_result_and_every_voxel_is_predicted(pred
     assert (np.abs(small).sum(axis=-1) > 0).all()  # the border has logits too
 
 
-def test_whole_case_labels_agree_and_are_background_outside_the_head(predict_fn, twin_fn, volume):
+# Each channel's value outside the head: 0 (--normalisation=zero_background) or, as the reference normalises,
+# -mean/std of the modality's non-zero voxels.
+BACKGROUNDS = {"zero": np.zeros(4, np.float32), "reference": np.array([-0.7, -1.3, -0.4, -2.1], np.float32)}
+
+
+@pytest.mark.parametrize("background", list(BACKGROUNDS))
+def test_whole_case_labels_agree_and_are_background_outside_the_head(predict_fn, twin_fn, volume, background):
+    background = BACKGROUNDS[background]
     image = volume.copy()
-    image[:, :, 26:] = 0  # the head ends at z = 26
-    image[:6] = 0
-    block = inference.predict_labels(twin_fn, image, "block", block=20)
-    window = inference.predict_labels(predict_fn, image, "window", window_batch=4)
-    _, counts = inference.predict_windows(predict_fn, image, batch_size=4)
+    image[:, :, 26:] = background  # the head ends at z = 26
+    image[:6] = background
+    block = inference.predict_labels(twin_fn, image, "block", block=20, background=background)
+    window = inference.predict_labels(predict_fn, image, "window", window_batch=4, background=background)
+    _, counts = inference.predict_windows(predict_fn, image, batch_size=4, background=background)
     covered = counts > 0
-    inside = inference.head_mask(image)
-    assert covered.any()
+    inside = head_mask(image, background)
+    assert covered.any() and not inside[:6].any()
+    # The block method pads with each channel's background, so a block sees what a window sees.
     np.testing.assert_array_equal(block[covered], window[covered])
     assert not block[~inside].any() and not window[~inside].any()
     assert set(np.unique(block)) <= {0, 1, 2, 4} and block[inside].any()
 
 
-def test_window_inference_skips_windows_with_an_all_zero_input(predict_fn, volume):
+@pytest.mark.parametrize("background", list(BACKGROUNDS))
+def test_window_inference_skips_windows_without_a_head_voxel(predict_fn, volume, background):
+    background = BACKGROUNDS[background]
     image = volume.copy()
-    image[12:] = 0  # of the windows at x = 0, 12 and 14, the last two see only zeros
+    image[12:] = background  # of the windows at x = 0, 12 and 14, the last two see no head voxel
     corners = inference.window_corners(image.shape[:3])
-    kept = inference.nonzero_window_corners(image)
+    kept = inference.nonzero_window_corners(image, background=background)
     assert len(corners) == 3 * 2 * 2 and kept.tolist() == [[0, 0, 0], [0, 0, 2], [0, 8, 0], [0, 8, 2]]
-    _, counts = inference.predict_windows(predict_fn, image, batch_size=4)
+    _, counts = inference.predict_windows(predict_fn, image, batch_size=4, background=background)
     assert (counts > 0).sum() == 12 * 20 * 14
+
+
+def test_window_logits_equal_a_run_on_the_references_inputs(predict_fn, tmp_path):
+    """A case as load_case reads it (--normalisation=reference) gives the window logits of inputs made by the
+    reference's formula from the files: per modality (x - mean) / std of its non-zero voxels, whole volume."""
+    synthetic.write_dataset(str(tmp_path), 1, (48, 48, 40), seed=3)
+    case = cases.discover_cases(str(tmp_path))[0][0]
+    loaded = load_case(case)
+    channels = []
+    for kind in ("flair", "t2", "t1", "t1ce"):
+        raw = np.asanyarray(nib.load(case.path(kind)).dataobj).astype(np.float64)
+        values = raw[raw != 0]
+        channels.append(((raw - values.mean()) / values.std()).astype(np.float32))
+    image = np.stack(channels, axis=-1)
+    corners = inference.window_corners(image.shape[:3])
+    ours, _ = inference.predict_windows(predict_fn, loaded.image, batch_size=4, corners=corners)
+    reference, _ = inference.predict_windows(predict_fn, image, batch_size=4, corners=corners)
+    np.testing.assert_array_equal(ours, reference)
+    assert loaded.background.tolist() == image[0, 0, 0].tolist()
 
 
 def test_window_grid_is_the_references():
@@ -143,7 +174,7 @@ def test_a_case_flipped_and_permuted_on_disk_gets_the_same_labels(model, synthet
     moved = write_reoriented_case(source, str(tmp_path / "moved" / "Synth_002"), orientation)
     args = types.SimpleNamespace(save_path=str(tmp_path / "predictions"), inference="block", model_name="dense24",
                                  width_multiplier=0.15, block_size=24, window_batch=4, save_png=False,
-                                 mode="predict", metrics="brats")
+                                 mode="predict", metrics="brats", normalisation="reference")
     lines = []
     written = {}
     for name, folder in (("original", source), ("moved", moved)):
