@@ -36,6 +36,11 @@ Parts (``--parts``, comma-separated):
   data_loading/augment.resize) against plain bilinear (the training filter
   before), for the mean Inception box of a 500x375 image (318x318) and of a
   4000x3000 photo (2540x2540), one image at a time in a tf.data map.
+- ``epochs``: ``main.py --mode=train`` for 4 epochs of 10 steps streamed
+  from synthetic 64x64 PNG class folders (Small alpha 0.5, batch 16,
+  ``--cache_budget_mb=0``): for each epoch after the first, its first TRAIN
+  line's ``step_ms`` against the median of its other steps (an epoch
+  boundary that stalls the input shows as a ratio well above 1).
 - ``scaling``: ``main.py --mode=train`` on ``--small_count`` and
   ``--large_count`` ImageNet-like 500x375 JPEGs: peak RSS of the process and
   the time from its start to its first TRAIN line.
@@ -47,6 +52,7 @@ never inside the repository, and reused when they exist.
                                    [--xla off,on] [--rounds 5] [--max_rotation 0]
     python3 benchmark.py --parts scaling [--small_count 600 --large_count 12600]
     python3 benchmark.py --parts resampling [--size 224]
+    python3 benchmark.py --parts epochs
 """
 
 import argparse
@@ -68,7 +74,7 @@ import tensorflow as tf  # noqa: E402
 
 from common import npu_utils  # noqa: E402
 from common.npu_utils import keras  # noqa: E402
-from data_loading import augment, folders, pipeline  # noqa: E402
+from data_loading import augment, folders, pipeline, synthetic  # noqa: E402
 from model.mobilenet_v3 import build_classifier  # noqa: E402
 
 JPEG_SIZE = (500, 375)  # width, height: a typical ImageNet photo
@@ -256,6 +262,34 @@ def resampling_rows(size, images=96):
               f"per image (load average {os.getloadavg()[0]:.1f})", flush=True)
 
 
+# The epochs part: epochs of 10 steps (160 training images, batch 16).
+BOUNDARY_EPOCHS = 4
+
+
+def epoch_boundaries(jpeg_root):
+    """Print, for each epoch after the first of a streamed main.py run, its first step's step_ms against the
+    median of its other steps (the part ``epochs``)."""
+    folder = os.path.join(jpeg_root, "shapes")
+    if not os.path.isdir(folder):
+        synthetic.write_classification(folder, classes=4, train_per_class=40, validation_per_class=10, size=64)
+    command = [sys.executable, os.path.join(MODEL_DIR, "main.py"), "--mode=train", f"--data_path={folder}",
+               "--class_number=0", "--alpha=0.5", "--height=64", "--width=64", f"--train_epochs={BOUNDARY_EPOCHS}",
+               "--batch_size=16", "--cache_budget_mb=0", f"--model_dir={os.path.join(jpeg_root, 'epochs_run')}",
+               "--resume=False"]
+    result = subprocess.run(command, capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2"))
+    if result.returncode:
+        raise SystemExit(f"{' '.join(command)} failed (status {result.returncode})")
+    step_ms = [float(match.group(5)) for match in map(npu_utils.STEP_LINE_RE.search, result.stdout.splitlines())
+               if match]
+    per_epoch = len(step_ms) // BOUNDARY_EPOCHS
+    for epoch in range(1, BOUNDARY_EPOCHS):
+        steps = step_ms[epoch * per_epoch:(epoch + 1) * per_epoch]
+        median = float(np.median(steps[1:]))
+        print(f"epoch {epoch + 1}: first step {steps[0]:.1f} ms, median of its other {len(steps) - 1} steps "
+              f"{median:.1f} ms, ratio {steps[0] / median:.2f} (load average {os.getloadavg()[0]:.1f})", flush=True)
+
+
 def first_step_and_peak_rss(folder, args, run_dir):
     """``main.py --mode=train`` on ``folder``: (seconds from start to the first TRAIN line, peak RSS in MB)."""
     command = [sys.executable, os.path.join(MODEL_DIR, "main.py"), "--mode=train", f"--data_path={folder}",
@@ -290,7 +324,7 @@ def scaling_rows(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parts", default="training,amp,pipeline",
-                        help="training, amp, pipeline, with_pipeline, resampling, scaling")
+                        help="training, amp, pipeline, with_pipeline, resampling, epochs, scaling")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--steps", type=int, default=6, help="timed steps per configuration")
@@ -336,6 +370,8 @@ def main():
         print(f"streamed pipeline / keras.applications in-memory: {rows[2][2] / rows[0][2]:.2f}x")
     if "resampling" in parts:
         resampling_rows(args.size)
+    if "epochs" in parts:
+        epoch_boundaries(args.jpeg_root)
     if "scaling" in parts:
         (small, small_s, small_mb), (large, large_s, large_mb) = scaling_rows(args)
         print(f"\n| JPEGs | time to the first TRAIN line (s) | peak RSS (MB) |\n|---|---|---|\n"

@@ -185,50 +185,66 @@ class TrainData:
         return augment.augment(crop, seeds, height, width, self.augmentation, mask=label)
 
     def _elements(self, epoch, excluded):
-        """``(index, seed)`` of every element of ``epoch``, the files of ``excluded`` left out.
+        """``(index, seed)`` of every element of ``epoch`` (an int64 scalar, Python or tensor), the files of
+        ``excluded`` left out; the shuffled list repeats, so an epoch without its bad files still fills.
 
         The seeds are drawn before the bad files are left out, so leaving one
         out does not change the augmentation of the others.
         """
         count = self.kept.count if self.kept is not None else self.count
-        order = tf.data.Dataset.range(count).shuffle(count, seed=self.seed * 1009 + epoch).repeat()
-        seeds = tf.data.Dataset.random(seed=self.seed * 7919 + epoch).batch(2)
-        elements = tf.data.Dataset.zip((order, seeds))
+        epoch = tf.cast(epoch, tf.int64)
+        # Stateless draws keyed by (seed, epoch): Dataset.shuffle's and Dataset.random's seeds must be Python
+        # values whenever the global seed is 0, and the epoch is a tensor of the run's one pipeline.
+        order = tf.argsort(tf.random.stateless_uniform([count], tf.stack([tf.constant(self.seed, tf.int64), epoch])))
+        elements = tf.data.Dataset.from_tensor_slices(tf.cast(order, tf.int64)).repeat().enumerate()
+        elements = elements.map(lambda place, index: (index, tf.stack([self.seed * 7919 + epoch, place])))
         if self.kept is None:
             elements = elements.filter(lambda index, seed: tf.logical_not(excluded[index]))
-        return elements
+        return elements.take(self.steps_per_epoch * self.batch)
 
-    def dataset(self, epoch, skip_batches=0, excluded=None):
-        """The tf.data batches of ``epoch`` (0-based) after the first ``skip_batches``, without error handling.
+    def _run_elements(self, first_batch, end_epoch, excluded):
+        """``(index, seed)`` of the run's batches from ``first_batch`` (counted from the run's start) to the end
+        of epoch ``end_epoch - 1``: the epochs one after the other in one stream."""
+        first_epoch = first_batch // self.steps_per_epoch
+        elements = tf.data.Dataset.range(first_epoch, end_epoch).flat_map(
+            lambda epoch: self._elements(epoch, excluded))
+        return elements.skip((first_batch - first_epoch * self.steps_per_epoch) * self.batch)
 
-        The shuffled list repeats, so an epoch whose bad files were left out
-        still has ``steps_per_epoch`` full batches.
-        """
+    def dataset(self, first_batch, end_epoch, excluded=None):
+        """The tf.data batches from batch ``first_batch`` of the run to the end of epoch ``end_epoch - 1``,
+        without error handling: one pipeline across the epochs, so no epoch starts from an empty buffer."""
         excluded = tf.constant(self._excluded) if excluded is None else excluded
-        elements = self._elements(epoch, excluded).skip(skip_batches * self.batch)
+        elements = self._run_elements(first_batch, end_epoch, excluded)
         data = elements.map(self._element, num_parallel_calls=self.parallel_calls, deterministic=True)
-        data = data.take((self.steps_per_epoch - skip_batches) * self.batch)
         return data.batch(self.batch, drop_remainder=True).prefetch(AUTOTUNE)
 
-    def epoch(self, epoch, skip_batches=0):
-        """The batches of ``epoch`` (0-based) after the first ``skip_batches`` (an iterator of (images, labels)).
-
-        A batch that fails to decode is replaced: its bad files are recorded
-        in the checker (and left out of later epochs, which record them
-        again), and the stream goes on without them.
-        """
+    def record_known_bad(self):
+        """Record again the files found bad so far (each epoch lists the files it skipped, also the known ones)."""
         for index, reason in self._reasons.items():
             self.checker.record(self.paths[index], reason)
 
+    def batches(self, first_batch, end_epoch):
+        """The run's batches from batch ``first_batch`` to the end of epoch ``end_epoch - 1`` (an iterator of
+        (images, labels)); a batch and its augmentation depend on (seed, epoch, place) only, so a resumed
+        run's batches are the uninterrupted run's.
+
+        A batch that fails to decode is replaced: its bad files are recorded
+        in the checker (and left out of the rest of the run), and the stream
+        goes on without them.
+        """
         def build(excluded, done):
-            return self.dataset(epoch, skip_batches + done, excluded)
+            return self.dataset(first_batch + done, end_epoch, excluded)
 
         def window(excluded, done):
-            start = (skip_batches + done) * self.batch
-            elements = self._elements(epoch, tf.constant(excluded)).skip(start).take(self.batch)
+            elements = self._run_elements(first_batch + done, end_epoch, tf.constant(excluded)).take(self.batch)
             return [int(index) for index, _ in elements]
 
         yield from checked(build, window, self.paths, self._excluded, self._reasons, self.checker)
+
+    def epoch(self, epoch, skip_batches=0):
+        """The batches of ``epoch`` (0-based) after the first ``skip_batches``: :meth:`batches` of that epoch."""
+        self.record_known_bad()
+        return self.batches(epoch * self.steps_per_epoch + skip_batches, epoch + 1)
 
 
 class CheckedBatches:

@@ -23,12 +23,14 @@ model, the optimizer state and the step, under the rules every model shares
 The shape: :func:`train` -> :func:`_build` (network, optimizer, checkpoints)
 -> :func:`_restore_or_start` -> per epoch :func:`_train_epoch` (the steps) and
 :func:`_end_epoch` (checkpoint, validation, best model, history), all
-sharing one :class:`TrainState`.
+sharing one :class:`TrainState`. One input pipeline serves the whole run
+(pipeline.TrainData.batches), so a new epoch does not start from an empty buffer.
 """
 
 import contextlib
 import csv
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -181,13 +183,14 @@ def train(args, ctx, dataset):
         if ctx.is_chief:  # every check passed and the restore succeeded
             npu_utils.write_run_config(args.model_dir, flags.run_config_values(args))
         state.timer = npu_utils.StepTimer(args.batch_size * ctx.ranks.rank_size, first_step=state.step)
+        batches = state.train_data.batches(state.step, args.train_epochs)  # one pipeline for the whole run
         for epoch in range(state.step // state.steps_per_epoch, args.train_epochs):
             if state.step >= state.total_steps:
                 break
-            losses = _train_epoch(state, epoch)
+            mean_loss = _train_epoch(state, epoch, batches)
             if not args.benchmark:
                 with state.timer.paused():
-                    _end_epoch(state, epoch, losses, dataset.class_names)
+                    _end_epoch(state, epoch, mean_loss, dataset.class_names)
         if not args.benchmark:
             with state.averaged():
                 _save_trainable(state.model, dataset.class_names, _model_folder(state))
@@ -303,43 +306,66 @@ def _prepare_loop(state, dataset):
     state.history = History(args.model_dir, ctx.is_chief and not args.benchmark)
 
 
-def _train_epoch(state, epoch):
-    """The steps of ``epoch`` (0-based) from ``state.step`` on; returns their losses.
+def _train_epoch(state, epoch, batches):
+    """The steps of ``epoch`` (0-based) from ``state.step`` on, from the run's ``batches``; returns the epoch's
+    mean loss (a float).
+
+    The loss is read on the host only for a TRAIN line (every --log_every
+    steps), so the host does not wait for every step; the epoch's mean is
+    read once at its end.
 
     Raises:
-      npu_utils.TrainingDiverged: a non-finite loss (nothing is saved after it).
+      npu_utils.TrainingDiverged: a non-finite loss at a TRAIN line or the epoch's end (nothing is saved after
+        it; a checkpoint in between refuses non-finite weights).
     """
     args, spe = state.args, state.steps_per_epoch
     frozen = epoch < args.freeze_backbone_epochs
     set_backbone_trainable(state.model, not frozen)
     train_step = state.steps["head"] if frozen else state.steps["full"]
+    end = min((epoch + 1) * spe, state.total_steps)
     bar = None
     if sys.stdout.isatty() and state.ctx.is_chief:
         bar = keras.utils.Progbar(min(spe, state.total_steps - epoch * spe))
+    state.train_data.record_known_bad()
     losses = []
-    for images, labels in state.train_data.epoch(epoch, skip_batches=state.step - epoch * spe):
-        loss = float(train_step(images, labels))
+    for images, labels in itertools.islice(batches, end - state.step):
+        loss = train_step(images, labels)
         state.step += 1
         state.checker.raise_if_bad()
-        if not math.isfinite(loss):
-            print(npu_utils.format_step_line(state.step, loss, 0.0, state.timer.elapsed()), flush=True)
-            raise npu_utils.TrainingDiverged(
-                f"non-finite loss ({loss}) at step {state.step}: training stopped and nothing was saved after "
-                f"it; the last good checkpoint stays: {_latest(state) or 'none'}")
+        if state.step % args.log_every == 0:
+            _log_step(state, float(loss), bar, epoch)
         state.global_step.assign(state.step)
         if state.average:
             state.average.update(state.global_step)  # TF's num_updates: the steps done, this one included
         losses.append(loss)
-        if state.step % args.log_every == 0:
-            print(state.timer.line(state.step, loss), flush=True)
-        state.history.scalars(state.step, {"loss": loss, "learning_rate": float(state.schedule(state.step - 1))})
-        if bar is not None:
-            bar.update(state.step - epoch * spe, [("loss", loss)])
         if state.checkpoints and state.step % args.checkpoint_every == 0:
             state.checkpoints.save(state.step)
-        if state.step >= state.total_steps:
-            break
-    return losses
+    mean_loss = float(tf.reduce_mean(tf.stack(losses))) if losses else 0.0
+    _check_finite(state, mean_loss)
+    return mean_loss
+
+
+def _check_finite(state, loss):
+    """Raises npu_utils.TrainingDiverged when ``loss`` (a float) is NaN or infinite."""
+    if not math.isfinite(loss):
+        raise npu_utils.TrainingDiverged(
+            f"non-finite loss ({loss}) at step {state.step}: training stopped and nothing was saved after "
+            f"it; the last good checkpoint stays: {_latest(state) or 'none'}")
+
+
+def _log_step(state, loss, bar, epoch):
+    """The TRAIN line, TensorBoard scalars and progress bar of step ``state.step`` (``loss``: its float loss).
+
+    Raises:
+      npu_utils.TrainingDiverged: ``loss`` is not finite (its TRAIN line printed first).
+    """
+    if not math.isfinite(loss):
+        print(npu_utils.format_step_line(state.step, loss, 0.0, state.timer.elapsed()), flush=True)
+        _check_finite(state, loss)
+    print(state.timer.line(state.step, loss), flush=True)
+    state.history.scalars(state.step, {"loss": loss, "learning_rate": float(state.schedule(state.step - 1))})
+    if bar is not None:
+        bar.update(state.step - epoch * state.steps_per_epoch, [("loss", loss)])
 
 
 def _latest(state):
@@ -347,7 +373,7 @@ def _latest(state):
     return state.checkpoints.manager.latest_checkpoint if state.checkpoints else None
 
 
-def _end_epoch(state, epoch, losses, class_names):
+def _end_epoch(state, epoch, mean_loss, class_names):
     """Checkpoint, validate, keep the best model and write the history row of ``epoch``."""
     args, step = state.args, state.step
     latest = state.checkpoints.manager.latest_checkpoint
@@ -357,7 +383,7 @@ def _end_epoch(state, epoch, losses, class_names):
         result = evaluation.evaluate(state.model, state.val_data, args.task, args.class_number, args.batch_size)
         state.checker.end_pass(f"epoch {epoch + 1}")
         evaluation.print_metric_lines(result)
-        hint = chance_hint(result, sum(losses) / max(len(losses), 1)) if args.task == "classification" else None
+        hint = chance_hint(result, mean_loss) if args.task == "classification" else None
         if hint and state.ctx.is_chief:
             print(hint, flush=True)
         best_metric = BEST_METRIC[args.task]
@@ -373,7 +399,7 @@ def _end_epoch(state, epoch, losses, class_names):
                 print(f"[train] best {best_metric}={value:.4f} at epoch {epoch + 1}: saved {best_dir}", flush=True)
     scalars = evaluation.scalar_metrics(result)
     state.history.scalars(step, {f"val_{name}": v for name, v in scalars.items()})
-    state.history.epoch({"epoch": epoch + 1, "step": step, "loss": sum(losses) / max(len(losses), 1),
+    state.history.epoch({"epoch": epoch + 1, "step": step, "loss": mean_loss,
                          "learning_rate": float(state.schedule(step - 1)),
                          **{f"val_{name}": f"{v:.6f}" for name, v in scalars.items()},
                          "elapsed_sec": round(state.timer.elapsed(), 2)})
