@@ -24,8 +24,8 @@ import it. Nothing here imports TensorFlow.
 The adapter's rules followed here (``tf_adapter_2.x/python/npu_device/``):
 options are set on ``npu_device.global_options()`` before
 ``npu_device.open()``, and validated (an unknown name or value is a
-``ValueError``); ``auto_tune_mode`` (up to r1.10) became
-``aoe_config.aoe_mode`` (r1.11 on); ``open()`` reads ``ASCEND_DEVICE_ID``,
+``ValueError``); ``auto_tune_mode`` (up to r1.10) gave way to
+``aoe_config.aoe_mode`` (beside it in r1.10, alone from r1.11); ``open()`` reads ``ASCEND_DEVICE_ID``,
 ``RANK_SIZE``, ``RANK_ID`` and ``RANK_TABLE_FILE`` / ``CM_CHIEF_IP`` from the
 environment.
 """
@@ -52,9 +52,10 @@ FILES = {"mixlist_file": "the mixed-precision op list (modify_mixlist)",
          "fusion_switch_file": "the fusion switch file"}
 DUMP_STEP_RE = re.compile(r"\d+(-\d+)?(\|\d+(-\d+)?)*")
 AOE_OPERATOR_TUNING = "2"  # aoe_config.aoe_mode: 1 subgraph, 2 operator, 4 gradient split tuning
-CANN_SET_ENV = ("/usr/local/Ascend/ascend-toolkit/set_env.sh", "/usr/local/Ascend/tfplugin/set_env.sh")
+# What common/ascend_env.sh (every test/env.sh) sources where it exists, under ASCEND_INSTALL_PATH.
+CANN_SET_ENV = ("ascend-toolkit/set_env.sh", "tfplugin/set_env.sh")
 # With no --precision_mode the adapter's own default runs: allow_fp32_to_fp16 on adapters up to r1.11;
-# None on later ones, which leaves it to CANN, per chip (Huawei's TF 2.6.5 precision-tuning guide).
+# None on master, which leaves it to CANN, per chip (Huawei's TF 2.6.5 precision-tuning guide).
 CANN_DEFAULT_PRECISION = "allow_fp32_to_fp16 on the Atlas training series (910), must_keep_origin_dtype on 910B/910C"
 
 
@@ -104,8 +105,10 @@ def import_adapter():
         broken = error
     except ImportError as error:
         broken = error
+    install = os.environ.get("ASCEND_INSTALL_PATH", "/usr/local/Ascend")
     raise UserError(f"npu_device is installed but does not import ({type(broken).__name__}: {broken}): source "
-                    f"CANN's {CANN_SET_ENV[0]} and {CANN_SET_ENV[1]} first (test/env.sh does)")
+                    f"{os.path.join(install, CANN_SET_ENV[0])} and {os.path.join(install, CANN_SET_ENV[1])} "
+                    "first (test/env.sh sources them where they exist)")
 
 
 def check_distribution_environment(rank_size, env=None):
@@ -160,8 +163,8 @@ def _set(config, name, value, flag):
 
 
 def _set_autotune(options):
-    """Operator auto-tuning by what this adapter has: ``aoe_config.aoe_mode`` (r1.11 on; r1.10 has both),
-    else ``auto_tune_mode`` (up to r1.10). Decided from its options, never from a version string."""
+    """Operator auto-tuning by what this adapter has: ``aoe_config.aoe_mode`` (r1.10 on, where it stands
+    beside the older option), else ``auto_tune_mode``. Decided from its options, never from a version string."""
     if hasattr(options, "aoe_config"):
         _set(options.aoe_config, "aoe_mode", AOE_OPERATOR_TUNING, "--autotune")
     elif hasattr(options, "auto_tune_mode"):
@@ -170,23 +173,31 @@ def _set_autotune(options):
         raise UserError("--autotune: this Ascend adapter has neither aoe_config.aoe_mode nor auto_tune_mode")
 
 
+def _make_folder(path, flag):
+    """Make a dump folder; one that cannot be made (a file there, no permission) is one line naming the flag."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"{flag}={path}: cannot be made a folder ({error.strerror})") from None
+
+
 def _set_dumps(options, args):
     """The overflow and data dumps and profiling, each into its own folder (made here)."""
     if args.over_dump:
-        os.makedirs(args.over_dump_path, exist_ok=True)
+        _make_folder(args.over_dump_path, "--over_dump_path")
         _set(options.dump_config, "enable_dump_debug", True, "--over_dump")
         _set(options.dump_config, "dump_path", os.path.abspath(args.over_dump_path), "--over_dump_path")
         _set(options.dump_config, "dump_debug_mode", "all", "--over_dump")
     if args.data_dump_flag:
         if args.over_dump:  # the adapter has one dump_path for both kinds of dump
             print(f"[device] --over_dump and --data_dump_flag both write to {args.data_dump_path}", flush=True)
-        os.makedirs(args.data_dump_path, exist_ok=True)
+        _make_folder(args.data_dump_path, "--data_dump_path")
         _set(options.dump_config, "enable_dump", True, "--data_dump_flag")
         _set(options.dump_config, "dump_path", os.path.abspath(args.data_dump_path), "--data_dump_path")
         _set(options.dump_config, "dump_step", args.data_dump_step, "--data_dump_step")
         _set(options.dump_config, "dump_mode", "all", "--data_dump_flag")
     if args.profiling:
-        os.makedirs(args.profiling_dump_path, exist_ok=True)
+        _make_folder(args.profiling_dump_path, "--profiling_dump_path")
         _set(options.profiling_config, "enable_profiling", True, "--profiling")
         _set(options.profiling_config, "profiling_options", json.dumps({
             "output": os.path.abspath(args.profiling_dump_path), "training_trace": "on",

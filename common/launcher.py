@@ -345,26 +345,48 @@ def _copy_lines(source, logs, echo):
         log.close()
 
 
+def _spellings(path):
+    """A path as given (absolute), with the links above it resolved, and with every link resolved: a run
+    folder named through a link, or from a folder reached through one, or itself a link, is still
+    recognised inside the output folder."""
+    path = os.path.abspath(path)
+    return {path, os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path)),
+            os.path.realpath(path)}
+
+
+def _leads_to(path, keep):
+    """Whether the run folder ``keep`` is ``path`` itself (0), lies inside it (1), or neither (None)."""
+    for folder in _spellings(path):
+        for kept in keep:
+            if kept == folder:
+                return 0
+            if kept.startswith(folder + os.sep):
+                return 1
+    return None
+
+
+def _remove(path):
+    """Remove a file, a link (never what it points to) or a folder."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
 def _clear(folder, keep=None):
     """Remove ``folder`` (made anew by every run), all but ``keep`` and the folders that lead to it
     when the run folder (--ckpt_path) lies inside it."""
-    # Real paths: a run folder named through a symbolic link (or from a folder reached through one) is
-    # still recognised inside the output folder.
-    keep = os.path.realpath(keep) if keep else None
-    folder = os.path.realpath(folder)
-    if keep is None or not keep.startswith(folder + os.sep):
-        shutil.rmtree(folder, ignore_errors=True)
+    kept = _spellings(keep) if keep else set()
+    if _leads_to(folder, kept) != 1:
+        _remove(folder)
         return
     for name in os.listdir(folder):
         path = os.path.join(folder, name)
-        if keep == path:
-            continue
-        if keep.startswith(path + os.sep):
+        where = _leads_to(path, kept)
+        if where == 1:
             _clear(path, keep)
-        elif os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            os.remove(path)
+        elif where is None:
+            _remove(path)
 
 
 def _start_rank(rank_id, device_id, command, env, output_root, echo, segment=None):

@@ -25,6 +25,10 @@ fi
 # One process, whatever RANK_SIZE the shell holds (left over from an 8p job, say), as ModelZoo's 1p
 # scripts pin it; the 8p scripts pass their rank count as MZ_RANK_SIZE.
 RANK_SIZE="${MZ_RANK_SIZE:-1}"
+if [ -n "${MZ_RANK_SIZE:-}" ] && ! [ "${MZ_RANK_SIZE}" -ge 2 ] 2>/dev/null; then
+  echo "[Error] RANK_SIZE=${MZ_RANK_SIZE}: $(basename "${MZ_SCRIPT:-$0}") runs 2 or more ranks (unset: 8); the 1p scripts run one" >&2
+  exit 2
+fi
 RANK_ID_START="${RANK_ID_START:-0}"
 export RANK_SIZE RANK_ID_START
 # Where the runs' output/<device>/ folders go (tests point it into a temporary folder).
@@ -32,8 +36,8 @@ mz_output_root="${MZ_OUTPUT_DIR:-${cur_path}/output}"
 
 # mz_parse_flags SETTING... -- "$@": the script's own main.py flags (SETTINGs, e.g. --mode=train), then
 # the user's flags, parsed by common/script_flags.py with the model's own main.py parser (so every
-# main.py flag is a script flag, with main.py's default; the user's win over the SETTINGs), besides
-# the ModelZoo debug parameters and --ckpt_path. Sets mz_main_args, mz_launch_args and arg_<name>
+# main.py flag is a script flag, the ModelZoo debug flags among them, with main.py's default; the
+# user's win over the SETTINGs), besides --ckpt_path, --train_steps and --rank_table_file. Sets mz_main_args, mz_launch_args and arg_<name>
 # for each parsed main.py value (arg_batch_size, arg_log_every, ...). --help prints the script's
 # help and exits 0; a bad flag is one line and exit 2.
 mz_parse_flags() {

@@ -12,10 +12,11 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 """The Ascend code path (common/ascend.py through npu_utils.setup_device) against the stand-in adapter
-of ``tests/npu_stand_in/``, on both of its generations: r1.10 (``auto_tune_mode``, precision default
-``allow_fp32_to_fp16``, a rank table required) and current (``aoe_config.aoe_mode``, precision left to
-CANN, ``RANK_TABLE_FILE`` or ``CM_CHIEF_IP``). The stand-in validates options and reads the
-environment as Huawei's adapter does; it has not run on Ascend hardware here."""
+of ``tests/npu_stand_in/``, on each of its generations: r1.8 (``auto_tune_mode`` only), r1.10 (it and
+``aoe_config.aoe_mode``), both with precision default ``allow_fp32_to_fp16`` and a rank table required,
+and current (master: ``aoe_config.aoe_mode`` only, precision left to CANN, ``RANK_TABLE_FILE`` or
+``CM_CHIEF_IP``). The stand-in validates options and reads the environment as Huawei's adapter does;
+it has not run on Ascend hardware here."""
 
 import argparse
 import json
@@ -30,7 +31,8 @@ from common import ascend, npu_utils  # noqa: E402
 from common.errors import UserError  # noqa: E402
 from common.tests.stacks import NPU_STAND_IN  # noqa: E402
 
-GENERATIONS = ("r1.10", "current")
+GENERATIONS = ("r1.8", "r1.10", "current")
+LEGACY = ("r1.8", "r1.10")  # precision default allow_fp32_to_fp16, a rank table required
 
 
 def parse(argv=()):
@@ -76,9 +78,9 @@ def test_every_debug_flag_reaches_the_adapters_options(adapter, tmp_path, capsys
     assert options["modify_mixlist"] == f"{tmp_path}/mix.json"
     assert options["fusion_switch_file"] == f"{tmp_path}/fusion.cfg"
     # --autotune sets what this generation has: decided from its options, not a version string
-    if adapter.generation == "r1.10":
+    if adapter.generation == "r1.8":
         assert options["auto_tune_mode"] == "RL,GA" and "aoe_mode" not in options
-    else:
+    else:  # r1.10 has both options: the newer one
         assert options["aoe_mode"] == ascend.AOE_OPERATOR_TUNING and "auto_tune_mode" not in options
     assert npu.calls == [("open", 0, 1), "as_default"]
     out = capsys.readouterr().out
@@ -96,7 +98,7 @@ def test_no_precision_mode_leaves_the_adapters_default_and_names_it(adapter, cap
     ctx, npu = adapter()
     line = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[device] NPU")][0]
     assert ctx.precision.npu_precision_mode is None and not ctx.precision.loss_scaling
-    if adapter.generation == "r1.10":
+    if adapter.generation in LEGACY:
         assert npu.opened_options["precision_mode"] == "allow_fp32_to_fp16"
         assert line == "[device] NPU 0, precision allow_fp32_to_fp16 (the adapter's default), rank 0 of 1"
     else:
@@ -115,9 +117,9 @@ def test_the_adapter_refuses_unknown_options_and_values_as_huaweis_does(adapter)
     sys.modules.pop("npu_device")
     fresh = __import__("npu_device")  # options not yet opened
     options = fresh.global_options()
-    gone = "auto_tune_mode" if adapter.generation == "current" else "aoe_config"
-    with pytest.raises((ValueError, AttributeError)):
-        getattr(options, gone)
+    if adapter.generation != "r1.10":  # the option this generation lacks
+        with pytest.raises(AttributeError):
+            getattr(options, "auto_tune_mode" if adapter.generation == "current" else "aoe_config")
     with pytest.raises(ValueError, match="NpuConfig has no option no_such_option, all options"):
         options.no_such_option = 1
     with pytest.raises(ValueError, match="'fp8' not in optional list"):
@@ -145,9 +147,12 @@ def test_options_after_open_are_refused_by_the_stand_in(adapter):
         npu.global_options().precision_mode = "force_fp16"
 
 
-def test_a_missing_mixlist_file_is_one_line(adapter, tmp_path):
+def test_a_missing_mixlist_file_or_a_dump_folder_that_cannot_be_made_is_one_line(adapter, tmp_path):
     with pytest.raises(UserError, match=f"--mixlist_file={tmp_path}/none.json: no such file"):
         adapter(f"--mixlist_file={tmp_path}/none.json")
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(UserError, match=f"--profiling_dump_path={tmp_path}/a_file: cannot be made a folder"):
+        adapter("--profiling", f"--profiling_dump_path={tmp_path}/a_file")
 
 
 @pytest.mark.parametrize("loss_scale, expected", [
@@ -173,9 +178,9 @@ def test_several_devices_need_a_rank_table_or_a_chief_ip_before_the_adapter_open
     with pytest.raises(UserError, match="RANK_SIZE=2 on Ascend needs RANK_TABLE_FILE .* or CM_CHIEF_IP; "
                                         "neither is set"):
         adapter()
-    assert ("open", 1, 2) not in sys.modules["npu_device"].calls
+    assert not [call for call in sys.modules["npu_device"].calls if call[0] == "open"]  # stopped before open()
     monkeypatch.setenv("CM_CHIEF_IP", "192.168.1.1")
-    if adapter.generation == "r1.10":  # before r1.11 the adapter knows only the rank table
+    if adapter.generation in LEGACY:  # up to r1.11 the adapter knows only the rank table
         with pytest.raises(UserError, match="could not open the NPU: You must specify a rank table file"):
             adapter()
         return
@@ -189,7 +194,7 @@ def test_a_broken_adapter_install_is_one_line_not_a_silent_cpu_run(adapter, monk
         adapter()
     message = str(error.value)
     assert message.startswith("npu_device is installed but does not import (ImportError: libge_runner.so")
-    assert "ascend-toolkit/set_env.sh" in message and "tfplugin/set_env.sh" in message
+    assert "/usr/local/Ascend/ascend-toolkit/set_env.sh" in message and "tfplugin/set_env.sh" in message
 
 
 def test_no_adapter_installed_means_no_npu(monkeypatch):

@@ -26,7 +26,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import types
 
 import pytest
 
@@ -507,6 +506,24 @@ def test_a_run_folder_keeps_every_segment_and_the_summary_covers_the_whole_run(t
     assert (values["SegmentSteps"], values["RunSteps"], values["RunSegments"]) == ("4-8", "1-8", "2")
     assert int(values["RunE2ETrainingTime"]) >= int(values["E2ETrainingTime"])
     assert "Run: SegmentSteps 4-8, RunSteps 1-8, RunSegments 2" in second.stdout
+
+
+def test_a_new_run_clears_the_rank_folder_but_the_run_folder_and_what_links_point_to(tmp_path):
+    data = tmp_path / "data"
+    (data / "ck").mkdir(parents=True)
+    (data / "ck" / "ckpt-1.index").write_text("kept")
+    rank = tmp_path / "output" / "0"
+    (rank / "old").mkdir(parents=True)
+    os.symlink(data / "ck", rank / "keep_ck")  # a run folder that is a link
+    launcher._clear(str(rank), keep=str(rank / "keep_ck"))
+    assert os.listdir(rank) == ["keep_ck"] and (data / "ck" / "ckpt-1.index").read_text() == "kept"
+    os.symlink(tmp_path, tmp_path / "link")  # a run folder named through a link above it
+    (rank / "old").mkdir()
+    launcher._clear(str(rank), keep=str(tmp_path / "link" / "output" / "0" / "keep_ck"))
+    assert os.listdir(rank) == ["keep_ck"]
+    os.symlink(data, tmp_path / "output" / "1")  # a rank folder that is a link: the link goes, not its target
+    launcher._clear(str(tmp_path / "output" / "1"))
+    assert not os.path.lexists(tmp_path / "output" / "1") and (data / "ck" / "ckpt-1.index").is_file()
 
 
 def test_launch_failure_prints_no_summary(tmp_path):

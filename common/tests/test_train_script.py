@@ -24,6 +24,7 @@ import pytest
 
 COMMON = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NPU_STAND_IN = os.path.join(COMMON, "tests", "npu_stand_in")
+GENERATIONS = ("r1.8", "r1.10", "current")  # the stand-in adapter's (tests/npu_stand_in)
 
 FLAGS_PY = """\
 from common import npu_utils
@@ -188,18 +189,19 @@ def adapter_options(log_text):
     return json.loads(next(line[8:] for line in log_text.splitlines() if line.startswith("OPTIONS ")))
 
 
-@pytest.mark.parametrize("generation", ["r1.10", "current"])
+@pytest.mark.parametrize("generation", GENERATIONS)
 def test_dump_steps_and_a_users_dump_folder_reach_the_adapter(fake_model, tmp_path, generation):
     result, args = fake_model("--data_path=data", "--data_dump_flag", "--data_dump_step=0|5|10", "--autotune",
                               f"--data_dump_path={tmp_path}/mine", env_extra=on_the_stand_in(generation))
     assert result.returncode == 0, result.stderr
     options = adapter_options(fake_model.log)
     assert (options["dump_step"], options["dump_path"]) == ("0|5|10", f"{tmp_path}/mine")
-    assert options.get("aoe_mode" if generation == "current" else "auto_tune_mode") in ("2", "RL,GA")
+    assert (options.get("auto_tune_mode"), options.get("aoe_mode")) == (
+        ("RL,GA", None) if generation == "r1.8" else (None, "2"))
     assert args["data_dump_path"] == f"{tmp_path}/mine"
 
 
-@pytest.mark.parametrize("generation", ["r1.10", "current"])
+@pytest.mark.parametrize("generation", GENERATIONS)
 def test_a_users_overflow_dump_folder_reaches_the_adapter(fake_model, tmp_path, generation):
     result, _ = fake_model("--data_path=data", "--over_dump", "--over_dump_path=over",
                            env_extra=on_the_stand_in(generation))
@@ -215,7 +217,14 @@ def test_an_inherited_rank_size_runs_one_process_in_a_1p_script(fake_model, tmp_
     assert not (tmp_path / "output" / "1").exists()
 
 
-@pytest.mark.parametrize("generation", ["r1.10", "current"])
+def test_an_8p_script_refuses_fewer_than_two_ranks(fake_model, tmp_path):
+    result, args = fake_model("--data_path=data", script_name="train_full_8p.sh", env_extra={"RANK_SIZE": "1"})
+    assert result.returncode == 2 and args is None and not (tmp_path / "output").exists()
+    assert result.stderr == ("[Error] RANK_SIZE=1: train_full_8p.sh runs 2 or more ranks (unset: 8); "
+                             "the 1p scripts run one\n")
+
+
+@pytest.mark.parametrize("generation", GENERATIONS)
 def test_an_8p_run_on_ascend_needs_a_filled_rank_table_before_any_rank_starts(fake_model, tmp_path, generation):
     result, args = fake_model("--data_path=data", script_name="train_full_8p.sh",
                               env_extra=on_the_stand_in(generation, RANK_SIZE="2"))
@@ -226,7 +235,7 @@ def test_an_8p_run_on_ascend_needs_a_filled_rank_table_before_any_rank_starts(fa
     assert not (tmp_path / "output" / "0").exists()
 
 
-@pytest.mark.parametrize("generation", ["r1.10", "current"])
+@pytest.mark.parametrize("generation", GENERATIONS)
 def test_an_8p_run_with_a_rank_table_runs_its_ranks_through_the_adapter(fake_model, tmp_path, generation):
     table = tmp_path / "rank_table.json"
     table.write_text(json.dumps({"server_count": "1", "status": "completed", "version": "1.0", "server_list": [
@@ -252,12 +261,13 @@ def test_several_ranks_on_ascend_without_a_table_or_chief_stop_in_the_launcher(t
                              "train_full_8p.sh --rank_table_file) or CM_CHIEF_IP; neither is set\n")
 
 
-@pytest.mark.parametrize("generation", ["r1.10", "current"])
+@pytest.mark.parametrize("generation", GENERATIONS)
 def test_a_broken_adapter_install_stops_the_script_in_one_line(fake_model, generation):
     result, _ = fake_model("--data_path=data", env_extra=on_the_stand_in(generation, NPU_STAND_IN_BROKEN="1"))
     assert result.returncode == 2
     error = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(error) == 1 and "npu_device is installed but does not import (ImportError: libge_runner" in error[0]
+    assert "Traceback" not in fake_model.log
 
 
 def test_a_run_folder_reached_through_a_symbolic_link_survives_the_next_run(fake_model, tmp_path):

@@ -21,12 +21,13 @@ What it checks as the adapter does (``tf_adapter_2.x/python/npu_device/``):
   list [...]")``; ``as_dict()`` gives what ``open()`` hands to the device.
   Setting an option after ``open()`` raises here (the adapter ignores it
   silently, which would hide a bug of ours).
-- **Two generations**, chosen by ``NPU_STAND_IN_GENERATION``:
-  ``r1.10`` (up to CANN 6.0: ``auto_tune_mode``, ``precision_mode`` default
-  ``allow_fp32_to_fp16``, a rank table required for several devices) and
-  ``current`` (the default; r1.11 and master: ``aoe_config.aoe_mode``,
-  ``precision_mode`` default None = CANN's per-chip default,
-  ``RANK_TABLE_FILE`` or ``CM_CHIEF_IP``).
+- **Three generations**, chosen by ``NPU_STAND_IN_GENERATION``, as the
+  adapter's branches have them: ``r1.8`` (``auto_tune_mode`` only),
+  ``r1.10`` (``auto_tune_mode`` beside ``aoe_config.aoe_mode``), both with
+  ``precision_mode`` default ``allow_fp32_to_fp16`` and a rank table required
+  for several devices; ``current`` (the default; master, CANN 6.3/7.0 on:
+  ``aoe_config.aoe_mode`` only, ``precision_mode`` default None = CANN's
+  per-chip default, ``RANK_TABLE_FILE`` or ``CM_CHIEF_IP``).
 - **``open()`` reads the environment itself**: ``ASCEND_DEVICE_ID``, and with
   ``RANK_SIZE`` > 1 ``RANK_ID`` and ``RANK_TABLE_FILE`` / ``CM_CHIEF_IP``,
   raising the adapter's ``RuntimeError`` when they are missing.
@@ -52,8 +53,8 @@ if os.environ.get("NPU_STAND_IN_BROKEN") == "1":
 import tensorflow as tf  # noqa: E402
 
 GENERATION = os.environ.get("NPU_STAND_IN_GENERATION", "current")
-if GENERATION not in ("r1.10", "current"):
-    raise ValueError(f"NPU_STAND_IN_GENERATION={GENERATION!r}: r1.10 or current")
+if GENERATION not in ("r1.8", "r1.10", "current"):
+    raise ValueError(f"NPU_STAND_IN_GENERATION={GENERATION!r}: r1.8, r1.10 or current")
 
 calls = []
 opened_options = {}
@@ -126,14 +127,15 @@ def _npu_config():
                             enable_dump_debug=_Option(False, _BOOL), dump_debug_mode=_Option(None)),
         profiling_config=_Config("NpuProfilingConfig", enable_profiling=_Option(False, _BOOL),
                                  profiling_options=_Option('{"output":"./","training_trace":"on"}')))
-    if GENERATION == "r1.10":
+    aoe_config = _Config("NpuAoeConfig", aoe_mode=_Option(None, ["1", "2", "4"]), work_path=_Option("./"))
+    if GENERATION in ("r1.8", "r1.10"):
         fields.update(precision_mode=_Option("allow_fp32_to_fp16", _PRECISION_MODES), auto_tune_mode=_Option(None))
+        if GENERATION == "r1.10":
+            fields.update(aoe_config=aoe_config)
     else:
         fields.update(precision_mode=_Option(None, _PRECISION_MODES + [
                           "cube_fp16in_fp32out", "allow_mix_precision_fp16", "allow_mix_precision_bf16",
-                          "allow_fp32_to_bf16"]),
-                      aoe_config=_Config("NpuAoeConfig", aoe_mode=_Option(None, ["1", "2", "4"]),
-                                         work_path=_Option("./")))
+                          "allow_fp32_to_bf16"]), aoe_config=aoe_config)
     return _Config("NpuConfig", **fields)
 
 
@@ -155,7 +157,7 @@ def _check_distribution_environment():
     if int(os.getenv("RANK_SIZE", "1")) <= 1:
         return
     table, chief = os.getenv("RANK_TABLE_FILE"), os.getenv("CM_CHIEF_IP")
-    if GENERATION == "r1.10" and not table:
+    if GENERATION != "current" and not table:
         raise RuntimeError("You must specify a rank table file by set env RANK_TABLE_FILE in distribution mode")
     if not table and not chief:
         raise RuntimeError("CM_CHIEF_IP and RANK_TABLE_FILE are all not be configured.")
