@@ -46,7 +46,7 @@ Switch = collections.namedtuple("Switch", "flag what path_flag folder")
 SWITCHES = (Switch("over_dump", "overflow detection dump", "over_dump_path", "overflow_dump"),
             Switch("data_dump_flag", "operator data dump", "data_dump_path", "data_dump"),
             Switch("profiling", "Ascend profiling", "profiling_dump_path", "profiling"),
-            Switch("autotune", "operator auto-tuning (AOE operator tuning; auto_tune_mode RL,GA before r1.11)",
+            Switch("autotune", "operator auto-tuning (AOE operator tuning; auto_tune_mode RL,GA without AOE)",
                    None, None))
 FILES = {"mixlist_file": "the mixed-precision op list (modify_mixlist)",
          "fusion_switch_file": "the fusion switch file"}

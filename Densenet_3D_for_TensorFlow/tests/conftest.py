@@ -28,6 +28,26 @@ for path in (MODEL_DIR, REPO_ROOT):
 # (common/train_script.sh): this test run's, so each stack's suite runs the scripts on that stack.
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 
+# Runs SCRIPT as `python3 SCRIPT ARGS` would (python3 -c PROBE SCRIPT ARGS) and prints whether TensorFlow
+# was loaded and the exit status, as its last line.
+PROBE = """import runpy, sys
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+    code = 0
+except SystemExit as done:
+    code = done.code
+print("tensorflow" in sys.modules, code)
+"""
+
+
+def clean_env():
+    """This process's environment without PYTHONPATH: a script finds common/ by itself, as a user's does."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    return env
+
+
 # Small enough for fast tests, big enough for a 30^3 training patch and a brain with a tumour.
 SYNTHETIC_SHAPE = (40, 40, 36)
 SYNTHETIC_CASES = 5

@@ -24,25 +24,8 @@ import sys
 import pytest
 
 from common.npu_utils import UserError
-from conftest import MODEL_DIR
+from conftest import MODEL_DIR, PROBE, clean_env
 from runtime import flags
-
-# Runs main.py as `python3 main.py ARGS` would and reports whether TensorFlow was loaded and the exit status.
-PROBE = """import runpy, sys
-sys.argv = ["main.py"] + sys.argv[1:]
-try:
-    runpy.run_path("main.py", run_name="__main__")
-    code = 0
-except SystemExit as done:
-    code = done.code
-print("tensorflow" in sys.modules, code)
-"""
-
-
-def _env():
-    env = dict(os.environ)
-    env.pop("PYTHONPATH", None)
-    return env
 
 
 def test_parsed_names_are_the_common_ones_and_the_seed_spellings_are_aliases():
@@ -85,16 +68,16 @@ def test_help_shows_each_default_once_stated():
 
 
 def test_a_bad_value_is_one_line_and_exit_2():
-    result = subprocess.run([sys.executable, "main.py", "-r", "d", "--batch_size=abc"], cwd=MODEL_DIR, env=_env(),
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "main.py", "-r", "d", "--batch_size=abc"], cwd=MODEL_DIR,
+                            env=clean_env(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [
         "error: argument -bs/--batch_size: invalid int value: 'abc' (see --help)"]
 
 
 def test_help_and_flag_errors_load_no_tensorflow():
     for argv, code in ((["--help"], 0), (["-r", "d", "--batch_size=abc"], 2), (["-r", "d", "-ws", "30"], 2)):
-        result = subprocess.run([sys.executable, "-c", PROBE, *argv], cwd=MODEL_DIR, env=_env(), capture_output=True,
-                                text=True, timeout=120)
+        result = subprocess.run([sys.executable, "-c", PROBE, "main.py", *argv], cwd=MODEL_DIR, env=clean_env(),
+                                capture_output=True, text=True, timeout=120)
         assert result.stdout.splitlines()[-1] == f"False {code}", (argv, result.stdout, result.stderr)
 
 
@@ -124,7 +107,7 @@ def test_a_lone_copy_of_the_directory_says_in_one_line_that_it_needs_common(tmp_
     lone = tmp_path / os.path.basename(MODEL_DIR)
     shutil.copytree(MODEL_DIR, lone, ignore=shutil.ignore_patterns("tests", "output", "results", "__pycache__"))
     for argv in (["--help"], ["-r", "d"]):
-        result = subprocess.run([sys.executable, "main.py", *argv], cwd=lone, env=_env(), capture_output=True,
+        result = subprocess.run([sys.executable, "main.py", *argv], cwd=lone, env=clean_env(), capture_output=True,
                                 text=True, timeout=120)
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and result.stdout == "" and len(lines) == 1, result.stderr

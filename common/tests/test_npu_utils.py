@@ -454,8 +454,8 @@ def test_launch_shows_rank_0_lines_as_they_come_only_when_asked(tmp_path):
     shown = _launch(tmp_path, noisy, "--case_kind=perf", env_extra={"MZ_SHOW_PROGRESS": "1"})
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
-    assert lines.index("TRAIN step=3 loss=0.333333 images_per_sec=12.00 elapsed_sec=3.00 step_ms=166.667") < lines.index(
-        "------------------ Final result ------------------")
+    last_step = "TRAIN step=3 loss=0.333333 images_per_sec=12.00 elapsed_sec=3.00 step_ms=166.667"
+    assert lines.index(last_step) < lines.index("------------------ Final result ------------------")
     # TensorFlow's start-up note stays off the screen; the log file still holds every line
     assert "oneDNN" not in shown.stdout
     log = (tmp_path / "output" / "0" / "train_0.log").read_text()
