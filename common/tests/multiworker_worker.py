@@ -25,8 +25,12 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from common import npu_utils  # noqa: E402
+from common.errors import exit_on_user_error  # noqa: E402
 
 
+# The models' own exit: a finished worker leaves without TensorFlow's collective teardown,
+# which can abort (SIGABRT) on TF 2.6.5 after the work is done.
+@exit_on_user_error
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("weights_out")
