@@ -28,6 +28,10 @@ the optimizer state there is refused in one line.
 :class:`RunCheckpoints` gives the three models one set of rules for the
 checkpoints of a run folder: where they live, how many stay, resume / start
 over / refuse, who saves under several workers, and no non-finite weights.
+:class:`TrainingSteps` says once what every training loop repeats around its
+model's own step: the step cap, the non-finite loss stop, the checkpoint
+cadence, the end-of-run save and the scratch clean-up; :func:`broadcast_start`
+gives every rank the same start.
 """
 
 import glob
@@ -300,3 +304,81 @@ class RunCheckpoints:
         """Remove a non-chief worker's scratch folder (the chief's checkpoints stay)."""
         if not self.is_chief:
             shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def step_cap(max_steps, train_epochs, steps_per_epoch):
+    """The training's last step: the first of ``max_steps`` and ``train_epochs`` epochs it reaches (0: no cap).
+
+    Raises:
+      ValueError: both are 0 (the flags' checks refuse that before).
+    """
+    caps = [cap for cap in (max_steps, train_epochs * steps_per_epoch) if cap]
+    if not caps:
+        raise ValueError("a training needs a step cap: max_steps or train_epochs")
+    return min(caps)
+
+
+def broadcast_start(ctx, model, optimizer, extra=()):
+    """Every rank takes rank 0's weights, optimizer state and ``extra`` variables (the step, ...), whatever
+    each one restored from its view of the run folder (``ctx``: the RunContext; one rank: nothing to do)."""
+    ctx.broadcast_variables(list(model.weights) + stack.optimizer_variables(optimizer) + list(extra))
+
+
+class TrainingSteps:
+    """What every model's training loop does around its own step, in one place.
+
+    The loop calls :meth:`end_step` after each step, :meth:`save` at an
+    epoch's end and at the end of the run, and :meth:`close` however it ends
+    (a non-chief worker's scratch folder goes). Checkpoints are written every
+    ``checkpoint_every`` steps and at those saves, never twice for one step;
+    a --benchmark run passes ``checkpoints=None`` and writes none.
+
+    Args:
+      checkpoints: the run folder's :class:`RunCheckpoints`, or None.
+      checkpoint_every: steps between checkpoints (--checkpoint_every).
+      first_step: the step the run starts from (a restored checkpoint's, else 0).
+      last_step: the step cap (:func:`step_cap`).
+    """
+
+    def __init__(self, checkpoints, checkpoint_every, first_step, last_step):
+        self.checkpoints, self.checkpoint_every = checkpoints, checkpoint_every
+        self.first_step, self.last_step = first_step, last_step
+        self._saved = first_step  # restored from disk, or step 0 (nothing to save)
+
+    @property
+    def latest(self):
+        """This rank's newest checkpoint, or None (always in a --benchmark run)."""
+        return self.checkpoints.manager.latest_checkpoint if self.checkpoints else None
+
+    def check_loss(self, step, loss):
+        """Stop the run when ``loss`` (a float) is NaN or infinite.
+
+        Raises:
+          TrainingDiverged: one message in every model; nothing is saved after it.
+        """
+        if not np.isfinite(loss):
+            raise TrainingDiverged(f"non-finite loss {loss} at step {step}: training stopped without saving; "
+                                   f"the last good checkpoint stays: {self.latest or 'none'}")
+
+    def end_step(self, step, loss=None):
+        """The bookkeeping of step ``step``: the non-finite check of ``loss`` (None when the loop did not
+        read it on the host this step), then a checkpoint every ``checkpoint_every`` steps (every rank
+        saves at the same steps)."""
+        if loss is not None:
+            self.check_loss(step, loss)
+        if step % self.checkpoint_every == 0:
+            self.save(step)
+
+    def save(self, step):
+        """A checkpoint of ``step`` (an epoch's end, the run's end) unless one was already written or restored
+        at it; returns its prefix, or None."""
+        if self.checkpoints is None or step == self._saved:
+            return None
+        prefix = self.checkpoints.save(step)
+        self._saved = step
+        return prefix
+
+    def close(self):
+        """Remove a non-chief worker's scratch folder; the loop calls it however it ends."""
+        if self.checkpoints:
+            self.checkpoints.close()

@@ -49,7 +49,7 @@ _LAZY = {"common.stack": ("keras", "STACK", "MODEL_FILE_SUFFIX", "set_random_see
                           "export_saved_model", "CPU_BFLOAT16"),
          "common.checkpoints": ("save_checkpoint", "restore_checkpoint", "save_portable_weights",
                                 "load_portable_weights", "portable_weights_path", "RunCheckpoints",
-                                "latest_checkpoint")}
+                                "latest_checkpoint", "TrainingSteps", "step_cap", "broadcast_start")}
 
 
 def __getattr__(name):
@@ -77,6 +77,48 @@ class FlagParser(argparse.ArgumentParser):
 
     def error(self, message):
         raise UserError(f"{message} (see --help)")
+
+
+# The repository's --mode vocabulary, the same words in every model (export where the model has it).
+MODES = ("train", "evaluate", "train_and_evaluate", "predict", "export")
+
+
+class _ModeAction(argparse.Action):
+    """Stores the mode a spelling runs in ``dest`` and the flag as typed (``--mode=test``) in ``mode_flag``."""
+
+    def __init__(self, option_strings, dest, spellings=None, **kwargs):
+        self.spellings = spellings or {}
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, self.spellings.get(values, values))
+        setattr(namespace, "mode_flag", f"{option_string}={values}")
+
+
+def add_mode_flag(parser, modes, help_text, reference_modes=None, aliases=(), default="train"):
+    """Add ``--mode`` (dest ``mode``): ``modes``, the words of :data:`MODES` this model runs, in that order.
+
+    ``reference_modes`` ({spelling: mode}): a reference's own spellings,
+    accepted too; ``args.mode`` is the mode a spelling runs (``test`` ->
+    ``evaluate``); a spelling that maps to itself is a reference's mode kept
+    as it is. ``args.mode_flag`` is the flag as the user typed it
+    (``--mode=test``, ``--exec_mode=evaluate``), for messages. ``aliases``:
+    other option strings of the flag.
+
+    Raises:
+      ValueError: ``modes`` are not words of :data:`MODES` in its order, or a spelling runs no mode.
+    """
+    reference_modes = dict(reference_modes or {})
+    if list(modes) != [mode for mode in MODES if mode in modes]:
+        raise ValueError(f"modes {modes} are not words of {MODES} in its order")
+    bad = [s for s, mode in reference_modes.items() if mode not in modes and mode != s]
+    if bad:
+        raise ValueError(f"reference spellings {bad} run no mode of {modes}")
+    choices = tuple(modes) + tuple(reference_modes)
+    parser.add_argument("--mode", *aliases, dest="mode", action=_ModeAction, spellings=reference_modes,
+                        choices=choices, default=default, metavar="{" + ",".join(choices) + "}", help=help_text)
+    parser.set_defaults(mode_flag=f"--mode={default}")
+    return parser
 
 
 def str2bool(value):
@@ -362,14 +404,20 @@ class RunContext:
         return list(items)[self.ranks.rank_id::self.ranks.rank_size]
 
 
-def setup_device(args):
+def setup_device(args, seed=None, visible_gpus=None):
     """Choose device, precision and distribution from the :func:`add_device_flags` flags and the
     rank variables of the environment; set the Keras dtype policy; print one line saying what the run
-    uses. On Ascend the adapter is given its options and opened (``ascend.open_adapter``).
+    uses; then seed NumPy, Python and TensorFlow with ``seed`` (every model's main.py sets device and
+    seed here). On Ascend the adapter is given its options and opened (``ascend.open_adapter``).
+
+    ``visible_gpus``: CUDA_VISIBLE_DEVICES for this process (DenseNet-3D's reference ``-gpu``), set
+    before TensorFlow loads; a note says when the run has no GPU for it.
 
     Raises:
       UserError: a bad rank variable, a broken adapter install, or an option the adapter refuses.
     """
+    if visible_gpus is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = visible_gpus
     ranks = read_ranks()
     npu = ascend.import_adapter()
     tf_config = None if npu is not None else worker_tf_config(ranks)  # Ascend: the rank table
@@ -400,6 +448,11 @@ def setup_device(args):
     note = f" ({precision.note})" if precision.note else ""
     print(f"[device] {device.upper()} {ranks.device_id}, precision {precision_words}"
           f"{note}{', XLA' if use_xla else ''}, rank {ranks.rank_id} of {ranks.rank_size}", flush=True)
+    if visible_gpus is not None and device != "gpu":
+        print(f"[device] -gpu {visible_gpus} has no effect on {device.upper()}", flush=True)
+    if seed is not None:
+        from common.stack import set_random_seed
+        set_random_seed(seed)
     return RunContext(device, precision, use_xla, ranks, strategy, npu)
 
 

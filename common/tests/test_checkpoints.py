@@ -164,3 +164,42 @@ def test_a_non_chief_worker_saves_into_its_own_scratch_folder_which_close_remove
     assert npu_utils.latest_checkpoint(str(tmp_path)) is None  # the run folder's list is the chief's alone
     worker.close()
     assert not os.path.exists(tmp_path / "checkpoints" / ".worker-1")
+
+
+def test_step_cap_is_the_first_cap_reached():
+    assert npu_utils.step_cap(0, 3, 10) == 30 and npu_utils.step_cap(25, 3, 10) == 25
+    assert npu_utils.step_cap(100, 0, 10) == 100 and npu_utils.step_cap(100, 2, 10) == 20
+    with pytest.raises(ValueError):
+        npu_utils.step_cap(0, 0, 10)
+
+
+def test_training_steps_save_at_the_cadence_and_the_end_never_twice_and_stop_on_a_non_finite_loss(toy, tmp_path):
+    run, step = _run(toy, tmp_path)
+    steps = npu_utils.TrainingSteps(run, checkpoint_every=2, first_step=0, last_step=5)
+    for number in range(1, 6):
+        step.assign(number)
+        steps.end_step(number, loss=0.5 if number % 2 else None)  # a loop that reads the loss every other step
+    assert steps.save(4) is None  # the cadence wrote it
+    assert steps.save(5).endswith("ckpt-5") and steps.save(5) is None
+    assert sorted(p for p in os.listdir(tmp_path / "checkpoints") if p.endswith(".index")) == \
+        ["ckpt-4.index", "ckpt-5.index"]
+    with pytest.raises(npu_utils.TrainingDiverged) as stop:
+        steps.end_step(6, loss=float("nan"))
+    assert str(stop.value) == ("non-finite loss nan at step 6: training stopped without saving; the last good "
+                               f"checkpoint stays: {tmp_path}/checkpoints/ckpt-5")
+    resumed = npu_utils.TrainingSteps(run, checkpoint_every=2, first_step=5, last_step=5)
+    assert resumed.save(5) is None  # a resumed run that has nothing left to train writes nothing again
+
+
+def test_training_steps_of_a_benchmark_write_nothing_and_a_worker_removes_its_scratch_folder(toy, tmp_path):
+    bench = npu_utils.TrainingSteps(None, checkpoint_every=1, first_step=0, last_step=2)
+    bench.end_step(1, loss=1.0)
+    assert bench.save(2) is None and bench.latest is None and not os.listdir(tmp_path)
+    with pytest.raises(npu_utils.TrainingDiverged, match="stays: none$"):
+        bench.check_loss(2, float("inf"))
+    worker, _ = _run(toy, tmp_path, rank=1)
+    steps = npu_utils.TrainingSteps(worker, checkpoint_every=1, first_step=0, last_step=1)
+    steps.end_step(1, loss=1.0)
+    assert os.path.isdir(tmp_path / "checkpoints" / ".worker-1")
+    steps.close()
+    assert not os.path.exists(tmp_path / "checkpoints" / ".worker-1")

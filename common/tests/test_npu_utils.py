@@ -60,6 +60,22 @@ def test_bad_bool_and_bad_precision_mode_are_flag_errors(capsys):
     assert "--precision_mode" in capsys.readouterr().err
 
 
+def test_the_mode_flag_takes_a_references_spellings_and_keeps_the_flag_as_typed():
+    parser = npu_utils.add_mode_flag(npu_utils.FlagParser(), npu_utils.MODES[:4], "what to run",
+                                     reference_modes={"test": "evaluate", "train_test": "train_and_evaluate"},
+                                     aliases=("--exec_mode",))
+    assert vars(parser.parse_args([])) == {"mode": "train", "mode_flag": "--mode=train"}
+    assert vars(parser.parse_args(["--mode=test"])) == {"mode": "evaluate", "mode_flag": "--mode=test"}
+    assert vars(parser.parse_args(["--exec_mode", "train_test"])) == \
+        {"mode": "train_and_evaluate", "mode_flag": "--exec_mode=train_test"}
+    with pytest.raises(UserError, match="invalid choice: 'export'"):
+        parser.parse_args(["--mode=export"])
+    with pytest.raises(ValueError, match="in its order"):
+        npu_utils.add_mode_flag(npu_utils.FlagParser(), ("evaluate", "train"), "")
+    with pytest.raises(ValueError, match="run no mode"):
+        npu_utils.add_mode_flag(npu_utils.FlagParser(), ("train",), "", reference_modes={"test": "evaluate"})
+
+
 def test_a_finished_multi_worker_process_leaves_without_tensorflows_teardown():
     script = textwrap.dedent(f"""
         import atexit, sys
