@@ -211,10 +211,20 @@ def _keras2_decoupled_class(base):
     return Decoupled
 
 
-def export_saved_model(model, path):
-    """Write ``model`` as a TF SavedModel with a serving signature: Keras 3's ``model.export``;
-    Keras 2.6 has no such method, and ``tf.saved_model.save`` takes the model's input signature there."""
-    if KERAS3:
-        model.export(path, format="tf_saved_model", verbose=False)
-    else:
-        tf.saved_model.save(model, path)
+def export_saved_model(model, path, output_key="predictions"):
+    """Write ``model`` as a TF SavedModel whose ``serving_default`` signature is the same on both stacks:
+    ``{"images": (batch, *input shape)} -> {output_key: model(images)}``.
+
+    Left to themselves the stacks name the output differently (Keras 3's ``model.export`` gives
+    ``output_0``, Keras 2.6's ``tf.saved_model.save`` the last layer's name), so a serving client
+    would depend on the stack that exported; ``tf.saved_model.save`` with one explicit signature
+    writes the same on both.
+    """
+    source = model.inputs[0]
+    spec = tf.TensorSpec((None,) + tuple(source.shape[1:]), source.dtype, name="images")
+
+    @tf.function(input_signature=[spec])
+    def serve(images):
+        return {output_key: model(images, training=False)}
+
+    tf.saved_model.save(model, path, signatures={"serving_default": serve})

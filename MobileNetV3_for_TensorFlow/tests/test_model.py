@@ -133,3 +133,24 @@ def test_saved_model_loads_without_custom_objects_in_fresh_process(tmp_path, pyt
                    check=True)
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model.predict(images, verbose=0),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_saved_model_signature_is_images_to_predictions_on_every_stack(tmp_path, python_env):
+    """The export's serving signature has one input "images" and one output "predictions" on both stacks
+    (left to themselves, Keras 3 names the output output_0 and Keras 2.6 after the last layer), and a
+    fresh process that knows nothing of Keras gets the model's outputs from it."""
+    npu_utils.set_random_seed(0)
+    model = build_classifier("small", 0.5, 4, input_shape=(64, 64, 3))
+    images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    npu_utils.export_saved_model(model, str(tmp_path / "saved_model"))
+    np.save(tmp_path / "images.npy", images)
+    code = ("import json, numpy as np, tensorflow as tf; "
+            "loaded = tf.saved_model.load('saved_model'); serve = loaded.signatures['serving_default']; "
+            "_, inputs = serve.structured_input_signature; "
+            "print(json.dumps([sorted(inputs), sorted(serve.structured_outputs)])); "
+            "np.save('out.npy', serve(images=tf.constant(np.load('images.npy')))['predictions'].numpy())")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=python_env, capture_output=True,
+                            text=True, timeout=300, check=True)
+    assert result.stdout.strip().splitlines()[-1] == '[["images"], ["predictions"]]'
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model.predict(images, verbose=0),
+                               rtol=1e-5, atol=1e-6)
