@@ -321,7 +321,7 @@ def scaling_rows(args):
     return rows
 
 
-def main():
+def _parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parts", default="training,amp,pipeline",
                         help="training, amp, pipeline, with_pipeline, resampling, epochs, scaling")
@@ -340,44 +340,68 @@ def main():
     parser.add_argument("--large_count", type=int, default=12600, help="JPEGs of the large folder")
     parser.add_argument("--scaling_steps", type=int, default=3, help="training steps of each scaling run")
     npu_utils.add_device_flags(parser)
-    args = parser.parse_args()
-    if not set(args.xla.split(",")) <= {"off", "on"}:
-        parser.error(f"--xla={args.xla}: expected off, on or off,on")
-    parts = args.parts.split(",")
-    ctx = npu_utils.setup_device(args)
+    return parser
+
+
+def report_training(ctx, args, parts):
+    """The training and amp parts: one table of training speeds."""
     rows = (training_rows(ctx, args) if "training" in parts else []) + (amp_rows(ctx, args) if "amp" in parts else [])
     if rows:
         print("\n| network | implementation | XLA | precision | training images/s |\n|---|---|---|---|---|")
         for network, name, xla, policy, speed in rows:
             print(f"| {network} | {name} | {xla} | {policy} | {speed:.2f} |")
+
+
+def report_pipeline(args):
+    """The pipeline part: the input pipeline alone with 1 and 2 parallel calls."""
+    folder = jpeg_folder(args.jpeg_root, args.large_count - VALIDATION_PER_CLASS * CLASSES)
+    (one, one_cpu), (two, two_cpu) = [
+        time_pipeline(folder, args.batch, args.size, args.pipeline_batches, calls, args.max_rotation)
+        for calls in (1, 2)]
+    print(f"\ninput pipeline alone ({JPEG_SIZE[0]}x{JPEG_SIZE[1]} JPEGs streamed, decode the random box, "
+          f"resize, augment (--max_rotation={args.max_rotation:g}), batch {args.batch} at "
+          f"{args.size}x{args.size}, {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.1f}): num_parallel_calls=1 {one:.1f} images/s "
+          f"({one_cpu:.2f} CPU ms per image), 2 {two:.1f} images/s ({two_cpu:.2f} CPU ms per image), "
+          f"ratio {two / one:.2f}")
+
+
+def report_with_pipeline(ctx, args):
+    """The with_pipeline part: training fed by the streamed pipeline against in-memory batches."""
+    folder = jpeg_folder(args.jpeg_root, args.large_count - VALIDATION_PER_CLASS * CLASSES)
+    rows = with_pipeline_rows(ctx, args, folder)
+    print("\n| network | implementation, input | median training images/s | range |\n|---|---|---|---|")
+    for network, name, median, low, high in rows:
+        print(f"| {network} | {name} | {median:.2f} | {low:.2f}-{high:.2f} |")
+    print(f"streamed pipeline / keras.applications in-memory: {rows[2][2] / rows[0][2]:.2f}x")
+
+
+def report_scaling(args):
+    """The scaling part: first-step time and peak memory on a small and a 21x larger folder."""
+    (small, small_s, small_mb), (large, large_s, large_mb) = scaling_rows(args)
+    print(f"\n| JPEGs | time to the first TRAIN line (s) | peak RSS (MB) |\n|---|---|---|\n"
+          f"| {small} | {small_s:.1f} | {small_mb:.0f} |\n| {large} | {large_s:.1f} | {large_mb:.0f} |\n"
+          f"| ratio | {large_s / small_s:.2f} | {large_mb / small_mb:.2f} |")
+
+
+def main():
+    parser = _parser()
+    args = parser.parse_args()
+    if not set(args.xla.split(",")) <= {"off", "on"}:
+        parser.error(f"--xla={args.xla}: expected off, on or off,on")
+    parts = args.parts.split(",")
+    ctx = npu_utils.setup_device(args)
+    report_training(ctx, args, parts)
     if "pipeline" in parts:
-        folder = jpeg_folder(args.jpeg_root, args.large_count - VALIDATION_PER_CLASS * CLASSES)
-        (one, one_cpu), (two, two_cpu) = [
-            time_pipeline(folder, args.batch, args.size, args.pipeline_batches, calls, args.max_rotation)
-            for calls in (1, 2)]
-        print(f"\ninput pipeline alone ({JPEG_SIZE[0]}x{JPEG_SIZE[1]} JPEGs streamed, decode the random box, "
-              f"resize, augment (--max_rotation={args.max_rotation:g}), batch {args.batch} at "
-              f"{args.size}x{args.size}, {os.cpu_count()} cores, "
-              f"load average {os.getloadavg()[0]:.1f}): num_parallel_calls=1 {one:.1f} images/s "
-              f"({one_cpu:.2f} CPU ms per image), 2 {two:.1f} images/s ({two_cpu:.2f} CPU ms per image), "
-              f"ratio {two / one:.2f}")
+        report_pipeline(args)
     if "with_pipeline" in parts:
-        folder = jpeg_folder(args.jpeg_root, args.large_count - VALIDATION_PER_CLASS * CLASSES)
-        rows = with_pipeline_rows(ctx, args, folder)
-        print("\n| network | implementation, input | median training images/s | range |\n|---|---|---|---|")
-        for network, name, median, low, high in rows:
-            print(f"| {network} | {name} | {median:.2f} | {low:.2f}-{high:.2f} |")
-        print(f"streamed pipeline / keras.applications in-memory: {rows[2][2] / rows[0][2]:.2f}x")
+        report_with_pipeline(ctx, args)
     if "resampling" in parts:
         resampling_rows(args.size)
     if "epochs" in parts:
         epoch_boundaries(args.jpeg_root)
     if "scaling" in parts:
-        (small, small_s, small_mb), (large, large_s, large_mb) = scaling_rows(args)
-        print(f"\n| JPEGs | time to the first TRAIN line (s) | peak RSS (MB) |\n|---|---|---|\n"
-              f"| {small} | {small_s:.1f} | {small_mb:.0f} |\n| {large} | {large_s:.1f} | {large_mb:.0f} |\n"
-              f"| ratio | {large_s / small_s:.2f} | {large_mb / small_mb:.2f} |")
-
+        report_scaling(args)
 
 if __name__ == "__main__":
     main()
