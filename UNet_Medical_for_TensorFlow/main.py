@@ -36,28 +36,26 @@ from runtime import flags  # noqa: E402  (no TensorFlow: --help and flag errors 
 @npu_utils.exit_on_user_error
 def main(argv=None):
     args = flags.parse_args(argv)  # every flag; evaluate/predict/resume read the run's config.json
-    ctx = npu_utils.setup_device(args)  # device, precision, ranks, strategy (loads TensorFlow)
+    ctx = npu_utils.setup_device(args, seed=args.seed)  # device, precision, ranks, strategy, seed (loads TensorFlow)
 
     # Deferred, like everything below: TensorFlow loads only once the flags are good.
     from data_loading import readers
     from runtime import evaluation, inference, training
 
-    npu_utils.set_random_seed(args.seed)
     data = readers.read_dataset(args.data_path, args.n_classes, need_test=args.mode.endswith("predict"),
                                 need_train=args.mode != "predict")  # only what the mode uses
-    session = training.create(args, ctx, data)  # folds, network, optimizer, checkpoint manager
-    step = training.restore_or_start(session)  # then writes config.json when training
-    probability_fn = inference.make_probability_fn(session.model, ctx.use_xla, args.batch_size)
+    state = training.build(args, ctx, data)  # folds, network, optimizer, checkpoints
+    step = training.restore_or_start(state)  # then writes config.json when training
     if flags.trains(args):
-        step = training.train(session, probability_fn)  # also evaluates every --evaluate_every steps
+        step = training.train(state)  # also evaluates every --evaluate_every steps; exports at its end
     if not ctx.is_chief:
         return 0
     if args.benchmark and not flags.trains(args):
-        inference.benchmark_inference(session, probability_fn)
+        inference.benchmark_inference(state, state.probability_fn)
     elif args.mode.endswith("evaluate"):
-        evaluation.evaluate(session, probability_fn, step)
+        evaluation.evaluate(state, state.probability_fn, step)
     elif args.mode.endswith("predict"):
-        inference.predict(session, probability_fn)
+        inference.predict(state, state.probability_fn)
     return 0
 
 

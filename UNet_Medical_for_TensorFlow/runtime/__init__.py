@@ -11,5 +11,5 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""flags (every flag), training (the session and the training loop), evaluation, inference (predict,
-the inference benchmark, the export's name), metrics (losses, scores, benchmark statistics)."""
+"""flags (every flag, config.json), training (build, restore_or_start, train, end_step, finish), evaluation,
+inference (predict, the inference benchmark, the export's name), metrics (losses, scores, benchmark statistics)."""

@@ -17,7 +17,7 @@ from data_loading import tiles
 from runtime import inference, metrics
 
 
-def evaluate(session, probability_fn, step):
+def evaluate(state, probability_fn, step):
     """Metrics of the validation slices, printed as METRIC lines; returns them.
 
     ``eval_dice_score``, ``eval_ce_loss``, ``eval_dice_loss`` and
@@ -33,19 +33,19 @@ def evaluate(session, probability_fn, step):
     are taken in the fold's order (NVIDIA's under ``--fold_scheme=nvidia``),
     which groups NVIDIA's batches.
     """
-    args, data = session.args, session.data
-    images = [data.images[i] for i in session.validation_indices]
-    labels = [data.labels[i] for i in session.validation_indices]
+    args, data = state.args, state.data
+    images = [data.images[i] for i in state.validation_indices]
+    labels = [data.labels[i] for i in state.validation_indices]
     if args.input_mode == "resize":
-        at_output = inference.resized_probabilities(session, probability_fn, images)
-        output_labels = [tiles.resize_labels(label, data.n_classes, session.out) for label in labels]
+        at_output = inference.resized_probabilities(state, probability_fn, images)
+        output_labels = [tiles.resize_labels(label, data.n_classes, state.out) for label in labels]
         native = inference.to_native_size(at_output, images)
     else:
-        native = inference.predict_images(session, probability_fn, images)
+        native = inference.predict_images(state, probability_fn, images)
         at_output, output_labels = native, labels
     figures = {**metrics.nvidia_eval_losses(at_output, output_labels, data.n_classes, args.batch_size),
                **metrics.segmentation_metrics(native, labels, data.n_classes)}
     if data.n_classes == 2:  # the challenge scores cell against membrane
         figures.update(metrics.isbi_challenge_scores([p[..., 1] for p in native], labels))
-    metrics.report(session.log, figures, step)
+    metrics.report(state.log, figures, step)
     return figures

@@ -22,9 +22,9 @@ with NVIDIA's folds (``--fold_scheme=nvidia`` unless given), and NVIDIA's
 ``--log_dir FILE.json`` writes NVIDIA's JSON lines to that file, so the
 commands of NVIDIA's TF2 README and ``examples/*.sh`` run as written.
 
-``config.json`` in ``--model_dir`` (common/npu_utils.RUN_CONFIG) is written by
-training once every check passed and the checkpoint restore succeeded
-(runtime/training.py). evaluate, predict and a resumed training read it here:
+``config.json`` in ``--model_dir`` (common/npu_utils.RUN_CONFIG) is written
+here (:func:`write_run_config`), by training once every check passed and the
+checkpoint restore succeeded. evaluate, predict and a resumed training read it here:
 the network's shape (evaluate and resume: also the fold and seed) come from
 there, so they need not be repeated and cannot silently differ. A config.json
 written before the common names (``data_dir``, ``exec_mode`` keys) reads the same.
@@ -43,7 +43,9 @@ from model import tile_sizes
 
 # NumPy seeds its generators (the folds' permutation, the tiles) from 0..2**32-1 only.
 MAX_SEED = 2 ** 32 - 1
-EXEC_MODES = ("train", "evaluate", "predict", "train_and_predict", "train_and_evaluate")
+MODES = npu_utils.MODES[:4]  # train, evaluate, train_and_evaluate, predict: the repository's words
+# NVIDIA's own mode, kept as it is: train, then predict the test images (train_and_evaluate, then predict).
+REFERENCE_MODES = {"train_and_predict": "train_and_predict"}
 INPUT_MODES = ("overlap_tile", "resize")
 AUGMENT_SETS = ("nvidia", "full")
 # What evaluate, predict and a resume take from the training run: the
@@ -70,8 +72,9 @@ def build_parser():
     """The argparse parser of main.py (NVIDIA's flags, the common aliases, ours, common/npu_utils's)."""
     parser = npu_utils.FlagParser(description="UNet for the ISBI 2012 EM stack (NVIDIA UNet_Medical).",
                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--mode", "--exec_mode", dest="mode", default="train", choices=EXEC_MODES,
-                        help="what to run (the seed README's default: train)")
+    npu_utils.add_mode_flag(parser, MODES, reference_modes=REFERENCE_MODES, aliases=("--exec_mode",),
+                            help_text="what to run (the seed README's default: train); train_and_predict: "
+                                      "NVIDIA's, training then predict's output")
     parser.add_argument("--model_dir", default="./results",
                         help="the run folder: checkpoints, config.json, TensorBoard, the exported unet.keras "
                              "(unet.h5 on TF 2.6), predictions/")
@@ -103,7 +106,9 @@ def build_parser():
     parser.add_argument("--log_every", type=int, default=100, help="steps between TRAIN lines")
     parser.add_argument("--learning_rate", type=float, default=0.0001, help="Adam, constant")
     npu_utils.add_bool_flag(parser, "--augment", "augment the training tiles (see --augment_set)")
-    parser.add_argument("--no-augment", dest="augment", action="store_false", help="NVIDIA's --augment=False")
+    # SUPPRESS: --augment sets the default (False); the help then shows no default of its own for this spelling.
+    parser.add_argument("--no-augment", dest="augment", action="store_false", default=argparse.SUPPRESS,
+                        help="NVIDIA's --augment=False")
     parser.add_argument("--augment_set", default="nvidia", choices=AUGMENT_SETS,
                         help="nvidia: flips, crop-resize, brightness (NVIDIA's exact set); "
                              "full: also rot90 and elastic deformation")
@@ -112,7 +117,7 @@ def build_parser():
                              "resize: NVIDIA's whole slice resized to the output size and zero-padded; "
                              "evaluate/predict: the training run's (another one is refused)")
     npu_utils.add_bool_flag(parser, "--benchmark", "time steps after --warmup_steps; no checkpoints")
-    parser.add_argument("--no-benchmark", dest="benchmark", action="store_false",
+    parser.add_argument("--no-benchmark", dest="benchmark", action="store_false", default=argparse.SUPPRESS,
                         help="NVIDIA's --benchmark=False")
     parser.add_argument("--evaluate_every", type=int, default=0,
                         help="training: evaluate the validation fold every N steps (NVIDIA's; 0: only "
@@ -143,6 +148,17 @@ def build_parser():
     npu_utils.add_bool_flag(parser, "--xla", "NVIDIA's spelling of --use_xla", dest="use_xla")
     npu_utils.add_bool_flag(parser, "--amp", "NVIDIA's spelling of --use_amp", dest="use_amp")
     return parser
+
+
+def write_run_config(args, ctx):
+    """Write the run's flags, device and precision as ``<model_dir>/config.json`` (npu_utils.RUN_CONFIG).
+
+    Training's chief calls it once every check passed and the restore
+    succeeded, so evaluate, predict and a resume read what trained the weights
+    (:func:`take_from_training_run`).
+    """
+    npu_utils.write_run_config(args.model_dir, dict(vars(args), device=ctx.device,
+                                                    precision=ctx.precision.policy, rank_size=ctx.ranks.rank_size))
 
 
 def nvidia_log_file(log_dir):
@@ -187,7 +203,7 @@ def _check_values(args):
     if not 0 <= args.seed <= MAX_SEED:
         raise UserError(f"--seed={args.seed} must be in 0..{MAX_SEED} (NumPy's seed range)")
     if args.save_probabilities and not args.mode.endswith("predict"):
-        raise UserError(f"--save_probabilities writes predictions; --mode={args.mode} makes none "
+        raise UserError(f"--save_probabilities writes predictions; {args.mode_flag} makes none "
                         "(predict or train_and_predict)")
     folds.check_fold(args.crossvalidation_idx)
     if args.model_dir:
@@ -258,10 +274,10 @@ def take_from_training_run(args, given):
     if config is None:
         if not args.benchmark:  # a --benchmark of random weights needs no training run
             raise UserError(f"--model_dir={args.model_dir}: no training run there (no {npu_utils.RUN_CONFIG}); "
-                            f"--mode={args.mode} needs the --model_dir of a training run")
+                            f"{args.mode_flag} needs the --model_dir of a training run")
         return
     if evaluates and config.get("crossvalidation_idx", 0) is None:
-        raise UserError(f"--mode=evaluate: the training run in "
+        raise UserError(f"{args.mode_flag}: the training run in "
                         f"{os.path.join(args.model_dir, npu_utils.RUN_CONFIG)} trained on every slice "
                         "(no --crossvalidation_idx), so no slice is held out to evaluate on")
     _check_input_of_training_run(args, given, config)
@@ -294,7 +310,7 @@ def _check_input_of_training_run(args, given, config):
     if trained_data and os.path.realpath(trained_data) != os.path.realpath(args.data_path):
         print(f"[flags] --data_path={args.data_path} is not the training run's --data_path={trained_data} "
               f"({path}; a relative path there is relative to where training ran): "
-              f"--mode={args.mode} reads {args.data_path}", flush=True)
+              f"{args.mode_flag} reads {args.data_path}", flush=True)
 
 
 def parse_args(argv=None):
@@ -312,7 +328,7 @@ def parse_args(argv=None):
     # --benchmark times random tiles and needs no validation slices.
     needs_fold = args.mode == "train_and_evaluate" or (args.mode == "evaluate" and not args.benchmark)
     if needs_fold and args.crossvalidation_idx is None:
-        raise UserError(f"--mode={args.mode} needs --crossvalidation_idx (the validation slices)")
+        raise UserError(f"{args.mode_flag} needs --crossvalidation_idx (the validation slices)")
     if trains(args) and args.evaluate_every and args.crossvalidation_idx is None:
         raise UserError(f"--evaluate_every={args.evaluate_every} needs --crossvalidation_idx or --fold "
                         "(the validation slices)")

@@ -53,17 +53,17 @@ def make_probability_fn(model, use_xla, batch_size):
     return probability_fn
 
 
-def predict_images(session, probability_fn, images):
+def predict_images(state, probability_fn, images):
     """(H, W, C) probabilities of each uint8 (H, W) image at its native size, by ``--input_mode``.
 
     overlap_tile: tile by tile, stitched. resize (NVIDIA): the image resized
     to the output size and zero-padded, one pass, the probabilities resized back.
     """
-    args, out = session.args, session.out
+    args, out = state.args, state.out
     if args.input_mode == "overlap_tile":
         return [tiles.predict_tiled(probability_fn, tiles.normalize(image.astype(np.float32)), args.tile_size, out,
                                     batch_size=args.batch_size) for image in images]
-    return to_native_size(resized_probabilities(session, probability_fn, images), images)
+    return to_native_size(resized_probabilities(state, probability_fn, images), images)
 
 
 def to_native_size(probabilities, images):
@@ -71,29 +71,29 @@ def to_native_size(probabilities, images):
     return [tf.image.resize(p, image.shape).numpy() for p, image in zip(probabilities, images)]
 
 
-def resized_probabilities(session, probability_fn, images):
+def resized_probabilities(state, probability_fn, images):
     """NVIDIA's path: (out, out, C) probabilities of each image resized to the output size and zero-padded."""
-    args = session.args
-    batch = [tiles.resize_and_pad(tiles.normalize(image.astype(np.float32)), session.out, args.tile_size)
+    args = state.args
+    batch = [tiles.resize_and_pad(tiles.normalize(image.astype(np.float32)), state.out, args.tile_size)
              for image in images]
     return [p for first in range(0, len(batch), args.batch_size)
             for p in probability_fn(np.stack(batch[first:first + args.batch_size])[..., None])]
 
 
-def predict(session, probability_fn):
+def predict(state, probability_fn):
     """Masks of the test images in ``--model_dir/predictions``, with PNG overlays; says how many it read and wrote.
 
     ISBI: ``test-masks.tif``, (N, 512, 512) uint8, 255 = cell, 0 = membrane,
     like the labels. Own data: one PNG of class indices per test image.
     ``--save_probabilities`` adds the cell probabilities (:func:`write_probabilities`).
     """
-    args, data = session.args, session.data
+    args, data = state.args, state.data
     if not data.test_images:
         raise UserError(f"--data_path={args.data_path}: no test images to predict "
                         "(test-volume.tif, or a test/ folder for own data)")
     folder = os.path.join(args.model_dir, "predictions")
     os.makedirs(folder, exist_ok=True)
-    probabilities = predict_images(session, probability_fn, data.test_images)
+    probabilities = predict_images(state, probability_fn, data.test_images)
     classes = [p.argmax(-1).astype(np.uint8) for p in probabilities]
     if data.source == "isbi":
         written = [os.path.join(folder, data.test_names[0])]
@@ -145,9 +145,9 @@ def write_probabilities(folder, data, probabilities):
     return paths
 
 
-def benchmark_inference(session, probability_fn):
+def benchmark_inference(state, probability_fn):
     """Time ``--warmup_steps + --max_steps`` batches of random tiles through the network."""
-    args = session.args
+    args = state.args
     rng = np.random.default_rng(args.seed)
     batch = rng.uniform(-1, 1, (args.batch_size, args.tile_size, args.tile_size, 1)).astype(np.float32)
     step_seconds = []
@@ -155,4 +155,4 @@ def benchmark_inference(session, probability_fn):
         start = time.perf_counter()
         probability_fn(batch)
         step_seconds.append(time.perf_counter() - start)
-    metrics.report(session.log, metrics.benchmark_statistics(step_seconds, args.batch_size, args.warmup_steps), 0)
+    metrics.report(state.log, metrics.benchmark_statistics(step_seconds, args.batch_size, args.warmup_steps), 0)

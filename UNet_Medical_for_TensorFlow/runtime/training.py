@@ -11,19 +11,25 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""The run's session and the training loop.
+"""The training run, in the skeleton every model's runtime/training.py shares.
 
-A :class:`Session` (data split, network, optimizer, checkpoints, logs) is built
-by :func:`create` for every mode; :func:`restore_or_start` restores or starts
-it; :func:`train` trains it. Training uses common/npu_utils.make_train_step
-(XLA, loss scaling, gradient averaging over workers) and
-common/npu_utils.StepTimer (wall-clock images/s, input pipeline included).
+:func:`build` (folds, network, optimizer, checkpoints: a :class:`TrainState`,
+for every mode), :func:`restore_or_start` (resume, start over or refuse,
+pretrained weights; evaluate and predict restore the last checkpoint),
+:func:`train` (the loop), :func:`end_step` (one step's bookkeeping) and
+:func:`finish` (the last checkpoint, the benchmark figures, the export).
+The step is common/npu_utils.make_train_step (XLA, loss scaling, gradient
+averaging over workers); common/npu_utils.StepTimer counts wall-clock
+images/s, input pipeline included; common/npu_utils.TrainingSteps keeps the
+step cap, the non-finite loss stop, the checkpoint cadence and the scratch
+clean-up every model shares.
 
 A training's checkpoints follow the rules every model shares
 (common/npu_utils.RunCheckpoints: ``--model_dir/checkpoints/ckpt-<step>``,
 written atomically), so a run killed at any moment resumes from its last
-checkpoint with ``--resume``. ``config.json`` is written here, by training only, once every
-check passed and the restore succeeded (THE RULE of common/npu_utils).
+checkpoint with ``--resume``. ``config.json`` is written by
+``flags.write_run_config``, by training only, once every check passed and the
+restore succeeded.
 """
 
 import dataclasses
@@ -98,8 +104,8 @@ class RunLog:
 
 
 @dataclasses.dataclass
-class Session:
-    """Everything the modes share; built once by :func:`create`.
+class TrainState:
+    """Everything the modes share; built once by :func:`build`.
 
     Attributes:
       args: the parsed flags; ctx: common/npu_utils.RunContext;
@@ -108,7 +114,10 @@ class Session:
         worked out here only.
       train_indices, validation_indices: the fold split of ``data.images``.
       model, optimizer, checkpoint (with its ``step``), log.
+      probability_fn: runtime.inference.make_probability_fn of the model (evaluation, prediction).
       checkpoints: the run folder's npu_utils.RunCheckpoints (training only, None otherwise).
+      steps: npu_utils.TrainingSteps of a training (set by :func:`train`).
+      step_seconds: each step's wall-clock seconds, input pipeline included (the benchmark figures).
     """
 
     args: object
@@ -122,14 +131,19 @@ class Session:
     checkpoint: object
     checkpoints: object
     log: RunLog
+    probability_fn: object
+    steps: object = None
+    timer: object = None
+    step_seconds: list = dataclasses.field(default_factory=list)
 
     @property
     def step(self):
         return int(self.checkpoint.step.numpy())
 
 
-def create(args, ctx, data):
-    """Check the data against the flags, split the folds, build the network under the strategy.
+def build(args, ctx, data):
+    """The :class:`TrainState` of every mode: the data checked against the flags, the folds split, the
+    network and its optimizer built under the strategy, the run folder's checkpoints (training only).
 
     Raises:
       UserError: an image smaller than one output window, or too few slices for a fold.
@@ -153,11 +167,148 @@ def create(args, ctx, data):
     # Every worker has its RunCheckpoints: under several workers each one saves (common/checkpoints.py).
     checkpoints = (npu_utils.RunCheckpoints(checkpoint, model, args.model_dir, ctx, keep=args.keep_checkpoints)
                    if flags.trains(args) and not args.benchmark else None)
-    return Session(args, ctx, data, out, train_indices, validation_indices, model, optimizer, checkpoint,
-                   checkpoints, RunLog(args, ctx.is_chief))
+    return TrainState(args, ctx, data, out, train_indices, validation_indices, model, optimizer, checkpoint,
+                      checkpoints, RunLog(args, ctx.is_chief),
+                      inference.make_probability_fn(model, ctx.use_xla, args.batch_size))
 
 
-def check_readable(prefix):
+def restore_or_start(state):
+    """Restore the latest checkpoint, start over, or start fresh, as the mode and ``--resume`` ask.
+
+    Training follows npu_utils.RunCheckpoints.restore_or_start (True:
+    continue, False: delete the checkpoints and start over, not given: refuse
+    a folder that holds one); evaluate and predict always restore. Then every
+    rank takes rank 0's variables, and a training chief writes config.json
+    (after all checks and the restore). Returns the step the run stands at.
+
+    Raises:
+      UserError: a checkpoint in the way, none to evaluate with, or one that
+        is unreadable or does not fit.
+    """
+    args, ctx = state.args, state.ctx
+    trains = flags.trains(args)
+    if state.checkpoints is not None:
+        if args.resume and state.checkpoints.latest:
+            _check_readable(state.checkpoints.latest)  # a damaged file named as such, not as a misfit
+        state.checkpoints.restore_or_start(args.resume, log=functools.partial(print, flush=True))
+    elif not trains and ctx.is_chief and args.use_savedmodel:
+        _load_export(state)
+    elif not trains and ctx.is_chief:
+        latest = npu_utils.latest_checkpoint(args.model_dir)
+        if latest:
+            _restore_weights(state, latest)
+        elif not args.benchmark:
+            raise UserError(f"--model_dir={args.model_dir}: no checkpoint to {args.mode} with")
+    if trains and not state.step and args.pretrained_checkpoint:
+        _load_pretrained(state.model, args.pretrained_checkpoint)
+    # The same start on every rank, whatever each one's view of the run folder (and of a pretrained run).
+    npu_utils.broadcast_start(ctx, state.model, state.optimizer, [state.checkpoint.step])
+    if trains and ctx.is_chief and not args.benchmark:
+        flags.write_run_config(args, ctx)
+    return state.step
+
+
+def train(state):
+    """Train from the checkpoint's step to the step cap, then :func:`finish`; returns the last step.
+
+    Steps ``step + 1 .. last step``, with TRAIN lines, checkpoints and (chief,
+    every ``--evaluate_every`` steps) the validation fold's metrics. The tile
+    stream starts at batch ``step``, so a resumed run sees the batches an
+    uninterrupted run would have seen (same --batch_size and ranks). A run
+    whose checkpoint already reaches the cap (killed after its last
+    checkpoint but before the export) trains nothing and exports.
+
+    Raises:
+      npu_utils.TrainingDiverged: a non-finite loss (the last good checkpoint stays as it is).
+    """
+    args, ctx, model, start_step = state.args, state.ctx, state.model, state.step
+    state.steps = npu_utils.TrainingSteps(state.checkpoints, args.checkpoint_every, start_step, _step_cap(state))
+    last_step = state.steps.last_step
+    try:
+        if start_step >= last_step:
+            cap = (f"--max_steps={last_step}" if last_step == args.max_steps
+                   else f"step {last_step} (--train_epochs={args.train_epochs})")
+            print(f"[train] checkpoint step {start_step} already reaches {cap}", flush=True)
+        else:
+            def loss_fn(images, onehot):
+                return metrics.total_loss(model(images, training=True), onehot, model.trainable_variables,
+                                         args.weight_decay)
+
+            train_step = npu_utils.make_train_step(ctx, model, state.optimizer, loss_fn)
+            iterator = iter(_train_dataset(state, start_step))
+            state.timer = npu_utils.StepTimer(args.batch_size * ctx.ranks.rank_size, first_step=start_step)
+            step_start = time.perf_counter()
+            for step in range(start_step + 1, last_step + 1):
+                logs = step % args.log_every == 0 or step == last_step
+                # The L2 term of this step's loss, from the weights before the update (the same on every
+                # worker), so that the logged loss is NVIDIA's cross-entropy + Dice loss with the L2 term beside it.
+                l2_loss = float(metrics.weight_decay_loss(model.trainable_variables, args.weight_decay)) if logs \
+                    else 0.0
+                loss = float(train_step(*next(iterator)))
+                step_start = end_step(state, step, loss, l2_loss if logs else None, step_start)
+        finish(state)
+    finally:
+        state.steps.close()  # a non-chief worker's scratch checkpoints go, also after a failure
+    return max(start_step, last_step)
+
+
+def end_step(state, step, loss, l2_loss, step_start):
+    """The bookkeeping of training step ``step`` (``loss``: its float loss; ``l2_loss``: its L2 term when the
+    step logs, else None; ``step_start``: when it began, perf_counter): the checks and checkpoint of
+    npu_utils.TrainingSteps, the step time, the TRAIN line and the log, the validation every
+    ``--evaluate_every`` steps (chief). Returns when the next step begins.
+
+    Raises:
+      npu_utils.TrainingDiverged: ``loss`` is not finite.
+    """
+    args = state.args
+    state.steps.check_loss(step, loss)
+    state.checkpoint.step.assign(step)
+    now = time.perf_counter()
+    state.step_seconds.append(now - step_start)  # wall clock, input pipeline included, as the StepTimer
+    if l2_loss is not None:
+        print(f"{state.timer.line(step, loss - l2_loss)} l2_loss={l2_loss:.6f}", flush=True)
+        state.log.record(step, {"loss": loss - l2_loss, "l2_loss": l2_loss, "images_per_sec": state.timer.last_rate},
+                         (step, state.steps.last_step))
+    if args.evaluate_every and step % args.evaluate_every == 0 and state.ctx.is_chief:
+        with state.timer.paused():  # images/s and the step times count training alone
+            evaluation.evaluate(state, state.probability_fn, step)
+        now = time.perf_counter()
+    state.steps.end_step(step)  # every worker saves, at the same steps
+    return now
+
+
+def finish(state):
+    """The end of a training: its last checkpoint, the --benchmark figures, and (chief) the exported model."""
+    args = state.args
+    state.steps.save(state.step)
+    if args.benchmark:
+        global_batch = args.batch_size * state.ctx.ranks.rank_size
+        metrics.report(state.log, metrics.benchmark_statistics(state.step_seconds, global_batch, args.warmup_steps),
+                       state.steps.last_step)
+    if state.ctx.is_chief and not args.benchmark:
+        path = os.path.join(args.model_dir, inference.EXPORT_FILE)
+        state.model.save(path)
+        print(f"[train] exported {path} at step {state.step} (keras.models.load_model "
+              "needs no code of this repository)", flush=True)
+
+
+def _step_cap(state):
+    """The training's last step: the first of ``--max_steps`` and ``--train_epochs`` it reaches.
+
+    An epoch is as many tiles as the training fold has slices, over the global batch.
+    """
+    args = state.args
+    steps_per_epoch = math.ceil(len(state.train_indices) / (args.batch_size * state.ctx.ranks.rank_size))
+    last_step = npu_utils.step_cap(args.max_steps, args.train_epochs, steps_per_epoch)
+    if args.train_epochs:
+        print(f"[train] --train_epochs={args.train_epochs}: {steps_per_epoch} steps per epoch "
+              f"({len(state.train_indices)} training slices); stops at step {last_step}", flush=True)
+    flags.check_step_plan(args, last_step)
+    return last_step
+
+
+def _check_readable(prefix):
     """Read every value of the checkpoint ``prefix`` once, so that a damaged file is named as such.
 
     Raises:
@@ -174,73 +325,36 @@ def check_readable(prefix):
                         "file naming it) or use another --model_dir") from None
 
 
-def _restore_weights(session, prefix):
+def _restore_weights(state, prefix):
     """Restore the weights and step of ``prefix`` for evaluate and predict, also from a checkpoint
     written on the other stack (its portable weights file)."""
-    check_readable(prefix)
-    error = npu_utils.restore_checkpoint(session.checkpoint, prefix, model=session.model)
+    _check_readable(prefix)
+    error = npu_utils.restore_checkpoint(state.checkpoint, prefix, model=state.model)
     if error:
         # With the run's config.json the network's flags came from there; without it they may be wrong.
-        hint = ("" if npu_utils.read_run_config(session.args.model_dir) is not None else
+        hint = ("" if npu_utils.read_run_config(state.args.model_dir) is not None else
                 f" (no {npu_utils.RUN_CONFIG} there: give the --base_filters and --n_classes of its training run)")
         raise UserError(f"{prefix} cannot be restored here: {error}{hint}")
     # The other stack's portable weights leave the step at 0: read it directly.
-    session.checkpoint.step.assign(tf.train.load_checkpoint(prefix).get_tensor(STEP_KEY))
-    print(f"[run] restored {prefix} (step {session.step})", flush=True)
+    state.checkpoint.step.assign(tf.train.load_checkpoint(prefix).get_tensor(STEP_KEY))
+    print(f"[run] restored {prefix} (step {state.step})", flush=True)
 
 
-def _load_export(session):
+def _load_export(state):
     """``--use_savedmodel``: the weights of the model file training exported (NVIDIA reads its SavedModel).
 
     Raises:
       UserError: no export in ``--model_dir`` (for instance one written on the other stack).
     """
-    path = os.path.join(session.args.model_dir, inference.EXPORT_FILE)
+    path = os.path.join(state.args.model_dir, inference.EXPORT_FILE)
     if not os.path.isfile(path):
         raise UserError(f"--use_savedmodel: no {path} (training writes it at its end, {inference.EXPORT_FILE} on "
                         "this stack); train to the end or leave out --use_savedmodel to use the last checkpoint")
-    session.model.load_weights(path)
+    state.model.load_weights(path)
     print(f"[run] weights of {path} (--use_savedmodel)", flush=True)
 
 
-def restore_or_start(session):
-    """Restore the latest checkpoint, start over, or start fresh, as the mode and ``--resume`` ask.
-
-    Training follows npu_utils.RunCheckpoints.restore_or_start (True:
-    continue, False: delete the checkpoints and start over, not given: refuse
-    a folder that holds one); evaluate and predict always restore. Then every
-    rank takes rank 0's variables, and a training chief writes config.json
-    (THE RULE: after all checks and the restore).
-
-    Raises:
-      UserError: a checkpoint in the way, none to evaluate with, or one that
-        is unreadable or does not fit.
-    """
-    args, ctx = session.args, session.ctx
-    trains = flags.trains(args)
-    if session.checkpoints is not None:
-        if args.resume and session.checkpoints.latest:
-            check_readable(session.checkpoints.latest)  # a damaged file named as such, not as a misfit
-        session.checkpoints.restore_or_start(args.resume, log=functools.partial(print, flush=True))
-    elif not trains and ctx.is_chief and args.use_savedmodel:
-        _load_export(session)
-    elif not trains and ctx.is_chief:
-        latest = npu_utils.latest_checkpoint(args.model_dir)
-        if latest:
-            _restore_weights(session, latest)
-        elif not args.benchmark:
-            raise UserError(f"--model_dir={args.model_dir}: no checkpoint to {args.mode} with")
-    if trains and not session.step and args.pretrained_checkpoint:
-        load_pretrained(session.model, args.pretrained_checkpoint)
-    # The same start on every rank, whatever each one's view of the run folder (and of a pretrained run).
-    ctx.broadcast_variables(session.model.weights + npu_utils.optimizer_variables(session.optimizer)
-                            + [session.checkpoint.step])
-    if trains and ctx.is_chief and not args.benchmark:
-        npu_utils.write_run_config(args.model_dir, vars(args))
-    return session.step
-
-
-def load_pretrained(model, source_dir):
+def _load_pretrained(model, source_dir):
     """Copy an earlier run's weights into ``model``, all layers but ``logits`` when the classes differ.
 
     Raises:
@@ -251,7 +365,7 @@ def load_pretrained(model, source_dir):
     if latest is None:
         raise UserError(f"--pretrained_checkpoint={source_dir}: expected the --model_dir of an earlier "
                         f"run, with {npu_utils.RUN_CONFIG} and a checkpoint")
-    check_readable(latest)
+    _check_readable(latest)
     source = unet.build_unet(base_filters=config["base_filters"], tile_size=model.input_shape[1],
                              n_classes=config["n_classes"])
     # Weights only (the source's optimizer state is not wanted), also from a run of the other stack.
@@ -273,113 +387,13 @@ def load_pretrained(model, source_dir):
     print(f"[train] started from {latest}: {kept}", flush=True)
 
 
-def steps_per_epoch(session):
-    """Steps of one epoch: as many tiles as the training fold has slices, over the global batch."""
-    global_batch = session.args.batch_size * session.ctx.ranks.rank_size
-    return math.ceil(len(session.train_indices) / global_batch)
-
-
-def total_steps(session):
-    """The training's last step: the first of ``--max_steps`` and ``--train_epochs`` it reaches (0 = no cap)."""
-    args = session.args
-    caps = [args.max_steps] if args.max_steps else []
-    if args.train_epochs:
-        caps.append(args.train_epochs * steps_per_epoch(session))
-        print(f"[train] --train_epochs={args.train_epochs}: {steps_per_epoch(session)} steps per epoch "
-              f"({len(session.train_indices)} training slices); stops at step {min(caps)}", flush=True)
-    flags.check_step_plan(args, min(caps))
-    return min(caps)
-
-
-def train(session, probability_fn):
-    """Train from the checkpoint's step to the step cap, then export; returns the last step.
-
-    ``probability_fn`` (:func:`runtime.inference.make_probability_fn`) scores the validation fold every
-    ``--evaluate_every`` steps.
-
-    A run whose checkpoint already reaches the cap (killed after its last
-    checkpoint but before the export) trains nothing and exports.
-
-    Raises:
-      npu_utils.TrainingDiverged: a non-finite loss (the last good checkpoint stays as it is).
-    """
-    args, start_step, last_step = session.args, session.step, total_steps(session)
-    if start_step >= last_step:
-        cap = (f"--max_steps={last_step}" if last_step == args.max_steps
-               else f"step {last_step} (--train_epochs={args.train_epochs})")
-        print(f"[train] checkpoint step {start_step} already reaches {cap}", flush=True)
-    else:
-        try:
-            train_steps(session, start_step, last_step, probability_fn)
-        finally:
-            if session.checkpoints:  # a non-chief worker's scratch checkpoints go, also after a failure
-                session.checkpoints.close()
-    if session.ctx.is_chief and not args.benchmark:
-        path = os.path.join(args.model_dir, inference.EXPORT_FILE)
-        session.model.save(path)
-        print(f"[train] exported {path} at step {session.step} (keras.models.load_model "
-              "needs no code of this repository)", flush=True)
-    return max(start_step, last_step)
-
-
-def _train_dataset(session, start_step):
-    args, ctx, data = session.args, session.ctx, session.data
-    shard = ctx.shard(session.train_indices)
+def _train_dataset(state, start_step):
+    args, ctx, data = state.args, state.ctx, state.data
+    shard = ctx.shard(state.train_indices)
     if not shard:
-        raise UserError(f"RANK_SIZE={ctx.ranks.rank_size} is more than the {len(session.train_indices)} "
+        raise UserError(f"RANK_SIZE={ctx.ranks.rank_size} is more than the {len(state.train_indices)} "
                         "training slices")
     return pipeline.train_dataset([data.images[i] for i in shard], [data.labels[i] for i in shard],
-                                  args.tile_size, session.out, data.n_classes, args.batch_size, args.seed,
+                                  args.tile_size, state.out, data.n_classes, args.batch_size, args.seed,
                                   augment=args.augment, rank_id=ctx.ranks.rank_id, start_batch=start_step,
                                   augment_set=args.augment_set, input_mode=args.input_mode)
-
-
-def train_steps(session, start_step, last_step, probability_fn):
-    """Steps ``start_step + 1 .. last_step``, with TRAIN lines, checkpoints, the benchmark figures and
-    (chief, every ``--evaluate_every`` steps) the validation fold's metrics.
-
-    The tile stream starts at batch ``start_step``, so a resumed run sees the
-    batches an uninterrupted run would have seen (same --batch_size and ranks).
-    """
-    args, ctx, model, checkpoint = session.args, session.ctx, session.model, session.checkpoint
-
-    def loss_fn(images, onehot):
-        return metrics.total_loss(model(images, training=True), onehot, model.trainable_variables,
-                                 args.weight_decay)
-
-    train_step = npu_utils.make_train_step(ctx, model, session.optimizer, loss_fn)
-    global_batch = args.batch_size * ctx.ranks.rank_size
-    checkpoints = session.checkpoints  # None for --benchmark: no checkpoints
-    iterator = iter(_train_dataset(session, start_step))
-    timer = npu_utils.StepTimer(global_batch, first_step=start_step)
-    step_seconds, step_start = [], time.perf_counter()
-    for step in range(start_step + 1, last_step + 1):
-        logs = step % args.log_every == 0 or step == last_step
-        # The L2 term of this step's loss, from the weights before the update (the same on every worker),
-        # so that the logged loss is NVIDIA's cross-entropy + Dice loss with the L2 term beside it.
-        l2_loss = float(metrics.weight_decay_loss(model.trainable_variables, args.weight_decay)) if logs else 0.0
-        loss = float(train_step(*next(iterator)))
-        if not math.isfinite(loss):
-            last_good = checkpoints.manager.latest_checkpoint if checkpoints else None
-            raise npu_utils.TrainingDiverged(
-                f"loss is {loss} at step {step}; stopped without saving, the last good checkpoint is "
-                f"{last_good or 'none'}")
-        checkpoint.step.assign(step)
-        now = time.perf_counter()
-        step_seconds.append(now - step_start)  # wall clock, input pipeline included, as the StepTimer
-        step_start = now
-        if logs:
-            print(f"{timer.line(step, loss - l2_loss)} l2_loss={l2_loss:.6f}", flush=True)
-            session.log.record(step, {"loss": loss - l2_loss, "l2_loss": l2_loss, "images_per_sec": timer.last_rate},
-                               (step, last_step))
-        if args.evaluate_every and step % args.evaluate_every == 0 and ctx.is_chief:
-            with timer.paused():  # images/s and the step times count training alone
-                evaluation.evaluate(session, probability_fn, step)
-            step_start = time.perf_counter()
-        if checkpoints and step % args.checkpoint_every == 0:  # every worker saves, at the same steps
-            checkpoints.save(step)
-    if checkpoints and session.step % args.checkpoint_every:
-        checkpoints.save(session.step)
-    if args.benchmark:
-        metrics.report(session.log, metrics.benchmark_statistics(step_seconds, global_batch, args.warmup_steps),
-                       last_step)

@@ -34,14 +34,14 @@ def _cut(path, keep, tail=b""):
 
 
 def test_a_good_checkpoint_is_read(tmp_path):
-    training.check_readable(_saved(tmp_path))
+    training._check_readable(_saved(tmp_path))
 
 
 def test_truncated_data_file(tmp_path):
     prefix = _saved(tmp_path)
     _cut(f"{prefix}.data-00000-of-00001", lambda n: n // 2)
     with pytest.raises(UserError) as error:
-        training.check_readable(prefix)
+        training._check_readable(prefix)
     assert str(error.value).startswith(f"{prefix}: the checkpoint is unreadable (")
     assert str(error.value).endswith("); delete it (and the 'checkpoint' file naming it) or use another --model_dir")
 
@@ -50,4 +50,4 @@ def test_corrupt_index_file(tmp_path):
     prefix = _saved(tmp_path)
     _cut(f"{prefix}.index", lambda n: n // 2, b"xx")
     with pytest.raises(UserError, match=rf"^{prefix}: the checkpoint is unreadable \(.*sstable"):
-        training.check_readable(prefix)
+        training._check_readable(prefix)

@@ -85,7 +85,7 @@ def test_non_finite_loss_stops_with_checkpoint_intact(isbi_dir, tmp_path):
                       *SMALL, "--learning_rate=1e30")
     assert result.returncode == 3
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(error_lines) == 1 and "loss is" in error_lines[0] and "without saving" in error_lines[0]
+    assert len(error_lines) == 1 and "non-finite loss" in error_lines[0] and "without saving" in error_lines[0]
     step = int(re.search(r"at step (\d+)", error_lines[0]).group(1))
     assert os.path.isfile(os.path.join(model_dir, "checkpoints", f"ckpt-{step - 1}.index"))
     assert not glob.glob(os.path.join(model_dir, "checkpoints", f"ckpt-{step}.*"))
