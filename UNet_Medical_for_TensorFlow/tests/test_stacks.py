@@ -82,7 +82,7 @@ def test_training_step_is_traced_once(isbi_dir):
     ctx = npu_utils.RunContext("cpu", npu_utils.Precision("float32"), False, npu_utils.Ranks(),
                                tf.distribute.get_strategy())
     optimizer = npu_utils.keras.optimizers.Adam(1e-3)
-    npu_utils.build_optimizer(optimizer, model.trainable_variables)  # as runtime/training.create does
+    npu_utils.build_optimizer(optimizer, model.trainable_variables)  # as runtime/training.build does
     step = npu_utils.make_train_step(ctx, model, optimizer,
                                      lambda x, y: metrics.total_loss(model(x, training=True), y,
                                                                      model.trainable_variables, 5e-4),
