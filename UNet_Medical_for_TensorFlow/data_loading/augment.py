@@ -24,6 +24,8 @@ one-hot label channels, so image and label move together; the labels are
 made hard again with an argmax afterwards.
 """
 
+from __future__ import annotations
+
 import tensorflow as tf
 
 FLIP_PROBABILITY = 0.5
@@ -80,7 +82,8 @@ def _crop_and_elastic(stack, seeds, augment_set):
     return _bilinear_sample(stack, rows + field[..., 0], cols + field[..., 1])
 
 
-def augment(image, onehot, seed, augment_set="nvidia"):
+def augment(image: tf.Tensor, onehot: tf.Tensor, seed: tf.Tensor,
+            augment_set: str = "nvidia") -> tuple[tf.Tensor, tf.Tensor]:
     """Augment one training example.
 
     Args:

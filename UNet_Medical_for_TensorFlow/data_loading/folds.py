@@ -22,6 +22,8 @@ and 28 are never validated; fold 0 validates ``[0, 3, 12, 15, 21, 25]``, in
 NVIDIA's order ``[25, 3, 0, 21, 15, 12]``, which its evaluation batches follow.
 """
 
+from __future__ import annotations
+
 import numpy as np
 
 from common.npu_utils import UserError
@@ -31,7 +33,7 @@ FOLD_SCHEMES = ("partition", "nvidia")
 NVIDIA_TRAIN_RATIO = 0.8  # NVIDIA's ``ratio``: the first int(0.8 * n) slices of the rotated order train
 
 
-def check_fold(fold, n_slices=None, source="--data_path"):
+def check_fold(fold: int | None, n_slices: int | None = None, source: str = "--data_path") -> None:
     """The one check of ``--crossvalidation_idx``: in range, and (given ``n_slices``) enough slices.
 
     Args:
@@ -51,7 +53,8 @@ def check_fold(fold, n_slices=None, source="--data_path"):
                         "out to train on all of them")
 
 
-def fold_split(n_slices, fold, seed, source="--data_path", scheme="partition"):
+def fold_split(n_slices: int, fold: int | None, seed: int, source: str = "--data_path",
+               scheme: str = "partition") -> tuple[list[int], list[int]]:
     """Training and validation slice indices of one fold.
 
     Args:

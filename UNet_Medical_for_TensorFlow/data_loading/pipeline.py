@@ -13,7 +13,10 @@
 # limitations under the License.
 """tf.data pipelines: training examples from either input path, augmented on the fly."""
 
+from __future__ import annotations
+
 import itertools
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -42,8 +45,10 @@ def _prepared_slices(images, labels, tile, out, n_classes, input_mode):
              tiles.mirror_pad(label.astype(np.uint8), margin)) for image, label in zip(images, labels)]
 
 
-def train_dataset(images, labels, tile, out, n_classes, batch_size, seed, augment=False, rank_id=0,
-                  start_batch=0, augment_set="nvidia", input_mode="overlap_tile"):
+def train_dataset(images: Sequence[np.ndarray], labels: Sequence[np.ndarray], tile: int, out: int,
+                  n_classes: int, batch_size: int, seed: int, augment: bool = False, rank_id: int = 0,
+                  start_batch: int = 0, augment_set: str = "nvidia",
+                  input_mode: str = "overlap_tile") -> tf.data.Dataset:
     """An endless dataset of training examples, starting at batch ``start_batch`` of its stream.
 
     ``overlap_tile``: each example is a random ``out`` x ``out`` window of a

@@ -18,6 +18,8 @@ integer class maps of the same size. ISBI labels are 0 = membrane and
 255 = cell interior; they become classes 0 and 1.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import os
 import struct
@@ -85,7 +87,7 @@ def _decode(path, what, modes=("L",)):
     return file_format, [array for _, array in pages]
 
 
-def read_stack(path, what):
+def read_stack(path: str, what: str) -> np.ndarray:
     """Read a multi-page 8-bit grey TIFF into an (N, H, W) uint8 array.
 
     Raises:
@@ -100,7 +102,7 @@ def read_stack(path, what):
     return np.stack(pages)
 
 
-def binary_labels(stack, path):
+def binary_labels(stack: np.ndarray, path: str) -> np.ndarray:
     """ISBI labels (0 / 255) to classes 0 / 1, checking that they are two-valued.
 
     Raises:
@@ -117,7 +119,7 @@ def binary_labels(stack, path):
     return labels
 
 
-def read_isbi(data_dir, need_test=True, need_train=True):
+def read_isbi(data_dir: str, need_test: bool = True, need_train: bool = True) -> SegmentationData:
     """Read and check ``train-volume.tif``, ``train-labels.tif`` and ``test-volume.tif``.
 
     Args:
@@ -150,7 +152,7 @@ def _image_files(folder):
     return sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_SUFFIXES))
 
 
-def read_folder(data_dir, n_classes, need_train=True):
+def read_folder(data_dir: str, n_classes: int, need_train: bool = True) -> SegmentationData:
     """Read ``images/`` and ``masks/`` (same file names; PNG or TIFF; masks hold class indices).
 
     Images are converted to nothing: they must already be 8-bit grey, like
@@ -200,7 +202,8 @@ def read_folder(data_dir, n_classes, need_train=True):
                             n_classes=n_classes, source="folder")
 
 
-def read_dataset(data_dir, n_classes=2, need_test=True, need_train=True):
+def read_dataset(data_dir: str, n_classes: int = 2, need_test: bool = True,
+                 need_train: bool = True) -> SegmentationData:
     """An ``images/`` + ``masks/`` folder when ``images/`` exists (or, for prediction alone, ``test/``),
     else the ISBI stacks. Only what the run uses is read: ``need_train`` the training images and labels,
     ``need_test`` the test images.
@@ -220,7 +223,7 @@ def read_dataset(data_dir, n_classes=2, need_test=True, need_train=True):
     return read_isbi(data_dir, need_test=need_test, need_train=need_train)
 
 
-def check_min_size(data, out_size):
+def check_min_size(data: SegmentationData, out_size: int) -> None:
     """Every image must cover at least one output tile (``out_size`` squared).
 
     Raises:

@@ -23,9 +23,12 @@ CLI (from the model directory):
     python -m data_loading.synthetic --data_dir DIR [--slices 30] [--size 512] [--seed 0] [--layout folder]
 """
 
+from __future__ import annotations
+
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
@@ -41,7 +44,7 @@ NOISE_STD = 18.0
 BLUR_SIGMA = 1.0
 
 
-def synthetic_slice(rng, size):
+def synthetic_slice(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
     """One slice and its label.
 
     Args:
@@ -63,14 +66,14 @@ def synthetic_slice(rng, size):
     return np.clip(image, 0, 255).astype(np.uint8), label
 
 
-def synthetic_stack(slices, size, seed):
+def synthetic_stack(slices: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``(images, labels)``, each (slices, size, size) uint8, from one seed."""
     rng = np.random.default_rng(seed)
     pairs = [synthetic_slice(rng, size) for _ in range(slices)]
     return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
 
-def write_isbi_stacks(data_dir, slices=30, size=512, seed=0):
+def write_isbi_stacks(data_dir: str, slices: int = 30, size: int = 512, seed: int = 0) -> list[str]:
     """Write ``train-volume.tif``, ``train-labels.tif`` and ``test-volume.tif`` into ``data_dir``.
 
     The test stack comes from a different seed than the training stack.
@@ -86,7 +89,7 @@ def write_isbi_stacks(data_dir, slices=30, size=512, seed=0):
     return paths
 
 
-def write_own_data_folder(data_dir, slices=30, size=512, seed=0):
+def write_own_data_folder(data_dir: str, slices: int = 30, size: int = 512, seed: int = 0) -> list[str]:
     """Write the own-data layout: ``images/`` and ``masks/`` (class indices 0/1) and ``test/``, PNGs.
 
     Slice ``i`` is ``{i:03d}.png`` in each folder; every other slice is cut
@@ -107,7 +110,7 @@ def write_own_data_folder(data_dir, slices=30, size=512, seed=0):
     return folders
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write synthetic ISBI 2012-format stacks.")
     parser.add_argument("--data_dir", required=True, help="output folder")
     parser.add_argument("--slices", type=int, default=30, help="slices per stack (default %(default)s)")

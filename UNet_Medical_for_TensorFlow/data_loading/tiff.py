@@ -22,6 +22,8 @@ in :mod:`data_loading.readers`; this module has no other dependency so that
 the synthetic generator's CLI runs on its own.
 """
 
+from __future__ import annotations
+
 import os
 import struct
 import warnings
@@ -90,7 +92,7 @@ def _check_pixel_data(data, order, entries, page):
                 _need(data, start, length, f"the image data of page {page + 1}")
 
 
-def count_pages(path):
+def count_pages(path: str) -> int:
     """The pages of a TIFF file, once every page's directory and image data is found inside the file.
 
     Returns:
@@ -118,7 +120,7 @@ def count_pages(path):
     return len(seen)
 
 
-def read_pages(path):
+def read_pages(path: str) -> tuple[str, list[tuple[str, np.ndarray]]]:
     """Decode every page of an image file; a TIFF only when it holds every page its directories promise.
 
     Returns:
@@ -145,7 +147,7 @@ def read_pages(path):
 WRITE_DTYPES = (np.uint8, np.float32)
 
 
-def write_stack(path, stack):
+def write_stack(path: str, stack: np.ndarray) -> None:
     """Write ``stack`` (N, H, W) as an N-page TIFF, atomically: uint8 as 8-bit grey, float32 as 32-bit float.
 
     The pages go to ``path + '.part'`` first and are renamed into place, so an

@@ -18,17 +18,24 @@ A network with valid convolutions maps a ``tile`` x ``tile`` input to the
 so that every pixel, borders included, lies in the centre of some tile.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:  # for the hints only: the two functions that need TensorFlow import it themselves
+    import tensorflow as tf
 
-def normalize(image):
+
+def normalize(image: np.ndarray | tf.Tensor) -> np.ndarray | tf.Tensor:
     """Grey values 0..255 (a float32 array or tensor) to [-1, 1] (NVIDIA: ``x / 127.5 - 1``)."""
     return image / 127.5 - 1.0
 
 
-def mirror_pad(array, margin):
+def mirror_pad(array: np.ndarray, margin: int) -> np.ndarray:
     """Mirror ``array`` (H, W[, C]) by ``margin`` pixels on each side of H and W.
 
     'reflect' does not repeat the edge pixel; NumPy keeps reflecting when
@@ -38,7 +45,7 @@ def mirror_pad(array, margin):
     return np.pad(array, pad, mode="reflect")
 
 
-def window_starts(length, out):
+def window_starts(length: int, out: int) -> list[int]:
     """Starts of the ``out``-long windows that cover ``range(length)``, evenly overlapping.
 
     The first window starts at 0 and the last ends at ``length``.
@@ -51,7 +58,8 @@ def window_starts(length, out):
     return [round(i * (length - out) / (count - 1)) for i in range(count)]
 
 
-def predict_tiled(predict_fn, image, tile, out, batch_size=1):
+def predict_tiled(predict_fn: Callable[[np.ndarray], np.ndarray | tf.Tensor], image: np.ndarray, tile: int,
+                  out: int, batch_size: int = 1) -> np.ndarray:
     """Class probabilities of a whole image, tile by tile, stitched.
 
     Args:
@@ -82,7 +90,7 @@ def predict_tiled(predict_fn, image, tile, out, batch_size=1):
     return total / count
 
 
-def resize_and_pad(image, out, tile):
+def resize_and_pad(image: np.ndarray, out: int, tile: int) -> np.ndarray:
     """NVIDIA's input path: a whole normalized image resized to ``out`` x ``out``, zero-padded to ``tile``.
 
     Args:
@@ -98,7 +106,7 @@ def resize_and_pad(image, out, tile):
     return tf.image.resize_with_crop_or_pad(resized, tile, tile).numpy()[..., 0]
 
 
-def resize_labels(labels, n_classes, out):
+def resize_labels(labels: np.ndarray, n_classes: int, out: int) -> np.ndarray:
     """NVIDIA's labels: a class map resized to ``out`` x ``out`` (bilinear), then made hard again.
 
     Two classes: NVIDIA resizes the 0/1 map and thresholds at 0.5 (0.5 is

@@ -18,6 +18,8 @@ The one place where the output size is worked out from the tile size
 (572 -> 388).
 """
 
+from __future__ import annotations
+
 # Encoder widths as multiples of the first level's width (paper, Fig. 1):
 # 64, 128, 256, 512 with the bottleneck at 1024 for base_filters=64.
 LEVEL_MULTIPLIERS = (1, 2, 4, 8)
@@ -30,7 +32,7 @@ def _shrink(size):
     return size - 2 * CONVS_PER_LEVEL
 
 
-def level_sizes(tile_size):
+def level_sizes(tile_size: int) -> dict[str, list[int] | int] | None:
     """Spatial sizes through the network for a square input of ``tile_size``.
 
     Returns:
@@ -62,14 +64,14 @@ def level_sizes(tile_size):
     return {"skips": skips, "upsampled": upsampled, "output": size}
 
 
-def nearest_valid_tile_sizes(tile_size, count=2):
+def nearest_valid_tile_sizes(tile_size: int, count: int = 2) -> list[int]:
     """The valid tile sizes closest to ``tile_size`` (one below, one above when they exist)."""
     below = next((s for s in range(tile_size - 1, 0, -1) if level_sizes(s)), None)
     above = next(s for s in range(tile_size + 1, tile_size + 10_000) if level_sizes(s))
     return [s for s in (below, above) if s is not None][:count]
 
 
-def output_size(tile_size):
+def output_size(tile_size: int) -> int:
     """Size of the logits for an input tile of ``tile_size`` (572 -> 388).
 
     Raises:

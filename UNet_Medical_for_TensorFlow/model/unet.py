@@ -24,6 +24,8 @@ Layout: inputs NHWC float, outputs NHWC logits (no softmax), always float32
 so that the loss is computed in float32 under a mixed-precision policy.
 """
 
+from __future__ import annotations
+
 from common.npu_utils import keras
 from model.tile_sizes import BOTTLENECK_MULTIPLIER, LEVEL_MULTIPLIERS, output_size
 
@@ -50,8 +52,8 @@ def _crop_and_concat(upsampled, skip, name):
     return keras.layers.Concatenate(axis=-1, name=f"{name}_concat")([upsampled, cropped])
 
 
-def build_unet(base_filters=64, tile_size=572, n_classes=2, in_channels=1, dropout_rate=0.5,
-               name="unet"):
+def build_unet(base_filters: int = 64, tile_size: int = 572, n_classes: int = 2, in_channels: int = 1,
+               dropout_rate: float = 0.5, name: str = "unet") -> keras.Model:
     """Build the UNet as a Keras functional model.
 
     Args:
