@@ -31,9 +31,12 @@ labels uint8 (X, Y, Z) in the 2017 values {0, 1, 2, 4} whatever the scheme
 (:func:`to_file_labels` turns them back into the case's own).
 """
 
+from __future__ import annotations
+
 import dataclasses
 import os
 import re
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -75,7 +78,7 @@ class Case:
     files: dict
     scheme: str = "layout"
 
-    def path(self, kind):
+    def path(self, kind: str) -> str:
         """The single file of ``kind`` (call after :func:`data_loading.checks.check_case` found no problem)."""
         return self.files[kind][0]
 
@@ -97,7 +100,7 @@ def _scheme_of(case_id, dash_flags):
     return next((key for key, pattern in _CASE_NAMES if pattern.match(case_id)), "layout")
 
 
-def scan_case(folder):
+def scan_case(folder: str) -> Case | None:
     """A :class:`Case` for ``folder`` (files found by modality suffix), or None if it has no NIfTI of any kind."""
     files, dash_flags = {}, set()
     for filename in sorted(os.listdir(folder)):
@@ -123,7 +126,8 @@ def _folder_problem(folder, need_label):
     return case, "; ".join(file_list_problems(case, FILE_KINDS if need_label else IMAGE_KINDS))
 
 
-def discover_cases(data_root, skip_bad_cases=False, need_label=True, log=print):
+def discover_cases(data_root: str, skip_bad_cases: bool = False, need_label: bool = True,
+                   log: Callable[[str], object] = print) -> tuple[list[Case], str, list[str]]:
     """All case folders directly under ``data_root``, sorted by id, and the naming scheme they follow.
 
     Every sub-folder is case-like except hidden ones (``.name``). One that
@@ -164,7 +168,7 @@ def discover_cases(data_root, skip_bad_cases=False, need_label=True, log=print):
     return cases, describe_schemes(cases, data_root), [name for name, _ in bad]
 
 
-def describe_schemes(cases, data_root):
+def describe_schemes(cases: Sequence[Case], data_root: str) -> str:
     """One line naming the scheme of ``cases`` (none "mixed": :func:`discover_cases` leaves those out);
     UserError when they mix schemes."""
     found = {}
@@ -180,21 +184,21 @@ def describe_schemes(cases, data_root):
             f"{len(cases)} cases")
 
 
-def to_internal_labels(label, case):
+def to_internal_labels(label: np.ndarray, case: Case) -> np.ndarray:
     """A case's (X, Y, Z) label volume in this code's values {0, 1, 2, 4} (BraTS 2023's 3 becomes 4)."""
     if SCHEMES[case.scheme].enhancing_label == 4:
         return label
     return np.where(label == SCHEMES[case.scheme].enhancing_label, 4, label).astype(label.dtype)
 
 
-def to_file_labels(label, case):
+def to_file_labels(label: np.ndarray, case: Case) -> np.ndarray:
     """Predicted (X, Y, Z) labels {0, 1, 2, 4} in the case's own convention (BraTS 2023: 4 becomes 3)."""
     if SCHEMES[case.scheme].enhancing_label == 4:
         return label
     return np.where(label == 4, SCHEMES[case.scheme].enhancing_label, label).astype(label.dtype)
 
 
-def file_list_problems(case, kinds):
+def file_list_problems(case: Case, kinds: Sequence[str]) -> list[str]:
     """What is wrong with a case's list of files: a kind of ``kinds`` missing or there twice, or two
     naming schemes. A missing file is named with the extension the case's other files have."""
     extension = ".nii" if all(path.endswith(".nii") for paths in case.files.values() for path in paths) \

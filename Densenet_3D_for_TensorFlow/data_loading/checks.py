@@ -17,13 +17,16 @@ A bad case is named with its file and what is wrong with it, one line per case;
 the run stops unless --skip_bad_cases leaves the bad cases out.
 """
 
+from __future__ import annotations
+
 import concurrent.futures
+from collections.abc import Callable, Sequence
 
 import nibabel as nib
 import numpy as np
 
 from common.npu_utils import UserError
-from data_loading.cases import FILE_KINDS, IMAGE_KINDS, SCHEMES, file_list_problems
+from data_loading.cases import FILE_KINDS, IMAGE_KINDS, SCHEMES, Case, file_list_problems
 from data_loading.nifti import geometry, orientation_problem, voxels
 
 
@@ -85,7 +88,7 @@ def _grid_problems(grids):
     return problems
 
 
-def check_case(case, need_label=True):
+def check_case(case: Case, need_label: bool = True) -> list[str]:
     """Everything wrong with one case, as ``"<file>: <problem>"`` strings (empty when it is fine).
 
     Checks: each file present once, readable, 3-D (a 4-D volume with a last
@@ -108,7 +111,8 @@ def check_case(case, need_label=True):
     return problems + (_grid_problems(grids) if grids else [])
 
 
-def check_cases(cases, skip_bad_cases, need_label=True, workers=2, log=print):
+def check_cases(cases: Sequence[Case], skip_bad_cases: bool, need_label: bool = True, workers: int = 2,
+                log: Callable[[str], object] = print) -> list[Case]:
     """Check every case before a run; one line per bad case.
 
     Returns:

@@ -28,21 +28,26 @@ folder with the same case ids never reuses a stale cache). Cases are corrected
 in parallel processes.
 """
 
+from __future__ import annotations
+
 import concurrent.futures
 import multiprocessing
 import os
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
-from data_loading.cases import IMAGE_KINDS
+from data_loading.cases import IMAGE_KINDS, Case
 
 SHRINK_FACTOR = 3
 ITERATIONS = (50, 50, 30, 20)  # per fitting level, coarse to fine
 
 
-def correct_image(image, shrink_factor=SHRINK_FACTOR, iterations=ITERATIONS):
+def correct_image(image: sitk.Image, shrink_factor: int = SHRINK_FACTOR,
+                  iterations: Sequence[int] = ITERATIONS) -> sitk.Image:
     """N4-correct one SimpleITK image; returns float32 image / field, zero where the input is zero."""
     image = sitk.Cast(image, sitk.sitkFloat32)
     mask = sitk.Cast(image != 0, sitk.sitkUInt8)
@@ -56,7 +61,7 @@ def correct_image(image, shrink_factor=SHRINK_FACTOR, iterations=ITERATIONS):
     return sitk.Mask(corrected, mask)
 
 
-def correct_array(volume, spacing=(1.0, 1.0, 1.0), **kwargs):
+def correct_array(volume: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0), **kwargs: Any) -> np.ndarray:
     """N4 on an (X, Y, Z) numpy volume; returns the corrected float32 volume."""
     # SimpleITK orders a numpy array's axes (z, y, x): transpose in and out.
     image = sitk.GetImageFromArray(np.ascontiguousarray(np.transpose(volume, (2, 1, 0)).astype(np.float32)))
@@ -64,7 +69,7 @@ def correct_array(volume, spacing=(1.0, 1.0, 1.0), **kwargs):
     return np.transpose(sitk.GetArrayFromImage(correct_image(image, **kwargs)), (2, 1, 0))
 
 
-def corrected_path(case, kind, cache_dir):
+def corrected_path(case: Case, kind: str, cache_dir: str) -> str:
     """Where the corrected ``kind`` volume of ``case`` lives: beside the data if writable, else in cache_dir."""
     name = f"{case.case_id}_{kind}_corrected.nii.gz"
     if os.access(case.folder, os.W_OK):
@@ -106,7 +111,8 @@ def _correct_case(case, cache_dir, threads):
     return written
 
 
-def correct_cases(cases, cache_dir, workers=None, log=print):
+def correct_cases(cases: Sequence[Case], cache_dir: str, workers: int | None = None,
+                  log: Callable[[str], object] = print) -> dict[str, dict[str, str]]:
     """Make sure every case has up-to-date corrected volumes; returns {case_id: {kind: path}}.
 
     Args:

@@ -19,17 +19,20 @@ it, and :func:`to_file_order` brings a prediction back to the file's own voxel o
 A case's image is float32 (X, Y, Z, 4) with channels flair, t2, t1, t1ce (:data:`data_loading.cases.CHANNELS`).
 """
 
+from __future__ import annotations
+
 import dataclasses
+from collections.abc import Mapping
 
 import nibabel as nib
 import numpy as np
 
 from common.npu_utils import UserError
-from data_loading.cases import CHANNELS, IMAGE_KINDS, to_internal_labels
+from data_loading.cases import CHANNELS, IMAGE_KINDS, Case, to_internal_labels
 from data_loading.preprocessing import normalise
 
 
-def voxels(image):
+def voxels(image: nib.spatialimages.SpatialImage) -> np.ndarray:
     """The voxel array of a nibabel image; a 4-D volume with a last axis of 1 is squeezed to (X, Y, Z)."""
     data = np.asanyarray(image.dataobj)
     return data[..., 0] if data.ndim == 4 and data.shape[-1] == 1 else data
@@ -40,7 +43,7 @@ def voxels(image):
 NETWORK_AXCODES = ("L", "P", "S")
 
 
-def orientation_problem(affine):
+def orientation_problem(affine: np.ndarray) -> str | None:
     """Why a 4x4 voxel-to-world ``affine`` has no voxel order to bring to :data:`NETWORK_AXCODES` (a zero or
     repeated axis), or None when it has one."""
     if np.isnan(nib.orientations.io_orientation(affine)).any():
@@ -48,7 +51,7 @@ def orientation_problem(affine):
     return None
 
 
-def to_network_order(affine):
+def to_network_order(affine: np.ndarray) -> np.ndarray:
     """The nibabel orientation transform, (3, 2) rows of (new axis, flip) per file axis, from the voxel order
     of a file with ``affine`` to :data:`NETWORK_AXCODES`; raises UserError when it has none."""
     problem = orientation_problem(affine)
@@ -58,7 +61,7 @@ def to_network_order(affine):
                                            nib.orientations.axcodes2ornt(NETWORK_AXCODES))
 
 
-def to_file_order(volume, transform):
+def to_file_order(volume: np.ndarray, transform: np.ndarray) -> np.ndarray:
     """An (X, Y, Z, ...) array in the network's voxel order back in the file's: the inverse of ``transform``
     (:func:`to_network_order` of the file's affine)."""
     inverse = np.zeros_like(transform)
@@ -73,7 +76,7 @@ def _read_in_network_order(path):
     return np.ascontiguousarray(nib.orientations.apply_orientation(voxels(image), to_network_order(image.affine)))
 
 
-def geometry(affine):
+def geometry(affine: np.ndarray) -> dict[str, np.ndarray]:
     """``{"spacing", "origin", "direction"}`` of a 4x4 voxel-to-world affine: column norms (mm), the
     translation (mm) and the unit axis vectors."""
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
@@ -87,7 +90,7 @@ class LoadedCase:
 
     case_id: str
     image: np.ndarray
-    label: np.ndarray
+    label: np.ndarray | None
     affine: np.ndarray
     header: object
     spacing: tuple  # mm along the arrays' X, Y, Z
@@ -95,7 +98,8 @@ class LoadedCase:
     background: np.ndarray  # (4,) float32: each channel's value outside the head (what a 0 on disk became)
 
 
-def load_case(case, image_paths=None, with_label=True, normalisation="reference"):
+def load_case(case: Case, image_paths: Mapping[str, str] | None = None, with_label: bool = True,
+              normalisation: str = "reference") -> LoadedCase:
     """Load and normalise one case.
 
     Args:

@@ -20,7 +20,10 @@ in a run of batches. --sampling=mixed interleaves two cases and shuffles across 
 "Normalisation and sampling against the reference" lists what still differs.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -37,7 +40,8 @@ def _draw(pool, count, rng):
     return chosen
 
 
-def sample_patch_corners(label, brain, num_tumour, num_background, patch_size, rng):
+def sample_patch_corners(label: np.ndarray, brain: np.ndarray, num_tumour: int, num_background: int,
+                         patch_size: Sequence[int], rng: np.random.Generator) -> np.ndarray:
     """Corners of training patches around tumour and brain-background centres.
 
     Args:
@@ -65,7 +69,7 @@ def sample_patch_corners(label, brain, num_tumour, num_background, patch_size, r
     return rng.permutation(corners).astype(np.int32)
 
 
-def reference_batch_order(count, batch_size):
+def reference_batch_order(count: int, batch_size: int) -> np.ndarray:
     """Indices of ``count`` patches in the reference's batches of one case: ceil(count / batch_size)
     batches, the last one moved back to end at the last patch (it repeats some of the one before)."""
     if count < batch_size:
@@ -74,7 +78,7 @@ def reference_batch_order(count, batch_size):
     return np.concatenate([np.arange(start, start + batch_size) for start in starts])
 
 
-def steps_per_epoch(num_cases, num_patches, batch_size, sampling):
+def steps_per_epoch(num_cases: int, num_patches: int, batch_size: int, sampling: str) -> int:
     """Batches an epoch of ``num_cases`` cases of ``num_patches`` patches gives: ``reference``, each case its
     :func:`reference_batch_order` batches; ``mixed``, all patches in full batches."""
     if sampling == "reference":
@@ -82,8 +86,10 @@ def steps_per_epoch(num_cases, num_patches, batch_size, sampling):
     return num_cases * num_patches // batch_size
 
 
-def patch_dataset(load_fn, num_cases, *, num_tumour, num_background, patch_size, label_size,
-                  batch_size, seed, epoch, sampling="reference", shuffle_buffer=64):
+def patch_dataset(load_fn: Callable[[int], tuple[np.ndarray, np.ndarray, np.ndarray]], num_cases: int, *,
+                  num_tumour: int, num_background: int, patch_size: Sequence[int], label_size: Sequence[int],
+                  batch_size: int, seed: int, epoch: int, sampling: str = "reference",
+                  shuffle_buffer: int = 64) -> tf.data.Dataset:
     """One epoch of training patches as a ``tf.data.Dataset``.
 
     Cases are visited in a seeded order, two loaded in parallel (each once per

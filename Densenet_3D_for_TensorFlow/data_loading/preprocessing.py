@@ -14,10 +14,14 @@
 """Intensity normalisation and padding of whole volumes, before patches are cut from them.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 import numpy as np
 
 
-def normalise(volume, mode="reference"):
+def normalise(volume: np.ndarray, mode: str = "reference") -> tuple[np.ndarray, float]:
     """Z-score an (X, Y, Z) volume with the mean and (population) std of its non-zero voxels.
 
     ``reference`` applies it to every voxel, as the reference code does, so the
@@ -42,20 +46,21 @@ def normalise(volume, mode="reference"):
     return out, 0.0
 
 
-def head_mask(image, background):
+def head_mask(image: np.ndarray, background: np.ndarray) -> np.ndarray:
     """(X, Y, Z) bool: the voxels of an (X, Y, Z, C) image where some channel differs from its ``background``
     ((C,)): the head, where some modality was non-zero on disk."""
     return (image != np.asarray(background, image.dtype)).any(axis=-1)
 
 
-def pad_image(image, widths, background):
+def pad_image(image: np.ndarray, widths: Sequence[tuple[int, int]], background: np.ndarray) -> np.ndarray:
     """Pad an (X, Y, Z, C) image by ``widths`` ((before, after) per spatial axis), each channel with its own
     ``background`` value ((C,); a channel's value outside the head)."""
     return np.stack([np.pad(image[..., c], widths, constant_values=background[c]) for c in range(image.shape[-1])],
                     axis=-1)
 
 
-def pad_to_at_least(image, label, patch_size, background):
+def pad_to_at_least(image: np.ndarray, label: np.ndarray, patch_size: Sequence[int],
+                    background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pad (X, Y, Z, C) image (with its channels' ``background``) and (X, Y, Z) label (with 0) at the far end to
     at least ``patch_size``."""
     extra = [max(0, p - s) for p, s in zip(patch_size, label.shape)]

@@ -14,14 +14,17 @@
 """The train/test split: case-list files, the reference's 168/42 split, a seeded split, validation cases.
 """
 
+from __future__ import annotations
+
 import os
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from common.npu_utils import UserError
 
 
-def read_case_list(path):
+def read_case_list(path: str) -> list[str]:
     """Case ids in a list file, one a line; blank lines, '#' comments, a byte-order mark and a missing final
     newline are fine."""
     with open(path, encoding="utf-8-sig") as handle:
@@ -29,7 +32,7 @@ def read_case_list(path):
     return [line for line in lines if line and not line.startswith("#")]
 
 
-def write_case_list(path, case_ids):
+def write_case_list(path: str, case_ids: Iterable[str]) -> None:
     """Write one case id a line, atomically: ranks sharing a --ckpt_path folder never read half a list."""
     partial = f"{path}.partial{os.getpid()}"
     with open(partial, "w", encoding="utf-8") as handle:
@@ -37,7 +40,7 @@ def write_case_list(path, case_ids):
     os.replace(partial, path)
 
 
-def validation_subset(train_ids, spec, seed):
+def validation_subset(train_ids: Sequence[str], spec: str, seed: int) -> list[str]:
     """The validation cases taken out of the training list ``train_ids``, in its order.
 
     ``spec`` is --val_cases: a number N (N cases chosen with ``seed``, the
@@ -101,7 +104,7 @@ def _read_lists(folder, case_ids, data_root):
     return chosen["train"], chosen["test"], " and ".join(present.values())
 
 
-def reference_split():
+def reference_split() -> tuple[list[str], list[str]]:
     """The reference's (train_ids, test_ids): 168 and 42 BraTS 2017 HGG cases."""
     return tuple(read_case_list(os.path.join(REFERENCE_SPLIT_DIR, f"{name}.txt")) for name in ("train", "test"))
 
@@ -125,7 +128,8 @@ def _seeded_split(case_ids, seed, train_fraction):
     return sorted(case_ids[i] for i in order[:num_train]), sorted(case_ids[i] for i in order[num_train:])
 
 
-def split_cases(case_ids, data_root, model_dir, seed, train_fraction=0.8):
+def split_cases(case_ids: Sequence[str], data_root: str, model_dir: str, seed: int,
+                train_fraction: float = 0.8) -> tuple[list[str], list[str], str]:
     """Choose the training and test cases.
 
     In order of precedence: ``train.txt`` / ``test.txt`` in ``data_root``; the

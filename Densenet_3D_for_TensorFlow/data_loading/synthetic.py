@@ -26,9 +26,12 @@ CLI:  python3 data_loading/synthetic.py --out DIR --cases 4 --shape 48 48 40 [--
       [--scheme 2017|2021|2023] [--names LIST]
 """
 
+from __future__ import annotations
+
 import argparse
 import os
 import sys
+from collections.abc import Iterable, Sequence
 
 import nibabel as nib
 import numpy as np
@@ -45,7 +48,7 @@ CONTRASTS = {
 NOISE_STD = 3.0
 
 
-def bias_field(shape, rng, strength=1.0):
+def bias_field(shape: Sequence[int], rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
     """A smooth multiplicative field exp(p(x, y, z)), p a random quadratic with |p| <= strength.
 
     At the default strength the field varies by about +-20-30% inside the brain, as in real scans.
@@ -62,7 +65,8 @@ def _ellipsoid(shape, centre, radii):
     return sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radii)) <= 1.0
 
 
-def make_case(shape, rng, with_bias=True):
+def make_case(shape: Sequence[int], rng: np.random.Generator,
+              with_bias: bool = True) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
     """One synthetic case.
 
     Args:
@@ -101,7 +105,7 @@ def make_case(shape, rng, with_bias=True):
     return volumes, label, fields
 
 
-def case_affine():
+def case_affine() -> np.ndarray:
     """BraTS orientation: 1 mm voxels, x and y flipped, origin at the volume's far corner."""
     return np.array([[-1.0, 0, 0, 0], [0, -1.0, 0, 239.0], [0, 0, 1.0, 0], [0, 0, 0, 1]])
 
@@ -115,7 +119,8 @@ SCHEMES = {
 }
 
 
-def write_dataset(out_dir, num_cases, shape, seed=0, dtype="int16", prefix="Synth", case_ids=None, scheme="2017"):
+def write_dataset(out_dir: str, num_cases: int, shape: Sequence[int], seed: int = 0, dtype: str = "int16",
+                  prefix: str = "Synth", case_ids: Iterable[str] | None = None, scheme: str = "2017") -> list[str]:
     """Write ``num_cases`` case folders into ``out_dir``; returns the case ids.
 
     ``scheme`` chooses the BraTS naming: "2017" (``<prefix>_001/<prefix>_001_flair.nii.gz``,
@@ -144,7 +149,7 @@ def write_dataset(out_dir, num_cases, shape, seed=0, dtype="int16", prefix="Synt
     return case_ids
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write synthetic BraTS-format case folders.")
     parser.add_argument("--out", required=True, help="folder that receives one sub-folder per case")
     parser.add_argument("--cases", type=int, default=4, help="number of cases (default %(default)s)")

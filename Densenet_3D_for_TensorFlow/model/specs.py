@@ -19,6 +19,8 @@ The flags read these names without loading TensorFlow; :mod:`model.tf_models`
 builds the Keras networks from them.
 """
 
+from __future__ import annotations
+
 import dataclasses
 
 # Voxels cut from each side of the input: the radius of the largest receptive field (27).
@@ -62,7 +64,7 @@ MODEL_SPECS = {
 MODEL_NAMES = ("dense24", "dense48", "no-dense", "dense24_nocorrection")
 
 
-def canonical_model_name(name):
+def canonical_model_name(name: str) -> str:
     """``no-dense`` and ``no_dense`` are the same model; raise ValueError for unknown names."""
     canonical = name.replace("-", "_")
     if canonical not in MODEL_SPECS:

@@ -23,7 +23,15 @@ inside the input (each 3^3 convolution trims one voxel per side), which is
 all that block inference keeps.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 from common.npu_utils import keras, register_serializable
+
+if TYPE_CHECKING:  # for the hints only
+    import tensorflow as tf
 
 # Keras' default BatchNormalization momentum, as in the reference (0.99).
 BN_MOMENTUM = 0.99
@@ -33,7 +41,8 @@ CONV_BN_INITIALIZER = "he_normal"
 DENSE_UNIT_INITIALIZER = "glorot_normal"
 
 
-def conv_bn_relu(x, filters, kernel_size, name, padding="same"):
+def conv_bn_relu(x: keras.KerasTensor, filters: int, kernel_size: int, name: str,
+                 padding: str = "same") -> keras.KerasTensor:
     """Conv3D (no bias, the BN shift replaces it; he_normal as in the reference) -> BN -> ReLU.
 
     Args:
@@ -51,13 +60,13 @@ def conv_bn_relu(x, filters, kernel_size, name, padding="same"):
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
-def bn_relu(x, name):
+def bn_relu(x: keras.KerasTensor, name: str) -> keras.KerasTensor:
     """BN -> ReLU (the pre-activation of a dense unit or a transition)."""
     x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
-def dense_unit(x, growth_rate, name, padding="same"):
+def dense_unit(x: keras.KerasTensor, growth_rate: int, name: str, padding: str = "same") -> keras.KerasTensor:
     """One dense unit: BN -> ReLU -> Conv3D 3^3 (growth_rate, no bias, glorot_normal), concatenated to x.
 
     Args:
@@ -76,7 +85,8 @@ def dense_unit(x, growth_rate, name, padding="same"):
     return keras.layers.Concatenate(name=f"{name}_concat")([x, y])
 
 
-def dense_block(x, growth_rate, num_units, name, padding="same"):
+def dense_block(x: keras.KerasTensor, growth_rate: int, num_units: int, name: str,
+                padding: str = "same") -> keras.KerasTensor:
     """``num_units`` dense units: C -> C + num_units * growth_rate channels.
 
     Each unit adds one 3^3 convolution, so the receptive field grows by 2 voxels per unit.
@@ -86,7 +96,7 @@ def dense_block(x, growth_rate, num_units, name, padding="same"):
     return x
 
 
-def transition(x, filters, name):
+def transition(x: keras.KerasTensor, filters: int, name: str) -> keras.KerasTensor:
     """BN -> ReLU -> 1^3 conv (no bias) -> BN -> ReLU: a scale's feature output."""
     return conv_bn_relu(bn_relu(x, f"{name}_pre"), filters, 1, name)
 
@@ -98,16 +108,16 @@ class ChannelSlice(keras.layers.Layer):
     A named layer rather than a Lambda so the model's config round-trips.
     """
 
-    def __init__(self, start, stop, **kwargs):
+    def __init__(self, start: int, stop: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.start = start
         self.stop = stop
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         return inputs[..., self.start:self.stop]
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
         return tuple(input_shape[:-1]) + (self.stop - self.start,)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "start": self.start, "stop": self.stop}

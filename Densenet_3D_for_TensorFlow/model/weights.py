@@ -14,8 +14,11 @@
 """Trained weights: a checkpoint from a run folder or prefix, and the best validation weights' record.
 """
 
+from __future__ import annotations
+
 import json
 import os
+from typing import Any
 
 import tensorflow as tf
 
@@ -26,7 +29,7 @@ BEST_FOLDER = "best"  # <model_dir>/best: the best validation's weights, beside 
 BEST_RECORD = "best.json"  # in BEST_FOLDER: its step, checkpoint name and Dice
 
 
-def read_best(run_dir):
+def read_best(run_dir: str) -> tuple[str, dict[str, Any]] | None:
     """``(prefix, record)`` of the best validation weights of run folder ``run_dir``, or None without any.
 
     Raises:
@@ -45,7 +48,7 @@ def read_best(run_dir):
     return prefix, record
 
 
-def resolve_checkpoint(path):
+def resolve_checkpoint(path: str) -> str | None:
     """A checkpoint prefix from a run folder (its newest), its checkpoints/ folder (likewise), or a prefix."""
     if os.path.exists(path + ".index"):
         return path
@@ -54,7 +57,7 @@ def resolve_checkpoint(path):
                                        else folder)
 
 
-def load_weights(model, path, flag="-lp"):
+def load_weights(model: tf.keras.Model, path: str, flag: str = "-lp") -> str:
     """Restore only the model's weights from a checkpoint (fine-tuning or test)."""
     prefix = resolve_checkpoint(path)
     if prefix is None:
