@@ -13,9 +13,13 @@
 # limitations under the License.
 """The cases of a run: discovered, split, checked, and N4-corrected when -nc is on."""
 
-import dataclasses
+from __future__ import annotations
 
-from common.npu_utils import UserError
+import argparse
+import dataclasses
+from collections.abc import Callable
+
+from common.npu_utils import RunContext, UserError
 from data_loading import cases as case_folders
 from data_loading import checks, n4_correction, split
 
@@ -31,7 +35,7 @@ class RunData:
     val_cases: list = dataclasses.field(default_factory=list)  # --val_cases, taken out of the training list
 
 
-def prepare_data(args, ctx, log=print):
+def prepare_data(args: argparse.Namespace, ctx: RunContext, log: Callable[[str], object] = print) -> RunData:
     """Discover and check the cases, choose the split, and run N4 when ``-nc`` is on.
 
     In predict mode every case of ``--data_path`` is a test case and needs no label. Training takes the
