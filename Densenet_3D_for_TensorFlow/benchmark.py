@@ -74,8 +74,9 @@ def parse_args(argv=None):
                         help="what to time (default: all of %(choices)s)")
     parser.add_argument("--shape", type=int, nargs=3, default=(240, 240, 155),
                         help="volume for inference timing (default %(default)s)")
-    parser.add_argument("--block_size", type=int, default=main_flags.get_default("block_size"),
-                        help="block inference: kept block edge (default %(default)s)")
+    parser.add_argument("--block_size", type=flags.block_shape, default=main_flags.get_default("block_size"),
+                        metavar="auto|N|X,Y,Z", help="block inference: voxels a block keeps, as main.py's flag "
+                        "(default %(default)s)")
     parser.add_argument("--windows", type=int, default=48,
                         help="windows timed for the extrapolation (default %(default)s)")
     parser.add_argument("--window_batch", type=int, default=main_flags.get_default("window_batch"),
@@ -137,19 +138,43 @@ def time_pipeline(data_dir, batches, batch_size):
     return count / (time.time() - start), len(cases)
 
 
-def time_block(model, args, case):
-    """Seconds and (X, Y, Z) labels of block inference with ``model``'s weights under the current dtype policy."""
+def reset_peak_memory():
+    """Start a new peak of resident memory (Linux: VmHWM); elsewhere :func:`peak_memory_gb` is the process's."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        pass
+
+
+def peak_memory_gb():
+    """The resident memory's peak, GB: since :func:`reset_peak_memory` on Linux, else of the whole process."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 2 ** 20
+    except (OSError, StopIteration):
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+
+
+def time_block(model, args, case, block, name):
+    """Block inference with ``model``'s weights under the current dtype policy, blocks keeping ``block`` (X, Y, Z).
+
+    Returns:
+      (seconds of the case, (X, Y, Z) labels, traces of the block shape (the warm-up's included), peak resident
+      memory in GB during the case).
+    """
     from model import tf_models
     from runtime import inference
 
-    block_size = args.block_size
     twin = tf_models.inference_twin(model, args.model_name, args.width_multiplier)
-    block_fn = inference.make_predict_fn(twin, "block_predict")
-    # Trace the block shape before timing.
-    block_fn(np.zeros((1,) + (block_size + 2 * specs.CROP_MARGIN,) * 3 + (4,), np.float32))
+    block_fn = inference.make_predict_fn(twin, name)
+    # Trace the block shape before timing; the case must not trace again.
+    block_fn(np.zeros(inference.block_input_shape(block), np.float32))
+    reset_peak_memory()
     start = time.time()
-    labels = inference.predict_labels(block_fn, case.image, "block", block_size, background=case.background)
-    return time.time() - start, labels
+    labels = inference.predict_labels(block_fn, case.image, "block", block, background=case.background)
+    return time.time() - start, labels, npu_utils.TRACES[name], peak_memory_gb()
 
 
 def time_windows(model, case, block_labels, num_windows, window_batch):
@@ -185,24 +210,28 @@ def report_inference(args, case, policies):
     keras.mixed_precision.set_global_policy("float32")
     # Untrained, seeded: the same weights for every policy.
     model = tf_models.build_model(args.model_name, args.width_multiplier)
-    block_s, labels = time_block(model, args, case)
+    block = args.block_size
+    if block == "auto":
+        block = inference.fit_block([inference.head_box_size(case.image, case.background)])
+    block_s, labels, traces, peak_gb = time_block(model, args, case, block, "block_predict_float32")
     window_s, timed, run, total, same = time_windows(model, case, labels, args.windows, args.window_batch)
     image = case.image
     window_run, window_all = window_s / timed * run, window_s / timed * total
+    kept = "x".join(str(size) for size in block) + (" (auto)" if args.block_size == "auto" else "")
     print(f"inference {image.shape[:3]} float32 ({args.model_name}, width {args.width_multiplier:g}): block "
-          f"method {block_s:.1f} s (blocks of {args.block_size}^3 kept); window method {window_s:.1f} s for "
-          f"{timed} windows -> "
+          f"method {block_s:.1f} s (blocks of {kept} kept, {traces} trace(s), peak memory {peak_gb:.1f} GB); "
+          f"window method {window_s:.1f} s for {timed} windows -> "
           f"{window_run:.0f} s for the {run} with a non-zero input ({window_all:.0f} s for all {total}); "
           f"block is {window_run / block_s:.1f}x faster ({window_all / block_s:.1f}x against all windows); "
           f"labels on the timed windows {'equal' if same else 'DIFFER'}", flush=True)
     inside = head_mask(image, case.background)
     for policy in policies[1:]:
         keras.mixed_precision.set_global_policy(policy)
-        seconds, other = time_block(model, args, case)
+        seconds, other, traces, peak_gb = time_block(model, args, case, block, f"block_predict_{policy}")
         agree = float((other[inside] == labels[inside]).mean())
         print(f"inference {image.shape[:3]} {policy}: block method {seconds:.1f} s ({block_s / seconds:.2f}x "
-              f"float32); labels equal to float32's on {agree:.2%} of the head's voxels (untrained weights)",
-              flush=True)
+              f"float32; {traces} trace(s), peak memory {peak_gb:.1f} GB); labels equal to float32's on "
+              f"{agree:.2%} of the head's voxels (untrained weights)", flush=True)
 
 
 def scored_prediction(truth):

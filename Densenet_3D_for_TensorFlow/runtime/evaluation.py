@@ -43,6 +43,8 @@ class Validation:
 
     def __init__(self, args, model, cases, image_paths, log=print):
         self.args, self.model, self.cases, self.image_paths, self.log = args, model, cases, image_paths, log
+        # One block shape for every validation of the run (one trace each), fitted once to the cases.
+        self.block = inference.run_block(args, cases, image_paths)
         self.folder = os.path.join(args.model_dir, BEST_FOLDER)
         best = read_best(args.model_dir)
         self.best_dice = best[1]["mean_dice"] if best else -1.0
@@ -59,7 +61,7 @@ class Validation:
         dice = []
         for case in self.cases:
             loaded = load_case(case, self.image_paths[case.case_id], normalisation=args.normalisation)
-            labels = inference.predict_labels(predict_fn, loaded.image, args.inference, args.block_size,
+            labels = inference.predict_labels(predict_fn, loaded.image, args.inference, self.block,
                                               args.window_batch, loaded.background)
             dice.append([metrics.dice(select(labels), select(loaded.label)) for select in metrics.REGIONS.values()])
         per_region = dict(zip(metrics.REGIONS, np.mean(dice, axis=0).tolist()))

@@ -29,6 +29,7 @@ Imports no TensorFlow (only ``model.specs`` and ``common.npu_utils``): ``--help`
 and a flag error answer at once.
 """
 
+import argparse
 import hashlib
 import os
 
@@ -104,11 +105,13 @@ def build_parser():
                         help="block: fully convolutional blocks, every head voxel; window: the reference's "
                              "grid of 38^3 windows (3,564 on 240x240x155), every voxel at least 13 from the "
                              "border (the border stays 0) (default %(default)s)")
-    # 102: a BraTS head box (about 203x203x131) takes 2x2x2 blocks of 102^3 kept (128^3 read).
-    parser.add_argument("--block_size", type=int, default=102,
-                        help="kept block edge of block inference, voxels: every block is this cube plus a "
-                             "13-voxel margin (one shape for every case); memory grows with its cube "
-                             "(default %(default)s)")
+    # auto: of the shapes reading at most 128^3 voxels (the memory of the former default, a 102^3 cube), the
+    # one that splits the run's head boxes with the least work (runtime/inference.fit_block).
+    parser.add_argument("--block_size", type=block_shape, default="auto", metavar="auto|N|X,Y,Z",
+                        help="voxels a block of block inference keeps, one shape for every case of the run: "
+                             "auto (fitted to the run's head boxes, at most 128^3 voxels read), a cube N or "
+                             "X,Y,Z; every block reads them plus a 13-voxel margin, memory grows with their "
+                             "product (default %(default)s)")
     parser.add_argument("--val_cases", default="0",
                         help="validation cases taken out of the training list: N (a seeded choice of N) or a FILE "
                              "of case ids, one a line; scored every --eval_every steps, the best mean Dice's "
@@ -160,6 +163,21 @@ def _take_from_run_config(args, given):
         args.normalisation = "zero_background"
         print(f"[flags] {os.path.join(folder, npu_utils.RUN_CONFIG)} predates --normalisation: its run trained on "
               "--normalisation=zero_background, so this run reads the cases so", flush=True)
+
+
+def block_shape(text):
+    """--block_size: "auto", "N" (a cube) or "X,Y,Z" -> "auto" or the (X, Y, Z) voxels a block keeps, each at
+    least 1."""
+    if text == "auto":
+        return text
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        sizes = ()
+    if len(sizes) not in (1, 3) or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected auto, N or X,Y,Z (whole numbers of voxels, at least 1), got "
+                                         f"{text!r}")
+    return sizes * 3 if len(sizes) == 1 else sizes
 
 
 def parse_args(argv=None):
@@ -237,8 +255,8 @@ def _note_unused_by_benchmark(args, given):
 
 def _check_ranges(args):
     for flag, value in (("--train_epochs", args.train_epochs), ("-bs", args.batch_size),
-                        ("--log_every", args.log_every), ("--block_size", args.block_size),
-                        ("--window_batch", args.window_batch), ("--eval_every", args.eval_every),
+                        ("--log_every", args.log_every), ("--window_batch", args.window_batch),
+                        ("--eval_every", args.eval_every),
                         ("--workers", args.workers)):
         if value < 1:
             raise UserError(f"{flag} must be at least 1, got {value}")

@@ -94,7 +94,8 @@ def predict_labels(predict_fn, image, method, block=None, window_batch=None, bac
       method: 'block' (every head voxel, run over the head's bounding box only)
         or 'window' (the reference's 38^3 windows on its 3,564-window grid:
         every voxel at least 13 from the border; the border stays 0).
-      block: the kept block edge of 'block' (see :func:`predict_blocks`; --block_size).
+      block: the kept (X, Y, Z) of a block of 'block', or an int for a cube (see :func:`predict_blocks`;
+        --block_size).
       window_batch: the windows per call of 'window' (see :func:`predict_windows`; --window_batch).
       background: (4,) each channel's value outside the head (``LoadedCase.background``); None: zeros.
     Returns:
@@ -122,33 +123,109 @@ def predict_labels(predict_fn, image, method, block=None, window_batch=None, bac
     return labels
 
 
+# "auto" blocks read at most this many voxels (kept voxels and 13-voxel margins): those of the former
+# default, a 102^3 cube (128^3 read), which measured a peak resident memory of 8.7 GB (dense24, float32, CPU).
+AUTO_BLOCK_VOXELS = 128 ** 3
+# "auto" splits each axis of the largest head box into at most this many blocks (16 x 102 = 1,632 voxels).
+AUTO_MAX_SPLITS = 16
+
+
+def head_box_size(image, background=None):
+    """(X, Y, Z) edges of the head's bounding box (:func:`head_box`) of an (X, Y, Z, 4) image; None without a
+    head voxel."""
+    inside = head_mask(image, _background(image, background))
+    return tuple(box.stop - box.start for box in head_box(inside)) if inside.any() else None
+
+
+def fit_block(box_sizes, max_voxels=AUTO_BLOCK_VOXELS):
+    """The one block shape (--block_size=auto) that labels head boxes of these sizes with the least work.
+
+    A block's time grows with the product of its kept edges plus 13 (measured from 94^3 to 128^3 read, the
+    README's sweep), so fewer, larger blocks cost less; ``max_voxels`` bounds what a block reads (memory).
+    The candidates split each axis of the largest box into n = 1 .. 16 equal blocks; the one with the least
+    summed work over the boxes wins, so one box gets the split of its own box.
+
+    Args:
+      box_sizes: (X, Y, Z) head-box edges of the run's cases (None for a case without head voxels: left out).
+      max_voxels: the most input voxels of a block, (X + 26) (Y + 26) (Z + 26).
+    Returns:
+      The kept (X, Y, Z) of a block; (1, 1, 1) when no case has a head voxel (no block is run).
+    Raises:
+      ValueError: no block within ``max_voxels`` covers the largest box in 16 splits per axis.
+    """
+    sizes = [size for size in box_sizes if size is not None]
+    if not sizes:
+        return (1, 1, 1)
+    largest = np.max(sizes, axis=0).tolist()
+    best = None
+    for counts in itertools.product(range(1, AUTO_MAX_SPLITS + 1), repeat=3):
+        block = tuple(math.ceil(edge / n) for edge, n in zip(largest, counts))
+        if math.prod(edge + 2 * CROP_MARGIN for edge in block) > max_voxels:
+            continue
+        work = sum(math.prod(math.ceil(edge / kept) * (kept + CROP_MARGIN) for edge, kept in zip(size, block))
+                   for size in sizes)
+        if best is None or work < best[0]:
+            best = (work, block)
+    if best is None:
+        raise ValueError(f"no block of at most {max_voxels} input voxels covers a head box of {largest} in "
+                         f"{AUTO_MAX_SPLITS} blocks per axis: give --block_size")
+    return best[1]
+
+
+def run_block(args, cases, image_paths):
+    """The block shape of a run's block inference, one for all its cases: --block_size, or for 'auto'
+    :func:`fit_block` of the head boxes of ``cases`` (each read as the run reads it, ``image_paths`` as for
+    ``load_case``, keyed by case id); None with --inference=window."""
+    if args.inference != "block":
+        return None
+    if args.block_size != "auto":
+        return args.block_size
+    sizes = []
+    for case in cases:
+        loaded = load_case(case, image_paths[case.case_id], with_label=False, normalisation=args.normalisation)
+        sizes.append(head_box_size(loaded.image, loaded.background))
+    return fit_block(sizes)
+
+
+def block_shape(block):
+    """The kept (X, Y, Z) of a block: ``block`` itself, or (block, block, block) for an int (a cube)."""
+    return (block,) * 3 if isinstance(block, int) else tuple(block)
+
+
+def block_input_shape(block):
+    """The one input shape (1, X + 26, Y + 26, Z + 26, 4) that :func:`predict_blocks` feeds ``predict_fn``."""
+    return (1,) + tuple(size + 2 * CROP_MARGIN for size in block_shape(block)) + (4,)
+
+
 def predict_blocks(predict_fn, image, block, background=None):
     """Logits for every voxel of ``image`` by fully convolutional blocks of one fixed shape.
 
-    Every block keeps ``block``^3 voxels and reads them with a 13-voxel margin,
-    so ``predict_fn`` always sees (1, block + 26, block + 26, block + 26, 4):
+    Every block keeps ``block`` (X, Y, Z) voxels and reads them with a
+    13-voxel margin, so ``predict_fn`` always sees :func:`block_input_shape`:
     one trace (one NPU compilation) serves every block of every volume. The
-    volume is zero-padded (the value of background after normalisation) by 13
-    voxels plus what fills its last block on each axis; only each block's
-    centre is kept, so every voxel, the border included, gets exactly one
-    prediction, and the padding's logits are cut off.
+    volume is padded with each channel's background by 13 voxels plus what
+    fills its last block on each axis; only each block's centre is kept, so
+    every voxel, the border included, gets exactly one prediction, and the
+    padding's logits are cut off.
 
     Args:
       predict_fn: see :func:`make_predict_fn`.
       image: (X, Y, Z, 4) float32.
-      block: kept block edge in voxels (memory grows with its cube).
+      block: kept voxels per block, (X, Y, Z) or an int for a cube (memory grows with their product).
+      background: (4,) each channel's value outside the head; None: zeros.
     Returns:
       (X, Y, Z, 5) float32 logits.
     """
+    block = block_shape(block)
     shape = image.shape[:3]
-    counts = [math.ceil(size / block) for size in shape]
-    pad = [(CROP_MARGIN, CROP_MARGIN + n * block - size) for n, size in zip(counts, shape)]
+    counts = [math.ceil(size / edge) for size, edge in zip(shape, block)]
+    pad = [(CROP_MARGIN, CROP_MARGIN + n * edge - size) for n, edge, size in zip(counts, block, shape)]
     padded = pad_image(image, pad, _background(image, background))
-    logits = np.zeros([n * block for n in counts] + [5], np.float32)
+    logits = np.zeros([n * edge for n, edge in zip(counts, block)] + [5], np.float32)
     for index in itertools.product(*[range(n) for n in counts]):
-        start = [i * block for i in index]
-        window = tuple(slice(s, s + block + 2 * CROP_MARGIN) for s in start)
-        kept = tuple(slice(s, s + block) for s in start)
+        start = [i * edge for i, edge in zip(index, block)]
+        window = tuple(slice(s, s + edge + 2 * CROP_MARGIN) for s, edge in zip(start, block))
+        kept = tuple(slice(s, s + edge) for s, edge in zip(start, block))
         logits[kept] = predict_fn(padded[window][None])[0]
     return logits[: shape[0], : shape[1], : shape[2]]
 
@@ -307,12 +384,16 @@ def run_inference(args, model, cases, data, with_truth, log):
     if args.inference == "block":
         model = tf_models.inference_twin(model, args.model_name, args.width_multiplier)
     predict_fn = make_predict_fn(model, f"{args.inference}_predict")
+    block = run_block(args, cases, data.image_paths)
+    if args.inference == "block" and args.block_size == "auto":
+        log(f"[{args.mode}] block inference: blocks of {'x'.join(map(str, block))} voxels kept, fitted to the "
+            f"head boxes of the {len(cases)} case(s): one shape for the run")
     rows = []
     for case in cases:
         loaded = load_case(case, data.image_paths[case.case_id], with_label=with_truth,
                            normalisation=args.normalisation)
         started = time.time()
-        labels = predict_labels(predict_fn, loaded.image, args.inference, args.block_size, args.window_batch,
+        labels = predict_labels(predict_fn, loaded.image, args.inference, block, args.window_batch,
                                 loaded.background)
         seconds = time.time() - started
         save_prediction(os.path.join(args.save_path, f"{case.case_id}.nii.gz"),

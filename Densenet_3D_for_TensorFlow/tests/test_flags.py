@@ -62,7 +62,7 @@ def test_a_shorthand_and_a_flag_it_sets_are_refused_together(tmp_path, argv, giv
 
 def test_help_shows_each_default_once_stated():
     text = " ".join(flags.build_parser().format_help().split())
-    for shown in ("(default 102)", "(default 5)", "(default 2)", "(default 0.0005)", "(default 20)",
+    for shown in ("(default auto)", "(default 5)", "(default 2)", "(default 0.0005)", "(default 20)",
                   "(default 1234)", "(default block)", "(default 1000)"):
         assert shown in text, shown
 

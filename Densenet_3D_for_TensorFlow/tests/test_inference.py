@@ -13,6 +13,7 @@
 # limitations under the License.
 """Block inference equals the reference window inference; NIfTI output and PNG."""
 
+import argparse
 import os
 import types
 
@@ -26,7 +27,7 @@ from data_loading import cases, synthetic
 from data_loading.nifti import load_case
 from data_loading.preprocessing import head_mask
 from model import tf_models
-from runtime import inference
+from runtime import flags, inference
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +65,11 @@ def test_block_inference_equals_window_inference_where_windows_reach(predict_fn,
                                   inference.logits_to_labels(window_logits[covered]))
 
 
-def test_block_size_does_not_change_the_result_and_every_voxel_is_predicted(predict_fn, volume):
+def test_block_shape_does_not_change_the_result_and_every_voxel_is_predicted(predict_fn, volume):
     small = inference.predict_blocks(predict_fn, volume, block=20)
-    large = inference.predict_blocks(predict_fn, volume, block=52)
     assert small.shape == volume.shape[:3] + (5,)
-    np.testing.assert_allclose(small, large, atol=2e-4)
+    for block in (52, (30, 12, 40)):  # one block; then 2 x 4 x 1 blocks, not cubes
+        np.testing.assert_allclose(inference.predict_blocks(predict_fn, volume, block=block), small, atol=2e-4)
     assert (np.abs(small).sum(axis=-1) > 0).all()  # the border has logits too
 
 
@@ -143,6 +144,40 @@ def test_one_trace_serves_every_block_of_every_volume_and_every_window_batch(mod
         _, counts = inference.predict_windows(window_fn, volume[:x, :y, :z], batch_size=5)
         assert counts.any()
     assert npu_utils.TRACES["test_block"] == 1 and npu_utils.TRACES["test_window"] == 1
+
+
+def test_one_trace_serves_whole_cases_of_two_sizes(model, volume):
+    """Two cases of different sizes and head boxes, labelled by the block method with a non-cubic block: the
+    network is traced once for both (on an NPU, compiled once per run)."""
+    block_fn = inference.make_predict_fn(tf_models.inference_twin(model, "dense24", 0.15), "test_cases")
+    background = BACKGROUNDS["reference"]
+    for x, y, z, head_ends in ((52, 46, 40, 30), (33, 41, 28, 20)):  # head boxes 30x46x40, then 20x41x28
+        image = volume[:x, :y, :z].copy()
+        image[head_ends:] = background
+        labels = inference.predict_labels(block_fn, image, "block", block=(16, 24, 12), background=background)
+        assert labels.shape == (x, y, z) and labels[:head_ends].any() and not labels[head_ends:].any()
+    assert npu_utils.TRACES["test_cases"] == 1
+
+
+def test_block_size_is_auto_a_cube_or_three_edges():
+    assert flags.block_shape("auto") == "auto" and flags.block_shape("102") == (102, 102, 102)
+    assert flags.block_shape("102,102,78") == (102, 102, 78)
+    for bad in ("0", "102,78", "a,b,c", "102,0,78"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected auto, N or X,Y,Z"):
+            flags.block_shape(bad)
+
+
+def test_auto_block_is_the_least_work_within_128_cubed_read():
+    # The synthetic 240x240x155 case's head box: 2 x 3 x 1 blocks (6 x 114 x 80 x 143 of work against
+    # 8 x 114 x 114 x 78 for its halves); one block of it would read 227 x 227 x 156 voxels, over 128^3.
+    assert inference.fit_block([(201, 201, 130)]) == (101, 67, 130)
+    assert inference.fit_block([(138, 169, 138)]) == (138, 85, 69)  # 1 x 2 x 2 blocks
+    # One shape for a run of both: the larger box takes 4 x 2 x 1 blocks, the smaller 3 x 2 x 1.
+    assert inference.fit_block([(138, 169, 138), None, (201, 201, 130)]) == (51, 101, 138)
+    assert inference.fit_block([(40, 40, 34)]) == (40, 40, 34)  # a small head: one block
+    assert inference.fit_block([None]) == (1, 1, 1)  # no head voxel in any case: no block runs
+    with pytest.raises(ValueError, match="give --block_size"):
+        inference.fit_block([(400, 40, 40)], max_voxels=30 ** 3)  # 16 blocks of 25 + 26 along X
 
 
 def test_labels_are_brats_values_never_3():
