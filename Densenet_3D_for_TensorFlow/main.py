@@ -11,9 +11,9 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Hierarchical densely connected 3D CNN for BraTS: train, test or predict.
+"""Hierarchical densely connected 3D CNN for BraTS: train, evaluate or predict.
 
-    python3 main.py -r DATA --mode train_test -mn dense24 -nc True -e 5
+    python3 main.py -r DATA --mode train_and_evaluate -mn dense24 -nc True -e 5
 
 Every flag is defined in runtime/flags.py (``python3 main.py --help``). A user's
 mistake ends with one ``error:`` line and exit status 2, a diverged training
@@ -40,20 +40,21 @@ from runtime import flags  # noqa: E402  (no TensorFlow: --help and flag errors 
 
 @npu_utils.exit_on_user_error
 def main(argv=None):
-    args = flags.parse_args(argv)  # every flag; test/predict/resume read the run's config.json
+    args = flags.parse_args(argv)  # every flag; evaluate/predict/resume read the run's config.json
+    ctx = npu_utils.setup_device(args, seed=args.seed, visible_gpus=args.gpu)  # device, precision, ranks, seed
 
     # Deferred: TensorFlow loads only once the flags are good.
     from data_loading import run_data
     from runtime import evaluation, inference, training
 
-    ctx = training.setup(args)  # device, precision, ranks, seed
     data = run_data.prepare_data(args, ctx)  # cases, split, checks, N4
-    model, optimizer = training.build_network(args, ctx)  # model/tf_models + Adam
-
-    if args.mode in ("train", "train_test"):
-        model = training.train(args, ctx, model, optimizer, data)  # writes config.json after its checks
-    if args.mode in ("test", "train_test") and ctx.is_chief and not args.benchmark:
-        evaluation.test(args, model, data, trained_here=args.mode == "train_test")
+    state = training.build(args, ctx, data)  # model/tf_models + Adam; training: its plan and checkpoints
+    model = state.model
+    if flags.trains(args):
+        training.restore_or_start(state)  # then writes config.json
+        model = training.train(state)
+    if args.mode.endswith("evaluate") and ctx.is_chief and not args.benchmark:
+        evaluation.test(args, model, data, trained_here=args.mode == "train_and_evaluate")
     if args.mode == "predict" and ctx.is_chief:
         inference.predict(args, model, data)
     if data.skipped_case_ids:

@@ -54,28 +54,28 @@ def prepare_data(args: argparse.Namespace, ctx: RunContext, log: Callable[[str],
         train_ids, test_ids, where = split.split_cases(list(by_id), args.data_path, args.model_dir, args.seed)
         log(f"[data] {len(train_ids)} training and {len(test_ids)} test cases from {where}")
         val_ids = []
-        if args.mode in ("train", "train_test") and not args.benchmark:
+        if args.mode in ("train", "train_and_evaluate") and not args.benchmark:
             val_ids = split.validation_subset(train_ids, args.val_cases, args.seed)
         if val_ids:
             if ctx.ranks.rank_size > 1:
                 raise UserError(f"--val_cases={args.val_cases}: validation runs on one rank only "
-                                f"(RANK_SIZE={ctx.ranks.rank_size}); validate with --mode test instead")
+                                f"(RANK_SIZE={ctx.ranks.rank_size}); validate with --mode=evaluate instead")
             train_ids = [i for i in train_ids if i not in val_ids]
             log(f"[data] {len(val_ids)} of them for validation (--val_cases={args.val_cases}): {', '.join(val_ids)}")
-        if args.mode == "test" and where.startswith("a seeded"):
+        if args.mode == "evaluate" and where.startswith("a seeded"):
             log("[data] warning: no train.txt/test.txt in --data_path or --model_dir, so the split is new; "
                 "weights trained elsewhere may have seen some of these test cases")
-        wanted = (train_ids + val_ids if args.mode in ("train", "train_test") else []) + \
-                 (test_ids if args.mode in ("test", "train_test") and not args.benchmark else [])
+        wanted = (train_ids + val_ids if args.mode in ("train", "train_and_evaluate") else []) + \
+                 (test_ids if args.mode in ("evaluate", "train_and_evaluate") and not args.benchmark else [])
         good = {c.case_id for c in checks.check_cases([by_id[i] for i in wanted], args.skip_bad_cases,
                                                       workers=args.workers, log=log)}
         skipped += [i for i in wanted if i not in good]
-        train_cases = [by_id[i] for i in train_ids if i in good and args.mode in ("train", "train_test")]
-        test_cases = [by_id[i] for i in test_ids if i in good and args.mode in ("test", "train_test")]
+        train_cases = [by_id[i] for i in train_ids if i in good and args.mode in ("train", "train_and_evaluate")]
+        test_cases = [by_id[i] for i in test_ids if i in good and args.mode in ("evaluate", "train_and_evaluate")]
         val_cases = [by_id[i] for i in val_ids if i in good]
-        if args.mode in ("train", "train_test") and not train_cases:
+        if args.mode in ("train", "train_and_evaluate") and not train_cases:
             raise UserError(f"no training cases in {args.data_path} ({where})")
-        if args.mode in ("test", "train_test") and not test_cases and not args.benchmark:
+        if args.mode in ("evaluate", "train_and_evaluate") and not test_cases and not args.benchmark:
             raise UserError(f"no test cases in {args.data_path} ({where})")
     image_paths = {case.case_id: None for case in train_cases + test_cases + val_cases}
     if args.n4_correction:

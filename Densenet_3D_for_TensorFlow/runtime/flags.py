@@ -37,7 +37,10 @@ from common import npu_utils
 from common.npu_utils import UserError
 from model.specs import CROP_MARGIN, MODEL_NAMES, canonical_model_name
 
-# What test, predict and a resumed training take from the training run's
+MODES = npu_utils.MODES[:4]  # train, evaluate, train_and_evaluate, predict: the repository's words
+# The reference's spellings, accepted as they were: test is evaluate, train_test is train_and_evaluate.
+REFERENCE_MODES = {"test": "evaluate", "train_test": "train_and_evaluate"}
+# What evaluate, predict and a resumed training take from the training run's
 # config.json: the network its checkpoint holds and the data it was trained on.
 RUN_CONFIG_NAMES = ("model_name", "width_multiplier", "n4_correction", "normalisation")
 
@@ -45,10 +48,11 @@ RUN_CONFIG_NAMES = ("model_name", "width_multiplier", "n4_correction", "normalis
 def build_parser():
     parser = npu_utils.FlagParser(
         description="Hierarchical densely connected 3D CNN for BraTS (Chen et al. 2018): "
-                    "train, test or predict.")
-    parser.add_argument("--mode", choices=("train", "test", "train_test", "predict"), default="train",
-                        help="train; test (Dice etc. on the held-out cases); train_test (both); "
-                             "predict (label every case of -r, no ground truth needed) (default %(default)s)")
+                    "train, evaluate or predict.")
+    npu_utils.add_mode_flag(parser, MODES, reference_modes=REFERENCE_MODES,
+                            help_text="train; evaluate (Dice etc. on the held-out cases; the reference's test); "
+                                      "train_and_evaluate (both; the reference's train_test); predict (label "
+                                      "every case of -r, no ground truth needed) (default %(default)s)")
     parser.add_argument("-r", "--data_path", required=True,
                         help="folder of case folders <case>/<case>_{flair,t1,t1ce,t2,seg}.nii.gz, "
                              "e.g. BraTS 2017's HGG/; train.txt/test.txt in it choose the split")
@@ -183,7 +187,7 @@ def block_shape(text):
 def parse_args(argv=None):
     """Parse and check the flags; fill in the defaults that depend on other flags.
 
-    test, predict and a resumed training take -mn, --width_multiplier and -nc
+    evaluate, predict and a resumed training take -mn, --width_multiplier and -nc
     from the training run's config.json (see :func:`weights_run_folder`) and
     refuse a flag that contradicts it; training from -lp's weights refuses a
     source run with another -nc.
@@ -195,7 +199,7 @@ def parse_args(argv=None):
     args.model_name = canonical_model_name(args.model_name)
     _apply_shorthands(args, given)
     args.model_dir = args.model_dir or os.path.join("results", args.model_name)
-    if args.mode in ("test", "predict") or (args.resume and not args.benchmark):
+    if not trains(args) or (args.resume and not args.benchmark):
         _take_from_run_config(args, given)
     if args.n4_correction is None:
         args.n4_correction = args.model_name != "dense24_nocorrection"
@@ -293,9 +297,9 @@ def run_folder_of(load_path):
 def weights_run_folder(args):
     """The training run whose config.json describes the weights this run uses.
 
-    test and predict with -lp: the run folder of -lp; otherwise --model_dir.
+    evaluate and predict with -lp: the run folder of -lp; otherwise --model_dir.
     """
-    if args.mode not in ("test", "predict") or not args.load_path:
+    if trains(args) or not args.load_path:
         return args.model_dir
     return run_folder_of(args.load_path)
 
@@ -303,7 +307,7 @@ def weights_run_folder(args):
 def _check_fine_tuning_n4(args):
     """Training from -lp's weights: its run must have used this run's N4 setting (the intensities the
     weights learned differ with and without the correction)."""
-    if args.mode not in ("train", "train_test") or not args.load_path:
+    if not trains(args) or not args.load_path:
         return
     folder = run_folder_of(args.load_path)
     source = npu_utils.read_run_config(folder) or {}
@@ -313,11 +317,17 @@ def _check_fine_tuning_n4(args):
                         "fine-tune with the N4 setting its weights were trained with")
 
 
-def save_run_config(args, ctx):
+def trains(args):
+    """True for the modes that train (train, train_and_evaluate)."""
+    return args.mode in ("train", "train_and_evaluate")
+
+
+def write_run_config(args, ctx):
     """Write the run's flags, device and precision as ``<model_dir>/config.json``.
 
     Training calls it once every check passed and the checkpoint restore
-    succeeded (chief only), so test and predict read what trained the weights.
+    succeeded (chief only), so evaluate, predict and a resume read what
+    trained the weights (:func:`parse_args`).
     """
     values = dict(vars(args), device=ctx.device, precision=ctx.precision.policy, rank_size=ctx.ranks.rank_size)
     npu_utils.write_run_config(args.model_dir, values)

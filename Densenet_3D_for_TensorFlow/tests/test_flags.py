@@ -103,6 +103,14 @@ def test_test_and_predict_take_the_normalisation_of_the_training_run(tmp_path, c
         flags.parse_args(["-r", "d", "--mode", "test", "--model_dir", str(tmp_path), "--normalisation=reference"])
 
 
+@pytest.mark.parametrize("spelling, mode", [("test", "evaluate"), ("train_test", "train_and_evaluate"),
+                                            ("evaluate", "evaluate"), ("train_and_evaluate", "train_and_evaluate")])
+def test_the_references_test_and_train_test_are_evaluate_and_train_and_evaluate(tmp_path, spelling, mode):
+    args = flags.parse_args(["-r", "d", "--mode", spelling, "--model_dir", str(tmp_path)])
+    assert (args.mode, args.mode_flag) == (mode, f"--mode={spelling}")
+    assert flags.trains(args) == mode.startswith("train")
+
+
 def test_a_lone_copy_of_the_directory_says_in_one_line_that_it_needs_common(tmp_path):
     lone = tmp_path / os.path.basename(MODEL_DIR)
     shutil.copytree(MODEL_DIR, lone, ignore=shutil.ignore_patterns("tests", "output", "results", "__pycache__"))

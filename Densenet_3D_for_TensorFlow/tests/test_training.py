@@ -39,11 +39,17 @@ TINY = ["--width_multiplier", "0.1", "-ws", "30", "-hs", "30", "-cs", "30", "-ps
 
 def _setup(root, model_dir, *extra):
     args = flags.parse_args(["-r", root, "--model_dir", str(model_dir), *TINY, *extra])
-    ctx = npu_utils.setup_device(args)
-    npu_utils.set_random_seed(args.seed)
+    ctx = npu_utils.setup_device(args, seed=args.seed)
     data = run_data.prepare_data(args, ctx, log=lambda line: None)
-    model, optimizer = training.build_network(args, ctx)
-    return args, ctx, data, model, optimizer
+    state = training.build(args, ctx, data)
+    return args, ctx, data, state.model, state
+
+
+def _train(state, log):
+    """main.py's training: restore or start, then the loop; returns the model to test."""
+    state.log = log
+    training.restore_or_start(state)
+    return training.train(state)
 
 
 def _mean_wt_dice(rows):
@@ -59,12 +65,12 @@ def test_short_training_learns_and_resumes_with_optimizer_state(synthetic_root, 
     # zero_background: the reference's normalisation turns the air of these small volumes (69 % of their
     # voxels) into -3.5 to -5.2 and learns more slowly (measured WT Dice 0.25 after 100 steps, against 0.74 with
     # zero_background, both with the reference's sampling); its inputs are tested in test_inference.py.
-    args, ctx, data, model, optimizer = _setup(data_root, tmp_path / "run", "--mode", "train_test",
+    args, ctx, data, model, state = _setup(data_root, tmp_path / "run", "--mode", "train_test",
                                                "--max_steps", "100", "-nc", "True",
                                                "--normalisation", "zero_background")
     untrained = _mean_wt_dice(evaluation.test(args, model, data, trained_here=True, log=lambda line: None))
     traces = npu_utils.TRACES["train_step"]
-    training.train(args, ctx, model, optimizer, data, log=lambda line: None)
+    _train(state, lambda line: None)
     assert npu_utils.TRACES["train_step"] == traces + 1  # 100 steps of one fixed batch shape: one trace
     trained = _mean_wt_dice(evaluation.test(args, model, data, trained_here=True, log=lambda line: None))
     # Measured: about 0.2 untrained, 0.6 after 80 steps.
@@ -72,18 +78,18 @@ def test_short_training_learns_and_resumes_with_optimizer_state(synthetic_root, 
     assert os.path.exists(os.path.join(args.save_path, f"{data.test_cases[0].case_id}.nii.gz"))
 
     # A second run in the same model_dir must not silently start over...
-    args2, ctx2, data2, model2, optimizer2 = _setup(data_root, tmp_path / "run", "--max_steps", "100",
+    args2, ctx2, data2, model2, state2 = _setup(data_root, tmp_path / "run", "--max_steps", "100",
                                                     "-nc", "True")
     with pytest.raises(UserError, match=r"already holds a checkpoint \(ckpt-100\): --resume=True continues"):
-        training.train(args2, ctx2, model2, optimizer2, data2, log=lambda line: None)
+        _train(state2, lambda line: None)
     # ...and with -c it takes the weights and the optimizer's state from the last checkpoint.
-    args3, ctx3, data3, model3, optimizer3 = _setup(data_root, tmp_path / "run", "--max_steps", "100",
+    args3, ctx3, data3, model3, state3 = _setup(data_root, tmp_path / "run", "--max_steps", "100",
                                                     "-nc", "True", "-c", "True")
     lines = []
-    training.train(args3, ctx3, model3, optimizer3, data3, log=lines.append)
+    _train(state3, lines.append)
     assert any(line.endswith("resumed from " + str(tmp_path / "run" / "checkpoints" / "ckpt-100"))
                for line in lines), lines
-    assert int(optimizer3.iterations.numpy()) == 100
+    assert int(state3.optimizer.iterations.numpy()) == 100
     for trained_weight, restored in zip(model.weights, model3.weights):
         np.testing.assert_array_equal(trained_weight.numpy(), restored.numpy())
     _check_run_config(data_root, tmp_path / "run")
@@ -104,15 +110,16 @@ def _check_run_config(data_root, run):
         flags.parse_args(["-r", data_root, "--model_dir", str(run), "-c", "True", "-mn", "dense48"])
     # A restore that fails leaves config.json as it was (THE RULE: written once the run is set to go).
     (run / "config.json").unlink()
-    args, ctx, data, model, optimizer = _setup(data_root, run, "-nc", "True", "-c", "True",
+    args, ctx, data, model, state = _setup(data_root, run, "-nc", "True", "-c", "True",
                                                "--width_multiplier", "0.2")
     with pytest.raises(UserError, match="ckpt-100 cannot be continued by this model: "):
-        training.train(args, ctx, model, optimizer, data, log=lambda line: None)
+        _train(state, lambda line: None)
     assert not (run / "config.json").exists()
     # --resume=False starts over: the old checkpoints go before the new run saves its own.
-    args, ctx, data, model, optimizer = _setup(data_root, run, "-nc", "True", "--resume=False")
+    args, ctx, data, model, state = _setup(data_root, run, "-nc", "True", "--resume=False")
     lines = []
-    state = training.restore_or_start(args, ctx, model, optimizer, data, log=lines.append)
+    state.log = lines.append
+    training.restore_or_start(state)
     assert state.step == 0 and state.checkpoints.latest is None
     assert any("starting over" in line for line in lines) and not list((run / "checkpoints").glob("ckpt-*"))
 
@@ -217,13 +224,13 @@ def test_brats_2021_and_2023_folders_train_and_predict_in_their_own_label_conven
 
 def test_validation_cases_are_scored_and_the_best_weights_tested(synthetic_root, tmp_path, capsys):
     run = tmp_path / "run"
-    args, ctx, data, model, optimizer = _setup(synthetic_root, run, "--mode", "train_test", "--max_steps", "3",
+    args, ctx, data, model, state = _setup(synthetic_root, run, "--mode", "train_test", "--max_steps", "3",
                                                "--val_cases", "1", "--eval_every", "2")
     val_ids = [case.case_id for case in data.val_cases]
     assert len(val_ids) == 1 and val_ids[0] not in {case.case_id for case in data.train_cases}
     assert len(data.train_cases) == 3  # 4 of the 5 cases train, one of them now validates
     lines = []
-    model = training.train(args, ctx, model, optimizer, data, log=lines.append)
+    model = _train(state, lines.append)
     scored = [line for line in lines if line.startswith("[val]")]
     # Every --eval_every steps and at the end; each says the Dice of every region.
     assert [line.split(":")[0] for line in scored] == ["[val] step 2", "[val] step 3"], lines
@@ -239,13 +246,14 @@ def test_validation_cases_are_scored_and_the_best_weights_tested(synthetic_root,
     assert record["checkpoint"] == f"ckpt-{record['step']}" and os.path.isfile(prefix + ".weights.npz")
     assert f"the best so far: {prefix}" in scored[record["step"] - 2]
     assert os.path.isfile(os.path.join(run, "checkpoints", "ckpt-3.index"))  # the last stays beside it
-    # What the test phase of --mode train_test loads and says (evaluation.test's first step).
+    # What the test phase of --mode train_test (train_and_evaluate) loads and says (evaluation.test first).
     capsys.readouterr()
     inference.restore_for_inference(args, model, trained_here=True)
-    assert f"[train_test] weights: the best validation, {prefix} (step {record['step']}" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert f"[train_and_evaluate] weights: the best validation, {prefix} (step {record['step']}" in said
     args.test_weights = "last"
     inference.restore_for_inference(args, model, trained_here=True)
-    assert "[train_test] weights: this training's last step" in capsys.readouterr().out
+    assert "[train_and_evaluate] weights: this training's last step" in capsys.readouterr().out
 
 
 def test_validation_subset_from_a_count_or_a_file(tmp_path):
