@@ -27,6 +27,8 @@ resize is (see README, "One resampling filter", for the choice and its cost).
 Masks are resized nearest-neighbour, the only filter that keeps class indices.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import math
 
@@ -65,19 +67,19 @@ class Augmentation:
     color_jitter: float = 1.0
 
 
-def resize(image, height, width):
+def resize(image: tf.Tensor, height: int | tf.Tensor, width: int | tf.Tensor) -> tf.Tensor:
     """``image`` (h, w, c) resized to float32 (height, width, c) with the one filter of every image:
     bilinear, antialiased (when shrinking, ``tf.image.resize``'s triangle filter widens with the scale
     factor, as PIL's does; when enlarging it is plain bilinear)."""
     return tf.image.resize(image, (height, width), method="bilinear", antialias=True)
 
 
-def resize_mask(mask, height, width):
+def resize_mask(mask: tf.Tensor, height: int, width: int) -> tf.Tensor:
     """A mask (h, w, 1) of class indices resized nearest-neighbour to (height, width, 1), its dtype kept."""
     return tf.image.resize(mask, (height, width), method="nearest")
 
 
-def centre_box(shape, height, width):
+def centre_box(shape: tf.Tensor, height: int, width: int) -> tuple[tf.Tensor, tf.Tensor]:
     """``(begin, size)`` int32 (3,) of the evaluation's centre crop in an image of ``shape`` (h, w, c).
 
     The box :func:`resize_centre_crop` keeps, in the original's pixels.
@@ -90,7 +92,7 @@ def centre_box(shape, height, width):
     return tf.concat([begin, [0]], 0), tf.concat([size, [-1]], 0)
 
 
-def random_box(shape, seed, height, width):
+def random_box(shape: tf.Tensor, seed: tf.Tensor, height: int, width: int) -> tuple[tf.Tensor, tf.Tensor]:
     """``(begin, size)`` int32 (3,) of a random training box in an image of ``shape`` (h, w, c).
 
     Inception-style: area CROP_AREA of the image, aspect CROP_ASPECT, and
@@ -107,7 +109,7 @@ def random_box(shape, seed, height, width):
             tf.where(failed, centre_size, tf.concat([size[:2], [-1]], 0)))
 
 
-def resize_centre_crop(image, height, width):
+def resize_centre_crop(image: tf.Tensor, height: int, width: int) -> tf.Tensor:
     """Resize keeping the aspect ratio so the crop is 87.5% of the image, then crop the centre: float32
     (height, width, 3)."""
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
@@ -146,7 +148,7 @@ def _inception_colour(image, seeds, brightness, saturation):
     return tf.cond(tf.equal(ordering, 0), lambda: saturate(bright(image)), lambda: bright(saturate(image)))
 
 
-def colour(image, seeds, kind, strength):
+def colour(image: tf.Tensor, seeds: tf.Tensor, kind: str, strength: float) -> tf.Tensor:
     """``kind``'s colour distortion (:data:`COLOUR_RANGES`) of a float image in [0, 255], its ranges
     times ``strength`` (a Python float; 0 returns ``image``), clipped to [0, 255] as TF-slim clips.
 
@@ -172,13 +174,14 @@ def _flip_drawn(seeds):
     return tf.random.stateless_uniform([], seeds[1]) < 0.5
 
 
-def flip(image, seeds):
+def flip(image: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
     """``image`` (h, w, c) mirrored left-right when :func:`_flip_drawn`."""
     # tf.cond, not tf.where: tf.where computes the mirror image of every element and selects pixel by pixel.
     return tf.cond(_flip_drawn(seeds), lambda: tf.reverse(image, [1]), lambda: image)
 
 
-def augment(crop, seeds, height, width, augmentation, mask=None):
+def augment(crop: tf.Tensor, seeds: tf.Tensor, height: int, width: int, augmentation: Augmentation,
+            mask: tf.Tensor | None = None) -> tf.Tensor | tuple[tf.Tensor, tf.Tensor]:
     """Resize a training box to the input size, flip it at random, rotate it (optional), distort its colours.
 
     Args:

@@ -24,15 +24,22 @@ with one line naming the file, or with --skip_bad_images lists the skipped
 files at the end of the epoch.
 """
 
+from __future__ import annotations
+
 import os
 import re
 import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import tensorflow as tf
 
 from common.npu_utils import UserError
 from data_loading.augment import random_box
 from data_loading.folders import mask_values_problem, read_mask
+
+if TYPE_CHECKING:  # for the hints only
+    import numpy as np
 
 # What TensorFlow raises for a file that does not read or decode.
 DECODE_ERRORS = (tf.errors.InvalidArgumentError, tf.errors.NotFoundError, tf.errors.DataLossError)
@@ -50,18 +57,18 @@ class DecodeChecker:
         :meth:`take_skipped` lists them.
     """
 
-    def __init__(self, skip_bad_images=False):
+    def __init__(self, skip_bad_images: bool = False) -> None:
         self.skip_bad_images = skip_bad_images
         self._bad = {}  # path -> reason, in the order they were found
         self._wrong_masks = {}  # mask path -> problem (never skipped)
         self._lock = threading.Lock()
 
-    def record(self, path, reason):
+    def record(self, path: str, reason: str) -> None:
         """Remember that ``path`` (str) does not decode, for ``reason`` (a sentence)."""
         with self._lock:
             self._bad.setdefault(path, reason)
 
-    def decode_mask(self, path, num_classes):
+    def decode_mask(self, path: tf.Tensor, num_classes: int) -> tf.Tensor:
         """Graph op: a mask PNG's class indices as uint8 (h, w, 1): palette indices or grey values.
 
         Through PIL (:func:`folders.read_mask`), because ``tf.io.decode_png``
@@ -83,7 +90,7 @@ class DecodeChecker:
         mask.set_shape([None, None, 1])
         return mask
 
-    def raise_if_bad(self):
+    def raise_if_bad(self) -> None:
         """Raises UserError for a mask of wrong values, or naming the first bad file unless they are skipped."""
         if self._wrong_masks:
             raise UserError(next(iter(self._wrong_masks.values())))
@@ -93,13 +100,13 @@ class DecodeChecker:
             raise UserError(f"image {path} cannot be decoded ({reason}){more}; fix or remove it, or pass "
                             "--skip_bad_images to skip unreadable images and list them")
 
-    def take_skipped(self):
+    def take_skipped(self) -> list[tuple[str, str]]:
         """``[(path, reason)]`` skipped since the last call (and forgets them)."""
         with self._lock:
             skipped, self._bad = list(self._bad.items()), {}
         return skipped
 
-    def end_pass(self, what):
+    def end_pass(self, what: str) -> None:
         """After a pass over the data (``what``: "epoch 3", "evaluation"): stop, or list the skipped files.
 
         Raises:
@@ -113,7 +120,7 @@ class DecodeChecker:
                 print(f"[data]   {path}: {reason}", flush=True)
 
 
-def decode_problem(path):
+def decode_problem(path: str) -> str | None:
     """Why the image file ``path`` (str) does not read or decode (TensorFlow's message), or None.
 
     Eager and whole-image: only called on the error path, for the files of a batch that failed.
@@ -126,7 +133,9 @@ def decode_problem(path):
         return re.sub(r"\{\{.*?\}\}|\[Op:.*", "", str(error).strip().splitlines()[0]).strip()
 
 
-def checked(build, window, paths, excluded, reasons, checker):
+def checked(build: Callable[[tf.Tensor, int], tf.data.Dataset], window: Callable[[np.ndarray, int], Sequence[int]],
+            paths: Sequence[str], excluded: np.ndarray, reasons: dict[int, str],
+            checker: DecodeChecker) -> Iterator[Any]:
     """The elements of ``build(excluded, done)``, rebuilt without the bad files whenever an element fails.
 
     Args:
@@ -167,14 +176,15 @@ def _is_jpeg(contents):
     return tf.equal(tf.strings.substr(contents, 0, len(JPEG_MAGIC)), JPEG_MAGIC)
 
 
-def decode_whole(contents):
+def decode_whole(contents: tf.Tensor) -> tf.Tensor:
     """uint8 (h, w, 3) RGB of an encoded JPEG, PNG, GIF or BMP (its first frame)."""
     image = tf.io.decode_image(contents, channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
     return image
 
 
-def decode_random_box(contents, seed, height, width):
+def decode_random_box(contents: tf.Tensor, seed: tf.Tensor, height: int,
+                      width: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """A random training box of an encoded image, decoded: ``(uint8 (h', w', 3), begin, size)``.
 
     JPEG: the box is drawn on the header's shape and only it is decoded

@@ -27,8 +27,11 @@ pipeline when its batch fails (data_loading/pipeline), so a run does not
 read every image before its first step.
 """
 
+from __future__ import annotations
+
 import dataclasses
 import os
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from PIL import Image
@@ -75,7 +78,7 @@ def _image_files_below(folder):
             for name in sorted(names) if name.lower().endswith(IMAGE_EXTENSIONS)]
 
 
-def split_folders(data_path):
+def split_folders(data_path: str) -> tuple[str, str]:
     """``(train_dir, validation_dir)`` inside ``data_path``.
 
     Raises:
@@ -92,7 +95,7 @@ def split_folders(data_path):
     raise UserError(f"missing folder {os.path.join(data_path, 'validation')} (or eval/) in --data_path={data_path}")
 
 
-def scan_class_folder(root):
+def scan_class_folder(root: str) -> tuple[list[str], dict[str, list[str]]]:
     """``(class_names, {class: [files]})`` of a folder of class sub-folders (files from every depth).
 
     Raises:
@@ -112,7 +115,7 @@ def scan_class_folder(root):
     return class_names, files
 
 
-def count_line(root, class_names, files):
+def count_line(root: str, class_names: Sequence[str], files: Mapping[str, Sequence[str]]) -> str:
     """The one line that says what a split holds: images per class, and how many lie in sub-folders."""
     total = sum(len(files[name]) for name in class_names)
     nested = sum(os.path.dirname(path) != os.path.join(root, name) for name in class_names for path in files[name])
@@ -121,7 +124,7 @@ def count_line(root, class_names, files):
     return f"[data] {root}: {total} images in {len(class_names)} classes ({counts}){below}"
 
 
-def load_class_split(root):
+def load_class_split(root: str) -> tuple[Split, list[str]]:
     """One split of class folders: ``(Split, class_names)``; prints :func:`count_line`.
 
     Raises:
@@ -136,7 +139,7 @@ def load_class_split(root):
     return Split(paths, labels), class_names
 
 
-def match_classes(split, split_names, class_names, root):
+def match_classes(split: Split, split_names: Sequence[str], class_names: Sequence[str], root: str) -> Split:
     """``split`` (labels indexing ``split_names``) relabelled to index ``class_names``, matched by name.
 
     The split may hold only some of the classes (their per-class figures are
@@ -157,7 +160,7 @@ def match_classes(split, split_names, class_names, root):
     return Split(split.paths, [index[split_names[label]] for label in split.labels])
 
 
-def load_classification(train_dir, validation_dir):
+def load_classification(train_dir: str, validation_dir: str) -> Dataset:
     """Find and label the images of both splits.
 
     Args:
@@ -200,7 +203,7 @@ def _pair_folder(split_dir):
     return Split(paths, labels)
 
 
-def read_mask(path):
+def read_mask(path: str) -> np.ndarray:
     """The class indices of a mask PNG as uint8 (h, w).
 
     A palette ("P") PNG gives its palette indices, as VOC-style datasets
@@ -221,7 +224,7 @@ def _image_size(path):
         return None
 
 
-def check_mask(mask_path, image_path):
+def check_mask(mask_path: str, image_path: str) -> str | None:
     """Why a mask does not fit its image (a sentence naming the files), or None.
 
     Only the two files' headers are read (format, mode, size); the mask's
@@ -241,7 +244,7 @@ def check_mask(mask_path, image_path):
     return None
 
 
-def mask_values_problem(mask, mask_path, num_classes):
+def mask_values_problem(mask: np.ndarray, mask_path: str, num_classes: int) -> str | None:
     """Why the decoded ``mask`` (class indices) does not fit ``num_classes`` (a sentence), or None."""
     wrong = [int(v) for v in np.unique(mask) if v >= num_classes and v != IGNORE_LABEL]
     if wrong:
@@ -250,7 +253,7 @@ def mask_values_problem(mask, mask_path, num_classes):
     return None
 
 
-def load_segmentation(train_dir, validation_dir, num_classes):
+def load_segmentation(train_dir: str | None, validation_dir: str, num_classes: int) -> Dataset:
     """Find and check image/mask pairs of both splits (``train_dir`` None: validation only).
 
     Returns:
@@ -267,7 +270,7 @@ def load_segmentation(train_dir, validation_dir, num_classes):
     return Dataset(train, validation, [str(i) for i in range(num_classes)])
 
 
-def list_images(path):
+def list_images(path: str) -> list[str]:
     """The image files to predict: ``path`` itself, or the images inside the folder ``path``.
 
     Raises:

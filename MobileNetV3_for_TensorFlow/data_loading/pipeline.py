@@ -35,6 +35,10 @@ take per-element seeds from ``tf.data.Dataset.random``, so a resumed run sees
 the same batches as an uninterrupted one.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
 import numpy as np
 import tensorflow as tf
 
@@ -97,9 +101,10 @@ class TrainData:
       augmentation: :class:`augment.Augmentation` (rotation and colour).
     """
 
-    def __init__(self, paths, labels, task, height, width, batch, seed, steps_per_epoch,
-                 cache_bytes=DEFAULT_CACHE_BYTES, checker=None, num_classes=IGNORE_LABEL, parallel_calls=AUTOTUNE,
-                 augmentation=augment.Augmentation()):
+    def __init__(self, paths: Sequence[str], labels: Sequence[int] | Sequence[str], task: str, height: int, width: int,
+                 batch: int, seed: int, steps_per_epoch: int, cache_bytes: int = DEFAULT_CACHE_BYTES,
+                 checker: DecodeChecker | None = None, num_classes: int = IGNORE_LABEL,
+                 parallel_calls: int = AUTOTUNE, augmentation: augment.Augmentation = augment.Augmentation()) -> None:
         self.task, self.height, self.width, self.augmentation = task, height, width, augmentation
         self.batch, self.seed, self.steps_per_epoch = batch, seed, steps_per_epoch
         self.checker = checker or DecodeChecker()
@@ -210,7 +215,7 @@ class TrainData:
             lambda epoch: self._elements(epoch, excluded))
         return elements.skip((first_batch - first_epoch * self.steps_per_epoch) * self.batch)
 
-    def dataset(self, first_batch, end_epoch, excluded=None):
+    def dataset(self, first_batch: int, end_epoch: int, excluded: tf.Tensor | None = None) -> tf.data.Dataset:
         """The tf.data batches from batch ``first_batch`` of the run to the end of epoch ``end_epoch - 1``,
         without error handling: one pipeline across the epochs, so no epoch starts from an empty buffer."""
         excluded = tf.constant(self._excluded) if excluded is None else excluded
@@ -218,12 +223,12 @@ class TrainData:
         data = elements.map(self._element, num_parallel_calls=self.parallel_calls, deterministic=True)
         return data.batch(self.batch, drop_remainder=True).prefetch(AUTOTUNE)
 
-    def record_known_bad(self):
+    def record_known_bad(self) -> None:
         """Record again the files found bad so far (each epoch lists the files it skipped, also the known ones)."""
         for index, reason in self._reasons.items():
             self.checker.record(self.paths[index], reason)
 
-    def batches(self, first_batch, end_epoch):
+    def batches(self, first_batch: int, end_epoch: int) -> Iterator[tuple[tf.Tensor, tf.Tensor]]:
         """The run's batches from batch ``first_batch`` to the end of epoch ``end_epoch - 1`` (an iterator of
         (images, labels)); a batch and its augmentation depend on (seed, epoch, place) only, so a resumed
         run's batches are the uninterrupted run's.
@@ -241,7 +246,7 @@ class TrainData:
 
         yield from checked(build, window, self.paths, self._excluded, self._reasons, self.checker)
 
-    def epoch(self, epoch, skip_batches=0):
+    def epoch(self, epoch: int, skip_batches: int = 0) -> Iterator[tuple[tf.Tensor, tf.Tensor]]:
         """The batches of ``epoch`` (0-based) after the first ``skip_batches``: :meth:`batches` of that epoch."""
         self.record_known_bad()
         return self.batches(epoch * self.steps_per_epoch + skip_batches, epoch + 1)
@@ -258,14 +263,15 @@ class CheckedBatches:
       checker: :class:`DecodeChecker` that records the bad files.
     """
 
-    def __init__(self, build, paths, batch, checker):
+    def __init__(self, build: Callable[[tf.Tensor], tf.data.Dataset], paths: Sequence[str], batch: int,
+                 checker: DecodeChecker) -> None:
         self._build, self.paths, self.batch, self.checker = build, list(paths), batch, checker
         self._excluded = np.zeros(len(self.paths), bool)
         self._reasons = {}
         self._built_without = 0  # bad files the current dataset leaves out
         self.data = build(tf.constant(self._excluded))
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[tf.Tensor, ...]]:
         def build(excluded, done):
             if int(np.sum(self._excluded)) != self._built_without:
                 self._built_without = int(np.sum(self._excluded))
@@ -294,8 +300,9 @@ def _without_flag(*element):
     return element[:-1]
 
 
-def eval_dataset(paths, labels, task, height, width, batch, cache_bytes=DEFAULT_CACHE_BYTES, checker=None,
-                 num_classes=IGNORE_LABEL):
+def eval_dataset(paths: Sequence[str], labels: Sequence[int] | Sequence[str], task: str, height: int, width: int,
+                 batch: int, cache_bytes: int = DEFAULT_CACHE_BYTES, checker: DecodeChecker | None = None,
+                 num_classes: int = IGNORE_LABEL) -> CheckedBatches:
     """Evaluation batches (images, labels): resize + centre crop (classification) or resize (segmentation).
 
     Segmentation images and masks are resized to (height, width), masks
@@ -330,7 +337,8 @@ def eval_dataset(paths, labels, task, height, width, batch, cache_bytes=DEFAULT_
     return CheckedBatches(build, paths, batch, checker)
 
 
-def predict_dataset(paths, height, width, task, batch, checker):
+def predict_dataset(paths: Sequence[str], height: int, width: int, task: str, batch: int,
+                    checker: DecodeChecker) -> CheckedBatches:
     """Images to predict, resized like evaluation: ``(images, original (h, w), paths)`` batches.
 
     Files that do not decode are left out and recorded by ``checker``.

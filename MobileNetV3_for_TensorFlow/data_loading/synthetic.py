@@ -23,8 +23,11 @@ background; the mask holds the shape's class (1..C-1), 0 for background and
     python3 -m data_loading.synthetic --output DIR [--task segmentation] [--classes 4]
 """
 
+from __future__ import annotations
+
 import argparse
 import os
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -64,7 +67,7 @@ def _background(rng, size, texture):
     return image
 
 
-def class_image(rng, label, size):
+def class_image(rng: np.random.Generator, label: int, size: int) -> Image.Image:
     """One RGB uint8 image of class ``label``: its shape, texture and colour."""
     image = _background(rng, size, label % 3)
     canvas = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8))
@@ -86,7 +89,8 @@ def _save_variant(image, path_stem, index):
         image.save(path_stem + (".JPG" if index % 5 == 1 else ".jpg"), quality=92)
 
 
-def write_classification(output, classes=4, train_per_class=40, validation_per_class=10, size=64, seed=0):
+def write_classification(output: str, classes: int = 4, train_per_class: int = 40, validation_per_class: int = 10,
+                         size: int = 64, seed: int = 0) -> list[str]:
     """Write ``output/{train,validation}/class_<k>/`` images; skip when ``output/train`` exists.
 
     Returns:
@@ -105,7 +109,7 @@ def write_classification(output, classes=4, train_per_class=40, validation_per_c
     return names
 
 
-def segmentation_pair(rng, classes, size):
+def segmentation_pair(rng: np.random.Generator, classes: int, size: int) -> tuple[Image.Image, Image.Image]:
     """An RGB image and its uint8 mask: 1-3 shapes of classes 1..classes-1."""
     image = Image.fromarray(np.clip(_background(rng, size, 2), 0, 255).astype(np.uint8))
     mask = Image.new("L", (size, size), 0)
@@ -123,7 +127,8 @@ def segmentation_pair(rng, classes, size):
     return image, mask
 
 
-def write_segmentation(output, classes=3, train_count=48, validation_count=12, size=64, seed=0):
+def write_segmentation(output: str, classes: int = 3, train_count: int = 48, validation_count: int = 12,
+                       size: int = 64, seed: int = 0) -> None:
     """Write ``output/{train,validation}/{images,masks}/``; skip when ``output/train`` exists."""
     if os.path.isdir(os.path.join(output, "train")):
         return
@@ -137,7 +142,7 @@ def write_segmentation(output, classes=3, train_count=48, validation_count=12, s
             mask.save(os.path.join(output, split, "masks", f"{index:04d}.png"))
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", required=True, help="folder to write train/ and validation/ into")
     parser.add_argument("--task", choices=("classification", "segmentation"), default="classification")

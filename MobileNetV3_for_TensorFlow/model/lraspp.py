@@ -20,6 +20,8 @@ its features pass a 1x1 conv (128, BN, ReLU) gated by a pooled branch
 1x1 conv and added to a 1x1 classifier of the 1/8 features.
 """
 
+from __future__ import annotations
+
 from common.npu_utils import keras
 from model.mobilenet_v3 import BN_EPSILON, BN_MOMENTUM, build_backbone
 
@@ -30,8 +32,9 @@ INPUT_MULTIPLE = 16
 SEGMENTATION_HEAD_PREFIX = "lraspp_"
 
 
-def build_lraspp(network="small", alpha=1.0, num_classes=19, input_shape=(None, None, 3),
-                 head_filters=128, bn_momentum=BN_MOMENTUM, name=None):
+def build_lraspp(network: str = "small", alpha: float = 1.0, num_classes: int = 19,
+                 input_shape: tuple[int | None, int | None, int] = (None, None, 3), head_filters: int = 128,
+                 bn_momentum: float = BN_MOMENTUM, name: str | None = None) -> keras.Model:
     """MobileNetV3 + LR-ASPP semantic segmentation network.
 
     Taps are chosen by stage: the last 1/8-resolution tensor of the backbone

@@ -22,6 +22,8 @@ so a saved model loads with plain ``keras.models.load_model`` in a process
 that never imported this module.
 """
 
+from __future__ import annotations
+
 from common import npu_utils
 from common.npu_utils import keras
 from model.specs import NETWORKS, SE_RATIO
@@ -36,7 +38,7 @@ CLASSIFIER_LAYERS = ("head_pool", "head_conv", "head_hswish", "head_dropout", "l
                      "logits_flatten", "predictions")
 
 
-def make_divisible(value, divisor=8, min_value=None):
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
     """Round a channel count to a multiple of ``divisor``, never more than 10% down.
 
     The rounding of the paper's reference (TF-slim ``_make_divisible``).
@@ -104,8 +106,9 @@ def _bneck(x, spec, in_paper, filters, stride, dilation, name, bn_momentum):
     return x
 
 
-def build_backbone(inputs, network="small", alpha=1.0, bn_momentum=BN_MOMENTUM,
-                   dilate_last_stage=False):
+def build_backbone(inputs: keras.KerasTensor, network: str = "small", alpha: float = 1.0,
+                   bn_momentum: float = BN_MOMENTUM,
+                   dilate_last_stage: bool = False) -> tuple[keras.KerasTensor, dict[int, keras.KerasTensor]]:
     """The feature extractor: stem, the table's bnecks, the last 1x1 conv.
 
     Args:
@@ -142,8 +145,9 @@ def build_backbone(inputs, network="small", alpha=1.0, bn_momentum=BN_MOMENTUM,
     return x, endpoints
 
 
-def build_classifier(network="small", alpha=1.0, num_classes=1000, input_shape=(224, 224, 3),
-                     dropout=0.2, bn_momentum=BN_MOMENTUM, name=None):
+def build_classifier(network: str = "small", alpha: float = 1.0, num_classes: int = 1000,
+                     input_shape: tuple[int | None, int | None, int] = (224, 224, 3), dropout: float = 0.2,
+                     bn_momentum: float = BN_MOMENTUM, name: str | None = None) -> keras.Model:
     """MobileNetV3 classification network.
 
     Args:

@@ -13,10 +13,14 @@
 # limitations under the License.
 """Building the network of a run, loading earlier or ImageNet weights, freezing the backbone."""
 
+from __future__ import annotations
+
+import argparse
 import json
 import os
 import types
 import warnings
+from collections.abc import Iterable
 
 import h5py
 import numpy as np
@@ -47,7 +51,7 @@ KERAS_APPLICATIONS_NAMES = ("mobilenetv3small", "mobilenetv3large")
 CLASS_NAMES_FILE = "class_names.json"
 
 
-def build_network(args, num_classes):
+def build_network(args: argparse.Namespace | types.SimpleNamespace, num_classes: int) -> keras.Model:
     """The run's network from its flags: classifier, or LR-ASPP for segmentation."""
     if args.task == "segmentation":
         return build_lraspp(args.model, args.alpha, num_classes, input_shape=(None, None, 3),
@@ -56,19 +60,19 @@ def build_network(args, num_classes):
                             dropout=args.dropout, bn_momentum=args.bn_momentum)
 
 
-def is_head_layer(layer):
+def is_head_layer(layer: keras.layers.Layer) -> bool:
     """True for the layers after the backbone (classifier or LR-ASPP head)."""
     return layer.name in CLASSIFIER_LAYERS or layer.name.startswith(SEGMENTATION_HEAD_PREFIX)
 
 
-def set_backbone_trainable(model, trainable):
+def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
     """Freeze or unfreeze every backbone layer (frozen BN runs in inference mode)."""
     for layer in model.layers:
         if not is_head_layer(layer) and layer.weights:
             layer.trainable = trainable
 
 
-def save_model(model, class_names, folder):
+def save_model(model: keras.Model, class_names: Iterable[str], folder: str) -> None:
     """Write :data:`MODEL_FILE`, its portable weights and ``class_names.json`` (index -> name) into ``folder``."""
     os.makedirs(folder, exist_ok=True)
     model.save(os.path.join(folder, MODEL_FILE))
@@ -133,7 +137,7 @@ def _rebuild(portable, class_names):
     return model
 
 
-def load_saved(path):
+def load_saved(path: str) -> tuple[keras.Model, list[str]]:
     """Load a saved model and its class names for evaluate, predict and export.
 
     A run folder written on the other stack holds a model file this stack
@@ -256,7 +260,7 @@ def _copy_matching_layers(model, source_layers, source):
     return message
 
 
-def imagenet_weights_file(network, alpha):
+def imagenet_weights_file(network: str, alpha: float) -> str:
     """keras.applications' ImageNet weights file of MobileNetV3 ``network`` at ``alpha``.
 
     Downloaded once into ``~/.keras/models/`` (keras.utils.get_file), then read from there; the
@@ -331,7 +335,8 @@ def _applications_layers(reference, path, network, alpha):
     return layers
 
 
-def load_initial_weights(model, path, network=None, alpha=None):
+def load_initial_weights(model: keras.Model, path: str, network: str | None = None,
+                         alpha: float | None = None) -> str:
     """Initialise ``model`` from an earlier run or from keras.applications weights (transfer learning).
 
     ``path`` is "imagenet" (keras.applications' ImageNet weights of the same

@@ -13,8 +13,12 @@
 # limitations under the License.
 """The optimiser recipe: learning-rate schedule, TF1's RMSProp (the paper's) or Adam, weight decay, moving average."""
 
+from __future__ import annotations
+
+import argparse
 import contextlib
 import math
+from collections.abc import Iterable, Iterator
 
 import tensorflow as tf
 
@@ -41,11 +45,12 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
       decay_rate: step schedule factor every ``decay_steps``.
     """
 
-    def __init__(self, peak, total_steps, warmup_steps=0, kind="cosine", decay_steps=1, decay_rate=1.0):
+    def __init__(self, peak: float, total_steps: int, warmup_steps: int = 0, kind: str = "cosine",
+                 decay_steps: int = 1, decay_rate: float = 1.0) -> None:
         self.peak, self.total_steps, self.warmup_steps = float(peak), int(total_steps), int(warmup_steps)
         self.kind, self.decay_steps, self.decay_rate = kind, max(int(decay_steps), 1), float(decay_rate)
 
-    def __call__(self, step):
+    def __call__(self, step: int | tf.Tensor) -> tf.Tensor:
         step = tf.cast(step, tf.float32)
         warmup = float(self.warmup_steps)
         after = step - warmup
@@ -58,12 +63,13 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
             decayed = tf.constant(self.peak)
         return tf.where(step < warmup, self.peak * (step + 1.0) / max(warmup, 1.0), decayed)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, float | int | str]:
         return {"peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps,
                 "kind": self.kind, "decay_steps": self.decay_steps, "decay_rate": self.decay_rate}
 
 
-def make_optimizer(ctx, args, schedule):
+def make_optimizer(ctx: npu_utils.RunContext, args: argparse.Namespace,
+                   schedule: keras.optimizers.schedules.LearningRateSchedule) -> keras.optimizers.Optimizer:
     """Adam (default) or TF1's RMSProp through ``ctx.wrap_optimizer``: loss scaling under float16 (--loss_scale:
     GPU's initial dynamic scale, Ascend's static scale; 0: none), the Ascend adapter's wrappers on NPU.
 
@@ -88,7 +94,7 @@ def _short_name(variable):
     return variable.name.split("/")[-1].split(":")[0]
 
 
-def decayed_kernels(model):
+def decayed_kernels(model: keras.Model) -> list[keras.Variable | tf.Variable]:
     """The weights that --weight_decay_mode=l2 decays, as TF-slim's MobileNet ``training_scope`` sets its
     regularisers: the kernels of the trainable Conv2D and Dense layers of ``model`` (a flat functional model).
 
@@ -103,7 +109,7 @@ def decayed_kernels(model):
             and isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
 
 
-def l2_loss(model, weight_decay):
+def l2_loss(model: keras.Model, weight_decay: float) -> tf.Tensor | float:
     """``weight_decay * sum(||w||^2 / 2)`` over :func:`decayed_kernels` of ``model`` (TF-slim's
     ``l2_regularizer``, summed as ``tf.losses.get_regularization_loss`` does); 0.0 without weight decay."""
     kernels = decayed_kernels(model) if weight_decay else []
@@ -112,7 +118,7 @@ def l2_loss(model, weight_decay):
     return weight_decay * tf.add_n([tf.nn.l2_loss(tf.cast(kernel, tf.float32)) for kernel in kernels])
 
 
-def averaged_variables(model):
+def averaged_variables(model: keras.Model) -> list[keras.Variable | tf.Variable]:
     """What --ema_momentum averages: the trainable weights and BatchNormalization's moving statistics."""
     statistics = [v for v in model.non_trainable_weights if _short_name(v) in BN_STATISTICS]
     return list(model.trainable_weights) + statistics
@@ -130,7 +136,7 @@ class MovingAverage:
     strategy's scope; :attr:`averages` go into the checkpoint.
     """
 
-    def __init__(self, variables, decay):
+    def __init__(self, variables: Iterable[keras.Variable | tf.Variable], decay: float) -> None:
         self.decay = float(decay)
         self.variables = list(variables)
         self.averages = [tf.Variable(v, trainable=False, name=f"average_{i}") for i, v in enumerate(self.variables)]
@@ -142,17 +148,17 @@ class MovingAverage:
         for average, variable in zip(self.averages, self.variables):
             average.assign_sub((1.0 - decay) * (average - tf.cast(variable, average.dtype)))
 
-    def update(self, step):
+    def update(self, step: tf.Tensor | tf.Variable) -> None:
         """Move the averages after optimizer step ``step`` (a tensor or tf.Variable: one trace)."""
         self._update(step)
 
-    def reset(self):
+    def reset(self) -> None:
         """Start the averages at the variables' current values."""
         for average, variable in zip(self.averages, self.variables):
             average.assign(variable)
 
     @contextlib.contextmanager
-    def swapped(self):
+    def swapped(self) -> Iterator[None]:
         """Inside the block the variables hold their averages, then their own values again."""
         current = [variable.numpy() for variable in self.variables]
         for average, variable in zip(self.averages, self.variables):
