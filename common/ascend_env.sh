@@ -5,6 +5,7 @@
 install_path="${ASCEND_INSTALL_PATH:-/usr/local/Ascend}"
 if [ -d "${install_path}" ]; then
   if [ -f "${install_path}/ascend-toolkit/set_env.sh" ]; then
+    # shellcheck source=/dev/null  # the toolkit's, outside the repository
     source "${install_path}/ascend-toolkit/set_env.sh"
   else
     export LD_LIBRARY_PATH="${install_path}/driver/lib64:${install_path}/driver/lib64/common:${install_path}/driver/lib64/driver:${install_path}/fwkacllib/lib64:${install_path}/add-ons:${LD_LIBRARY_PATH:-}"
@@ -15,6 +16,7 @@ if [ -d "${install_path}" ]; then
   fi
   # The TF adapter's own libraries (npu_device), as ModelZoo's TF2 scripts source them.
   if [ -f "${install_path}/tfplugin/set_env.sh" ]; then
+    # shellcheck source=/dev/null  # the adapter's, outside the repository
     source "${install_path}/tfplugin/set_env.sh"
   fi
 fi

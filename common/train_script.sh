@@ -10,7 +10,9 @@
 cur_path="$(cd "$(dirname "${BASH_SOURCE[1]}")" && pwd)"
 model_dir="$(cd "${cur_path}/.." && pwd)"
 repo_root="$(cd "${model_dir}/.." && pwd)"
+# shellcheck source=/dev/null  # the calling model's own test/env.sh and test/model_flags.sh
 source "${cur_path}/env.sh"
+# shellcheck source=/dev/null
 source "${cur_path}/model_flags.sh"
 # The python3 on PATH when it is a venv's (an activated venv, or the stack
 # run_tests.sh and quickstart.sh put first: .venv or .venv-tf26) or when there
@@ -73,6 +75,7 @@ mz_refuse_inside_output() {
 # status. A run folder (--ckpt_path) keeps every run's logs (logs/segment-NNN/) and the
 # summary covers them all. MZ_DRY_RUN=1 prints the launcher's command instead of running it.
 mz_launch() {
+  # shellcheck disable=SC2154  # Network from test/model_flags.sh, the rest set by mz_parse_flags' eval
   local launch=("${mz_python}" "${repo_root}/common/launcher.py" launch --network="${Network}"
                 --batch_size="${arg_batch_size}" --output_root="${mz_output_root}" "${mz_launch_args[@]}" "$@"
                 -- "${mz_python}" "${model_dir}/main.py" "${mz_main_args[@]}")

@@ -5,8 +5,10 @@
 # a flag of this script too.
 #   bash test/train_full_1p.sh --data_path=BraTS2017/HGG [--max_steps=N ...]
 #   bash test/train_full_1p.sh --data_path=... --ckpt_path=runs/dense24   # rerun: continues
+# shellcheck disable=SC2154  # arg_<flag>: set by mz_parse_flags (common/train_script.sh)
 mz_common="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../common/train_script.sh"
 [ -f "${mz_common}" ] || { echo "[Error] $(basename "$0") needs the repository's common/ folder beside this model directory" >&2; exit 2; }
+# shellcheck source=../../common/train_script.sh
 source "${mz_common}"
 mz_parse_flags --mode=train_test -- "$@"
 mz_refuse_inside_output --n4_cache_dir "${arg_n4_cache_dir}"
