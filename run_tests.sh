@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Checks the house rules (common/check_repository.py), then runs every test of common/ and of each
-# model directory on both stacks:
+# Checks the house rules (common/check_repository.py) and lints (common/lint.sh: ruff's pyflakes
+# rules on every .py, shellcheck on every .sh; zero findings), then runs every test of common/ and
+# of each model directory on both stacks:
 #   default  TF 2.21 / Keras 3 in .venv (requirements.txt)
 #   tf26     TF 2.6.5 / Keras 2.6 in .venv-tf26 (requirements-tf26.txt, Python 3.9),
 #            the stack of the Ascend adapter; skipped in one line without a Python 3.9.
@@ -8,9 +9,20 @@
 # process because the model directories have modules of the same name.
 # RUN_TESTS_STACKS="default" (or "tf26") runs one stack; arguments go to pytest. The two stacks
 # run at the same time (see below; RUN_TESTS_PARALLEL=0 runs them one after the other).
-# Exits non-zero when any test fails.
+# --quick (the first argument): the same checks, then the unit tests only, on the default stack:
+# every test marked `subprocess` (it starts a script or another process; common/tests/processes.py)
+# is left out, and one that starts a process unmarked fails (MZ_TESTS_QUICK=1). A few minutes.
+# Exits non-zero when any test fails, a house rule is broken or the lint finds anything.
 set -uo pipefail
 cd "$(dirname "$0")" || exit 1
+
+quick=()
+if [ "${1:-}" = --quick ]; then
+  shift
+  quick=(-m "not subprocess")
+  export MZ_TESTS_QUICK=1
+  RUN_TESTS_STACKS="${RUN_TESTS_STACKS:-default}"
+fi
 
 report_dir="$(mktemp -d)"
 trap 'rm -rf "${report_dir}"' EXIT
@@ -22,7 +34,8 @@ run_stack() {
   for dir in common *_for_TensorFlow; do
     [ -d "${dir}/tests" ] || continue
     echo "=== [$1] ${dir}"
-    (cd "${dir}" && python -m pytest -q -p no:cacheprovider --junitxml="${report_dir}/$1/${dir}.xml" tests "${@:2}")
+    (cd "${dir}" && python -m pytest -q -p no:cacheprovider --junitxml="${report_dir}/$1/${dir}.xml" tests \
+      ${quick[@]+"${quick[@]}"} "${@:2}")
     rc=$?
     if [ "${rc}" -ne 0 ]; then
       echo "[run_tests] $1 ${dir}: pytest exit status ${rc}"
@@ -32,8 +45,12 @@ run_stack() {
   return "${status}"
 }
 
-# The house rules (licence headers, layout, imports, function length, ...) are a check, not tests.
-python3 common/check_repository.py || status=1
+# The house rules (licence headers, layout, imports, function length, ...) and the lint are checks,
+# not tests: a breach fails the run, and the tests still run.
+checks_failed=()
+python3 common/check_repository.py || checks_failed+=("common/check_repository.py")
+bash common/lint.sh || checks_failed+=("common/lint.sh")
+[ "${#checks_failed[@]}" -eq 0 ] || status=1
 
 # Both venvs are set up before any test runs: the cross-stack tests use the other one.
 stacks=()
@@ -62,8 +79,8 @@ if [ "${#stacks[@]}" -lt 2 ] || [ "${RUN_TESTS_PARALLEL:-1}" = 0 ]; then
 else
   copy="${report_dir}/tree"
   mkdir -p "${copy}"
-  tar -cf - --exclude=./.venv --exclude=./.venv-tf26 --exclude=./data --exclude='./*/test/output' \
-    --exclude='__pycache__' . | tar -xf - -C "${copy}"
+  tar -cf - --exclude=./.venv --exclude=./.venv-tf26 --exclude=./.venv-lint --exclude=./data \
+    --exclude='./*/test/output' --exclude='__pycache__' . | tar -xf - -C "${copy}"
   ln -s "${PWD}/.venv" "${copy}/.venv"
   ln -s "${PWD}/.venv-tf26" "${copy}/.venv-tf26"
   (cd "${copy}" && run_one "${stacks[1]}" "$@") > "${report_dir}/${stacks[1]}.out" 2>&1 &
@@ -73,7 +90,8 @@ else
   cat "${report_dir}/${stacks[1]}.out"
 fi
 
-python3 - "${report_dir}" <<'PY'
+[ "${#checks_failed[@]}" -eq 0 ] || echo "[run_tests] failed before the tests: ${checks_failed[*]} (its lines are at the top)"
+python3 - "${report_dir}" <<'PY' || status=1
 import glob, os, sys, xml.etree.ElementTree as ET
 totals = {}
 for path in sorted(glob.glob(os.path.join(sys.argv[1], "*", "*.xml"))):
@@ -88,5 +106,4 @@ passed, failed, skipped = (sum(c[i] for c in totals.values()) for i in range(3))
 print(f"total: {passed} passed, {failed} failed, {skipped} skipped")
 sys.exit(1 if failed or not passed else 0)
 PY
-[ $? -eq 0 ] || status=1
 exit "${status}"

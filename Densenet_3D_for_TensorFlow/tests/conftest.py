@@ -28,6 +28,13 @@ for path in (MODEL_DIR, REPO_ROOT):
 # (common/train_script.sh): this test run's, so each stack's suite runs the scripts on that stack.
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 
+
+def pytest_configure(config):
+    """The ``subprocess`` marker of the tests that start a process (common/tests/processes.py)."""
+    from common.tests import processes
+    processes.register_marker(config)
+
+
 # Runs SCRIPT as `python3 SCRIPT ARGS` would (python3 -c PROBE SCRIPT ARGS) and prints whether TensorFlow
 # was loaded and the exit status, as its last line.
 PROBE = """import runpy, sys

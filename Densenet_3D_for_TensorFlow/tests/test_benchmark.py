@@ -14,24 +14,29 @@
 """benchmark.py: --help without TensorFlow, and a small run of the inference and scores parts at a width
 (--width_multiplier) with every line it prints."""
 
-import subprocess
 import sys
 
+import pytest
+
+from common.tests import processes
 from conftest import MODEL_DIR, PROBE, clean_env
+
+# Both run benchmark.py in a process of its own.
+pytestmark = pytest.mark.subprocess
 
 
 def test_help_loads_no_tensorflow():
-    result = subprocess.run([sys.executable, "-c", PROBE, "benchmark.py", "--help"], cwd=MODEL_DIR, env=clean_env(),
-                            capture_output=True, text=True, timeout=120)
+    result = processes.run([sys.executable, "-c", PROBE, "benchmark.py", "--help"], cwd=MODEL_DIR, env=clean_env(),
+                           capture_output=True, text=True, timeout=120)
     assert result.stdout.splitlines()[-1] == "False 0", result.stderr
     assert "--width_multiplier" in result.stdout and "--parts" in result.stdout
 
 
 def test_inference_and_scores_at_a_width():
-    result = subprocess.run([sys.executable, "benchmark.py", "--parts", "scores", "inference", "--width_multiplier",
+    result = processes.run([sys.executable, "benchmark.py", "--parts", "scores", "inference", "--width_multiplier",
                              "0.25", "--shape", "48", "48", "40", "--block_size", "24", "--windows", "2",
                              "--window_batch", "2", "--pipeline_cases", "1"],
-                            cwd=MODEL_DIR, env=clean_env(), capture_output=True, text=True, timeout=600)
+                           cwd=MODEL_DIR, env=clean_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [line for line in result.stdout.splitlines() if not line.startswith("[device]")]
     assert [line.split(":")[0] for line in lines] == [

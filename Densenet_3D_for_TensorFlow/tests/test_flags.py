@@ -18,12 +18,12 @@ an older run's config.json, and a lone copy of the directory."""
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import pytest
 
 from common.npu_utils import UserError
+from common.tests import processes
 from conftest import MODEL_DIR, PROBE, clean_env
 from runtime import flags
 
@@ -67,17 +67,19 @@ def test_help_shows_each_default_once_stated():
         assert shown in text, shown
 
 
+@pytest.mark.subprocess
 def test_a_bad_value_is_one_line_and_exit_2():
-    result = subprocess.run([sys.executable, "main.py", "-r", "d", "--batch_size=abc"], cwd=MODEL_DIR,
-                            env=clean_env(), capture_output=True, text=True, timeout=120)
+    result = processes.run([sys.executable, "main.py", "-r", "d", "--batch_size=abc"], cwd=MODEL_DIR,
+                           env=clean_env(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [
         "error: argument -bs/--batch_size: invalid int value: 'abc' (see --help)"]
 
 
+@pytest.mark.subprocess
 def test_help_and_flag_errors_load_no_tensorflow():
     for argv, code in ((["--help"], 0), (["-r", "d", "--batch_size=abc"], 2), (["-r", "d", "-ws", "30"], 2)):
-        result = subprocess.run([sys.executable, "-c", PROBE, "main.py", *argv], cwd=MODEL_DIR, env=clean_env(),
-                                capture_output=True, text=True, timeout=120)
+        result = processes.run([sys.executable, "-c", PROBE, "main.py", *argv], cwd=MODEL_DIR, env=clean_env(),
+                               capture_output=True, text=True, timeout=120)
         assert result.stdout.splitlines()[-1] == f"False {code}", (argv, result.stdout, result.stderr)
 
 
@@ -111,12 +113,13 @@ def test_the_references_test_and_train_test_are_evaluate_and_train_and_evaluate(
     assert flags.trains(args) == mode.startswith("train")
 
 
+@pytest.mark.subprocess
 def test_a_lone_copy_of_the_directory_says_in_one_line_that_it_needs_common(tmp_path):
     lone = tmp_path / os.path.basename(MODEL_DIR)
     shutil.copytree(MODEL_DIR, lone, ignore=shutil.ignore_patterns("tests", "output", "results", "__pycache__"))
     for argv in (["--help"], ["-r", "d"]):
-        result = subprocess.run([sys.executable, "main.py", *argv], cwd=lone, env=clean_env(), capture_output=True,
-                                text=True, timeout=120)
+        result = processes.run([sys.executable, "main.py", *argv], cwd=lone, env=clean_env(), capture_output=True,
+                               text=True, timeout=120)
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and result.stdout == "" and len(lines) == 1, result.stderr
         assert "needs the repository's common/ folder" in lines[0] and str(tmp_path / "common") in lines[0]

@@ -31,8 +31,12 @@ import time
 
 import pytest
 
+from common.tests import processes
 from common.tests.summaries import images_over_time
 from conftest import MODEL_DIR, REPO_ROOT
+
+# Every test here runs a script or main.py.
+pytestmark = pytest.mark.subprocess
 
 TINY_SCRIPT_FLAGS = ["--batch_size=2", "--centres=4", "--patch_size=30", "--width_multiplier=0.1",
                      "--block_size=48"]
@@ -70,7 +74,7 @@ def _env(rank_size=None):
 
 
 def _run(command, cwd, timeout=600, rank_size=None):
-    return subprocess.run(command, cwd=cwd, env=_env(rank_size), capture_output=True, text=True, timeout=timeout)
+    return processes.run(command, cwd=cwd, env=_env(rank_size), capture_output=True, text=True, timeout=timeout)
 
 
 def _latest_step(run):
@@ -87,13 +91,12 @@ def _kill_after_checkpoint(command, cwd, run, rank_size=None):
     The command runs in its own process group, so SIGKILL reaches the script, the
     launcher and every main.py at once, as a crash would.
     """
-    process = subprocess.Popen(command, cwd=cwd, env=_env(rank_size), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 300
-    while not _latest_step(run) and process.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
-    os.killpg(process.pid, signal.SIGKILL)
-    assert process.wait() == -signal.SIGKILL  # killed, not finished
+    with processes.started(command, timeout=600, cwd=cwd, env=_env(rank_size), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL) as process:
+        deadline = time.time() + 300
+        while not _latest_step(run) and process.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+    assert process.returncode == -signal.SIGKILL  # killed, not finished
     return _latest_step(run)
 
 

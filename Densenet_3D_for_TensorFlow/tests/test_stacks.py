@@ -16,13 +16,16 @@ move between the stacks, and main.py training on the stand-in adapter."""
 
 import os
 import re
-import subprocess
 import sys
 
 import pytest
 
+from common.tests import processes
 from common.tests.stacks import NPU_STAND_IN, other_stack_python
 from conftest import MODEL_DIR
+
+# Every test here runs main.py in a process of its own.
+pytestmark = pytest.mark.subprocess
 
 MAIN = os.path.join(MODEL_DIR, "main.py")
 # A tenth of dense24's widths, 30^3 patches, one 40^3 block per synthetic case.
@@ -33,8 +36,8 @@ TINY = ["--width_multiplier", "0.1", "-ws", "30", "-hs", "30", "-cs", "30", "-ps
 
 def run_main(*argv, python=sys.executable, env=None):
     env = dict(os.environ if env is None else env, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([python, MAIN, *argv], capture_output=True, text=True, timeout=300, cwd=MODEL_DIR,
-                          env=env)
+    return processes.run([python, MAIN, *argv], capture_output=True, text=True, timeout=300, cwd=MODEL_DIR,
+                         env=env)
 
 
 def metrics_of(text):

@@ -28,6 +28,12 @@ for path in (MODEL_DIR, REPO_ROOT):
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 
 
+def pytest_configure(config):
+    """The ``subprocess`` marker of the tests that start a process (common/tests/processes.py)."""
+    from common.tests import processes
+    processes.register_marker(config)
+
+
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory):
     """One synthetic dataset for the whole session: cls/ (4 classes) and seg/ (3 classes)."""

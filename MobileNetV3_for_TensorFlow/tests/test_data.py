@@ -16,7 +16,6 @@
 import os
 import re
 import shutil
-import subprocess
 import sys
 
 import numpy as np
@@ -25,6 +24,7 @@ import tensorflow as tf
 from PIL import Image
 
 from common.npu_utils import UserError, keras
+from common.tests import processes
 from data_loading import augment, decoding, folders, pipeline, synthetic
 
 MODEL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -377,10 +377,11 @@ def test_palette_masks_give_their_indices(tmp_path):
 
 
 def _main(args, env):
-    return subprocess.run([sys.executable, "main.py", *args], cwd=MODEL_DIR, env=env,
-                          capture_output=True, text=True)
+    return processes.run([sys.executable, "main.py", *args], cwd=MODEL_DIR, env=env,
+                         capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.subprocess
 def test_cli_user_errors_are_one_line(tmp_path, synthetic_root, python_env):
     result = _main([f"--data_path={synthetic_root / 'cls'}", "--class_number=7", "--mode=train",
                     f"--modeldir={tmp_path}"], python_env)
@@ -396,10 +397,11 @@ def test_cli_user_errors_are_one_line(tmp_path, synthetic_root, python_env):
     assert (result.returncode, result.stderr) == (2, "error: argument --height: invalid int value: 'abc' (see --help)\n")
 
 
+@pytest.mark.subprocess
 def test_synthetic_cli(tmp_path, python_env):
-    subprocess.run([sys.executable, "-m", "data_loading.synthetic", f"--output={tmp_path}",
-                    "--task=segmentation", "--classes=3", "--train_per_class=1", "--validation_per_class=1"],
-                   cwd=MODEL_DIR, env=python_env, check=True, capture_output=True)
+    processes.run([sys.executable, "-m", "data_loading.synthetic", f"--output={tmp_path}",
+                   "--task=segmentation", "--classes=3", "--train_per_class=1", "--validation_per_class=1"],
+                  cwd=MODEL_DIR, env=python_env, check=True, capture_output=True, timeout=300)
     assert len(os.listdir(tmp_path / "train" / "masks")) == 3
     assert synthetic.write_classification(str(tmp_path / "c"), classes=2, train_per_class=2,
                                           validation_per_class=1) == ["class_0", "class_1"]

@@ -17,11 +17,11 @@ spellings), main.py's aliases, and the README names every flag."""
 import os
 import re
 import shutil
-import subprocess
 import sys
 
 import pytest
 
+from common.tests import processes
 from runtime import flags
 
 MODEL_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,8 +46,8 @@ def data_path(tmp_path_factory):
 
 def _launch_command(data_path, argv, script="train_full_1p.sh"):
     """The launcher command a script would run (MZ_DRY_RUN=1, common/train_script.sh), one argument a line."""
-    return subprocess.run(["bash", os.path.join(MODEL_DIR, "test", script), f"--data_path={data_path}", *argv],
-                          env=dict(os.environ, MZ_DRY_RUN="1"), capture_output=True, text=True, timeout=60)
+    return processes.run(["bash", os.path.join(MODEL_DIR, "test", script), f"--data_path={data_path}", *argv],
+                         env=dict(os.environ, MZ_DRY_RUN="1"), capture_output=True, text=True, timeout=60)
 
 
 def _script_args(data_path, argv):
@@ -63,6 +63,7 @@ def _readme():
         return handle.read()
 
 
+@pytest.mark.subprocess
 def test_script_flags_reach_main_py(data_path):
     result, args = _script_args(data_path, ["--batch_size=4", "--max_step=3", "--train_epochs=2", "--keep_checkpoints=2",
                                  *PASSED_THROUGH])
@@ -79,6 +80,7 @@ def test_script_flags_reach_main_py(data_path):
     assert result.returncode == 0 and (args.use_amp, args.batch_size) == (True, 8)
 
 
+@pytest.mark.subprocess
 def test_seed_spellings_and_run_folder(data_path, tmp_path):
     result, args = _script_args(data_path, ["--batch=4", "--epochs=2", "--train_steps=5", f"--modeldir={tmp_path / 'run'}",
                                  "--loss_scale=False", "--save_interval=7"])
@@ -98,6 +100,7 @@ def test_seed_spellings_and_run_folder(data_path, tmp_path):
     assert _script_args(data_path, ["--recipe=paper", "--learning_rate=0.001"])[1].learning_rate == 0.001
 
 
+@pytest.mark.subprocess
 def test_warmup_covers_the_first_logging_interval(data_path):
     # The launcher leaves out the steps up to the warm-up; a resumed segment's first TRAIN line covers
     # the step that traced the graph again, and all steps of its logging interval.
@@ -108,9 +111,10 @@ def test_warmup_covers_the_first_logging_interval(data_path):
     assert warmup(["--log_every=3"], "train_performance_1p.sh") == ["5"]
 
 
+@pytest.mark.subprocess
 def test_help_lists_the_common_names():
-    result = subprocess.run(["bash", "test/train_performance_8p.sh", "--help"], cwd=MODEL_DIR,
-                            capture_output=True, text=True)
+    result = processes.run(["bash", "test/train_performance_8p.sh", "--help"], cwd=MODEL_DIR,
+                           capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert result.stdout.startswith("usage: bash test/train_performance_8p.sh")  # its own help
     for name in ("--batch_size", "--train_epochs", "--train_steps", "--learning_rate", "--ckpt_path",
@@ -148,12 +152,13 @@ def test_readme_names_every_flag():
     assert [name for name in names if name not in script_section] == []
 
 
+@pytest.mark.subprocess
 def test_help_answers_at_once_and_a_lone_directory_says_what_it_needs(tmp_path, python_env):
     # --help and flag parsing load no TensorFlow (what makes them answer at once; no duration is asserted).
-    result = subprocess.run([sys.executable, "main.py", "--help"], cwd=MODEL_DIR, capture_output=True, text=True,
-                            env=python_env, timeout=120)
+    result = processes.run([sys.executable, "main.py", "--help"], cwd=MODEL_DIR, capture_output=True, text=True,
+                           env=python_env, timeout=120)
     assert result.returncode == 0 and "--batch_size" in result.stdout
-    modules = subprocess.run(
+    modules = processes.run(
         [sys.executable, "-c", "import contextlib, io, sys; import main; from runtime import flags; "
                                "flags.parse_args([])\nwith contextlib.suppress(SystemExit), "
                                "contextlib.redirect_stdout(io.StringIO()): flags.parse_args(['--help'])\n"
@@ -164,8 +169,8 @@ def test_help_answers_at_once_and_a_lone_directory_says_what_it_needs(tmp_path, 
     # The model directory alone, as ModelZoo hands it out: one line, exit 2.
     lone = tmp_path / "MobileNetV3_for_TensorFlow"
     shutil.copytree(MODEL_DIR, lone, ignore=shutil.ignore_patterns("tests", "test", ".pytest_cache", "__pycache__"))
-    result = subprocess.run([sys.executable, "main.py", "--help"], cwd=lone, capture_output=True, text=True,
-                            env=python_env)
+    result = processes.run([sys.executable, "main.py", "--help"], cwd=lone, capture_output=True, text=True,
+                           env=python_env, timeout=120)
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == (f"error: {lone} needs the repository's common/ folder beside it ({tmp_path / 'common'}); "
                              "copy the model directory with it\n")

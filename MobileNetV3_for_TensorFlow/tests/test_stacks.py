@@ -20,7 +20,6 @@ run_tests.sh runs this file on each stack, so the cross-stack test covers both d
 import csv
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -29,6 +28,7 @@ import pytest
 import main
 from common import npu_utils
 from common.npu_utils import keras
+from common.tests import processes
 from common.tests.stacks import NPU_STAND_IN, other_stack_python
 from data_loading import synthetic
 from model.mobilenet_v3 import build_classifier
@@ -103,6 +103,7 @@ with average.swapped():
 """
 
 
+@pytest.mark.subprocess
 def test_decay_and_average_give_the_same_steps_on_both_stacks(tmp_path, python_env):
     from model.lraspp import build_lraspp
     npu_utils.set_random_seed(0)
@@ -110,8 +111,8 @@ def test_decay_and_average_give_the_same_steps_on_both_stacks(tmp_path, python_e
     env = dict(python_env, PYTHONPATH=os.pathsep.join([MODEL_DIR, os.path.dirname(MODEL_DIR)]))
     outputs = []
     for python in (sys.executable, other_stack_python()):
-        result = subprocess.run([python, "-c", FIVE_STEPS, str(tmp_path / "init.npz")], cwd=MODEL_DIR, env=env,
-                                capture_output=True, text=True)
+        result = processes.run([python, "-c", FIVE_STEPS, str(tmp_path / "init.npz")], cwd=MODEL_DIR, env=env,
+                               capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-2000:]
         outputs.append([float(line.split()[1]) for line in result.stdout.splitlines()
                         if line.startswith(("loss ", "average "))])
@@ -119,26 +120,28 @@ def test_decay_and_average_give_the_same_steps_on_both_stacks(tmp_path, python_e
     np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5)
 
 
+@pytest.mark.subprocess
 def test_training_on_the_stand_in_adapter(tmp_path, python_env):
     data = _classes(tmp_path / "data")
     env = dict(python_env, PYTHONPATH=os.pathsep.join([NPU_STAND_IN, python_env.get("PYTHONPATH", "")]))
-    result = subprocess.run([sys.executable, "main.py", f"--data_path={data}", *TINY_RUN, "--epochs=1",
-                             "--precision_mode=allow_mix_precision", "--recipe=paper",
-                             f"--model_dir={tmp_path / 'run'}"],
-                            cwd=MODEL_DIR, env=env, capture_output=True, text=True)
+    result = processes.run([sys.executable, "main.py", f"--data_path={data}", *TINY_RUN, "--epochs=1",
+                            "--precision_mode=allow_mix_precision", "--recipe=paper",
+                            f"--model_dir={tmp_path / 'run'}"],
+                           cwd=MODEL_DIR, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "[device] NPU 0, precision allow_mix_precision" in result.stdout
     assert "TRAIN step=3 " in result.stdout and "METRIC top1=" in result.stdout
     assert os.path.isfile(tmp_path / "run" / "checkpoints" / "ckpt-3.weights.npz")
 
 
+@pytest.mark.subprocess
 def test_run_folder_of_the_other_stack(tmp_path, python_env, capsys):
     other = other_stack_python()
     data = _classes(tmp_path / "data")
     run = tmp_path / "run"
-    result = subprocess.run([other, "main.py", f"--data_path={data}", *TINY_RUN, "--mode=train_and_evaluate",
-                             "--epochs=1", f"--model_dir={run}"],
-                            cwd=MODEL_DIR, env=python_env, capture_output=True, text=True)
+    result = processes.run([other, "main.py", f"--data_path={data}", *TINY_RUN, "--mode=train_and_evaluate",
+                            "--epochs=1", f"--model_dir={run}"],
+                           cwd=MODEL_DIR, env=python_env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     top1_there = [line for line in result.stdout.splitlines() if line.startswith("METRIC top1=")][-1]
     portable = run / "best" / network.PORTABLE_MODEL_FILE

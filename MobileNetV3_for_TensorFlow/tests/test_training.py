@@ -19,7 +19,6 @@ import csv
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ from PIL import Image
 
 import main
 from common.npu_utils import keras
+from common.tests import processes
 from common.tests.summaries import images_over_time
 from model import network
 from runtime import inference
@@ -52,22 +52,20 @@ def _case_log(output_dir, case_name):
 
 def _script(name, args, env):
     # The scripts write their output/<device>/ folders into env's MZ_OUTPUT_DIR (tests/conftest.py).
-    return subprocess.run(["bash", f"test/{name}", *args], cwd=MODEL_DIR, env=env,
-                          capture_output=True, text=True)
+    return processes.run(["bash", f"test/{name}", *args], cwd=MODEL_DIR, env=env,
+                         capture_output=True, text=True, timeout=600)
 
 
 def _kill_after_checkpoint(command, env, run, step):
     """Start ``command`` in its own process group and SIGKILL the group once ``run`` holds checkpoint ``step``."""
-    process = subprocess.Popen(command, cwd=MODEL_DIR, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
     # The state file names a checkpoint only once all its files are written.
     state = run / "checkpoints" / "checkpoint"
-    deadline = time.time() + 300
-    while not (state.exists() and f'"ckpt-{step}"' in state.read_text()) and time.time() < deadline:
-        assert process.poll() is None, "the run ended before it was killed"
-        time.sleep(0.1)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    with processes.started(command, timeout=600, cwd=MODEL_DIR, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL) as process:
+        deadline = time.time() + 300
+        while not (state.exists() and f'"ckpt-{step}"' in state.read_text()) and time.time() < deadline:
+            assert process.poll() is None, "the run ended before it was killed"
+            time.sleep(0.1)
     assert f'"ckpt-{step}"' in state.read_text()
 
 
@@ -99,12 +97,13 @@ def trained(synthetic_root, python_env):
                "--batch_size=16", "--train_epochs=8", "--learning_rate=0.002", "--checkpoint_every=10",
                f"--ckpt_path={run}"]
     _kill_after_checkpoint(command, python_env, run, step=20)
-    result = subprocess.run(command, cwd=MODEL_DIR, env=python_env, capture_output=True, text=True)
+    result = processes.run(command, cwd=MODEL_DIR, env=python_env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     yield result, output_dir, run
     shutil.rmtree(run, ignore_errors=True)
 
 
+@pytest.mark.subprocess
 def test_full_script_learns_and_writes_every_key(trained):
     result, output_dir, run = trained
     assert "Final Train Accuracy" in result.stdout
@@ -122,6 +121,7 @@ def test_full_script_learns_and_writes_every_key(trained):
     assert epochs[0] == 1 and epochs[-1] == 8 and epochs == sorted(set(epochs)) and len(epochs) >= 7
 
 
+@pytest.mark.subprocess
 def test_killed_script_run_keeps_the_whole_run(trained):
     _, output_dir, run = trained
     killed, _ = _segment_steps(run, 1)
@@ -140,6 +140,7 @@ def test_killed_script_run_keeps_the_whole_run(trained):
     assert float(case["ActualFPS"]) != pytest.approx(images_over_time(text, 16, 0)[0], abs=0.006)
 
 
+@pytest.mark.subprocess
 def test_predict_and_export(trained, synthetic_root, tmp_path):
     _, _, run = trained
     model, names = network.load_saved(str(run))
@@ -154,6 +155,7 @@ def test_predict_and_export(trained, synthetic_root, tmp_path):
     assert keras.models.load_model(tmp_path / "export" / network.MODEL_FILE).output_shape == (None, 4)
 
 
+@pytest.mark.subprocess
 def test_performance_script_unknown_flag_and_no_data(python_env):
     # The performance run itself: test_performance_script_is_a_timed_training_only.
     result = _script("train_performance_1p.sh", ["--data_path=/tmp", "--colour=red"], python_env)
@@ -406,6 +408,7 @@ def _check_averaged_weights_saved(run):
     np.testing.assert_array_equal(averaged.get_layer(kernel).get_weights()[0], best.get_layer(kernel).get_weights()[0])
 
 
+@pytest.mark.subprocess
 def test_performance_script_is_a_timed_training_only(python_env, tmp_path):
     data = _tiny_classes(tmp_path / "data", 2)
     result = _script("train_performance_1p.sh", [f"--data_path={data}", "--class_number=0", "--height=32",
@@ -422,6 +425,7 @@ def test_performance_script_is_a_timed_training_only(python_env, tmp_path):
         assert float(case["ActualFPS"]) == pytest.approx(images_over_time(log.read(), 2, 5)[0], abs=0.006)
 
 
+@pytest.mark.subprocess
 def test_full_8p_script_on_two_ranks_killed_and_rerun(python_env, tmp_path):
     # The performance scripts are --benchmark runs, which keep no checkpoints: the accuracy script resumes.
     data = _tiny_classes(tmp_path / "data", 2)  # 4 training images: 2 ranks x batch 2 x 1 step per epoch
@@ -431,7 +435,7 @@ def test_full_8p_script_on_two_ranks_killed_and_rerun(python_env, tmp_path):
                "--checkpoint_every=1", f"--ckpt_path={run}"]
     env = dict(python_env, RANK_SIZE="2")
     _kill_after_checkpoint(command, env, run, step=1)
-    result = subprocess.run(command, cwd=MODEL_DIR, env=env, capture_output=True, text=True)
+    result = processes.run(command, cwd=MODEL_DIR, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     # Both workers resume from the run folder's checkpoint and train on to the last step.
     steps, text = _segment_steps(run, 2)

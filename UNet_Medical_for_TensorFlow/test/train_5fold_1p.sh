@@ -36,6 +36,7 @@ for fold in 0 1 2 3 4; do
   bash "${cur_path}/train_full_1p.sh" "${passed[@]}" "${fold_ckpt[@]}" --crossvalidation_idx="${fold}" \
     | tee "${fold_out}"
   rc=${PIPESTATUS[0]}
+  [ "${MZ_DRY_RUN:-0}" = 1 ] && exit "${rc}"  # fold 0's launcher command printed (common/train_script.sh)
   dice="$(sed -n 's/^Final Train Accuracy : //p' "${fold_out}")"
   log="${output_root}/${device}/train_${device}.log"
   if [ "${rc}" -ne 0 ] && [ -n "${ckpt_path}" ] && grep -q '^\[train\] checkpoint step .* already reaches' "${log}"; then

@@ -28,6 +28,13 @@ for path in (MODEL_DIR, REPO_ROOT):
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+
+def pytest_configure(config):
+    """The ``subprocess`` marker of the tests that start a process (common/tests/processes.py)."""
+    from common.tests import processes
+    processes.register_marker(config)
+
+
 # Tiny but real: 64x64 slices, 10 of them, learnable membranes.
 SYNTHETIC_SLICES = 10
 SYNTHETIC_SIZE = 64

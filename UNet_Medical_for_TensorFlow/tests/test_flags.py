@@ -16,13 +16,13 @@
 import os
 import re
 import shutil
-import subprocess
 import sys
 
 import pytest
 
 from common import npu_utils
 from common.npu_utils import UserError
+from common.tests import processes
 from conftest import MODEL_DIR
 from runtime import flags
 
@@ -183,25 +183,28 @@ def test_resume_takes_the_run_and_refuses_another_fold(tmp_path, capsys):
     assert flags.parse_args([f"--model_dir={tmp_path}", "--resume=False", "--seed=1"]).seed == 1
 
 
+@pytest.mark.subprocess
 def test_help_answers_at_once_and_a_lone_directory_says_what_it_needs(tmp_path):
     # --help loads no TensorFlow, which makes it answer at once (tests/test_training.py checks the imports;
     # no duration is asserted).
-    result = subprocess.run([sys.executable, "main.py", "--help"], cwd=MODEL_DIR, capture_output=True, text=True,
-                            timeout=120)
+    result = processes.run([sys.executable, "main.py", "--help"], cwd=MODEL_DIR, capture_output=True, text=True,
+                           timeout=120)
     assert result.returncode == 0 and "--data_path DATA_PATH, --data_dir DATA_PATH" in result.stdout
     # The model directory alone, as ModelZoo hands it out: one line, exit 2.
     lone = tmp_path / "UNet_Medical_for_TensorFlow"
     shutil.copytree(MODEL_DIR, lone, ignore=shutil.ignore_patterns("tests", "test", ".pytest_cache", "__pycache__"))
-    result = subprocess.run([sys.executable, "main.py", "--help"], cwd=lone, capture_output=True, text=True)
+    result = processes.run([sys.executable, "main.py", "--help"], cwd=lone, capture_output=True, text=True,
+                           timeout=120)
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == (f"error: {lone} needs the repository's common/ folder beside it ({tmp_path / 'common'}); "
                              "copy the model directory with it\n")
 
 
 @pytest.mark.parametrize("seed", ["-1", "4294967296"])
+@pytest.mark.subprocess
 def test_a_seed_outside_numpys_range_is_one_line_and_exit_2(seed):
-    result = subprocess.run([sys.executable, "main.py", "--seed", seed], cwd=MODEL_DIR, capture_output=True,
-                            text=True)
+    result = processes.run([sys.executable, "main.py", "--seed", seed], cwd=MODEL_DIR, capture_output=True,
+                           text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [f"error: --seed={seed} must be in 0..4294967295 (NumPy's seed range)"]
 

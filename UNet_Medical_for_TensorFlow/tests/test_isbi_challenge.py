@@ -26,6 +26,9 @@ from data_loading import synthetic
 from runtime import metrics
 from test_training import SMALL, metrics_of, run_main
 
+# Every test here runs main.py in a process of its own (test_training.run_main).
+pytestmark = pytest.mark.subprocess
+
 SLICES = 30  # as the ISBI stacks
 PAGE_PIXELS = 64 * 64  # the synthetic slices' bytes per page
 

@@ -46,6 +46,7 @@ def test_nvidia_spellings_mean_nvidias_flags(tmp_path):
         flags.parse_args([f"--log_dir={tmp_path}/x.json"])
 
 
+@pytest.mark.subprocess
 def test_nvidia_train_single_then_evaluate_run_as_written(isbi_dir, tmp_path):
     """examples/unet_TRAIN_SINGLE.sh (6400 steps -> 4, batch 8 -> 2, with --evaluate_every 2), then the
     README's evaluate command (with --fold as examples/unet_INFER.sh spells it, --use_savedmodel, --use_tftrt)."""

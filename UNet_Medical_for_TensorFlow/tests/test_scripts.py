@@ -16,7 +16,6 @@
 import json
 import os
 import re
-import signal
 import statistics
 import shutil
 import subprocess
@@ -25,8 +24,12 @@ import time
 import pytest
 
 from common.launcher import parse_step_line
+from common.tests import processes
 from common.tests.summaries import images_over_time
 from conftest import MODEL_DIR
+
+# Every test here runs a script.
+pytestmark = pytest.mark.subprocess
 
 SMALL = ["--base_filters=4", "--tile_size=220", "--batch_size=2", "--learning_rate=0.001"]
 
@@ -38,8 +41,8 @@ def output_in_tmp_path(tmp_path, monkeypatch):
 
 
 def run_script(name, *argv, cwd=MODEL_DIR, env=None):
-    return subprocess.run(["bash", os.path.join(MODEL_DIR, "test", name), *argv], capture_output=True,
-                          text=True, cwd=cwd, timeout=300, env=env)
+    return processes.run(["bash", os.path.join(MODEL_DIR, "test", name), *argv], capture_output=True,
+                         text=True, cwd=cwd, timeout=300, env=env)
 
 
 def summary(name):
@@ -121,14 +124,11 @@ def saved_step(run_folder):
 def kill_after_a_checkpoint(script, argv, run_folder, env=None):
     """Start ``test/<script> argv`` in its own process group, SIGKILL the group once a checkpoint is
     saved (as a machine's failure would); returns that checkpoint's step."""
-    process = subprocess.Popen(["bash", os.path.join(MODEL_DIR, "test", script), *argv], cwd=MODEL_DIR,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                               start_new_session=True)
-    deadline = time.time() + 180
-    while time.time() < deadline and not saved_step(run_folder) and process.poll() is None:
-        time.sleep(0.1)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    with processes.started(["bash", os.path.join(MODEL_DIR, "test", script), *argv], timeout=300, cwd=MODEL_DIR,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env) as process:
+        deadline = time.time() + 180
+        while time.time() < deadline and not saved_step(run_folder) and process.poll() is None:
+            time.sleep(0.1)
     assert saved_step(run_folder), "no checkpoint before the kill"
     return saved_step(run_folder)
 
@@ -258,10 +258,10 @@ def test_loop_runs_ten_steps_on_this_stack(isbi_dir, tmp_path):
     from runtime.inference import EXPORT_FILE
 
     # The seed's arguments, the dataset relative to where loop.sh is started from.
-    result = subprocess.run(["bash", os.path.join(MODEL_DIR, "loop.sh"), "--data_dir", os.path.basename(isbi_dir),
+    result = processes.run(["bash", os.path.join(MODEL_DIR, "loop.sh"), "--data_dir", os.path.basename(isbi_dir),
                              "--base_filters=2", "--tile_size=188"],
-                            capture_output=True, text=True, timeout=300, cwd=os.path.dirname(isbi_dir),
-                            env=dict(os.environ, model_dir=str(tmp_path / "loop")))
+                           capture_output=True, text=True, timeout=300, cwd=os.path.dirname(isbi_dir),
+                           env=dict(os.environ, model_dir=str(tmp_path / "loop")))
     assert result.returncode == 0, result.stdout[-1000:] + result.stderr[-2000:]
     assert re.findall(r"TRAIN step=(\d+)", result.stdout) == [str(step) for step in range(1, 11)]
     assert os.path.isfile(tmp_path / "loop" / EXPORT_FILE)
@@ -271,6 +271,6 @@ def test_the_model_directory_alone_says_it_needs_common(tmp_path):
     """ModelZoo hands out one directory: without the repository's common/ beside it a script says so."""
     lone = tmp_path / "UNet_Medical_for_TensorFlow"
     shutil.copytree(MODEL_DIR, lone, ignore=shutil.ignore_patterns("tests", "output", "__pycache__"))
-    result = subprocess.run(["bash", str(lone / "test" / "train_full_1p.sh"), "--help"], capture_output=True,
-                            text=True, timeout=60)
+    result = processes.run(["bash", str(lone / "test" / "train_full_1p.sh"), "--help"], capture_output=True,
+                           text=True, timeout=60)
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1 and "common/" in result.stderr

@@ -16,13 +16,13 @@ traced once, run folders that move between the stacks, training on the stand-in 
 
 import os
 import re
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
 from common import npu_utils
+from common.tests import processes
 from common.tests.stacks import NPU_STAND_IN, other_stack_python
 from conftest import MODEL_DIR
 
@@ -31,8 +31,8 @@ TINY = ["--base_filters=2", "--tile_size=188", "--batch_size=3", "--learning_rat
 
 
 def run_main(*argv, python=sys.executable, env=None):
-    return subprocess.run([python, MAIN, *argv], capture_output=True, text=True, timeout=240, cwd=MODEL_DIR,
-                          env=env)
+    return processes.run([python, MAIN, *argv], capture_output=True, text=True, timeout=240, cwd=MODEL_DIR,
+                         env=env)
 
 
 def metrics_of(text):
@@ -92,6 +92,7 @@ def test_training_step_is_traced_once(isbi_dir):
     assert npu_utils.TRACES["unet_test_step"] == 1
 
 
+@pytest.mark.subprocess
 def test_a_run_folder_moves_between_the_stacks(isbi_dir, tmp_path):
     """Trained on the other stack: evaluate (same figures as there), predict and fine-tune here; a resume
     (the optimizer state cannot cross) is refused in one line."""
@@ -126,6 +127,7 @@ def test_a_run_folder_moves_between_the_stacks(isbi_dir, tmp_path):
     assert "optimizer state cannot be resumed here" in error
 
 
+@pytest.mark.subprocess
 def test_training_on_the_stand_in_adapter(isbi_dir, tmp_path):
     """main.py on the NPU code path (the stand-in npu_device of the r1.10 generation, auto_tune_mode,
     computes on the CPU), with the adapter's NpuLossScaleOptimizer (allow_mix_precision) and --autotune,

@@ -17,21 +17,25 @@ import glob
 import os
 import re
 import shutil
-import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from common import npu_utils
+from common.tests import processes
 from conftest import MODEL_DIR
+
+# Every test here runs main.py, benchmark.py or Python in a process of its own.
+pytestmark = pytest.mark.subprocess
 
 MAIN = os.path.join(MODEL_DIR, "main.py")
 SMALL = ["--base_filters=4", "--tile_size=220", "--batch_size=4", "--learning_rate=0.001", "--seed=0"]
 
 
 def run_main(*argv, timeout=240):
-    return subprocess.run([sys.executable, MAIN, *argv], capture_output=True, text=True, timeout=timeout,
-                          cwd=MODEL_DIR)
+    return processes.run([sys.executable, MAIN, *argv], capture_output=True, text=True, timeout=timeout,
+                         cwd=MODEL_DIR)
 
 
 def metrics_of(text):
@@ -145,9 +149,9 @@ def test_inference_benchmark_prints_statistics(isbi_dir, tmp_path):
 
 def test_benchmark_script_prints_inference_and_training_figures():
     """benchmark.py (random tiles, no dataset) on a tiny width: every figure of both parts, memory included."""
-    result = subprocess.run([sys.executable, os.path.join(MODEL_DIR, "benchmark.py"), "--base_filters=2",
+    result = processes.run([sys.executable, os.path.join(MODEL_DIR, "benchmark.py"), "--base_filters=2",
                              "--tile_size=188", "--steps=2", "--warmup_steps=1"], capture_output=True, text=True,
-                            cwd=MODEL_DIR, timeout=240)
+                           cwd=MODEL_DIR, timeout=240)
     assert result.returncode == 0, result.stderr[-2000:]
     figures = metrics_of(result.stdout)
     names = ("throughput", "latency_ms_mean", "latency_ms_p90", "latency_ms_p95", "latency_ms_p99", "peak_rss_mb")
@@ -265,7 +269,7 @@ def test_flags_load_no_tensorflow():
     code = ("import sys; sys.argv = ['main.py']; import main; "
             "main.flags.parse_args(['--mode=train_and_evaluate', '--crossvalidation_idx=0']); "
             "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=MODEL_DIR, timeout=60)
+    result = processes.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=MODEL_DIR, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
 

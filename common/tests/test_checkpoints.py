@@ -15,7 +15,6 @@
 cross between TF 2.6.5 / Keras 2.6 and TF 2.21 / Keras 3 (the other side in the other venv)."""
 
 import os
-import subprocess
 import sys
 import textwrap
 
@@ -26,6 +25,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 sys.path.insert(0, REPO_ROOT)
 from common import npu_utils  # noqa: E402
 from common.npu_utils import UserError  # noqa: E402
+from common.tests import processes  # noqa: E402
 from common.tests.stacks import other_stack_python  # noqa: E402
 
 # A conv / BatchNorm / dense model with a nested model, built the same way on both stacks.
@@ -88,14 +88,15 @@ def test_portable_weights_round_trip_and_bad_files_are_one_line(toy, tmp_path):
         npu_utils.load_portable_weights(fresh, str(tmp_path / "broken.npz"))
 
 
+@pytest.mark.subprocess
 def test_a_checkpoint_of_the_other_stack_gives_its_weights_and_refuses_a_resume(toy, tmp_path):
     script = BUILD + textwrap.dedent(f"""
         model, prefix = train_and_save({str(tmp_path)!r})
         np.save({str(tmp_path / "expected.npy")!r}, np.concatenate([w.ravel() for w in model.get_weights()]))
         print("PREFIX", prefix, npu_utils.STACK)
     """)
-    result = subprocess.run([other_stack_python(), "-c", script], capture_output=True, text=True, timeout=300,
-                            cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2"))
+    result = processes.run([other_stack_python(), "-c", script], capture_output=True, text=True, timeout=300,
+                           cwd=REPO_ROOT, env=dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2"))
     assert result.returncode == 0, result.stderr[-2000:]
     prefix, their_stack = result.stdout.split("PREFIX ")[1].split(" ", 1)
     assert their_stack.strip() != npu_utils.STACK

@@ -19,6 +19,7 @@ recording what it is asked); it has not run on Ascend hardware here.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -33,6 +34,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 sys.path.insert(0, REPO_ROOT)
 from common import launcher, npu_utils  # noqa: E402
 from common.npu_utils import UserError  # noqa: E402
+from common.tests import processes  # noqa: E402
 
 LAUNCHER = os.path.join(REPO_ROOT, "common", "launcher.py")
 
@@ -76,6 +78,7 @@ def test_the_mode_flag_takes_a_references_spellings_and_keeps_the_flag_as_typed(
         npu_utils.add_mode_flag(npu_utils.FlagParser(), ("train",), "", reference_modes={"test": "evaluate"})
 
 
+@pytest.mark.subprocess
 def test_a_finished_multi_worker_process_leaves_without_tensorflows_teardown():
     script = textwrap.dedent(f"""
         import atexit, sys
@@ -89,8 +92,8 @@ def test_a_finished_multi_worker_process_leaves_without_tensorflows_teardown():
         main()
     """)
     for env, teardown in (({"TF_CONFIG": "{}", "RANK_SIZE": "2"}, False), ({"RANK_SIZE": "2"}, True)):
-        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180,
-                                env=dict({k: v for k, v in os.environ.items() if k != "TF_CONFIG"}, **env))
+        result = processes.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180,
+                               env=dict({k: v for k, v in os.environ.items() if k != "TF_CONFIG"}, **env))
         assert result.returncode == 0 and result.stdout.startswith("trained")
         assert ("teardown ran" in result.stdout) == teardown
 
@@ -287,6 +290,7 @@ def test_loss_scaling_wraps_the_optimizer_only_for_float16():
 
 # ---------------------------------------------------------------- log format
 
+@pytest.mark.subprocess
 def test_restore_checkpoint_restores_or_returns_one_quiet_error(tmp_path):
     # A subprocess: the warnings this guards against come when objects are freed, at the latest at exit.
     script = textwrap.dedent(f"""
@@ -308,8 +312,8 @@ def test_restore_checkpoint_restores_or_returns_one_quiet_error(tmp_path):
         np.testing.assert_array_equal(same.get_weights()[0], saved.get_weights()[0])
         print("ERROR", npu_utils.restore_checkpoint(tf.train.Checkpoint(model=model(5)), prefix, partial=True))
         """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    result = processes.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert result.returncode == 0, result.stderr
     # Keras 3: "Received incompatible tensor with shape (4,) ...", Keras 2.6: "Shapes (5,) and (4,) are incompatible"
     assert re.search(r"^ERROR .*incompatible", result.stdout, re.M) and "(4,)" in result.stdout
@@ -429,10 +433,10 @@ def _launch(tmp_path, script, *options, env_extra=None):
     for name in ("RANK_SIZE", "RANK_ID", "TF_CONFIG", "WORKER_HOSTS"):
         if not env_extra or name not in env_extra:
             env.pop(name, None)
-    return subprocess.run([sys.executable, LAUNCHER, "launch", "--network=Net", "--batch_size=2",
+    return processes.run([sys.executable, LAUNCHER, "launch", "--network=Net", "--batch_size=2",
                            f"--output_root={tmp_path}/output", *options, "--",
                            sys.executable, str(tmp_path / "train.py"), "--out={output_dir}"],
-                          capture_output=True, text=True, env=env, timeout=180)
+                         capture_output=True, text=True, env=env, timeout=180)
 
 
 TRAIN_SCRIPT = f"""
@@ -448,6 +452,7 @@ TRAIN_SCRIPT = f"""
 """
 
 
+@pytest.mark.subprocess
 def test_launch_writes_summary_and_passes_the_rank_folder(tmp_path):
     result = _launch(tmp_path, TRAIN_SCRIPT, "--case_kind=acc", "--accuracy_key=dice", "--warmup_steps=1")
     assert result.returncode == 0, result.stderr
@@ -463,6 +468,7 @@ def test_launch_writes_summary_and_passes_the_rank_folder(tmp_path):
     assert values["ActualLoss"] == "0.333333" and values["RankSize"] == "1"
 
 
+@pytest.mark.subprocess
 def test_launch_shows_rank_0_lines_as_they_come_only_when_asked(tmp_path):
     quiet = _launch(tmp_path, TRAIN_SCRIPT, "--case_kind=perf")
     assert quiet.returncode == 0 and "TRAIN step=" not in quiet.stdout
@@ -491,6 +497,7 @@ SEGMENT_SCRIPT = f"""
 """
 
 
+@pytest.mark.subprocess
 def test_a_run_folder_keeps_every_segment_and_the_summary_covers_the_whole_run(tmp_path):
     """A run folder inside output/ (what a ModelZoo user types) survives the next run; a failed
     first segment and a second one give one loss file and the whole run's step range."""
@@ -501,11 +508,11 @@ def test_a_run_folder_keeps_every_segment_and_the_summary_covers_the_whole_run(t
     env = {k: v for k, v in os.environ.items() if k not in ("RANK_SIZE", "RANK_ID", "TF_CONFIG", "WORKER_HOSTS")}
 
     def launch(first, last, status):
-        return subprocess.run([sys.executable, LAUNCHER, "launch", "--network=Net", "--batch_size=2",
+        return processes.run([sys.executable, LAUNCHER, "launch", "--network=Net", "--batch_size=2",
                                "--case_kind=acc", "--accuracy_key=dice", "--warmup_steps=1",
                                f"--output_root={tmp_path}/output", f"--run_folder={run_folder}", "--",
                                sys.executable, str(tmp_path / "train.py"), str(first), str(last), str(status)],
-                              capture_output=True, text=True, env=env, timeout=180)
+                             capture_output=True, text=True, env=env, timeout=180)
 
     assert launch(1, 5, 9).returncode == 9  # killed or failed: no summary, its log kept
     second = launch(4, 8, 0)  # resumed from a checkpoint at step 3
@@ -542,6 +549,7 @@ def test_a_new_run_clears_the_rank_folder_but_the_run_folder_and_what_links_poin
     assert not os.path.lexists(tmp_path / "output" / "1") and (data / "ck" / "ckpt-1.index").is_file()
 
 
+@pytest.mark.subprocess
 def test_launch_failure_prints_no_summary(tmp_path):
     result = _launch(tmp_path, TRAIN_SCRIPT + "    sys.exit(3)\n", "--case_kind=acc", "--accuracy_key=dice")
     assert result.returncode == 3
@@ -550,18 +558,21 @@ def test_launch_failure_prints_no_summary(tmp_path):
     assert not (tmp_path / "output" / "0" / "Net_bs2_1p_acc.log").exists()
 
 
+@pytest.mark.subprocess
 def test_launch_missing_accuracy_fails(tmp_path):
     result = _launch(tmp_path, TRAIN_SCRIPT, "--case_kind=acc", "--accuracy_key=iou")
     assert result.returncode == 1 and "no METRIC line for iou" in result.stderr
     assert "Final" not in result.stdout
 
 
+@pytest.mark.subprocess
 def test_launch_nonfinite_last_loss_fails(tmp_path):
     script = TRAIN_SCRIPT + "    print(npu_utils.format_step_line(4, float('nan'), 1, 1))\n"
     result = _launch(tmp_path, script, "--case_kind=perf")
     assert result.returncode == 1 and "last logged loss is nan" in result.stderr
 
 
+@pytest.mark.subprocess
 def test_launch_runs_one_process_per_rank(tmp_path):
     result = _launch(tmp_path, TRAIN_SCRIPT, "--case_kind=perf", env_extra={"RANK_SIZE": "2"})
     assert result.returncode == 0, result.stderr
@@ -582,6 +593,7 @@ def _free_port():
         return sock.getsockname()[1]
 
 
+@pytest.mark.subprocess
 def test_two_workers_train_to_identical_weights_equal_to_one_process(tmp_path):
     """MultiWorkerMirroredStrategy over 127.0.0.1: each worker takes half of a
     global batch of 4; both must end with the weights one process gets on the
@@ -590,18 +602,15 @@ def test_two_workers_train_to_identical_weights_equal_to_one_process(tmp_path):
     worker = os.path.join(os.path.dirname(__file__), "multiworker_worker.py")
     hosts = f"127.0.0.1:{_free_port()},127.0.0.1:{_free_port()}"
     base_env = {k: v for k, v in os.environ.items() if k not in ("TF_CONFIG", "RANK_ID", "RANK_SIZE")}
-    processes = [subprocess.Popen([sys.executable, worker, str(tmp_path / f"w{rank}.npy")],
-                                  env=dict(base_env, RANK_SIZE="2", RANK_ID=str(rank), WORKER_HOSTS=hosts),
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                 for rank in (0, 1)]
-    try:
-        outputs = [p.communicate(timeout=180)[0] for p in processes]
-    finally:
-        for p in processes:
-            p.kill()
-    assert [p.returncode for p in processes] == [0, 0], outputs
-    single = subprocess.run([sys.executable, worker, str(tmp_path / "single.npy")], env=base_env,
-                            capture_output=True, text=True, timeout=120)
+    with contextlib.ExitStack() as stack:
+        ranks = [stack.enter_context(processes.started(
+            [sys.executable, worker, str(tmp_path / f"w{rank}.npy")], timeout=180,
+            env=dict(base_env, RANK_SIZE="2", RANK_ID=str(rank), WORKER_HOSTS=hosts),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)) for rank in (0, 1)]
+        outputs = [rank.communicate(timeout=180)[0] for rank in ranks]
+    assert [rank.returncode for rank in ranks] == [0, 0], outputs
+    single = processes.run([sys.executable, worker, str(tmp_path / "single.npy")], env=base_env,
+                           capture_output=True, text=True, timeout=120)
     assert single.returncode == 0, single.stdout + single.stderr
     w0, w1, ws = (np.load(tmp_path / f"{n}.npy") for n in ("w0", "w1", "single"))
     assert np.array_equal(w0, w1)

@@ -17,10 +17,14 @@ through a stand-in model directory whose main.py prints what it got."""
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import pytest
+
+from common.tests import processes
+
+# Every test here runs a train script or the launcher.
+pytestmark = pytest.mark.subprocess
 
 COMMON = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NPU_STAND_IN = os.path.join(COMMON, "tests", "npu_stand_in")
@@ -119,8 +123,8 @@ def fake_model(tmp_path):
             "RANK_SIZE", "RANK_ID", "RANK_TABLE_FILE", "CM_CHIEF_IP", "TF_CONFIG", "WORKER_HOSTS", "MZ_RANK_SIZE")}
         env.update(MZ_OUTPUT_DIR=str(tmp_path / "output"), **(env_extra or {}))
         env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env["PATH"]])  # this stack's python3
-        result = subprocess.run(["bash", str(model / "test" / script_name), *flags], capture_output=True, text=True,
-                                timeout=180, cwd=tmp_path, env=env)
+        result = processes.run(["bash", str(model / "test" / script_name), *flags], capture_output=True, text=True,
+                               timeout=180, cwd=tmp_path, env=env)
         log = tmp_path / "output" / "0" / "train_0.log"
         text = log.read_text() if log.exists() else ""
         args = [json.loads(line[5:]) for line in text.splitlines() if line.startswith("ARGS ")]
@@ -252,10 +256,10 @@ def test_an_8p_run_with_a_rank_table_runs_its_ranks_through_the_adapter(fake_mod
 def test_several_ranks_on_ascend_without_a_table_or_chief_stop_in_the_launcher(tmp_path):
     env = dict({k: v for k, v in os.environ.items() if k not in ("RANK_TABLE_FILE", "CM_CHIEF_IP")},
                RANK_SIZE="2", PYTHONPATH=NPU_STAND_IN)
-    result = subprocess.run([sys.executable, os.path.join(COMMON, "launcher.py"), "launch", "--network=N",
+    result = processes.run([sys.executable, os.path.join(COMMON, "launcher.py"), "launch", "--network=N",
                              "--batch_size=1", "--case_kind=perf", f"--output_root={tmp_path}/output", "--",
                              sys.executable, "-c", "print('ran')"], capture_output=True, text=True, timeout=60,
-                            env=env)
+                           env=env)
     assert result.returncode == 2 and not (tmp_path / "output").exists()
     assert result.stderr == ("[Error] RANK_SIZE=2 on Ascend needs RANK_TABLE_FILE (the HCCL rank table; "
                              "train_full_8p.sh --rank_table_file) or CM_CHIEF_IP; neither is set\n")
@@ -307,6 +311,6 @@ def test_bad_flags_end_with_one_line_and_exit_2(fake_model, tmp_path, flags, mes
 def test_a_model_directory_alone_says_what_it_needs(fake_model, tmp_path):
     alone = tmp_path / "alone"
     shutil.copytree(tmp_path / "repo" / "Fake_for_TensorFlow", alone / "Fake_for_TensorFlow")
-    result = subprocess.run(["bash", "Fake_for_TensorFlow/test/train_full_1p.sh", "--help"], cwd=alone,
-                            capture_output=True, text=True, timeout=60)
+    result = processes.run(["bash", "Fake_for_TensorFlow/test/train_full_1p.sh", "--help"], cwd=alone,
+                           capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1 and "common" in result.stderr
