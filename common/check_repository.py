@@ -19,7 +19,8 @@ The ModelZoo gate's checks (licence header, no large files, logs or
 checkpoints, scripts leaving the environment to env.sh), one layout in every
 model directory, model code importing only common.npu_utils and no other
 model, public TensorFlow and argparse APIs only, no version tests, functions
-of at most 60 lines outside flag tables, main.py a table of contents. Prints
+of at most 60 lines outside flag tables, main.py a table of contents, tests
+starting processes only through common/tests/processes.py. Prints
 one line per breach and exits 1 when there is one.
 """
 
@@ -44,6 +45,9 @@ VERSION_TEST = re.compile(r"__version__|\bKERAS3\b|\btf\.version\b|\bversion_inf
 PRIVATE_API = re.compile(r"\._actions\b|tensorflow\.core\b|tensorflow\.python\b")
 MAX_FUNCTION_LINES = 60
 MAX_MAIN_LINES = 65
+# A test starts a process through common/tests/processes.py: with a timeout, its process group killed.
+RAW_PROCESS = re.compile(r"\bsubprocess\.(run|Popen|call|check_call|check_output)\(|\bos\.(system|popen)\(")
+PROCESS_HELPER = "common/tests/processes.py"
 
 
 def tracked_files():
@@ -112,6 +116,9 @@ def check_python(files):
             yield f"{path}: uses a private API ({PRIVATE_API.search(source).group(0)})"
         if "/tests/" not in path:
             yield from _long_functions(path)
+        elif path != PROCESS_HELPER and RAW_PROCESS.search(source):
+            yield (f"{path}: starts a process with {RAW_PROCESS.search(source).group(0)}; a test starts one "
+                   f"through {PROCESS_HELPER} (a timeout, its process group killed, the subprocess marker)")
 
 
 def _long_functions(path):

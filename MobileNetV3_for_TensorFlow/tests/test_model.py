@@ -14,7 +14,6 @@
 """Block tables, parameter counts, LR-ASPP shapes and the save/load round trip."""
 
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -23,6 +22,7 @@ import tensorflow as tf
 
 from common import npu_utils
 from common.npu_utils import keras
+from common.tests import processes
 from model.lraspp import build_lraspp
 from model.mobilenet_v3 import build_backbone, build_classifier, make_divisible
 from model.specs import LARGE_BLOCKS, NETWORKS, SMALL_BLOCKS
@@ -117,6 +117,7 @@ def test_invalid_arguments_raise():
         build_lraspp("small", input_shape=(100, 96, 3))
 
 
+@pytest.mark.subprocess
 def test_saved_model_loads_without_custom_objects_in_fresh_process(tmp_path, python_env):
     npu_utils.set_random_seed(0)
     model = build_classifier("small", 0.5, 4, input_shape=(64, 64, 3))
@@ -129,12 +130,13 @@ def test_saved_model_loads_without_custom_objects_in_fresh_process(tmp_path, pyt
     code = ("import numpy as np; from common.npu_utils import keras; "
             f"m = keras.models.load_model('{model_file}'); "
             "np.save('out.npy', m.predict(np.load('images.npy'), verbose=0))")
-    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=dict(python_env, PYTHONPATH=REPO_ROOT),
-                   check=True)
+    processes.run([sys.executable, "-c", code], cwd=tmp_path, env=dict(python_env, PYTHONPATH=REPO_ROOT),
+                  check=True, timeout=300)
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model.predict(images, verbose=0),
                                rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.subprocess
 def test_saved_model_signature_is_images_to_predictions_on_every_stack(tmp_path, python_env):
     """The export's serving signature has one input "images" and one output "predictions" on both stacks
     (left to themselves, Keras 3 names the output output_0 and Keras 2.6 after the last layer), and a
@@ -149,8 +151,8 @@ def test_saved_model_signature_is_images_to_predictions_on_every_stack(tmp_path,
             "_, inputs = serve.structured_input_signature; "
             "print(json.dumps([sorted(inputs), sorted(serve.structured_outputs)])); "
             "np.save('out.npy', serve(images=tf.constant(np.load('images.npy')))['predictions'].numpy())")
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=python_env, capture_output=True,
-                            text=True, timeout=300, check=True)
+    result = processes.run([sys.executable, "-c", code], cwd=tmp_path, env=python_env, capture_output=True,
+                           text=True, timeout=300, check=True)
     assert result.stdout.strip().splitlines()[-1] == '[["images"], ["predictions"]]'
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model.predict(images, verbose=0),
                                rtol=1e-5, atol=1e-6)
