@@ -30,6 +30,8 @@ options are set on ``npu_device.global_options()`` before
 environment.
 """
 
+from __future__ import annotations
+
 import argparse
 import collections
 import importlib
@@ -37,6 +39,8 @@ import ipaddress
 import json
 import os
 import re
+from collections.abc import Callable, Mapping
+from types import ModuleType
 
 from common.errors import UserError
 
@@ -59,7 +63,7 @@ CANN_SET_ENV = ("ascend-toolkit/set_env.sh", "tfplugin/set_env.sh")
 CANN_DEFAULT_PRECISION = "allow_fp32_to_fp16 on the Atlas training series (910), must_keep_origin_dtype on 910B/910C"
 
 
-def dump_steps(value):
+def dump_steps(value: str) -> str:
     """argparse type of ``--data_dump_step``: the adapter's ``dump_step``, steps and ranges joined by ``|``
     (``10``, ``0|5|10``, ``0|5-8|10``)."""
     text = str(value).strip()
@@ -70,7 +74,7 @@ def dump_steps(value):
     return text
 
 
-def add_flags(group, add_bool_flag):
+def add_flags(group: argparse.ArgumentParser | argparse._ArgumentGroup, add_bool_flag: Callable[..., object]) -> None:
     """Add the Ascend debugging flags to an argparse group (``add_bool_flag`` from npu_utils)."""
     for switch in SWITCHES:
         add_bool_flag(group, f"--{switch.flag}", f"{switch.what} (Ascend only)")
@@ -83,7 +87,7 @@ def add_flags(group, add_bool_flag):
         group.add_argument(f"--{flag}", default=None, help=f"{what} (Ascend only)")
 
 
-def warn_unused_flags(args, device):
+def warn_unused_flags(args: argparse.Namespace, device: str) -> None:
     """One line per Ascend-only flag that was set on a device where it does nothing."""
     for flag, what in [(s.flag, s.what) for s in SWITCHES] + list(FILES.items()):
         if getattr(args, flag, None):
@@ -91,7 +95,7 @@ def warn_unused_flags(args, device):
                   f"{what} needs the Ascend adapter npu_device", flush=True)
 
 
-def import_adapter():
+def import_adapter() -> ModuleType | None:
     """The adapter module, or None when it is not installed (the only case that means "no NPU").
 
     Raises:
@@ -111,7 +115,7 @@ def import_adapter():
                     "first (test/env.sh sources them where they exist)")
 
 
-def check_distribution_environment(rank_size, env=None):
+def check_distribution_environment(rank_size: int, env: Mapping[str, str] | None = None) -> None:
     """What the adapter's ``open()`` needs to find the other devices: one line before anything starts."""
     env = os.environ if env is None else env
     if rank_size <= 1:
@@ -124,7 +128,7 @@ def check_distribution_environment(rank_size, env=None):
         raise UserError("RANK_TABLE_FILE and CM_CHIEF_IP are both set: the Ascend adapter takes one of them")
 
 
-def check_rank_table(path, rank_size):
+def check_rank_table(path: str, rank_size: int) -> None:
     """Check an HCCL rank table (``configs/rank_table_8p.json``) lists ``rank_size`` devices with real IPs.
 
     Raises:
@@ -210,7 +214,7 @@ def _default_precision(options):
     return f"{value} (the adapter's default)" if value else f"CANN's default ({CANN_DEFAULT_PRECISION})"
 
 
-def open_adapter(npu, args, precision_mode, rank_size):
+def open_adapter(npu: ModuleType, args: argparse.Namespace, precision_mode: str | None, rank_size: int) -> str:
     """Give the adapter module ``npu`` the run's flags, then open it as the default device.
 
     Returns the precision in words for the device line. Raises UserError (one

@@ -13,10 +13,14 @@
 # limitations under the License.
 """Which process is which: the rank variables of a ModelZoo script and the multi-worker cluster."""
 
+from __future__ import annotations
+
 import dataclasses
 import json
 import os
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from common.errors import UserError
 
@@ -30,11 +34,11 @@ class Ranks:
     device_id: int = 0
 
     @property
-    def is_chief(self):
+    def is_chief(self) -> bool:
         return self.rank_id == 0
 
 
-def env_int(env, name, default, minimum):
+def env_int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
     """The integer environment variable ``name`` (``default`` when unset); UserError when bad."""
     raw = env.get(name, "").strip()
     if not raw:
@@ -46,7 +50,7 @@ def env_int(env, name, default, minimum):
     return int(raw)
 
 
-def read_ranks(env=None):
+def read_ranks(env: Mapping[str, str] | None = None) -> Ranks:
     """:class:`Ranks` from ``RANK_SIZE``, ``RANK_ID``, ``ASCEND_DEVICE_ID``/``DEVICE_ID`` (unset: 1, 0, 0)."""
     env = os.environ if env is None else env
     rank_size, rank_id = env_int(env, "RANK_SIZE", 1, 1), env_int(env, "RANK_ID", 0, 0)
@@ -56,7 +60,7 @@ def read_ranks(env=None):
     return Ranks(rank_size, rank_id, device_id)
 
 
-def worker_tf_config(ranks, env=None):
+def worker_tf_config(ranks: Ranks, env: Mapping[str, str] | None = None) -> dict[str, Any] | None:
     """The ``TF_CONFIG`` of multi-worker training (None for one process): ``TF_CONFIG`` as given
     (checked), else built from ``WORKER_HOSTS=host:port,...`` (one per rank, in rank order)."""
     env = os.environ if env is None else env

@@ -13,12 +13,17 @@
 # limitations under the License.
 """The two exceptions every entry point turns into one line and an exit status, never a traceback."""
 
+from __future__ import annotations
+
 import functools
 import os
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 USER_ERROR_EXIT = 2
 DIVERGED_EXIT = 3
+_Result = TypeVar("_Result")
 
 
 class UserError(Exception):
@@ -29,11 +34,11 @@ class TrainingDiverged(Exception):
     """A non-finite loss or weights stopped training; the last good checkpoint stays the latest: exit 3."""
 
 
-def exit_on_user_error(main):
+def exit_on_user_error(main: Callable[..., _Result]) -> Callable[..., _Result]:
     """Decorate a CLI entry point: UserError and TrainingDiverged become one line on stderr and an exit status."""
 
     @functools.wraps(main)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> _Result:
         try:
             result = main(*args, **kwargs)
         except (UserError, TrainingDiverged) as error:

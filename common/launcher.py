@@ -23,6 +23,8 @@ stdout is a terminal or ``MZ_SHOW_PROGRESS=1``, waits, and writes the summary
 ``TRAIN``/``METRIC`` lines of ``common/npu_utils.py``. It needs no TensorFlow.
 """
 
+from __future__ import annotations
+
 import argparse
 import collections
 import dataclasses
@@ -37,6 +39,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from common import ascend  # noqa: E402
@@ -48,7 +51,7 @@ from common.npu_utils import METRIC_LINE_RE, STEP_LINE_RE  # noqa: E402
 StepLine = collections.namedtuple("StepLine", "step loss images_per_sec elapsed_sec step_ms")
 
 
-def parse_step_line(line):
+def parse_step_line(line: str) -> StepLine | None:
     """The :class:`StepLine` of a TRAIN line (``step_ms`` None on a line without it), or None."""
     match = STEP_LINE_RE.search(line)
     if not match:
@@ -61,7 +64,7 @@ def parse_step_line(line):
         return None
 
 
-def parse_metric_lines(text):
+def parse_metric_lines(text: str) -> dict[str, float]:
     """All ``METRIC`` results in a log as ``{name: value}``; the last one wins."""
     metrics = {}
     for name, value in METRIC_LINE_RE.findall(text):
@@ -72,7 +75,7 @@ def parse_metric_lines(text):
     return metrics
 
 
-def timed_steps(steps, warmup_steps):
+def timed_steps(steps: list[StepLine], warmup_steps: int) -> list[StepLine]:
     """The step lines after the warm-up of the run segment they come from.
 
     The warm-up is counted from where the segment started, which a resumed
@@ -92,7 +95,7 @@ def _segment_start(steps):
     return steps[0].step - (steps[1].step - steps[0].step if len(steps) > 1 else 1)
 
 
-def step_times(steps, warmup_steps, images_per_step):
+def step_times(steps: list[StepLine], warmup_steps: int, images_per_step: int) -> list[tuple[int, float]]:
     """``(steps covered, mean step time in ms)`` of each TRAIN line after the warm-up (``timed_steps``).
 
     A line's time is its ``step_ms`` (unrounded); a line without it (a log of
@@ -107,7 +110,7 @@ def step_times(steps, warmup_steps, images_per_step):
     return times
 
 
-def throughput(steps, warmup_steps, images_per_step):
+def throughput(steps: list[StepLine], warmup_steps: int, images_per_step: int) -> float:
     """ActualFPS: the images of the steps after the warm-up over their time, ``images_per_step x 1000 /
     mean step time``; not the mean of the lines' images/s, where a slow line counts as one rate among many
     whatever its time."""
@@ -116,7 +119,7 @@ def throughput(steps, warmup_steps, images_per_step):
     return images_per_step * sum(count for count, _ in times) / seconds if seconds > 0 else 0.0
 
 
-def step_latencies(steps, warmup_steps, images_per_step):
+def step_latencies(steps: list[StepLine], warmup_steps: int, images_per_step: int) -> dict[str, float]:
     """A performance run's step time in ms: the mean (weighted by the steps each line covers) and the
     90/95/99th percentiles (nearest rank) of the lines' step times after the warm-up (per step when the
     run logs every step, as the performance scripts do)."""
@@ -141,15 +144,15 @@ class Summary:
     fps: float
     e2e_sec: int
     losses: list
-    accuracy: float = None
+    accuracy: float | None = None
     extra: dict = dataclasses.field(default_factory=dict)
     run: list = dataclasses.field(default_factory=list)  # (key, value) of a run over several segments
 
     @property
-    def training_time_ms(self):
+    def training_time_ms(self) -> float:
         return self.batch_size * self.rank_size * 1000 / self.fps if self.fps > 0 else float("inf")
 
-    def result_lines(self):
+    def result_lines(self) -> list[str]:
         lines = ["------------------ Final result ------------------",
                  f"Final Performance images/sec : {self.fps:.2f}"]
         if self.accuracy is not None:
@@ -157,7 +160,7 @@ class Summary:
         lines.append(f"E2E Training Duration sec : {self.e2e_sec}")
         return lines
 
-    def log_lines(self):
+    def log_lines(self) -> list[str]:
         """The ``${CaseName}.log`` lines, one ``key = value`` each."""
         pairs = [("Network", self.network), ("RankSize", self.rank_size),
                  ("BatchSize", self.batch_size), ("DeviceType", platform.machine()),
@@ -172,8 +175,9 @@ class Summary:
         return [f"{key} = {value}" for key, value in pairs]
 
 
-def summarize(log_text, *, network, batch_size, rank_size, case_name, e2e_sec,
-              warmup_steps=0, accuracy_key=None, extra_keys=(), latencies=False):
+def summarize(log_text: str, *, network: str, batch_size: int, rank_size: int, case_name: str, e2e_sec: float,
+              warmup_steps: int = 0, accuracy_key: str | None = None, extra_keys: Sequence[str] = (),
+              latencies: bool = False) -> Summary:
     """Build the :class:`Summary` of a training log; ``latencies`` adds a performance run's step times.
 
     Raises:
@@ -196,7 +200,7 @@ def summarize(log_text, *, network, batch_size, rank_size, case_name, e2e_sec,
                           **(step_latencies(steps, warmup_steps, batch_size * rank_size) if latencies else {})})
 
 
-def write_summary(summary, output_dir):
+def write_summary(summary: Summary, output_dir: str) -> None:
     """Write ``train_${CaseName}_loss.txt`` and ``${CaseName}.log`` into ``output_dir``."""
     with open(os.path.join(output_dir, f"train_{summary.case_name}_loss.txt"), "w", encoding="utf-8") as f:
         f.writelines(f"{loss:.6f}\n" for loss in summary.losses)
@@ -219,7 +223,7 @@ def _segment_folders(run_folder):
     return [os.path.join(logs, name) for _, name in numbered]
 
 
-def new_segment(run_folder):
+def new_segment(run_folder: str) -> str:
     """Create the next segment's log folder in ``run_folder/logs/`` and note when it started."""
     folders = _segment_folders(run_folder)
     number = int(SEGMENT_RE.fullmatch(os.path.basename(folders[-1])).group(1)) + 1 if folders else 1
@@ -230,7 +234,7 @@ def new_segment(run_folder):
     return folder
 
 
-def run_history(run_folder, log_name):
+def run_history(run_folder: str, log_name: str) -> tuple[list[StepLine], int, float]:
     """``(steps, segments, seconds)`` of every segment's ``log_name``: the step lines by step number
     (a step trained again after a kill counts once, as the later segment logged it), how many
     segments, and their wall-clock seconds (start to the log's last write; a killed one included)."""
@@ -251,7 +255,7 @@ def run_history(run_folder, log_name):
     return [by_step[k] for k in sorted(by_step)], segments, seconds
 
 
-def add_run_history(summary, run_folder, log_name, segment_steps):
+def add_run_history(summary: Summary, run_folder: str, log_name: str, segment_steps: Sequence[StepLine]) -> None:
     """Make ``summary`` speak for the whole run: the loss file over every segment's steps, and
     ``SegmentSteps``, ``RunSteps``, ``RunSegments``, ``RunE2ETrainingTime`` after its keys."""
     steps, segments, seconds = run_history(run_folder, log_name)
@@ -409,7 +413,7 @@ def _start_rank(rank_id, device_id, command, env, output_root, echo, segment=Non
     return process, rank_dir, os.path.join(rank_dir, log_name), copier
 
 
-def launch(argv):
+def launch(argv: Sequence[str]) -> int:
     """Entry point of ``launcher.py launch``; returns the exit status."""
     args = _launch_parser().parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -475,7 +479,7 @@ def _report(args, rank_size, case_name, e2e_sec, chief_dir, chief_log):
     return 0
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] != "launch":
         print("usage: launcher.py launch --network NAME --batch_size N --case_kind acc|perf "

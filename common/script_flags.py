@@ -31,12 +31,17 @@ the script's help and exits 0; a bad flag or value is one line and exit 2,
 before anything runs.
 """
 
+from __future__ import annotations
+
+import argparse
 import contextlib
 import io
 import os
 import shlex
 import sys
 import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
@@ -50,7 +55,7 @@ RUN_FOLDER_PLACEHOLDER = "{output_dir}/ckpt"  # the launcher's per-rank folder, 
 DEFAULT_RANK_TABLE = os.path.join("configs", "rank_table_8p.json")  # in the model directory, as ModelZoo's
 
 
-def launcher_parser():
+def launcher_parser() -> FlagParser:
     """The flags a script handles itself (the run folder, the step cap, the rank table); the rest are main.py's."""
     parser = FlagParser(add_help=False, prog="script")
     group = parser.add_argument_group("script flags (ModelZoo; common/train_script.sh)")
@@ -78,7 +83,8 @@ def _script_help(script):
     return "\n".join(lines)
 
 
-def print_help(script, settings, given, launcher, build_parser):
+def print_help(script: str, settings: list[str], given: Sequence[str], launcher: argparse.ArgumentParser,
+               build_parser: Callable[[], argparse.ArgumentParser]) -> None:
     name = os.path.basename(os.environ.get("MZ_SCRIPT") or script)
     print(f"usage: bash test/{name} --data_path=DIR [flags]\n")
     print(_script_help(os.environ.get("MZ_SCRIPT") or script) + "\n")
@@ -143,7 +149,8 @@ def _dump_folders(parsed, given, output_root):
             if switch.path_flag and getattr(parsed, switch.flag) and switch.path_flag not in given]
 
 
-def resolve(model_dir, output_root, settings, user_flags, launcher):
+def resolve(model_dir: str, output_root: str, settings: Sequence[str], user_flags: Sequence[str],
+            launcher: argparse.ArgumentParser) -> tuple[list[str], list[str], dict[str, Any]]:
     """The main.py arguments, the launcher's options and the parsed main.py values; raises UserError."""
     script_args, rest = launcher.parse_known_args(user_flags)
     flags = _model_flags(model_dir)
@@ -172,7 +179,6 @@ def resolve(model_dir, output_root, settings, user_flags, launcher):
     with tempfile.TemporaryDirectory() as fresh:  # the checks of a fresh per-rank run folder
         checked = [arg.replace("{output_dir}", fresh) for arg in main_args]
         values = _parse(flags.parse_args, checked)
-    values = values[0] if isinstance(values, tuple) else values  # some parse_args return (args, given)
     if ckpt_path:  # made once every flag passed: a refused flag creates nothing
         os.makedirs(ckpt_path, exist_ok=True)
     launch_args = [f"--run_folder={run_folder}"] if ckpt_path else []
@@ -181,7 +187,7 @@ def resolve(model_dir, output_root, settings, user_flags, launcher):
     return main_args, launch_args, vars(values)
 
 
-def shell_assignments(main_args, launch_args, values):
+def shell_assignments(main_args: Sequence[str], launch_args: Sequence[str], values: Mapping[str, Any]) -> str:
     """Bash code that sets mz_main_args, mz_launch_args and arg_<name> for each scalar value."""
     lines = ["mz_main_args=(" + " ".join(map(shlex.quote, main_args)) + ")",
              "mz_launch_args=(" + " ".join(map(shlex.quote, launch_args)) + ")"]
@@ -191,7 +197,7 @@ def shell_assignments(main_args, launch_args, values):
     return "\n".join(lines)
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     model_dir, script, output_root, count = argv[0], argv[1], argv[2], int(argv[3])
     settings, user_flags = argv[4:4 + count], argv[4 + count:]

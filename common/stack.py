@@ -22,8 +22,12 @@ it through ``common.npu_utils`` (``from common.npu_utils import keras``) and
 never tests a version itself. Importing it imports TensorFlow.
 """
 
+from __future__ import annotations
+
 import functools
 import random
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -48,7 +52,7 @@ MODEL_FILE_SUFFIX = ".keras" if KERAS3 else ".h5"
 CPU_BFLOAT16 = KERAS3
 
 
-def set_random_seed(seed):
+def set_random_seed(seed: int) -> None:
     """Seed Python, NumPy and TensorFlow: ``keras.utils.set_random_seed``, which TF 2.6.5 lacks."""
     if KERAS3:
         keras.utils.set_random_seed(seed)  # also seeds Keras 3's own global SeedGenerator
@@ -58,14 +62,14 @@ def set_random_seed(seed):
     tf.random.set_seed(seed)
 
 
-def register_serializable(package):
+def register_serializable(package: str) -> Callable[[type], type]:
     """The class decorator that lets ``keras.models.load_model`` find a custom layer."""
     if KERAS3:
         return keras.saving.register_keras_serializable(package=package)
     return keras.utils.register_keras_serializable(package=package)
 
 
-def hard_sigmoid_layer(x, name):
+def hard_sigmoid_layer(x: keras.KerasTensor, name: str) -> keras.KerasTensor:
     """MobileNetV3's hard sigmoid ``relu6(x + 3) / 6`` on the Keras tensor ``x``, as stock layers named ``name...``.
 
     Keras 3's ``Activation("hard_sigmoid")`` is exactly that; Keras 2.6's is
@@ -79,7 +83,7 @@ def hard_sigmoid_layer(x, name):
     return keras.layers.ReLU(max_value=1.0, name=name)(x)
 
 
-def hard_swish_layer(x, name):
+def hard_swish_layer(x: keras.KerasTensor, name: str) -> keras.KerasTensor:
     """h-swish ``x * relu6(x + 3) / 6`` on the Keras tensor ``x`` as stock layers (the last one named ``name``):
     Keras 3's ``Activation("hard_swish")``; Keras 2.6 has none, so ``x`` times :func:`hard_sigmoid_layer`."""
     if KERAS3:
@@ -87,7 +91,8 @@ def hard_swish_layer(x, name):
     return keras.layers.Multiply(name=name)([x, hard_sigmoid_layer(x, f"{name}_gate")])
 
 
-def loss_scale_optimizer(optimizer, initial_scale=None):
+def loss_scale_optimizer(optimizer: keras.optimizers.Optimizer,
+                         initial_scale: float | None = None) -> keras.optimizers.Optimizer:
     """``optimizer`` with dynamic loss scaling for float16, from ``initial_scale`` (None: Keras' 2 ** 15)."""
     scale = {} if initial_scale is None else {"initial_scale": initial_scale}
     if KERAS3:
@@ -95,21 +100,21 @@ def loss_scale_optimizer(optimizer, initial_scale=None):
     return keras.mixed_precision.LossScaleOptimizer(optimizer, **scale)
 
 
-def is_loss_scaled(optimizer):
+def is_loss_scaled(optimizer: keras.optimizers.Optimizer) -> bool:
     """True for a loss-scaling optimizer of either stack (also the Ascend adapter's, a subclass)."""
     if KERAS3:
         return isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     return isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer)
 
 
-def scale_loss(optimizer, loss):
+def scale_loss(optimizer: keras.optimizers.Optimizer, loss: tf.Tensor) -> tf.Tensor:
     """The loss to differentiate: scaled up for a loss-scaling optimizer."""
     if not is_loss_scaled(optimizer):
         return loss
     return optimizer.scale_loss(loss) if KERAS3 else optimizer.get_scaled_loss(loss)
 
 
-def unscale_gradients(optimizer, grads):
+def unscale_gradients(optimizer: keras.optimizers.Optimizer, grads: Sequence[tf.Tensor]) -> Sequence[tf.Tensor]:
     """Gradients of :func:`scale_loss` ready for ``apply_gradients``: Keras 3's LossScaleOptimizer
     unscales inside ``apply_gradients``, Keras 2.6's must be asked to."""
     if KERAS3 or not is_loss_scaled(optimizer):
@@ -117,13 +122,13 @@ def unscale_gradients(optimizer, grads):
     return optimizer.get_unscaled_gradients(grads)
 
 
-def optimizer_variables(optimizer):
+def optimizer_variables(optimizer: keras.optimizers.Optimizer) -> list[keras.Variable | tf.Variable]:
     """The optimizer's variables as a list (a property in Keras 3, a method in Keras 2.6)."""
     variables = optimizer.variables
     return list(variables() if callable(variables) else variables)
 
 
-def build_optimizer(optimizer, variables):
+def build_optimizer(optimizer: keras.optimizers.Optimizer, variables: Sequence[keras.Variable | tf.Variable]) -> None:
     """Create the optimizer's slot variables for ``variables`` now (before a restore or a broadcast):
     Keras 3's ``build``; Keras 2.6 creates them on the first ``apply_gradients`` unless asked."""
     if KERAS3:
@@ -132,8 +137,10 @@ def build_optimizer(optimizer, variables):
         optimizer._create_all_weights(variables)  # Keras 2.6's only way; no public one exists
 
 
-def decoupled_optimizer(optimizer_class, learning_rate, weight_decay=0.0, exclude_from_weight_decay=(),
-                        accumulator_start=None, **options):
+def decoupled_optimizer(optimizer_class: type[keras.optimizers.Optimizer],
+                        learning_rate: float | keras.optimizers.schedules.LearningRateSchedule,
+                        weight_decay: float = 0.0, exclude_from_weight_decay: Sequence[str] = (),
+                        accumulator_start: float | None = None, **options: Any) -> keras.optimizers.Optimizer:
     """``optimizer_class`` (keras.optimizers.Adam, RMSprop, ...) with Keras 3's decoupled weight decay, on either stack.
 
     Each step, before the update, ``w -= learning_rate * weight_decay * w`` for
@@ -211,7 +218,7 @@ def _keras2_decoupled_class(base):
     return Decoupled
 
 
-def export_saved_model(model, path, output_key="predictions"):
+def export_saved_model(model: keras.Model, path: str, output_key: str = "predictions") -> None:
     """Write ``model`` as a TF SavedModel whose ``serving_default`` signature is the same on both stacks:
     ``{"images": (batch, *input shape)} -> {output_key: model(images)}``.
 
