@@ -37,21 +37,21 @@ from runtime import flags  # noqa: E402  (no TensorFlow: --help and flag errors 
 
 @npu_utils.exit_on_user_error
 def main(argv=None):
-    args, given = flags.parse_args(argv)  # every flag and its default
-    ctx = npu_utils.setup_device(args)  # device, precision, ranks (loads TensorFlow)
+    args = flags.parse_args(argv)  # every flag; evaluate/predict/export/resume read the run's config.json
+    ctx = npu_utils.setup_device(args, seed=args.seed)  # device, precision, ranks, seed (loads TensorFlow)
 
     from model import network  # deferred, like everything below: TensorFlow loads once the flags are good
     from runtime import evaluation, inference, training
-
-    training.note_cpu_costs(ctx)  # a precision or XLA request that slows this network on a CPU says so
-    if args.mode in flags.TRAINING_MODES:
-        training.take_resumed_settings(args, given)  # a resumed run keeps its network and input size
+    flags.note_cpu_costs(ctx)  # a precision or XLA request that slows this network on a CPU says so
+    if flags.trains(args):
         dataset = evaluation.load_data(args, need_train=True)  # checked file lists
-        training.train(args, ctx, dataset)  # restore or start, train, save best/ and final
+        state = training.build(args, ctx, dataset)  # network, optimizer, checkpoints
+        training.restore_or_start(state)  # resume, start over or start from --weights
+        training.train(state)  # config.json, the epochs, best/ and the final model
         if args.mode == "train_and_evaluate" and ctx.is_chief and not args.benchmark:  # the report is the chief's
             evaluation.evaluate_run(args, *network.load_saved(args.model_dir), dataset)
         return 0
-    model, names = inference.load_run(args, given)  # the finished run of --model_dir
+    model, names = inference.load_run(args)  # the finished run of --model_dir
     if args.mode == "evaluate":
         evaluation.evaluate_run(args, model, names, evaluation.load_data(args, need_train=False))
     elif args.mode == "predict":

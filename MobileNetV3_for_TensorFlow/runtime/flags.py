@@ -11,7 +11,8 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""The one place that defines the flags and their defaults (``python3 main.py --help`` shows them).
+"""The one place that defines the flags and their defaults (``python3 main.py --help`` shows them),
+and the run's config.json: written here (:func:`write_run_config`) and read here (:func:`parse_args`).
 
 Loads no TensorFlow, so ``--help`` and a flag error answer at once. The
 seed's config/config.json keys (model, height, width, class_number,
@@ -24,7 +25,7 @@ import argparse
 from common import npu_utils
 from common.npu_utils import UserError
 
-MODES = ("train", "evaluate", "train_and_evaluate", "predict", "export")
+MODES = npu_utils.MODES  # train, evaluate, train_and_evaluate, predict, export: the repository's words
 # The paper's ImageNet training (Section 5.1): "RMSPropOptimizer with 0.9 momentum ... initial learning
 # rate of 0.1, with batch size 4096 ... learning rate decay rate of 0.01 every 3 epochs ... dropout of
 # 0.8 [keep probability], and l2 weight decay 1e-5 ... exponential moving average with decay 0.9999".
@@ -34,6 +35,15 @@ PAPER_RECIPE = {"optimizer": "rmsprop", "lr_schedule": "step", "lr_decay_epochs"
                 "dropout": 0.2, "bn_momentum": 0.99, "color_distortion": "inception"}
 PAPER_LEARNING_RATE, PAPER_BATCH = 0.1, 4096
 TRAINING_MODES = ("train", "train_and_evaluate")
+# Precision and compiler requests that slow this network down on a CPU. The figures are measured, so they live
+# in the README (section 性能, with the command that gave them), not here.
+CPU_COSTS = {
+    "mixed_bfloat16": "mixed_bfloat16 trains this network slower than float32 on a CPU (its depthwise "
+                      "convolutions; measured figures: README, 性能); --precision_mode=must_keep_origin_dtype "
+                      "keeps float32",
+    "xla": "--use_xla trains this network several times slower than float32 without XLA on a CPU "
+           "(keras.applications' MobileNetV3 alike; measured figures: README, 性能); leave it out for speed",
+}
 # What evaluate, predict, export and a resumed training take from the training
 # run's config.json: the network and its input. A flag that contradicts them is an error.
 RUN_KEYS = ("task", "model", "alpha", "height", "width", "class_number")
@@ -54,9 +64,8 @@ def build_parser():
         description="MobileNetV3 Small/Large classification and LR-ASPP segmentation (TF 2.21 / Keras 3 or "
                     "TF 2.6.5 / Keras 2.6).",
         formatter_class=_HelpFormatter, allow_abbrev=False)
-    parser.add_argument("--mode", choices=MODES, default="train",
-                        help="train; evaluate (validation split); train_and_evaluate; "
-                             "predict (--input); export (SavedModel + the Keras model file)")
+    npu_utils.add_mode_flag(parser, MODES, help_text="train; evaluate (validation split); train_and_evaluate; "
+                                                     "predict (--input); export (SavedModel + the Keras model file)")
     parser.add_argument("--task", choices=("classification", "segmentation"), default="classification",
                         help="class folders, or image/mask pairs with the LR-ASPP head")
 
@@ -208,13 +217,13 @@ def _flag_values(args, names):
 
 
 def parse_args(argv=None):
-    """Parse the flags and check their values.
+    """Parse the flags and check their values; evaluate, predict, export and a resumed training take the
+    network and its input (:data:`RUN_KEYS`) from the run's config.json.
 
     Returns:
-      ``(args, given)``: the argparse.Namespace with every flag
-      set, and the set of ``dest`` names given on the command line (under any alias).
+      The argparse.Namespace with every flag set.
     Raises:
-      UserError: a value out of range.
+      UserError: a value out of range, or a flag that contradicts the training run.
     """
     args, given = npu_utils.parse_args_given(build_parser(), argv)
     if args.class_number == 0:
@@ -260,17 +269,46 @@ def parse_args(argv=None):
     if not args.model_dir:
         raise UserError("--model_dir is empty: pass the run folder")
     if args.benchmark and args.mode not in TRAINING_MODES:
-        raise UserError(f"--benchmark times training; --mode={args.mode} does not train")
+        raise UserError(f"--benchmark times training; {args.mode_flag} does not train")
     if args.loss_scale is not None and args.loss_scale < 0:
         raise UserError(f"--loss_scale={args.loss_scale} must be a positive initial scale, or 0 for none")
     if args.mode == "predict" and not args.input:
-        raise UserError("--mode=predict needs --input (an image file or a folder of images)")
-    return args, given
+        raise UserError(f"{args.mode_flag} needs --input (an image file or a folder of images)")
+    _take_from_training_run(args, given)
+    return args
 
 
-def run_config_values(args):
-    """What training saves as the run's config.json: every resolved flag."""
-    return dict(sorted(vars(args).items()))
+def trains(args):
+    """True for the modes that train (train, train_and_evaluate)."""
+    return args.mode in TRAINING_MODES
+
+
+def _take_from_training_run(args, given):
+    """The network and its input from the run's config.json: every key of :data:`RUN_KEYS` for evaluate,
+    predict and export (the model of --model_dir), all but the class count (read from the folders) for a
+    resumed training, before the data is read (--task decides how the folders are read). A flag that
+    contradicts the saved run is refused (common/npu_utils.take_from_run_config)."""
+    if not trains(args):
+        npu_utils.take_from_run_config(args, given, RUN_KEYS, args.model_dir, why="its model was trained so")
+    elif args.resume and not args.benchmark and npu_utils.has_checkpoint(args.model_dir):
+        npu_utils.take_from_run_config(args, given, [key for key in RUN_KEYS if key != "class_number"],
+                                       args.model_dir, why="its checkpoint continues only that network; "
+                                                           "--resume=False starts over")
+
+
+def write_run_config(args, ctx):
+    """Write every resolved flag, the device and the precision as the run's ``<model_dir>/config.json``
+    (training's chief, once every check passed and the restore succeeded)."""
+    npu_utils.write_run_config(args.model_dir, dict(sorted(vars(args).items()), device=ctx.device,
+                                                    precision=ctx.precision.policy, rank_size=ctx.ranks.rank_size))
+
+
+def note_cpu_costs(ctx):
+    """Print a :data:`CPU_COSTS` line for each such request of this run on a CPU (``ctx``: npu_utils.RunContext)."""
+    asked = [ctx.precision.policy] + (["xla"] if ctx.use_xla else []) if ctx.device == "cpu" else []
+    for name in asked:
+        if name in CPU_COSTS:
+            print(f"[device] note: {CPU_COSTS[name]}", flush=True)
 
 
 def cache_bytes(args):

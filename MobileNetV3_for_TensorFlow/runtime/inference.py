@@ -24,7 +24,6 @@ from PIL import Image
 from common import npu_utils
 from data_loading import decoding, folders, pipeline
 from model import network
-from runtime import flags
 
 
 # The name under which npu_utils.TRACES counts the traces of the inference step.
@@ -55,22 +54,20 @@ def forward_fn(model, batch):
     return forward
 
 
-def load_run(args, given):
+def load_run(args):
     """The model of the finished run ``--model_dir`` for evaluate, predict and export.
 
-    The network settings (:data:`flags.RUN_KEYS`) come from the run's
-    config.json, and a flag that contradicts them is refused; the task,
-    input size and class count are then checked against the saved model.
-    --weights is only where training starts and is not used here.
+    The network settings (:data:`flags.RUN_KEYS`) came from the run's
+    config.json (flags.parse_args); the task, input size and class count
+    are checked here against the saved model. --weights is only where
+    training starts and is not used here.
 
     Returns:
       ``(model, class_names)``.
     """
     if args.weights:
-        print(f"[model] weights={args.weights} is only where training starts; --mode={args.mode} uses "
+        print(f"[model] weights={args.weights} is only where training starts; {args.mode_flag} uses "
               f"the model of --model_dir={args.model_dir}", flush=True)
-    npu_utils.take_from_run_config(args, given, flags.RUN_KEYS, args.model_dir,
-                                   why="its model was trained so")
     model, names = network.load_saved(args.model_dir)
     _fit_args_to_model(args, model, names)
     return model, names

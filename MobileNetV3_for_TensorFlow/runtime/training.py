@@ -11,7 +11,8 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""The training loop: custom loop over common/npu_utils.make_train_step.
+"""The training run, in the skeleton every model's runtime/training.py shares: custom loop over
+common/npu_utils.make_train_step.
 
 Keras ``fit`` is not used because it fails under MultiWorkerMirroredStrategy
 with Keras 3 (see the repository's tensorflow_notes). Checkpoints hold the
@@ -20,10 +21,13 @@ model, the optimizer state and the step, under the rules every model shares
 --resume); a run killed at any moment resumes from the last one with
 --resume=True, skipping the batches already seen in that epoch.
 
-The shape: :func:`train` -> :func:`_build` (network, optimizer, checkpoints)
--> :func:`_restore_or_start` -> per epoch :func:`_train_epoch` (the steps) and
-:func:`_end_epoch` (checkpoint, validation, best model, history), all
-sharing one :class:`TrainState`. One input pipeline serves the whole run
+:func:`build` (network, optimizer, checkpoints: a :class:`TrainState`) ->
+:func:`restore_or_start` -> :func:`train` (the input pipelines, config.json,
+then per epoch the steps, each followed by :func:`end_step`, and the epoch's
+end: checkpoint, validation, best model, history) -> :func:`finish` (the
+final model). The step cap, the non-finite loss stop, the checkpoint cadence
+and the scratch clean-up are common/npu_utils.TrainingSteps', the same in
+every model. One input pipeline serves the whole run
 (pipeline.TrainData.batches), so a new epoch does not start from an empty buffer.
 """
 
@@ -109,11 +113,13 @@ class TrainState:
     global_step: tf.Variable
     steps_per_epoch: int
     total_steps: int
+    dataset: object  # evaluation.load_data's splits and class names
     step: int = 0  # steps done, also on resume
     best_value: float = -math.inf  # best validation metric of this run
     train_data: object = None  # pipeline.TrainData of this rank's shard
     val_data: object = None
-    steps: dict = None  # {"full": step function, "head": step function or None}
+    step_fns: dict = None  # {"full": step function, "head": step function or None}
+    steps: object = None  # npu_utils.TrainingSteps of the run (restore_or_start)
     history: object = None
     timer: object = None  # npu_utils.StepTimer, from the first step of this process
     checker: object = None  # decoding.DecodeChecker: files that failed to decode
@@ -124,40 +130,66 @@ class TrainState:
         return self.average.swapped() if self.average else contextlib.nullcontext()
 
 
-# Precision and compiler requests that slow this network down on a CPU. The figures are measured, so they live
-# in the README (section 性能, with the command that gave them), not here.
-CPU_COSTS = {
-    "mixed_bfloat16": "mixed_bfloat16 trains this network slower than float32 on a CPU (its depthwise "
-                      "convolutions; measured figures: README, 性能); --precision_mode=must_keep_origin_dtype "
-                      "keeps float32",
-    "xla": "--use_xla trains this network several times slower than float32 without XLA on a CPU "
-           "(keras.applications' MobileNetV3 alike; measured figures: README, 性能); leave it out for speed",
-}
+def build(args, ctx, dataset):
+    """The :class:`TrainState` of a fresh network and optimizer for ``dataset`` (evaluation.load_data), with
+    the run folder's checkpoints (none for --benchmark).
 
-
-def note_cpu_costs(ctx):
-    """Print a :data:`CPU_COSTS` line for each such request of this run on a CPU (``ctx``: npu_utils.RunContext)."""
-    asked = [ctx.precision.policy] + (["xla"] if ctx.use_xla else []) if ctx.device == "cpu" else []
-    for name in asked:
-        if name in CPU_COSTS:
-            print(f"[device] note: {CPU_COSTS[name]}", flush=True)
-
-
-def take_resumed_settings(args, given):
-    """A run that resumes keeps its network and input size: take them from its config.json.
-
-    Called before the data is read, since --task decides how the folders are read.
-    A flag that contradicts the saved run is refused (common/npu_utils).
+    Raises:
+      UserError: too few images for one batch.
     """
-    if args.resume and not args.benchmark and npu_utils.latest_checkpoint(args.model_dir):
-        keys = [key for key in flags.RUN_KEYS if key != "class_number"]
-        npu_utils.take_from_run_config(args, given, keys, args.model_dir,
-                                       why="its checkpoint continues only that network; --resume=False "
-                                           "starts over")
+    steps_per_epoch, total_steps = _plan_steps(args, ctx, len(dataset.train.paths))
+    schedule = WarmupDecay(args.learning_rate, total_steps, round(args.warmup_epochs * steps_per_epoch),
+                           args.lr_schedule, round(args.lr_decay_epochs * steps_per_epoch), args.lr_decay_rate)
+    with ctx.strategy.scope():
+        model = build_network(args, args.class_number)
+        optimizer = make_optimizer(ctx, args, schedule)
+        npu_utils.build_optimizer(optimizer, model.trainable_variables)
+        global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+        # Of every weight, also those a --freeze_backbone_epochs run does not train yet.
+        average = MovingAverage(averaged_variables(model), args.ema_momentum) if args.ema_momentum else None
+    parts = {"average": average.averages} if average else {}
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=global_step, **parts)
+    checkpoints = None if args.benchmark else npu_utils.RunCheckpoints(checkpoint, model, args.model_dir, ctx,
+                                                                       args.keep_checkpoints)
+    return TrainState(args, ctx, model, optimizer, schedule, checkpoints, global_step, steps_per_epoch,
+                      total_steps, dataset, average=average)
 
 
-def train(args, ctx, dataset):
-    """Train the network of ``args`` on ``dataset``; returns the final model.
+def restore_or_start(state):
+    """Resume from the run folder's last checkpoint, or start (from --weights), as --resume says.
+
+    --weights loads only when no checkpoint is continued, and before
+    --resume=False deletes the folder's checkpoints (the weights may come
+    from them); the chief then deletes the old history too. Every rank ends
+    with rank 0's weights, optimizer state and step.
+    """
+    args, ctx, model = state.args, state.ctx, state.model
+    # Not given with a checkpoint there is refused by restore_or_start, before any download of --weights.
+    checkpoints = state.checkpoints
+    if args.weights and (checkpoints is None or args.resume is False or not checkpoints.latest):
+        print(f"[train] {load_initial_weights(model, args.weights, args.model, args.alpha)}", flush=True)
+    # The network flags came from the run's config.json (flags.parse_args): a checkpoint that still does
+    # not fit differs in its class count, or comes from the other stack; the one-line error says which.
+    restored = checkpoints is not None and checkpoints.restore_or_start(args.resume, log=lambda l: print(l, flush=True))
+    if restored:
+        state.step = int(state.global_step.numpy())
+        state.best_value = _read_best(os.path.join(args.model_dir, "best"), BEST_METRIC[args.task])
+        print(f"[train] resuming at step {state.step}", flush=True)
+    else:
+        if state.average:  # the average starts at the weights training starts from, as TF's does
+            state.average.reset()
+        if args.resume is False and ctx.is_chief and os.path.exists(os.path.join(args.model_dir, HISTORY_FILE)):
+            os.remove(os.path.join(args.model_dir, HISTORY_FILE))  # the new run's history replaces it
+    with ctx.strategy.scope():  # every rank decides alike when to save a best model (see _model_folder)
+        best_value = tf.Variable(state.best_value, dtype=tf.float32, trainable=False, name="best_value")
+    averages = state.average.averages if state.average else []
+    npu_utils.broadcast_start(ctx, model, state.optimizer, averages + [state.global_step, best_value])
+    state.step, state.best_value = int(state.global_step.numpy()), float(best_value.numpy())
+    state.steps = npu_utils.TrainingSteps(checkpoints, args.checkpoint_every, state.step, state.total_steps)
+
+
+def train(state):
+    """Train from ``state.step`` to the step cap, then :func:`finish`; returns the final model.
 
     Writes into ``args.model_dir``: ``config.json`` (the run's flags, once the
     checks and the restore succeeded), ``checkpoints/`` (every
@@ -176,12 +208,11 @@ def train(args, ctx, dataset):
         checkpoint in --model_dir without --resume (or one that does not fit).
       npu_utils.TrainingDiverged: the loss or a weight became NaN/inf (no checkpoint written after it).
     """
-    state = _build(args, ctx, dataset)
+    args, ctx = state.args, state.ctx
     try:  # a worker other than the chief removes its scratch folder however training ends
-        _restore_or_start(state)
-        _prepare_loop(state, dataset)  # a split kept in memory is decoded (and its files checked) here
+        _prepare_loop(state)  # a split kept in memory is decoded (and its files checked) here
         if ctx.is_chief:  # every check passed and the restore succeeded
-            npu_utils.write_run_config(args.model_dir, flags.run_config_values(args))
+            flags.write_run_config(args, ctx)
         state.timer = npu_utils.StepTimer(args.batch_size * ctx.ranks.rank_size, first_step=state.step)
         batches = state.train_data.batches(state.step, args.train_epochs)  # one pipeline for the whole run
         for epoch in range(state.step // state.steps_per_epoch, args.train_epochs):
@@ -190,19 +221,46 @@ def train(args, ctx, dataset):
             mean_loss = _train_epoch(state, epoch, batches)
             if not args.benchmark:
                 with state.timer.paused():
-                    _end_epoch(state, epoch, mean_loss, dataset.class_names)
-        if not args.benchmark:
-            with state.averaged():
-                _save_trainable(state.model, dataset.class_names, _model_folder(state))
+                    _end_epoch(state, epoch, mean_loss)
+        finish(state)
     finally:
-        if state.checkpoints:
-            state.checkpoints.close()
-    if ctx.is_chief and args.benchmark:
+        state.steps.close()
+    return state.model
+
+
+def end_step(state, loss, epoch, bar):
+    """The bookkeeping of the step just run (``loss``: its loss tensor, read on the host only for a TRAIN
+    line, every --log_every steps): the decode check, the TRAIN line, the step and the moving average, the
+    non-finite check and the checkpoint cadence of npu_utils.TrainingSteps.
+
+    Raises:
+      npu_utils.TrainingDiverged: a non-finite loss at a TRAIN line (its line printed first).
+    """
+    state.step += 1
+    state.checker.raise_if_bad()
+    logged = None
+    if state.step % state.args.log_every == 0:
+        logged = float(loss)
+        _log_step(state, logged, bar, epoch)
+    state.global_step.assign(state.step)
+    if state.average:
+        state.average.update(state.global_step)  # TF's num_updates: the steps done, this one included
+    state.steps.end_step(state.step, logged)
+
+
+def finish(state):
+    """The end of the run: its last checkpoint, and the final model (the moving average's weights, if any)
+    with a line saying where it and the best one are (a --benchmark run saves none)."""
+    args = state.args
+    state.steps.save(state.step)
+    if not args.benchmark:
+        with state.averaged():
+            _save_trainable(state.model, state.dataset.class_names, _model_folder(state))
+    if state.ctx.is_chief and args.benchmark:
         print(f"[train] --benchmark: {state.step} steps timed; no checkpoint, validation or model saved", flush=True)
-    elif ctx.is_chief:
+    elif state.ctx.is_chief:
         print(f"[train] final model in {args.model_dir}; best {BEST_METRIC[args.task]}={state.best_value:.4f} in "
               f"{os.path.join(args.model_dir, 'best')}", flush=True)
-    return state.model
 
 
 def _model_folder(state):
@@ -218,68 +276,12 @@ def _plan_steps(args, ctx, image_count):
     if steps_per_epoch < 1:
         raise UserError(f"--batch_size={args.batch_size} x {ctx.ranks.rank_size} workers is more than the "
                         f"{image_count} training images")
-    total_steps = args.train_epochs * steps_per_epoch
-    return steps_per_epoch, min(total_steps, args.max_steps) if args.max_steps else total_steps
+    return steps_per_epoch, npu_utils.step_cap(args.max_steps, args.train_epochs, steps_per_epoch)
 
 
-def _build(args, ctx, dataset):
-    """The :class:`TrainState` of a fresh network and optimizer, with the run folder's checkpoints (none
-    for --benchmark)."""
-    steps_per_epoch, total_steps = _plan_steps(args, ctx, len(dataset.train.paths))
-    npu_utils.set_random_seed(args.seed)
-    schedule = WarmupDecay(args.learning_rate, total_steps, round(args.warmup_epochs * steps_per_epoch),
-                           args.lr_schedule, round(args.lr_decay_epochs * steps_per_epoch), args.lr_decay_rate)
-    with ctx.strategy.scope():
-        model = build_network(args, args.class_number)
-        optimizer = make_optimizer(ctx, args, schedule)
-        npu_utils.build_optimizer(optimizer, model.trainable_variables)
-        global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-        # Of every weight, also those a --freeze_backbone_epochs run does not train yet.
-        average = MovingAverage(averaged_variables(model), args.ema_momentum) if args.ema_momentum else None
-    parts = {"average": average.averages} if average else {}
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=global_step, **parts)
-    checkpoints = None if args.benchmark else npu_utils.RunCheckpoints(checkpoint, model, args.model_dir, ctx,
-                                                                       args.keep_checkpoints)
-    return TrainState(args, ctx, model, optimizer, schedule, checkpoints, global_step, steps_per_epoch,
-                      total_steps, average=average)
-
-
-def _restore_or_start(state):
-    """Resume from the run folder's last checkpoint, or start (from --weights), as --resume says.
-
-    --weights loads only when no checkpoint is continued, and before
-    --resume=False deletes the folder's checkpoints (the weights may come
-    from them); the chief then deletes the old history too. Every rank ends
-    with rank 0's weights, optimizer state and step.
-    """
-    args, ctx, model = state.args, state.ctx, state.model
-    # Not given with a checkpoint there is refused by restore_or_start, before any download of --weights.
-    checkpoints = state.checkpoints
-    if args.weights and (checkpoints is None or args.resume is False or not checkpoints.latest):
-        print(f"[train] {load_initial_weights(model, args.weights, args.model, args.alpha)}", flush=True)
-    # The network flags came from the run's config.json (take_resumed_settings): a checkpoint that still does
-    # not fit differs in its class count, or comes from the other stack; the one-line error says which.
-    restored = checkpoints is not None and checkpoints.restore_or_start(args.resume, log=lambda l: print(l, flush=True))
-    if restored:
-        state.step = int(state.global_step.numpy())
-        state.best_value = _read_best(os.path.join(args.model_dir, "best"), BEST_METRIC[args.task])
-        print(f"[train] resuming at step {state.step}", flush=True)
-    else:
-        if state.average:  # the average starts at the weights training starts from, as TF's does
-            state.average.reset()
-        if args.resume is False and ctx.is_chief and os.path.exists(os.path.join(args.model_dir, HISTORY_FILE)):
-            os.remove(os.path.join(args.model_dir, HISTORY_FILE))  # the new run's history replaces it
-    with ctx.strategy.scope():  # every rank decides alike when to save a best model (see _model_folder)
-        best_value = tf.Variable(state.best_value, dtype=tf.float32, trainable=False, name="best_value")
-    averages = state.average.averages if state.average else []
-    ctx.broadcast_variables(model.weights + npu_utils.optimizer_variables(state.optimizer) + averages
-                            + [state.global_step, best_value])
-    state.step, state.best_value = int(state.global_step.numpy()), float(best_value.numpy())
-
-
-def _prepare_loop(state, dataset):
+def _prepare_loop(state):
     """The input pipelines, the compiled steps and the history of ``state``."""
-    args, ctx = state.args, state.ctx
+    args, ctx, dataset = state.args, state.ctx, state.dataset
     state.checker = decoding.DecodeChecker(args.skip_bad_images)
     state.train_data = pipeline.TrainData(ctx.shard(dataset.train.paths), ctx.shard(dataset.train.labels),
                                           args.task, args.height, args.width, args.batch_size, args.seed,
@@ -298,10 +300,10 @@ def _prepare_loop(state, dataset):
           f"({decoded_mb:.0f} MB decoded per process, --cache_budget_mb={args.cache_budget_mb:g})", flush=True)
     l2 = args.weight_decay if args.weight_decay_mode == "l2" else 0.0
     loss_fn = make_loss(state.model, args.task, args.class_number, args.label_smoothing, l2)
-    state.steps = {"full": npu_utils.make_train_step(ctx, state.model, state.optimizer, loss_fn), "head": None}
+    state.step_fns = {"full": npu_utils.make_train_step(ctx, state.model, state.optimizer, loss_fn), "head": None}
     if args.freeze_backbone_epochs > 0:
         set_backbone_trainable(state.model, False)
-        state.steps["head"] = npu_utils.make_train_step(ctx, state.model, state.optimizer, loss_fn)
+        state.step_fns["head"] = npu_utils.make_train_step(ctx, state.model, state.optimizer, loss_fn)
         set_backbone_trainable(state.model, True)
     state.history = History(args.model_dir, ctx.is_chief and not args.benchmark)
 
@@ -321,7 +323,7 @@ def _train_epoch(state, epoch, batches):
     args, spe = state.args, state.steps_per_epoch
     frozen = epoch < args.freeze_backbone_epochs
     set_backbone_trainable(state.model, not frozen)
-    train_step = state.steps["head"] if frozen else state.steps["full"]
+    train_step = state.step_fns["head"] if frozen else state.step_fns["full"]
     end = min((epoch + 1) * spe, state.total_steps)
     bar = None
     if sys.stdout.isatty() and state.ctx.is_chief:
@@ -330,27 +332,11 @@ def _train_epoch(state, epoch, batches):
     losses = []
     for images, labels in itertools.islice(batches, end - state.step):
         loss = train_step(images, labels)
-        state.step += 1
-        state.checker.raise_if_bad()
-        if state.step % args.log_every == 0:
-            _log_step(state, float(loss), bar, epoch)
-        state.global_step.assign(state.step)
-        if state.average:
-            state.average.update(state.global_step)  # TF's num_updates: the steps done, this one included
+        end_step(state, loss, epoch, bar)
         losses.append(loss)
-        if state.checkpoints and state.step % args.checkpoint_every == 0:
-            state.checkpoints.save(state.step)
     mean_loss = float(tf.reduce_mean(tf.stack(losses))) if losses else 0.0
-    _check_finite(state, mean_loss)
+    state.steps.check_loss(state.step, mean_loss)
     return mean_loss
-
-
-def _check_finite(state, loss):
-    """Raises npu_utils.TrainingDiverged when ``loss`` (a float) is NaN or infinite."""
-    if not math.isfinite(loss):
-        raise npu_utils.TrainingDiverged(
-            f"non-finite loss ({loss}) at step {state.step}: training stopped and nothing was saved after "
-            f"it; the last good checkpoint stays: {_latest(state) or 'none'}")
 
 
 def _log_step(state, loss, bar, epoch):
@@ -361,24 +347,17 @@ def _log_step(state, loss, bar, epoch):
     """
     if not math.isfinite(loss):
         print(npu_utils.format_step_line(state.step, loss, 0.0, state.timer.elapsed()), flush=True)
-        _check_finite(state, loss)
+        state.steps.check_loss(state.step, loss)
     print(state.timer.line(state.step, loss), flush=True)
     state.history.scalars(state.step, {"loss": loss, "learning_rate": float(state.schedule(state.step - 1))})
     if bar is not None:
         bar.update(state.step - epoch * state.steps_per_epoch, [("loss", loss)])
 
 
-def _latest(state):
-    """The run's newest checkpoint, or None (also in a --benchmark run, which has none)."""
-    return state.checkpoints.manager.latest_checkpoint if state.checkpoints else None
-
-
-def _end_epoch(state, epoch, mean_loss, class_names):
+def _end_epoch(state, epoch, mean_loss):
     """Checkpoint, validate, keep the best model and write the history row of ``epoch``."""
-    args, step = state.args, state.step
-    latest = state.checkpoints.manager.latest_checkpoint
-    if latest is None or not latest.endswith(f"-{step}"):
-        state.checkpoints.save(step)
+    args, step, class_names = state.args, state.step, state.dataset.class_names
+    state.steps.save(step)
     with state.averaged():  # the weights evaluate, predict and export will use
         result = evaluation.evaluate(state.model, state.val_data, args.task, args.class_number, args.batch_size)
         state.checker.end_pass(f"epoch {epoch + 1}")

@@ -21,6 +21,7 @@ import sys
 
 import pytest
 
+from common import npu_utils
 from common.tests import processes
 from runtime import flags
 
@@ -131,14 +132,15 @@ def test_help_lists_the_common_names():
      "--resume", "False"],
 ])
 def test_main_py_common_names_and_aliases(argv):
-    args, given = flags.parse_args(argv)
+    args = flags.parse_args(argv)
+    _, given = npu_utils.parse_args_given(flags.build_parser(), argv)
     assert (args.mode, args.model_dir, args.batch_size, args.max_steps, args.log_every) == ("evaluate", "R", 3, 4, 5)
     assert (args.checkpoint_every, args.resume) == (6, False)
     assert {"model_dir", "batch_size", "max_steps", "checkpoint_every", "resume"} <= given
     # Not given: a run folder that holds a checkpoint is refused (common/checkpoints.py).
-    assert flags.parse_args([])[0].resume is None
+    assert flags.parse_args([]).resume is None
     # The seed's --loss_scale spellings, as the scripts read them: True is the default dynamic scaling.
-    assert [flags.parse_args([f"--loss_scale={v}"])[0].loss_scale for v in ("True", "false", "128")] == [None, 0, 128]
+    assert [flags.parse_args([f"--loss_scale={v}"]).loss_scale for v in ("True", "false", "128")] == [None, 0, 128]
 
 
 def test_readme_names_every_flag():

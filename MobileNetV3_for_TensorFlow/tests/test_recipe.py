@@ -40,7 +40,7 @@ def _tiny_model():
 
 def test_first_steps_equal_tf1_rmsprop_with_l2_and_moving_average_with_warmup():
     lr, l2, decay = 0.1, 0.01, 0.2  # decay 0.2 so that the warm-up (2/11, then 3/12 > 0.2) and the cap both act
-    args, _ = flags.parse_args(["--optimizer=rmsprop", f"--weight_decay={l2}", f"--ema_momentum={decay}",
+    args = flags.parse_args(["--optimizer=rmsprop", f"--weight_decay={l2}", f"--ema_momentum={decay}",
                                 f"--learning_rate={lr}"])
     ctx = npu_utils.setup_device(args)
     npu_utils.set_random_seed(0)
@@ -96,7 +96,7 @@ def test_first_steps_equal_tf1_rmsprop_with_l2_and_moving_average_with_warmup():
 
 def test_decoupled_mode_decays_the_kernel_outside_the_loss():
     # Adam on loss = 0 (zero gradients): only the decoupled decay moves the kernel, w <- w (1 - lr decay).
-    args, _ = flags.parse_args(["--weight_decay=0.5", "--weight_decay_mode=decoupled", "--learning_rate=0.1"])
+    args = flags.parse_args(["--weight_decay=0.5", "--weight_decay_mode=decoupled", "--learning_rate=0.1"])
     layer = keras.layers.Dense(2, kernel_initializer="ones", bias_initializer="ones", name="dense")
     layer.build((None, 3))
     optimizer = make_optimizer(npu_utils.setup_device(args), args, WarmupDecay(0.1, 2, kind="constant"))
@@ -108,15 +108,14 @@ def test_decoupled_mode_decays_the_kernel_outside_the_loss():
 
 
 def test_slow_cpu_requests_say_what_they_cost(capsys):
-    from runtime import training
     ranks = npu_utils.read_ranks({})
-    training.note_cpu_costs(npu_utils.RunContext("cpu", npu_utils.Precision("mixed_bfloat16"), True, ranks, None))
+    flags.note_cpu_costs(npu_utils.RunContext("cpu", npu_utils.Precision("mixed_bfloat16"), True, ranks, None))
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(" trains ")[0] for line in lines] == ["[device] note: mixed_bfloat16",
                                                              "[device] note: --use_xla"]
     assert all("measured figures: README, 性能" in line for line in lines)
-    training.note_cpu_costs(npu_utils.RunContext("cpu", npu_utils.Precision("float32"), False, ranks, None))
-    training.note_cpu_costs(npu_utils.RunContext("gpu", npu_utils.Precision("mixed_float16"), True, ranks, None))
+    flags.note_cpu_costs(npu_utils.RunContext("cpu", npu_utils.Precision("float32"), False, ranks, None))
+    flags.note_cpu_costs(npu_utils.RunContext("gpu", npu_utils.Precision("mixed_float16"), True, ranks, None))
     assert capsys.readouterr().out == ""
 
 

@@ -454,7 +454,7 @@ def test_paper_recipe_sets_every_flag_not_given(capsys):
     # Its training run (the saved models hold the averaged weights) is in
     # test_restore_failure_keeps_config_and_resume_false_starts_over.
     from runtime import flags
-    args, _ = flags.parse_args(["--recipe=paper", "--batch_size=32", "--optimizer=adam"])
+    args = flags.parse_args(["--recipe=paper", "--batch_size=32", "--optimizer=adam"])
     assert (args.optimizer, args.lr_schedule, args.lr_decay_epochs, args.lr_decay_rate) == ("adam", "step", 3, 0.99)
     assert (args.learning_rate, args.weight_decay, args.ema_momentum) == (0.1 * 32 / 4096, 1e-5, 0.9999)
     assert "[recipe] paper: --lr_schedule=step" in capsys.readouterr().out
