@@ -43,8 +43,7 @@ def main(argv=None):
     args = flags.parse_args(argv)  # every flag; evaluate/predict/resume read the run's config.json
     ctx = npu_utils.setup_device(args, seed=args.seed, visible_gpus=args.gpu)  # device, precision, ranks, seed
 
-    # Deferred: TensorFlow loads only once the flags are good.
-    from data_loading import run_data
+    from data_loading import run_data  # deferred: TensorFlow loads only once the flags are good
     from runtime import evaluation, inference, training
 
     data = run_data.prepare_data(args, ctx)  # cases, split, checks, N4

@@ -45,6 +45,17 @@ VERSION_TEST = re.compile(r"__version__|\bKERAS3\b|\btf\.version\b|\bversion_inf
 PRIVATE_API = re.compile(r"\._actions\b|tensorflow\.core\b|tensorflow\.python\b")
 MAX_FUNCTION_LINES = 60
 MAX_MAIN_LINES = 65
+# The public functions of every runtime/training.py, in this order (the top README has a line for each).
+TRAINING_SKELETON = ("build", "restore_or_start", "train", "end_step", "finish")
+# The --mode vocabulary (common/npu_utils.MODES) and each model's words of it, with the spellings of its
+# reference it still accepts (spelling -> the mode it runs; a spelling that runs itself is a reference's mode).
+MODE_VOCABULARY = ("train", "evaluate", "train_and_evaluate", "predict", "export")
+MODEL_MODES = {
+    "Densenet_3D_for_TensorFlow": (MODE_VOCABULARY[:4], {"test": "evaluate", "train_test": "train_and_evaluate"}),
+    "MobileNetV3_for_TensorFlow": (MODE_VOCABULARY, {}),
+    "UNet_Medical_for_TensorFlow": (MODE_VOCABULARY[:4], {"train_and_predict": "train_and_predict"}),
+}
+SCRIPT_MODE = re.compile(r"--mode[= ](\w+)")
 # A test starts a process through common/tests/processes.py: with a timeout, its process group killed.
 RAW_PROCESS = re.compile(r"\bsubprocess\.(run|Popen|call|check_call|check_output)\(|\bos\.(system|popen)\(")
 PROCESS_HELPER = "common/tests/processes.py"
@@ -130,9 +141,67 @@ def _long_functions(path):
                 yield f"{path}:{node.lineno} {node.name}: {length} lines (at most {MAX_FUNCTION_LINES})"
 
 
+def check_skeleton(files):
+    """The same public functions, in the same order, in every model's runtime/training.py."""
+    for model in MODELS:
+        path = f"{model}/runtime/training.py"
+        if path not in files:
+            continue
+        public = tuple(node.name for node in ast.parse(_read(path), path).body
+                       if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"))
+        if public != TRAINING_SKELETON:
+            yield f"{path}: public functions {list(public)}, expected the skeleton {list(TRAINING_SKELETON)}"
+
+
+def _module_values(path):
+    """The module-level ``NAME = value`` nodes of ``path``, by name."""
+    return {target.id: node.value for node in ast.parse(_read(path), path).body if isinstance(node, ast.Assign)
+            for target in node.targets if isinstance(target, ast.Name)}
+
+
+def _modes_value(node, vocabulary):
+    """The tuple a flags.py's ``MODES`` stands for: npu_utils.MODES, a slice of it, or a literal tuple."""
+    if isinstance(node, ast.Attribute) and node.attr == "MODES":
+        return tuple(vocabulary)
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr == "MODES":
+        piece = node.slice
+        bounds = [ast.literal_eval(b) if b is not None else None for b in (piece.lower, piece.upper)]
+        return tuple(vocabulary)[bounds[0]:bounds[1]]
+    return tuple(ast.literal_eval(node))
+
+
+def check_modes(files):
+    """One --mode vocabulary: common/npu_utils.MODES, each model's words of it and reference spellings as
+    pinned in :data:`MODEL_MODES`, given to npu_utils.add_mode_flag, and only those in its test/*.sh."""
+    vocabulary = ast.literal_eval(_module_values("common/npu_utils.py")["MODES"])
+    if tuple(vocabulary) != MODE_VOCABULARY:
+        yield f"common/npu_utils.py: MODES {vocabulary}, expected {MODE_VOCABULARY}"
+    for model, (modes, spellings) in MODEL_MODES.items():
+        path = f"{model}/runtime/flags.py"
+        if path not in files:
+            continue
+        values = _module_values(path)
+        found = _modes_value(values["MODES"], vocabulary) if "MODES" in values else ()
+        found_spellings = ast.literal_eval(values["REFERENCE_MODES"]) if "REFERENCE_MODES" in values else {}
+        if (found, found_spellings) != (modes, spellings):
+            yield f"{path}: --mode {list(found)} and reference spellings {found_spellings}, expected {list(modes)} " \
+                  f"and {spellings}"
+        calls = [node for node in ast.walk(ast.parse(_read(path), path)) if isinstance(node, ast.Call)
+                 and isinstance(node.func, ast.Attribute) and node.func.attr == "add_mode_flag"]
+        given = {kw.arg: kw.value for call in calls for kw in call.keywords}
+        if len(calls) != 1 or len(calls[0].args) < 2 or getattr(calls[0].args[1], "id", None) != "MODES" or \
+                (spellings and getattr(given.get("reference_modes"), "id", None) != "REFERENCE_MODES"):
+            yield f"{path}: --mode is not npu_utils.add_mode_flag(parser, MODES[, reference_modes=REFERENCE_MODES])"
+        accepted = set(modes) | set(spellings)
+        for script in (f for f in files if f.startswith(f"{model}/test/") and f.endswith(".sh")):
+            yield from (f"{script}: --mode={mode} is not a mode of {model}" for mode in
+                        SCRIPT_MODE.findall(_read(script)) if mode not in accepted)
+
+
 def main():
     files = tracked_files()
-    problems = [p for check in (check_gate, check_layout, check_python) for p in check(files)]
+    problems = [p for check in (check_gate, check_layout, check_python, check_skeleton, check_modes)
+                for p in check(files)]
     for problem in problems:
         print(f"[check_repository] {problem}")
     print(f"[check_repository] {len(problems)} breach(es) of the house rules" if problems
