@@ -208,6 +208,7 @@ def parse_args(argv=None):
     _check_ranges(args)
     _check_patch_size(args)
     _check_fine_tuning_n4(args)
+    _check_sources(args)
     if args.benchmark and args.max_steps == 0:
         args.max_steps = 20
     _note_unused_by_benchmark(args, given)
@@ -302,6 +303,21 @@ def weights_run_folder(args):
     if trains(args) or not args.load_path:
         return args.model_dir
     return run_folder_of(args.load_path)
+
+
+def _check_sources(args):
+    """-lp and --val_cases must name what is there before anything runs: the data preparation writes the
+    split lists into --model_dir, and a refused flag creates nothing.
+
+    Raises:
+      UserError: -lp names no checkpoint, or --val_cases (training) is neither a number nor a file.
+    """
+    if args.load_path and not (os.path.isfile(args.load_path + ".index")
+                               or npu_utils.has_checkpoint(run_folder_of(args.load_path))):
+        raise UserError(f"-lp {args.load_path}: no checkpoint there (expected a run's model_dir, its checkpoints/ "
+                        "folder or a checkpoint prefix such as .../ckpt-100)")
+    if trains(args) and not args.benchmark and not (args.val_cases.isdigit() or os.path.isfile(args.val_cases)):
+        raise UserError(f"--val_cases={args.val_cases}: expected a number of cases or a file of case ids, one a line")
 
 
 def _check_fine_tuning_n4(args):

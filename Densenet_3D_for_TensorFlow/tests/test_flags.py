@@ -113,6 +113,18 @@ def test_the_references_test_and_train_test_are_evaluate_and_train_and_evaluate(
     assert flags.trains(args) == mode.startswith("train")
 
 
+
+@pytest.mark.parametrize("argv, message", [(["-bs", "0"], "-bs must be at least 1"),
+                                           (["-lp", "missing"], "-lp missing: no checkpoint there"),
+                                           (["--val_cases", "missing.txt"], "--val_cases=missing.txt: expected")])
+def test_a_refused_flag_creates_nothing(tmp_path, capsys, argv, message):
+    import main
+    (tmp_path / "data").mkdir()
+    with pytest.raises(SystemExit) as exited:
+        main.main(["-r", str(tmp_path / "data"), "--model_dir", str(tmp_path / "run"), *argv])
+    assert exited.value.code == 2 and message in capsys.readouterr().err
+    assert os.listdir(tmp_path) == ["data"]
+
 @pytest.mark.subprocess
 def test_a_lone_copy_of_the_directory_says_in_one_line_that_it_needs_common(tmp_path):
     lone = tmp_path / os.path.basename(MODEL_DIR)

@@ -167,6 +167,9 @@ def test_flag_checks():
 
 def test_fine_tuning_refuses_weights_trained_with_another_n4_setting(tmp_path):
     npu_utils.write_run_config(str(tmp_path / "source"), {"model_name": "dense24", "n4_correction": True})
+    (tmp_path / "source" / "checkpoints").mkdir()
+    for name in ("checkpoint", "ckpt-100.index"):  # -lp must name a checkpoint (flags._check_sources)
+        (tmp_path / "source" / "checkpoints" / name).write_text("")
     for load_path in (tmp_path / "source", tmp_path / "source" / "checkpoints" / "ckpt-100"):
         with pytest.raises(UserError, match=rf"^-lp {load_path}: its run used -nc True \({tmp_path}/source/"
                                             r"config.json\), this run -nc False: fine-tune with the N4 setting"):
