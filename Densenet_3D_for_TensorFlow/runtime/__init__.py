@@ -11,5 +11,5 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""flags (every flag), training (set-up, the training loop and checkpoints), evaluation (test and
-validation), inference (whole-volume prediction and predict mode), metrics (losses and scores)."""
+"""flags (every flag, config.json), training (build, restore_or_start, train, end_step, finish), evaluation
+(evaluate mode and validation), inference (whole-volume prediction and predict mode), metrics (losses and scores)."""

@@ -11,4 +11,5 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Run modes: flags, training loop, evaluation, prediction and export, losses and metrics."""
+"""Run modes: flags (every flag, config.json), training (build, restore_or_start, train, end_step, finish),
+evaluation, prediction and export, losses and metrics."""

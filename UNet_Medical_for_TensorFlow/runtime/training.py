@@ -116,7 +116,7 @@ class TrainState:
       model, optimizer, checkpoint (with its ``step``), log.
       probability_fn: runtime.inference.make_probability_fn of the model (evaluation, prediction).
       checkpoints: the run folder's npu_utils.RunCheckpoints (training only, None otherwise).
-      steps: npu_utils.TrainingSteps of a training (set by :func:`train`).
+      steps: npu_utils.TrainingSteps of a training (set by :func:`train`); timer: its npu_utils.StepTimer.
       step_seconds: each step's wall-clock seconds, input pipeline included (the benchmark figures).
     """
 
