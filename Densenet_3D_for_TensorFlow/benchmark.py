@@ -206,6 +206,7 @@ def report_inference(args, case, policies):
     """Print the block and window lines in float32, then the block line of each other policy."""
     from common.npu_utils import keras
     from model import tf_models
+    from runtime import inference
 
     keras.mixed_precision.set_global_policy("float32")
     # Untrained, seeded: the same weights for every policy.
