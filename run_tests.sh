@@ -10,8 +10,9 @@
 # RUN_TESTS_STACKS="default" (or "tf26") runs one stack; arguments go to pytest. The two stacks
 # run at the same time (see below; RUN_TESTS_PARALLEL=0 runs them one after the other).
 # --quick (the first argument): the same checks, then the unit tests only, on the default stack:
-# every test marked `subprocess` (it starts a script or another process; common/tests/processes.py)
-# is left out, and one that starts a process unmarked fails (MZ_TESTS_QUICK=1). A few minutes.
+# the tests marked `subprocess` (they start a script or another process) or `slow` (a long training
+# or inference in the test's own process) are left out (common/tests/processes.py), and a test that
+# starts a process unmarked fails (MZ_TESTS_QUICK=1). A few minutes.
 # Exits non-zero when any test fails, a house rule is broken or the lint finds anything.
 set -uo pipefail
 cd "$(dirname "$0")" || exit 1
@@ -19,7 +20,7 @@ cd "$(dirname "$0")" || exit 1
 quick=()
 if [ "${1:-}" = --quick ]; then
   shift
-  quick=(-m "not subprocess")
+  quick=(-m "not subprocess and not slow")
   export MZ_TESTS_QUICK=1
   RUN_TESTS_STACKS="${RUN_TESTS_STACKS:-default}"
 fi

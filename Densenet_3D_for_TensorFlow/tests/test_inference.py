@@ -52,6 +52,7 @@ def volume():
     return np.random.default_rng(0).normal(size=(52, 46, 40, 4)).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_block_inference_equals_window_inference_where_windows_reach(predict_fn, twin_fn, volume):
     block_logits = inference.predict_blocks(twin_fn, volume, block=20)
     window_logits, counts = inference.predict_windows(predict_fn, volume, batch_size=4)
@@ -65,6 +66,7 @@ def test_block_inference_equals_window_inference_where_windows_reach(predict_fn,
                                   inference.logits_to_labels(window_logits[covered]))
 
 
+@pytest.mark.slow
 def test_block_shape_does_not_change_the_result_and_every_voxel_is_predicted(predict_fn, volume):
     small = inference.predict_blocks(predict_fn, volume, block=20)
     assert small.shape == volume.shape[:3] + (5,)
@@ -79,6 +81,7 @@ BACKGROUNDS = {"zero": np.zeros(4, np.float32), "reference": np.array([-0.7, -1.
 
 
 @pytest.mark.parametrize("background", list(BACKGROUNDS))
+@pytest.mark.slow
 def test_whole_case_labels_agree_and_are_background_outside_the_head(predict_fn, twin_fn, volume, background):
     background = BACKGROUNDS[background]
     image = volume.copy()
@@ -134,6 +137,7 @@ def test_window_grid_is_the_references():
     assert len(inference.window_corners((240, 240, 155))) == 3564
 
 
+@pytest.mark.slow
 def test_one_trace_serves_every_block_of_every_volume_and_every_window_batch(model, volume):
     # An NPU compiles each input shape: edge blocks and the last window batch are padded to the one shape.
     block_fn = inference.make_predict_fn(tf_models.inference_twin(model, "dense24", 0.15), "test_block")

@@ -56,6 +56,7 @@ def _mean_wt_dice(rows):
     return float(np.mean([row["wt_dice"] for row in rows]))
 
 
+@pytest.mark.slow
 def test_short_training_learns_and_resumes_with_optimizer_state(synthetic_root, tmp_path):
     # With N4: without it, the synthetic bias field (+-20-30%) makes the brain's
     # edge look like tumour to so small a network (measured WT Dice 0.18 after
@@ -124,6 +125,7 @@ def _check_run_config(data_root, run):
     assert any("starting over" in line for line in lines) and not list((run / "checkpoints").glob("ckpt-*"))
 
 
+@pytest.mark.slow
 def test_non_finite_loss_exits_3_without_saving_then_the_folder_is_refused(synthetic_root, tmp_path, capsys):
     # An absurd learning rate overflows the weights within a few steps.
     with pytest.raises(SystemExit) as exited:
@@ -208,6 +210,7 @@ def test_common_names_are_aliases_of_the_reference_flags():
     assert flags.parse_args(["-r", "d", "--resume=False"]).resume is False
 
 
+@pytest.mark.slow
 def test_brats_2021_and_2023_folders_train_and_predict_in_their_own_label_convention(tmp_path):
     import nibabel as nib
 
@@ -225,6 +228,7 @@ def test_brats_2021_and_2023_folders_train_and_predict_in_their_own_label_conven
         shutil.rmtree(tmp_path / "p")
 
 
+@pytest.mark.slow
 def test_validation_cases_are_scored_and_the_best_weights_tested(synthetic_root, tmp_path, capsys):
     run = tmp_path / "run"
     args, ctx, data, model, state = _setup(synthetic_root, run, "--mode", "train_test", "--max_steps", "3",

@@ -29,9 +29,9 @@ os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.g
 
 
 def pytest_configure(config):
-    """The ``subprocess`` marker of the tests that start a process (common/tests/processes.py)."""
+    """The markers of the tests --quick leaves out: ``subprocess`` and ``slow`` (common/tests/processes.py)."""
     from common.tests import processes
-    processes.register_marker(config)
+    processes.register_markers(config)
 
 
 @pytest.fixture(scope="session")

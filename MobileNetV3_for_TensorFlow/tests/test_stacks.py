@@ -47,6 +47,7 @@ def _classes(folder, classes=3):
     return folder
 
 
+@pytest.mark.slow
 def test_steps_are_traced_once_also_for_the_last_partial_batch(tmp_path, capsys):
     data = _classes(tmp_path / "data")
     before = dict(npu_utils.TRACES)

@@ -166,6 +166,7 @@ def test_performance_script_unknown_flag_and_no_data(python_env):
     assert result.returncode == 2 and "/tmp/train" in result.stderr and len(result.stderr.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_segmentation_training_beats_chance(synthetic_root, tmp_path, capsys):
     # 36 steps of 4 images: at 18 steps of 8 the inference-mode network still predicted the background
     # everywhere for 4 of 5 initialisations tried (seeds 0-2 on the two stacks); at 36 steps of 4, 5 of 5
@@ -194,6 +195,7 @@ def test_segmentation_training_beats_chance(synthetic_root, tmp_path, capsys):
     assert mask.shape == (64, 64) and mask.max() < 3
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_with_one_line(tmp_path, capsys):
     # 2 steps per epoch: Adam's first step at learning rate 1e30 makes the second loss non-finite.
     with pytest.raises(SystemExit) as stop:
@@ -227,6 +229,7 @@ def test_weights_load_backbone_and_new_classifier(tmp_path):
     assert trainable == {"head_conv", "logits"}
 
 
+@pytest.mark.slow
 def test_benchmark_times_training_only(tmp_path, capsys):
     # 2 classes of 2 images at batch 2: 2 steps per epoch, 2 epochs; train_and_evaluate evaluates nothing.
     run = tmp_path / "run"
@@ -270,6 +273,7 @@ def three_class_checkpoints(tmp_path_factory):
     return root / "run" / "checkpoints"
 
 
+@pytest.mark.slow
 def test_weights_from_checkpoint_of_other_class_count(three_class_checkpoints, tmp_path, capsys):
     from model.mobilenet_v3 import build_classifier
     prefix = tf.train.latest_checkpoint(str(three_class_checkpoints))
@@ -295,6 +299,7 @@ def test_weights_from_checkpoint_of_other_class_count(three_class_checkpoints, t
     assert target.get_layer("logits").kernel.shape[-1] == 4 and target.get_layer("logits").bias.shape == (4,)
 
 
+@pytest.mark.slow
 def test_weights_from_checkpoint_of_same_class_count_loads_everything(three_class_checkpoints, tmp_path):
     from model.lraspp import build_lraspp
     from model.mobilenet_v3 import build_classifier
@@ -325,6 +330,7 @@ def test_weights_from_checkpoint_of_same_class_count_loads_everything(three_clas
             network.load_initial_weights(other, prefix)
 
 
+@pytest.mark.slow
 def test_evaluate_takes_classes_from_the_run_folder_not_from_weights(three_class_checkpoints, tmp_path, capsys):
     from model.mobilenet_v3 import build_classifier
     run = three_class_checkpoints.parent
@@ -364,6 +370,7 @@ def test_evaluate_takes_classes_from_the_run_folder_not_from_weights(three_class
         "have (its classes: ['class_0', 'class_1', 'class_2'])")
 
 
+@pytest.mark.slow
 def test_restore_failure_keeps_config_and_resume_false_starts_over(three_class_checkpoints, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(three_class_checkpoints.parent, run)

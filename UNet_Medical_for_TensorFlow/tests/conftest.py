@@ -30,9 +30,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def pytest_configure(config):
-    """The ``subprocess`` marker of the tests that start a process (common/tests/processes.py)."""
+    """The markers of the tests --quick leaves out: ``subprocess`` and ``slow`` (common/tests/processes.py)."""
     from common.tests import processes
-    processes.register_marker(config)
+    processes.register_markers(config)
 
 
 # Tiny but real: 64x64 slices, 10 of them, learnable membranes.

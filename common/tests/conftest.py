@@ -11,7 +11,8 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Puts the repository root on sys.path and registers the ``subprocess`` marker (common/tests/processes.py)."""
+"""Puts the repository root on sys.path and registers the ``subprocess`` and ``slow`` markers
+(common/tests/processes.py)."""
 
 import os
 import sys
@@ -23,4 +24,4 @@ from common.tests import processes  # noqa: E402
 
 
 def pytest_configure(config):
-    processes.register_marker(config)
+    processes.register_markers(config)

@@ -11,16 +11,18 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""For the tests of every directory: the one way a test starts a script or any other process.
+"""For the tests of every directory: the one way a test starts a script or any other process, and
+the markers of the two test tiers.
 
-A test that starts one is marked ``subprocess`` (``run_tests.sh --quick`` leaves
-those out; every directory's conftest.py registers the marker with
-``register_marker``) and starts it with ``run`` or ``started``: in a session of
-its own, with a timeout, and killed with its whole process group (the bash of a
-train script, the launcher and every rank's main.py) when the timeout passes or
-the test leaves early. ``run_tests.sh --quick`` sets ``MZ_TESTS_QUICK=1``,
-under which both refuse to start anything, so an unmarked test fails there
-instead of slowing the quick tier down.
+A test that starts one is marked ``subprocess`` and starts it with ``run`` or
+``started``: in a session of its own, with a timeout, and killed with its whole
+process group (the bash of a train script, the launcher and every rank's
+main.py) when the timeout passes or the test leaves early. A test that trains
+or infers long in its own process (over some 10 s on 2 cores) is marked
+``slow``. ``run_tests.sh --quick`` leaves both out and sets ``MZ_TESTS_QUICK=1``,
+under which ``run`` and ``started`` refuse to start anything, so an unmarked
+test that starts a process fails there. Every directory's conftest.py
+registers the markers with ``register_markers``.
 """
 
 import contextlib
@@ -29,13 +31,15 @@ import signal
 import subprocess
 import threading
 
-MARKER = "subprocess: starts a script or another process (run_tests.sh --quick leaves it out)"
+MARKERS = ("subprocess: starts a script or another process (run_tests.sh --quick leaves it out)",
+           "slow: trains or infers for over some 10 s in this process (run_tests.sh --quick leaves it out)")
 QUICK_VARIABLE = "MZ_TESTS_QUICK"
 
 
-def register_marker(config):
-    """Register the ``subprocess`` marker (each directory's ``pytest_configure``)."""
-    config.addinivalue_line("markers", MARKER)
+def register_markers(config):
+    """Register the ``subprocess`` and ``slow`` markers (each directory's ``pytest_configure``)."""
+    for marker in MARKERS:
+        config.addinivalue_line("markers", marker)
 
 
 def kill_group(process):
