@@ -54,6 +54,19 @@ def test_defaults_are_the_seed_readme_ones():
             args.warmup_steps, args.log_every, args.seed) == ("train", 1, 1000, 1e-4, 5e-4, 200, 100, 0)
 
 
+def test_the_mode_words_nvidias_train_and_predict_and_errors_naming_the_flag_as_typed(tmp_path):
+    assert flags.MODES == npu_utils.MODES[:4]
+    assert flags.parse_args([f"--model_dir={tmp_path}", "--exec_mode=train_and_predict"]).mode == "train_and_predict"
+    with pytest.raises(UserError, match=r"^--exec_mode=train_and_evaluate needs --crossvalidation_idx"):
+        flags.parse_args([f"--model_dir={tmp_path}", "--exec_mode=train_and_evaluate"])
+    with pytest.raises(UserError, match="invalid choice: 'test'"):
+        flags.parse_args([f"--model_dir={tmp_path}", "--mode=test"])
+    # NVIDIA's --no-augment and --no-benchmark show no default of their own (the flags' default is False).
+    text = " ".join(flags.build_parser().format_help().split())
+    assert "--no-augment NVIDIA's --augment=False --augment_set" in text
+    assert "--no-benchmark NVIDIA's --benchmark=False --evaluate_every" in text
+
+
 def test_evaluate_benchmark_needs_no_fold(tmp_path):
     args = flags.parse_args([f"--model_dir={tmp_path}", "--exec_mode=evaluate", "--benchmark"])
     assert args.crossvalidation_idx is None
