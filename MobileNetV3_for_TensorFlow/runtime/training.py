@@ -162,9 +162,14 @@ def restore_or_start(state):
     --resume=False deletes the folder's checkpoints (the weights may come
     from them); the chief then deletes the old history too. Every rank ends
     with rank 0's weights, optimizer state and step.
+
+    Raises:
+      UserError: unusable --weights, or a checkpoint in --model_dir without
+        --resume (or one that does not fit).
     """
     args, ctx, model = state.args, state.ctx, state.model
-    # Not given with a checkpoint there is refused by restore_or_start, before any download of --weights.
+    # Not given with a checkpoint there is refused by RunCheckpoints.restore_or_start, before any download of
+    # --weights.
     checkpoints = state.checkpoints
     if args.weights and (checkpoints is None or args.resume is False or not checkpoints.latest):
         print(f"[train] {load_initial_weights(model, args.weights, args.model, args.alpha)}", flush=True)
@@ -204,8 +209,7 @@ def train(state):
     checkpoint, and neither validates nor saves a model.
 
     Raises:
-      UserError: too few images for one batch, unusable --weights, or a
-        checkpoint in --model_dir without --resume (or one that does not fit).
+      UserError: a training or validation file that does not decode (without --skip_bad_images).
       npu_utils.TrainingDiverged: the loss or a weight became NaN/inf (no checkpoint written after it).
     """
     args, ctx = state.args, state.ctx
