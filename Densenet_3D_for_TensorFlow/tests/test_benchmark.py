@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 """benchmark.py: --help without TensorFlow, and a small run of the inference and scores parts at a width
-(--width_multiplier) with every line it prints."""
+(--width_multiplier) with every line it prints, the block shape main.py's --block_size=auto takes and its traces."""
 
 import sys
 
@@ -34,8 +34,8 @@ def test_help_loads_no_tensorflow():
 
 def test_inference_and_scores_at_a_width():
     result = processes.run([sys.executable, "benchmark.py", "--parts", "scores", "inference", "--width_multiplier",
-                             "0.25", "--shape", "48", "48", "40", "--block_size", "24", "--windows", "2",
-                             "--window_batch", "2", "--pipeline_cases", "1"],
+                             "0.25", "--shape", "48", "48", "40", "--windows", "2", "--window_batch", "2",
+                             "--pipeline_cases", "1"],
                            cwd=MODEL_DIR, env=clean_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [line for line in result.stdout.splitlines() if not line.startswith("[device]")]
@@ -43,3 +43,5 @@ def test_inference_and_scores_at_a_width():
         "scores (48, 48, 40) --metrics=brats", "scores (48, 48, 40) --metrics=brats2023",
         "inference (48, 48, 40) float32 (dense24, width 0.25)"]
     assert "WT lesions TP/FP/FN" in lines[1] and lines[2].endswith("labels on the timed windows equal")
+    # --block_size=auto (main.py's default): one block of the case's head box, traced once.
+    assert "(blocks of 41x41x33 (auto) kept, 1 trace(s), peak memory " in lines[2]

@@ -212,7 +212,7 @@ def test_a_case_flipped_and_permuted_on_disk_gets_the_same_labels(model, synthet
     source = os.path.join(synthetic_root, "Synth_002")
     moved = write_reoriented_case(source, str(tmp_path / "moved" / "Synth_002"), orientation)
     args = types.SimpleNamespace(save_path=str(tmp_path / "predictions"), inference="block", model_name="dense24",
-                                 width_multiplier=0.15, block_size=24, window_batch=4, save_png=False,
+                                 width_multiplier=0.15, block_size="auto", window_batch=4, save_png=False,
                                  mode="predict", metrics="brats", normalisation="reference")
     lines = []
     written = {}
@@ -227,7 +227,9 @@ def test_a_case_flipped_and_permuted_on_disk_gets_the_same_labels(model, synthet
     assert len(np.unique(original)) > 1  # the untrained network predicts more than one class here
     np.testing.assert_array_equal(np.asanyarray(written["moved"].dataobj),
                                   nib.orientations.apply_orientation(original, orientation))
-    assert ", stored as" not in lines[0] and lines[1].endswith(", stored as PRI, read as LPS")
+    # Each run first fits its block to its case's head box: the same box in the network's voxel order.
+    assert lines[0] == lines[2] and lines[0].startswith("[predict] block inference: blocks of ")
+    assert ", stored as" not in lines[1] and lines[3].endswith(", stored as PRI, read as LPS")
 
 
 def test_png_written(tmp_path):
