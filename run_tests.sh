@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Checks the house rules (common/check_repository.py) and lints (common/lint.sh: ruff's pyflakes
+# Checks the house rules (tools/check_repository.py) and lints (tools/lint.sh: ruff's pyflakes
 # rules on every .py, shellcheck on every .sh; zero findings), then runs every test of common/ and
 # of each model directory on both stacks:
 #   default  TF 2.21 / Keras 3 in .venv (requirements.txt)
@@ -49,8 +49,8 @@ run_stack() {
 # The house rules (licence headers, layout, imports, function length, ...) and the lint are checks,
 # not tests: a breach fails the run, and the tests still run.
 checks_failed=()
-python3 common/check_repository.py || checks_failed+=("common/check_repository.py")
-bash common/lint.sh || checks_failed+=("common/lint.sh")
+python3 tools/check_repository.py || checks_failed+=("tools/check_repository.py")
+bash tools/lint.sh || checks_failed+=("tools/lint.sh")
 [ "${#checks_failed[@]}" -eq 0 ] || status=1
 
 # Both venvs are set up before any test runs: the cross-stack tests use the other one.

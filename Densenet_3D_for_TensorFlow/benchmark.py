@@ -50,7 +50,7 @@ sys.path[:0] = [os.path.dirname(HERE), HERE]
 
 # Only modules without TensorFlow at the top, so that --help and flag errors answer at once; each timing
 # function imports what it times.
-from common import npu_utils  # noqa: E402
+from common import errors, npu_utils, stack  # noqa: E402
 from data_loading import synthetic  # noqa: E402
 from data_loading.cases import discover_cases  # noqa: E402
 from data_loading.nifti import load_case  # noqa: E402
@@ -100,7 +100,7 @@ def parse_args(argv=None):
 def time_training(ctx, args):
     """Patches/s of the real training step (loss of both heads, Adam) on random 38^3 patches."""
     import tensorflow as tf
-    from common.npu_utils import keras
+    from common.stack import keras
     from model import tf_models
     from runtime import metrics
 
@@ -204,7 +204,7 @@ def time_windows(model, case, block_labels, num_windows, window_batch):
 
 def report_inference(args, case, policies):
     """Print the block and window lines in float32, then the block line of each other policy."""
-    from common.npu_utils import keras
+    from common.stack import keras
     from model import tf_models
     from runtime import inference
 
@@ -265,18 +265,18 @@ def time_scores(case):
 
 def report_training(args, ctx, policies):
     """Print the training line of each policy."""
-    from common.npu_utils import keras
+    from common.stack import keras
 
     for policy in policies:
         keras.mixed_precision.set_global_policy(policy)
-        npu_utils.set_random_seed(0)
+        stack.set_random_seed(0)
         rate = time_training(ctx, args)
         print(f"training {policy}: {rate:.2f} patches/s ({args.model_name}, width {args.width_multiplier:g}, batch "
               f"{args.batch_size}, 38^3, "
               f"{rate * 12 ** 3:.0f} labelled voxels/s)", flush=True)
 
 
-@npu_utils.exit_on_user_error
+@errors.exit_on_user_error
 def main(argv=None):
     args = parse_args(argv)
     ctx = npu_utils.setup_device(args) if {"training", "inference"} & set(args.parts) else None
@@ -295,7 +295,7 @@ def main(argv=None):
     if "scores" in args.parts:
         time_scores(case)
     if "inference" in args.parts:
-        npu_utils.set_random_seed(0)
+        stack.set_random_seed(0)
         report_inference(args, case, policies)
     return 0
 

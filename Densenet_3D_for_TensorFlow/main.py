@@ -15,43 +15,38 @@
 
     python3 main.py -r DATA --mode train_and_evaluate -mn dense24 -nc True -e 5
 
-Every flag is defined in runtime/flags.py (``python3 main.py --help``). A user's
-mistake ends with one ``error:`` line and exit status 2, a diverged training
-with exit status 3 (common/npu_utils.exit_on_user_error).
+Every flag is in runtime/flags.py (``--help``); a user's mistake is one ``error:`` line and exit 2, a
+diverged training exit 3 (common/errors.exit_on_user_error).
 """
 
 import os
 import sys
 
-# main.py runs from the model directory and from test/*.sh: put the repository
-# root (common/) and this directory (model/, data_loading/, runtime/) on sys.path.
+# The repository root (common/) and this directory (model/, data_loading/, runtime/), from anywhere.
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(HERE), HERE]
 try:
-    from common import npu_utils
+    from common import errors, npu_utils
 except ModuleNotFoundError as missing:  # the directory copied alone, without the repository around it
     if missing.name != "common":
         raise
-    sys.stderr.write(f"error: main.py needs the repository's common/ folder beside this directory "
-                     f"({os.path.join(os.path.dirname(HERE), 'common')} is missing)\n")
+    print(f"error: main.py needs the repository's common/ folder ({os.path.dirname(HERE)}/common)", file=sys.stderr)
     sys.exit(2)
 from runtime import flags  # noqa: E402  (no TensorFlow: --help and flag errors answer at once)
 
 
-@npu_utils.exit_on_user_error
+@errors.exit_on_user_error
 def main(argv=None):
     args = flags.parse_args(argv)  # every flag; evaluate/predict/resume read the run's config.json
     ctx = npu_utils.setup_device(args, seed=args.seed, visible_gpus=args.gpu)  # device, precision, ranks, seed
-
     from data_loading import run_data  # deferred: TensorFlow loads only once the flags are good
     from runtime import evaluation, inference, training
 
     data = run_data.prepare_data(args, ctx)  # cases, split, checks, N4
     state = training.build(args, ctx, data)  # model/tf_models + Adam; training: its plan and checkpoints
-    model = state.model
     if flags.trains(args):
         training.restore_or_start(state)  # then writes config.json
-        model = training.train(state)
+    model = training.train(state) if flags.trains(args) else state.model
     if args.mode.endswith("evaluate") and ctx.is_chief and not args.benchmark:
         evaluation.test(args, model, data, trained_here=args.mode == "train_and_evaluate")
     if args.mode == "predict" and ctx.is_chief:

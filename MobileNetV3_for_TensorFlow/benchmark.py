@@ -72,8 +72,8 @@ sys.path[:0] = [MODEL_DIR, os.path.dirname(MODEL_DIR)]
 
 import tensorflow as tf  # noqa: E402
 
-from common import npu_utils  # noqa: E402
-from common.npu_utils import keras  # noqa: E402
+from common import npu_utils, stack  # noqa: E402
+from common.stack import keras  # noqa: E402
 from data_loading import augment, folders, pipeline, synthetic  # noqa: E402
 from model.mobilenet_v3 import build_classifier  # noqa: E402
 
@@ -124,7 +124,7 @@ def training_rows(ctx, args):
         for xla in [{"off": False, "on": True}[choice] for choice in args.xla.split(",")]:
             run_ctx = dataclasses.replace(ctx, use_xla=xla)
             for name in ("this", "keras.applications"):
-                npu_utils.set_random_seed(0)
+                stack.set_random_seed(0)
                 with ctx.strategy.scope():
                     if name == "this":
                         model = build_classifier(network, 1.0, 1000, (args.size, args.size, 3))
@@ -141,12 +141,12 @@ def amp_rows(ctx, args):
     """This network in float32 and with --use_amp, paired per network."""
     # As main.py chooses (common/npu_utils.setup_device): TF 2.6.5 has no bfloat16 CPU convolutions.
     amp = npu_utils.choose_precision("cpu", use_amp=True,
-                                     bf16_capable=npu_utils.CPU_BFLOAT16 and npu_utils.cpu_has_bf16())
+                                     bf16_capable=stack.CPU_BFLOAT16 and npu_utils.cpu_has_bf16())
     rows = []
     for network in args.networks.split(","):
         for policy in ("float32", amp.policy):
             keras.mixed_precision.set_global_policy(policy)
-            npu_utils.set_random_seed(0)
+            stack.set_random_seed(0)
             with ctx.strategy.scope():
                 model = build_classifier(network, 1.0, 1000, (args.size, args.size, 3))
             speed = time_training(ctx, model, args.batch, args.size, args.steps, args.warmup)
@@ -216,7 +216,7 @@ def with_pipeline_rows(ctx, args, folder):
     reference = {"small": keras.applications.MobileNetV3Small, "large": keras.applications.MobileNetV3Large}
     shape = (args.size, args.size, 3)
     with ctx.strategy.scope():
-        npu_utils.set_random_seed(0)
+        stack.set_random_seed(0)
         models = {"keras.applications, in-memory batches": reference[network](
                       input_shape=shape, weights=None, include_preprocessing=True),
                   "this, in-memory batches": build_classifier(network, 1.0, 1000, shape),

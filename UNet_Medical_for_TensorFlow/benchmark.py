@@ -42,7 +42,8 @@ except ModuleNotFoundError as missing:  # the model directory copied without the
     print(f"error: {MODEL_DIR} needs the repository's common/ folder beside it ({os.path.dirname(MODEL_DIR)}/"
           "common); copy the model directory with it", file=sys.stderr)
     sys.exit(2)
-from common.npu_utils import UserError  # noqa: E402
+from common import cli, errors, stack
+from common.errors import UserError
 from model import tile_sizes  # noqa: E402
 from runtime import flags  # noqa: E402
 
@@ -50,7 +51,7 @@ from runtime import flags  # noqa: E402
 def build_parser():
     """The benchmark's flags; the network's and the optimizer's defaults are main.py's (runtime/flags.py)."""
     main_flags = flags.build_parser()
-    parser = npu_utils.FlagParser(description=__doc__.split("\n\n")[0],
+    parser = cli.FlagParser(description=__doc__.split("\n\n")[0],
                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for name, kind, meaning in (("tile_size", int, "input tile side (572 -> 388 output)"),
                                 ("batch_size", int, "tiles per step"),
@@ -107,7 +108,7 @@ def print_figures(prefix, figures):
         print(npu_utils.format_metric_line(f"{prefix}_{name}", value), flush=True)
 
 
-@npu_utils.exit_on_user_error
+@errors.exit_on_user_error
 def main(argv=None):
     args = parse_args(argv)
     ctx = npu_utils.setup_device(args)  # device, precision, XLA (loads TensorFlow)
@@ -118,14 +119,14 @@ def main(argv=None):
     from model import unet
     from runtime import inference, metrics
 
-    npu_utils.set_random_seed(args.seed)
+    stack.set_random_seed(args.seed)
     out = tile_sizes.output_size(args.tile_size)
     rng = np.random.default_rng(args.seed)
     tiles = rng.uniform(-1, 1, (args.batch_size, args.tile_size, args.tile_size, 1)).astype(np.float32)
     onehot = tf.one_hot(rng.integers(0, 2, (args.batch_size, out, out)), 2)
     with ctx.strategy.scope():
         model = unet.build_unet(base_filters=args.base_filters, tile_size=args.tile_size)
-        optimizer = ctx.wrap_optimizer(npu_utils.keras.optimizers.Adam(args.learning_rate))
+        optimizer = ctx.wrap_optimizer(stack.keras.optimizers.Adam(args.learning_rate))
     print(f"[benchmark] UNet base_filters={args.base_filters}, {model.count_params():,} parameters; "
           f"{args.batch_size} tile(s) of {args.tile_size}x{args.tile_size} -> {out}x{out}", flush=True)
     count = args.warmup_steps + args.steps

@@ -40,8 +40,8 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import npu_utils  # noqa: E402
-from common.npu_utils import UserError  # noqa: E402
+from common import cli, errors  # noqa: E402
+from common.errors import UserError  # noqa: E402
 from data_loading import readers  # noqa: E402
 from runtime import flags  # noqa: E402
 
@@ -177,7 +177,7 @@ def download(data_dir, base_url, timeout=60, allow_checksum_mismatch=False):
                     break
 
 
-@npu_utils.exit_on_user_error
+@errors.exit_on_user_error
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data_dir", required=True, help="where the three stacks go")
@@ -185,7 +185,7 @@ def main(argv=None):
                         help="URL of the folder holding train-volume.tif, train-labels.tif, test-volume.tif "
                              "(default: the challenge site's files folder; a mirror's URL here)")
     parser.add_argument("--timeout", type=float, default=60, help="seconds per request (default %(default)s)")
-    npu_utils.add_bool_flag(parser, "--allow_checksum_mismatch", "keep files whose MD5 differs from the listed "
+    cli.add_bool_flag(parser, "--allow_checksum_mismatch", "keep files whose MD5 differs from the listed "
                             "sum once they decode and pass the checks (a re-saved copy of the stack)")
     args = parser.parse_args(argv)
     for path in download(args.data_dir, args.base_url, args.timeout, args.allow_checksum_mismatch):

@@ -23,7 +23,7 @@ import sys
 MODEL_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [MODEL_DIR, os.path.dirname(MODEL_DIR)]
 try:
-    from common import npu_utils
+    from common import errors, npu_utils
 except ModuleNotFoundError as missing:  # the model directory copied without the repository around it
     if missing.name != "common":
         raise
@@ -33,13 +33,11 @@ except ModuleNotFoundError as missing:  # the model directory copied without the
 from runtime import flags  # noqa: E402  (no TensorFlow: --help and flag errors answer at once)
 
 
-@npu_utils.exit_on_user_error
+@errors.exit_on_user_error
 def main(argv=None):
     args = flags.parse_args(argv)  # every flag; evaluate/predict/resume read the run's config.json
     ctx = npu_utils.setup_device(args, seed=args.seed)  # device, precision, ranks, strategy, seed (loads TensorFlow)
-
-    # Deferred, like everything below: TensorFlow loads only once the flags are good.
-    from data_loading import readers
+    from data_loading import readers  # deferred, like everything below: TensorFlow loads once the flags are good
     from runtime import evaluation, inference, training
 
     data = readers.read_dataset(args.data_path, args.n_classes, need_test=args.mode.endswith("predict"),
@@ -48,13 +46,11 @@ def main(argv=None):
     step = training.restore_or_start(state)  # then writes config.json when training
     if flags.trains(args):
         step = training.train(state)  # also evaluates every --evaluate_every steps; exports at its end
-    if not ctx.is_chief:
-        return 0
-    if args.benchmark and not flags.trains(args):
+    if ctx.is_chief and args.benchmark and not flags.trains(args):
         inference.benchmark_inference(state, state.probability_fn)
-    elif args.mode.endswith("evaluate"):
+    elif ctx.is_chief and args.mode.endswith("evaluate"):
         evaluation.evaluate(state, state.probability_fn, step)
-    elif args.mode.endswith("predict"):
+    elif ctx.is_chief and args.mode.endswith("predict"):
         inference.predict(state, state.probability_fn)
     return 0
 

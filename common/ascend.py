@@ -74,8 +74,9 @@ def dump_steps(value: str) -> str:
     return text
 
 
-def add_flags(group: argparse.ArgumentParser | argparse._ArgumentGroup, add_bool_flag: Callable[..., object]) -> None:
-    """Add the Ascend debugging flags to an argparse group (``add_bool_flag`` from npu_utils)."""
+def add_flags(group: argparse.ArgumentParser, add_bool_flag: Callable[..., object]) -> None:
+    """Add the Ascend debugging flags to an argparse parser or one of its argument groups (``add_bool_flag``
+    from common/cli.py)."""
     for switch in SWITCHES:
         add_bool_flag(group, f"--{switch.flag}", f"{switch.what} (Ascend only)")
         if switch.path_flag:

@@ -43,8 +43,8 @@ import numpy as np
 import tensorflow as tf
 
 from common import stack
+from common.cli import CHECKPOINT_LIST, checkpoint_folder
 from common.errors import TrainingDiverged, UserError
-from common.npu_utils import CHECKPOINT_LIST, checkpoint_folder
 
 PORTABLE_SUFFIX = ".weights.npz"
 _META = ("__stack__", "__family__")

@@ -11,131 +11,36 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""What the models' code shares: errors, run config, device and precision, ranks, train step, log lines.
+"""Device, precision and distribution, the train step and the log lines every model shares.
 
-    args, given = npu_utils.parse_args_given(npu_utils.add_device_flags(parser))
-    ctx = npu_utils.setup_device(args)      # prints one line: device and precision
+    ctx = npu_utils.setup_device(args, seed=args.seed)  # one line: device and precision; seeds; the strategy
     step = npu_utils.make_train_step(ctx, model, ctx.wrap_optimizer(optimizer), loss_fn)
     timer = npu_utils.StepTimer(images_per_step=batch * ctx.ranks.rank_size)
     print(timer.line(step_number, loss))    # TRAIN step=... images_per_sec=...; METRIC lines likewise
 
 ``common/launcher.py`` (behind every test/*.sh) parses those lines into the
-ModelZoo summary. TensorFlow is imported lazily: the names of ``common/stack.py``
-(the one place where TF 2.6.5 / Keras 2.6 and TF 2.21 / Keras 3 differ) and of
-``common/checkpoints.py`` are attributes of this module that import it when
-first used, so ``from common.npu_utils import keras`` gives the stack's Keras.
+ModelZoo summary. Importing this module loads no TensorFlow (``main.py --help``
+answers at once): :func:`setup_device` imports it, and common/stack.py, when
+the flags are good. The flags of this module (:func:`add_device_flags`) sit
+beside the other shared flags of common/cli.py.
 """
 
-import argparse
 import collections
 import contextlib
 import dataclasses
-import importlib
 import json
 import os
 import re
-import tempfile
 import time
 
 from common import ascend
-# Model code imports only this module: these names are part of its interface.
-from common.cluster import Ranks, read_ranks, worker_tf_config  # noqa: F401
-from common.errors import DIVERGED_EXIT, TrainingDiverged, UserError, exit_on_user_error  # noqa: F401
-
-# Names served from the modules that import TensorFlow, loaded on first use (PEP 562).
-_LAZY = {"common.stack": ("keras", "STACK", "MODEL_FILE_SUFFIX", "set_random_seed",
-                          "register_serializable", "optimizer_variables", "build_optimizer",
-                          "hard_sigmoid_layer", "hard_swish_layer", "decoupled_optimizer",
-                          "export_saved_model", "CPU_BFLOAT16"),
-         "common.checkpoints": ("save_checkpoint", "restore_checkpoint", "save_portable_weights",
-                                "load_portable_weights", "portable_weights_path", "RunCheckpoints",
-                                "latest_checkpoint", "TrainingSteps", "step_cap", "broadcast_start")}
-
-
-def __getattr__(name):
-    for module, names in _LAZY.items():
-        if name in names:
-            return getattr(importlib.import_module(module), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+from common.cli import add_bool_flag
+from common.cluster import Ranks, read_ranks, worker_tf_config
+from common.errors import UserError
 
 
 PRECISION_MODES = ("allow_fp32_to_fp16", "force_fp16", "must_keep_origin_dtype", "allow_mix_precision")
 MIXED_MODES = ("allow_mix_precision", "force_fp16")  # 16-bit arithmetic wherever the device has it
-RUN_CONFIG = "config.json"  # the training run's flags, in its --model_dir
-CHECKPOINT_SUBDIR = "checkpoints"  # a run folder's checkpoints: <run folder>/checkpoints/ckpt-<step>
-CHECKPOINT_LIST = "checkpoint"  # TensorFlow's file naming a folder's checkpoints, rewritten after each save
-
-
-class FlagParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are a UserError of one line, without the usage text (exit 2
-    through ``exit_on_user_error``), and which takes a flag only as spelled in full: a prefix that
-    happens to match one flag today would silently mean another once a flag is added."""
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("allow_abbrev", False)
-        super().__init__(**kwargs)
-
-    def error(self, message):
-        raise UserError(f"{message} (see --help)")
-
-
-# The repository's --mode vocabulary, the same words in every model (export where the model has it).
-MODES = ("train", "evaluate", "train_and_evaluate", "predict", "export")
-
-
-class _ModeAction(argparse.Action):
-    """Stores the mode a spelling runs in ``dest`` and the flag as typed (``--mode=test``) in ``mode_flag``."""
-
-    def __init__(self, option_strings, dest, spellings=None, **kwargs):
-        self.spellings = spellings or {}
-        super().__init__(option_strings, dest, **kwargs)
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        setattr(namespace, self.dest, self.spellings.get(values, values))
-        setattr(namespace, "mode_flag", f"{option_string}={values}")
-
-
-def add_mode_flag(parser, modes, help_text, reference_modes=None, aliases=(), default="train"):
-    """Add ``--mode`` (dest ``mode``): ``modes``, the words of :data:`MODES` this model runs, in that order.
-
-    ``reference_modes`` ({spelling: mode}): a reference's own spellings,
-    accepted too; ``args.mode`` is the mode a spelling runs (``test`` ->
-    ``evaluate``); a spelling that maps to itself is a reference's mode kept
-    as it is. ``args.mode_flag`` is the flag as the user typed it
-    (``--mode=test``, ``--exec_mode=evaluate``), for messages. ``aliases``:
-    other option strings of the flag.
-
-    Raises:
-      ValueError: ``modes`` are not words of :data:`MODES` in its order, or a spelling runs no mode.
-    """
-    reference_modes = dict(reference_modes or {})
-    if list(modes) != [mode for mode in MODES if mode in modes]:
-        raise ValueError(f"modes {modes} are not words of {MODES} in its order")
-    bad = [s for s, mode in reference_modes.items() if mode not in modes and mode != s]
-    if bad:
-        raise ValueError(f"reference spellings {bad} run no mode of {modes}")
-    choices = tuple(modes) + tuple(reference_modes)
-    parser.add_argument("--mode", *aliases, dest="mode", action=_ModeAction, spellings=reference_modes,
-                        choices=choices, default=default, metavar="{" + ",".join(choices) + "}", help=help_text)
-    parser.set_defaults(mode_flag=f"--mode={default}")
-    return parser
-
-
-def str2bool(value):
-    """argparse type for ModelZoo booleans: ``--flag=True|False|1|0|yes|no``."""
-    lowered = str(value).strip().lower()
-    if lowered in ("true", "1", "yes", "y", "on"):
-        return True
-    if lowered in ("false", "0", "no", "n", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
-
-
-def add_bool_flag(parser, name, help_text, default=False, aliases=(), dest=None):
-    """Add ``--name`` (True), ``--name=True`` and ``--name=False``; ``aliases`` are other spellings."""
-    extra = {"dest": dest} if dest else {}
-    parser.add_argument(name, *aliases, type=str2bool, nargs="?", const=True, default=default,
-                        metavar="True|False", help=f"{help_text} (default %(default)s)", **extra)
 
 
 def add_device_flags(parser):
@@ -150,119 +55,6 @@ def add_device_flags(parser):
     add_bool_flag(group, "--use_xla", "compile the training step with XLA (GPU and CPU)")
     ascend.add_flags(group, add_bool_flag)
     return parser
-
-
-def positive_int(value):
-    """argparse type: an integer >= 1."""
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value!r}")
-    return number
-
-
-def add_checkpoint_flags(parser, checkpoint_every, resume_aliases=(), every_aliases=()):
-    """Add the checkpoint flags every model shares (``RunCheckpoints`` applies them).
-
-    ``--resume`` (dest ``resume``): True continues the run folder's last
-    checkpoint (a fresh start when it has none), False starts over and deletes
-    its checkpoints, not given refuses a folder that holds one, so that no run
-    is continued or overwritten by accident. ``--checkpoint_every`` (dest
-    ``checkpoint_every``): steps between checkpoints; ``--keep_checkpoints``:
-    how many of the newest stay.
-    """
-    group = parser.add_argument_group("checkpoints (common/checkpoints.py)")
-    add_bool_flag(group, "--resume", "True: continue from the last checkpoint in the run folder (none: start "
-                  "fresh); False: start over, deleting its checkpoints; not given: refuse a folder that holds one",
-                  default=None, aliases=resume_aliases, dest="resume")
-    group.add_argument("--checkpoint_every", *every_aliases, dest="checkpoint_every", type=positive_int,
-                       default=checkpoint_every, help="steps between checkpoints (default %(default)s)")
-    group.add_argument("--keep_checkpoints", type=positive_int, default=3,
-                       help="how many of the newest checkpoints stay (default %(default)s)")
-    return parser
-
-
-def checkpoint_folder(run_dir):
-    """Where the checkpoints of run folder ``run_dir`` live (common/checkpoints.RunCheckpoints)."""
-    return os.path.join(run_dir, CHECKPOINT_SUBDIR)
-
-
-def has_checkpoint(run_dir):
-    """Whether run folder ``run_dir`` names a checkpoint (its list exists; reading it is latest_checkpoint's job).
-
-    Cheap and free of TensorFlow, for flag parsing.
-    """
-    return os.path.isfile(os.path.join(checkpoint_folder(run_dir), CHECKPOINT_LIST))
-
-
-def parse_args_given(parser, argv=None):
-    """``parser.parse_args(argv)``, and the set of ``dest`` names whose flag was on the command line.
-
-    argparse fills in a default only for a flag the command line lacks, so a
-    second parse with every default set to a sentinel (``set_defaults``, put
-    back afterwards) shows which flags the user gave.
-    """
-    args = parser.parse_args(argv)
-    defaults = {dest: parser.get_default(dest) for dest in vars(args)}
-    unset = object()
-    parser.set_defaults(**{dest: unset for dest in defaults})
-    try:
-        marked = parser.parse_args(argv)
-    finally:
-        parser.set_defaults(**defaults)
-    return args, {dest for dest in defaults if getattr(marked, dest) is not unset}
-
-
-def write_run_config(model_dir, values):
-    """Write ``model_dir/config.json`` atomically (a reader never sees half a file).
-
-    Training writes it once every check passed and the restore succeeded, so a
-    failed run never changes what evaluate and predict will read.
-    """
-    os.makedirs(model_dir, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=model_dir, prefix=".config-", suffix=".tmp")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        json.dump(values, out, indent=2, sort_keys=True, default=str)
-    os.replace(tmp, os.path.join(model_dir, RUN_CONFIG))
-
-
-def read_run_config(model_dir):
-    """The dict a training run saved in ``model_dir/config.json``, or None when there is none."""
-    path = os.path.join(model_dir, RUN_CONFIG)
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path, encoding="utf-8") as handle:
-            config = json.load(handle)
-    except (OSError, ValueError) as error:
-        raise UserError(f"{path}: cannot be read as JSON ({error})") from None
-    if not isinstance(config, dict):
-        raise UserError(f"{path}: expected a JSON object of flags")
-    return config
-
-
-def take_from_run_config(args, given, names, model_dir, why="its checkpoint fits only that"):
-    """Set ``args.<name>`` from the training run's config.json for each of ``names`` it holds.
-
-    A flag the user gave (in ``given``) that differs from the saved value is
-    refused; one line says what was taken. Returns the config, or None.
-    """
-    config = read_run_config(model_dir)
-    if config is None:
-        return None
-    path = os.path.join(model_dir, RUN_CONFIG)
-    taken = []
-    for name in (n for n in names if n in config):
-        if name in given and getattr(args, name) != config[name]:
-            raise UserError(f"--{name}={getattr(args, name)} contradicts the training run in {path}, which "
-                            f"used --{name}={config[name]} ({why}); leave --{name} out")
-        setattr(args, name, config[name])
-        taken.append(f"--{name}={config[name]}")
-    if taken:
-        print(f"[flags] from {path}: {' '.join(taken)}", flush=True)
-    return config
 
 
 def cpu_has_bf16(cpuinfo_text=None):

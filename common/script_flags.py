@@ -47,9 +47,9 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 from common import ascend  # noqa: E402
+from common.cli import FlagParser, parse_args_given  # noqa: E402
 from common.cluster import env_int  # noqa: E402
 from common.errors import USER_ERROR_EXIT, UserError  # noqa: E402
-from common.npu_utils import FlagParser, parse_args_given  # noqa: E402
 
 RUN_FOLDER_PLACEHOLDER = "{output_dir}/ckpt"  # the launcher's per-rank folder, made anew by every run
 DEFAULT_RANK_TABLE = os.path.join("configs", "rank_table_8p.json")  # in the model directory, as ModelZoo's

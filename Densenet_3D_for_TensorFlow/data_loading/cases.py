@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from common.npu_utils import UserError
+from common.errors import UserError
 
 IMAGE_KINDS = ("flair", "t1", "t1ce", "t2")
 FILE_KINDS = IMAGE_KINDS + ("seg",)

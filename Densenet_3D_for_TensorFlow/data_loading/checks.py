@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 import nibabel as nib
 import numpy as np
 
-from common.npu_utils import UserError
+from common.errors import UserError
 from data_loading.cases import FILE_KINDS, IMAGE_KINDS, SCHEMES, Case, file_list_problems
 from data_loading.nifti import geometry, orientation_problem, voxels
 

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 import nibabel as nib
 import numpy as np
 
-from common.npu_utils import UserError
+from common.errors import UserError
 from data_loading.cases import CHANNELS, IMAGE_KINDS, Case, to_internal_labels
 from data_loading.preprocessing import normalise
 

@@ -86,6 +86,24 @@ def steps_per_epoch(num_cases: int, num_patches: int, batch_size: int, sampling:
     return num_cases * num_patches // batch_size
 
 
+def _case_sampler(load_fn, num_tumour, num_background, patch_size, batch_size, seed, epoch, sampling):
+    """``load_and_sample(index) -> (image float32, label int32, patch corners (N, 3) int32)`` of one case:
+    loaded, padded to at least one patch, and its epoch's centres drawn (see :func:`patch_dataset`)."""
+
+    def load_and_sample(index):
+        index = int(index)
+        image, label, background = load_fn(index)
+        image, label = pad_to_at_least(image, label, patch_size, background)
+        rng = np.random.default_rng([seed, epoch, index])
+        brain = image[..., 0] > background[0]  # the reference's FLAIR > 0 on disk
+        corners = sample_patch_corners(label, brain, num_tumour, num_background, patch_size, rng)
+        if sampling == "reference":
+            corners = corners[reference_batch_order(len(corners), batch_size)]
+        return image.astype(np.float32), label.astype(np.int32), corners
+
+    return load_and_sample
+
+
 def patch_dataset(load_fn: Callable[[int], tuple[np.ndarray, np.ndarray, np.ndarray]], num_cases: int, *,
                   num_tumour: int, num_background: int, patch_size: Sequence[int], label_size: Sequence[int],
                   batch_size: int, seed: int, epoch: int, sampling: str = "reference",
@@ -113,17 +131,8 @@ def patch_dataset(load_fn: Callable[[int], tuple[np.ndarray, np.ndarray, np.ndar
     """
     order = np.random.default_rng([seed, epoch]).permutation(num_cases).astype(np.int64)
     per_case = steps_per_epoch(1, num_tumour + num_background, batch_size, "reference")
-
-    def load_and_sample(index):
-        index = int(index)
-        image, label, background = load_fn(index)
-        image, label = pad_to_at_least(image, label, patch_size, background)
-        rng = np.random.default_rng([seed, epoch, index])
-        brain = image[..., 0] > background[0]  # the reference's FLAIR > 0 on disk
-        corners = sample_patch_corners(label, brain, num_tumour, num_background, patch_size, rng)
-        if sampling == "reference":
-            corners = corners[reference_batch_order(len(corners), batch_size)]
-        return image.astype(np.float32), label.astype(np.int32), corners
+    load_and_sample = _case_sampler(load_fn, num_tumour, num_background, patch_size, batch_size, seed, epoch,
+                                    sampling)
 
     def case_patches(index):
         patches = _cut_patches(tf.numpy_function(load_and_sample, [index], [tf.float32, tf.int32, tf.int32]),

@@ -19,7 +19,8 @@ import argparse
 import dataclasses
 from collections.abc import Callable
 
-from common.npu_utils import RunContext, UserError
+from common.errors import UserError
+from common.npu_utils import RunContext
 from data_loading import cases as case_folders
 from data_loading import checks, n4_correction, split
 
@@ -33,6 +34,23 @@ class RunData:
     image_paths: dict  # case_id -> {modality: path} or None for the original files
     skipped_case_ids: list = dataclasses.field(default_factory=list)  # bad cases left out (--skip_bad_cases)
     val_cases: list = dataclasses.field(default_factory=list)  # --val_cases, taken out of the training list
+
+
+def _validation_ids(args: argparse.Namespace, ctx: RunContext, train_ids: list, log: Callable[[str], object]) -> list:
+    """The --val_cases ids a training takes out of ``train_ids`` (none for other modes and --benchmark).
+
+    Raises:
+      UserError: validation asked for under several ranks.
+    """
+    if args.mode not in ("train", "train_and_evaluate") or args.benchmark:
+        return []
+    val_ids = split.validation_subset(train_ids, args.val_cases, args.seed)
+    if val_ids and ctx.ranks.rank_size > 1:
+        raise UserError(f"--val_cases={args.val_cases}: validation runs on one rank only "
+                        f"(RANK_SIZE={ctx.ranks.rank_size}); validate with --mode=evaluate instead")
+    if val_ids:
+        log(f"[data] {len(val_ids)} of them for validation (--val_cases={args.val_cases}): {', '.join(val_ids)}")
+    return val_ids
 
 
 def prepare_data(args: argparse.Namespace, ctx: RunContext, log: Callable[[str], object] = print) -> RunData:
@@ -53,15 +71,8 @@ def prepare_data(args: argparse.Namespace, ctx: RunContext, log: Callable[[str],
         by_id = {case.case_id: case for case in cases}
         train_ids, test_ids, where = split.split_cases(list(by_id), args.data_path, args.model_dir, args.seed)
         log(f"[data] {len(train_ids)} training and {len(test_ids)} test cases from {where}")
-        val_ids = []
-        if args.mode in ("train", "train_and_evaluate") and not args.benchmark:
-            val_ids = split.validation_subset(train_ids, args.val_cases, args.seed)
-        if val_ids:
-            if ctx.ranks.rank_size > 1:
-                raise UserError(f"--val_cases={args.val_cases}: validation runs on one rank only "
-                                f"(RANK_SIZE={ctx.ranks.rank_size}); validate with --mode=evaluate instead")
-            train_ids = [i for i in train_ids if i not in val_ids]
-            log(f"[data] {len(val_ids)} of them for validation (--val_cases={args.val_cases}): {', '.join(val_ids)}")
+        val_ids = _validation_ids(args, ctx, train_ids, log)
+        train_ids = [i for i in train_ids if i not in val_ids]
         if args.mode == "evaluate" and where.startswith("a seeded"):
             log("[data] warning: no train.txt/test.txt in --data_path or --model_dir, so the split is new; "
                 "weights trained elsewhere may have seen some of these test cases")

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from common.npu_utils import UserError
+from common.errors import UserError
 
 
 def read_case_list(path: str) -> list[str]:

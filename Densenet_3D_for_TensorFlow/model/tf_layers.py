@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from common.npu_utils import keras, register_serializable
+from common.stack import keras, register_serializable
 
 if TYPE_CHECKING:  # for the hints only
     import tensorflow as tf

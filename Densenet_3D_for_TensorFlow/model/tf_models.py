@@ -26,7 +26,7 @@ of the 27-voxel receptive field) inside the input, so a 38^3 input gives
 12^3 outputs and, in general, an input of size s gives s - 26 outputs.
 """
 
-from common.npu_utils import keras
+from common.stack import keras
 from model import tf_layers
 from model.specs import (CROP_MARGIN, MODEL_SPECS, NUM_INPUT_CHANNELS, NUM_LABEL_CLASSES, NUM_WT_CLASSES,
                          DenseSpec, canonical_model_name)

@@ -22,8 +22,8 @@ from typing import Any
 
 import tensorflow as tf
 
-from common import npu_utils
-from common.npu_utils import UserError
+from common import checkpoints
+from common.errors import UserError
 
 BEST_FOLDER = "best"  # <model_dir>/best: the best validation's weights, beside checkpoints/ (the last)
 BEST_RECORD = "best.json"  # in BEST_FOLDER: its step, checkpoint name and Dice
@@ -53,7 +53,7 @@ def resolve_checkpoint(path: str) -> str | None:
     if os.path.exists(path + ".index"):
         return path
     folder = os.path.normpath(path)
-    return npu_utils.latest_checkpoint(os.path.dirname(folder) if os.path.basename(folder) == "checkpoints"
+    return checkpoints.latest_checkpoint(os.path.dirname(folder) if os.path.basename(folder) == "checkpoints"
                                        else folder)
 
 
@@ -63,7 +63,7 @@ def load_weights(model: tf.keras.Model, path: str, flag: str = "-lp") -> str:
     if prefix is None:
         raise UserError(f"{flag} {path}: no checkpoint there (expected a run's model_dir, its checkpoints/ "
                         "folder or a checkpoint prefix such as .../ckpt-100)")
-    error = npu_utils.restore_checkpoint(tf.train.Checkpoint(model=model), prefix, partial=True, model=model)
+    error = checkpoints.restore_checkpoint(tf.train.Checkpoint(model=model), prefix, partial=True, model=model)
     if error:
         raise UserError(f"{flag} {prefix}: does not fit -mn {model.name} (--width_multiplier too?): {error}")
     return prefix

@@ -20,7 +20,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from common import npu_utils
+from common import checkpoints, npu_utils
 from data_loading.nifti import load_case
 from model import tf_models
 from model.weights import BEST_FOLDER, BEST_RECORD, read_best
@@ -74,7 +74,7 @@ class Validation:
         line = (f"[val] step {step}: Dice " + " ".join(f"{r.upper()} {d:.4f}" for r, d in per_region.items()) +
                 f", mean {mean:.4f} over {len(self.cases)} case(s)")
         if mean > self.best_dice:
-            prefix = npu_utils.save_checkpoint(self.manager, self.model, step)
+            prefix = checkpoints.save_checkpoint(self.manager, self.model, step)
             record = dict(step=step, checkpoint=os.path.basename(prefix), mean_dice=mean,
                           **{f"{r}_dice": d for r, d in per_region.items()})
             partial = os.path.join(self.folder, BEST_RECORD + ".partial")

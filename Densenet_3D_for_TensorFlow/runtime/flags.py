@@ -33,11 +33,11 @@ import argparse
 import hashlib
 import os
 
-from common import npu_utils
-from common.npu_utils import UserError
+from common import cli, npu_utils
+from common.errors import UserError
 from model.specs import CROP_MARGIN, MODEL_NAMES, canonical_model_name
 
-MODES = npu_utils.MODES[:4]  # train, evaluate, train_and_evaluate, predict: the repository's words
+MODES = cli.MODES[:4]  # train, evaluate, train_and_evaluate, predict: the repository's words
 # The reference's spellings, accepted as they were: test is evaluate, train_test is train_and_evaluate.
 REFERENCE_MODES = {"test": "evaluate", "train_test": "train_and_evaluate"}
 # What evaluate, predict and a resumed training take from the training run's
@@ -46,10 +46,10 @@ RUN_CONFIG_NAMES = ("model_name", "width_multiplier", "n4_correction", "normalis
 
 
 def build_parser():
-    parser = npu_utils.FlagParser(
+    parser = cli.FlagParser(
         description="Hierarchical densely connected 3D CNN for BraTS (Chen et al. 2018): "
                     "train, evaluate or predict.")
-    npu_utils.add_mode_flag(parser, MODES, reference_modes=REFERENCE_MODES,
+    cli.add_mode_flag(parser, MODES, reference_modes=REFERENCE_MODES,
                             help_text="train; evaluate (Dice etc. on the held-out cases; the reference's test); "
                                       "train_and_evaluate (both; the reference's train_test); predict (label "
                                       "every case of -r, no ground truth needed) (default %(default)s)")
@@ -58,7 +58,7 @@ def build_parser():
                              "e.g. BraTS 2017's HGG/; train.txt/test.txt in it choose the split")
     parser.add_argument("-mn", "--model_name", default="dense24", choices=MODEL_NAMES + ("no_dense",),
                         help="network (default %(default)s); dense24_nocorrection is dense24 on uncorrected data")
-    parser.add_argument("-nc", "--n4_correction", "--n4", type=npu_utils.str2bool, nargs="?", const=True, default=None,
+    parser.add_argument("-nc", "--n4_correction", "--n4", type=cli.str2bool, nargs="?", const=True, default=None,
                         metavar="True|False", help="N4 bias-field correction, cached beside the data "
                         "(default True, False for dense24_nocorrection)")
     parser.add_argument("--train_epochs", "-e", "--epochs", dest="train_epochs", type=int, default=5,
@@ -100,9 +100,9 @@ def build_parser():
                              "(default %(default)s)")
     parser.add_argument("--max_steps", type=int, default=0,
                         help="stop training after this many steps in total (0: run every epoch; default %(default)s)")
-    npu_utils.add_bool_flag(parser, "--benchmark", help_text="time training only: no checkpoints or test; "
+    cli.add_bool_flag(parser, "--benchmark", help_text="time training only: no checkpoints or test; "
                             "20 steps unless --max_steps; prints patches/s and voxels/s")
-    npu_utils.add_bool_flag(parser, "--skip_bad_cases", help_text="leave out bad cases (listed) instead of stopping")
+    cli.add_bool_flag(parser, "--skip_bad_cases", help_text="leave out bad cases (listed) instead of stopping")
     parser.add_argument("--log_every", "--log_every_steps", dest="log_every", type=int, default=20,
                         help="print a TRAIN line every N steps (default %(default)s)")
     parser.add_argument("--inference", choices=("block", "window"), default="block",
@@ -135,7 +135,7 @@ def build_parser():
                              "HD95, Num_TP/FP/FN, truth volume; adult glioma rules) (default %(default)s)")
     parser.add_argument("--window_batch", type=int, default=8,
                         help="windows per network call of window inference (default %(default)s)")
-    npu_utils.add_bool_flag(parser, "--save_png", help_text="write a PNG per case (slices of FLAIR, prediction, "
+    cli.add_bool_flag(parser, "--save_png", help_text="write a PNG per case (slices of FLAIR, prediction, "
                             "truth)", default=True)
     parser.add_argument("--n4_cache_dir", default=None,
                         help="corrected volumes of read-only case folders (default: a folder per data folder in "
@@ -152,7 +152,7 @@ def build_parser():
                              "multi-device runs use RANK_SIZE)")
     # --resume, --checkpoint_every (besides every epoch's end: a BraTS epoch is 33,600 steps) and
     # --keep_checkpoints; the reference's spellings are aliases.
-    npu_utils.add_checkpoint_flags(parser, checkpoint_every=1000, resume_aliases=("-c", "--continue_training"),
+    cli.add_checkpoint_flags(parser, checkpoint_every=1000, resume_aliases=("-c", "--continue_training"),
                                    every_aliases=("--save_every_steps",))
     npu_utils.add_device_flags(parser)
     return parser
@@ -162,10 +162,10 @@ def _take_from_run_config(args, given):
     """Take :data:`RUN_CONFIG_NAMES` from the weights' run config.json; one written before --normalisation
     existed trained on zero_background inputs."""
     folder = weights_run_folder(args)
-    config = npu_utils.take_from_run_config(args, given, RUN_CONFIG_NAMES, folder)
+    config = cli.take_from_run_config(args, given, RUN_CONFIG_NAMES, folder)
     if config is not None and "normalisation" not in config and "normalisation" not in given:
         args.normalisation = "zero_background"
-        print(f"[flags] {os.path.join(folder, npu_utils.RUN_CONFIG)} predates --normalisation: its run trained on "
+        print(f"[flags] {os.path.join(folder, cli.RUN_CONFIG)} predates --normalisation: its run trained on "
               "--normalisation=zero_background, so this run reads the cases so", flush=True)
 
 
@@ -195,7 +195,7 @@ def parse_args(argv=None):
     Raises:
       UserError: flags that contradict each other, the run config, or are out of range.
     """
-    args, given = npu_utils.parse_args_given(build_parser(), argv)
+    args, given = cli.parse_args_given(build_parser(), argv)
     args.model_name = canonical_model_name(args.model_name)
     _apply_shorthands(args, given)
     args.model_dir = args.model_dir or os.path.join("results", args.model_name)
@@ -313,7 +313,7 @@ def _check_sources(args):
       UserError: -lp names no checkpoint, or --val_cases (training) is neither a number nor a file.
     """
     if args.load_path and not (os.path.isfile(args.load_path + ".index")
-                               or npu_utils.has_checkpoint(run_folder_of(args.load_path))):
+                               or cli.has_checkpoint(run_folder_of(args.load_path))):
         raise UserError(f"-lp {args.load_path}: no checkpoint there (expected a run's model_dir, its checkpoints/ "
                         "folder or a checkpoint prefix such as .../ckpt-100)")
     if trains(args) and not args.benchmark and not (args.val_cases.isdigit() or os.path.isfile(args.val_cases)):
@@ -326,10 +326,10 @@ def _check_fine_tuning_n4(args):
     if not trains(args) or not args.load_path:
         return
     folder = run_folder_of(args.load_path)
-    source = npu_utils.read_run_config(folder) or {}
+    source = cli.read_run_config(folder) or {}
     if "n4_correction" in source and bool(source["n4_correction"]) != args.n4_correction:
         raise UserError(f"-lp {args.load_path}: its run used -nc {bool(source['n4_correction'])} "
-                        f"({os.path.join(folder, npu_utils.RUN_CONFIG)}), this run -nc {args.n4_correction}: "
+                        f"({os.path.join(folder, cli.RUN_CONFIG)}), this run -nc {args.n4_correction}: "
                         "fine-tune with the N4 setting its weights were trained with")
 
 
@@ -346,4 +346,4 @@ def write_run_config(args, ctx):
     trained the weights (:func:`parse_args`).
     """
     values = dict(vars(args), device=ctx.device, precision=ctx.precision.policy, rank_size=ctx.ranks.rank_size)
-    npu_utils.write_run_config(args.model_dir, values)
+    cli.write_run_config(args.model_dir, values)

@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 from scipy import ndimage
 
-from common.npu_utils import keras
+from common.stack import keras
 from runtime.scoring import brats2023
 from runtime.scoring.surfaces import bounding_box
 

@@ -21,7 +21,7 @@ and :func:`train` (the loop, one epoch's patches at a time from the step it
 left off), which calls :func:`end_step` after each step and :func:`finish`
 at its end (the last validation, the speed METRIC lines). The step cap, the
 non-finite loss stop, the checkpoint cadence, the epoch-end saves and the
-scratch clean-up are common/npu_utils.TrainingSteps', the same in every model.
+scratch clean-up are common/TrainingSteps', the same in every model.
 """
 
 import dataclasses
@@ -30,8 +30,10 @@ import shutil
 
 import tensorflow as tf
 
-from common import npu_utils
-from common.npu_utils import UserError, keras
+from common import npu_utils, stack
+from common.checkpoints import RunCheckpoints, TrainingSteps, broadcast_start, load_portable_weights, portable_weights_path, step_cap
+from common.errors import UserError
+from common.stack import keras
 from data_loading.nifti import load_case
 from data_loading.patches import patch_dataset, steps_per_epoch as epoch_steps
 from model import tf_models
@@ -51,13 +53,13 @@ class TrainState:
     data: object  # data_loading.run_data.RunData
     log: object  # print, or a test's collector of lines
     checkpoint: object = None  # tf.train.Checkpoint of model, optimizer and step (training only)
-    checkpoints: object = None  # npu_utils.RunCheckpoints of <model_dir>/checkpoints; None in --benchmark runs
+    checkpoints: object = None  # RunCheckpoints of <model_dir>/checkpoints; None in --benchmark runs
     cases: list = None  # this rank's training cases
     steps_per_epoch: int = 0
     total_steps: int = 0
     step: int = 0  # steps done, counting those of the run this one continues
     validate: object = None  # a Validation with --val_cases, else None
-    steps: object = None  # npu_utils.TrainingSteps of the run (restore_or_start)
+    steps: object = None  # TrainingSteps of the run (restore_or_start)
     timer: object = None  # npu_utils.StepTimer of this process's steps
     first_step: int = 0  # the step this process started from
     first_step_sec: float = None  # the timer's elapsed() after this run's first step (graph tracing)
@@ -74,7 +76,7 @@ def build(args, ctx, data, log=print):
     with ctx.strategy.scope():
         model = tf_models.build_model(args.model_name, width_multiplier=args.width_multiplier)
         optimizer = ctx.wrap_optimizer(keras.optimizers.Adam(args.learning_rate))
-        npu_utils.build_optimizer(optimizer, model.trainable_variables)
+        stack.build_optimizer(optimizer, model.trainable_variables)
     state = TrainState(args=args, ctx=ctx, model=model, optimizer=optimizer, data=data, log=log)
     if not flags.trains(args):
         return state
@@ -83,10 +85,10 @@ def build(args, ctx, data, log=print):
         raise UserError(f"{len(data.train_cases)} training case(s) cannot feed RANK_SIZE={ctx.ranks.rank_size} ranks")
     state.steps_per_epoch = epoch_steps(cases_per_rank, args.tumour_centres + args.background_centres,
                                         args.batch_size, args.sampling)
-    state.total_steps = npu_utils.step_cap(args.max_steps, args.train_epochs, state.steps_per_epoch)
+    state.total_steps = step_cap(args.max_steps, args.train_epochs, state.steps_per_epoch)
     state.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
                                            step=tf.Variable(0, dtype=tf.int64, trainable=False, name="step"))
-    state.checkpoints = None if args.benchmark else npu_utils.RunCheckpoints(
+    state.checkpoints = None if args.benchmark else RunCheckpoints(
         state.checkpoint, model, args.model_dir, ctx, keep=args.keep_checkpoints)
     state.cases = ctx.shard(data.train_cases)
     return state
@@ -95,7 +97,7 @@ def build(args, ctx, data, log=print):
 def restore_or_start(state):
     """Continue the run from its checkpoint, start it over, or start it fresh; then write config.json.
 
-    --resume (-c) applies the rules of ``npu_utils.RunCheckpoints``: True
+    --resume (-c) applies the rules of ``RunCheckpoints``: True
     restores weights, optimizer state and step from the newest checkpoint in
     ``<model_dir>/checkpoints`` on every rank (a fresh start when there is
     none); False deletes those checkpoints and starts over; not given, a
@@ -118,11 +120,11 @@ def restore_or_start(state):
     if checkpoints and restored is None and ctx.is_chief:
         # An earlier run's best weights would otherwise be tested in place of this run's.
         shutil.rmtree(os.path.join(args.model_dir, BEST_FOLDER), ignore_errors=True)
-    npu_utils.broadcast_start(ctx, model, state.optimizer, [state.checkpoint.step])
+    broadcast_start(ctx, model, state.optimizer, [state.checkpoint.step])
     state.step = state.first_step = int(state.checkpoint.step)
     if state.data.val_cases and checkpoints:
         state.validate = Validation(args, model, state.data.val_cases, state.data.image_paths, log)
-    state.steps = npu_utils.TrainingSteps(checkpoints, args.checkpoint_every, state.step, state.total_steps)
+    state.steps = TrainingSteps(checkpoints, args.checkpoint_every, state.step, state.total_steps)
     if checkpoints and ctx.is_chief:
         flags.write_run_config(args, ctx)
 
@@ -163,13 +165,13 @@ def train(state):
         # Reading a per-worker BN statistic (Keras 2) is a collective, which the chief's test cannot run
         # once the other ranks have finished: it tests a copy outside the strategy, from the last checkpoint.
         model = tf_models.build_model(args.model_name, width_multiplier=args.width_multiplier)
-        npu_utils.load_portable_weights(model, npu_utils.portable_weights_path(state.checkpoints.latest))
+        load_portable_weights(model, portable_weights_path(state.checkpoints.latest))
     return model
 
 
 def end_step(state, loss):
     """The bookkeeping of the step just run (``loss``: its float loss): the non-finite check and the
-    checkpoint cadence (npu_utils.TrainingSteps), the TRAIN line, the validation every --eval_every steps.
+    checkpoint cadence (TrainingSteps), the TRAIN line, the validation every --eval_every steps.
 
     Raises:
       TrainingDiverged: ``loss`` is not finite; nothing is saved after it.

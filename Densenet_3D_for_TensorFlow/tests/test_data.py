@@ -21,7 +21,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from common.npu_utils import UserError
+from common.errors import UserError
 from conftest import write_reoriented_case
 from data_loading import cases, checks, n4_correction, nifti, patches, preprocessing, split, synthetic
 

@@ -22,7 +22,7 @@ import sys
 
 import pytest
 
-from common.npu_utils import UserError
+from common.errors import UserError
 from common.tests import processes
 from conftest import MODEL_DIR, PROBE, clean_env
 from runtime import flags

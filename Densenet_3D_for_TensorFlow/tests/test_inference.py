@@ -21,7 +21,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from common import npu_utils
+from common import npu_utils, stack
 from conftest import write_reoriented_case
 from data_loading import cases, synthetic
 from data_loading.nifti import load_case
@@ -32,7 +32,7 @@ from runtime import flags, inference
 
 @pytest.fixture(scope="module")
 def model():
-    npu_utils.set_random_seed(3)
+    stack.set_random_seed(3)
     return tf_models.build_model("dense24", width_multiplier=0.15)
 
 

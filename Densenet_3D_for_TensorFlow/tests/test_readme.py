@@ -18,7 +18,7 @@ import os
 
 import pytest
 
-from common.npu_utils import UserError
+from common.errors import UserError
 from common.tests.readme_commands import commands, parse_script_flags
 from conftest import MODEL_DIR
 from runtime import flags

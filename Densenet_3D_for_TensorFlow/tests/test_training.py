@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 
 import main
-from common import npu_utils
-from common.npu_utils import UserError
+from common import checkpoints, cli, errors, npu_utils
+from common.errors import UserError
 from data_loading import run_data, split, synthetic
 from model import tf_models, weights
 from runtime import evaluation, flags, inference, training
@@ -131,10 +131,10 @@ def test_non_finite_loss_exits_3_without_saving_then_the_folder_is_refused(synth
     with pytest.raises(SystemExit) as exited:
         main.main(["-r", synthetic_root, "--model_dir", str(tmp_path), *TINY, "-lr", "1e30",
                    "--checkpoint_every", "1", "--keep_checkpoints", "1", "--max_steps", "20"])
-    assert exited.value.code == npu_utils.DIVERGED_EXIT == 3
+    assert exited.value.code == errors.DIVERGED_EXIT == 3
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("error: ") and "finite" in error
-    latest = npu_utils.latest_checkpoint(str(tmp_path))
+    latest = checkpoints.latest_checkpoint(str(tmp_path))
     assert latest is not None and latest in error
     # --keep_checkpoints=1: of one checkpoint per step, only the last good one stays.
     assert [p.name for p in (tmp_path / "checkpoints").glob("ckpt-*.index")] == [os.path.basename(latest) + ".index"]
@@ -168,7 +168,7 @@ def test_flag_checks():
 
 
 def test_fine_tuning_refuses_weights_trained_with_another_n4_setting(tmp_path):
-    npu_utils.write_run_config(str(tmp_path / "source"), {"model_name": "dense24", "n4_correction": True})
+    cli.write_run_config(str(tmp_path / "source"), {"model_name": "dense24", "n4_correction": True})
     (tmp_path / "source" / "checkpoints").mkdir()
     for name in ("checkpoint", "ckpt-100.index"):  # -lp must name a checkpoint (flags._check_sources)
         (tmp_path / "source" / "checkpoints" / name).write_text("")

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import tensorflow as tf
 
-from common.npu_utils import UserError
+from common.errors import UserError
 from data_loading.augment import random_box
 from data_loading.folders import mask_values_problem, read_mask
 

@@ -36,7 +36,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from common.npu_utils import UserError
+from common.errors import UserError
 
 # Keras' image_dataset_from_directory's extensions (tf.io.decode_image reads them all; a GIF's first frame).
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")

@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
-from common.npu_utils import UserError
+from common.errors import UserError
 from data_loading import augment
 from data_loading.decoding import DecodeChecker, checked, decode_random_box, decode_whole
 from data_loading.folders import IGNORE_LABEL

@@ -22,7 +22,7 @@ its features pass a 1x1 conv (128, BN, ReLU) gated by a pooled branch
 
 from __future__ import annotations
 
-from common.npu_utils import keras
+from common.stack import keras
 from model.mobilenet_v3 import BN_EPSILON, BN_MOMENTUM, build_backbone
 
 layers = keras.layers

@@ -24,8 +24,8 @@ that never imported this module.
 
 from __future__ import annotations
 
-from common import npu_utils
-from common.npu_utils import keras
+from common import stack
+from common.stack import keras
 from model.specs import NETWORKS, SE_RATIO
 
 layers = keras.layers
@@ -61,7 +61,7 @@ def _activation(x, kind, name):
     if kind == "RE":
         return layers.ReLU(name=f"{name}_relu")(x)
     if kind == "HS":
-        return npu_utils.hard_swish_layer(x, f"{name}_hswish")
+        return stack.hard_swish_layer(x, f"{name}_hswish")
     raise ValueError(f"activation must be RE or HS, got {kind!r}")
 
 
@@ -78,7 +78,7 @@ def _squeeze_excite(x, channels, name):
     gate = layers.Conv2D(make_divisible(channels * SE_RATIO), 1, name=f"{name}_se_reduce")(gate)
     gate = layers.ReLU(name=f"{name}_se_relu")(gate)
     gate = layers.Conv2D(channels, 1, name=f"{name}_se_expand")(gate)
-    gate = npu_utils.hard_sigmoid_layer(gate, f"{name}_se_hsigmoid")
+    gate = stack.hard_sigmoid_layer(gate, f"{name}_se_hsigmoid")
     return layers.Multiply(name=f"{name}_se_scale")([x, gate])
 
 
@@ -174,7 +174,7 @@ def build_classifier(network: str = "small", alpha: float = 1.0, num_classes: in
     x = layers.GlobalAveragePooling2D(keepdims=True, name="head_pool")(x)
     # The head conv has a bias: no BN follows it (paper Tables 1 and 2, "NBN").
     x = layers.Conv2D(head, 1, name="head_conv")(x)
-    x = npu_utils.hard_swish_layer(x, "head_hswish")
+    x = stack.hard_swish_layer(x, "head_hswish")
     x = layers.Dropout(dropout, name="head_dropout")(x)
     x = layers.Conv2D(num_classes, 1, name="logits")(x)
     x = layers.Flatten(name="logits_flatten")(x)

@@ -26,14 +26,15 @@ import h5py
 import numpy as np
 import tensorflow as tf
 
-from common import npu_utils
-from common.npu_utils import UserError, keras
+from common import checkpoints, cli, stack
+from common.errors import UserError
+from common.stack import keras
 from model.lraspp import SEGMENTATION_HEAD_PREFIX, build_lraspp
 from model.mobilenet_v3 import CLASSIFIER_LAYERS, build_classifier
 
 # The stack's Keras model file (model.keras on Keras 3, model.h5 on Keras 2.6), and beside it the same
 # weights by layer name, which the other stack reads (it cannot load the model file).
-MODEL_FILE = "model" + npu_utils.MODEL_FILE_SUFFIX
+MODEL_FILE = "model" + stack.MODEL_FILE_SUFFIX
 PORTABLE_MODEL_FILE = "model" + ".weights.npz"
 # Keras model files of the two stacks.
 MODEL_SUFFIXES = (".keras", ".h5")
@@ -76,7 +77,7 @@ def save_model(model: keras.Model, class_names: Iterable[str], folder: str) -> N
     """Write :data:`MODEL_FILE`, its portable weights and ``class_names.json`` (index -> name) into ``folder``."""
     os.makedirs(folder, exist_ok=True)
     model.save(os.path.join(folder, MODEL_FILE))
-    npu_utils.save_portable_weights(model, os.path.join(folder, PORTABLE_MODEL_FILE))
+    checkpoints.save_portable_weights(model, os.path.join(folder, PORTABLE_MODEL_FILE))
     with open(os.path.join(folder, CLASS_NAMES_FILE), "w", encoding="utf-8") as handle:
         json.dump(list(class_names), handle, indent=1)
 
@@ -89,7 +90,7 @@ def _is_h5_model(path):
 
 def _is_model_file(path):
     """True for a Keras model file this stack loads."""
-    if not (os.path.isfile(path) and path.endswith(npu_utils.MODEL_FILE_SUFFIX)):
+    if not (os.path.isfile(path) and path.endswith(stack.MODEL_FILE_SUFFIX)):
         return False
     return not path.endswith(".h5") or _is_h5_model(path)
 
@@ -127,12 +128,12 @@ def _rebuild(portable, class_names):
     """The network of the run that saved ``portable`` (from its config.json), with those weights."""
     folder = os.path.dirname(portable)
     run_dir = os.path.dirname(folder) if os.path.basename(folder) == "best" else folder
-    config = npu_utils.read_run_config(run_dir)
+    config = cli.read_run_config(run_dir)
     if config is None:
         raise UserError(f"{portable}: the run's config.json is missing from {run_dir}; it names the network "
                         "these weights belong to")
     model = build_network(types.SimpleNamespace(**config), len(class_names))
-    written_on = npu_utils.load_portable_weights(model, portable)
+    written_on = checkpoints.load_portable_weights(model, portable)
     print(f"[model] weights read by layer name (the model file was written on {written_on})", flush=True)
     return model
 
@@ -169,7 +170,7 @@ def load_saved(path: str) -> tuple[keras.Model, list[str]]:
 def _checkpoint_prefix(path):
     """The checkpoint meant by ``path``: a prefix, a folder of checkpoints, or a run folder (its newest)."""
     if os.path.isdir(path):
-        return tf.train.latest_checkpoint(path) or npu_utils.latest_checkpoint(path)
+        return tf.train.latest_checkpoint(path) or checkpoints.latest_checkpoint(path)
     return path if os.path.isfile(path + ".index") else None
 
 
@@ -374,6 +375,6 @@ def load_initial_weights(model: keras.Model, path: str, network: str | None = No
     if prefix is None:
         raise UserError(f"--weights={path} is neither \"imagenet\", a keras.applications .h5 file, a saved "
                         "model, a run folder nor a checkpoint")
-    if os.path.isfile(npu_utils.portable_weights_path(prefix)):
-        return _copy_matching_layers(model, _portable_layers(npu_utils.portable_weights_path(prefix)), prefix)
+    if os.path.isfile(checkpoints.portable_weights_path(prefix)):
+        return _copy_matching_layers(model, _portable_layers(checkpoints.portable_weights_path(prefix)), prefix)
     return _restore_whole_checkpoint(model, prefix)

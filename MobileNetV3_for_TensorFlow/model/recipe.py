@@ -22,8 +22,8 @@ from collections.abc import Iterable, Iterator
 
 import tensorflow as tf
 
-from common import npu_utils
-from common.npu_utils import keras
+from common import npu_utils, stack
+from common.stack import keras
 
 # The paper's RMSProp: TF1's tf.train.RMSPropOptimizer (squared-gradient average starting at 1,
 # epsilon inside the square root), momentum 0.9, decay (rho) 0.9, epsilon 1e-3 as the TPU MnasNet and
@@ -82,7 +82,7 @@ def make_optimizer(ctx: npu_utils.RunContext, args: argparse.Namespace,
     optimizer_class, options = ((keras.optimizers.RMSprop, RMSPROP) if args.optimizer == "rmsprop"
                                 else (keras.optimizers.Adam, {}))
     decoupled = args.weight_decay if args.weight_decay_mode == "decoupled" else 0.0
-    optimizer = npu_utils.decoupled_optimizer(optimizer_class, schedule, decoupled, NO_WEIGHT_DECAY, **options)
+    optimizer = stack.decoupled_optimizer(optimizer_class, schedule, decoupled, NO_WEIGHT_DECAY, **options)
     if args.loss_scale and not ctx.precision.loss_scaling:
         print(f"[train] warning: --loss_scale has no effect with precision {ctx.precision.policy} "
               "(loss scaling is for float16: allow_mix_precision or force_fp16, on GPU or Ascend)", flush=True)

@@ -18,7 +18,7 @@ import os
 import numpy as np
 
 from common import npu_utils
-from common.npu_utils import UserError
+from common.errors import UserError
 from data_loading import decoding, folders, pipeline
 from runtime import flags, inference, metrics
 

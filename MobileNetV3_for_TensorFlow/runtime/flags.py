@@ -22,10 +22,10 @@ flags here, with the seed's values as defaults and its spellings as aliases.
 
 import argparse
 
-from common import npu_utils
-from common.npu_utils import UserError
+from common import cli, cluster, npu_utils
+from common.errors import UserError
 
-MODES = npu_utils.MODES  # train, evaluate, train_and_evaluate, predict, export: the repository's words
+MODES = cli.MODES  # train, evaluate, train_and_evaluate, predict, export: the repository's words
 # The paper's ImageNet training (Section 5.1): "RMSPropOptimizer with 0.9 momentum ... initial learning
 # rate of 0.1, with batch size 4096 ... learning rate decay rate of 0.01 every 3 epochs ... dropout of
 # 0.8 [keep probability], and l2 weight decay 1e-5 ... exponential moving average with decay 0.9999".
@@ -60,11 +60,11 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def build_parser():
     """The argparse parser of main.py: every flag, its default and its help."""
-    parser = npu_utils.FlagParser(  # a flag error is one line (exit 2), not the usage text
+    parser = cli.FlagParser(  # a flag error is one line (exit 2), not the usage text
         description="MobileNetV3 Small/Large classification and LR-ASPP segmentation (TF 2.21 / Keras 3 or "
                     "TF 2.6.5 / Keras 2.6).",
         formatter_class=_HelpFormatter, allow_abbrev=False)
-    npu_utils.add_mode_flag(parser, MODES, help_text="train; evaluate (validation split); train_and_evaluate; "
+    cli.add_mode_flag(parser, MODES, help_text="train; evaluate (validation split); train_and_evaluate; "
                                                      "predict (--input); export (SavedModel + the Keras model file)")
     parser.add_argument("--task", choices=("classification", "segmentation"), default="classification",
                         help="class folders, or image/mask pairs with the LR-ASPP head")
@@ -91,7 +91,7 @@ def build_parser():
                       help="folder holding train/ and validation/ (or eval/); sets --train_dir and --eval_dir")
     data.add_argument("--train_dir", default="", help="training folder (instead of --data_path)")
     data.add_argument("--eval_dir", default="", help="validation folder (instead of --data_path)")
-    npu_utils.add_bool_flag(data, "--skip_bad_images", "skip images that fail to decode (found when they are "
+    cli.add_bool_flag(data, "--skip_bad_images", "skip images that fail to decode (found when they are "
                             "read) and list them at the end of the epoch, instead of stopping")
     data.add_argument("--cache_budget_mb", type=float, default=300,
                       help="keep a split's decoded images in memory when they need at most this many MB "
@@ -166,10 +166,10 @@ def build_parser():
                             "initial_scale=X); default: its dynamic scaling); 0 = no loss scaling; the seed's "
                             "True: dynamic at the default scale, False: none")
     train.add_argument("--seed", type=int, default=0, help="one seed for order, augmentation and initialisation")
-    npu_utils.add_bool_flag(train, "--benchmark", "time training only: no checkpoints (none read, none written), "
+    cli.add_bool_flag(train, "--benchmark", "time training only: no checkpoints (none read, none written), "
                             "no validation, no best/ or final model; TRAIN lines as usual")
     # Every epoch's end is a checkpoint too; --save_interval is the seed's spelling.
-    npu_utils.add_checkpoint_flags(parser, checkpoint_every=100, every_aliases=("--save_interval",))
+    cli.add_checkpoint_flags(parser, checkpoint_every=100, every_aliases=("--save_interval",))
     npu_utils.add_device_flags(parser)
     return parser
 
@@ -195,7 +195,7 @@ def apply_paper_recipe(args, given):
     dropout 0.2 and BN momentum 0.99 (both already the defaults), and
     TF-slim's Inception colour distortion.
     """
-    global_batch = args.batch_size * npu_utils.read_ranks().rank_size
+    global_batch = args.batch_size * cluster.read_ranks().rank_size
     values = dict(PAPER_RECIPE, learning_rate=PAPER_LEARNING_RATE * global_batch / PAPER_BATCH)
     taken = [name for name in values if name not in given]
     for name in taken:
@@ -225,7 +225,7 @@ def parse_args(argv=None):
     Raises:
       UserError: a value out of range, or a flag that contradicts the training run.
     """
-    args, given = npu_utils.parse_args_given(build_parser(), argv)
+    args, given = cli.parse_args_given(build_parser(), argv)
     if args.class_number == 0:
         given.discard("class_number")  # 0 means "from the folders", not a value to compare
     if args.recipe == "paper":
@@ -233,6 +233,17 @@ def parse_args(argv=None):
     if args.data_path:
         from data_loading.folders import split_folders
         args.train_dir, args.eval_dir = split_folders(args.data_path)
+    _check_values(args)
+    if args.benchmark and args.mode not in TRAINING_MODES:
+        raise UserError(f"--benchmark times training; {args.mode_flag} does not train")
+    if args.mode == "predict" and not args.input:
+        raise UserError(f"{args.mode_flag} needs --input (an image file or a folder of images)")
+    _take_from_training_run(args, given)
+    return args
+
+
+def _check_values(args):
+    """Each flag's value within its range: one UserError naming the flag otherwise."""
     positive = {"height": args.height, "width": args.width, "batch_size": args.batch_size,
                 "train_epochs": args.train_epochs, "log_every": args.log_every}
     for name, value in positive.items():
@@ -268,14 +279,8 @@ def parse_args(argv=None):
         raise UserError(f"class_number={args.class_number} must be 0 (from the folders) or a class count")
     if not args.model_dir:
         raise UserError("--model_dir is empty: pass the run folder")
-    if args.benchmark and args.mode not in TRAINING_MODES:
-        raise UserError(f"--benchmark times training; {args.mode_flag} does not train")
     if args.loss_scale is not None and args.loss_scale < 0:
         raise UserError(f"--loss_scale={args.loss_scale} must be a positive initial scale, or 0 for none")
-    if args.mode == "predict" and not args.input:
-        raise UserError(f"{args.mode_flag} needs --input (an image file or a folder of images)")
-    _take_from_training_run(args, given)
-    return args
 
 
 def trains(args):
@@ -287,11 +292,11 @@ def _take_from_training_run(args, given):
     """The network and its input from the run's config.json: every key of :data:`RUN_KEYS` for evaluate,
     predict and export (the model of --model_dir), all but the class count (read from the folders) for a
     resumed training, before the data is read (--task decides how the folders are read). A flag that
-    contradicts the saved run is refused (common/npu_utils.take_from_run_config)."""
+    contradicts the saved run is refused (common/cli.take_from_run_config)."""
     if not trains(args):
-        npu_utils.take_from_run_config(args, given, RUN_KEYS, args.model_dir, why="its model was trained so")
-    elif args.resume and not args.benchmark and npu_utils.has_checkpoint(args.model_dir):
-        npu_utils.take_from_run_config(args, given, [key for key in RUN_KEYS if key != "class_number"],
+        cli.take_from_run_config(args, given, RUN_KEYS, args.model_dir, why="its model was trained so")
+    elif args.resume and not args.benchmark and cli.has_checkpoint(args.model_dir):
+        cli.take_from_run_config(args, given, [key for key in RUN_KEYS if key != "class_number"],
                                        args.model_dir, why="its checkpoint continues only that network; "
                                                            "--resume=False starts over")
 
@@ -299,7 +304,7 @@ def _take_from_training_run(args, given):
 def write_run_config(args, ctx):
     """Write every resolved flag, the device and the precision as the run's ``<model_dir>/config.json``
     (training's chief, once every check passed and the restore succeeded)."""
-    npu_utils.write_run_config(args.model_dir, dict(sorted(vars(args).items()), device=ctx.device,
+    cli.write_run_config(args.model_dir, dict(sorted(vars(args).items()), device=ctx.device,
                                                     precision=ctx.precision.policy, rank_size=ctx.ranks.rank_size))
 
 

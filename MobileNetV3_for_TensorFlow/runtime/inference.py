@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from common import npu_utils
+from common import npu_utils, stack
 from data_loading import decoding, folders, pipeline
 from model import network
 
@@ -137,7 +137,7 @@ def export(model, class_names, folder):
     """Write a TF SavedModel (``saved_model/``), the Keras model file, its portable weights and
     ``class_names.json``."""
     network.save_model(model, class_names, folder)
-    npu_utils.export_saved_model(model, os.path.join(folder, "saved_model"))
+    stack.export_saved_model(model, os.path.join(folder, "saved_model"))
     print(f"[export] SavedModel in {os.path.join(folder, 'saved_model')}, Keras model and class names in {folder}",
           flush=True)
 

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw
 
-from common.npu_utils import keras
+from common.stack import keras
 from data_loading.folders import IGNORE_LABEL
 from model.recipe import l2_loss
 

@@ -17,7 +17,7 @@ common/npu_utils.make_train_step.
 Keras ``fit`` is not used because it fails under MultiWorkerMirroredStrategy
 with Keras 3 (see the repository's tensorflow_notes). Checkpoints hold the
 model, the optimizer state and the step, under the rules every model shares
-(``npu_utils.RunCheckpoints``: ``<model_dir>/checkpoints``, --keep_checkpoints,
+(``RunCheckpoints``: ``<model_dir>/checkpoints``, --keep_checkpoints,
 --resume); a run killed at any moment resumes from the last one with
 --resume=True, skipping the batches already seen in that epoch.
 
@@ -26,7 +26,7 @@ model, the optimizer state and the step, under the rules every model shares
 then per epoch the steps, each followed by :func:`end_step`, and the epoch's
 end: checkpoint, validation, best model, history) -> :func:`finish` (the
 final model). The step cap, the non-finite loss stop, the checkpoint cadence
-and the scratch clean-up are common/npu_utils.TrainingSteps', the same in
+and the scratch clean-up are common/TrainingSteps', the same in
 every model. One input pipeline serves the whole run
 (pipeline.TrainData.batches), so a new epoch does not start from an empty buffer.
 """
@@ -42,8 +42,10 @@ import sys
 
 import tensorflow as tf
 
-from common import npu_utils
-from common.npu_utils import UserError, keras
+from common import npu_utils, stack
+from common.checkpoints import RunCheckpoints, TrainingSteps, broadcast_start, step_cap
+from common.errors import UserError
+from common.stack import keras
 from data_loading import augment, decoding, pipeline
 from model.network import build_network, load_initial_weights, save_model, set_backbone_trainable
 from model.recipe import MovingAverage, WarmupDecay, averaged_variables, make_optimizer
@@ -109,7 +111,7 @@ class TrainState:
     model: keras.Model
     optimizer: keras.optimizers.Optimizer
     schedule: WarmupDecay
-    checkpoints: npu_utils.RunCheckpoints  # the run folder's (this rank's scratch one off the chief); None: --benchmark
+    checkpoints: RunCheckpoints  # the run folder's (this rank's scratch one off the chief); None: --benchmark
     global_step: tf.Variable
     steps_per_epoch: int
     total_steps: int
@@ -119,7 +121,7 @@ class TrainState:
     train_data: object = None  # pipeline.TrainData of this rank's shard
     val_data: object = None
     step_fns: dict = None  # {"full": step function, "head": step function or None}
-    steps: object = None  # npu_utils.TrainingSteps of the run (restore_or_start)
+    steps: object = None  # TrainingSteps of the run (restore_or_start)
     history: object = None
     timer: object = None  # npu_utils.StepTimer, from the first step of this process
     checker: object = None  # decoding.DecodeChecker: files that failed to decode
@@ -143,13 +145,13 @@ def build(args, ctx, dataset):
     with ctx.strategy.scope():
         model = build_network(args, args.class_number)
         optimizer = make_optimizer(ctx, args, schedule)
-        npu_utils.build_optimizer(optimizer, model.trainable_variables)
+        stack.build_optimizer(optimizer, model.trainable_variables)
         global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
         # Of every weight, also those a --freeze_backbone_epochs run does not train yet.
         average = MovingAverage(averaged_variables(model), args.ema_momentum) if args.ema_momentum else None
     parts = {"average": average.averages} if average else {}
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=global_step, **parts)
-    checkpoints = None if args.benchmark else npu_utils.RunCheckpoints(checkpoint, model, args.model_dir, ctx,
+    checkpoints = None if args.benchmark else RunCheckpoints(checkpoint, model, args.model_dir, ctx,
                                                                        args.keep_checkpoints)
     return TrainState(args, ctx, model, optimizer, schedule, checkpoints, global_step, steps_per_epoch,
                       total_steps, dataset, average=average)
@@ -188,9 +190,9 @@ def restore_or_start(state):
     with ctx.strategy.scope():  # every rank decides alike when to save a best model (see _model_folder)
         best_value = tf.Variable(state.best_value, dtype=tf.float32, trainable=False, name="best_value")
     averages = state.average.averages if state.average else []
-    npu_utils.broadcast_start(ctx, model, state.optimizer, averages + [state.global_step, best_value])
+    broadcast_start(ctx, model, state.optimizer, averages + [state.global_step, best_value])
     state.step, state.best_value = int(state.global_step.numpy()), float(best_value.numpy())
-    state.steps = npu_utils.TrainingSteps(checkpoints, args.checkpoint_every, state.step, state.total_steps)
+    state.steps = TrainingSteps(checkpoints, args.checkpoint_every, state.step, state.total_steps)
 
 
 def train(state):
@@ -210,7 +212,7 @@ def train(state):
 
     Raises:
       UserError: a training or validation file that does not decode (without --skip_bad_images).
-      npu_utils.TrainingDiverged: the loss or a weight became NaN/inf (no checkpoint written after it).
+      errors.TrainingDiverged: the loss or a weight became NaN/inf (no checkpoint written after it).
     """
     args, ctx = state.args, state.ctx
     try:  # a worker other than the chief removes its scratch folder however training ends
@@ -235,10 +237,10 @@ def train(state):
 def end_step(state, loss, epoch, bar):
     """The bookkeeping of the step just run (``loss``: its loss tensor, read on the host only for a TRAIN
     line, every --log_every steps): the decode check, the TRAIN line, the step and the moving average, the
-    non-finite check and the checkpoint cadence of npu_utils.TrainingSteps.
+    non-finite check and the checkpoint cadence of TrainingSteps.
 
     Raises:
-      npu_utils.TrainingDiverged: a non-finite loss at a TRAIN line (its line printed first).
+      errors.TrainingDiverged: a non-finite loss at a TRAIN line (its line printed first).
     """
     state.step += 1
     state.checker.raise_if_bad()
@@ -280,7 +282,7 @@ def _plan_steps(args, ctx, image_count):
     if steps_per_epoch < 1:
         raise UserError(f"--batch_size={args.batch_size} x {ctx.ranks.rank_size} workers is more than the "
                         f"{image_count} training images")
-    return steps_per_epoch, npu_utils.step_cap(args.max_steps, args.train_epochs, steps_per_epoch)
+    return steps_per_epoch, step_cap(args.max_steps, args.train_epochs, steps_per_epoch)
 
 
 def _prepare_loop(state):
@@ -321,7 +323,7 @@ def _train_epoch(state, epoch, batches):
     read once at its end.
 
     Raises:
-      npu_utils.TrainingDiverged: a non-finite loss at a TRAIN line or the epoch's end (nothing is saved after
+      errors.TrainingDiverged: a non-finite loss at a TRAIN line or the epoch's end (nothing is saved after
         it; a checkpoint in between refuses non-finite weights).
     """
     args, spe = state.args, state.steps_per_epoch
@@ -347,7 +349,7 @@ def _log_step(state, loss, bar, epoch):
     """The TRAIN line, TensorBoard scalars and progress bar of step ``state.step`` (``loss``: its float loss).
 
     Raises:
-      npu_utils.TrainingDiverged: ``loss`` is not finite (its TRAIN line printed first).
+      errors.TrainingDiverged: ``loss`` is not finite (its TRAIN line printed first).
     """
     if not math.isfinite(loss):
         print(npu_utils.format_step_line(state.step, loss, 0.0, state.timer.elapsed()), flush=True)

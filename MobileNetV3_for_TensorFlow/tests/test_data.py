@@ -23,7 +23,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from common.npu_utils import UserError, keras
+from common.errors import UserError
+from common.stack import keras
 from common.tests import processes
 from data_loading import augment, decoding, folders, pipeline, synthetic
 

@@ -21,7 +21,7 @@ import sys
 
 import pytest
 
-from common import npu_utils
+from common import cli
 from common.tests import processes
 from runtime import flags
 
@@ -133,7 +133,7 @@ def test_help_lists_the_common_names():
 ])
 def test_main_py_common_names_and_aliases(argv):
     args = flags.parse_args(argv)
-    _, given = npu_utils.parse_args_given(flags.build_parser(), argv)
+    _, given = cli.parse_args_given(flags.build_parser(), argv)
     assert (args.mode, args.model_dir, args.batch_size, args.max_steps, args.log_every) == ("evaluate", "R", 3, 4, 5)
     assert (args.checkpoint_every, args.resume) == (6, False)
     assert {"model_dir", "batch_size", "max_steps", "checkpoint_every", "resume"} <= given

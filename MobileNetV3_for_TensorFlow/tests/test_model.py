@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common import npu_utils
-from common.npu_utils import keras
+from common import stack
+from common.stack import keras
 from common.tests import processes
 from model.lraspp import build_lraspp
 from model.mobilenet_v3 import build_backbone, build_classifier, make_divisible
@@ -72,7 +72,7 @@ def test_pinned_counts_and_half_width_builds():
 @pytest.mark.parametrize("network", ["small", "large"])
 def test_half_width_trains(network):
     # Two Adam steps on a tiny batch: finite losses and every trainable weight updated.
-    npu_utils.set_random_seed(0)
+    stack.set_random_seed(0)
     model = build_classifier(network, 0.5, 3, input_shape=(32, 32, 3))
     images = tf.random.uniform((4, 32, 32, 3), 0, 255, seed=1)
     labels = tf.one_hot([0, 1, 2, 1], 3)
@@ -119,10 +119,10 @@ def test_invalid_arguments_raise():
 
 @pytest.mark.subprocess
 def test_saved_model_loads_without_custom_objects_in_fresh_process(tmp_path, python_env):
-    npu_utils.set_random_seed(0)
+    stack.set_random_seed(0)
     model = build_classifier("small", 0.5, 4, input_shape=(64, 64, 3))
     images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
-    model_file = "model" + npu_utils.MODEL_FILE_SUFFIX
+    model_file = "model" + stack.MODEL_FILE_SUFFIX
     model.save(tmp_path / model_file)
     np.save(tmp_path / "images.npy", images)
     # The fresh process runs from tmp_path with only the repository root importable (for the stack's
@@ -141,10 +141,10 @@ def test_saved_model_signature_is_images_to_predictions_on_every_stack(tmp_path,
     """The export's serving signature has one input "images" and one output "predictions" on both stacks
     (left to themselves, Keras 3 names the output output_0 and Keras 2.6 after the last layer), and a
     fresh process that knows nothing of Keras gets the model's outputs from it."""
-    npu_utils.set_random_seed(0)
+    stack.set_random_seed(0)
     model = build_classifier("small", 0.5, 4, input_shape=(64, 64, 3))
     images = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
-    npu_utils.export_saved_model(model, str(tmp_path / "saved_model"))
+    stack.export_saved_model(model, str(tmp_path / "saved_model"))
     np.save(tmp_path / "images.npy", images)
     code = ("import json, numpy as np, tensorflow as tf; "
             "loaded = tf.saved_model.load('saved_model'); serve = loaded.signatures['serving_default']; "

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from common import npu_utils
-from common.npu_utils import keras
+from common import cluster, npu_utils, stack
+from common.stack import keras
 from runtime import flags
 from model.lraspp import build_lraspp
 from model.mobilenet_v3 import build_classifier
@@ -43,10 +43,10 @@ def test_first_steps_equal_tf1_rmsprop_with_l2_and_moving_average_with_warmup():
     args = flags.parse_args(["--optimizer=rmsprop", f"--weight_decay={l2}", f"--ema_momentum={decay}",
                                 f"--learning_rate={lr}"])
     ctx = npu_utils.setup_device(args)
-    npu_utils.set_random_seed(0)
+    stack.set_random_seed(0)
     model = _tiny_model()
     optimizer = make_optimizer(ctx, args, WarmupDecay(lr, 3, kind="constant"))
-    npu_utils.build_optimizer(optimizer, model.trainable_variables)
+    stack.build_optimizer(optimizer, model.trainable_variables)
     step = npu_utils.make_train_step(ctx, model, optimizer, make_loss(model, "classification", 3, 0.0, l2))
     average = MovingAverage(averaged_variables(model), args.ema_momentum)
     average.reset()
@@ -100,7 +100,7 @@ def test_decoupled_mode_decays_the_kernel_outside_the_loss():
     layer = keras.layers.Dense(2, kernel_initializer="ones", bias_initializer="ones", name="dense")
     layer.build((None, 3))
     optimizer = make_optimizer(npu_utils.setup_device(args), args, WarmupDecay(0.1, 2, kind="constant"))
-    npu_utils.build_optimizer(optimizer, [layer.kernel, layer.bias])
+    stack.build_optimizer(optimizer, [layer.kernel, layer.bias])
     for _ in range(2):
         optimizer.apply_gradients([(tf.zeros_like(v), v) for v in (layer.kernel, layer.bias)])
     np.testing.assert_allclose(layer.kernel.numpy(), 0.95 ** 2, rtol=1e-6)
@@ -108,7 +108,7 @@ def test_decoupled_mode_decays_the_kernel_outside_the_loss():
 
 
 def test_slow_cpu_requests_say_what_they_cost(capsys):
-    ranks = npu_utils.read_ranks({})
+    ranks = cluster.read_ranks({})
     flags.note_cpu_costs(npu_utils.RunContext("cpu", npu_utils.Precision("mixed_bfloat16"), True, ranks, None))
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(" trains ")[0] for line in lines] == ["[device] note: mixed_bfloat16",
@@ -160,7 +160,7 @@ def _probability_loss(model, images, labels, task, num_classes, smoothing):
 
 @pytest.mark.parametrize("task", ["classification", "segmentation"])
 def test_the_loss_from_logits_equals_the_cross_entropy_of_the_probabilities(task):
-    npu_utils.set_random_seed(0)
+    stack.set_random_seed(0)
     rng = np.random.default_rng(0)
     images = tf.constant(rng.uniform(0, 255, (2, 64, 64, 3)), tf.float32)
     if task == "classification":

@@ -26,8 +26,8 @@ import numpy as np
 import pytest
 
 import main
-from common import npu_utils
-from common.npu_utils import keras
+from common import checkpoints, npu_utils, stack
+from common.stack import keras
 from common.tests import processes
 from common.tests.stacks import NPU_STAND_IN, other_stack_python
 from data_loading import synthetic
@@ -81,7 +81,7 @@ from model.lraspp import build_lraspp
 from model.recipe import MovingAverage, WarmupDecay, averaged_variables, make_optimizer
 from runtime.metrics import make_loss
 model = build_lraspp("small", 0.5, 3, bn_momentum=0.9)
-npu_utils.load_portable_weights(model, sys.argv[1])
+checkpoints.load_portable_weights(model, sys.argv[1])
 rng = np.random.default_rng(0)
 images = tf.constant(rng.uniform(0, 255, (2, 32, 32, 3)).astype("float32"))
 masks = tf.constant(rng.integers(0, 3, (2, 32, 32)).astype("int32"))
@@ -90,7 +90,7 @@ ctx = types.SimpleNamespace(precision=types.SimpleNamespace(loss_scaling=False, 
 flags = types.SimpleNamespace(optimizer="rmsprop", weight_decay=0.01, weight_decay_mode="decoupled", loss_scale=None)
 optimizer = make_optimizer(ctx, flags, WarmupDecay(0.003, 5))
 loss_fn = make_loss(model, "segmentation", 3, 0.0)
-npu_utils.build_optimizer(optimizer, model.trainable_variables)
+stack.build_optimizer(optimizer, model.trainable_variables)
 average = MovingAverage(averaged_variables(model), 0.5)
 for step in range(1, 6):
     with tf.GradientTape() as tape:
@@ -107,8 +107,8 @@ with average.swapped():
 @pytest.mark.subprocess
 def test_decay_and_average_give_the_same_steps_on_both_stacks(tmp_path, python_env):
     from model.lraspp import build_lraspp
-    npu_utils.set_random_seed(0)
-    npu_utils.save_portable_weights(build_lraspp("small", 0.5, 3, bn_momentum=0.9), str(tmp_path / "init.npz"))
+    stack.set_random_seed(0)
+    checkpoints.save_portable_weights(build_lraspp("small", 0.5, 3, bn_momentum=0.9), str(tmp_path / "init.npz"))
     env = dict(python_env, PYTHONPATH=os.pathsep.join([MODEL_DIR, os.path.dirname(MODEL_DIR)]))
     outputs = []
     for python in (sys.executable, other_stack_python()):

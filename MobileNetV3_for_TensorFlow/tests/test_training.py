@@ -29,7 +29,7 @@ import tensorflow as tf
 from PIL import Image
 
 import main
-from common.npu_utils import keras
+from common.stack import keras
 from common.tests import processes
 from common.tests.summaries import images_over_time
 from model import network

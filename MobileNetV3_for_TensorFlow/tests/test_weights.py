@@ -19,8 +19,9 @@ import h5py
 import numpy as np
 import pytest
 
-from common import npu_utils
-from common.npu_utils import UserError, keras
+from common import stack
+from common.errors import UserError
+from common.stack import keras
 from model.lraspp import build_lraspp
 from model.mobilenet_v3 import build_classifier
 from model import network
@@ -101,7 +102,7 @@ def test_keras_applications_model_file_loads(tmp_path):
     # The whole keras.applications model saved (model.keras on Keras 3, .h5 on Keras 2.6): its layers are
     # named otherwise, and map by order as its weights files do.
     reference = keras.applications.MobileNetV3Small(input_shape=(224, 224, 3), alpha=0.75, weights=None)
-    path = str(tmp_path / f"applications{npu_utils.MODEL_FILE_SUFFIX}")
+    path = str(tmp_path / f"applications{stack.MODEL_FILE_SUFFIX}")
     reference.save(path)
     target = build_classifier("small", 0.75, 5, input_shape=(64, 64, 3))
     assert network.load_initial_weights(target, path, "small", 0.75) == (

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from common.npu_utils import UserError
+from common.errors import UserError
 
 NUM_FOLDS = 5
 FOLD_SCHEMES = ("partition", "nvidia")

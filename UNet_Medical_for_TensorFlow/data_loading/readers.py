@@ -27,7 +27,7 @@ import struct
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from common.npu_utils import UserError
+from common.errors import UserError
 from data_loading import tiff
 
 ISBI_FILES = {"train_images": "train-volume.tif", "train_labels": "train-labels.tif",

@@ -26,7 +26,7 @@ so that the loss is computed in float32 under a mixed-precision policy.
 
 from __future__ import annotations
 
-from common.npu_utils import keras
+from common.stack import keras
 from model.tile_sizes import BOTTLENECK_MULTIPLIER, LEVEL_MULTIPLIERS, output_size
 
 

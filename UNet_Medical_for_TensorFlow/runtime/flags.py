@@ -22,7 +22,7 @@ with NVIDIA's folds (``--fold_scheme=nvidia`` unless given), and NVIDIA's
 ``--log_dir FILE.json`` writes NVIDIA's JSON lines to that file, so the
 commands of NVIDIA's TF2 README and ``examples/*.sh`` run as written.
 
-``config.json`` in ``--model_dir`` (common/npu_utils.RUN_CONFIG) is written
+``config.json`` in ``--model_dir`` (common/cli.RUN_CONFIG) is written
 here (:func:`write_run_config`), by training once every check passed and the
 checkpoint restore succeeded. evaluate, predict and a resumed training read it here:
 the network's shape (evaluate and resume: also the fold and seed) come from
@@ -36,14 +36,14 @@ import argparse
 import os
 import sys
 
-from common import npu_utils
-from common.npu_utils import UserError
+from common import cli, npu_utils
+from common.errors import UserError
 from data_loading import folds
 from model import tile_sizes
 
 # NumPy seeds its generators (the folds' permutation, the tiles) from 0..2**32-1 only.
 MAX_SEED = 2 ** 32 - 1
-MODES = npu_utils.MODES[:4]  # train, evaluate, train_and_evaluate, predict: the repository's words
+MODES = cli.MODES[:4]  # train, evaluate, train_and_evaluate, predict: the repository's words
 # NVIDIA's own mode, kept as it is: train, then predict the test images (train_and_evaluate, then predict).
 REFERENCE_MODES = {"train_and_predict": "train_and_predict"}
 INPUT_MODES = ("overlap_tile", "resize")
@@ -70,9 +70,9 @@ WHY = {"evaluate": "its checkpoint fits only that network, and another fold or s
 
 def build_parser():
     """The argparse parser of main.py (NVIDIA's flags, the common aliases, ours, common/npu_utils's)."""
-    parser = npu_utils.FlagParser(description="UNet for the ISBI 2012 EM stack (NVIDIA UNet_Medical).",
+    parser = cli.FlagParser(description="UNet for the ISBI 2012 EM stack (NVIDIA UNet_Medical).",
                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    npu_utils.add_mode_flag(parser, MODES, reference_modes=REFERENCE_MODES, aliases=("--exec_mode",),
+    cli.add_mode_flag(parser, MODES, reference_modes=REFERENCE_MODES, aliases=("--exec_mode",),
                             help_text="what to run (the seed README's default: train); train_and_predict: "
                                       "NVIDIA's, training then predict's output")
     parser.add_argument("--model_dir", default="./results",
@@ -105,7 +105,7 @@ def build_parser():
     parser.add_argument("--weight_decay", type=float, default=0.0005, help="L2 factor on all weights")
     parser.add_argument("--log_every", type=int, default=100, help="steps between TRAIN lines")
     parser.add_argument("--learning_rate", type=float, default=0.0001, help="Adam, constant")
-    npu_utils.add_bool_flag(parser, "--augment", "augment the training tiles (see --augment_set)")
+    cli.add_bool_flag(parser, "--augment", "augment the training tiles (see --augment_set)")
     # SUPPRESS: --augment sets the default (False); the help then shows no default of its own for this spelling.
     parser.add_argument("--no-augment", dest="augment", action="store_false", default=argparse.SUPPRESS,
                         help="NVIDIA's --augment=False")
@@ -116,16 +116,16 @@ def build_parser():
                         help="overlap_tile: random tiles at native resolution, mirrored borders (paper); "
                              "resize: NVIDIA's whole slice resized to the output size and zero-padded; "
                              "evaluate/predict: the training run's (another one is refused)")
-    npu_utils.add_bool_flag(parser, "--benchmark", "time steps after --warmup_steps; no checkpoints")
+    cli.add_bool_flag(parser, "--benchmark", "time steps after --warmup_steps; no checkpoints")
     parser.add_argument("--no-benchmark", dest="benchmark", action="store_false", default=argparse.SUPPRESS,
                         help="NVIDIA's --benchmark=False")
     parser.add_argument("--evaluate_every", type=int, default=0,
                         help="training: evaluate the validation fold every N steps (NVIDIA's; 0: only "
                              "train_and_evaluate's evaluation at the end)")
-    npu_utils.add_bool_flag(parser, "--use_savedmodel", "evaluate/predict: the weights of the exported model "
+    cli.add_bool_flag(parser, "--use_savedmodel", "evaluate/predict: the weights of the exported model "
                             "file (unet.keras, unet.h5 on TF 2.6) instead of the last checkpoint (NVIDIA's "
                             "saved_model_*); training always exports it")
-    npu_utils.add_bool_flag(parser, "--use_tftrt", "accepted for NVIDIA's commands; TF-TRT is not part of this "
+    cli.add_bool_flag(parser, "--use_tftrt", "accepted for NVIDIA's commands; TF-TRT is not part of this "
                             "repository, so the Keras model runs")
     parser.add_argument("--warmup_steps", type=int, default=200, help="steps left out of benchmark figures")
     parser.add_argument("--base_filters", type=int, default=64,
@@ -135,7 +135,7 @@ def build_parser():
                              "unless given")
     parser.add_argument("--n_classes", type=int, default=2,
                         help="classes of own data (ISBI: 2); evaluate/predict/resume: the training run's")
-    npu_utils.add_bool_flag(parser, "--save_probabilities", "predict: also write each pixel's cell probability as a "
+    cli.add_bool_flag(parser, "--save_probabilities", "predict: also write each pixel's cell probability as a "
                             "32-bit float TIFF beside the masks (ISBI: test-probabilities.tif, one page per slice, "
                             "the ISBI 2012 challenge's submission format: 0 = membrane, 1 = cell interior)")
     parser.add_argument("--pretrained_checkpoint", default=None,
@@ -143,21 +143,21 @@ def build_parser():
                              "when the class count differs)")
     # --resume (dest resume), --checkpoint_every, --keep_checkpoints: the rules every model shares;
     # NVIDIA's --resume_training stays an alias.
-    npu_utils.add_checkpoint_flags(parser, checkpoint_every=100, resume_aliases=("--resume_training",))
+    cli.add_checkpoint_flags(parser, checkpoint_every=100, resume_aliases=("--resume_training",))
     npu_utils.add_device_flags(parser)
-    npu_utils.add_bool_flag(parser, "--xla", "NVIDIA's spelling of --use_xla", dest="use_xla")
-    npu_utils.add_bool_flag(parser, "--amp", "NVIDIA's spelling of --use_amp", dest="use_amp")
+    cli.add_bool_flag(parser, "--xla", "NVIDIA's spelling of --use_xla", dest="use_xla")
+    cli.add_bool_flag(parser, "--amp", "NVIDIA's spelling of --use_amp", dest="use_amp")
     return parser
 
 
 def write_run_config(args, ctx):
-    """Write the run's flags, device and precision as ``<model_dir>/config.json`` (npu_utils.RUN_CONFIG).
+    """Write the run's flags, device and precision as ``<model_dir>/config.json`` (cli.RUN_CONFIG).
 
     Training's chief calls it once every check passed and the restore
     succeeded, so evaluate, predict and a resume read what trained the weights
     (:func:`take_from_training_run`).
     """
-    npu_utils.write_run_config(args.model_dir, dict(vars(args), device=ctx.device,
+    cli.write_run_config(args.model_dir, dict(vars(args), device=ctx.device,
                                                     precision=ctx.precision.policy, rank_size=ctx.ranks.rank_size))
 
 
@@ -265,25 +265,25 @@ def take_from_training_run(args, given):
       UserError: a contradicting flag, or evaluate of a run with no held-out fold.
     """
     if trains(args):
-        if args.resume and not args.benchmark and npu_utils.has_checkpoint(args.model_dir):
+        if args.resume and not args.benchmark and cli.has_checkpoint(args.model_dir):
             names = ARCHITECTURE_FLAGS + FOLD_FLAGS + tuple(n for n in INPUT_FLAGS if n not in given)
-            npu_utils.take_from_run_config(args, given, names, args.model_dir, WHY["resume"])
+            cli.take_from_run_config(args, given, names, args.model_dir, WHY["resume"])
         return
     evaluates = args.mode == "evaluate" and not args.benchmark
-    config = npu_utils.read_run_config(args.model_dir)
+    config = cli.read_run_config(args.model_dir)
     if config is None:
         if not args.benchmark:  # a --benchmark of random weights needs no training run
-            raise UserError(f"--model_dir={args.model_dir}: no training run there (no {npu_utils.RUN_CONFIG}); "
+            raise UserError(f"--model_dir={args.model_dir}: no training run there (no {cli.RUN_CONFIG}); "
                             f"{args.mode_flag} needs the --model_dir of a training run")
         return
     if evaluates and config.get("crossvalidation_idx", 0) is None:
         raise UserError(f"{args.mode_flag}: the training run in "
-                        f"{os.path.join(args.model_dir, npu_utils.RUN_CONFIG)} trained on every slice "
+                        f"{os.path.join(args.model_dir, cli.RUN_CONFIG)} trained on every slice "
                         "(no --crossvalidation_idx), so no slice is held out to evaluate on")
     _check_input_of_training_run(args, given, config)
     names = ARCHITECTURE_FLAGS + (FOLD_FLAGS if evaluates else ())
     names += tuple(name for name in INPUT_FLAGS if name not in given or name not in FREE_INPUT_FLAGS)
-    npu_utils.take_from_run_config(args, given, names, args.model_dir,
+    cli.take_from_run_config(args, given, names, args.model_dir,
                                    WHY["evaluate" if evaluates else "predict"])
 
 
@@ -294,7 +294,7 @@ def _check_input_of_training_run(args, given, config):
     Raises:
       UserError: ``--input_mode``, or a resize run's ``--tile_size``, given and not the training run's.
     """
-    path = os.path.join(args.model_dir, npu_utils.RUN_CONFIG)
+    path = os.path.join(args.model_dir, cli.RUN_CONFIG)
     trained_mode = config.get("input_mode")
     if "input_mode" in given and trained_mode and args.input_mode != trained_mode:
         raise UserError(f"--input_mode={args.input_mode} contradicts the training run in {path}, which used "
@@ -320,7 +320,7 @@ def parse_args(argv=None):
       UserError: a value out of range, a mode that needs another flag, a
         path that is a file, or a flag that contradicts the training run.
     """
-    args, given = npu_utils.parse_args_given(build_parser(), argv)
+    args, given = cli.parse_args_given(build_parser(), argv)
     _apply_nvidia_fold(args, given)
     _check_values(args)
     take_from_training_run(args, given)

@@ -21,13 +21,13 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from common import npu_utils
-from common.npu_utils import UserError
+from common import npu_utils, stack
+from common.errors import UserError
 from data_loading import tiff, tiles
 from runtime import metrics
 
 # keras.models.load_model reads it without this repository's code: unet.keras (Keras 3) or unet.h5 (Keras 2.6).
-EXPORT_FILE = "unet" + npu_utils.MODEL_FILE_SUFFIX
+EXPORT_FILE = "unet" + stack.MODEL_FILE_SUFFIX
 OVERLAY_SLICES = 3  # PNG overlays written next to the predicted masks
 PROBABILITY_FILE = "test-probabilities.tif"  # --save_probabilities of the ISBI test stack
 

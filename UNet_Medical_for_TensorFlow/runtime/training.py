@@ -20,12 +20,12 @@ pretrained weights; evaluate and predict restore the last checkpoint),
 :func:`finish` (the last checkpoint, the benchmark figures, the export).
 The step is common/npu_utils.make_train_step (XLA, loss scaling, gradient
 averaging over workers); common/npu_utils.StepTimer counts wall-clock
-images/s, input pipeline included; common/npu_utils.TrainingSteps keeps the
+images/s, input pipeline included; common/TrainingSteps keeps the
 step cap, the non-finite loss stop, the checkpoint cadence and the scratch
 clean-up every model shares.
 
 A training's checkpoints follow the rules every model shares
-(common/npu_utils.RunCheckpoints: ``--model_dir/checkpoints/ckpt-<step>``,
+(common/RunCheckpoints: ``--model_dir/checkpoints/ckpt-<step>``,
 written atomically), so a run killed at any moment resumes from its last
 checkpoint with ``--resume``. ``config.json`` is written by
 ``flags.write_run_config``, by training only, once every check passed and the
@@ -42,8 +42,10 @@ import time
 
 import tensorflow as tf
 
-from common import npu_utils
-from common.npu_utils import UserError, keras
+from common import cli, npu_utils, stack
+from common.checkpoints import RunCheckpoints, TrainingSteps, broadcast_start, latest_checkpoint, restore_checkpoint, step_cap
+from common.errors import UserError
+from common.stack import keras
 from data_loading import folds, pipeline, readers
 from model import tile_sizes, unet
 from runtime import evaluation, flags, inference, metrics
@@ -115,8 +117,8 @@ class TrainState:
       train_indices, validation_indices: the fold split of ``data.images``.
       model, optimizer, checkpoint (with its ``step``), log.
       probability_fn: runtime.inference.make_probability_fn of the model (evaluation, prediction).
-      checkpoints: the run folder's npu_utils.RunCheckpoints (training only, None otherwise).
-      steps: npu_utils.TrainingSteps of a training (set by :func:`train`); timer: its npu_utils.StepTimer.
+      checkpoints: the run folder's RunCheckpoints (training only, None otherwise).
+      steps: TrainingSteps of a training (set by :func:`train`); timer: its npu_utils.StepTimer.
       step_seconds: each step's wall-clock seconds, input pipeline included (the benchmark figures).
     """
 
@@ -161,11 +163,11 @@ def build(args, ctx, data):
                                 n_classes=data.n_classes)
         optimizer = ctx.wrap_optimizer(keras.optimizers.Adam(args.learning_rate))
         # Build the optimizer's slots now so that a checkpoint restores them.
-        npu_utils.build_optimizer(optimizer, model.trainable_variables)
+        stack.build_optimizer(optimizer, model.trainable_variables)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     checkpoint = tf.train.Checkpoint(step=step, model=model, optimizer=optimizer)
     # Every worker has its RunCheckpoints: under several workers each one saves (common/checkpoints.py).
-    checkpoints = (npu_utils.RunCheckpoints(checkpoint, model, args.model_dir, ctx, keep=args.keep_checkpoints)
+    checkpoints = (RunCheckpoints(checkpoint, model, args.model_dir, ctx, keep=args.keep_checkpoints)
                    if flags.trains(args) and not args.benchmark else None)
     return TrainState(args, ctx, data, out, train_indices, validation_indices, model, optimizer, checkpoint,
                       checkpoints, RunLog(args, ctx.is_chief),
@@ -175,7 +177,7 @@ def build(args, ctx, data):
 def restore_or_start(state):
     """Restore the latest checkpoint, start over, or start fresh, as the mode and ``--resume`` ask.
 
-    Training follows npu_utils.RunCheckpoints.restore_or_start (True:
+    Training follows RunCheckpoints.restore_or_start (True:
     continue, False: delete the checkpoints and start over, not given: refuse
     a folder that holds one); evaluate and predict always restore. Then every
     rank takes rank 0's variables, and a training chief writes config.json
@@ -194,7 +196,7 @@ def restore_or_start(state):
     elif not trains and ctx.is_chief and args.use_savedmodel:
         _load_export(state)
     elif not trains and ctx.is_chief:
-        latest = npu_utils.latest_checkpoint(args.model_dir)
+        latest = latest_checkpoint(args.model_dir)
         if latest:
             _restore_weights(state, latest)
         elif not args.benchmark:
@@ -202,7 +204,7 @@ def restore_or_start(state):
     if trains and not state.step and args.pretrained_checkpoint:
         _load_pretrained(state.model, args.pretrained_checkpoint)
     # The same start on every rank, whatever each one's view of the run folder (and of a pretrained run).
-    npu_utils.broadcast_start(ctx, state.model, state.optimizer, [state.checkpoint.step])
+    broadcast_start(ctx, state.model, state.optimizer, [state.checkpoint.step])
     if trains and ctx.is_chief and not args.benchmark:
         flags.write_run_config(args, ctx)
     return state.step
@@ -219,10 +221,10 @@ def train(state):
     checkpoint but before the export) trains nothing and exports.
 
     Raises:
-      npu_utils.TrainingDiverged: a non-finite loss (the last good checkpoint stays as it is).
+      errors.TrainingDiverged: a non-finite loss (the last good checkpoint stays as it is).
     """
     args, ctx, model, start_step = state.args, state.ctx, state.model, state.step
-    state.steps = npu_utils.TrainingSteps(state.checkpoints, args.checkpoint_every, start_step, _step_cap(state))
+    state.steps = TrainingSteps(state.checkpoints, args.checkpoint_every, start_step, _step_cap(state))
     last_step = state.steps.last_step
     try:
         if start_step >= last_step:
@@ -255,11 +257,11 @@ def train(state):
 def end_step(state, step, loss, l2_loss, step_start):
     """The bookkeeping of training step ``step`` (``loss``: its float loss; ``l2_loss``: its L2 term when the
     step logs, else None; ``step_start``: when it began, perf_counter): the checks and checkpoint of
-    npu_utils.TrainingSteps, the step time, the TRAIN line and the log, the validation every
+    TrainingSteps, the step time, the TRAIN line and the log, the validation every
     ``--evaluate_every`` steps (chief). Returns when the next step begins.
 
     Raises:
-      npu_utils.TrainingDiverged: ``loss`` is not finite.
+      errors.TrainingDiverged: ``loss`` is not finite.
     """
     args = state.args
     state.steps.check_loss(step, loss)
@@ -300,7 +302,7 @@ def _step_cap(state):
     """
     args = state.args
     steps_per_epoch = math.ceil(len(state.train_indices) / (args.batch_size * state.ctx.ranks.rank_size))
-    last_step = npu_utils.step_cap(args.max_steps, args.train_epochs, steps_per_epoch)
+    last_step = step_cap(args.max_steps, args.train_epochs, steps_per_epoch)
     if args.train_epochs:
         print(f"[train] --train_epochs={args.train_epochs}: {steps_per_epoch} steps per epoch "
               f"({len(state.train_indices)} training slices); stops at step {last_step}", flush=True)
@@ -329,11 +331,11 @@ def _restore_weights(state, prefix):
     """Restore the weights and step of ``prefix`` for evaluate and predict, also from a checkpoint
     written on the other stack (its portable weights file)."""
     _check_readable(prefix)
-    error = npu_utils.restore_checkpoint(state.checkpoint, prefix, model=state.model)
+    error = restore_checkpoint(state.checkpoint, prefix, model=state.model)
     if error:
         # With the run's config.json the network's flags came from there; without it they may be wrong.
-        hint = ("" if npu_utils.read_run_config(state.args.model_dir) is not None else
-                f" (no {npu_utils.RUN_CONFIG} there: give the --base_filters and --n_classes of its training run)")
+        hint = ("" if cli.read_run_config(state.args.model_dir) is not None else
+                f" (no {cli.RUN_CONFIG} there: give the --base_filters and --n_classes of its training run)")
         raise UserError(f"{prefix} cannot be restored here: {error}{hint}")
     # The other stack's portable weights leave the step at 0: read it directly.
     state.checkpoint.step.assign(tf.train.load_checkpoint(prefix).get_tensor(STEP_KEY))
@@ -360,19 +362,19 @@ def _load_pretrained(model, source_dir):
     Raises:
       UserError: no config.json / checkpoint there, or a different architecture.
     """
-    config = npu_utils.read_run_config(source_dir)
-    latest = npu_utils.latest_checkpoint(source_dir) if config is not None else None
+    config = cli.read_run_config(source_dir)
+    latest = latest_checkpoint(source_dir) if config is not None else None
     if latest is None:
         raise UserError(f"--pretrained_checkpoint={source_dir}: expected the --model_dir of an earlier "
-                        f"run, with {npu_utils.RUN_CONFIG} and a checkpoint")
+                        f"run, with {cli.RUN_CONFIG} and a checkpoint")
     _check_readable(latest)
     source = unet.build_unet(base_filters=config["base_filters"], tile_size=model.input_shape[1],
                              n_classes=config["n_classes"])
     # Weights only (the source's optimizer state is not wanted), also from a run of the other stack.
-    error = npu_utils.restore_checkpoint(tf.train.Checkpoint(model=source), latest, partial=True, model=source)
+    error = restore_checkpoint(tf.train.Checkpoint(model=source), latest, partial=True, model=source)
     if error:
         raise UserError(f"--pretrained_checkpoint={source_dir}: {latest} cannot be read into the network of its "
-                        f"{npu_utils.RUN_CONFIG}: {error}")
+                        f"{cli.RUN_CONFIG}: {error}")
     skipped = []
     for layer in model.layers:
         weights = source.get_layer(layer.name).get_weights()

@@ -18,7 +18,7 @@
 import pytest
 import tensorflow as tf
 
-from common.npu_utils import UserError
+from common.errors import UserError
 from runtime import training
 
 

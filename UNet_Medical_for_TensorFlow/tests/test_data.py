@@ -25,7 +25,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image, ImageSequence
 
-from common.npu_utils import UserError
+from common.errors import UserError
 from data_loading import augment, folds, pipeline, readers, synthetic, tiff, tiles
 from model import unet
 

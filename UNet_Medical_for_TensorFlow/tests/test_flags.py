@@ -20,8 +20,8 @@ import sys
 
 import pytest
 
-from common import npu_utils
-from common.npu_utils import UserError
+from common import cli
+from common.errors import UserError
 from common.tests import processes
 from conftest import MODEL_DIR
 from runtime import flags
@@ -55,7 +55,7 @@ def test_defaults_are_the_seed_readme_ones():
 
 
 def test_the_mode_words_nvidias_train_and_predict_and_errors_naming_the_flag_as_typed(tmp_path):
-    assert flags.MODES == npu_utils.MODES[:4]
+    assert flags.MODES == cli.MODES[:4]
     assert flags.parse_args([f"--model_dir={tmp_path}", "--exec_mode=train_and_predict"]).mode == "train_and_predict"
     with pytest.raises(UserError, match=r"^--exec_mode=train_and_evaluate needs --crossvalidation_idx"):
         flags.parse_args([f"--model_dir={tmp_path}", "--exec_mode=train_and_evaluate"])
@@ -74,7 +74,7 @@ def test_evaluate_benchmark_needs_no_fold(tmp_path):
 
 def _training_run(model_dir, *argv):
     """Write the config.json of a training run with these flags into ``model_dir``."""
-    npu_utils.write_run_config(str(model_dir), vars(flags.parse_args([f"--model_dir={model_dir}", *argv])))
+    cli.write_run_config(str(model_dir), vars(flags.parse_args([f"--model_dir={model_dir}", *argv])))
 
 
 def test_evaluate_and_predict_take_the_network_and_fold_from_the_training_run(tmp_path, capsys):
@@ -135,7 +135,7 @@ def test_an_old_runs_config_with_the_reference_key_names_still_reads(tmp_path, c
     config = vars(flags.parse_args([f"--model_dir={tmp_path}", "--crossvalidation_idx=1", "--base_filters=4",
                                     f"--data_path={tmp_path}/isbi"]))
     config["data_dir"], config["exec_mode"] = config.pop("data_path"), config.pop("mode")
-    npu_utils.write_run_config(str(tmp_path), config)
+    cli.write_run_config(str(tmp_path), config)
     args = flags.parse_args([f"--model_dir={tmp_path}", "--exec_mode=evaluate", f"--data_dir={tmp_path}/other"])
     assert (args.mode, args.base_filters, args.crossvalidation_idx) == ("evaluate", 4, 1)
     assert f"is not the training run's --data_path={tmp_path}/isbi" in capsys.readouterr().out

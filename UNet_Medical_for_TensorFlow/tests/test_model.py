@@ -16,7 +16,7 @@
 import numpy as np
 import pytest
 
-from common.npu_utils import keras
+from common.stack import keras
 from model import tile_sizes, unet
 
 

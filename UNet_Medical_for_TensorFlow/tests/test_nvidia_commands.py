@@ -19,7 +19,7 @@ import re
 
 import pytest
 
-from common.npu_utils import UserError
+from common.errors import UserError
 from runtime import flags
 from test_training import metrics_of, run_main
 

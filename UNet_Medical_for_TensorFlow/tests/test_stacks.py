@@ -21,7 +21,7 @@ import sys
 import numpy as np
 import pytest
 
-from common import npu_utils
+from common import cluster, npu_utils, stack
 from common.tests import processes
 from common.tests.stacks import NPU_STAND_IN, other_stack_python
 from conftest import MODEL_DIR
@@ -46,7 +46,7 @@ def test_inference_is_traced_once_for_every_image_size_and_partial_batch():
     from model import unet
     from runtime import inference
 
-    npu_utils.set_random_seed(0)
+    stack.set_random_seed(0)
     model = unet.build_unet(base_filters=2, tile_size=188)  # 188 -> 4: many tiles per small image
     probability_fn = inference.make_probability_fn(model, use_xla=False, batch_size=4)
     before = npu_utils.TRACES["inference"]
@@ -79,10 +79,10 @@ def test_training_step_is_traced_once(isbi_dir):
                                      augment=True)
     assert [tuple(spec.shape) for spec in dataset.element_spec] == [(3, 188, 188, 1), (3, 4, 4, 2)]
     model = unet.build_unet(base_filters=2, tile_size=188)
-    ctx = npu_utils.RunContext("cpu", npu_utils.Precision("float32"), False, npu_utils.Ranks(),
+    ctx = npu_utils.RunContext("cpu", npu_utils.Precision("float32"), False, cluster.Ranks(),
                                tf.distribute.get_strategy())
-    optimizer = npu_utils.keras.optimizers.Adam(1e-3)
-    npu_utils.build_optimizer(optimizer, model.trainable_variables)  # as runtime/training.build does
+    optimizer = stack.keras.optimizers.Adam(1e-3)
+    stack.build_optimizer(optimizer, model.trainable_variables)  # as runtime/training.build does
     step = npu_utils.make_train_step(ctx, model, optimizer,
                                      lambda x, y: metrics.total_loss(model(x, training=True), y,
                                                                      model.trainable_variables, 5e-4),

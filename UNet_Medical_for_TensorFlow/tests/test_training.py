@@ -22,7 +22,7 @@ import sys
 import numpy as np
 import pytest
 
-from common import npu_utils
+from common import stack
 from common.tests import processes
 from conftest import MODEL_DIR
 
@@ -50,7 +50,7 @@ def test_short_training_learns(isbi_dir, tmp_path):
 
     data = readers.read_isbi(isbi_dir, need_test=False)
     _, validation = folds.fold_split(len(data.images), 1, seed=0)
-    npu_utils.set_random_seed(0)  # the untrained figure must not depend on the tests run before
+    stack.set_random_seed(0)  # the untrained figure must not depend on the tests run before
     untrained = unet.build_unet(base_filters=4, tile_size=220)
     probability_fn = inference.make_probability_fn(untrained, False, batch_size=1)
     probabilities = [tiles.predict_tiled(probability_fn, tiles.normalize(data.images[i].astype(np.float32)), 220, 36)
@@ -68,7 +68,7 @@ def test_short_training_learns(isbi_dir, tmp_path):
     assert os.path.isfile(tmp_path / "run" / inference.EXPORT_FILE)
 
     # The export loads without this repository's code.
-    exported = npu_utils.keras.models.load_model(str(tmp_path / "run" / inference.EXPORT_FILE))
+    exported = stack.keras.models.load_model(str(tmp_path / "run" / inference.EXPORT_FILE))
     assert exported.output_shape == (None, 36, 36, 2)
 
     # Predict reads only what it uses: a folder with test-volume.tif alone serves.
@@ -130,8 +130,8 @@ def test_transfer_learning_from_a_two_class_run_to_three_classes(isbi_dir, tmp_p
     assert "all layers but logits (different class count)" in result.stdout
 
     from runtime.inference import EXPORT_FILE
-    before = npu_utils.keras.models.load_model(os.path.join(source, EXPORT_FILE))
-    after = npu_utils.keras.models.load_model(os.path.join(target, EXPORT_FILE))
+    before = stack.keras.models.load_model(os.path.join(source, EXPORT_FILE))
+    after = stack.keras.models.load_model(os.path.join(target, EXPORT_FILE))
     assert after.output_shape[-1] == 3
     # Two Adam steps at 1e-3 move each weight by about 2e-3 at most.
     np.testing.assert_allclose(after.get_layer("down0_conv1").get_weights()[0],

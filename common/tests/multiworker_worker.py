@@ -24,7 +24,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from common import npu_utils  # noqa: E402
+from common import npu_utils, stack  # noqa: E402
 from common.errors import exit_on_user_error  # noqa: E402
 
 
@@ -39,13 +39,13 @@ def main():
     ctx = npu_utils.setup_device(args)
 
     import tensorflow as tf
-    from common.npu_utils import keras
+    from common.stack import keras
 
-    npu_utils.set_random_seed(0)
+    stack.set_random_seed(0)
     with ctx.strategy.scope():
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(1)])
         optimizer = ctx.wrap_optimizer(keras.optimizers.SGD(0.1))
-        npu_utils.build_optimizer(optimizer, model.trainable_variables)
+        stack.build_optimizer(optimizer, model.trainable_variables)
         step_counter = tf.Variable(0, dtype=tf.int64)
     if not ctx.is_chief:
         # As after restoring a checkpoint only rank 0 has: rank 1's values differ
@@ -53,7 +53,7 @@ def main():
         for variable in model.weights:
             variable.assign(variable + 1.0)
         step_counter.assign(7)
-    ctx.broadcast_variables(model.weights + npu_utils.optimizer_variables(optimizer) + [step_counter])
+    ctx.broadcast_variables(model.weights + stack.optimizer_variables(optimizer) + [step_counter])
     if int(step_counter.numpy()) != 0:
         raise SystemExit(f"rank {ctx.ranks.rank_id}: step {int(step_counter.numpy())} after broadcast")
 

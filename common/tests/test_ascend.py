@@ -27,7 +27,7 @@ import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO_ROOT)
-from common import ascend, npu_utils  # noqa: E402
+from common import ascend, npu_utils, stack  # noqa: E402
 from common.errors import UserError  # noqa: E402
 from common.tests.stacks import NPU_STAND_IN  # noqa: E402
 
@@ -43,7 +43,7 @@ def parse(argv=()):
 def adapter(request, monkeypatch):
     """Import the stand-in npu_device of one generation, fresh, in a one-process environment; yields a
     function that runs ``setup_device`` and returns (ctx, the adapter module)."""
-    from common.npu_utils import keras
+    from common.stack import keras
     monkeypatch.syspath_prepend(NPU_STAND_IN)
     monkeypatch.setenv("NPU_STAND_IN_GENERATION", request.param)
     for name in ("RANK_SIZE", "RANK_ID", "RANK_TABLE_FILE", "CM_CHIEF_IP", "ASCEND_DEVICE_ID", "DEVICE_ID",
@@ -161,8 +161,7 @@ def test_a_missing_mixlist_file_or_a_dump_folder_that_cannot_be_made_is_one_line
     (0, None),
 ])
 def test_loss_scale_reaches_the_npu_loss_scale_optimizer(adapter, loss_scale, expected):
-    from common import stack
-    from common.npu_utils import keras
+    from common.stack import keras
     ctx, npu = adapter("--precision_mode=allow_mix_precision")
     optimizer = ctx.wrap_optimizer(keras.optimizers.SGD(0.1), initial_scale=loss_scale)
     made = [call[1] for call in npu.calls if call[0] == "NpuLossScaleOptimizer"]
@@ -207,8 +206,7 @@ def test_several_npus_train_through_the_adapter_wrappers(adapter, monkeypatch, t
     optimizer, the step all-reduces through them, variables are broadcast, and the step learns."""
     import numpy as np
     import tensorflow as tf
-    from common import stack
-    from common.npu_utils import keras
+    from common.stack import keras
     monkeypatch.setenv("RANK_SIZE", "2")
     monkeypatch.setenv("RANK_ID", "1")
     monkeypatch.setenv("ASCEND_DEVICE_ID", "1")
@@ -218,7 +216,7 @@ def test_several_npus_train_through_the_adapter_wrappers(adapter, monkeypatch, t
     assert ctx.strategy is tf.distribute.get_strategy()  # no tf.distribute strategy on Ascend
     grads = [tf.constant(1.0)]
     assert ctx.average_gradients(grads) is grads  # the wrapped optimizer averages, not the step
-    npu_utils.set_random_seed(0)
+    stack.set_random_seed(0)
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     optimizer = ctx.wrap_optimizer(keras.optimizers.SGD(0.1))
     assert stack.is_loss_scaled(optimizer)

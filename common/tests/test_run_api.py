@@ -23,8 +23,8 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from common import launcher, npu_utils  # noqa: E402
-from common.npu_utils import UserError  # noqa: E402
+from common import cli, errors, launcher, npu_utils  # noqa: E402
+from common.errors import UserError  # noqa: E402
 
 
 class FakeClock:
@@ -69,15 +69,15 @@ def test_step_timer_leaves_out_paused_time_and_starts_at_a_resumed_step():
 
 
 @pytest.mark.parametrize("error, status", [(UserError("--data_path=/x does not exist"), 2),
-                                           (npu_utils.TrainingDiverged("loss is nan at step 7"), 3)])
+                                           (errors.TrainingDiverged("loss is nan at step 7"), 3)])
 def test_entry_points_turn_both_errors_into_one_line_and_their_status(error, status, capsys):
-    @npu_utils.exit_on_user_error
+    @errors.exit_on_user_error
     def main():
         raise error
 
     with pytest.raises(SystemExit) as exit_info:
         main()
-    assert exit_info.value.code == status == (npu_utils.DIVERGED_EXIT if status == 3 else 2)
+    assert exit_info.value.code == status == (errors.DIVERGED_EXIT if status == 3 else 2)
     assert capsys.readouterr().err == f"error: {error}\n"
 
 
@@ -85,29 +85,29 @@ def _parser():
     parser = argparse.ArgumentParser()
     parser.add_argument("--exec_mode", "--mode", dest="exec_mode", default="train")
     parser.add_argument("--base_filters", type=int, default=64)
-    npu_utils.add_bool_flag(parser, "--resume_training", "continue", aliases=("--resume",))
+    cli.add_bool_flag(parser, "--resume_training", "continue", aliases=("--resume",))
     return parser
 
 
 def test_parse_args_given_names_the_flags_on_the_command_line_under_any_alias():
-    args, given = npu_utils.parse_args_given(_parser(), ["--mode=evaluate", "--resume"])
+    args, given = cli.parse_args_given(_parser(), ["--mode=evaluate", "--resume"])
     assert (args.exec_mode, args.base_filters, args.resume_training) == ("evaluate", 64, True)
     assert given == {"exec_mode", "resume_training"}
-    args, given = npu_utils.parse_args_given(_parser(), ["--base_filters=64", "--resume_training=False"])
+    args, given = cli.parse_args_given(_parser(), ["--base_filters=64", "--resume_training=False"])
     assert given == {"base_filters", "resume_training"} and args.resume_training is False
 
 
 def test_run_config_round_trip_is_atomic_and_refuses_a_contradicting_flag(tmp_path, capsys):
-    assert npu_utils.read_run_config(str(tmp_path)) is None
-    npu_utils.write_run_config(str(tmp_path), {"base_filters": 8, "exec_mode": "train"})
+    assert cli.read_run_config(str(tmp_path)) is None
+    cli.write_run_config(str(tmp_path), {"base_filters": 8, "exec_mode": "train"})
     assert sorted(os.listdir(tmp_path)) == ["config.json"]  # no temporary file left behind
-    args, given = npu_utils.parse_args_given(_parser(), ["--mode=evaluate"])
-    config = npu_utils.take_from_run_config(args, given, ["base_filters"], str(tmp_path))
+    args, given = cli.parse_args_given(_parser(), ["--mode=evaluate"])
+    config = cli.take_from_run_config(args, given, ["base_filters"], str(tmp_path))
     assert config == {"base_filters": 8, "exec_mode": "train"} and args.base_filters == 8
     assert capsys.readouterr().out == f"[flags] from {tmp_path}/config.json: --base_filters=8\n"
-    args, given = npu_utils.parse_args_given(_parser(), ["--base_filters=4"])
+    args, given = cli.parse_args_given(_parser(), ["--base_filters=4"])
     with pytest.raises(UserError) as error:
-        npu_utils.take_from_run_config(args, given, ["base_filters"], str(tmp_path), why="the checkpoint's width")
+        cli.take_from_run_config(args, given, ["base_filters"], str(tmp_path), why="the checkpoint's width")
     assert str(error.value) == (f"--base_filters=4 contradicts the training run in {tmp_path}/config.json, "
                                 "which used --base_filters=8 (the checkpoint's width); leave --base_filters out")
 
@@ -115,7 +115,7 @@ def test_run_config_round_trip_is_atomic_and_refuses_a_contradicting_flag(tmp_pa
 def test_a_run_config_that_is_not_an_object_is_one_clear_error(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps([1, 2]))
     with pytest.raises(UserError, match="config.json: expected a JSON object"):
-        npu_utils.read_run_config(str(tmp_path))
+        cli.read_run_config(str(tmp_path))
     (tmp_path / "config.json").write_text("{trunc")
     with pytest.raises(UserError, match="cannot be read as JSON"):
-        npu_utils.read_run_config(str(tmp_path))
+        cli.read_run_config(str(tmp_path))

@@ -32,11 +32,11 @@ GENERATIONS = ("r1.8", "r1.10", "current")  # the stand-in adapter's (tests/npu_
 
 FLAGS_PY = """\
 from common import npu_utils
-from common.npu_utils import UserError
+from common.errors import UserError
 
 
 def build_parser():
-    parser = npu_utils.FlagParser(description="fake model")
+    parser = cli.FlagParser(description="fake model")
     parser.add_argument("--data_path", "--data_dir", dest="data_path", default=None)
     parser.add_argument("--mode", choices=("train", "train_and_evaluate"), default="train_and_evaluate")
     parser.add_argument("--model_dir", "--save_dir", dest="model_dir", default="./results")
@@ -44,8 +44,8 @@ def build_parser():
     parser.add_argument("--max_steps", type=int, default=0)
     parser.add_argument("--log_every", type=int, default=10)
     parser.add_argument("--depth", type=int, default=2, help="layers (default 2)")
-    npu_utils.add_bool_flag(parser, "--augment", "augment", default=False)
-    npu_utils.add_checkpoint_flags(parser, checkpoint_every=50)
+    cli.add_bool_flag(parser, "--augment", "augment", default=False)
+    cli.add_checkpoint_flags(parser, checkpoint_every=50)
     npu_utils.add_device_flags(parser)
     return parser
 
@@ -63,7 +63,7 @@ sys.path[:0] = [os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.p
 from common import npu_utils
 from runtime import flags
 
-@npu_utils.exit_on_user_error
+@errors.exit_on_user_error
 def main():
     args = flags.parse_args()
     print("ARGS " + json.dumps(vars(args)))

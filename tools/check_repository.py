@@ -13,15 +13,18 @@
 # limitations under the License.
 """The house rules, checked over the files git would commit: run_tests.sh runs this before the tests.
 
-    python3 common/check_repository.py
+    python3 tools/check_repository.py
 
 The ModelZoo gate's checks (licence header, no large files, logs or
 checkpoints, scripts leaving the environment to env.sh), one layout in every
-model directory, model code importing only common.npu_utils and no other
-model, public TensorFlow and argparse APIs only, no version tests, functions
-of at most 60 lines outside flag tables, main.py a table of contents, tests
-starting processes only through common/tests/processes.py. Prints
-one line per breach and exits 1 when there is one.
+model directory, model code importing each common module it uses by its own
+name (those of :data:`MODEL_COMMON`) and no other model, public TensorFlow,
+Keras and argparse APIs only (the few private members no public API replaces
+are listed in :data:`PRIVATE_MEMBERS` with their reason), no version tests,
+files of at most 500 lines, functions of at most 50 outside flag tables,
+main.py a table of contents within 60, tests starting processes only through
+common/tests/processes.py. Prints one line per breach and exits 1 when there
+is one.
 """
 
 import ast
@@ -31,6 +34,9 @@ import subprocess
 import sys
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The common modules model code may import (the launcher and the script helpers are the scripts' side).
+MODEL_COMMON = {"common.npu_utils", "common.cli", "common.errors", "common.cluster", "common.stack",
+                "common.checkpoints"}
 MODELS = ("Densenet_3D_for_TensorFlow", "MobileNetV3_for_TensorFlow", "UNet_Medical_for_TensorFlow")
 LICENCE_LINE = "# Licensed under the Apache License, Version 2.0"
 # Every model directory: the same folders, the same runtime/ modules for the same roles, these files.
@@ -42,12 +48,30 @@ MODEL_FILES = ("main.py", "benchmark.py", "README.md", "LICENSE", "requirements.
 BANNED_FILES = re.compile(r"(\.log$|loss.*\.txt$|\.pb$|\.ckpt|ckpt-\d|\.index$|\.data-\d+-of-\d+$|\.h5$|\.keras$)")
 ENV_EXPORT = re.compile(r"^\s*export\s+(LD_LIBRARY_PATH|PATH|ASCEND_OPP_PATH|install_path)=", re.M)
 VERSION_TEST = re.compile(r"__version__|\bKERAS3\b|\btf\.version\b|\bversion_info\b|\bVERSION\b")
-PRIVATE_API = re.compile(r"\._actions\b|tensorflow\.core\b|tensorflow\.python\b")
-MAX_FUNCTION_LINES = 60
-MAX_MAIN_LINES = 65
+PRIVATE_MODULES = re.compile(r"\btensorflow\.core\b|\btensorflow\.python\b")
+# Another library's private members (an underscored attribute no file here defines, or a super()._method
+# call of an override), each with why no public API does it. Any other is a breach.
+PRIVATE_MEMBERS = {
+    "_create_all_weights": "Keras 2.6 optimizers create slot variables only on the first step otherwise; "
+                           "a restore or a broadcast needs them before it (stack.build_optimizer)",
+    "_create_slots": "Keras 2.6 RMSprop takes no initial value for its squared-gradient average; "
+                     "TF1's starts at 1 (stack._rmsprop_from)",
+    "_velocities": "the same for Keras 3 RMSprop, whose averages are created as zeros",
+    "_resource_apply_dense": "Keras 2.6 has no decoupled weight decay; the per-variable update is the "
+                             "only place it can go (stack._keras2_decoupled_class)",
+    "_decayed_lr": "the learning rate of that step, as the Keras 2.6 update itself reads it",
+    "_as_serialized_graph": "tests only: the one view of a tf.data pipeline's ops (no Python on the image path)",
+    "_get_help_string": "argparse: a help formatter class is its documented way to show defaults, and this "
+                        "its one method to override (ArgumentDefaultsHelpFormatter overrides it too)",
+    "_exit": "os._exit is public Python API",
+    "_fields": "namedtuple's public API",
+}
+MAX_FILE_LINES = 500
+MAX_FUNCTION_LINES = 50
+MAX_MAIN_LINES = 60
 # The public functions of every runtime/training.py, in this order (the top README has a line for each).
 TRAINING_SKELETON = ("build", "restore_or_start", "train", "end_step", "finish")
-# The --mode vocabulary (common/npu_utils.MODES) and each model's words of it, with the spellings of its
+# The --mode vocabulary (common/cli.MODES) and each model's words of it, with the spellings of its
 # reference it still accepts (spelling -> the mode it runs; a spelling that runs itself is a reference's mode).
 MODE_VOCABULARY = ("train", "evaluate", "train_and_evaluate", "predict", "export")
 MODEL_MODES = {
@@ -119,17 +143,40 @@ def check_python(files):
         model = path.split("/")[0] if path.split("/")[0] in MODELS else None
         if model and "/tests/" not in path:  # tests may read the launcher's summary
             yield from (f"{path}: imports {name}" for name in sorted(names)
-                        if (name.startswith("common") and name != "common.npu_utils")
+                        if (name.startswith("common") and name not in MODEL_COMMON)
                         or any(other in name for other in MODELS if other != model))
         if model and (VERSION_TEST.search(source) or "keras" in names or any(n.startswith("keras.") for n in names)):
-            yield f"{path}: tests a version or imports keras (take it from common.npu_utils)"
-        if PRIVATE_API.search(source) and path != "common/check_repository.py":
-            yield f"{path}: uses a private API ({PRIVATE_API.search(source).group(0)})"
+            yield f"{path}: tests a version or imports keras (take it from common.stack)"
+        if PRIVATE_MODULES.search(source) and path != "tools/check_repository.py":
+            yield f"{path}: imports a private module ({PRIVATE_MODULES.search(source).group(0)})"
+        if source.count("\n") > MAX_FILE_LINES:
+            yield f"{path}: {source.count(chr(10))} lines (at most {MAX_FILE_LINES})"
         if "/tests/" not in path:
             yield from _long_functions(path)
         elif path != PROCESS_HELPER and RAW_PROCESS.search(source):
             yield (f"{path}: starts a process with {RAW_PROCESS.search(source).group(0)}; a test starts one "
                    f"through {PROCESS_HELPER} (a timeout, its process group killed, the subprocess marker)")
+
+
+def check_private_members(files):
+    """Underscored attributes that no file here defines (so another library's), and ``super()._name``
+    calls (an override reaching into its base's privates), unless listed in :data:`PRIVATE_MEMBERS`."""
+    trees = {path: ast.parse(_read(path), path) for path in files if path.endswith(".py")}
+    defined = set()
+    for node in (n for tree in trees.values() for n in ast.walk(tree)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            defined.add(node.attr)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            defined.add(node.value)  # setattr(obj, "_name", ...) and friends
+    for path, tree in trees.items():
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Attribute) and re.match(r"_[^_]", node.attr)):
+                continue
+            via_super = isinstance(node.value, ast.Call) and getattr(node.value.func, "id", None) == "super"
+            if (via_super or node.attr not in defined) and node.attr not in PRIVATE_MEMBERS:
+                yield f"{path}:{node.lineno} uses the private member {node.attr} (see PRIVATE_MEMBERS)"
 
 
 def _long_functions(path):
@@ -160,7 +207,7 @@ def _module_values(path):
 
 
 def _modes_value(node, vocabulary):
-    """The tuple a flags.py's ``MODES`` stands for: npu_utils.MODES, a slice of it, or a literal tuple."""
+    """The tuple a flags.py's ``MODES`` stands for: cli.MODES, a slice of it, or a literal tuple."""
     if isinstance(node, ast.Attribute) and node.attr == "MODES":
         return tuple(vocabulary)
     if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr == "MODES":
@@ -171,11 +218,11 @@ def _modes_value(node, vocabulary):
 
 
 def check_modes(files):
-    """One --mode vocabulary: common/npu_utils.MODES, each model's words of it and reference spellings as
-    pinned in :data:`MODEL_MODES`, given to npu_utils.add_mode_flag, and only those in its test/*.sh."""
-    vocabulary = ast.literal_eval(_module_values("common/npu_utils.py")["MODES"])
+    """One --mode vocabulary: common/cli.MODES, each model's words of it and reference spellings as
+    pinned in :data:`MODEL_MODES`, given to cli.add_mode_flag, and only those in its test/*.sh."""
+    vocabulary = ast.literal_eval(_module_values("common/cli.py")["MODES"])
     if tuple(vocabulary) != MODE_VOCABULARY:
-        yield f"common/npu_utils.py: MODES {vocabulary}, expected {MODE_VOCABULARY}"
+        yield f"common/cli.py: MODES {vocabulary}, expected {MODE_VOCABULARY}"
     for model, (modes, spellings) in MODEL_MODES.items():
         path = f"{model}/runtime/flags.py"
         if path not in files:
@@ -191,7 +238,7 @@ def check_modes(files):
         given = {kw.arg: kw.value for call in calls for kw in call.keywords}
         if len(calls) != 1 or len(calls[0].args) < 2 or getattr(calls[0].args[1], "id", None) != "MODES" or \
                 (spellings and getattr(given.get("reference_modes"), "id", None) != "REFERENCE_MODES"):
-            yield f"{path}: --mode is not npu_utils.add_mode_flag(parser, MODES[, reference_modes=REFERENCE_MODES])"
+            yield f"{path}: --mode is not cli.add_mode_flag(parser, MODES[, reference_modes=REFERENCE_MODES])"
         accepted = set(modes) | set(spellings)
         for script in (f for f in files if f.startswith(f"{model}/test/") and f.endswith(".sh")):
             yield from (f"{script}: --mode={mode} is not a mode of {model}" for mode in
@@ -200,7 +247,8 @@ def check_modes(files):
 
 def main():
     files = tracked_files()
-    problems = [p for check in (check_gate, check_layout, check_python, check_skeleton, check_modes)
+    problems = [p for check in (check_gate, check_layout, check_python, check_private_members, check_skeleton,
+                                check_modes)
                 for p in check(files)]
     for problem in problems:
         print(f"[check_repository] {problem}")

@@ -4,11 +4,11 @@
 # and shellcheck (following the files a script sources) on every .sh file that git would commit.
 # The tools are requirements-lint.txt's, in their own venv (.venv-lint, made or updated here).
 # Prints every finding and one summary line; exits 1 when there is a finding.
-#   bash common/lint.sh
+#   bash tools/lint.sh
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 VENV_NAME=.venv-lint REQUIREMENTS=requirements-lint.txt
 export VENV_NAME REQUIREMENTS
-# shellcheck source=ensure_venv.sh
+# shellcheck source=../common/ensure_venv.sh
 source common/ensure_venv.sh > /dev/null || { echo "[lint] setting up .venv-lint failed"; exit 1; }
 
 mapfile -d '' python_files < <(git ls-files -z --cached --others --exclude-standard -- '*.py')
