@@ -124,7 +124,7 @@ def predict_labels(predict_fn, image, method, block=None, window_batch=None, bac
 
 
 # "auto" blocks read at most this many voxels (kept voxels and 13-voxel margins): those of the former
-# default, a 102^3 cube (128^3 read), which measured a peak resident memory of 8.7 GB (dense24, float32, CPU).
+# default, a 102^3 cube (128^3 read), which measured a peak resident memory of 8.8 GB (dense24, float32, CPU).
 AUTO_BLOCK_VOXELS = 128 ** 3
 # "auto" splits each axis of the largest head box into at most this many blocks (16 x 102 = 1,632 voxels).
 AUTO_MAX_SPLITS = 16
