@@ -10,7 +10,7 @@ mz_common="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../../common/train_scri
 [ -f "${mz_common}" ] || { echo "[Error] $(basename "$0") needs the repository's common/ folder beside this model directory" >&2; exit 2; }
 # shellcheck source=../../common/train_script.sh
 source "${mz_common}"
-mz_parse_flags --mode=train_test -- "$@"
+mz_parse_flags --mode=train_and_evaluate -- "$@"
 mz_refuse_inside_output --n4_cache_dir "${arg_n4_cache_dir}"
 # main.py logs a segment's first step (graph tracing), then every --log_every
 # steps; the launcher counts the warm-up from one logging gap before a segment's
