@@ -34,10 +34,14 @@ cadence, the end-of-run save and the scratch clean-up; :func:`broadcast_start`
 gives every rank the same start.
 """
 
+from __future__ import annotations
+
 import glob
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
@@ -46,11 +50,15 @@ from common import stack
 from common.cli import CHECKPOINT_LIST, checkpoint_folder
 from common.errors import TrainingDiverged, UserError
 
+if TYPE_CHECKING:  # for the hints only
+    from common.npu_utils import RunContext
+    from common.stack import keras
+
 PORTABLE_SUFFIX = ".weights.npz"
 _META = ("__stack__", "__family__")
 
 
-def portable_weights_path(prefix):
+def portable_weights_path(prefix: str) -> str:
     """The portable weights file that belongs to checkpoint ``prefix``."""
     return prefix + PORTABLE_SUFFIX
 
@@ -65,7 +73,7 @@ def _weight_layers(layer, path=""):
             yield sub_path, sub
 
 
-def save_portable_weights(model, path):
+def save_portable_weights(model: keras.Model, path: str) -> None:
     """Write ``model``'s weights to ``path`` (.npz) by layer path, atomically."""
     arrays = {f"{name}/{i}": np.asarray(w.numpy()) for name, layer in _weight_layers(model)
               for i, w in enumerate(layer.weights)}
@@ -92,7 +100,7 @@ def _read_portable(path):
         raise UserError(f"{path}: cannot be read as a weights file ({reason})") from None
 
 
-def load_portable_weights(model, path, partial=False):
+def load_portable_weights(model: keras.Model, path: str, partial: bool = False) -> str:
     """Set ``model``'s weights from a file of :func:`save_portable_weights`; returns the stack that wrote it.
 
     ``partial``: the file may hold layers the model lacks (a classifier's
@@ -131,7 +139,7 @@ def _family(prefix):
         return None
 
 
-def save_checkpoint(manager, model, step):
+def save_checkpoint(manager: tf.train.CheckpointManager, model: keras.Model, step: int) -> str:
     """``manager.save(step)`` and the portable weights beside it; portable files whose checkpoint
     the manager has deleted (``max_to_keep``) go too. Returns the checkpoint's prefix."""
     prefix = manager.save(checkpoint_number=step)
@@ -142,7 +150,8 @@ def save_checkpoint(manager, model, step):
     return prefix
 
 
-def restore_checkpoint(checkpoint, prefix, partial=False, model=None):
+def restore_checkpoint(checkpoint: tf.train.Checkpoint, prefix: str, partial: bool = False,
+                       model: keras.Model | None = None) -> str | None:
     """Restore a ``tf.train.Checkpoint`` from ``prefix``: None, or the error's first line when it does not fit.
 
     ``partial``: the checkpoint may hold more than ``checkpoint`` tracks.
@@ -176,7 +185,7 @@ def restore_checkpoint(checkpoint, prefix, partial=False, model=None):
         return str(error).splitlines()[0][:200]
 
 
-def latest_checkpoint(run_dir):
+def latest_checkpoint(run_dir: str) -> str | None:
     """The prefix of the newest checkpoint of run folder ``run_dir``, or None when it has none.
 
     TensorFlow rewrites the checkpoint list (the file ``checkpoint``) only
@@ -231,7 +240,8 @@ class RunCheckpoints:
       keep: how many checkpoints stay (--keep_checkpoints).
     """
 
-    def __init__(self, checkpoint, model, run_dir, ctx, keep=3):
+    def __init__(self, checkpoint: tf.train.Checkpoint, model: keras.Model, run_dir: str, ctx: RunContext,
+                 keep: int = 3) -> None:
         self.checkpoint, self.model, self.run_dir, self.keep = checkpoint, model, run_dir, keep
         self.is_chief = ctx.is_chief
         folder = checkpoint_folder(run_dir)
@@ -244,11 +254,11 @@ class RunCheckpoints:
                                                   checkpoint_name="ckpt")
 
     @property
-    def latest(self):
+    def latest(self) -> str | None:
         """The run folder's newest checkpoint (what every worker resumes from), or None."""
         return latest_checkpoint(self.run_dir)
 
-    def restore_or_start(self, resume, log=print):
+    def restore_or_start(self, resume: bool | None, log: Callable[[str], None] = print) -> str | None:
         """Continue the run, start it over, or refuse, as ``resume`` (the --resume flag) says.
 
         True restores the newest checkpoint (model, optimizer, step; a fresh
@@ -287,7 +297,7 @@ class RunCheckpoints:
         log(f"[checkpoint] resumed from {latest}")
         return latest
 
-    def save(self, step):
+    def save(self, step: int) -> str:
         """Write checkpoint ``ckpt-<step>`` (every worker calls it at the same step); returns its prefix.
 
         Raises:
@@ -300,13 +310,13 @@ class RunCheckpoints:
                                    f"saved, the last good checkpoint is {self.manager.latest_checkpoint or 'none'}")
         return save_checkpoint(self.manager, self.model, step)
 
-    def close(self):
+    def close(self) -> None:
         """Remove a non-chief worker's scratch folder (the chief's checkpoints stay)."""
         if not self.is_chief:
             shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def step_cap(max_steps, train_epochs, steps_per_epoch):
+def step_cap(max_steps: int, train_epochs: int, steps_per_epoch: int) -> int:
     """The training's last step: the first of ``max_steps`` and ``train_epochs`` epochs it reaches (0: no cap).
 
     Raises:
@@ -318,7 +328,8 @@ def step_cap(max_steps, train_epochs, steps_per_epoch):
     return min(caps)
 
 
-def broadcast_start(ctx, model, optimizer, extra=()):
+def broadcast_start(ctx: RunContext, model: keras.Model, optimizer: keras.optimizers.Optimizer,
+                    extra: Iterable[keras.Variable | tf.Variable] = ()) -> None:
     """Every rank takes rank 0's weights, optimizer state and ``extra`` variables (the step, ...), whatever
     each one restored from its view of the run folder (``ctx``: the RunContext; one rank: nothing to do)."""
     ctx.broadcast_variables(list(model.weights) + stack.optimizer_variables(optimizer) + list(extra))
@@ -340,17 +351,18 @@ class TrainingSteps:
       last_step: the step cap (:func:`step_cap`).
     """
 
-    def __init__(self, checkpoints, checkpoint_every, first_step, last_step):
+    def __init__(self, checkpoints: RunCheckpoints | None, checkpoint_every: int, first_step: int,
+                 last_step: int) -> None:
         self.checkpoints, self.checkpoint_every = checkpoints, checkpoint_every
         self.first_step, self.last_step = first_step, last_step
         self._saved = first_step  # restored from disk, or step 0 (nothing to save)
 
     @property
-    def latest(self):
+    def latest(self) -> str | None:
         """This rank's newest checkpoint, or None (always in a --benchmark run)."""
         return self.checkpoints.manager.latest_checkpoint if self.checkpoints else None
 
-    def check_loss(self, step, loss):
+    def check_loss(self, step: int, loss: float) -> None:
         """Stop the run when ``loss`` (a float) is NaN or infinite.
 
         Raises:
@@ -360,7 +372,7 @@ class TrainingSteps:
             raise TrainingDiverged(f"non-finite loss {loss} at step {step}: training stopped without saving; "
                                    f"the last good checkpoint stays: {self.latest or 'none'}")
 
-    def end_step(self, step, loss=None):
+    def end_step(self, step: int, loss: float | None = None) -> None:
         """The bookkeeping of step ``step``: the non-finite check of ``loss`` (None when the loop did not
         read it on the host this step), then a checkpoint every ``checkpoint_every`` steps (every rank
         saves at the same steps)."""
@@ -369,7 +381,7 @@ class TrainingSteps:
         if step % self.checkpoint_every == 0:
             self.save(step)
 
-    def save(self, step):
+    def save(self, step: int) -> str | None:
         """A checkpoint of ``step`` (an epoch's end, the run's end) unless one was already written or restored
         at it; returns its prefix, or None."""
         if self.checkpoints is None or step == self._saved:
@@ -378,7 +390,8 @@ class TrainingSteps:
         self._saved = step
         return prefix
 
-    def close(self):
+    def close(self) -> None:
         """Remove a non-chief worker's scratch folder; the loop calls it however it ends."""
+
         if self.checkpoints:
             self.checkpoints.close()

@@ -19,10 +19,14 @@ gave, and the run folder's files that flags read before TensorFlow starts:
 ``config.json`` (a training run's flags) and where its checkpoints live.
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import os
 import tempfile
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any, NoReturn
 
 from common.errors import UserError
 
@@ -41,11 +45,11 @@ class FlagParser(argparse.ArgumentParser):
     through ``exit_on_user_error``), and which takes a flag only as spelled in full: a prefix that
     happens to match one flag today would silently mean another once a flag is added."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(**kwargs)
 
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         raise UserError(f"{message} (see --help)")
 
 
@@ -65,7 +69,9 @@ class _ModeAction(argparse.Action):
         setattr(namespace, "mode_flag", f"{option_string}={values}")
 
 
-def add_mode_flag(parser, modes, help_text, reference_modes=None, aliases=(), default="train"):
+def add_mode_flag(parser: argparse.ArgumentParser, modes: Sequence[str], help_text: str,
+                  reference_modes: Mapping[str, str] | None = None, aliases: Sequence[str] = (),
+                  default: str = "train") -> argparse.ArgumentParser:
     """Add ``--mode`` (dest ``mode``): ``modes``, the words of :data:`MODES` this model runs, in that order.
 
     ``reference_modes`` ({spelling: mode}): a reference's own spellings,
@@ -91,7 +97,7 @@ def add_mode_flag(parser, modes, help_text, reference_modes=None, aliases=(), de
     return parser
 
 
-def str2bool(value):
+def str2bool(value: str | bool) -> bool:
     """argparse type for ModelZoo booleans: ``--flag=True|False|1|0|yes|no``."""
     lowered = str(value).strip().lower()
     if lowered in ("true", "1", "yes", "y", "on"):
@@ -101,14 +107,15 @@ def str2bool(value):
     raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
 
 
-def add_bool_flag(parser, name, help_text, default=False, aliases=(), dest=None):
+def add_bool_flag(parser: argparse.ArgumentParser, name: str, help_text: str,
+                  default: bool | None = False, aliases: Sequence[str] = (), dest: str | None = None) -> None:
     """Add ``--name`` (True), ``--name=True`` and ``--name=False``; ``aliases`` are other spellings."""
     extra = {"dest": dest} if dest else {}
     parser.add_argument(name, *aliases, type=str2bool, nargs="?", const=True, default=default,
                         metavar="True|False", help=f"{help_text} (default %(default)s)", **extra)
 
 
-def positive_int(value):
+def positive_int(value: str | int) -> int:
     """argparse type: an integer >= 1."""
     try:
         number = int(value)
@@ -119,7 +126,8 @@ def positive_int(value):
     return number
 
 
-def add_checkpoint_flags(parser, checkpoint_every, resume_aliases=(), every_aliases=()):
+def add_checkpoint_flags(parser: argparse.ArgumentParser, checkpoint_every: int, resume_aliases: Sequence[str] = (),
+                         every_aliases: Sequence[str] = ()) -> argparse.ArgumentParser:
     """Add the checkpoint flags every model shares (``RunCheckpoints`` applies them).
 
     ``--resume`` (dest ``resume``): True continues the run folder's last
@@ -140,12 +148,12 @@ def add_checkpoint_flags(parser, checkpoint_every, resume_aliases=(), every_alia
     return parser
 
 
-def checkpoint_folder(run_dir):
+def checkpoint_folder(run_dir: str) -> str:
     """Where the checkpoints of run folder ``run_dir`` live (common/checkpoints.RunCheckpoints)."""
     return os.path.join(run_dir, CHECKPOINT_SUBDIR)
 
 
-def has_checkpoint(run_dir):
+def has_checkpoint(run_dir: str) -> bool:
     """Whether run folder ``run_dir`` names a checkpoint (its list exists; reading it is latest_checkpoint's job).
 
     Cheap and free of TensorFlow, for flag parsing.
@@ -153,7 +161,8 @@ def has_checkpoint(run_dir):
     return os.path.isfile(os.path.join(checkpoint_folder(run_dir), CHECKPOINT_LIST))
 
 
-def parse_args_given(parser, argv=None):
+def parse_args_given(parser: argparse.ArgumentParser,
+                     argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, set[str]]:
     """``parser.parse_args(argv)``, and the set of ``dest`` names whose flag was on the command line.
 
     argparse fills in a default only for a flag the command line lacks, so a
@@ -171,7 +180,7 @@ def parse_args_given(parser, argv=None):
     return args, {dest for dest in defaults if getattr(marked, dest) is not unset}
 
 
-def write_run_config(model_dir, values):
+def write_run_config(model_dir: str, values: Mapping[str, Any]) -> None:
     """Write ``model_dir/config.json`` atomically (a reader never sees half a file).
 
     Training writes it once every check passed and the restore succeeded, so a
@@ -184,7 +193,7 @@ def write_run_config(model_dir, values):
     os.replace(tmp, os.path.join(model_dir, RUN_CONFIG))
 
 
-def read_run_config(model_dir):
+def read_run_config(model_dir: str) -> dict[str, Any] | None:
     """The dict a training run saved in ``model_dir/config.json``, or None when there is none."""
     path = os.path.join(model_dir, RUN_CONFIG)
     if not os.path.isfile(path):
@@ -199,7 +208,9 @@ def read_run_config(model_dir):
     return config
 
 
-def take_from_run_config(args, given, names, model_dir, why="its checkpoint fits only that"):
+def take_from_run_config(args: argparse.Namespace, given: Collection[str], names: Iterable[str], model_dir: str,
+                         why: str = "its checkpoint fits only that") -> dict[str, Any] | None:
+
     """Set ``args.<name>`` from the training run's config.json for each of ``names`` it holds.
 
     A flag the user gave (in ``given``) that differs from the saved value is

@@ -25,6 +25,9 @@ the flags are good. The flags of this module (:func:`add_device_flags`) sit
 beside the other shared flags of common/cli.py.
 """
 
+from __future__ import annotations
+
+import argparse
 import collections
 import contextlib
 import dataclasses
@@ -32,18 +35,26 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from common import ascend
 from common.cli import add_bool_flag
 from common.cluster import Ranks, read_ranks, worker_tf_config
 from common.errors import UserError
 
+if TYPE_CHECKING:  # for the hints only: importing this module loads no TensorFlow
+    import tensorflow as tf
+
+    from common.stack import keras
+
+_Item = TypeVar("_Item")
 
 PRECISION_MODES = ("allow_fp32_to_fp16", "force_fp16", "must_keep_origin_dtype", "allow_mix_precision")
 MIXED_MODES = ("allow_mix_precision", "force_fp16")  # 16-bit arithmetic wherever the device has it
 
 
-def add_device_flags(parser):
+def add_device_flags(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the device and precision flags and the Ascend debugging flags (common/ascend.py)."""
     group = parser.add_argument_group("device and precision (common/npu_utils)")
     group.add_argument("--precision_mode", default=None, choices=PRECISION_MODES,
@@ -57,7 +68,7 @@ def add_device_flags(parser):
     return parser
 
 
-def cpu_has_bf16(cpuinfo_text=None):
+def cpu_has_bf16(cpuinfo_text: str | None = None) -> bool:
     """True when the CPU has bfloat16 arithmetic (AVX-512 BF16 or AMX); emulated bf16 is ~8x slower."""
     if cpuinfo_text is None:
         try:
@@ -74,12 +85,13 @@ class Precision:
     ``loss_scaling`` for float16, and a ``note`` when the run differs from the request."""
 
     policy: str
-    npu_precision_mode: str = None
+    npu_precision_mode: str | None = None
     loss_scaling: bool = False
     note: str = ""
 
 
-def choose_precision(device, precision_mode=None, use_amp=False, bf16_capable=False):
+def choose_precision(device: str, precision_mode: str | None = None, use_amp: bool = False,
+                     bf16_capable: bool = False) -> Precision:
     """Map a ModelZoo precision request to what ``device`` ("npu", "gpu", "cpu") supports.
 
     On the NPU no request leaves ``npu_precision_mode`` None: the adapter's own
@@ -121,14 +133,15 @@ class RunContext:
     npu: object = None
 
     @property
-    def is_chief(self):
+    def is_chief(self) -> bool:
         return self.ranks.is_chief
 
     @property
-    def multi_worker(self):
+    def multi_worker(self) -> bool:
         return self.ranks.rank_size > 1
 
-    def wrap_optimizer(self, optimizer, initial_scale=None):
+    def wrap_optimizer(self, optimizer: keras.optimizers.Optimizer,
+                       initial_scale: float | None = None) -> keras.optimizers.Optimizer:
         """Add loss scaling for float16 and, on several NPUs, the adapter's gradient all-reduce. Every
         model's optimizer goes through it.
 
@@ -150,7 +163,7 @@ class RunContext:
             return optimizer
         return stack.loss_scale_optimizer(optimizer, initial_scale)
 
-    def all_reduce_mean(self, values):
+    def all_reduce_mean(self, values: list[tf.Tensor]) -> list[tf.Tensor]:
         """Average a list of tensors over all workers (replica context)."""
         if not self.multi_worker:
             return values
@@ -159,7 +172,7 @@ class RunContext:
         import tensorflow as tf
         return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN, values)
 
-    def average_gradients(self, grads):
+    def average_gradients(self, grads: list[tf.Tensor | None]) -> list[tf.Tensor | None]:
         """Local gradients ready for ``apply_gradients`` (replica context). Under
         MultiWorkerMirroredStrategy the optimizer (Keras 2.6 and 3 alike) all-reduces
         with a SUM, so each share is divided by the replica count; on Ascend the
@@ -168,7 +181,7 @@ class RunContext:
             return grads
         return [None if g is None else g / self.strategy.num_replicas_in_sync for g in grads]
 
-    def broadcast_variables(self, variables):
+    def broadcast_variables(self, variables: Iterable[keras.Variable | tf.Variable]) -> None:
         """Give every worker rank 0's values (after a restore only rank 0 may have made)."""
         if not self.multi_worker:
             return
@@ -191,12 +204,12 @@ class RunContext:
         for variable, value in zip(variables, chief_values()):
             variable.assign(value)
 
-    def shard(self, items):
+    def shard(self, items: Iterable[_Item]) -> list[_Item]:
         """This rank's share of a list: every ``rank_size``-th item from ``rank_id``."""
         return list(items)[self.ranks.rank_id::self.ranks.rank_size]
 
 
-def setup_device(args, seed=None, visible_gpus=None):
+def setup_device(args: argparse.Namespace, seed: int | None = None, visible_gpus: str | None = None) -> RunContext:
     """Choose device, precision and distribution from the :func:`add_device_flags` flags and the
     rank variables of the environment; set the Keras dtype policy; print one line saying what the run
     uses; then seed NumPy, Python and TensorFlow with ``seed`` (every model's main.py sets device and
@@ -253,7 +266,7 @@ def setup_device(args, seed=None, visible_gpus=None):
 TRACES = collections.Counter()
 
 
-def step_function(fn, name, jit_compile=None):
+def step_function(fn: Callable[..., Any], name: str, jit_compile: bool | None = None) -> Callable[..., Any]:
     """``tf.function(fn)`` that counts its traces in ``TRACES[name]``; feed it fixed shapes."""
     import tensorflow as tf
 
@@ -264,7 +277,10 @@ def step_function(fn, name, jit_compile=None):
     return tf.function(traced, jit_compile=jit_compile)
 
 
-def make_train_step(ctx, model, optimizer, loss_fn, name="train_step"):
+def make_train_step(ctx: RunContext, model: keras.Model, optimizer: keras.optimizers.Optimizer,
+                    loss_fn: Callable[[Any, Any], tf.Tensor],
+                    name: str = "train_step") -> Callable[[Any, Any], tf.Tensor]:
+
     """One data-parallel training step: ``step(features, labels) -> loss`` averaged over workers.
 
     ``loss_fn(features, labels)`` calls ``model(features, training=True)`` and
@@ -308,7 +324,8 @@ STEP_LINE_RE = re.compile(r"\bTRAIN step=(\d+) loss=(\S+) images_per_sec=(\S+) e
 METRIC_LINE_RE = re.compile(r"\bMETRIC (\w+)=(\S+)")
 
 
-def format_step_line(step, loss, images_per_sec, elapsed_sec, step_ms=None):
+def format_step_line(step: int, loss: float, images_per_sec: float, elapsed_sec: float,
+                     step_ms: float | None = None) -> str:
     """``TRAIN step=12 loss=0.412345 images_per_sec=3.21 elapsed_sec=40.12 step_ms=2492.215``
     (global images/s; ``step_ms`` left out when None, as on a line that reports a failed step)."""
     line = (f"TRAIN step={int(step)} loss={float(loss):.6f} "
@@ -316,7 +333,7 @@ def format_step_line(step, loss, images_per_sec, elapsed_sec, step_ms=None):
     return line if step_ms is None else f"{line} step_ms={float(step_ms):.3f}"
 
 
-def format_metric_line(name, value):
+def format_metric_line(name: str, value: float) -> str:
     """``METRIC dice=0.891234``: one evaluation result, parsed by the summary."""
     if not re.fullmatch(r"\w+", name):
         raise ValueError(f"metric name must be a word, got {name!r}")
@@ -336,7 +353,8 @@ class StepTimer:
       clock: seconds as a float; tests pass a fake one.
     """
 
-    def __init__(self, images_per_step, first_step=0, clock=time.perf_counter):
+    def __init__(self, images_per_step: int, first_step: int = 0,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.images_per_step = images_per_step
         self._clock = clock
         self._start = self._mark = clock()
@@ -345,18 +363,19 @@ class StepTimer:
         self.last_rate = 0.0
 
     @contextlib.contextmanager
-    def paused(self):
+    def paused(self) -> Iterator[None]:
         began = self._clock()
         try:
             yield
         finally:
             self._paused += self._clock() - began
 
-    def elapsed(self):
+    def elapsed(self) -> float:
         """Seconds since the timer started, pauses included."""
         return self._clock() - self._start
 
-    def line(self, step, loss):
+    def line(self, step: int, loss: float) -> str:
+
         """The TRAIN line of ``step``: images/s and the mean step time over the steps since the previous line."""
         now = self._clock()
         seconds = max(now - self._mark - self._paused, 1e-9)
