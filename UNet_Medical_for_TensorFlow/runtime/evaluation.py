@@ -13,11 +13,22 @@
 # limitations under the License.
 """Evaluation of the validation fold: NVIDIA's figures and the native-resolution metrics."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from data_loading import tiles
 from runtime import inference, metrics
 
+if TYPE_CHECKING:  # for the hints only
+    import numpy as np
 
-def evaluate(state, probability_fn, step):
+    from runtime.training import TrainState
+
+
+def evaluate(state: TrainState, probability_fn: Callable[[np.ndarray], np.ndarray], step: int) -> dict[str, float]:
+
     """Metrics of the validation slices, printed as METRIC lines; returns them.
 
     ``eval_dice_score``, ``eval_ce_loss``, ``eval_dice_loss`` and

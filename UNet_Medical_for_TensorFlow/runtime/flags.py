@@ -32,9 +32,12 @@ written before the common names (``data_dir``, ``exec_mode`` keys) reads the sam
 Imports no TensorFlow: ``--help`` and a flag error answer at once.
 """
 
+from __future__ import annotations
+
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 
 from common import cli, npu_utils
 from common.errors import UserError
@@ -68,7 +71,7 @@ WHY = {"evaluate": "its checkpoint fits only that network, and another fold or s
                  "--model_dir or --resume=False to start a new one"}
 
 
-def build_parser():
+def build_parser() -> cli.FlagParser:
     """The argparse parser of main.py (NVIDIA's flags, the common aliases, ours, common/npu_utils's)."""
     parser = cli.FlagParser(description="UNet for the ISBI 2012 EM stack (NVIDIA UNet_Medical).",
                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -150,7 +153,7 @@ def build_parser():
     return parser
 
 
-def write_run_config(args, ctx):
+def write_run_config(args: argparse.Namespace, ctx: npu_utils.RunContext) -> None:
     """Write the run's flags, device and precision as ``<model_dir>/config.json`` (cli.RUN_CONFIG).
 
     Training's chief calls it once every check passed and the restore
@@ -161,17 +164,17 @@ def write_run_config(args, ctx):
                                                     precision=ctx.precision.policy, rank_size=ctx.ranks.rank_size))
 
 
-def nvidia_log_file(log_dir):
+def nvidia_log_file(log_dir: str | None) -> bool:
     """True when ``--log_dir`` names NVIDIA's JSON log file (``.json``) rather than a folder."""
     return bool(log_dir) and log_dir.endswith(".json")
 
 
-def trains(args):
+def trains(args: argparse.Namespace) -> bool:
     """True for the modes that train (train, train_and_evaluate, train_and_predict)."""
     return args.mode.startswith("train")
 
 
-def check_step_plan(args, total_steps):
+def check_step_plan(args: argparse.Namespace, total_steps: int) -> None:
     """A training --benchmark needs steps after its warm-up.
 
     Raises:
@@ -236,7 +239,7 @@ def _apply_nvidia_fold(args, given):
         given.add("fold_scheme")
 
 
-def check_folder_flag(name, path):
+def check_folder_flag(name: str, path: str) -> None:
     """``--name=path`` must be a folder or creatable as one: no file at ``path`` or on the way to it.
 
     Raises:
@@ -251,7 +254,7 @@ def check_folder_flag(name, path):
         raise UserError(f"--{name}={path}: {existing} is a file, so the folder cannot be created")
 
 
-def take_from_training_run(args, given):
+def take_from_training_run(args: argparse.Namespace, given: set[str]) -> None:
     """evaluate, predict and a resume: the network (evaluate, resume: also the fold) from config.json.
 
     A flag also on the command line must agree with the training run (one
@@ -313,7 +316,8 @@ def _check_input_of_training_run(args, given, config):
               f"{args.mode_flag} reads {args.data_path}", flush=True)
 
 
-def parse_args(argv=None):
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+
     """Parse and check the flags; evaluate, predict and a resume also read the training run's config.json.
 
     Raises:

@@ -14,8 +14,12 @@
 """Inference: the probability function, whole-image prediction on either input path, predict, the
 inference benchmark; the file name of the exported model."""
 
+from __future__ import annotations
+
 import os
 import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
@@ -26,13 +30,18 @@ from common.errors import UserError
 from data_loading import tiff, tiles
 from runtime import metrics
 
+if TYPE_CHECKING:  # for the hints only
+    from common.stack import keras
+    from data_loading.readers import SegmentationData
+    from runtime.training import TrainState
+
 # keras.models.load_model reads it without this repository's code: unet.keras (Keras 3) or unet.h5 (Keras 2.6).
 EXPORT_FILE = "unet" + stack.MODEL_FILE_SUFFIX
 OVERLAY_SLICES = 3  # PNG overlays written next to the predicted masks
 PROBABILITY_FILE = "test-probabilities.tif"  # --save_probabilities of the ISBI test stack
 
 
-def make_probability_fn(model, use_xla, batch_size):
+def make_probability_fn(model: keras.Model, use_xla: bool, batch_size: int) -> Callable[[np.ndarray], np.ndarray]:
     """``batch (N, T, T, 1) -> softmax probabilities (N, O, O, C)`` as a NumPy array, N <= ``batch_size``.
 
     The step always sees ``(batch_size, T, T, 1)``: a smaller batch (the last
@@ -53,7 +62,8 @@ def make_probability_fn(model, use_xla, batch_size):
     return probability_fn
 
 
-def predict_images(state, probability_fn, images):
+def predict_images(state: TrainState, probability_fn: Callable[[np.ndarray], np.ndarray],
+                   images: Sequence[np.ndarray]) -> list[np.ndarray]:
     """(H, W, C) probabilities of each uint8 (H, W) image at its native size, by ``--input_mode``.
 
     overlap_tile: tile by tile, stitched. resize (NVIDIA): the image resized
@@ -66,12 +76,13 @@ def predict_images(state, probability_fn, images):
     return to_native_size(resized_probabilities(state, probability_fn, images), images)
 
 
-def to_native_size(probabilities, images):
+def to_native_size(probabilities: Sequence[np.ndarray], images: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Each (out, out, C) map of NVIDIA's path resized (bilinear) back to its image's (H, W)."""
     return [tf.image.resize(p, image.shape).numpy() for p, image in zip(probabilities, images)]
 
 
-def resized_probabilities(state, probability_fn, images):
+def resized_probabilities(state: TrainState, probability_fn: Callable[[np.ndarray], np.ndarray],
+                          images: Sequence[np.ndarray]) -> list[np.ndarray]:
     """NVIDIA's path: (out, out, C) probabilities of each image resized to the output size and zero-padded."""
     args = state.args
     batch = [tiles.resize_and_pad(tiles.normalize(image.astype(np.float32)), state.out, args.tile_size)
@@ -80,7 +91,7 @@ def resized_probabilities(state, probability_fn, images):
             for p in probability_fn(np.stack(batch[first:first + args.batch_size])[..., None])]
 
 
-def predict(state, probability_fn):
+def predict(state: TrainState, probability_fn: Callable[[np.ndarray], np.ndarray]) -> None:
     """Masks of the test images in ``--model_dir/predictions``, with PNG overlays; says how many it read and wrote.
 
     ISBI: ``test-masks.tif``, (N, 512, 512) uint8, 255 = cell, 0 = membrane,
@@ -119,7 +130,7 @@ def _count(number, noun):
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
-def write_probabilities(folder, data, probabilities):
+def write_probabilities(folder: str, data: SegmentationData, probabilities: Sequence[np.ndarray]) -> list[str]:
     """Each pixel's cell probability as 32-bit float TIFF in [0, 1]: the ISBI 2012 challenge's submission format.
 
     The challenge takes one float page per slice, 0 = membrane and 1 = cell
@@ -145,7 +156,8 @@ def write_probabilities(folder, data, probabilities):
     return paths
 
 
-def benchmark_inference(state, probability_fn):
+def benchmark_inference(state: TrainState, probability_fn: Callable[[np.ndarray], np.ndarray]) -> None:
+
     """Time ``--warmup_steps + --max_steps`` batches of random tiles through the network."""
     args = state.args
     rng = np.random.default_rng(args.seed)

@@ -25,17 +25,26 @@ trainableSegmentation.metrics RandError and VariationOfInformation, which the
 challenge's evaluation script calls): see :func:`isbi_challenge_scores`.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 import tensorflow as tf
 from scipy import ndimage
 
 from common import npu_utils
 
+if TYPE_CHECKING:  # for the hints only
+    from common.stack import keras
+    from runtime.training import RunLog
+
 DICE_EPSILON = 1e-6
 PERCENTILES = (90, 95, 99)  # of the benchmark's step latency
 
 
-def soft_dice(probabilities, onehot, epsilon=DICE_EPSILON):
+def soft_dice(probabilities: tf.Tensor, onehot: tf.Tensor, epsilon: float = DICE_EPSILON) -> tf.Tensor:
     """Mean soft Dice of (N, H, W, C) probabilities against one-hot labels (a scalar tensor)."""
     axes = [1, 2]
     intersection = tf.reduce_sum(probabilities * onehot, axis=axes)
@@ -43,21 +52,22 @@ def soft_dice(probabilities, onehot, epsilon=DICE_EPSILON):
     return tf.reduce_mean((2.0 * intersection + epsilon) / (union + epsilon))
 
 
-def partial_losses(logits, onehot):
+def partial_losses(logits: tf.Tensor, onehot: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """``(cross_entropy, dice_loss)`` of (N, H, W, C) logits and one-hot labels, float32 scalars."""
     logits = tf.cast(logits, tf.float32)
     cross_entropy = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=onehot, logits=logits))
     return cross_entropy, 1.0 - soft_dice(tf.nn.softmax(logits), onehot)
 
 
-def weight_decay_loss(variables, weight_decay):
+def weight_decay_loss(variables: Iterable[keras.Variable | tf.Variable], weight_decay: float) -> tf.Tensor:
     """``weight_decay * sum(||v||^2 / 2)`` over ``variables`` (NVIDIA's tf.nn.l2_loss over all weights)."""
     if not weight_decay:
         return tf.constant(0.0)
     return weight_decay * tf.add_n([tf.nn.l2_loss(tf.cast(v, tf.float32)) for v in variables])
 
 
-def total_loss(logits, onehot, variables, weight_decay):
+def total_loss(logits: tf.Tensor, onehot: tf.Tensor, variables: Iterable[keras.Variable | tf.Variable],
+               weight_decay: float) -> tf.Tensor:
     """Cross-entropy + (1 - soft Dice) + L2 weight decay, the training objective."""
     cross_entropy, dice_loss = partial_losses(logits, onehot)
     return cross_entropy + dice_loss + weight_decay_loss(variables, weight_decay)
@@ -70,7 +80,8 @@ def _soft_dice_per_class(probabilities, onehot):
     return (2 * intersection + DICE_EPSILON) / (union + DICE_EPSILON)
 
 
-def nvidia_eval_losses(probabilities, labels, n_classes, batch_size):
+def nvidia_eval_losses(probabilities: Sequence[np.ndarray], labels: Sequence[np.ndarray], n_classes: int,
+                       batch_size: int) -> dict[str, float]:
     """NVIDIA's evaluation figures, computed as its ``evaluate`` does.
 
     NVIDIA feeds the validation slices in batches of ``--batch_size`` (the
@@ -105,7 +116,8 @@ def nvidia_eval_losses(probabilities, labels, n_classes, batch_size):
             "eval_dice_score": 1.0 - dice_loss}
 
 
-def segmentation_metrics(probabilities, labels, n_classes):
+def segmentation_metrics(probabilities: Sequence[np.ndarray] | np.ndarray, labels: Sequence[np.ndarray] | np.ndarray,
+                         n_classes: int) -> dict[str, float]:
     """Metrics of whole images at native resolution, averaged over images (of any sizes) and classes.
 
     Args:
@@ -144,7 +156,7 @@ def _challenge_thresholds():
 CHALLENGE_THRESHOLDS = _challenge_thresholds()
 
 
-def segments(foreground):
+def segments(foreground: np.ndarray) -> np.ndarray:
     """4-connected components of a boolean (H, W) map (Fiji's connectedComponents(..., 4)).
 
     Returns an int (H, W) map: 0 outside ``foreground``, 1..K a segment each.
@@ -152,7 +164,7 @@ def segments(foreground):
     return ndimage.label(foreground)[0]  # scipy's default 2-D structure is the 4-neighbourhood
 
 
-def thin_borders(labels):
+def thin_borders(labels: np.ndarray) -> np.ndarray:
     """Borders of an int (H, W) segment map thinned to at most one pixel: a seeded watershed on the flat border.
 
     Every segment grows into the 0 pixels around it breadth-first, one
@@ -187,7 +199,7 @@ def _overlap_table(true_segments, proposed_segments):
     return np.bincount(rows * shape[1] + columns, minlength=shape[0] * shape[1]).reshape(shape).astype(np.float64)
 
 
-def rand_pair_counts(true_segments, proposed_segments):
+def rand_pair_counts(true_segments: np.ndarray, proposed_segments: np.ndarray) -> tuple[float, float, float]:
     """Foreground-restricted Rand pair counts of one slice (Fiji's N^2 normalisation, in pixel pairs).
 
     Only pixels of the ground truth's foreground count; each border pixel of
@@ -210,7 +222,7 @@ def _entropy(probabilities):
     return float(-(probabilities * np.log(probabilities)).sum())
 
 
-def information_score(true_segments, proposed_segments):
+def information_score(true_segments: np.ndarray, proposed_segments: np.ndarray) -> float:
     """Foreground-restricted information-theoretic score of one slice: ``2 I(T;S) / (H(T) + H(S))``.
 
     The F-score of Fiji's split and merge scores ``I/H(T)`` and ``I/H(S)``
@@ -232,7 +244,7 @@ def information_score(true_segments, proposed_segments):
     return 2 * (h_true + h_proposed - h_joint) / (h_true + h_proposed)
 
 
-def isbi_challenge_scores(cell_probabilities, labels):
+def isbi_challenge_scores(cell_probabilities: Sequence[np.ndarray], labels: Sequence[np.ndarray]) -> dict[str, float]:
     """The ISBI 2012 challenge's V_rand and V_info, each the best over the challenge's thresholds.
 
     At each threshold of :data:`CHALLENGE_THRESHOLDS` a slice's segments are
@@ -266,7 +278,7 @@ def isbi_challenge_scores(cell_probabilities, labels):
             for key, value in ((name, score), (f"{name}_threshold", threshold))}
 
 
-def benchmark_statistics(step_seconds, images_per_step, warmup_steps):
+def benchmark_statistics(step_seconds: Sequence[float], images_per_step: int, warmup_steps: int) -> dict[str, float]:
     """Throughput and latency of the steps after ``warmup_steps``.
 
     Args:
@@ -288,7 +300,8 @@ def benchmark_statistics(step_seconds, images_per_step, warmup_steps):
     return stats
 
 
-def report(log, values, step):
+def report(log: RunLog, values: Mapping[str, float], step: int) -> None:
+
     """One METRIC line per figure of ``values`` ({name: float}) on stdout, and the same in ``log``
     (training.RunLog: JSON lines and TensorBoard) at ``step``."""
     for name, value in values.items():

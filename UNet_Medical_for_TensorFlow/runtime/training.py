@@ -32,6 +32,9 @@ checkpoint with ``--resume``. ``config.json`` is written by
 restore succeeded.
 """
 
+from __future__ import annotations
+
+import argparse
 import dataclasses
 import datetime
 import functools
@@ -39,6 +42,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Mapping, Sequence
 
 import tensorflow as tf
 
@@ -67,7 +71,7 @@ class RunLog:
     empty folder or file behind.
     """
 
-    def __init__(self, args, is_chief):
+    def __init__(self, args: argparse.Namespace, is_chief: bool) -> None:
         self.args, self.is_chief = args, is_chief
         self.jsonl = None
         self.writer = None
@@ -83,7 +87,7 @@ class RunLog:
             self.jsonl = open(os.path.join(log_dir, "log.jsonl"), "a", encoding="utf-8")
         self.writer = tf.summary.create_file_writer(os.path.join(self.args.model_dir, "tensorboard"))
 
-    def record(self, step, values, nvidia_step=()):
+    def record(self, step: int, values: Mapping[str, float], nvidia_step: Sequence[int] = ()) -> None:
         """Write ``values`` ({name: float}) at ``step`` to both outputs (``nvidia_step``: the dllogger step)."""
         if not self.is_chief:
             return
@@ -139,11 +143,11 @@ class TrainState:
     step_seconds: list = dataclasses.field(default_factory=list)
 
     @property
-    def step(self):
+    def step(self) -> int:
         return int(self.checkpoint.step.numpy())
 
 
-def build(args, ctx, data):
+def build(args: argparse.Namespace, ctx: npu_utils.RunContext, data: readers.SegmentationData) -> TrainState:
     """The :class:`TrainState` of every mode: the data checked against the flags, the folds split, the
     network and its optimizer built under the strategy, the run folder's checkpoints (training only).
 
@@ -174,7 +178,7 @@ def build(args, ctx, data):
                       inference.make_probability_fn(model, ctx.use_xla, args.batch_size))
 
 
-def restore_or_start(state):
+def restore_or_start(state: TrainState) -> int:
     """Restore the latest checkpoint, start over, or start fresh, as the mode and ``--resume`` ask.
 
     Training follows RunCheckpoints.restore_or_start (True:
@@ -210,7 +214,7 @@ def restore_or_start(state):
     return state.step
 
 
-def train(state):
+def train(state: TrainState) -> int:
     """Train from the checkpoint's step to the step cap, then :func:`finish`; returns the last step.
 
     Steps ``step + 1 .. last step``, with TRAIN lines, checkpoints and (chief,
@@ -254,7 +258,7 @@ def train(state):
     return max(start_step, last_step)
 
 
-def end_step(state, step, loss, l2_loss, step_start):
+def end_step(state: TrainState, step: int, loss: float, l2_loss: float | None, step_start: float) -> float:
     """The bookkeeping of training step ``step`` (``loss``: its float loss; ``l2_loss``: its L2 term when the
     step logs, else None; ``step_start``: when it began, perf_counter): the checks and checkpoint of
     TrainingSteps, the step time, the TRAIN line and the log, the validation every
@@ -280,7 +284,8 @@ def end_step(state, step, loss, l2_loss, step_start):
     return now
 
 
-def finish(state):
+def finish(state: TrainState) -> None:
+
     """The end of a training: its last checkpoint, the --benchmark figures, and (chief) the exported model."""
     args = state.args
     state.steps.save(state.step)
