@@ -13,7 +13,12 @@
 # limitations under the License.
 """Evaluation: the run's checked file lists, the pass over the validation split, its metrics and report."""
 
+from __future__ import annotations
+
+import argparse
 import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,8 +27,13 @@ from common.errors import UserError
 from data_loading import decoding, folders, pipeline
 from runtime import flags, inference, metrics
 
+if TYPE_CHECKING:  # for the hints only
+    import tensorflow as tf
 
-def load_data(args, need_train):
+    from common.stack import keras
+
+
+def load_data(args: argparse.Namespace, need_train: bool) -> folders.Dataset:
     """The checked file lists of the run (see data_loading.folders).
 
     Training checks --class_number against the class folders (0 takes it from
@@ -53,7 +63,8 @@ def load_data(args, need_train):
     return dataset
 
 
-def evaluate(model, data, task, num_classes, batch):
+def evaluate(model: keras.Model, data: Iterable[tuple[tf.Tensor, tf.Tensor]], task: str, num_classes: int,
+             batch: int) -> dict[str, float | np.ndarray]:
     """Run ``model`` over ``data`` (batches of at most ``batch`` images, labels) and compute the metrics.
 
     Returns:
@@ -73,17 +84,17 @@ def evaluate(model, data, task, num_classes, batch):
     return metrics.classification_metrics(np.concatenate(probabilities), np.concatenate(labels))
 
 
-def scalar_metrics(result):
+def scalar_metrics(result: Mapping[str, float | np.ndarray]) -> dict[str, float]:
     """The scalar entries of a metrics dict, in the order they are printed."""
     return {name: value for name, value in result.items() if np.isscalar(value)}
 
 
-def print_metric_lines(result):
+def print_metric_lines(result: Mapping[str, float | np.ndarray]) -> None:
     for name, value in scalar_metrics(result).items():
         print(npu_utils.format_metric_line(name, value), flush=True)
 
 
-def report(result, class_names, task, folder):
+def report(result: Mapping[str, float | np.ndarray], class_names: Sequence[str], task: str, folder: str) -> None:
     """Print METRIC lines, per-class figures and the confusion matrix; write them into ``folder``.
 
     Writes ``metrics.txt``, ``confusion_matrix.txt`` and ``confusion_matrix.png``.
@@ -105,7 +116,8 @@ def report(result, class_names, task, folder):
     print(f"[evaluate] confusion matrix and metrics in {folder}", flush=True)
 
 
-def evaluate_run(args, model, names, dataset):
+def evaluate_run(args: argparse.Namespace, model: keras.Model, names: Sequence[str], dataset: folders.Dataset) -> None:
+
     """Evaluate on the validation split and write the report into ``<model_dir>/eval``.
 
     A classification folder may hold some of the model's classes, matched

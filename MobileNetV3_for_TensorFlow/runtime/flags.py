@@ -20,7 +20,10 @@ learning_rate, batch, epochs, train_dir, eval_dir, save_dir, weights) are
 flags here, with the seed's values as defaults and its spellings as aliases.
 """
 
+from __future__ import annotations
+
 import argparse
+from collections.abc import Collection, Sequence
 
 from common import cli, cluster, npu_utils
 from common.errors import UserError
@@ -58,7 +61,7 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def build_parser():
+def build_parser() -> cli.FlagParser:
     """The argparse parser of main.py: every flag, its default and its help."""
     parser = cli.FlagParser(  # a flag error is one line (exit 2), not the usage text
         description="MobileNetV3 Small/Large classification and LR-ASPP segmentation (TF 2.21 / Keras 3 or "
@@ -186,7 +189,7 @@ def _loss_scale(value):
         raise argparse.ArgumentTypeError(f"expected an initial scale, True or False, got {value!r}") from None
 
 
-def apply_paper_recipe(args, given):
+def apply_paper_recipe(args: argparse.Namespace, given: Collection[str]) -> None:
     """Set the paper's ImageNet recipe (Howard et al. 2019, Section 5.1) on every flag not in ``given``.
 
     RMSProp with momentum 0.9, learning rate 0.1 at batch 4096 scaled linearly
@@ -216,7 +219,7 @@ def _flag_values(args, names):
                     else f"--{name}={getattr(args, name)}" for name in names)
 
 
-def parse_args(argv=None):
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the flags and check their values; evaluate, predict, export and a resumed training take the
     network and its input (:data:`RUN_KEYS`) from the run's config.json.
 
@@ -283,7 +286,7 @@ def _check_values(args):
         raise UserError(f"--loss_scale={args.loss_scale} must be a positive initial scale, or 0 for none")
 
 
-def trains(args):
+def trains(args: argparse.Namespace) -> bool:
     """True for the modes that train (train, train_and_evaluate)."""
     return args.mode in TRAINING_MODES
 
@@ -301,14 +304,14 @@ def _take_from_training_run(args, given):
                                                            "--resume=False starts over")
 
 
-def write_run_config(args, ctx):
+def write_run_config(args: argparse.Namespace, ctx: npu_utils.RunContext) -> None:
     """Write every resolved flag, the device and the precision as the run's ``<model_dir>/config.json``
     (training's chief, once every check passed and the restore succeeded)."""
     cli.write_run_config(args.model_dir, dict(sorted(vars(args).items()), device=ctx.device,
                                                     precision=ctx.precision.policy, rank_size=ctx.ranks.rank_size))
 
 
-def note_cpu_costs(ctx):
+def note_cpu_costs(ctx: npu_utils.RunContext) -> None:
     """Print a :data:`CPU_COSTS` line for each such request of this run on a CPU (``ctx``: npu_utils.RunContext)."""
     asked = [ctx.precision.policy] + (["xla"] if ctx.use_xla else []) if ctx.device == "cpu" else []
     for name in asked:
@@ -316,6 +319,7 @@ def note_cpu_costs(ctx):
             print(f"[device] note: {CPU_COSTS[name]}", flush=True)
 
 
-def cache_bytes(args):
+def cache_bytes(args: argparse.Namespace) -> int:
+
     """--cache_budget_mb in bytes: the decoded images a split may keep in memory."""
     return int(args.cache_budget_mb * 1024 ** 2)

@@ -13,9 +13,14 @@
 # limitations under the License.
 """A finished run's model (for evaluate, predict and export), the inference step, prediction and export."""
 
+from __future__ import annotations
+
+import argparse
 import csv
 import functools
 import os
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
@@ -24,6 +29,9 @@ from PIL import Image
 from common import npu_utils, stack
 from data_loading import decoding, folders, pipeline
 from model import network
+
+if TYPE_CHECKING:  # for the hints only
+    from common.stack import keras
 
 
 # The name under which npu_utils.TRACES counts the traces of the inference step.
@@ -36,7 +44,7 @@ def _compiled(model):
     return npu_utils.step_function(lambda images: model(images, training=False), INFERENCE_STEP)
 
 
-def forward_fn(model, batch):
+def forward_fn(model: keras.Model, batch: int) -> Callable[[tf.Tensor], tf.Tensor]:
     """``forward(images) -> outputs`` through the step of ``model`` at a fixed batch of ``batch`` images.
 
     A smaller batch (the last one of a split) is padded with zeros and its
@@ -54,7 +62,7 @@ def forward_fn(model, batch):
     return forward
 
 
-def load_run(args):
+def load_run(args: argparse.Namespace) -> tuple[keras.Model, list[str]]:
     """The model of the finished run ``--model_dir`` for evaluate, predict and export.
 
     The network settings (:data:`flags.RUN_KEYS`) came from the run's
@@ -95,7 +103,8 @@ def _fit_args_to_model(args, model, names):
         args.class_number = len(names)
 
 
-def predict(model, class_names, paths, task, height, width, batch, output, checker=None):
+def predict(model: keras.Model, class_names: Sequence[str], paths: Sequence[str], task: str, height: int, width: int,
+            batch: int, output: str, checker: decoding.DecodeChecker | None = None) -> None:
     """Predict every image of ``paths``.
 
     Classification writes ``output`` as a CSV of file, class, probability;
@@ -133,7 +142,7 @@ def predict(model, class_names, paths, task, height, width, batch, output, check
     print(f"[predict] {written} predictions in {output}", flush=True)
 
 
-def export(model, class_names, folder):
+def export(model: keras.Model, class_names: Sequence[str], folder: str) -> None:
     """Write a TF SavedModel (``saved_model/``), the Keras model file, its portable weights and
     ``class_names.json``."""
     network.save_model(model, class_names, folder)
@@ -142,7 +151,8 @@ def export(model, class_names, folder):
           flush=True)
 
 
-def predict_run(args, model, names):
+def predict_run(args: argparse.Namespace, model: keras.Model, names: Sequence[str]) -> None:
+
     """Predict every image of --input into --output (CSV, or a folder of PNG masks)."""
     checker = decoding.DecodeChecker(args.skip_bad_images)
     default = "predictions" if args.task == "segmentation" else "predictions.csv"

@@ -17,7 +17,10 @@ The names below are the ones printed as ``METRIC <name>=<value>`` lines and
 the ones the best checkpoint is chosen by, so the two cannot drift apart.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -37,13 +40,14 @@ LEARNT_LOSS_FRACTION = 0.5
 PREDICTIONS_LAYER = "predictions"
 
 
-def logits_model(model):
+def logits_model(model: keras.Model) -> keras.Model:
     """The model's scores before its final softmax (the input of its "predictions" layer), sharing its
     layers: NHWC images -> (batch, classes) or (batch, height, width, classes) logits."""
     return keras.Model(model.inputs, model.get_layer(PREDICTIONS_LAYER).input)
 
 
-def make_loss(model, task, num_classes, label_smoothing, l2=0.0):
+def make_loss(model: keras.Model, task: str, num_classes: int, label_smoothing: float,
+              l2: float = 0.0) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
     """``loss_fn(images, labels) -> scalar``: the mean over the local batch, plus :func:`l2_loss` of
     the weights being trained with factor ``l2`` (--weight_decay under --weight_decay_mode=l2).
 
@@ -74,7 +78,7 @@ def make_loss(model, task, num_classes, label_smoothing, l2=0.0):
     return loss_fn
 
 
-def confusion_matrix(labels, predictions, num_classes):
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
     """(num_classes, num_classes) counts, rows = true class, columns = predicted.
 
     Entries of ``labels`` equal to 255 (ignore) are left out.
@@ -85,7 +89,7 @@ def confusion_matrix(labels, predictions, num_classes):
     return np.bincount(index, minlength=num_classes ** 2).reshape(num_classes, num_classes)
 
 
-def classification_metrics(probabilities, labels):
+def classification_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float | np.ndarray]:
     """Top-1, top-5 (when more than 5 classes), per-class accuracy, confusion matrix.
 
     Args:
@@ -107,7 +111,7 @@ def classification_metrics(probabilities, labels):
     return result
 
 
-def chance_hint(result, train_loss):
+def chance_hint(result: Mapping[str, float | np.ndarray], train_loss: float) -> str | None:
     """The one-line hint for a classification validation that sits at chance while training has learnt, or None.
 
     At chance: top-1 at most :data:`CHANCE_MARGIN` above the share of the
@@ -131,7 +135,7 @@ def chance_hint(result, train_loss):
             "or --ema_momentum=0")
 
 
-def segmentation_metrics(confusion):
+def segmentation_metrics(confusion: np.ndarray) -> dict[str, float | np.ndarray]:
     """mIoU, pixel accuracy and per-class IoU of a pixel confusion matrix.
 
     Classes absent from both the masks and the predictions are left out of the mean.
@@ -144,7 +148,7 @@ def segmentation_metrics(confusion):
             "per_class": iou, "confusion": confusion}
 
 
-def confusion_text(confusion, class_names):
+def confusion_text(confusion: np.ndarray, class_names: Sequence[str]) -> str:
     """The confusion matrix as aligned text, rows = true class."""
     width = max(4, len(str(confusion.max())) + 2)
     rows = [f"{index}:{name}" for index, name in enumerate(class_names)]
@@ -155,7 +159,8 @@ def confusion_text(confusion, class_names):
     return "\n".join(lines)
 
 
-def confusion_png(confusion, class_names, path, cell=28):
+def confusion_png(confusion: np.ndarray, class_names: Sequence[str], path: str, cell: int = 28) -> None:
+
     """Write the confusion matrix as a heat map (row-normalised) with counts."""
     count = len(class_names)
     margin = cell * 2

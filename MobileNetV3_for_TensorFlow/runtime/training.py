@@ -31,6 +31,9 @@ every model. One input pipeline serves the whole run
 (pipeline.TrainData.batches), so a new epoch does not start from an empty buffer.
 """
 
+from __future__ import annotations
+
+import argparse
 import contextlib
 import csv
 import dataclasses
@@ -39,6 +42,8 @@ import json
 import math
 import os
 import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
@@ -52,24 +57,27 @@ from model.recipe import MovingAverage, WarmupDecay, averaged_variables, make_op
 from runtime import evaluation, flags
 from runtime.metrics import BEST_METRIC, chance_hint, make_loss
 
+if TYPE_CHECKING:  # for the hints only
+    from data_loading import folders
+
 HISTORY_FILE = "history.csv"
 
 
 class History:
     """Per-epoch CSV history and TensorBoard summaries (chief only); appends on resume."""
 
-    def __init__(self, save_dir, enabled):
+    def __init__(self, save_dir: str, enabled: bool) -> None:
         self.enabled = enabled
         self.csv_path = os.path.join(save_dir, HISTORY_FILE)
         self.writer = tf.summary.create_file_writer(os.path.join(save_dir, "tensorboard")) if enabled else None
 
-    def scalars(self, step, values):
+    def scalars(self, step: int, values: Mapping[str, float]) -> None:
         if self.enabled:
             with self.writer.as_default(step=step):
                 for name, value in values.items():
                     tf.summary.scalar(name, value)
 
-    def epoch(self, row):
+    def epoch(self, row: Mapping[str, object]) -> None:
         if not self.enabled:
             return
         new = not os.path.exists(self.csv_path)
@@ -127,12 +135,12 @@ class TrainState:
     checker: object = None  # decoding.DecodeChecker: files that failed to decode
     average: MovingAverage = None  # --ema_momentum's moving average, or None
 
-    def averaged(self):
+    def averaged(self) -> contextlib.AbstractContextManager[None]:
         """Context: the model holds the moving average of its weights (--ema_momentum), if there is one."""
         return self.average.swapped() if self.average else contextlib.nullcontext()
 
 
-def build(args, ctx, dataset):
+def build(args: argparse.Namespace, ctx: npu_utils.RunContext, dataset: folders.Dataset) -> TrainState:
     """The :class:`TrainState` of a fresh network and optimizer for ``dataset`` (evaluation.load_data), with
     the run folder's checkpoints (none for --benchmark).
 
@@ -157,7 +165,7 @@ def build(args, ctx, dataset):
                       total_steps, dataset, average=average)
 
 
-def restore_or_start(state):
+def restore_or_start(state: TrainState) -> None:
     """Resume from the run folder's last checkpoint, or start (from --weights), as --resume says.
 
     --weights loads only when no checkpoint is continued, and before
@@ -195,7 +203,7 @@ def restore_or_start(state):
     state.steps = TrainingSteps(checkpoints, args.checkpoint_every, state.step, state.total_steps)
 
 
-def train(state):
+def train(state: TrainState) -> keras.Model:
     """Train from ``state.step`` to the step cap, then :func:`finish`; returns the final model.
 
     Writes into ``args.model_dir``: ``config.json`` (the run's flags, once the
@@ -234,7 +242,7 @@ def train(state):
     return state.model
 
 
-def end_step(state, loss, epoch, bar):
+def end_step(state: TrainState, loss: tf.Tensor, epoch: int, bar: keras.utils.Progbar | None) -> None:
     """The bookkeeping of the step just run (``loss``: its loss tensor, read on the host only for a TRAIN
     line, every --log_every steps): the decode check, the TRAIN line, the step and the moving average, the
     non-finite check and the checkpoint cadence of TrainingSteps.
@@ -254,7 +262,8 @@ def end_step(state, loss, epoch, bar):
     state.steps.end_step(state.step, logged)
 
 
-def finish(state):
+def finish(state: TrainState) -> None:
+
     """The end of the run: its last checkpoint, and the final model (the moving average's weights, if any)
     with a line saying where it and the best one are (a --benchmark run saves none)."""
     args = state.args
