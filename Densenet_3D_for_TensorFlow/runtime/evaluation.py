@@ -14,8 +14,13 @@
 """Test mode (every held-out case scored and saved) and the validation during training.
 """
 
+from __future__ import annotations
+
+import argparse
 import json
 import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import tensorflow as tf
@@ -25,6 +30,11 @@ from data_loading.nifti import load_case
 from model import tf_models
 from model.weights import BEST_FOLDER, BEST_RECORD, read_best
 from runtime import inference, metrics
+
+if TYPE_CHECKING:  # for the hints only
+    from common.stack import keras
+    from data_loading.cases import Case
+    from data_loading.run_data import RunData
 
 VALIDATION_EVENTS = os.path.join("tensorboard", "validation")  # in <model_dir>: the [val] figures for TensorBoard
 
@@ -41,7 +51,8 @@ class Validation:
     keeps its best (``runtime.training.restore_or_start`` removes an earlier run's on a fresh start).
     """
 
-    def __init__(self, args, model, cases, image_paths, log=print):
+    def __init__(self, args: argparse.Namespace, model: keras.Model, cases: Sequence[Case],
+                 image_paths: Mapping[str, Mapping[str, str] | None], log: Callable[[str], object] = print) -> None:
         self.args, self.model, self.cases, self.image_paths, self.log = args, model, cases, image_paths, log
         # One block shape for every validation of the run (one trace each), fitted once to the cases.
         self.block = inference.run_block(args, cases, image_paths)
@@ -52,7 +63,7 @@ class Validation:
                                                   checkpoint_name="ckpt")
         self.writer = None  # opened at the first validation, so that a run that fails earlier leaves no folder
 
-    def __call__(self, step):
+    def __call__(self, step: int) -> None:
         args = self.args
         model = self.model
         if args.inference == "block":  # a fresh copy of the current weights
@@ -86,7 +97,9 @@ class Validation:
         self.log(line)
 
 
-def test(args, model, data, trained_here=False, log=print):
+def test(args: argparse.Namespace, model: keras.Model, data: RunData, trained_here: bool = False,
+         log: Callable[[str], object] = print) -> list[dict[str, float | str]]:
+
     """Predict the test cases, save NIfTI/PNG, print the per-case table and METRIC lines, write metrics.csv."""
     inference.restore_for_inference(args, model, trained_here)
     rows = inference.run_inference(args, model, data.test_cases, data, with_truth=True, log=log)

@@ -29,9 +29,12 @@ Imports no TensorFlow (only ``model.specs`` and ``common.npu_utils``): ``--help`
 and a flag error answer at once.
 """
 
+from __future__ import annotations
+
 import argparse
 import hashlib
 import os
+from collections.abc import Mapping, Sequence
 
 from common import cli, npu_utils
 from common.errors import UserError
@@ -45,7 +48,7 @@ REFERENCE_MODES = {"test": "evaluate", "train_test": "train_and_evaluate"}
 RUN_CONFIG_NAMES = ("model_name", "width_multiplier", "n4_correction", "normalisation")
 
 
-def build_parser():
+def build_parser() -> cli.FlagParser:
     parser = cli.FlagParser(
         description="Hierarchical densely connected 3D CNN for BraTS (Chen et al. 2018): "
                     "train, evaluate or predict.")
@@ -169,7 +172,7 @@ def _take_from_run_config(args, given):
               "--normalisation=zero_background, so this run reads the cases so", flush=True)
 
 
-def block_shape(text):
+def block_shape(text: str) -> str | tuple[int, int, int]:
     """--block_size: "auto", "N" (a cube) or "X,Y,Z" -> "auto" or the (X, Y, Z) voxels a block keeps, each at
     least 1."""
     if text == "auto":
@@ -184,7 +187,7 @@ def block_shape(text):
     return sizes * 3 if len(sizes) == 1 else sizes
 
 
-def parse_args(argv=None):
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse and check the flags; fill in the defaults that depend on other flags.
 
     evaluate, predict and a resumed training take -mn, --width_multiplier and -nc
@@ -234,7 +237,7 @@ def _apply_shorthands(args, given):
             setattr(args, name, value + offset)
 
 
-def default_n4_cache_dir(data_path, env=None):
+def default_n4_cache_dir(data_path: str, env: Mapping[str, str] | None = None) -> str:
     """Where N4 corrections of a read-only ``data_path`` go: a per-user folder that every run finds again.
 
     ``$XDG_CACHE_HOME/densenet3d_n4/<name>-<hash of the absolute path>`` (``~/.cache`` when
@@ -287,7 +290,7 @@ def _check_patch_size(args):
                             f"(patch size = -ps + {2 * CROP_MARGIN})")
 
 
-def run_folder_of(load_path):
+def run_folder_of(load_path: str) -> str:
     """The run folder of -lp: a run folder, its checkpoints/ folder, or a checkpoint prefix inside it."""
     folder = os.path.normpath(load_path)
     if not os.path.isdir(folder):
@@ -295,7 +298,7 @@ def run_folder_of(load_path):
     return os.path.dirname(folder) if os.path.basename(folder) == "checkpoints" else folder
 
 
-def weights_run_folder(args):
+def weights_run_folder(args: argparse.Namespace) -> str:
     """The training run whose config.json describes the weights this run uses.
 
     evaluate and predict with -lp: the run folder of -lp; otherwise --model_dir.
@@ -333,12 +336,13 @@ def _check_fine_tuning_n4(args):
                         "fine-tune with the N4 setting its weights were trained with")
 
 
-def trains(args):
+def trains(args: argparse.Namespace) -> bool:
     """True for the modes that train (train, train_and_evaluate)."""
     return args.mode in ("train", "train_and_evaluate")
 
 
-def write_run_config(args, ctx):
+def write_run_config(args: argparse.Namespace, ctx: npu_utils.RunContext) -> None:
+
     """Write the run's flags, device and precision as ``<model_dir>/config.json``.
 
     Training calls it once every check passed and the checkpoint restore

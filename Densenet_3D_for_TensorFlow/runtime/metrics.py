@@ -30,7 +30,10 @@ Over the cases, each metric gets the summary rows BraTS reports: mean, sample st
 25th and 75th percentile, the 373.13 / 374 mm cases included.
 """
 
+from __future__ import annotations
+
 import csv
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -62,7 +65,7 @@ TABLE_TITLES = {
 }
 
 
-def dice(prediction, truth):
+def dice(prediction: np.ndarray, truth: np.ndarray) -> float:
     """2|P&T| / (|P| + |T|) of two bool masks; 1.0 when both are empty (nothing to find, nothing found)."""
     total = int(prediction.sum()) + int(truth.sum())
     if total == 0:
@@ -70,7 +73,7 @@ def dice(prediction, truth):
     return 2.0 * int((prediction & truth).sum()) / total
 
 
-def sensitivity(prediction, truth):
+def sensitivity(prediction: np.ndarray, truth: np.ndarray) -> float:
     """TP / (TP + FN); 1.0 when the truth is empty (nothing was missed)."""
     positives = int(truth.sum())
     if positives == 0:
@@ -78,7 +81,7 @@ def sensitivity(prediction, truth):
     return int((prediction & truth).sum()) / positives
 
 
-def specificity(prediction, truth, brain=None):
+def specificity(prediction: np.ndarray, truth: np.ndarray, brain: np.ndarray | None = None) -> float:
     """TN / (TN + FP) over the voxels of the bool mask ``brain`` (None: the whole volume); 1.0 when there
     is no negative voxel. Outside the brain every voxel is a true negative, so counting them would put
     every case near 1."""
@@ -94,12 +97,12 @@ def _surface(mask):
     return mask & ~ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(3, 1), border_value=0)
 
 
-def one_empty(prediction, truth):
+def one_empty(prediction: np.ndarray, truth: np.ndarray) -> bool:
     """True when exactly one of the two masks is empty (the region was missed, or found where there is none)."""
     return bool(prediction.any()) != bool(truth.any())
 
 
-def hd95(prediction, truth, spacing=(1.0, 1.0, 1.0)):
+def hd95(prediction: np.ndarray, truth: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> float:
     """95th percentile of the symmetric surface distances, in mm (the 2017 table's definition).
 
     ``prediction`` and ``truth`` are (X, Y, Z) bool masks; ``spacing`` is the
@@ -132,7 +135,8 @@ def _region_metrics_2017(prediction, truth, spacing, brain):
                 specificity=specificity(prediction, truth, brain), hd95=hd95(prediction, truth, spacing))
 
 
-def case_metrics(prediction, truth, spacing=(1.0, 1.0, 1.0), brain=None, scores="brats"):
+def case_metrics(prediction: np.ndarray, truth: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0),
+                 brain: np.ndarray | None = None, scores: str = "brats") -> dict[str, float]:
     """All metrics of one case from (X, Y, Z) label volumes in the BraTS values {0, 1, 2, 4}.
 
     ``spacing``: voxel size in mm along X, Y, Z (for HD95 and volumes); ``brain``: (X, Y, Z)
@@ -153,12 +157,12 @@ def case_metrics(prediction, truth, spacing=(1.0, 1.0, 1.0), brain=None, scores=
     return results
 
 
-def scores_of(rows):
+def scores_of(rows: Sequence[Mapping[str, float | str]]) -> str:
     """Which conventions the rows of :func:`case_metrics` follow: ``brats`` or ``brats2023``."""
     return "brats2023" if rows and "wt_lesion_dice" in rows[0] else "brats"
 
 
-def metric_columns(rows=()):
+def metric_columns(rows: Sequence[Mapping[str, float | str]] = ()) -> list[str]:
     """The per-region metric names: ``wt_dice``, ``wt_sensitivity``, ..., ``et_hd95`` (2017), or
     ``wt_dice`` ... ``et_gt_volume`` (:data:`runtime.scoring.brats2023.COLUMNS`) when the first of ``rows``
     has lesion-wise columns."""
@@ -166,12 +170,12 @@ def metric_columns(rows=()):
     return [f"{region}_{name}" for region in REGIONS for name in names]
 
 
-def count_columns():
+def count_columns() -> list[str]:
     """The per-region counts of cases with exactly one empty mask (HD95 373.13)."""
     return [f"{region}_one_empty" for region in REGIONS]
 
 
-def mean_metrics(rows):
+def mean_metrics(rows: Sequence[Mapping[str, float | str]]) -> dict[str, float]:
     """Mean of each metric over cases, and for each :func:`count_columns` entry the number of such cases."""
     means = {column: sum(row[column] for row in rows) / len(rows) if rows else float("nan")
              for column in metric_columns(rows)}
@@ -189,7 +193,7 @@ SUMMARY_STATISTICS = {
 }
 
 
-def summary_rows(rows):
+def summary_rows(rows: Sequence[Mapping[str, float | str]]) -> list[dict[str, float | str]]:
     """The rows after the cases, each named in ``case``: ``mean`` (:func:`mean_metrics`, with the
     one-empty counts), then ``std``, ``median``, ``25quantile``, ``75quantile`` of every metric column."""
     values = {column: [row[column] for row in rows] for column in metric_columns(rows)}
@@ -205,7 +209,7 @@ def _short(column):
     return column.replace("sensitivity", "sens").replace("specificity", "spec").replace("lesion", "les")
 
 
-def format_table(rows):
+def format_table(rows: Sequence[Mapping[str, float | str]]) -> str:
     """A text table: a line naming the conventions, per case Dice, HD95, sensitivity and specificity of each
     region (and lesion-wise Dice and HD95 with ``brats2023`` rows), the summary rows, the one-empty counts."""
     scores = scores_of(rows)
@@ -223,7 +227,7 @@ def format_table(rows):
     return "\n".join(lines)
 
 
-def write_csv(path, rows):
+def write_csv(path: str, rows: Sequence[Mapping[str, float | str]]) -> None:
     """Per-case rows (case, every metric, the 0/1 one-empty flags), then the :func:`summary_rows`.
 
     In the ``mean`` row the ``<region>_one_empty`` columns hold the number of
@@ -238,7 +242,8 @@ def write_csv(path, rows):
                              for c in columns})
 
 
-def make_loss_fn(model):
+def make_loss_fn(model: keras.Model) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+
     """``loss_fn(images, labels) -> scalar``: CE of the 2-class head + CE of the 5-class head.
 
     images (N, X, Y, Z, 4) float32; labels (N, x, y, z) int32 in 0..4 over the

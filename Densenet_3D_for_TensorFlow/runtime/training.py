@@ -24,9 +24,14 @@ non-finite loss stop, the checkpoint cadence, the epoch-end saves and the
 scratch clean-up are common/TrainingSteps', the same in every model.
 """
 
+from __future__ import annotations
+
+import argparse
 import dataclasses
 import os
 import shutil
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
@@ -40,6 +45,9 @@ from model import tf_models
 from model.weights import BEST_FOLDER, load_weights
 from runtime import flags, metrics
 from runtime.evaluation import Validation
+
+if TYPE_CHECKING:  # for the hints only
+    from data_loading.run_data import RunData
 
 
 @dataclasses.dataclass
@@ -65,7 +73,8 @@ class TrainState:
     first_step_sec: float = None  # the timer's elapsed() after this run's first step (graph tracing)
 
 
-def build(args, ctx, data, log=print):
+def build(args: argparse.Namespace, ctx: npu_utils.RunContext, data: RunData,
+          log: Callable[[str], object] = print) -> TrainState:
     """The :class:`TrainState` of a run: the model and its Adam optimizer (variables built, so checkpoints
     restore them at once); for a training also its plan in steps and the run folder's checkpoints (none
     in a --benchmark run).
@@ -94,7 +103,7 @@ def build(args, ctx, data, log=print):
     return state
 
 
-def restore_or_start(state):
+def restore_or_start(state: TrainState) -> None:
     """Continue the run from its checkpoint, start it over, or start it fresh; then write config.json.
 
     --resume (-c) applies the rules of ``RunCheckpoints``: True
@@ -129,7 +138,7 @@ def restore_or_start(state):
         flags.write_run_config(args, ctx)
 
 
-def train(state):
+def train(state: TrainState) -> keras.Model:
     """Train on this rank's share of the training cases to the step cap; returns the model to test.
 
     Every epoch samples --tumour_centres + --background_centres patches per
@@ -169,7 +178,7 @@ def train(state):
     return model
 
 
-def end_step(state, loss):
+def end_step(state: TrainState, loss: float) -> None:
     """The bookkeeping of the step just run (``loss``: its float loss): the non-finite check and the
     checkpoint cadence (TrainingSteps), the TRAIN line, the validation every --eval_every steps.
 
@@ -188,7 +197,8 @@ def end_step(state, loss):
         state.validate(state.step)
 
 
-def finish(state):
+def finish(state: TrainState) -> None:
+
     """The end of the run: the last validation (unless the last step had one), the speed METRIC lines."""
     args, timer = state.args, state.timer
     steps_run = state.step - state.first_step

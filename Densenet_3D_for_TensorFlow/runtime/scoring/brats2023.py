@@ -25,6 +25,10 @@ For one region's (X, Y, Z) bool masks and the voxel size ``spacing`` (mm along X
 - Lesion-wise (:func:`lesion_wise`): ``lesion_dice``, ``lesion_hd95``, ``num_tp``, ``num_fp``, ``num_fn``.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 import numpy as np
 from scipy import ndimage
 
@@ -42,7 +46,7 @@ _COMPONENTS_26 = ndimage.generate_binary_structure(3, 3)
 _DILATION_18 = ndimage.generate_binary_structure(3, 2)
 
 
-def hd95(prediction, truth, spacing=(1.0, 1.0, 1.0)):
+def hd95(prediction: np.ndarray, truth: np.ndarray, spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> float:
     """Legacy_HD95 of two (X, Y, Z) bool masks in mm: 0 when both are empty, 374 when one is."""
     if not prediction.any() and not truth.any():
         return 0.0
@@ -54,7 +58,7 @@ def _finite(distance):
     return distance if np.isfinite(distance) else HD95_MISSED
 
 
-def sensitivity_specificity(prediction, truth):
+def sensitivity_specificity(prediction: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     """``(sensitivity, specificity)`` of two bool masks in the code's conventions (module docstring)."""
     predicted, actual = int(np.count_nonzero(prediction)), int(np.count_nonzero(truth))
     true_positives = int(np.count_nonzero(prediction & truth))
@@ -92,7 +96,8 @@ def _score_lesion(index, region, truth, grown, components, component_boxes, spac
     return hits, volume, float(dice), _finite(robust_hausdorff(surface_distances(lesion, found, spacing), 95.0))
 
 
-def lesion_wise(prediction, truth, spacing=(1.0, 1.0, 1.0)):
+def lesion_wise(prediction: np.ndarray, truth: np.ndarray,
+                spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> dict[str, float]:
     """BraTS 2023's lesion-wise scores of one region's (X, Y, Z) bool masks, as its evaluation code computes them.
 
     1. Truth lesions: the 26-connected components of the truth dilated :data:`LESION_DILATIONS` times
@@ -131,7 +136,9 @@ def lesion_wise(prediction, truth, spacing=(1.0, 1.0, 1.0)):
                 num_fn=len(kept) - true_positives)
 
 
-def region_scores(prediction, truth, spacing=(1.0, 1.0, 1.0)):
+def region_scores(prediction: np.ndarray, truth: np.ndarray,
+                  spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> dict[str, float]:
+
     """Every :data:`COLUMNS` entry of one region's (X, Y, Z) bool masks, as ``{name: value}``."""
     sensitivity, specificity = sensitivity_specificity(prediction, truth)
     total = int(np.count_nonzero(prediction)) + int(np.count_nonzero(truth))

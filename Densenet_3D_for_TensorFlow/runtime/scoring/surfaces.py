@@ -29,9 +29,12 @@ The definition, for (X, Y, Z) bool masks and a voxel size ``spacing`` in mm alon
   then the larger direction. An empty mask has no surface: its distances are infinite.
 """
 
+from __future__ import annotations
+
 import collections
 import functools
 import itertools
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -107,7 +110,7 @@ def _triangles():
 
 
 @functools.lru_cache(maxsize=64)
-def surfel_areas(spacing):
+def surfel_areas(spacing: tuple[float, float, float]) -> np.ndarray:
     """(256,) float64: the surfel area in mm^2 of each neighbourhood code, for voxels of ``spacing`` (a tuple
     of 3 mm); 0 for codes 0 and 255."""
     vectors, codes = _triangles()
@@ -117,7 +120,7 @@ def surfel_areas(spacing):
     return np.bincount(codes, weights=areas, minlength=256)
 
 
-def bounding_box(mask, margin=0):
+def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...] | None:
     """Slices of the smallest box holding every True voxel of the N-D bool ``mask``, grown by ``margin``
     voxels per side and clipped to the array; None when the mask is empty."""
     box = []
@@ -145,7 +148,8 @@ def _sorted(distances, areas):
     return distances[order], areas[order]
 
 
-def surface_distances(truth, prediction, spacing=(1.0, 1.0, 1.0)):
+def surface_distances(truth: np.ndarray, prediction: np.ndarray,
+                      spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> SurfaceDistances:
     """:class:`SurfaceDistances` of two (X, Y, Z) bool masks: per direction (n,) distances in mm, sorted, and
     the (n,) surfel areas in mm^2 of the surface points they start from (``compute_surface_distances``)."""
     box = bounding_box(truth | prediction)
@@ -169,7 +173,8 @@ def _percentile_distance(distances, areas, percent):
     return float(distances[min(int(np.searchsorted(cumulative, percent / 100.0)), distances.size - 1)])
 
 
-def robust_hausdorff(distances, percent=95.0):
+def robust_hausdorff(distances: SurfaceDistances, percent: float = 95.0) -> float:
+
     """``compute_robust_hausdorff``: the larger direction's area-weighted ``percent`` distance of a
     :class:`SurfaceDistances`, in mm; infinite when a mask is empty."""
     return max(_percentile_distance(distances.truth_to_prediction, distances.truth_areas, percent),
