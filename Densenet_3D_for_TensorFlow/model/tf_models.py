@@ -26,6 +26,10 @@ of the 27-voxel receptive field) inside the input, so a 38^3 input gives
 12^3 outputs and, in general, an input of size s gives s - 26 outputs.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+
 from common.stack import keras
 from model import tf_layers
 from model.specs import (CROP_MARGIN, MODEL_SPECS, NUM_INPUT_CHANNELS, NUM_LABEL_CLASSES, NUM_WT_CLASSES,
@@ -73,7 +77,8 @@ def _head(scale_15, scale_27, num_classes, name, padding):
     return keras.layers.Activation("linear", dtype="float32", name=name)(summed)
 
 
-def build_model(name="dense24", width_multiplier=1.0, input_size=None, padding="same"):
+def build_model(name: str = "dense24", width_multiplier: float = 1.0, input_size: Sequence[int] | None = None,
+                padding: str = "same") -> keras.Model:
     """Build one of the paper's networks.
 
     Args:
@@ -111,7 +116,8 @@ def build_model(name="dense24", width_multiplier=1.0, input_size=None, padding="
     return keras.Model(inputs, {"wt": wt_logits, "labels": label_logits}, name=canonical_model_name(name))
 
 
-def inference_twin(model, name, width_multiplier=1.0):
+def inference_twin(model: keras.Model, name: str, width_multiplier: float = 1.0) -> keras.Model:
+
     """The 'valid'-padding copy of a trained ``model`` (built by :func:`build_model`).
 
     Both give the same (B, X-26, Y-26, Z-26, C) logits for a (B, X, Y, Z, 4)

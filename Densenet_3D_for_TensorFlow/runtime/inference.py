@@ -28,10 +28,15 @@ Arrays are (X, Y, Z, 4) images and (X, Y, Z, 5) logits; labels are uint8 in
 the BraTS values {0, 1, 2, 4}.
 """
 
+from __future__ import annotations
+
+import argparse
 import itertools
 import math
 import os
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
@@ -47,11 +52,16 @@ from model.specs import CROP_MARGIN
 from model.weights import load_weights, read_best
 from runtime import flags, metrics
 
+if TYPE_CHECKING:  # for the hints only
+    from common.stack import keras
+    from data_loading.cases import Case
+    from data_loading.run_data import RunData
+
 # Class index -> BraTS label. Class 3 is unused in BraTS 2017, so it never wins the argmax.
 BRATS_CLASSES = (0, 1, 2, 4)
 
 
-def make_predict_fn(model, name="predict"):
+def make_predict_fn(model: keras.Model, name: str = "predict") -> Callable[[np.ndarray], np.ndarray]:
     """A compiled ``predict(image (B, X, Y, Z, 4)) -> label logits (B, X-26, Y-26, Z-26, 5)``.
 
     Each input shape is traced (and on an NPU compiled) once, counted in
@@ -65,13 +75,13 @@ def make_predict_fn(model, name="predict"):
     return lambda image: predict(tf.convert_to_tensor(image, tf.float32)).numpy()
 
 
-def logits_to_labels(logits):
+def logits_to_labels(logits: np.ndarray) -> np.ndarray:
     """(..., 5) logits -> uint8 BraTS labels in {0, 1, 2, 4} (argmax over classes 0, 1, 2, 4)."""
     best = np.argmax(logits[..., list(BRATS_CLASSES)], axis=-1)
     return np.asarray(BRATS_CLASSES, np.uint8)[best]
 
 
-def head_box(inside):
+def head_box(inside: np.ndarray) -> tuple[slice, ...]:
     """The smallest box (a tuple of 3 slices) holding every True voxel of the (X, Y, Z) mask ``inside``."""
     return tuple(slice(int(indices.min()), int(indices.max()) + 1) for indices in np.nonzero(inside))
 
@@ -81,7 +91,9 @@ def _background(image, background):
     return np.zeros(image.shape[-1], np.float32) if background is None else np.asarray(background, np.float32)
 
 
-def predict_labels(predict_fn, image, method, block=None, window_batch=None, background=None):
+def predict_labels(predict_fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, method: str,
+                   block: int | Sequence[int] | None = None, window_batch: int | None = None,
+                   background: np.ndarray | None = None) -> np.ndarray:
     """BraTS labels of a whole case; outside the head (all modalities at their background) they are 0.
 
     Training never centres a patch outside the head, so that region is
@@ -130,14 +142,14 @@ AUTO_BLOCK_VOXELS = 128 ** 3
 AUTO_MAX_SPLITS = 16
 
 
-def head_box_size(image, background=None):
+def head_box_size(image: np.ndarray, background: np.ndarray | None = None) -> tuple[int, ...] | None:
     """(X, Y, Z) edges of the head's bounding box (:func:`head_box`) of an (X, Y, Z, 4) image; None without a
     head voxel."""
     inside = head_mask(image, _background(image, background))
     return tuple(box.stop - box.start for box in head_box(inside)) if inside.any() else None
 
 
-def fit_block(box_sizes, max_voxels=AUTO_BLOCK_VOXELS):
+def fit_block(box_sizes: Iterable[Sequence[int] | None], max_voxels: int = AUTO_BLOCK_VOXELS) -> tuple[int, ...]:
     """The one block shape (--block_size=auto) that labels head boxes of these sizes with the least work.
 
     A block's time grows with the product of its kept edges plus 13 (measured from 94^3 to 128^3 read, the
@@ -172,7 +184,8 @@ def fit_block(box_sizes, max_voxels=AUTO_BLOCK_VOXELS):
     return best[1]
 
 
-def run_block(args, cases, image_paths):
+def run_block(args: argparse.Namespace, cases: Sequence[Case],
+              image_paths: Mapping[str, Mapping[str, str] | None]) -> tuple[int, ...] | None:
     """The block shape of a run's block inference, one for all its cases: --block_size, or for 'auto'
     :func:`fit_block` of the head boxes of ``cases`` (each read as the run reads it, ``image_paths`` as for
     ``load_case``, keyed by case id); None with --inference=window."""
@@ -187,17 +200,18 @@ def run_block(args, cases, image_paths):
     return fit_block(sizes)
 
 
-def block_shape(block):
+def block_shape(block: int | Sequence[int]) -> tuple[int, ...]:
     """The kept (X, Y, Z) of a block: ``block`` itself, or (block, block, block) for an int (a cube)."""
     return (block,) * 3 if isinstance(block, int) else tuple(block)
 
 
-def block_input_shape(block):
+def block_input_shape(block: int | Sequence[int]) -> tuple[int, ...]:
     """The one input shape (1, X + 26, Y + 26, Z + 26, 4) that :func:`predict_blocks` feeds ``predict_fn``."""
     return (1,) + tuple(size + 2 * CROP_MARGIN for size in block_shape(block)) + (4,)
 
 
-def predict_blocks(predict_fn, image, block, background=None):
+def predict_blocks(predict_fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, block: int | Sequence[int],
+                   background: np.ndarray | None = None) -> np.ndarray:
     """Logits for every voxel of ``image`` by fully convolutional blocks of one fixed shape.
 
     Every block keeps ``block`` (X, Y, Z) voxels and reads them with a
@@ -230,7 +244,7 @@ def predict_blocks(predict_fn, image, block, background=None):
     return logits[: shape[0], : shape[1], : shape[2]]
 
 
-def axis_corners(size, window=38, stride=12):
+def axis_corners(size: int, window: int = 38, stride: int = 12) -> list[int]:
     """The reference's window corners on one axis: ``min(stride * i, size - window)`` for
     i = 0 .. ceil((size - window) / stride); the last is clamped, so its window overlaps the one before.
 
@@ -241,13 +255,14 @@ def axis_corners(size, window=38, stride=12):
     return [min(stride * i, size - window) for i in range(math.ceil((size - window) / stride) + 1)]
 
 
-def window_corners(shape, window=38, stride=12):
+def window_corners(shape: Sequence[int], window: int = 38, stride: int = 12) -> np.ndarray:
     """All corners of the reference's grid: 18 x 18 x 11 = 3,564 on 240x240x155, as (N, 3) int64."""
     axes = [axis_corners(size, window, stride) for size in shape]
     return np.array(list(itertools.product(*axes)), np.int64).reshape(-1, 3)
 
 
-def nonzero_window_corners(image, window=38, stride=12, background=None):
+def nonzero_window_corners(image: np.ndarray, window: int = 38, stride: int = 12,
+                           background: np.ndarray | None = None) -> np.ndarray:
     """The corners of the grid's windows with a head voxel (some channel off its ``background``, None: 0; a
     non-zero voxel on disk): the ones the reference meant to run."""
     corners = window_corners(image.shape[:3], window, stride)
@@ -256,7 +271,9 @@ def nonzero_window_corners(image, window=38, stride=12, background=None):
     return corners[np.array(keep, bool)] if len(corners) else corners
 
 
-def predict_windows(predict_fn, image, *, batch_size, window=38, corners=None, background=None):
+def predict_windows(predict_fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray, *, batch_size: int,
+                    window: int = 38, corners: np.ndarray | None = None,
+                    background: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The reference method: 38^3 windows on the reference's grid, each adding its logits over its 12^3 centre.
 
     The grid (:func:`window_corners`) is the reference's, clamped last window
@@ -300,7 +317,7 @@ def predict_windows(predict_fn, image, *, batch_size, window=38, corners=None, b
     return logits, counts
 
 
-def save_prediction(path, labels, affine, header):
+def save_prediction(path: str, labels: np.ndarray, affine: np.ndarray, header: nib.Nifti1Header) -> None:
     """Write uint8 BraTS labels as NIfTI with the case's own affine and header (no intensity scaling)."""
     header = header.copy()
     header.set_data_dtype(np.uint8)
@@ -328,7 +345,8 @@ def _overlay(grey, label, alpha=0.45):
     return out
 
 
-def save_png(path, flair, prediction, truth=None, background=0.0):
+def save_png(path: str, flair: np.ndarray, prediction: np.ndarray, truth: np.ndarray | None = None,
+             background: float = 0.0) -> None:
     """A PNG with rows axial, coronal, sagittal; columns FLAIR, prediction overlay, truth overlay.
 
     Slices pass through the centre of the true tumour (else the predicted one, else the volume). ``flair``,
@@ -354,7 +372,7 @@ def save_png(path, flair, prediction, truth=None, background=0.0):
     Image.fromarray(canvas.astype(np.uint8)).save(path)
 
 
-def restore_for_inference(args, model, trained_here):
+def restore_for_inference(args: argparse.Namespace, model: keras.Model, trained_here: bool) -> None:
     """Put the weights --test_weights asks for into ``model`` and say which they are: the run's best
     validation weights when it has them (not when -lp names a checkpoint), else its last checkpoint."""
     explicit = args.load_path and os.path.isfile(args.load_path + ".index")
@@ -379,7 +397,8 @@ def _stored_order(loaded):
     return "" if stored == NETWORK_AXCODES else f", stored as {''.join(stored)}, read as {''.join(NETWORK_AXCODES)}"
 
 
-def run_inference(args, model, cases, data, with_truth, log):
+def run_inference(args: argparse.Namespace, model: keras.Model, cases: Sequence[Case], data: RunData,
+                  with_truth: bool, log: Callable[[str], object]) -> list[dict[str, float | str]]:
     os.makedirs(args.save_path, exist_ok=True)
     if args.inference == "block":
         model = tf_models.inference_twin(model, args.model_name, args.width_multiplier)
@@ -412,7 +431,8 @@ def run_inference(args, model, cases, data, with_truth, log):
     return rows
 
 
-def predict(args, model, data, log=print):
+def predict(args: argparse.Namespace, model: keras.Model, data: RunData, log: Callable[[str], object] = print) -> None:
+
     """Label every case of --data_path and save NIfTI (and PNG) into -sp."""
     restore_for_inference(args, model, trained_here=False)
     run_inference(args, model, data.test_cases, data, with_truth=False, log=log)
