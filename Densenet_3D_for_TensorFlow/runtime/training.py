@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING
 import tensorflow as tf
 
 from common import npu_utils, stack
-from common.checkpoints import RunCheckpoints, TrainingSteps, broadcast_start, load_portable_weights, portable_weights_path, step_cap
+from common.checkpoints import (RunCheckpoints, TrainingSteps, broadcast_start, load_portable_weights,
+                                portable_weights_path, step_cap)
 from common.errors import UserError
 from common.stack import keras
 from data_loading.nifti import load_case

@@ -172,7 +172,8 @@ def confusion_png(confusion: np.ndarray, class_names: Sequence[str], path: str, 
         draw.text((margin + row * cell + cell // 3, 4), str(row), fill="black")
         for col in range(count):
             shade = int(255 * (1 - confusion[row, col] / totals[row, 0]))
-            box = (margin + col * cell, margin + row * cell, margin + (col + 1) * cell - 1, margin + (row + 1) * cell - 1)
+            box = (margin + col * cell, margin + row * cell,
+                   margin + (col + 1) * cell - 1, margin + (row + 1) * cell - 1)
             draw.rectangle(box, fill=(shade, shade, 255))
             draw.text((box[0] + 3, box[1] + cell // 3), str(confusion[row, col]),
                       fill="white" if shade < 128 else "black")

@@ -47,7 +47,8 @@ from collections.abc import Mapping, Sequence
 import tensorflow as tf
 
 from common import cli, npu_utils, stack
-from common.checkpoints import RunCheckpoints, TrainingSteps, broadcast_start, latest_checkpoint, restore_checkpoint, step_cap
+from common.checkpoints import (RunCheckpoints, TrainingSteps, broadcast_start, latest_checkpoint, restore_checkpoint,
+                                step_cap)
 from common.errors import UserError
 from common.stack import keras
 from data_loading import folds, pipeline, readers
