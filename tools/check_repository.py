@@ -22,7 +22,8 @@ name (those of :data:`MODEL_COMMON`) and no other model, public TensorFlow,
 Keras and argparse APIs only (the few private members no public API replaces
 are listed in :data:`PRIVATE_MEMBERS` with their reason), no version tests,
 files of at most 500 lines, functions of at most 50 outside flag tables,
-main.py a table of contents within 60, tests starting processes only through
+main.py a table of contents within 60, type hints on every public function
+of common/ and of each model's model/, runtime/ and data_loading/, tests starting processes only through
 common/tests/processes.py. Prints one line per breach and exits 1 when there
 is one.
 """
@@ -158,6 +159,29 @@ def check_python(files):
                    f"through {PROCESS_HELPER} (a timeout, its process group killed, the subprocess marker)")
 
 
+def _annotated(path):
+    """The public functions of ``path`` (module level, and methods of its public classes) without a hint on
+    every parameter and on the return."""
+    tree = ast.parse(_read(path), path)
+    functions = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
+    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef) and not n.name.startswith("_")):
+        functions += [node for node in cls.body if isinstance(node, ast.FunctionDef)]
+    for node in (f for f in functions if not f.name.startswith("_") or f.name == "__init__"):
+        arguments = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+        arguments += [a for a in (node.args.vararg, node.args.kwarg) if a]
+        missing = [a.arg for a in arguments if a.annotation is None and a.arg not in ("self", "cls")]
+        if missing or node.returns is None:
+            yield f"{path}:{node.lineno} {node.name}: no type hint on {', '.join(missing) or 'its return'}"
+
+
+def check_type_hints(files):
+    """Type hints on every public function of common/ and of each model's model/, runtime/, data_loading/."""
+    for path in (f for f in files if f.endswith(".py") and "/tests/" not in f):
+        parts = path.split("/")
+        if parts[0] == "common" or (parts[0] in MODELS and parts[1] in ("model", "runtime", "data_loading")):
+            yield from _annotated(path)
+
+
 def check_private_members(files):
     """Underscored attributes that no file here defines (so another library's), and ``super()._name``
     calls (an override reaching into its base's privates), unless listed in :data:`PRIVATE_MEMBERS`."""
@@ -248,7 +272,7 @@ def check_modes(files):
 def main():
     files = tracked_files()
     problems = [p for check in (check_gate, check_layout, check_python, check_private_members, check_skeleton,
-                                check_modes)
+                                check_modes, check_type_hints)
                 for p in check(files)]
     for problem in problems:
         print(f"[check_repository] {problem}")
