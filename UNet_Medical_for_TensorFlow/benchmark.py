@@ -52,7 +52,7 @@ def build_parser():
     """The benchmark's flags; the network's and the optimizer's defaults are main.py's (runtime/flags.py)."""
     main_flags = flags.build_parser()
     parser = cli.FlagParser(description=__doc__.split("\n\n")[0],
-                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     for name, kind, meaning in (("tile_size", int, "input tile side (572 -> 388 output)"),
                                 ("batch_size", int, "tiles per step"),
                                 ("base_filters", int, "first level's width (64 = NVIDIA)"),

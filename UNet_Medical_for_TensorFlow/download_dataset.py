@@ -186,7 +186,7 @@ def main(argv=None):
                              "(default: the challenge site's files folder; a mirror's URL here)")
     parser.add_argument("--timeout", type=float, default=60, help="seconds per request (default %(default)s)")
     cli.add_bool_flag(parser, "--allow_checksum_mismatch", "keep files whose MD5 differs from the listed "
-                            "sum once they decode and pass the checks (a re-saved copy of the stack)")
+                      "sum once they decode and pass the checks (a re-saved copy of the stack)")
     args = parser.parse_args(argv)
     for path in download(args.data_dir, args.base_url, args.timeout, args.allow_checksum_mismatch):
         print(f"ok {path}", flush=True)

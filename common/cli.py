@@ -58,13 +58,19 @@ MODES = ("train", "evaluate", "train_and_evaluate", "predict", "export")
 
 
 class _ModeAction(argparse.Action):
-    """Stores the mode a spelling runs in ``dest`` and the flag as typed (``--mode=test``) in ``mode_flag``."""
+    """Stores the mode a spelling runs in ``dest`` and the flag as typed (``--mode=test``) in ``mode_flag``.
 
-    def __init__(self, option_strings, dest, spellings=None, **kwargs):
-        self.spellings = spellings or {}
+    It checks the word itself (no argparse ``choices``), so that a wrong one is named as typed
+    (``--exec_mode=tran``), not as argparse names the flag (``argument --mode/--exec_mode``).
+    """
+
+    def __init__(self, option_strings, dest, spellings=None, words=(), **kwargs):
+        self.spellings, self.words = spellings or {}, tuple(words)
         super().__init__(option_strings, dest, **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None):
+        if values not in self.words:
+            parser.error(f"{option_string}={values}: expected one of {', '.join(self.words)}")
         setattr(namespace, self.dest, self.spellings.get(values, values))
         setattr(namespace, "mode_flag", f"{option_string}={values}")
 
@@ -92,7 +98,7 @@ def add_mode_flag(parser: argparse.ArgumentParser, modes: Sequence[str], help_te
         raise ValueError(f"reference spellings {bad} run no mode of {modes}")
     choices = tuple(modes) + tuple(reference_modes)
     parser.add_argument("--mode", *aliases, dest="mode", action=_ModeAction, spellings=reference_modes,
-                        choices=choices, default=default, metavar="{" + ",".join(choices) + "}", help=help_text)
+                        words=choices, default=default, metavar="{" + ",".join(choices) + "}", help=help_text)
     parser.set_defaults(mode_flag=f"--mode={default}")
     return parser
 

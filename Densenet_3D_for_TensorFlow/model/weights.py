@@ -54,7 +54,7 @@ def resolve_checkpoint(path: str) -> str | None:
         return path
     folder = os.path.normpath(path)
     return checkpoints.latest_checkpoint(os.path.dirname(folder) if os.path.basename(folder) == "checkpoints"
-                                       else folder)
+                                         else folder)
 
 
 def load_weights(model: tf.keras.Model, path: str, flag: str = "-lp") -> str:

@@ -53,7 +53,7 @@ def build_parser() -> cli.FlagParser:
         description="Hierarchical densely connected 3D CNN for BraTS (Chen et al. 2018): "
                     "train, evaluate or predict.")
     cli.add_mode_flag(parser, MODES, reference_modes=REFERENCE_MODES,
-                            help_text="train; evaluate (Dice etc. on the held-out cases; the reference's test); "
+                      help_text="train; evaluate (Dice etc. on the held-out cases; the reference's test); "
                                       "train_and_evaluate (both; the reference's train_test); predict (label "
                                       "every case of -r, no ground truth needed) (default %(default)s)")
     parser.add_argument("-r", "--data_path", required=True,
@@ -104,7 +104,7 @@ def build_parser() -> cli.FlagParser:
     parser.add_argument("--max_steps", type=int, default=0,
                         help="stop training after this many steps in total (0: run every epoch; default %(default)s)")
     cli.add_bool_flag(parser, "--benchmark", help_text="time training only: no checkpoints or test; "
-                            "20 steps unless --max_steps; prints patches/s and voxels/s")
+                      "20 steps unless --max_steps; prints patches/s and voxels/s")
     cli.add_bool_flag(parser, "--skip_bad_cases", help_text="leave out bad cases (listed) instead of stopping")
     parser.add_argument("--log_every", "--log_every_steps", dest="log_every", type=int, default=20,
                         help="print a TRAIN line every N steps (default %(default)s)")
@@ -139,7 +139,7 @@ def build_parser() -> cli.FlagParser:
     parser.add_argument("--window_batch", type=int, default=8,
                         help="windows per network call of window inference (default %(default)s)")
     cli.add_bool_flag(parser, "--save_png", help_text="write a PNG per case (slices of FLAIR, prediction, "
-                            "truth)", default=True)
+                      "truth)", default=True)
     parser.add_argument("--n4_cache_dir", default=None,
                         help="corrected volumes of read-only case folders (default: a folder per data folder in "
                              "the user's cache, $XDG_CACHE_HOME or ~/.cache, densenet3d_n4/)")
@@ -156,7 +156,7 @@ def build_parser() -> cli.FlagParser:
     # --resume, --checkpoint_every (besides every epoch's end: a BraTS epoch is 33,600 steps) and
     # --keep_checkpoints; the reference's spellings are aliases.
     cli.add_checkpoint_flags(parser, checkpoint_every=1000, resume_aliases=("-c", "--continue_training"),
-                                   every_aliases=("--save_every_steps",))
+                             every_aliases=("--save_every_steps",))
     npu_utils.add_device_flags(parser)
     return parser
 

@@ -95,7 +95,7 @@ def build_parser() -> cli.FlagParser:
     data.add_argument("--train_dir", default="", help="training folder (instead of --data_path)")
     data.add_argument("--eval_dir", default="", help="validation folder (instead of --data_path)")
     cli.add_bool_flag(data, "--skip_bad_images", "skip images that fail to decode (found when they are "
-                            "read) and list them at the end of the epoch, instead of stopping")
+                      "read) and list them at the end of the epoch, instead of stopping")
     data.add_argument("--cache_budget_mb", type=float, default=300,
                       help="keep a split's decoded images in memory when they need at most this many MB "
                            "per process, else stream them from the files every epoch; 0 = always stream")
@@ -170,7 +170,7 @@ def build_parser() -> cli.FlagParser:
                             "True: dynamic at the default scale, False: none")
     train.add_argument("--seed", type=int, default=0, help="one seed for order, augmentation and initialisation")
     cli.add_bool_flag(train, "--benchmark", "time training only: no checkpoints (none read, none written), "
-                            "no validation, no best/ or final model; TRAIN lines as usual")
+                      "no validation, no best/ or final model; TRAIN lines as usual")
     # Every epoch's end is a checkpoint too; --save_interval is the seed's spelling.
     cli.add_checkpoint_flags(parser, checkpoint_every=100, every_aliases=("--save_interval",))
     npu_utils.add_device_flags(parser)
@@ -300,7 +300,7 @@ def _take_from_training_run(args, given):
         cli.take_from_run_config(args, given, RUN_KEYS, args.model_dir, why="its model was trained so")
     elif args.resume and not args.benchmark and cli.has_checkpoint(args.model_dir):
         cli.take_from_run_config(args, given, [key for key in RUN_KEYS if key != "class_number"],
-                                       args.model_dir, why="its checkpoint continues only that network; "
+                                 args.model_dir, why="its checkpoint continues only that network; "
                                                            "--resume=False starts over")
 
 

@@ -74,9 +74,9 @@ WHY = {"evaluate": "its checkpoint fits only that network, and another fold or s
 def build_parser() -> cli.FlagParser:
     """The argparse parser of main.py (NVIDIA's flags, the common aliases, ours, common/npu_utils's)."""
     parser = cli.FlagParser(description="UNet for the ISBI 2012 EM stack (NVIDIA UNet_Medical).",
-                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     cli.add_mode_flag(parser, MODES, reference_modes=REFERENCE_MODES, aliases=("--exec_mode",),
-                            help_text="what to run (the seed README's default: train); train_and_predict: "
+                      help_text="what to run (the seed README's default: train); train_and_predict: "
                                       "NVIDIA's, training then predict's output")
     parser.add_argument("--model_dir", default="./results",
                         help="the run folder: checkpoints, config.json, TensorBoard, the exported unet.keras "
@@ -126,10 +126,10 @@ def build_parser() -> cli.FlagParser:
                         help="training: evaluate the validation fold every N steps (NVIDIA's; 0: only "
                              "train_and_evaluate's evaluation at the end)")
     cli.add_bool_flag(parser, "--use_savedmodel", "evaluate/predict: the weights of the exported model "
-                            "file (unet.keras, unet.h5 on TF 2.6) instead of the last checkpoint (NVIDIA's "
-                            "saved_model_*); training always exports it")
+                      "file (unet.keras, unet.h5 on TF 2.6) instead of the last checkpoint (NVIDIA's "
+                      "saved_model_*); training always exports it")
     cli.add_bool_flag(parser, "--use_tftrt", "accepted for NVIDIA's commands; TF-TRT is not part of this "
-                            "repository, so the Keras model runs")
+                      "repository, so the Keras model runs")
     parser.add_argument("--warmup_steps", type=int, default=200, help="steps left out of benchmark figures")
     parser.add_argument("--base_filters", type=int, default=64,
                         help="first level's width (64 = NVIDIA); evaluate/predict/resume: the training run's")
@@ -139,8 +139,8 @@ def build_parser() -> cli.FlagParser:
     parser.add_argument("--n_classes", type=int, default=2,
                         help="classes of own data (ISBI: 2); evaluate/predict/resume: the training run's")
     cli.add_bool_flag(parser, "--save_probabilities", "predict: also write each pixel's cell probability as a "
-                            "32-bit float TIFF beside the masks (ISBI: test-probabilities.tif, one page per slice, "
-                            "the ISBI 2012 challenge's submission format: 0 = membrane, 1 = cell interior)")
+                      "32-bit float TIFF beside the masks (ISBI: test-probabilities.tif, one page per slice, "
+                      "the ISBI 2012 challenge's submission format: 0 = membrane, 1 = cell interior)")
     parser.add_argument("--pretrained_checkpoint", default=None,
                         help="--model_dir of an earlier run to start from (all but the last layer "
                              "when the class count differs)")
@@ -287,7 +287,7 @@ def take_from_training_run(args: argparse.Namespace, given: set[str]) -> None:
     names = ARCHITECTURE_FLAGS + (FOLD_FLAGS if evaluates else ())
     names += tuple(name for name in INPUT_FLAGS if name not in given or name not in FREE_INPUT_FLAGS)
     cli.take_from_run_config(args, given, names, args.model_dir,
-                                   WHY["evaluate" if evaluates else "predict"])
+                             WHY["evaluate" if evaluates else "predict"])
 
 
 def _check_input_of_training_run(args, given, config):

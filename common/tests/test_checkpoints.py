@@ -117,7 +117,7 @@ def _run(toy, run_dir, rank=0):
     step = tf.Variable(0, dtype=tf.int64)
     ctx = type("Ctx", (), {"is_chief": rank == 0, "ranks": type("Ranks", (), {"rank_id": rank})})()
     return checkpoints.RunCheckpoints(tf.train.Checkpoint(model=model, step=step), model, str(run_dir), ctx,
-                                    keep=2), step
+                                      keep=2), step
 
 
 def test_run_checkpoints_resume_start_over_refuse_and_keep(toy, tmp_path):
