@@ -76,7 +76,7 @@ FIVE_STEPS = """
 import sys, types
 import numpy as np
 import tensorflow as tf
-from common import npu_utils
+from common import checkpoints, stack
 from model.lraspp import build_lraspp
 from model.recipe import MovingAverage, WarmupDecay, averaged_variables, make_optimizer
 from runtime.metrics import make_loss

@@ -86,7 +86,7 @@ def test_a_finished_multi_worker_process_leaves_without_tensorflows_teardown():
     script = textwrap.dedent(f"""
         import atexit, sys
         sys.path.insert(0, {REPO_ROOT!r})
-        from common import npu_utils
+        from common import errors
         atexit.register(lambda: print("teardown ran"))
 
         @errors.exit_on_user_error
@@ -300,8 +300,8 @@ def test_restore_checkpoint_restores_or_returns_one_quiet_error(tmp_path):
         import sys
         sys.path.insert(0, {REPO_ROOT!r})
         import numpy as np, tensorflow as tf
-        from common import npu_utils
-        from common.stack import keras
+        from common import checkpoints
+        from common.stack import build_optimizer, keras
 
         def model(width):
             return keras.Sequential([keras.Input((3,)), keras.layers.Dense(width), keras.layers.BatchNormalization()])

@@ -31,7 +31,7 @@ NPU_STAND_IN = os.path.join(COMMON, "tests", "npu_stand_in")
 GENERATIONS = ("r1.8", "r1.10", "current")  # the stand-in adapter's (tests/npu_stand_in)
 
 FLAGS_PY = """\
-from common import npu_utils
+from common import cli, npu_utils
 from common.errors import UserError
 
 
@@ -60,7 +60,7 @@ def parse_args(argv=None):
 MAIN_PY = """\
 import json, os, sys
 sys.path[:0] = [os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
-from common import npu_utils
+from common import errors, npu_utils
 from runtime import flags
 
 @errors.exit_on_user_error
