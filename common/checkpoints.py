@@ -11,7 +11,7 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Checkpoints that move between the two stacks (behind ``common.npu_utils``).
+"""Checkpoints that move between the two stacks, and the checkpoint rules of every model's training.
 
 TensorFlow's object-based checkpoints do not carry over between Keras 2.6 and
 Keras 3: the same model's variables sit under other object paths. So every

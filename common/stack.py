@@ -17,9 +17,9 @@
 - TF 2.6.5 / Keras 2.6 / Python 3.7-3.9 (``requirements-tf26.txt``): the only
   TensorFlow 2 that Huawei's Ascend adapter ``npu_device`` supports.
 
-This is the only module that asks which stack it runs on; model code reaches
-it through ``common.npu_utils`` (``from common.npu_utils import keras``) and
-never tests a version itself. Importing it imports TensorFlow.
+This is the only module that asks which stack it runs on; model code imports
+its names from here (``from common.stack import keras``) and never tests a
+version itself. Importing it imports TensorFlow.
 """
 
 from __future__ import annotations

@@ -21,12 +21,12 @@ aliases under their short names (-gpu, -bs, -mn, -nc, -e, -r, -sp, -lp, -c,
 -ws/-hs/-cs, -ps), and so do this model's earlier spellings (--epochs,
 --log_every_steps, --save_every_steps, --continue_training); -nc and -c are
 real booleans here (``-nc False`` is off; the reference's ``type=bool`` read
-"False" as True). A run's config.json stores the parsed names; what test,
+"False" as True). A run's config.json stores the parsed names; what evaluate,
 predict and a resume read from it (:data:`RUN_CONFIG_NAMES`) kept its names,
 so an older run's config.json reads as before.
 
-Imports no TensorFlow (only ``model.specs`` and ``common.npu_utils``): ``--help``
-and a flag error answer at once.
+Imports no TensorFlow (only ``model.specs`` and common's ``cli``, ``errors`` and
+``npu_utils``): ``--help`` and a flag error answer at once.
 """
 
 from __future__ import annotations

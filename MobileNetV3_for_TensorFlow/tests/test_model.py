@@ -127,7 +127,7 @@ def test_saved_model_loads_without_custom_objects_in_fresh_process(tmp_path, pyt
     np.save(tmp_path / "images.npy", images)
     # The fresh process runs from tmp_path with only the repository root importable (for the stack's
     # keras), so this directory's modules are not.
-    code = ("import numpy as np; from common.npu_utils import keras; "
+    code = ("import numpy as np; from common.stack import keras; "
             f"m = keras.models.load_model('{model_file}'); "
             "np.save('out.npy', m.predict(np.load('images.npy'), verbose=0))")
     processes.run([sys.executable, "-c", code], cwd=tmp_path, env=dict(python_env, PYTHONPATH=REPO_ROOT),

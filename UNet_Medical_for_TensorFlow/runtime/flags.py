@@ -72,7 +72,7 @@ WHY = {"evaluate": "its checkpoint fits only that network, and another fold or s
 
 
 def build_parser() -> cli.FlagParser:
-    """The argparse parser of main.py (NVIDIA's flags, the common aliases, ours, common/npu_utils's)."""
+    """The argparse parser of main.py (NVIDIA's flags, the common aliases, ours, common/cli.py's and common/npu_utils.py's)."""
     parser = cli.FlagParser(description="UNet for the ISBI 2012 EM stack (NVIDIA UNet_Medical).",
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     cli.add_mode_flag(parser, MODES, reference_modes=REFERENCE_MODES, aliases=("--exec_mode",),
