@@ -127,8 +127,14 @@ def inference_twin(model: keras.Model, name: str, width_multiplier: float = 1.0)
     90^3, and half the memory on 122^3.
     """
     twin = build_model(name, width_multiplier, padding="valid")
+    copy_weights(model, twin)
+    return twin
+
+
+def copy_weights(model: keras.Model, twin: keras.Model) -> None:
+    """Give ``twin`` (an :func:`inference_twin` of ``model``) the current weights of ``model``: its variables
+    keep their identity, so a compiled function of the twin runs the new weights without a new trace."""
     # The same layer names; the twin only adds weightless crops (which reorder model.weights).
     for layer in twin.layers:
         if layer.weights:
             layer.set_weights(model.get_layer(layer.name).get_weights())
-    return twin

@@ -54,8 +54,12 @@ class Validation:
     def __init__(self, args: argparse.Namespace, model: keras.Model, cases: Sequence[Case],
                  image_paths: Mapping[str, Mapping[str, str] | None], log: Callable[[str], object] = print) -> None:
         self.args, self.model, self.cases, self.image_paths, self.log = args, model, cases, image_paths, log
-        # One block shape for every validation of the run (one trace each), fitted once to the cases.
+        # One block shape and one predict function for every validation of the run (one trace), the block
+        # shape fitted once to the cases; the block method's twin takes the current weights at each call.
         self.block = inference.run_block(args, cases, image_paths)
+        self.twin = (tf_models.inference_twin(model, args.model_name, args.width_multiplier)
+                     if args.inference == "block" else None)
+        self.predict_fn = inference.make_predict_fn(model if self.twin is None else self.twin, "validate")
         self.folder = os.path.join(args.model_dir, BEST_FOLDER)
         best = read_best(args.model_dir)
         self.best_dice = best[1]["mean_dice"] if best else -1.0
@@ -64,11 +68,9 @@ class Validation:
         self.writer = None  # opened at the first validation, so that a run that fails earlier leaves no folder
 
     def __call__(self, step: int) -> None:
-        args = self.args
-        model = self.model
-        if args.inference == "block":  # a fresh copy of the current weights
-            model = tf_models.inference_twin(model, args.model_name, args.width_multiplier)
-        predict_fn = inference.make_predict_fn(model, "validate")
+        args, predict_fn = self.args, self.predict_fn
+        if self.twin is not None:
+            tf_models.copy_weights(self.model, self.twin)
         dice = []
         for case in self.cases:
             loaded = load_case(case, self.image_paths[case.case_id], normalisation=args.normalisation)

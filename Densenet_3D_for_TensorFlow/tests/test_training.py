@@ -237,7 +237,9 @@ def test_validation_cases_are_scored_and_the_best_weights_tested(synthetic_root,
     assert len(val_ids) == 1 and val_ids[0] not in {case.case_id for case in data.train_cases}
     assert len(data.train_cases) == 3  # 4 of the 5 cases train, one of them now validates
     lines = []
+    traces = npu_utils.TRACES["validate"]
     model = _train(state, lines.append)
+    assert npu_utils.TRACES["validate"] == traces + 1  # two validations, one predict function
     scored = [line for line in lines if line.startswith("[val]")]
     # Every --eval_every steps and at the end; each says the Dice of every region.
     assert [line.split(":")[0] for line in scored] == ["[val] step 2", "[val] step 3"], lines
