@@ -50,7 +50,7 @@ sys.path[:0] = [os.path.dirname(HERE), HERE]
 
 # Only modules without TensorFlow at the top, so that --help and flag errors answer at once; each timing
 # function imports what it times.
-from common import errors, npu_utils, stack  # noqa: E402
+from common import errors, npu_utils  # noqa: E402
 from data_loading import synthetic  # noqa: E402
 from data_loading.cases import discover_cases  # noqa: E402
 from data_loading.nifti import load_case  # noqa: E402
@@ -265,6 +265,7 @@ def time_scores(case):
 
 def report_training(args, ctx, policies):
     """Print the training line of each policy."""
+    from common import stack
     from common.stack import keras
 
     for policy in policies:
@@ -295,6 +296,8 @@ def main(argv=None):
     if "scores" in args.parts:
         time_scores(case)
     if "inference" in args.parts:
+        from common import stack  # TensorFlow, once the flags are good
+
         stack.set_random_seed(0)
         report_inference(args, case, policies)
     return 0

@@ -42,7 +42,7 @@ except ModuleNotFoundError as missing:  # the model directory copied without the
     print(f"error: {MODEL_DIR} needs the repository's common/ folder beside it ({os.path.dirname(MODEL_DIR)}/"
           "common); copy the model directory with it", file=sys.stderr)
     sys.exit(2)
-from common import cli, errors, stack
+from common import cli, errors
 from common.errors import UserError
 from model import tile_sizes  # noqa: E402
 from runtime import flags  # noqa: E402
@@ -116,6 +116,7 @@ def main(argv=None):
     import numpy as np
     import tensorflow as tf
 
+    from common import stack
     from model import unet
     from runtime import inference, metrics
 
