@@ -19,7 +19,7 @@ import os
 import pytest
 
 from common.errors import UserError
-from common.tests.readme_commands import commands, parse_script_flags
+from common.tests.readme_commands import check_script_command, commands, parse_script_flags
 from conftest import MODEL_DIR
 from runtime import flags
 
@@ -35,10 +35,7 @@ def test_the_readme_shows_commands():
 
 @pytest.mark.parametrize("command", SCRIPTS, ids=[text for text, _, _ in SCRIPTS])
 def test_script_commands_take_their_flags(command):
-    _, _, words = command
-    assert os.path.isfile(os.path.join(MODEL_DIR, words[1])), words[1]
-    if not words[1].endswith("quickstart_1p.sh"):  # a data folder, no flags
-        parse_script_flags(flags.build_parser, words[2:])
+    check_script_command(MODEL_DIR, flags.build_parser, command[2])
 
 
 @pytest.mark.parametrize("command", MAINS, ids=[text for text, _, _ in MAINS])

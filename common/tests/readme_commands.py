@@ -14,6 +14,7 @@
 """For the models' README tests: the commands a README shows, and a script's flags parsed as the script
 parses them, so that a command with a flag nothing takes fails its test."""
 
+import os
 import re
 import shlex
 
@@ -59,3 +60,12 @@ def parse_script_flags(build_parser, argv):
 
     _, rest = script_flags.launcher_parser().parse_known_args(argv)
     return build_parser().parse_args(rest)
+
+
+def check_script_command(model_dir, build_parser, words):
+    """A README's ``bash test/X.sh FLAGS`` (``words``, as :func:`commands` splits it): the script exists in
+    ``model_dir`` and its flags parse (:func:`parse_script_flags`); a quickstart script takes a data folder,
+    no flags."""
+    assert os.path.isfile(os.path.join(model_dir, words[1])), words[1]
+    if not words[1].endswith("quickstart_1p.sh"):
+        parse_script_flags(build_parser, words[2:])
