@@ -218,9 +218,9 @@ def _keras2_decoupled_class(base):
     return Decoupled
 
 
-def export_saved_model(model: keras.Model, path: str, output_key: str = "predictions") -> None:
+def export_saved_model(model: keras.Model, path: str) -> None:
     """Write ``model`` as a TF SavedModel whose ``serving_default`` signature is the same on both stacks:
-    ``{"images": (batch, *input shape)} -> {output_key: model(images)}``.
+    ``{"images": (batch, *input shape)} -> {"predictions": model(images)}``.
 
     Left to themselves the stacks name the output differently (Keras 3's ``model.export`` gives
     ``output_0``, Keras 2.6's ``tf.saved_model.save`` the last layer's name), so a serving client
@@ -232,6 +232,6 @@ def export_saved_model(model: keras.Model, path: str, output_key: str = "predict
 
     @tf.function(input_signature=[spec])
     def serve(images):
-        return {output_key: model(images, training=False)}
+        return {"predictions": model(images, training=False)}
 
     tf.saved_model.save(model, path, signatures={"serving_default": serve})
